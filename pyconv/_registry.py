@@ -1,0 +1,341 @@
+"""Backend registry: which implementation runs a call, and with how many threads.
+
+Precedence for choosing the backend of one call (first that is set wins):
+
+1. the ``backend=`` keyword of the call;
+2. the innermost ``with pyconv.use_backend(name):`` block (a ContextVar,
+   so it is local to the thread / asyncio task that entered it);
+3. :func:`set_backend` (process-wide);
+4. the ``PYCONV_BACKEND`` environment variable, read at first use (and
+   re-read until :func:`set_backend` is called, so setting it after
+   ``import pyconv`` works);
+5. ``"auto"``: the first available backend in :data:`AUTO_ORDER` whose
+   ``prefers()`` accepts the call.
+
+A backend named explicitly never falls back: if it is unavailable or cannot
+run the call, :class:`BackendUnavailableError` says why.
+
+Backends live in subpackages and are imported only when first needed, so
+``import pyconv`` never imports pyopencl nor loads an OpenCL driver.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import contextvars
+import importlib
+import os
+import threading
+import warnings
+from typing import Dict, Iterator, List, Optional, Tuple
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "backends",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "set_num_threads",
+    "get_num_threads",
+]
+
+#: name -> module implementing it; each module defines ``load() -> Backend``.
+_MODULES: Dict[str, str] = {
+    "reference": "pyconv._reference",
+    "cython": "pyconv._cy",
+    "opencl": "pyconv._opencl",
+}
+#: The order in which ``auto`` tries backends.
+AUTO_ORDER: Tuple[str, ...] = ("opencl", "cython", "reference")
+_VALID = tuple(_MODULES) + ("auto",)
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend asked for by name cannot be used (not built, no device, ...)."""
+
+
+class Backend(abc.ABC):
+    """Base class of a backend: three primitives on canonical arguments.
+
+    Every primitive receives C-contiguous arrays of one dtype, float32 or
+    float64 (``b`` may be None), and a validated :class:`~pyconv._spec.ConvSpec`.
+    It returns a new array and never writes to its inputs.  A backend never
+    validates user input: the front layer already did.
+    """
+
+    name = "?"
+
+    def supports(self, op: str, spec, dtype) -> Optional[str]:
+        """None when the backend can run ``op`` on ``spec``/``dtype``, else the reason."""
+        return None
+
+    def prefers(self, op: str, spec, dtype) -> bool:
+        """Whether ``auto`` should pick this backend for the call."""
+        return self.supports(op, spec, dtype) is None
+
+    def info(self) -> Dict[str, object]:
+        """Facts for ``python -m pyconv info`` (threads, devices, build flags...)."""
+        return {}
+
+    @abc.abstractmethod
+    def conv(self, x, w, b, spec):
+        """Convolution: ``(N, C_in, *S)`` -> ``(N, C_out, *O)``."""
+
+    @abc.abstractmethod
+    def conv_transpose(self, x, w, b, spec):
+        """Transposed convolution (``spec.transposed`` is True)."""
+
+    @abc.abstractmethod
+    def conv_weight(self, x, grad_out, spec):
+        """Weight gradient of conv: ``(C_out, C_in/groups, *K)`` (conv spec)."""
+
+
+# --------------------------------------------------------------------------
+# loading
+
+_lock = threading.Lock()
+_loaded: Dict[str, Backend] = {}
+_failed: Dict[str, str] = {}
+
+
+def _load(name: str) -> Tuple[Optional[Backend], Optional[str]]:
+    """The backend object, or None and the reason it is unavailable."""
+    if name in _loaded:
+        return _loaded[name], None
+    if name in _failed:
+        return None, _failed[name]
+    with _lock:
+        if name in _loaded:
+            return _loaded[name], None
+        try:
+            module = importlib.import_module(_MODULES[name])
+            backend = module.load()
+        except (ImportError, OSError, BackendUnavailableError, RuntimeError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            _failed[name] = reason
+            return None, reason
+        _loaded[name] = backend
+        return backend, None
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a str, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key not in _VALID:
+        raise ValueError(
+            f"unknown backend {name!r}; valid names are {', '.join(map(repr, _VALID))}")
+    return key
+
+
+def backends() -> List[Dict[str, object]]:
+    """Every registered backend, whether it is available and, if not, why.
+
+    Returns
+    -------
+    list of dict
+        One dict per backend with keys ``name``, ``available`` (bool) and
+        ``reason`` (None when available).
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> [b["name"] for b in pyconv.backends()]
+    ['reference', 'cython', 'opencl']
+    >>> pyconv.backends()[0]["available"]
+    True
+    """
+    out = []
+    for name in _MODULES:
+        backend, reason = _load(name)
+        out.append({"name": name, "available": backend is not None, "reason": reason})
+    return out
+
+
+def load_backend(name: str) -> Backend:
+    """The named backend, or :class:`BackendUnavailableError` with the reason."""
+    key = _check_name(name)
+    if key == "auto":
+        raise ValueError("load_backend() needs a concrete backend name, not 'auto'")
+    backend, reason = _load(key)
+    if backend is None:
+        raise BackendUnavailableError(f"backend {key!r} is unavailable: {reason}")
+    return backend
+
+
+# --------------------------------------------------------------------------
+# selection
+
+_context: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
+    "pyconv_backend", default=None)
+_global: Optional[str] = None
+
+
+def _readenv(name: str) -> Optional[str]:
+    """A backend name from the environment; a bad value warns and is ignored."""
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return None
+    try:
+        return _check_name(raw)
+    except ValueError as exc:
+        warnings.warn(f"ignoring {name}={raw!r}: {exc}", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def set_backend(name: Optional[str]) -> None:
+    """Set the process-wide backend (``None`` goes back to ``PYCONV_BACKEND``/auto).
+
+    Parameters
+    ----------
+    name : {'auto', 'reference', 'cython', 'opencl'} or None
+        Backend to use when a call gives no ``backend=`` and no
+        :func:`use_backend` block is active.
+
+    Raises
+    ------
+    ValueError
+        If the name is not a registered backend (the message lists them).
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> pyconv.set_backend("reference")
+    >>> pyconv.get_backend()
+    'reference'
+    >>> pyconv.set_backend(None)
+    """
+    global _global
+    _global = None if name is None else _check_name(name)
+
+
+def get_backend() -> str:
+    """The backend name in force here (may be ``'auto'``), following the precedence.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> with pyconv.use_backend("reference"):
+    ...     pyconv.get_backend()
+    'reference'
+    """
+    ctx = _context.get()
+    if ctx is not None:
+        return ctx
+    if _global is not None:
+        return _global
+    return _readenv("PYCONV_BACKEND") or "auto"
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[str]:
+    """Context manager selecting the backend for calls made inside the block.
+
+    The choice lives in a :class:`contextvars.ContextVar`: it is local to the
+    thread (or asyncio task) that entered the block.  Threads started inside
+    the block do not inherit it unless they run in a copied context
+    (``contextvars.copy_context().run``).
+
+    Parameters
+    ----------
+    name : {'auto', 'reference', 'cython', 'opencl'}
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> with pyconv.use_backend("reference"):
+    ...     y = pyconv.conv1d(np.ones((1, 1, 4)), np.ones((1, 1, 2)))
+    >>> y
+    array([[[2., 2., 2.]]])
+    """
+    token = _context.set(_check_name(name))
+    try:
+        yield _context.get()
+    finally:
+        _context.reset(token)
+
+
+def resolve(op: str, spec, dtype, backend: Optional[str] = None) -> Backend:
+    """The backend object that runs one call (used by the front layer)."""
+    name = _check_name(backend) if backend is not None else get_backend()
+    if name != "auto":
+        impl = load_backend(name)
+        reason = impl.supports(op, spec, dtype)
+        if reason is not None:
+            raise BackendUnavailableError(f"backend {name!r} cannot run this call: {reason}")
+        return impl
+    for candidate in AUTO_ORDER:
+        impl, _ = _load(candidate)
+        if impl is not None and impl.prefers(op, spec, dtype):
+            return impl
+    return load_backend("reference")
+
+
+# --------------------------------------------------------------------------
+# threads
+
+_num_threads: Optional[int] = None
+
+
+def _env_threads() -> Optional[int]:
+    for var in ("PYCONV_NUM_THREADS", "OMP_NUM_THREADS"):
+        raw = os.environ.get(var, "").strip()
+        if not raw:
+            continue
+        try:
+            value = int(raw.split(",")[0])
+        except ValueError:
+            warnings.warn(f"ignoring {var}={raw!r}: not an integer", RuntimeWarning,
+                          stacklevel=3)
+            continue
+        if value >= 1:
+            return value
+        warnings.warn(f"ignoring {var}={raw!r}: must be >= 1", RuntimeWarning, stacklevel=3)
+    return None
+
+
+def set_num_threads(n: Optional[int]) -> None:
+    """Set the number of threads CPU backends use (``None``: back to the default).
+
+    The default is ``PYCONV_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the
+    number of CPUs this process may run on.
+
+    Parameters
+    ----------
+    n : int >= 1 or None
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> pyconv.set_num_threads(1)
+    >>> pyconv.get_num_threads()
+    1
+    >>> pyconv.set_num_threads(None)
+    """
+    global _num_threads
+    if n is None:
+        _num_threads = None
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    _num_threads = n
+
+
+def get_num_threads() -> int:
+    """The number of threads CPU backends use for the next call."""
+    if _num_threads is not None:
+        return _num_threads
+    env = _env_threads()
+    if env is not None:
+        return env
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
