@@ -1,0 +1,1 @@
+"""asv benchmarks for pyconv (workloads defined once, in pyconv._bench)."""

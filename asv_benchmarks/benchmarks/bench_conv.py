@@ -1,0 +1,103 @@
+"""Time and peak memory of every workload on every pyconv backend.
+
+Workloads: :data:`pyconv._bench.WORKLOADS` (float32, the Cython issue's list);
+the parameters are ``backend`` first, then ``workload``.
+"""
+
+import numpy as np
+
+from pyconv import _bench
+
+from .common import BACKENDS, WORKLOADS, finish, require_backend, touch
+
+
+class Conv:
+    """Wall time of one public call (front layer included), after a warm-up call."""
+
+    params = [BACKENDS, WORKLOADS]
+    param_names = ["backend", "workload"]
+    timeout = 600
+
+    def setup(self, backend, workload):
+        require_backend(backend)
+        self.workload = _bench.get_workload(workload)
+        self.fn = _bench.pyconv_callable(self.workload, backend)
+        finish(self.fn())  # warm up: OpenCL programs compiled, caches filled
+
+    def time_op(self, backend, workload):
+        finish(self.fn())
+
+    def track_gflops(self, backend, workload):
+        # GFLOP/s of the best of three calls (2 x multiply-adds / time)
+        t = _bench.best_of(lambda: finish(self.fn()), repeat=3, warmup=0)
+        return self.workload.flops / t / 1e9
+
+    track_gflops.unit = "GFLOP/s"
+
+
+class ConvMemory:
+    """Peak resident memory of one call; compare with ``peakmem_reference``.
+
+    ``peakmem_reference`` allocates only what any implementation must hold
+    (the inputs and one output), so the difference between ``peakmem_op``
+    and it is the workspace the backend used (bounded by output size + 64 MB
+    for the cython backend).
+    """
+
+    params = [BACKENDS, WORKLOADS]
+    param_names = ["backend", "workload"]
+    timeout = 600
+
+    def setup(self, backend, workload):
+        require_backend(backend)
+        self.workload = _bench.get_workload(workload)
+        self.inputs = self.workload.make_inputs()
+        self.backend = backend
+
+    def peakmem_op(self, backend, workload):
+        finish(_bench.pyconv_callable(self.workload, backend, self.inputs)())
+
+    def peakmem_reference(self, backend, workload):
+        wl = self.workload
+        touch(wl.weight_shape if wl.is_weight_grad else wl.output_shape)
+
+
+class Dispatch:
+    """Overhead of one call on a tiny input (argument parsing, registry, copies)."""
+
+    params = [BACKENDS, ["conv1d", "conv2d", "conv_transpose1d"]]
+    param_names = ["backend", "op"]
+
+    def setup(self, backend, op):
+        require_backend(backend, allow_reference=True)
+        import pyconv
+
+        nd = 2 if op == "conv2d" else 1
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, 2) + (8,) * nd, dtype=np.float32)
+        w = rng.standard_normal((2, 2) + (3,) * nd, dtype=np.float32)
+        fn = getattr(pyconv, op)
+        self.fn = lambda: fn(x, w, None, backend=backend)
+        finish(self.fn())
+
+    def time_call(self, backend, op):
+        finish(self.fn())
+
+
+class Quick:
+    """The workloads at the tiny ``--quick`` sizes, where every backend runs.
+
+    This is the only place the reference backend is timed: it shows how far
+    the fast backends are from the oracle, not a user-facing speed.
+    """
+
+    params = [BACKENDS, WORKLOADS]
+    param_names = ["backend", "workload"]
+
+    def setup(self, backend, workload):
+        require_backend(backend, allow_reference=True)
+        self.fn = _bench.pyconv_callable(_bench.get_workload(workload, quick=True), backend)
+        finish(self.fn())
+
+    def time_op(self, backend, workload):
+        finish(self.fn())
