@@ -112,7 +112,7 @@ def _load(name: str) -> Tuple[Optional[Backend], Optional[str]]:
         try:
             module = importlib.import_module(_MODULES[name])
             backend = module.load()
-        except (ImportError, OSError, BackendUnavailableError, RuntimeError) as exc:
+        except Exception as exc:  # a broken optional backend must not break pyconv
             reason = f"{type(exc).__name__}: {exc}"
             _failed[name] = reason
             return None, reason

@@ -30,9 +30,13 @@ which may be negative).
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Tuple
+from typing import Optional, Tuple
+
+import numpy as np
 
 IntTuple = Tuple[int, ...]
 
@@ -135,3 +139,307 @@ class ConvSpec:
         return ConvSpec(True, self.batch, self.out_channels, self.in_channels,
                         self.groups, self.out_size, self.in_size, self.kernel_size,
                         self.stride, padding, self.dilation)
+
+
+# ---------------------------------------------------------------------------
+# Argument parsing and validation (the shared front layer).
+#
+# Checks run in PyTorch's order (SEMANTICS.md §2.1), so that a call with
+# several problems reports the same first one; every failure is a
+# ValueError/TypeError naming the argument and the values involved, raised
+# before any backend runs.
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _shape_str(shape) -> str:
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]"
+
+
+def _sizes_str(sizes) -> str:
+    return "(" + " x ".join(str(int(s)) for s in sizes) + ")"
+
+
+def _is_int(v) -> bool:
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        operator.index(v)
+    except TypeError:
+        return False
+    return True
+
+
+def parse_groups(groups, op: str) -> int:
+    if not _is_int(groups):
+        raise TypeError(f"{op}(): groups must be an int, got {type(groups).__name__} {groups!r}")
+    groups = operator.index(groups)
+    if groups <= 0:
+        raise ValueError(f"{op}(): groups must be a positive integer, got groups={groups}")
+    return groups
+
+
+def parse_ints(value, name: str, nd: int, op: str) -> IntTuple:
+    """An int or a sequence of ints -> an nd-tuple (a 1-sequence broadcasts)."""
+    if _is_int(value):
+        return (operator.index(value),) * nd
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise TypeError(f"{op}(): {name} must be an int or a sequence of ints, "
+                        f"got {type(value).__name__} {value!r}")
+    items = list(value)
+    for pos, item in enumerate(items):
+        if not _is_int(item):
+            raise TypeError(f"{op}(): {name} must contain only ints, got "
+                            f"{type(item).__name__} {item!r} at position {pos}")
+    items = [operator.index(i) for i in items]
+    if len(items) == 1:
+        return (items[0],) * nd
+    if len(items) != nd:
+        raise ValueError(
+            f"{op}(): {name} must be a single int or a list of {nd} ints (one per spatial "
+            f"dimension of the weight), got {name}={_shape_str(items)}")
+    return tuple(items)
+
+
+def same_padding(kernel_size, dilation) -> Tuple[Tuple[int, int], ...]:
+    """PyTorch's split of padding='same': the odd element goes after."""
+    pads = []
+    for k, d in zip(kernel_size, dilation):
+        total = d * (k - 1)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+@dataclass(frozen=True)
+class ConvCall:
+    """Everything the front layer learned from one call's arguments."""
+
+    spec: ConvSpec
+    unbatched: bool
+    #: padding_mode other than zeros: (mode, per-dim (lo, hi)) to apply to the
+    #: input before the backend runs a zero-padding-free conv.
+    prepad: Optional[Tuple[str, Tuple[Tuple[int, int], ...]]] = None
+
+    @property
+    def empty(self) -> bool:
+        """No work to do: empty batch, or a zero-channel input/output."""
+        s = self.spec
+        return s.batch == 0 or s.in_channels == 0 or s.out_channels == 0
+
+
+def _check_rank(op: str, nd_op: int, x_shape) -> bool:
+    """Validate the input rank for the op; return True for an unbatched input."""
+    if len(x_shape) not in (nd_op + 1, nd_op + 2):
+        raise ValueError(
+            f"{op}(): input must be {nd_op + 1}-D (unbatched) or {nd_op + 2}-D (batched), "
+            f"got input of shape {_shape_str(x_shape)}")
+    return len(x_shape) == nd_op + 1
+
+
+def _check_weight_rank(op: str, w_shape) -> int:
+    if len(w_shape) < 3:
+        raise ValueError(
+            f"{op}(): weight must have at least 3 dimensions (channels, channels, *kernel), "
+            f"got weight of shape {_shape_str(w_shape)}")
+    return len(w_shape) - 2
+
+
+def _check_common(op, x_shape, w_shape, padding, stride, dilation, groups,
+                  output_padding=None):
+    """Sign checks, weight/input rank agreement and groups vs weight.shape[0]."""
+    if any(p < 0 for p in padding):
+        raise ValueError(f"{op}(): negative padding is not supported, got padding={padding}")
+    if output_padding is not None and any(p < 0 for p in output_padding):
+        raise ValueError(f"{op}(): negative output_padding is not supported, "
+                         f"got output_padding={output_padding}")
+    if any(s <= 0 for s in stride):
+        raise ValueError(f"{op}(): stride must be positive, got stride={stride}")
+    if any(d <= 0 for d in dilation):
+        raise ValueError(f"{op}(): dilation should be greater than zero, got dilation={dilation}")
+    if len(w_shape) != len(x_shape):
+        raise ValueError(
+            f"{op}(): a {len(w_shape)}-D weight {_shape_str(w_shape)} needs a "
+            f"{len(w_shape)}-D (batched) input, got {len(x_shape)}-D input of shape "
+            f"{_shape_str(x_shape)}")
+    if w_shape[0] < groups:
+        raise ValueError(
+            f"{op}(): with groups={groups}, weight.shape[0] must be at least {groups}, "
+            f"got weight of shape {_shape_str(w_shape)}")
+    if w_shape[0] % groups:
+        raise ValueError(
+            f"{op}(): with groups={groups}, weight.shape[0] must be divisible by {groups}, "
+            f"got weight of shape {_shape_str(w_shape)}")
+
+
+def _check_bias(op, b_shape, w_shape, expected):
+    if b_shape is not None and (len(b_shape) != 1 or b_shape[0] != expected):
+        raise ValueError(
+            f"{op}(): with weight of shape {_shape_str(w_shape)}, bias must be 1-D with "
+            f"{expected} elements, got bias of shape {_shape_str(b_shape)}")
+
+
+def _check_kernel_positive(op, kernel):
+    if any(k <= 0 for k in kernel):
+        raise ValueError(f"{op}(): kernel size should be greater than zero, "
+                         f"got weight spatial shape {tuple(kernel)}")
+
+
+def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
+              dilation, groups, padding_mode: str = "zeros") -> ConvCall:
+    """Validate a conv{nd_op}d call and return its batched geometry."""
+    from ._padding import mode_pads
+
+    unbatched = _check_rank(op, nd_op, x_shape)
+    xb = (1,) + tuple(x_shape) if unbatched else tuple(x_shape)
+    if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
+        raise ValueError(f"{op}(): padding_mode must be one of {_PADDING_MODES}, "
+                         f"got padding_mode={padding_mode!r}")
+    if isinstance(padding, str) and padding not in ("same", "valid"):
+        raise ValueError(f"{op}(): invalid padding string {padding!r}, "
+                         "expected 'same', 'valid' or ints")
+    nd = _check_weight_rank(op, w_shape)
+    groups = parse_groups(groups, op)
+    stride = parse_ints(stride, "stride", nd, op)
+    if isinstance(padding, str):
+        pad_ints = (0,) * nd
+    else:
+        if padding_mode != "zeros" and not _is_int(padding) and len(list(padding)) != nd:
+            raise ValueError(
+                f"{op}(): with padding_mode={padding_mode!r}, padding must be an int or "
+                f"have {nd} entries (one per spatial dimension), got padding={padding!r}")
+        pad_ints = parse_ints(padding, "padding", nd, op)
+    dilation = parse_ints(dilation, "dilation", nd, op)
+    if padding == "same" and any(s != 1 for s in stride):
+        raise ValueError(f"{op}(): padding='same' is not supported for strided convolutions, "
+                         f"got stride={stride}")
+    _check_common(op, xb, w_shape, pad_ints, stride, dilation, groups)
+
+    n, c_in, in_size = xb[0], xb[1], tuple(xb[2:])
+    kernel = tuple(w_shape[2:])
+    if c_in != w_shape[1] * groups:
+        raise ValueError(
+            f"{op}(): with groups={groups} and weight of shape {_shape_str(w_shape)}, the input "
+            f"must have {w_shape[1] * groups} channels, got input of shape {_shape_str(xb)} "
+            f"with {c_in} channels")
+    _check_bias(op, b_shape, w_shape, w_shape[0])
+    _check_kernel_positive(op, kernel)
+
+    if padding == "same":
+        pads = same_padding(kernel, dilation)
+    else:
+        pads = tuple((p, p) for p in pad_ints)
+    prepad = None
+    if padding_mode != "zeros" and any(lo or hi for lo, hi in pads):
+        mode_pads(op, padding_mode, in_size, pads, xb)
+        prepad = (padding_mode, pads)
+        in_size = tuple(s + lo + hi for s, (lo, hi) in zip(in_size, pads))
+        pads = tuple((0, 0) for _ in pads)
+
+    eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_size, pads))
+    if any(p < e for p, e in zip(padded, eff)):
+        raise ValueError(
+            f"{op}(): padded input size per channel {_sizes_str(padded)} is smaller than the "
+            f"dilated kernel size {_sizes_str(eff)}")
+    if n > 0 and c_in > 0 and 0 in in_size:
+        raise ValueError(
+            f"{op}(): only the batch or channel dimension may be empty, got input of shape "
+            f"{_shape_str(xb)}")
+    out_size = tuple((p - e) // s + 1 for p, e, s in zip(padded, eff, stride))
+    c_out = w_shape[0] if c_in > 0 else 0
+    spec = ConvSpec(False, n, c_in, c_out, groups, in_size, out_size, kernel, stride,
+                    pads, dilation)
+    return ConvCall(spec, unbatched, prepad)
+
+
+def output_padding_for(op: str, output_size, x_shape, nd: int, in_size, stride, pad,
+                       kernel, dilation) -> IntTuple:
+    """output_padding that makes a transposed conv produce ``output_size``.
+
+    ``output_size`` may hold just the spatial sizes, or also the leading
+    (batch and) channel entries, which are ignored.  Valid sizes per dim are
+    ``[min, min + stride - 1]`` with ``min`` the output_padding=0 size.
+    """
+    if isinstance(output_size, (str, bytes)) or not isinstance(output_size,
+                                                                (Sequence, np.ndarray)):
+        raise TypeError(f"{op}(): output_size must be a sequence of ints, "
+                        f"got {type(output_size).__name__} {output_size!r}")
+    sizes = list(output_size)
+    for pos, item in enumerate(sizes):
+        if not _is_int(item):
+            raise TypeError(f"{op}(): output_size must contain only ints, got "
+                            f"{type(item).__name__} {item!r} at position {pos}")
+    sizes = [operator.index(s) for s in sizes]
+    leading = len(x_shape) - nd
+    if len(sizes) == nd + leading:
+        sizes = sizes[leading:]
+    if len(sizes) != nd:
+        raise ValueError(
+            f"{op}(): for a {len(x_shape)}-D input, output_size must have {nd} or "
+            f"{nd + leading} elements, got {len(sizes)}")
+    lo = [(s - 1) * st - 2 * p + d * (k - 1) + 1
+          for s, st, p, k, d in zip(in_size, stride, pad, kernel, dilation)]
+    hi = [m + st - 1 for m, st in zip(lo, stride)]
+    if any(not (a <= r <= b) for r, a, b in zip(sizes, lo, hi)):
+        raise ValueError(
+            f"{op}(): requested an output size of {sizes}, but valid sizes range from {lo} "
+            f"to {hi} (for an input of spatial size {list(in_size)})")
+    return tuple(r - a for r, a in zip(sizes, lo))
+
+
+def conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
+                        output_padding, groups, dilation, output_size=None) -> ConvCall:
+    """Validate a conv_transpose{nd_op}d call and return its batched geometry."""
+    unbatched = _check_rank(op, nd_op, x_shape)
+    xb = (1,) + tuple(x_shape) if unbatched else tuple(x_shape)
+    if isinstance(padding, str):
+        raise TypeError(f"{op}(): padding must be an int or a sequence of ints (the strings "
+                        f"'same'/'valid' are only accepted by convolutions), got {padding!r}")
+    nd = _check_weight_rank(op, w_shape)
+    groups = parse_groups(groups, op)
+    stride = parse_ints(stride, "stride", nd, op)
+    padding = parse_ints(padding, "padding", nd, op)
+    dilation = parse_ints(dilation, "dilation", nd, op)
+    output_padding = parse_ints(output_padding, "output_padding", nd, op)
+    _check_common(op, xb, w_shape, padding, stride, dilation, groups, output_padding)
+
+    n, c_in, in_size = xb[0], xb[1], tuple(xb[2:])
+    kernel = tuple(w_shape[2:])
+    if c_in != w_shape[0]:
+        raise ValueError(
+            f"{op}(): a transposed convolution with weight of shape {_shape_str(w_shape)} "
+            f"needs an input with {w_shape[0]} channels, got input of shape {_shape_str(xb)} "
+            f"with {c_in} channels")
+    c_out = w_shape[1] * groups
+    _check_bias(op, b_shape, w_shape, c_out)
+    _check_kernel_positive(op, kernel)
+    if c_out == 0:
+        raise ValueError(f"{op}(): weight.shape[1] (output channels per group) must be "
+                         f"positive, got weight of shape {_shape_str(w_shape)}")
+    if output_size is not None:
+        if any(output_padding):
+            raise ValueError(f"{op}(): give output_size or output_padding, not both "
+                             f"(got output_padding={output_padding})")
+        output_padding = output_padding_for(op, output_size, xb, nd, in_size, stride,
+                                            padding, kernel, dilation)
+    out_size = tuple((s - 1) * st - 2 * p + d * (k - 1) + op_ + 1
+                     for s, st, p, d, k, op_ in zip(in_size, stride, padding, dilation,
+                                                   kernel, output_padding))
+    if n > 0:
+        if 0 in in_size:
+            raise ValueError(
+                f"{op}(): only the batch or channel dimension may be empty, got input of "
+                f"shape {_shape_str(xb)}")
+        if any(o >= s and o >= d for o, s, d in zip(output_padding, stride, dilation)):
+            raise ValueError(
+                f"{op}(): output_padding must be smaller than either stride or dilation in "
+                f"every dimension, got output_padding={output_padding}, stride={stride}, "
+                f"dilation={dilation}")
+    if any(o < (1 if n > 0 else 0) for o in out_size):
+        raise ValueError(
+            f"{op}(): input size per channel {_sizes_str(in_size)} gives an output size per "
+            f"channel of {_sizes_str(out_size)}: output size is too small")
+    pads = tuple((p, p - o) for p, o in zip(padding, output_padding))
+    spec = ConvSpec(True, n, c_in, c_out, groups, in_size, out_size, kernel, stride,
+                    pads, dilation)
+    return ConvCall(spec, unbatched)

@@ -1,0 +1,111 @@
+"""Dtype handling shared by every op: promotion, float16, complex.
+
+Backends compute in float32 or float64 only.  This module maps every
+accepted input dtype onto those two and back:
+
+* the result dtype is ``np.result_type`` of the operands (NumPy promotion,
+  where PyTorch would refuse mixed dtypes);
+* integer and bool operands are computed, and returned, as float64;
+* float16 is computed in float32 and rounded to float16 once at the end;
+* complex64/complex128 are decomposed into real convolutions of the
+  matching real dtype (Gauss's three-multiplication trick), so no backend
+  needs complex kernels;
+* anything else (object, str, datetime, void, longdouble) is a TypeError
+  naming the argument and its dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["as_array", "is_device_array", "plan_dtypes", "complex_bilinear"]
+
+_SUPPORTED_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_SUPPORTED_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
+
+
+def is_device_array(a) -> bool:
+    """True for a ``pyopencl.array.Array`` (checked without importing pyopencl)."""
+    mod = type(a).__module__ or ""
+    return mod.startswith("pyopencl") and hasattr(a, "queue") and hasattr(a, "get")
+
+
+def as_array(value, name: str):
+    """``value`` as an ndarray (device arrays pass through), dtype checked.
+
+    The caller's object is never modified: later steps only copy from it.
+    """
+    if value is None:
+        raise TypeError(f"{name} must be an array, got None")
+    if is_device_array(value):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} could not be converted to an array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind in "biu":
+        return arr
+    if kind in "fc" and (arr.dtype.newbyteorder("=") in _SUPPORTED_FLOATS + _SUPPORTED_COMPLEX):
+        return arr
+    raise TypeError(
+        f"{name} has unsupported dtype {arr.dtype}; pyconv computes with bool, integer, "
+        "float16/32/64 and complex64/128 arrays")
+
+
+def plan_dtypes(*arrays) -> Tuple[np.dtype, np.dtype, bool]:
+    """``(result, compute, is_complex)`` dtypes for a call on ``arrays``.
+
+    ``compute`` is float32 or float64: the dtype the backend sees (the real
+    dtype of the complex parts for complex results).
+    """
+    present = [a.dtype for a in arrays if a is not None]
+    result = np.result_type(*present)
+    if result.kind in "biu":
+        result = np.dtype(np.float64)
+    result = result.newbyteorder("=")
+    if result.kind == "c":
+        compute = np.dtype(np.float32) if result == np.complex64 else np.dtype(np.float64)
+        return result, compute, True
+    if result == np.float16:
+        return result, np.dtype(np.float32), False
+    return result, result, False
+
+
+def complex_bilinear(f: Callable, a: np.ndarray, b: Optional[np.ndarray],
+                     real_dtype: np.dtype):
+    """``f(a, b)`` for complex operands, from real evaluations of a bilinear ``f``.
+
+    ``f`` must be bilinear in its two arguments (every conv primitive is:
+    conv(x, w), conv_transpose(x, w), conv_weight(x, grad_out)).  With
+    ``a = ar + i ai`` and ``b = br + i bi``::
+
+        k1 = f(ar + ai, br),  k2 = f(ar, bi - br),  k3 = f(ai, br + bi)
+        f(a, b) = (k1 - k3) + i (k1 + k2)
+
+    three real evaluations instead of four.  A real operand needs only two.
+    """
+    def part(z, which):
+        return np.ascontiguousarray(getattr(z, which), dtype=real_dtype)
+
+    a_cplx = np.iscomplexobj(a)
+    b_cplx = np.iscomplexobj(b)
+    if a_cplx and b_cplx:
+        ar, ai, br, bi = part(a, "real"), part(a, "imag"), part(b, "real"), part(b, "imag")
+        k1 = f(ar + ai, br)
+        k2 = f(ar, bi - br)
+        k3 = f(ai, br + bi)
+        real, imag = k1 - k3, k1 + k2
+    elif a_cplx:
+        bb = np.ascontiguousarray(b, dtype=real_dtype)
+        real, imag = f(part(a, "real"), bb), f(part(a, "imag"), bb)
+    else:
+        aa = np.ascontiguousarray(a, dtype=real_dtype)
+        real, imag = f(aa, part(b, "real")), f(aa, part(b, "imag"))
+    out = np.empty(real.shape, dtype=np.result_type(real_dtype, np.complex64))
+    out.real = real
+    out.imag = imag
+    return out

@@ -1,0 +1,373 @@
+"""Gradients of the convolution family, mirroring ``torch.nn.grad``.
+
+Every function here is built from the three backend primitives:
+
+* the input gradient of a convolution is a transposed convolution of the
+  output gradient (with the ``output_padding`` that regrows the input
+  positions the convolution never read),
+* the input gradient of a transposed convolution is a convolution,
+* weight gradients are the ``conv_weight`` primitive (for a transposed
+  convolution, with the roles of input and output gradient swapped).
+
+The bias gradient needs no function: it is
+``grad_output.sum(axis=(0, 2, 3, ...))``.
+
+For complex arrays the functions return what PyTorch's autograd returns for
+a real-valued loss (the conjugate Wirtinger convention):
+``conv_input = conv_transpose(grad_output, conj(weight))`` and
+``conv_weight = sum(grad_output * conj(input))``.
+
+.. autosummary::
+
+   conv1d_input
+   conv2d_input
+   conv3d_input
+   conv1d_weight
+   conv2d_weight
+   conv3d_weight
+   conv_transpose1d_input
+   conv_transpose2d_input
+   conv_transpose3d_input
+   conv_transpose1d_weight
+   conv_transpose2d_weight
+   conv_transpose3d_weight
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._dtypes import as_array, plan_dtypes
+from ._spec import ConvCall, _is_int, _shape_str, conv_call, conv_transpose_call
+from .functional import run
+
+__all__ = [f"conv{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)] + [
+    f"conv_transpose{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)]
+
+
+def _size(value, name):
+    """A full shape given as a sequence of ints."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a sequence of ints (a full shape), got {value!r}")
+    items = list(value)
+    if not all(_is_int(v) and int(v) >= 0 for v in items):
+        raise TypeError(f"{name} must contain non-negative ints, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+def _conj(a):
+    return np.conj(a) if np.iscomplexobj(a) else a
+
+
+def _check_grad_output(op, gy, expected):
+    if tuple(gy.shape) != tuple(expected):
+        raise ValueError(f"{op}(): grad_output must have shape {_shape_str(expected)} for these "
+                         f"sizes and arguments, got {_shape_str(gy.shape)}")
+
+
+def _expected(call, shape):
+    return shape[1:] if call.unbatched else shape
+
+
+def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilation, groups,
+                backend):
+    w = as_array(weight, "weight")
+    gy = as_array(grad_output, "grad_output")
+    size = _size(input_size, "input_size")
+    call = conv_call(op, nd, size, w.shape, None, stride, padding, dilation, groups)
+    _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
+    if call.spec.in_channels == 0:
+        return np.zeros(size, dtype=plan_dtypes(w, gy)[0])
+    tcall = ConvCall(call.spec.as_transposed(), call.unbatched)
+    return run("conv_transpose", tcall, gy, _conj(w), None, backend)
+
+
+def _conv_weight(op, nd, input, weight_size, grad_output, stride, padding, dilation, groups,
+                 backend):
+    x = as_array(input, "input")
+    gy = as_array(grad_output, "grad_output")
+    size = _size(weight_size, "weight_size")
+    call = conv_call(op, nd, x.shape, size, None, stride, padding, dilation, groups)
+    _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
+    if call.empty:
+        return np.zeros(size, dtype=plan_dtypes(x, gy)[0])
+    return run("conv_weight", call, _conj(x), gy, None, backend)
+
+
+def _convt_input(op, nd, input_size, weight, grad_output, stride, padding, output_padding,
+                 groups, dilation, backend):
+    w = as_array(weight, "weight")
+    gy = as_array(grad_output, "grad_output")
+    size = _size(input_size, "input_size")
+    call = conv_transpose_call(op, nd, size, w.shape, None, stride, padding, output_padding,
+                               groups, dilation)
+    _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
+    ccall = ConvCall(call.spec.as_conv(), call.unbatched)
+    return run("conv", ccall, gy, _conj(w), None, backend)
+
+
+def _convt_weight(op, nd, input, weight_size, grad_output, stride, padding, output_padding,
+                  groups, dilation, backend):
+    x = as_array(input, "input")
+    gy = as_array(grad_output, "grad_output")
+    size = _size(weight_size, "weight_size")
+    call = conv_transpose_call(op, nd, x.shape, size, None, stride, padding, output_padding,
+                               groups, dilation)
+    _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
+    if call.empty:
+        return np.zeros(size, dtype=plan_dtypes(x, gy)[0])
+    # gw[ci, j, k] = sum x[n, ci, i] * gy[n, g*cout_g + j, i*s - p + k*d]: the conv_weight
+    # primitive of the adjoint convolution, whose input is grad_output and output is x.
+    ccall = ConvCall(call.spec.as_conv(), call.unbatched)
+    return run("conv_weight", ccall, gy, _conj(x), None, backend)
+
+
+def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 *, backend=None):
+    return _conv_input("conv1d_input", 1, input_size, weight, grad_output, stride, padding,
+                       dilation, groups, backend)
+
+
+def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 *, backend=None):
+    return _conv_input("conv2d_input", 2, input_size, weight, grad_output, stride, padding,
+                       dilation, groups, backend)
+
+
+def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 *, backend=None):
+    return _conv_input("conv3d_input", 3, input_size, weight, grad_output, stride, padding,
+                       dilation, groups, backend)
+
+
+def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                  *, backend=None):
+    return _conv_weight("conv1d_weight", 1, input, weight_size, grad_output, stride, padding,
+                        dilation, groups, backend)
+
+
+def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                  *, backend=None):
+    return _conv_weight("conv2d_weight", 2, input, weight_size, grad_output, stride, padding,
+                        dilation, groups, backend)
+
+
+def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                  *, backend=None):
+    return _conv_weight("conv3d_weight", 3, input, weight_size, grad_output, stride, padding,
+                        dilation, groups, backend)
+
+
+def conv_transpose1d_input(input_size, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, backend=None):
+    return _convt_input("conv_transpose1d_input", 1, input_size, weight, grad_output, stride,
+                        padding, output_padding, groups, dilation, backend)
+
+
+def conv_transpose2d_input(input_size, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, backend=None):
+    return _convt_input("conv_transpose2d_input", 2, input_size, weight, grad_output, stride,
+                        padding, output_padding, groups, dilation, backend)
+
+
+def conv_transpose3d_input(input_size, weight, grad_output, stride=1, padding=0,
+                           output_padding=0, groups=1, dilation=1, *, backend=None):
+    return _convt_input("conv_transpose3d_input", 3, input_size, weight, grad_output, stride,
+                        padding, output_padding, groups, dilation, backend)
+
+
+def conv_transpose1d_weight(input, weight_size, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, backend=None):
+    return _convt_weight("conv_transpose1d_weight", 1, input, weight_size, grad_output,
+                         stride, padding, output_padding, groups, dilation, backend)
+
+
+def conv_transpose2d_weight(input, weight_size, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, backend=None):
+    return _convt_weight("conv_transpose2d_weight", 2, input, weight_size, grad_output,
+                         stride, padding, output_padding, groups, dilation, backend)
+
+
+def conv_transpose3d_weight(input, weight_size, grad_output, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, *, backend=None):
+    return _convt_weight("conv_transpose3d_weight", 3, input, weight_size, grad_output,
+                         stride, padding, output_padding, groups, dilation, backend)
+
+
+# ---------------------------------------------------------------------------
+# docstrings
+
+_SP = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+_CONV_ARGS = """    stride, padding, dilation, groups
+        The arguments of the forward :func:`pyconv.conv{nd}d` call (ints or
+        sequences; ``padding`` may also be ``'same'``/``'valid'``).
+    backend : str, optional
+        Run on this backend instead of the one in force."""
+
+_CONVT_ARGS = """    stride, padding, output_padding, groups, dilation
+        The arguments of the forward :func:`pyconv.conv_transpose{nd}d` call, in
+        its positional order (``groups`` before ``dilation``).
+    backend : str, optional
+        Run on this backend instead of the one in force."""
+
+_RAISES = """    Raises
+    ------
+    ValueError
+        Inconsistent sizes or arguments (as the forward op would report), or
+        ``grad_output`` not of the forward op's output shape.
+    TypeError
+        Non-integer sizes or arguments, or an unsupported dtype."""
+
+_TEMPLATES = {
+    "conv_input": """Gradient of :func:`pyconv.conv{nd}d` with respect to its input.
+
+    Parameters
+    ----------
+    input_size : sequence of int
+        Full shape of the forward input, ``(N, C_in, {sp})`` (or unbatched
+        ``(C_in, {sp})``).
+    weight : array_like
+        ``(C_out, C_in / groups, *K)``, the forward weight.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward output.
+{args}
+
+    Returns
+    -------
+    ndarray
+        Array of shape ``input_size``.
+
+{raises}
+
+    Notes
+    -----
+    Equals ``conv_transpose{nd}d(grad_output, weight, stride=s, padding=p,
+    output_padding=op, groups=g, dilation=d)`` where, per dim,
+    ``op = S - ((O - 1)*s - 2*p + d*(K - 1) + 1)`` regrows the input positions
+    the forward convolution never read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyconv
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, {ex}))
+    >>> w = rng.standard_normal((4, 3, {exk}))
+    >>> gy = np.ones_like(pyconv.conv{nd}d(x, w, stride=2))
+    >>> gx = pyconv.grad.conv{nd}d_input(x.shape, w, gy, stride=2)
+    >>> gx.shape == x.shape
+    True
+""",
+    "conv_weight": """Gradient of :func:`pyconv.conv{nd}d` with respect to its weight.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input, ``(N, C_in, {sp})`` (or unbatched).
+    weight_size : sequence of int
+        Shape of the forward weight, ``(C_out, C_in / groups, *K)``.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward output.
+{args}
+
+    Returns
+    -------
+    ndarray
+        Array of shape ``weight_size``.
+
+{raises}
+
+    Notes
+    -----
+    ``gw[co, c, k] = sum_{{n, o}} grad_output[n, co, o] * x[n, g*C_in/groups + c, o*s - p + k*d]``
+    (out-of-range input positions read zero).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyconv
+    >>> x = np.ones((1, 1, {ex}))
+    >>> gy = np.ones_like(pyconv.conv{nd}d(x, np.ones((1, 1, {exk}))))
+    >>> pyconv.grad.conv{nd}d_weight(x, (1, 1, {exk}), gy).shape
+    (1, 1, {exk})
+""",
+    "convt_input": """Gradient of :func:`pyconv.conv_transpose{nd}d` with respect to its input.
+
+    Parameters
+    ----------
+    input_size : sequence of int
+        Full shape of the forward input, ``(N, C_in, {sp})`` (or unbatched).
+    weight : array_like
+        ``(C_in, C_out / groups, *K)``, the forward weight.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward output.
+{args}
+
+    Returns
+    -------
+    ndarray
+        Array of shape ``input_size``.
+
+{raises}
+
+    Notes
+    -----
+    Equals ``conv{nd}d(grad_output, weight, stride=s, padding=p, dilation=d,
+    groups=g)``: a transposed convolution's adjoint is the convolution.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyconv
+    >>> x = np.ones((1, 2, {ex}))
+    >>> w = np.ones((2, 3, {exk}))
+    >>> gy = np.ones_like(pyconv.conv_transpose{nd}d(x, w, stride=2))
+    >>> pyconv.grad.conv_transpose{nd}d_input(x.shape, w, gy, stride=2).shape == x.shape
+    True
+""",
+    "convt_weight": """Gradient of :func:`pyconv.conv_transpose{nd}d` with respect to its weight.
+
+    Parameters
+    ----------
+    input : array_like
+        The forward input, ``(N, C_in, {sp})`` (or unbatched).
+    weight_size : sequence of int
+        Shape of the forward weight, ``(C_in, C_out / groups, *K)``.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward output.
+{args}
+
+    Returns
+    -------
+    ndarray
+        Array of shape ``weight_size``.
+
+{raises}
+
+    Notes
+    -----
+    ``gw[ci, j, k] = sum_{{n, i}} x[n, ci, i] * grad_output[n, g*C_out/groups + j, i*s - p + k*d]``
+    over in-range output positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyconv
+    >>> x = np.ones((1, 2, {ex}))
+    >>> gy = np.ones_like(pyconv.conv_transpose{nd}d(x, np.ones((2, 3, {exk}))))
+    >>> pyconv.grad.conv_transpose{nd}d_weight(x, (2, 3, {exk}), gy).shape
+    (2, 3, {exk})
+""",
+}
+
+_EX = {1: ("7", "3"), 2: ("7, 6", "3, 2"), 3: ("5, 4, 4", "3, 2, 2")}
+
+for _nd in (1, 2, 3):
+    _fmt = dict(nd=_nd, sp=_SP[_nd], ex=_EX[_nd][0], exk=_EX[_nd][1], raises=_RAISES)
+    for _kind, _name, _args in (("conv_input", f"conv{_nd}d_input", _CONV_ARGS),
+                                ("conv_weight", f"conv{_nd}d_weight", _CONV_ARGS),
+                                ("convt_input", f"conv_transpose{_nd}d_input", _CONVT_ARGS),
+                                ("convt_weight", f"conv_transpose{_nd}d_weight", _CONVT_ARGS)):
+        globals()[_name].__doc__ = _TEMPLATES[_kind].format(args=_args.format(nd=_nd), **_fmt)
+del _nd, _fmt, _kind, _name, _args

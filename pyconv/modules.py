@@ -1,0 +1,355 @@
+"""Module classes: Conv1d/2d/3d and ConvTranspose1d/2d/3d.
+
+Plain Python objects holding NumPy parameters (no autograd): constructor
+signatures, parameter shapes, initialisation and ``repr`` as PyTorch's
+``torch.nn`` modules; calling a module runs the functional op.
+
+.. autosummary::
+
+   Conv1d
+   Conv2d
+   Conv3d
+   ConvTranspose1d
+   ConvTranspose2d
+   ConvTranspose3d
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable
+
+import numpy as np
+
+from . import functional as F
+from ._spec import _PADDING_MODES, _is_int
+
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+           "ConvTranspose3d"]
+
+_PARAM_DTYPES = tuple(np.dtype(t) for t in
+                      (np.float16, np.float32, np.float64, np.complex64, np.complex128))
+
+
+def _tuple(value, nd, name):
+    """An int becomes an nd-tuple; an iterable is kept as a tuple (checked at call time)."""
+    if _is_int(value):
+        return (operator.index(value),) * nd
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        return tuple(value)
+    raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+
+
+def _make_rng(rng):
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+class _ConvNd:
+    """Shared machinery of the six module classes."""
+
+    _nd = 0
+    _transposed = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                 groups, bias, padding_mode, output_padding, dtype, rng):
+        name = type(self).__name__
+        if self._transposed and padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {name}, '
+                             f"got padding_mode={padding_mode!r}")
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not _is_int(value) or operator.index(value) < 0:
+                raise ValueError(f"{name}: {arg} must be a non-negative int, got {value!r}")
+        if not _is_int(groups) or operator.index(groups) <= 0:
+            raise ValueError(f"{name}: groups must be a positive integer, got groups={groups!r}")
+        if in_channels % groups != 0:
+            raise ValueError(f"{name}: in_channels must be divisible by groups, got "
+                             f"in_channels={in_channels}, groups={groups}")
+        if out_channels % groups != 0:
+            raise ValueError(f"{name}: out_channels must be divisible by groups, got "
+                             f"out_channels={out_channels}, groups={groups}")
+        nd = self._nd
+        kernel_size = _tuple(kernel_size, nd, "kernel_size")
+        stride = _tuple(stride, nd, "stride")
+        if isinstance(padding, str):
+            if self._transposed:
+                raise TypeError(f"{name}: padding must be an int or a tuple of ints "
+                                f"('same'/'valid' are for convolutions only), got {padding!r}")
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: invalid padding string {padding!r}, should be one "
+                                 "of 'same', 'valid'")
+            if padding == "same" and any(s != 1 for s in stride):
+                raise ValueError(f"{name}: padding='same' is not supported for strided "
+                                 f"convolutions, got stride={stride}")
+        else:
+            padding = _tuple(padding, nd, "padding")
+        if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {set(_PADDING_MODES)}, but "
+                             f"got padding_mode={padding_mode!r}")
+        if any(not _is_int(k) or k < 0 for k in kernel_size):
+            raise ValueError(f"{name}: kernel_size must hold non-negative ints, "
+                             f"got {kernel_size!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in _PARAM_DTYPES:
+            raise TypeError(f"{name}: dtype must be a float or complex dtype (float16/32/64, "
+                            f"complex64/128), got {dtype}")
+
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = tuple(int(k) for k in kernel_size)
+        self.stride = stride
+        self.padding = padding
+        self.dilation = _tuple(dilation, nd, "dilation")
+        self.output_padding = _tuple(output_padding, nd, "output_padding")
+        self.groups = int(groups)
+        self.transposed = self._transposed
+        self.padding_mode = padding_mode
+        self.dtype = dtype
+        if self._transposed:
+            wshape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        else:
+            wshape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self.weight = np.zeros(wshape, dtype=dtype)
+        self.bias = np.zeros(self.out_channels, dtype=dtype) if bias else None
+        self.reset_parameters(rng)
+
+    # -- parameters ---------------------------------------------------------
+
+    @property
+    def fan_in(self) -> int:
+        """``weight.shape[1] * prod(kernel_size)``: sets the init bound ``1/sqrt(fan_in)``."""
+        return self.weight.shape[1] * math.prod(self.kernel_size)
+
+    def reset_parameters(self, rng=None) -> None:
+        """Draw ``weight`` then ``bias`` from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+        Parameters
+        ----------
+        rng : None, int or numpy.random.Generator
+            Source of randomness (a seed gives reproducible parameters).
+            Complex parameters draw the real and imaginary parts separately.
+        """
+        gen = _make_rng(rng)
+        bound = 1.0 / math.sqrt(self.fan_in) if self.fan_in > 0 else 0.0
+
+        def draw(shape):
+            if self.dtype.kind == "c":
+                return (gen.uniform(-bound, bound, shape)
+                        + 1j * gen.uniform(-bound, bound, shape)).astype(self.dtype)
+            return gen.uniform(-bound, bound, shape).astype(self.dtype)
+
+        self.weight = draw(self.weight.shape)
+        if self.bias is not None:
+            self.bias = draw(self.bias.shape)
+
+    def parameters(self):
+        """``[weight]`` or ``[weight, bias]``."""
+        return [self.weight] if self.bias is None else [self.weight, self.bias]
+
+    # -- repr ---------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}",
+                 f"kernel_size={self.kernel_size}", f"stride={self.stride}"]
+        if isinstance(self.padding, str):
+            parts.append(f"padding={self.padding}")
+        elif self.padding != (0,) * len(self.padding):
+            parts.append(f"padding={self.padding}")
+        if self.dilation != (1,) * len(self.dilation):
+            parts.append(f"dilation={self.dilation}")
+        if self.output_padding != (0,) * len(self.output_padding):
+            parts.append(f"output_padding={self.output_padding}")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        if self.bias is None:
+            parts.append("bias=False")
+        if self.padding_mode != "zeros":
+            parts.append(f"padding_mode={self.padding_mode}")
+        if self.dtype != np.float32:
+            parts.append(f"dtype={self.dtype}")
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+
+class _Conv(_ConvNd):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", *,
+                 dtype=np.float32, rng=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, 0, dtype, rng)
+
+    def forward(self, input):
+        """Apply the convolution to ``input`` (batched or unbatched)."""
+        op = getattr(F, f"conv{self._nd}d")
+        return op(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                  self.groups, padding_mode=self.padding_mode)
+
+
+class _ConvTranspose(_ConvNd):
+    _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
+                 dtype=np.float32, rng=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, output_padding, dtype, rng)
+
+    def forward(self, input, output_size=None):
+        """Apply the transposed convolution; ``output_size`` picks among valid sizes."""
+        if self.padding_mode != "zeros":
+            raise ValueError(f"Only `zeros` padding mode is supported for "
+                             f"{type(self).__name__}")
+        op = getattr(F, f"conv_transpose{self._nd}d")
+        output_padding = self.output_padding if output_size is None else 0
+        return op(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                  self.groups, self.dilation, output_size=output_size)
+
+
+_MODULE_DOC = """{kind} over {nd}-D inputs, holding ``weight`` and ``bias``.
+
+    Same constructor signature, parameter shapes, initialisation and ``repr``
+    as ``torch.nn.{name}``; parameters are NumPy arrays.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input.
+    out_channels : int
+        Channels of the output.
+    kernel_size : int or tuple of int
+        Spatial size of the kernel.
+{args}
+    dtype : dtype, default float32
+        Parameter dtype (float16/32/64, complex64/128).
+    rng : None, int or numpy.random.Generator
+        Randomness for the initialisation (a seed makes it reproducible).
+
+    Attributes
+    ----------
+    weight : ndarray
+        ``{wshape}``, drawn from ``U(-sqrt(k), sqrt(k))`` with
+        ``k = 1 / (weight.shape[1] * prod(kernel_size))``.
+    bias : ndarray or None
+        ``(out_channels,)``, same distribution; None when ``bias=False``.
+
+    Raises
+    ------
+    ValueError
+        ``groups`` not positive or not dividing the channel counts, an
+        invalid ``padding`` string or ``padding_mode``{extra_raise}.
+    TypeError
+        A ``dtype`` that is neither float nor complex.
+
+    See Also
+    --------
+    pyconv.{func} : the functional op ``forward`` calls.
+
+    Notes
+    -----
+    {notes}
+
+    Examples
+    --------
+{examples}
+"""
+
+_CONV_ARGS = """    stride : int or tuple of int, default 1
+    padding : int, tuple of int, 'valid' or 'same', default 0
+    dilation : int or tuple of int, default 1
+    groups : int, default 1
+    bias : bool, default True
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'"""
+
+_CONVT_ARGS = """    stride : int or tuple of int, default 1
+    padding : int or tuple of int, default 0
+    output_padding : int or tuple of int, default 0
+    groups : int, default 1
+    bias : bool, default True
+    dilation : int or tuple of int, default 1
+    padding_mode : {'zeros'}, default 'zeros'
+        Only zeros is supported for transposed convolutions."""
+
+_CONV_NOTES = ("Output size per dim: ``O = floor((S + 2*p - d*(K - 1) - 1) / s) + 1``; "
+               "``forward(x)`` equals ``pyconv.conv{nd}d(x, weight, bias, stride, padding, "
+               "dilation, groups, padding_mode=padding_mode)``.")
+_CONVT_NOTES = ("Output size per dim: ``O = (S - 1)*s - 2*p + d*(K - 1) + output_padding + 1``; "
+                "``forward(x, output_size=None)`` picks ``output_padding`` from "
+                "``output_size`` when given (the module's own ``output_padding`` is then "
+                "ignored).")
+
+_EXAMPLES = {
+    "Conv1d": """    >>> import numpy as np
+    >>> import pyconv
+    >>> m = pyconv.Conv1d(4, 6, 3, stride=2, padding=1, rng=0)
+    >>> m
+    Conv1d(4, 6, kernel_size=(3,), stride=(2,), padding=(1,))
+    >>> m.weight.shape, m.bias.shape
+    ((6, 4, 3), (6,))
+    >>> m(np.zeros((2, 4, 10), dtype=np.float32)).shape
+    (2, 6, 5)""",
+    "Conv2d": """    >>> import numpy as np
+    >>> import pyconv
+    >>> m = pyconv.Conv2d(3, 8, 3, padding="same", padding_mode="reflect", rng=0)
+    >>> m(np.ones((3, 16, 16), dtype=np.float32)).shape   # unbatched
+    (8, 16, 16)
+    >>> bool(np.abs(m.weight).max() <= 1 / np.sqrt(3 * 9))
+    True""",
+    "Conv3d": """    >>> import numpy as np
+    >>> import pyconv
+    >>> m = pyconv.Conv3d(2, 4, (1, 3, 3), groups=2, bias=False, rng=0)
+    >>> m
+    Conv3d(2, 4, kernel_size=(1, 3, 3), stride=(1, 1, 1), groups=2, bias=False)
+    >>> m(np.ones((1, 2, 4, 6, 6), dtype=np.float32)).shape
+    (1, 4, 4, 4, 4)""",
+    "ConvTranspose1d": """    >>> import numpy as np
+    >>> import pyconv
+    >>> m = pyconv.ConvTranspose1d(4, 2, 3, stride=2, padding=1, rng=0)
+    >>> m.weight.shape
+    (4, 2, 3)
+    >>> x = np.ones((1, 4, 5), dtype=np.float32)
+    >>> m(x).shape, m(x, output_size=[10]).shape
+    ((1, 2, 9), (1, 2, 10))""",
+    "ConvTranspose2d": """    >>> import numpy as np
+    >>> import pyconv
+    >>> m = pyconv.ConvTranspose2d(8, 4, 4, stride=2, padding=1, rng=0)
+    >>> m
+    ConvTranspose2d(8, 4, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))
+    >>> m(np.ones((2, 8, 7, 7), dtype=np.float32)).shape
+    (2, 4, 14, 14)""",
+    "ConvTranspose3d": """    >>> import numpy as np
+    >>> import pyconv
+    >>> m = pyconv.ConvTranspose3d(2, 2, 2, stride=2, rng=0)
+    >>> m(np.ones((1, 2, 3, 3, 3), dtype=np.float32)).shape
+    (1, 2, 6, 6, 6)""",
+}
+
+
+def _module(name, base, nd):
+    transposed = base is _ConvTranspose
+    cls = type(name, (base,), {"_nd": nd, "__module__": __name__})
+    cls.__qualname__ = name
+    wshape = ("(in_channels, out_channels / groups, *kernel_size)" if transposed
+              else "(out_channels, in_channels / groups, *kernel_size)")
+    cls.__doc__ = _MODULE_DOC.format(
+        kind="Transposed convolution" if transposed else "Convolution", nd=nd, name=name,
+        args=_CONVT_ARGS if transposed else _CONV_ARGS, wshape=wshape,
+        extra_raise=", or a padding_mode other than zeros" if transposed else "",
+        func=f"conv_transpose{nd}d" if transposed else f"conv{nd}d",
+        notes=(_CONVT_NOTES if transposed else _CONV_NOTES).format(nd=nd),
+        examples=_EXAMPLES[name])
+    return cls
+
+
+Conv1d = _module("Conv1d", _Conv, 1)
+Conv2d = _module("Conv2d", _Conv, 2)
+Conv3d = _module("Conv3d", _Conv, 3)
+ConvTranspose1d = _module("ConvTranspose1d", _ConvTranspose, 1)
+ConvTranspose2d = _module("ConvTranspose2d", _ConvTranspose, 2)
+ConvTranspose3d = _module("ConvTranspose3d", _ConvTranspose, 3)
