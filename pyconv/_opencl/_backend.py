@@ -1,0 +1,473 @@
+"""The OpenCL backend object: data movement, plans and launches.
+
+Design (see ``kernels/conv_gemm.cl`` and ``kernels/conv_wgrad.cl``):
+
+* ``conv`` is one implicit GEMM per group: output channels x (batch,
+  positions), reduced over (input channels, kernel taps); the input
+  columns are gathered from ``x`` straight into local memory, nothing is
+  materialised.
+* ``conv_transpose`` is decomposed by output phase (``o mod stride``):
+  each phase is a stride-1 correlation with the subset of taps that reach
+  it, run by the same kernel (one launch per phase, ``prod(stride)``
+  launches at most); no zero is inserted and no tap is wasted.
+* ``conv_weight`` is an implicit GEMM over (batch, positions); when the
+  output has few tiles the reduction is split, each split writes its own
+  partial slice and a second kernel adds them in a fixed order.
+
+No atomics anywhere: every sum runs in one fixed order, so results are
+bit-for-bit the same from run to run.
+
+A "plan" is the small int32 buffer of geometry and tap tables a launch
+reads; plans are cached per (context, op, spec) in a bounded LRU.  Output
+buffers are always new.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+from math import ceil, prod
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cl_array
+
+from .._registry import Backend, BackendUnavailableError
+from ._device import describe_device, device_has_fp64, enumerate_devices, select_device
+from ._programs import (ProgramCache, elementwise_local_size, index_type, launch,
+                        scalar_index)
+
+__all__ = ["OpenCLBackend", "PREFER_MIN_FLOPS"]
+
+#: ``auto`` picks OpenCL only on a GPU device, for float32 (float64 runs at
+#: a small fraction of the float32 rate on most GPUs) and for problems of at
+#: least this many floating-point operations (``ConvSpec.flops``): below it,
+#: the host<->device copies and the launch latency (tens of microseconds
+#: each) cost more than a CPU backend needs for the whole call.  A CPU
+#: OpenCL driver (PoCL) is never preferred: the cython backend is faster.
+PREFER_MIN_FLOPS = 2.0e8
+
+_OPS = ("conv", "conv_transpose", "conv_weight")
+_PAD_MODES = {"reflect": 0, "replicate": 1, "circular": 2}
+_INT32_MAX = 2**31 - 1
+_PLAN_CACHE_SIZE = 256
+#: Upper bound on the partial-sum buffer of a split weight gradient.
+_SPLIT_BYTES = 64 * 2**20
+_HDR_CONV = 16 + 5 * 3
+_HDR_WGRAD = 12 + 4 * 3
+
+
+def _strides(sizes: Sequence[int]) -> List[int]:
+    out = [1] * len(sizes)
+    for d in range(len(sizes) - 2, -1, -1):
+        out[d] = out[d + 1] * sizes[d + 1]
+    return out
+
+
+def _dims(rows: Sequence[Sequence[int]], width: int) -> List[int]:
+    """Per-dim records, padded with zero records up to three dims."""
+    flat = [v for row in rows for v in row]
+    return flat + [0] * (width * (3 - len(rows)))
+
+
+def _tab_row(koff: Sequence[int], klin: int, wtap: int) -> List[int]:
+    return list(koff) + [0] * (3 - len(koff)) + [klin, wtap]
+
+
+def _tile_class(rows: int) -> str:
+    if rows >= 48:
+        return "large"
+    if rows >= 8:
+        return "mid"
+    return "small"
+
+
+class OpenCLBackend(Backend):
+    """Implicit-GEMM OpenCL kernels on one device (chosen as in :mod:`._device`).
+
+    Attributes
+    ----------
+    device, context, queue
+        The PyOpenCL device, its context and the default in-order queue.
+    selected_by : str
+        How the device was chosen (environment variable, first GPU, ...).
+    fp64 : bool
+        Whether the device has ``cl_khr_fp64``.
+    programs : ProgramCache
+        Built programs; ``programs.builds`` counts compilations and
+        :meth:`clear_cache` empties it.
+    """
+
+    name = "opencl"
+
+    def __init__(self, device=None, selected_by: str = "explicit device"):
+        if device is None:
+            device, selected_by = select_device()
+        self.device = device
+        self.selected_by = selected_by
+        self.context = cl.Context([device])
+        self.queue = cl.CommandQueue(self.context)
+        self.fp64 = device_has_fp64(device)
+        self.programs = ProgramCache()
+        self._plans: "OrderedDict[tuple, Tuple[cl.Buffer, list]]" = OrderedDict()
+        self._plan_lock = threading.Lock()
+        self._dummy: Dict[int, cl.Buffer] = {}
+        self._queues: Dict[int, cl.CommandQueue] = {}
+
+    # ------------------------------------------------------------------
+    # capabilities
+
+    def _dtype_reason(self, dtype, device) -> Optional[str]:
+        dt = np.dtype(dtype)
+        if dt == np.float32:
+            return None
+        if dt == np.float64:
+            if device is self.device and self.fp64 or device is not self.device and \
+                    device_has_fp64(device):
+                return None
+            return (f"OpenCL device {device.name.strip()!r} (platform "
+                    f"{device.platform.name.strip()!r}) has no cl_khr_fp64: float64 is not "
+                    "supported on it; use float32, another device (PYCONV_OPENCL_DEVICE) or "
+                    "another backend")
+        return f"dtype {dt} is not computed natively by the opencl backend (float32/float64 only)"
+
+    def supports(self, op: str, spec, dtype) -> Optional[str]:
+        if op not in _OPS:
+            return f"unknown primitive {op!r}"
+        reason = self._dtype_reason(dtype, self.device)
+        if reason is not None:
+            return reason
+        big = [v for v in (prod(spec.in_size), prod(spec.out_size), prod(spec.kernel_size),
+                           spec.in_channels, spec.out_channels) if v > _INT32_MAX // 4]
+        if big:
+            return f"a per-sample size of {max(big)} exceeds the kernels' 32-bit geometry"
+        return None
+
+    def prefers(self, op: str, spec, dtype) -> bool:
+        if not self.device.type & cl.device_type.GPU:
+            return False
+        if np.dtype(dtype) != np.float32 or self.supports(op, spec, dtype) is not None:
+            return False
+        return spec.flops >= PREFER_MIN_FLOPS
+
+    def info(self) -> Dict[str, object]:
+        platforms = []
+        flat = 0
+        try:
+            found = enumerate_devices()
+        except BackendUnavailableError:  # pragma: no cover - the device just vanished
+            found = []
+        for pi, di, platform, device in found:
+            if di == 0:
+                platforms.append({"index": pi, "name": platform.name.strip(),
+                                  "version": platform.version.strip(), "devices": []})
+            entry = describe_device(device)
+            entry.update(index=flat, id=f"{pi}:{di}", used=device == self.device)
+            platforms[-1]["devices"].append(entry)
+            flat += 1
+        return {
+            "device": describe_device(self.device),
+            "selected_by": self.selected_by,
+            "platforms": platforms,
+            "programs_built": self.programs.builds,
+            "programs_cached": len(self.programs),
+            "prefer_min_flops": PREFER_MIN_FLOPS,
+        }
+
+    def clear_cache(self) -> None:
+        """Drop the built programs and cached plans (outputs are never cached)."""
+        self.programs.clear()
+        with self._plan_lock:
+            self._plans.clear()
+
+    # ------------------------------------------------------------------
+    # data
+
+    def to_device(self, array, queue=None) -> cl_array.Array:
+        """A C-contiguous copy of ``array`` on this backend's device."""
+        return cl_array.to_device(queue or self.queue, np.ascontiguousarray(array))
+
+    def _queue_for(self, ctx) -> cl.CommandQueue:
+        if ctx == self.context:
+            return self.queue
+        q = self._queues.get(ctx.int_ptr)
+        if q is None:
+            q = self._queues[ctx.int_ptr] = cl.CommandQueue(ctx)
+        return q
+
+    def _prepare(self, *arrays):
+        """(queue, any input on the device, device arrays) for one call."""
+        on_dev = [a for a in arrays if isinstance(a, cl_array.Array)]
+        if on_dev:
+            first = on_dev[0]
+            queue = first.queue if first.queue is not None else self._queue_for(first.context)
+        else:
+            queue = self.queue
+        out = []
+        for a in arrays:
+            if a is None or isinstance(a, cl_array.Array):
+                if a is not None:
+                    if a.context != queue.context:
+                        raise ValueError("opencl backend: device arrays from different "
+                                         "OpenCL contexts in one call")
+                    if not a.flags.c_contiguous:
+                        raise ValueError("opencl backend: device arrays must be C-contiguous")
+                    if a.offset:
+                        a = a.copy(queue=queue)  # kernels take whole buffers
+                out.append(a)
+            else:
+                out.append(cl_array.to_device(queue, np.ascontiguousarray(a)))
+        return queue, bool(on_dev), out
+
+    def _require(self, dtype, device) -> None:
+        reason = self._dtype_reason(dtype, device)
+        if reason is not None:
+            raise BackendUnavailableError(f"backend 'opencl' cannot run this call: {reason}")
+
+    def _buf(self, a, ctx):
+        """The buffer of a device array; a 1-element dummy for None/empty arrays."""
+        if a is not None and a.size:
+            return a.base_data
+        buf = self._dummy.get(ctx.int_ptr)
+        if buf is None:
+            buf = self._dummy[ctx.int_ptr] = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, 16)
+        return buf
+
+    def _plan(self, ctx, key, build):
+        """A cached plan: (int32 device buffer, launch list)."""
+        full = (ctx.int_ptr,) + key
+        with self._plan_lock:
+            hit = self._plans.get(full)
+            if hit is not None:
+                self._plans.move_to_end(full)
+                return hit
+        ints, launches = build()
+        arr = np.asarray(ints, dtype=np.int64)
+        if arr.size and np.abs(arr).max() > _INT32_MAX:
+            raise BackendUnavailableError("backend 'opencl' cannot run this call: its geometry "
+                                          "exceeds the kernels' 32-bit plan")
+        buf = cl.Buffer(ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR,
+                        hostbuf=arr.astype(np.int32))
+        with self._plan_lock:
+            self._plans[full] = (buf, launches)
+            while len(self._plans) > _PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return buf, launches
+
+    # ------------------------------------------------------------------
+    # plans
+
+    @staticmethod
+    def _conv_plan(spec, has_bias: bool):
+        g = spec.groups
+        cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
+        ks, dil = spec.kernel_size, spec.dilation
+        kk = prod(ks)
+        xstr, ostr = _strides(spec.in_size), _strides(spec.out_size)
+        qprod = prod(spec.out_size)
+        tab = []
+        for t, k in enumerate(itertools.product(*(range(n) for n in ks))):
+            koff = [kd * dd for kd, dd in zip(k, dil)]
+            tab += _tab_row(koff, sum(o * s for o, s in zip(koff, xstr)), t)
+        hdr = [cout_g, kk, cin_g * kk, spec.batch, qprod, cin_g, spec.in_channels,
+               prod(spec.in_size), spec.out_channels, prod(spec.out_size), cin_g * kk, kk,
+               0, int(has_bias), _HDR_CONV, cout_g * cin_g * kk]
+        hdr += _dims([(o, s, st, lo, os_) for o, s, st, lo, os_ in zip(
+            spec.out_size, spec.in_size, spec.stride, spec.pad_lo, ostr)], 5)
+        return hdr + tab, [(0, spec.batch * qprod)]
+
+    @staticmethod
+    def _conv_transpose_plan(spec, has_bias: bool):
+        g = spec.groups
+        cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
+        ks, dil, st, lo = spec.kernel_size, spec.dilation, spec.stride, spec.pad_lo
+        kk = prod(ks)
+        xstr, ostr = _strides(spec.in_size), _strides(spec.out_size)
+        kstr = _strides(ks)
+        ints: List[int] = []
+        launches = []
+        phases = itertools.product(*(range(min(s, o)) for s, o in zip(st, spec.out_size)))
+        for r in phases:
+            q = [(o - rd + s - 1) // s for o, rd, s in zip(spec.out_size, r, st)]
+            # taps reaching phase r along each dim, with the input offset they read
+            per_dim = [[(k, (rd + l - k * d) // s) for k in range(kd)
+                        if (rd + l - k * d) % s == 0]
+                       for kd, rd, l, d, s in zip(ks, r, lo, dil, st)]
+            tab = []
+            for combo in itertools.product(*per_dim):
+                koff = [off for _, off in combo]
+                wtap = sum(k * s for (k, _), s in zip(combo, kstr))
+                tab += _tab_row(koff, sum(o * s for o, s in zip(koff, xstr)), wtap)
+            taps = len(tab) // 5
+            if not tab:
+                tab = _tab_row([0] * spec.nd, 0, 0)  # never read, keeps loads in bounds
+            poff = len(ints)
+            hdr = [cout_g, taps, cin_g * taps, spec.batch, prod(q), cin_g, spec.in_channels,
+                   prod(spec.in_size), spec.out_channels, prod(spec.out_size), kk, cout_g * kk,
+                   sum(rd * os_ for rd, os_ in zip(r, ostr)), int(has_bias),
+                   poff + _HDR_CONV, cin_g * cout_g * kk]
+            hdr += _dims([(qd, s, 1, 0, sd * os_) for qd, s, sd, os_ in zip(
+                q, spec.in_size, st, ostr)], 5)
+            ints += hdr + tab
+            launches.append((poff, spec.batch * prod(q)))
+        return ints, launches
+
+    @staticmethod
+    def _wgrad_plan(spec, rchunk: int):
+        g = spec.groups
+        cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
+        ks, dil = spec.kernel_size, spec.dilation
+        kk = prod(ks)
+        xstr = _strides(spec.in_size)
+        tab = []
+        for t, k in enumerate(itertools.product(*(range(n) for n in ks))):
+            koff = [kd * dd for kd, dd in zip(k, dil)]
+            tab += _tab_row(koff, sum(o * s for o, s in zip(koff, xstr)), t)
+        hdr = [cout_g, cin_g * kk, kk, spec.batch, prod(spec.out_size), rchunk, g, cin_g,
+               spec.in_channels, spec.out_channels, prod(spec.in_size), _HDR_WGRAD]
+        hdr += _dims([(o, s, st, lo) for o, s, st, lo in zip(
+            spec.out_size, spec.in_size, spec.stride, spec.pad_lo)], 4)
+        return hdr + tab, None
+
+    # ------------------------------------------------------------------
+    # primitives
+
+    def _defines(self, dtype, nd, *sizes):
+        return ((("PRECISION", 64 if np.dtype(dtype) == np.float64 else 32), ("ND", nd))
+                + index_type(*sizes))
+
+    def _gemm(self, op, x, w, b, spec):
+        dtype = np.dtype(x.dtype)
+        queue, on_dev, (xd, wd, bd) = self._prepare(x, w, b)
+        ctx, device = queue.context, queue.device
+        self._require(dtype, device)
+        y = cl_array.empty(queue, spec.output_shape, dtype)
+        if y.size:
+            has_bias = bd is not None
+            build = self._conv_transpose_plan if spec.transposed else self._conv_plan
+            plan, launches = self._plan(ctx, (op, spec, has_bias),
+                                        lambda: build(spec, has_bias))
+            rows = spec.out_channels // spec.groups
+            defines = self._defines(dtype, spec.nd, xd.size, wd.size, y.size)
+            tiles, knl = self.programs.tiled_kernel(ctx, device, "conv_gemm", "conv_gemm",
+                                                    _tile_class(rows), defines,
+                                                    dtype.itemsize)
+            lx, ly = tiles.local_size
+            gy = ceil(rows / tiles.tm) * ly
+            bufs = (self._buf(xd, ctx), self._buf(wd, ctx), self._buf(bd, ctx),
+                    self._buf(y, ctx), plan)
+            for poff, ncols in launches:
+                if ncols == 0:
+                    continue
+                launch(queue, knl, (ceil(ncols / tiles.tn) * lx, gy, spec.groups), (lx, ly, 1),
+                       bufs + (np.int32(poff),))
+        return y if on_dev else y.get(queue)
+
+    def conv(self, x, w, b, spec):
+        """Convolution ``(N, C_in, *S) -> (N, C_out, *O)`` (see :mod:`pyconv._spec`)."""
+        return self._gemm("conv", x, w, b, spec)
+
+    def conv_transpose(self, x, w, b, spec):
+        """Transposed convolution, per-phase gather form (``spec.transposed``)."""
+        return self._gemm("conv_transpose", x, w, b, spec)
+
+    def _splits(self, device, tiles, spec, rows, cols, reduction, out_bytes):
+        """How many slices the weight-gradient reduction is cut into (deterministic)."""
+        if reduction <= tiles.tk * 16:
+            return 1
+        groups_of_items = ceil(rows / tiles.tm) * ceil(cols / tiles.tn) * spec.groups
+        target = 4 * int(device.max_compute_units)
+        splits = min(ceil(target / groups_of_items), ceil(reduction / (tiles.tk * 16)))
+        splits = min(splits, max(1, _SPLIT_BYTES // max(out_bytes, 1)))
+        return max(splits, ceil(reduction / 2**30), 1)
+
+    def conv_weight(self, x, grad_out, spec):
+        """Weight gradient of conv, ``(C_out, C_in/groups, *K)``."""
+        dtype = np.dtype(x.dtype)
+        queue, on_dev, (xd, gd) = self._prepare(x, grad_out)
+        ctx, device = queue.context, queue.device
+        self._require(dtype, device)
+        gw = cl_array.empty(queue, spec.weight_shape, dtype)
+        if gw.size:
+            rows = spec.out_channels // spec.groups
+            cols = spec.in_channels // spec.groups * prod(spec.kernel_size)
+            reduction = spec.batch * prod(spec.out_size)
+            cls = "tiny" if rows < 8 and cols <= 64 else _tile_class(rows)
+            defines = self._defines(dtype, spec.nd, xd.size, gd.size, 4 * gw.size)
+            tiles, knl = self.programs.tiled_kernel(ctx, device, "conv_wgrad", "conv_wgrad",
+                                                    cls, defines, dtype.itemsize)
+            splits = self._splits(device, tiles, spec, rows, cols, reduction, gw.nbytes)
+            rchunk = ceil(ceil(reduction / splits) / tiles.tk) * tiles.tk if reduction else 0
+            splits = ceil(reduction / rchunk) if reduction else 1
+            plan, _ = self._plan(ctx, ("conv_weight", spec, rchunk),
+                                 lambda: self._wgrad_plan(spec, rchunk))
+            out = gw if splits == 1 else cl_array.empty(queue, (splits,) + gw.shape, dtype)
+            lx, ly = tiles.local_size
+            launch(queue, knl, (ceil(cols / tiles.tn) * lx, ceil(rows / tiles.tm) * ly,
+                                spec.groups * splits), (lx, ly, 1),
+                   (self._buf(xd, ctx), self._buf(gd, ctx), self._buf(out, ctx), plan))
+            if splits > 1:
+                self._sum_splits(queue, out, gw, splits)
+        return gw if on_dev else gw.get(queue)
+
+    def _util(self, queue, dtype, name, *sizes):
+        defines = (("PRECISION", 64 if np.dtype(dtype) == np.float64 else 32),) + \
+            index_type(*sizes)
+        return self.programs.kernel(queue.context, "util", name, defines), bool(
+            index_type(*sizes))
+
+    def _sum_splits(self, queue, part, out, splits):
+        knl, i64 = self._util(queue, out.dtype, "sum_splits", part.size)
+        local = elementwise_local_size(knl, queue.device, out.size)
+        launch(queue, knl, (ceil(out.size / local) * local,), (local,),
+               (self._buf(part, queue.context), self._buf(out, queue.context),
+                scalar_index(out.size, i64), np.int32(splits)))
+
+    def pad(self, x, pads, mode: str):
+        """Pad the spatial dims of ``x`` (``(N, C, *S)``) with a non-zero mode.
+
+        Parameters
+        ----------
+        x : pyopencl.array.Array or ndarray
+            Batched, C-contiguous, float32/float64.
+        pads : sequence of (int, int)
+            ``(lo, hi)`` per spatial dim, in the order of the dims.
+        mode : {'reflect', 'replicate', 'circular'}
+            Index maps as PyTorch's ``F.pad`` (SEMANTICS.md section 5).
+
+        Returns
+        -------
+        pyopencl.array.Array or ndarray
+            The padded array, on the device when ``x`` was.
+        """
+        if mode not in _PAD_MODES:
+            raise ValueError(f"pad mode must be one of {sorted(_PAD_MODES)}, got {mode!r}")
+        queue, on_dev, (xd,) = self._prepare(x)
+        self._require(xd.dtype, queue.device)
+        nd = xd.ndim - 2
+        pads = [tuple(int(v) for v in p) for p in pads]
+        if len(pads) != nd or nd < 1 or nd > 3:
+            raise ValueError(f"pad: {len(pads)} (lo, hi) pairs for {nd} spatial dims")
+        sizes = xd.shape[2:]
+        for (lo, hi), n in zip(pads, sizes):
+            bad = (mode == "reflect" and (lo >= n or hi >= n)) or \
+                  (mode == "circular" and (lo > n or hi > n)) or n == 0 or min(lo, hi) < 0
+            if bad:
+                raise ValueError(f"pad: padding ({lo}, {hi}) is invalid for mode {mode!r} "
+                                 f"on a dimension of size {n}")
+        out_sizes = tuple(n + lo + hi for (lo, hi), n in zip(pads, sizes))
+        y = cl_array.empty(queue, xd.shape[:2] + out_sizes, xd.dtype)
+        if y.size:
+            knl, i64 = self._util(queue, xd.dtype, "pad_nd", xd.size, y.size)
+            fill = (1,) * (3 - nd)
+            lens = fill + tuple(sizes)
+            outs = fill + out_sizes
+            los = (0,) * (3 - nd) + tuple(lo for lo, _ in pads)
+            local = elementwise_local_size(knl, queue.device, y.size)
+            launch(queue, knl, (ceil(y.size / local) * local,), (local,),
+                   (self._buf(xd, queue.context), self._buf(y, queue.context),
+                    scalar_index(y.size, i64), np.int32(_PAD_MODES[mode]))
+                   + tuple(np.int32(v) for v in lens + outs + los))
+        return y if on_dev else y.get(queue)

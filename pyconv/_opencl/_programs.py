@@ -1,0 +1,231 @@
+"""Kernel sources, program building and caching, launch-size choice.
+
+* Sources are the ``kernels/*.cl`` files shipped in the package; every
+  program is ``common.cl`` followed by one kernel file, specialised with
+  ``-D`` defines (``PRECISION``, ``ND``, tile sizes, ``INDEX64``).
+* :class:`ProgramCache` builds each (context, file, defines) once and keeps
+  the kernel objects (clearable with :meth:`ProgramCache.clear`).
+  PyOpenCL's own on-disk binary cache applies as usual
+  (``PYOPENCL_NO_CACHE`` disables it).  Result buffers are never cached.
+* :func:`pick_tiles` walks a list of tile configurations from the largest
+  down and keeps the first that the device accepts: its work-group size
+  within ``max_work_group_size``, ``max_work_item_sizes`` and the built
+  kernel's own ``WORK_GROUP_SIZE``, its local tiles within
+  ``local_mem_size``.  The last configuration needs one work-item.
+* :func:`launch` is the single place kernels are enqueued; it checks the
+  sizes against the device and raises :class:`LaunchError` showing them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from math import prod
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import pyopencl as cl
+
+__all__ = ["Tiles", "TILE_CLASSES", "ProgramCache", "LaunchError", "launch", "kernel_source"]
+
+_KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
+_sources: Dict[str, str] = {}
+_source_lock = threading.Lock()
+
+
+def kernel_source(name: str) -> str:
+    """``common.cl`` + ``<name>.cl``, read once from the package."""
+    with _source_lock:
+        if name not in _sources:
+            parts = []
+            for fname in ("common.cl", f"{name}.cl"):
+                with open(os.path.join(_KERNEL_DIR, fname), encoding="utf-8") as fh:
+                    parts.append(f"/* ---- {fname} ---- */\n" + fh.read())
+            _sources[name] = "\n".join(parts)
+        return _sources[name]
+
+
+class LaunchError(RuntimeError):
+    """A launch whose sizes the device cannot run (the numbers are in the message)."""
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """Implicit-GEMM tile: TM x TN outputs per work-group, TK deep, RM x RN per item."""
+
+    tm: int
+    tn: int
+    tk: int
+    rm: int
+    rn: int
+
+    @property
+    def local_size(self) -> Tuple[int, int]:
+        return (self.tn // self.rn, self.tm // self.rm)
+
+    @property
+    def work_group_size(self) -> int:
+        return prod(self.local_size)
+
+    def local_bytes(self, itemsize: int) -> int:
+        return self.tk * (self.tm + 1 + self.tn) * itemsize
+
+    def defines(self) -> Tuple[Tuple[str, int], ...]:
+        return (("TM", self.tm), ("TN", self.tn), ("TK", self.tk),
+                ("RM", self.rm), ("RN", self.rn))
+
+
+#: Tile configurations by class, largest first.  Every one keeps
+#: TK % (TM/RM) == 0 (the kernels' B-tile loader needs it).
+#: "large": many output channels per group (dense layers);
+#: "mid": 8..47 channels per group; "small": 1..7 channels per group
+#: (depthwise and narrow groups): one channel row per work-group and long
+#: rows of positions; "tiny": weight gradients of small groups (few rows
+#: and few columns, the work is in the reduction).
+TILE_CLASSES: Dict[str, Tuple[Tiles, ...]] = {
+    "large": (Tiles(64, 64, 16, 4, 4), Tiles(32, 32, 16, 4, 4), Tiles(16, 16, 16, 2, 2),
+              Tiles(8, 8, 8, 1, 1), Tiles(1, 4, 4, 1, 4)),
+    "mid": (Tiles(16, 64, 16, 2, 4), Tiles(16, 32, 16, 2, 4), Tiles(8, 16, 8, 1, 2),
+            Tiles(1, 4, 4, 1, 4)),
+    "small": (Tiles(1, 256, 16, 1, 4), Tiles(1, 64, 16, 1, 4), Tiles(1, 16, 16, 1, 1),
+              Tiles(1, 4, 4, 1, 4)),
+    "tiny": (Tiles(4, 16, 16, 1, 1), Tiles(4, 8, 16, 1, 1), Tiles(1, 4, 4, 1, 4)),
+}
+
+
+class ProgramCache:
+    """Built programs per (context, kernel file, defines); kernels per name.
+
+    ``builds`` counts the programs compiled through this cache (tests use
+    it to check that a second call does not rebuild).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._programs: Dict[tuple, cl.Program] = {}
+        self._kernels: Dict[tuple, cl.Kernel] = {}
+        self._tiles: Dict[tuple, Tuple[Tiles, cl.Kernel]] = {}
+        self.builds = 0
+
+    def clear(self) -> None:
+        """Forget every program, kernel and tile choice (e.g. between contexts)."""
+        with self._lock:
+            self._programs.clear()
+            self._kernels.clear()
+            self._tiles.clear()
+
+    def __len__(self) -> int:
+        return len(self._programs)
+
+    @staticmethod
+    def options(defines: Sequence[Tuple[str, object]]) -> list:
+        return [f"-D{name}={value}" if value is not None else f"-D{name}"
+                for name, value in defines]
+
+    def kernel(self, ctx, name: str, kernel_name: str,
+               defines: Tuple[Tuple[str, object], ...]) -> cl.Kernel:
+        """The kernel ``kernel_name`` of ``<name>.cl`` built with ``defines``."""
+        key = (ctx.int_ptr, name, defines)
+        with self._lock:
+            kkey = key + (kernel_name,)
+            knl = self._kernels.get(kkey)
+            if knl is not None:
+                return knl
+            program = self._programs.get(key)
+            if program is None:
+                program = cl.Program(ctx, kernel_source(name)).build(
+                    options=self.options(defines))
+                self.builds += 1
+                self._programs[key] = program
+            knl = getattr(program, kernel_name)
+            self._kernels[kkey] = knl
+            return knl
+
+    def tiled_kernel(self, ctx, device, name: str, kernel_name: str, tile_class: str,
+                     base: Tuple[Tuple[str, object], ...], itemsize: int):
+        """The largest tile configuration of ``tile_class`` the device runs, and its kernel."""
+        key = (ctx.int_ptr, device.int_ptr, name, kernel_name, tile_class, base)
+        hit = self._tiles.get(key)
+        if hit is not None:
+            return hit
+        max_wg = int(device.max_work_group_size)
+        max_items = list(device.max_work_item_sizes)
+        local_mem = int(device.local_mem_size)
+        tried = []
+        for tiles in TILE_CLASSES[tile_class]:
+            lx, ly = tiles.local_size
+            if (tiles.work_group_size > max_wg or lx > max_items[0] or ly > max_items[1]
+                    or tiles.local_bytes(itemsize) > local_mem):
+                tried.append(f"{tiles}: exceeds device limits")
+                continue
+            try:
+                knl = self.kernel(ctx, name, kernel_name, base + tiles.defines())
+            except (cl.RuntimeError, cl.LogicError) as exc:
+                tried.append(f"{tiles}: build failed ({exc})")
+                continue
+            kwg = knl.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
+            if tiles.work_group_size > kwg:
+                tried.append(f"{tiles}: kernel WORK_GROUP_SIZE is {kwg}")
+                continue
+            with self._lock:
+                self._tiles[key] = (tiles, knl)
+            return tiles, knl
+        raise LaunchError(f"no tile configuration of {kernel_name} fits device "
+                          f"{device.name.strip()!r}: " + "; ".join(tried))
+
+
+_launch_lock = threading.Lock()
+
+
+def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Sequence[int]],
+           args: Sequence[object]) -> cl.Event:
+    """Validate the sizes against the device, set the arguments, enqueue.
+
+    The global size must be a positive multiple of the local size in every
+    dimension; the local size must fit ``max_work_item_sizes``,
+    ``max_work_group_size`` and the kernel's ``WORK_GROUP_SIZE``.
+    """
+    device = queue.device
+    gsize = tuple(int(g) for g in global_size)
+    name = kernel.function_name
+    if any(g <= 0 for g in gsize):
+        raise LaunchError(f"{name}: empty global size {gsize}")
+    if local_size is not None:
+        lsize = tuple(int(v) for v in local_size)
+        limit = min(int(device.max_work_group_size),
+                    kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE,
+                                               device))
+        items = list(device.max_work_item_sizes)
+        if len(lsize) != len(gsize):
+            raise LaunchError(f"{name}: global size {gsize} and local size {lsize} differ in rank")
+        if any(g % v for g, v in zip(gsize, lsize)):
+            raise LaunchError(f"{name}: global size {gsize} is not a multiple of local size {lsize}")
+        if prod(lsize) > limit or any(v > m for v, m in zip(lsize, items)):
+            raise LaunchError(
+                f"{name}: local size {lsize} ({prod(lsize)} work-items) exceeds the limit of "
+                f"{limit} (max_work_item_sizes {items}) on {device.name.strip()!r}")
+    else:
+        lsize = None
+    with _launch_lock:  # kernel objects hold their arguments: one launch at a time
+        kernel.set_args(*args)
+        return cl.enqueue_nd_range_kernel(queue, kernel, gsize, lsize)
+
+
+def elementwise_local_size(kernel, device, n: int) -> int:
+    """A 1-D work-group size for element-wise kernels (power of two, <= 256)."""
+    limit = min(256, int(device.max_work_group_size),
+                kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device))
+    size = 1
+    while size * 2 <= limit:
+        size *= 2
+    return size
+
+
+def index_type(*sizes: int) -> Tuple[Tuple[str, object], ...]:
+    """``INDEX64`` when some array may reach 2**31 elements."""
+    return (("INDEX64", None),) if max(sizes, default=0) >= 2**31 - 1 else ()
+
+
+def scalar_index(value: int, index64: bool):
+    return np.int64(value) if index64 else np.int32(value)
