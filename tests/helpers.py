@@ -1,0 +1,103 @@
+"""Helpers shared by the test modules: tolerances, comparisons, the golden fixture."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+GOLDEN = os.path.join(DATA, "golden.npz")
+
+#: relative tolerance per dtype; the absolute tolerance is ``rtol * scale``
+#: where ``scale`` is the largest magnitude of the expected values (>= 1).
+RTOL = {
+    "float16": 4e-3,
+    "float32": 1e-5,
+    "float64": 1e-12,
+    "complex64": 2e-5,
+    "complex128": 1e-12,
+}
+
+
+def tolerance(dtype):
+    return RTOL[np.dtype(dtype).name]
+
+
+def assert_close(got, expected, dtype=None, label="", rtol=None, scale=None):
+    """Scale-aware comparison; the message shows the first mismatching index.
+
+    ``|got - expected| <= rtol * |expected| + rtol * scale`` elementwise, with
+    ``scale = max(1, max |expected|)`` unless given.
+    """
+    got = np.asarray(got)
+    expected = np.asarray(expected)
+    if dtype is None:
+        dtype = expected.dtype
+    if rtol is None:
+        rtol = tolerance(dtype)
+    assert got.shape == expected.shape, (
+        f"{label}: shape {got.shape} != expected {expected.shape}")
+    if expected.size == 0:
+        return
+    g = got.astype(np.complex128 if np.iscomplexobj(got) or np.iscomplexobj(expected)
+                   else np.float64)
+    e = expected.astype(g.dtype)
+    if scale is None:
+        scale = max(1.0, float(np.max(np.abs(e))))
+    err = np.abs(g - e)
+    bound = rtol * np.abs(e) + rtol * scale
+    bad = ~(err <= bound)  # also catches NaN
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{label}: {int(bad.sum())}/{bad.size} elements differ "
+            f"(rtol={rtol:g}, scale={scale:.3g}); first mismatch at index {idx}: "
+            f"got {g[idx]!r}, expected {e[idx]!r}; max abs error {float(err.max()):.3g}")
+
+
+@functools.lru_cache(maxsize=1)
+def golden():
+    """(cases, arrays): the golden cases (list of dicts) and a key -> ndarray map."""
+    with np.load(GOLDEN, allow_pickle=False) as z:
+        meta = json.loads(bytes(z["__meta__"]).decode())
+        pools = {name[len("pool/"):]: z[name] for name in z.files if name.startswith("pool/")}
+    arrays = {}
+    for key, (dt, offset, shape) in meta["arrays"].items():
+        n = math.prod(shape)
+        arr = pools[dt][offset:offset + n].reshape(shape)
+        arr.setflags(write=False)
+        arrays[key] = arr
+    return meta["cases"], arrays
+
+
+def tuplify(value):
+    """JSON lists back to tuples (nested), everything else unchanged."""
+    if isinstance(value, list):
+        return tuple(tuplify(v) for v in value)
+    if isinstance(value, dict):
+        return {k: tuplify(v) for k, v in value.items()}
+    return value
+
+
+def randn(rng, shape, dtype=np.float64):
+    """Standard normal array of ``dtype`` (complex: independent parts)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        re = rng.standard_normal(shape)
+        im = rng.standard_normal(shape)
+        return (re + 1j * im).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def conv_out(S, K, s=1, p=0, d=1):
+    """SEMANTICS §1.3 conv output size (one dim)."""
+    return (S + 2 * p - d * (K - 1) - 1) // s + 1
+
+
+def tconv_out(S, K, s=1, p=0, op=0, d=1):
+    """SEMANTICS §1.3 transposed output size (one dim)."""
+    return (S - 1) * s - 2 * p + d * (K - 1) + op + 1
