@@ -1,0 +1,408 @@
+"""The ``cython`` backend: compiled CPU kernels with OpenMP threads and BLAS GEMMs.
+
+The compiled part (:mod:`pyconv._cy._kernels`) executes; this module plans.
+For each call it picks a path, tile sizes and thread counts from the
+:class:`~pyconv._spec.ConvSpec` alone, with the rules below, and hands them
+to the kernel, which runs with the GIL released.
+
+Paths
+-----
+*GEMM* (``scipy.linalg.cython_blas`` ``sgemm``/``dgemm``, row-major wrapper):
+
+- ``conv``: tiled im2col, then ``W_g @ col`` straight into the output; a 1x1
+  kernel with stride 1 and no padding multiplies the input directly.
+- ``conv_transpose``: ``col = W_g^T @ x_tile`` then col2im (no zero
+  insertion), each work item owning a slab of output rows.
+- ``conv_weight``: im2col, then ``gy_tile @ col^T`` accumulated into a fixed
+  number of partial weights that are summed in a fixed order.
+
+*Direct* (vectorised row loops, no BLAS): used when the per-group GEMM would
+be thin, i.e. when ``min(M, K) < 8`` for the GEMM that path would call
+(``M, K = C_out/g, C_in/g * prod(kernel)`` for conv and conv_weight,
+``C_out/g * prod(kernel), C_in/g`` for conv_transpose): depthwise and small
+groups.  Also used when a BLAS leading dimension would not fit in a 32-bit
+int (one image with 2**31 or more positions).
+
+Tiles and memory
+----------------
+An im2col/col buffer per thread holds ``rows x T`` elements with ``T``
+chosen so the buffer is about :data:`TILE_BYTES` (it fits the L2 cache),
+at least :data:`MIN_TILE` columns, rounded to whole output rows when a row
+is shorter.  The number of threads is lowered if needed so that all
+buffers together (plus conv_weight partials) stay below
+:data:`WORKSPACE_BYTES`: extra memory is at most that, whatever the input.
+:func:`workspace_bytes` reports it for a call.
+
+Threads (the per-call heuristic)
+--------------------------------
+``n = pyconv.get_num_threads()``.  The plan cuts the work into items (GEMM
+conv: batch x group x tile; conv_transpose: batch x group x slab; direct:
+batch x channel).  If there are at least ``n`` items, OpenMP runs them on
+``n`` threads and every BLAS library is held to **one** thread
+(threadpoolctl, ``user_api="blas"``) so that nothing is oversubscribed.
+If there are fewer items than threads (a single image, a single tile), the
+items run on one OpenMP thread and **BLAS** gets the ``n`` threads instead.
+
+The cutting of the work depends on the spec only, never on ``n``; every
+output element (and every conv_weight partial) is summed in an order fixed
+by that cutting, so the result is bitwise identical for any thread count.
+"""
+
+from __future__ import annotations
+
+import threading
+from math import prod
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from .._registry import Backend, get_num_threads
+
+try:
+    from . import _kernels
+except ImportError as exc:  # not built (e.g. a source checkout without a build)
+    _kernels = None
+    _IMPORT_ERROR = exc
+else:
+    _IMPORT_ERROR = None
+
+__all__ = ["CythonBackend", "load", "plan", "workspace_bytes",
+           "TILE_BYTES", "MIN_TILE", "WORKSPACE_BYTES", "MIN_GEMM"]
+
+#: Target size of one thread's im2col / col buffer (fits a 1 MiB L2).
+TILE_BYTES = 1 << 19
+#: Fewest columns in a tile (unless the image is smaller).
+MIN_TILE = 64
+#: Upper bound of all extra memory a call allocates (buffers + partials).
+WORKSPACE_BYTES = 64 << 20
+#: Budget of the conv_weight partial sums, within WORKSPACE_BYTES.
+PARTIAL_BYTES = 32 << 20
+#: Most conv_weight partials (fixed, so the reduction order is fixed).
+MAX_SLOTS = 64
+#: Smallest GEMM dimension (M or K) worth a BLAS call; below, direct loops.
+MIN_GEMM = 8
+#: Work items wanted for conv_transpose (slabs are cut to reach it).
+TARGET_ITEMS = 8
+
+_INT_MAX = 2**31 - 1
+
+
+class Plan(NamedTuple):
+    """How one call runs (see the module docstring)."""
+
+    path: str             # "gemm" | "pointwise" | "direct"
+    tile: int             # columns per im2col/col tile (GEMM paths)
+    slabs: int            # conv_transpose: output slabs per (n, group)
+    slots: int            # conv_weight: number of partial sums
+    items: int            # independent work items
+    omp_threads: int      # OpenMP threads
+    blas_threads: int     # BLAS threads inside the call
+    workspace: int        # bytes of extra memory the call allocates
+
+
+def _canon(sizes, fill):
+    """Pad a per-dim tuple to 3 dims (z, y, x) with ``fill`` in front."""
+    sizes = tuple(int(v) for v in sizes)
+    return (fill,) * (3 - len(sizes)) + sizes
+
+
+def _geo(spec):
+    """The kernel's geometry tuple for a spec (1-d and 2-d padded to 3-d)."""
+    return ((int(spec.batch), int(spec.in_channels), int(spec.out_channels), int(spec.groups))
+            + _canon(spec.in_size, 1) + _canon(spec.out_size, 1)
+            + _canon(spec.kernel_size, 1) + _canon(spec.stride, 1)
+            + _canon(spec.dilation, 1) + _canon(spec.pad_lo, 0))
+
+
+def _tile(rows, positions, row_len, itemsize):
+    """Columns per tile for a ``rows x T`` buffer over ``positions`` columns."""
+    t = TILE_BYTES // max(1, rows * itemsize)
+    t = max(t, MIN_TILE)
+    # never let one buffer take more than a quarter of the workspace budget
+    t = min(t, max(1, (WORKSPACE_BYTES // 4) // max(1, rows * itemsize)))
+    if t >= positions:
+        return max(1, positions)
+    if row_len <= t:
+        t = (t // row_len) * row_len
+    return max(1, t)
+
+
+def _is_pointwise(spec):
+    return (all(k == 1 for k in spec.kernel_size) and all(s == 1 for s in spec.stride)
+            and all(lo == 0 for lo in spec.pad_lo)
+            and tuple(spec.in_size) == tuple(spec.out_size))
+
+
+def _threads(items, per_thread_bytes, fixed_bytes, n):
+    """(omp, blas) threads for ``items`` work items (module docstring rule)."""
+    room = max(1, (WORKSPACE_BYTES - fixed_bytes) // max(1, per_thread_bytes))
+    omp = max(1, min(n, room))
+    if items >= omp:
+        return omp, 1
+    return 1, n
+
+
+def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
+    """The plan of one call: path, tiles, thread counts, workspace bytes.
+
+    Parameters
+    ----------
+    op : {'conv', 'conv_transpose', 'conv_weight'}
+    spec : ConvSpec
+    dtype : float32 or float64
+    nthreads : int, optional
+        Defaults to :func:`pyconv.get_num_threads`.
+    """
+    n = get_num_threads() if nthreads is None else int(nthreads)
+    isz = np.dtype(dtype).itemsize
+    g = spec.groups
+    cin_g = spec.in_channels // g
+    cout_g = spec.out_channels // g
+    kp = prod(spec.kernel_size)
+    row_len = int(spec.out_size[-1]) if spec.out_size else 1
+    pout = prod(spec.out_size)
+    pin = prod(spec.in_size)
+    big = max(pin, pout) > _INT_MAX // 2
+    pointwise = _is_pointwise(spec)
+    if op in ("conv", "conv_weight"):
+        kc = cin_g * kp
+        thin = min(cout_g, kc) < MIN_GEMM or big or kc * cout_g > _INT_MAX
+        if thin:
+            items = spec.batch * spec.out_channels if op == "conv" else spec.out_channels * cin_g
+            omp = max(1, min(n, items))
+            return Plan("direct", 0, 0, 0, items, omp, 1, 2 * 8 * kp)
+        tile = _tile(kc, pout, row_len, isz)
+        ntiles = -(-pout // tile)
+        per_thread = 0 if pointwise else kc * tile * isz
+        if op == "conv":
+            items = spec.batch * g * ntiles
+            omp, blas = _threads(items, per_thread, 0, n)
+            return Plan("pointwise" if pointwise else "gemm", tile, 0, 0, items, omp, blas,
+                        omp * per_thread)
+        wbytes = spec.out_channels * kc * isz
+        nitems = spec.batch * ntiles
+        slots = max(1, min(nitems, MAX_SLOTS, PARTIAL_BYTES // max(1, wbytes)))
+        fixed = (slots - 1) * wbytes
+        omp, blas = _threads(slots, per_thread, fixed, n)
+        return Plan("pointwise" if pointwise else "gemm", tile, 0, slots, slots, omp, blas,
+                    omp * per_thread + fixed)
+    # conv_transpose: the GEMM is (cout_g*kp) x cin_g times cin_g x T
+    mt = cout_g * kp
+    thin = min(mt, cin_g) < MIN_GEMM or big or mt * cin_g > _INT_MAX
+    if thin:
+        items = spec.batch * spec.out_channels
+        return Plan("direct", 0, 0, 0, items, max(1, min(n, items)), 1, 2 * 8 * kp)
+    in_row = int(spec.in_size[-1]) if spec.in_size else 1
+    tile = _tile(mt, pin, in_row, isz)
+    if pointwise:
+        ntiles = -(-pin // tile)
+        items = spec.batch * g * ntiles
+        omp, blas = _threads(items, 0, 0, n)
+        return Plan("pointwise", tile, 0, 0, items, omp, blas, 0)
+    # slabs of output rows along the outermost spatial axis, cut only when
+    # batch x groups alone gives too few items, and never so thin that the
+    # recomputed halo (about d*(K-1)/s input rows per slab) dominates
+    ng = spec.batch * g
+    axis = 0
+    while axis < spec.nd - 1 and spec.out_size[axis] == 1 and spec.in_size[axis] == 1:
+        axis += 1
+    halo = -(-(spec.dilation[axis] * (spec.kernel_size[axis] - 1)) // spec.stride[axis])
+    want = -(-TARGET_ITEMS // max(1, ng))
+    max_slabs = max(1, spec.in_size[axis] // max(1, 4 * halo)) if halo else spec.out_size[axis]
+    slabs = int(max(1, min(want, max_slabs, spec.out_size[axis])))
+    items = ng * slabs
+    per_thread = mt * tile * isz
+    omp, blas = _threads(items, per_thread, 0, n)
+    return Plan("gemm", tile, slabs, 0, items, omp, blas, omp * per_thread)
+
+
+def workspace_bytes(op: str, spec, dtype, nthreads: Optional[int] = None) -> int:
+    """Bytes of extra memory (beyond inputs and output) the call allocates."""
+    return plan(op, spec, dtype, nthreads).workspace
+
+
+# --------------------------------------------------------------------------
+# BLAS threads
+
+class _BlasLimiter:
+    """Holds every BLAS library (NumPy's and SciPy's OpenBLAS...) at k threads.
+
+    One threadpoolctl controller is created on first use and cached (creating
+    it scans the loaded libraries, which is slow).  Calls from several Python
+    threads nest: the smallest limit asked for wins while any call is
+    inside, and the original limits come back when the last one leaves.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._controller = None
+        self._ready = False
+        self._active = 0
+        self._current = None
+        self._original = None
+
+    def _get(self):
+        if not self._ready:
+            try:
+                from threadpoolctl import ThreadpoolController
+                self._controller = ThreadpoolController().select(user_api="blas")
+            except Exception:  # threadpoolctl missing or broken: no limiting
+                self._controller = None
+            self._ready = True
+        return self._controller
+
+    def original_threads(self):
+        ctl = self._get()
+        if ctl is None:
+            return None
+        return [lib.num_threads for lib in ctl.lib_controllers]
+
+    def enter(self, k):
+        with self._lock:
+            ctl = self._get()
+            if ctl is None:
+                return
+            if self._active == 0:
+                self._original = [lib.get_num_threads() for lib in ctl.lib_controllers]
+                self._current = None
+            if self._current is None or k < self._current:
+                for lib in ctl.lib_controllers:
+                    lib.set_num_threads(k)
+                self._current = k
+            self._active += 1
+
+    def exit(self):
+        with self._lock:
+            ctl = self._get()
+            if ctl is None:
+                return
+            self._active -= 1
+            if self._active == 0:
+                for lib, k in zip(ctl.lib_controllers, self._original):
+                    lib.set_num_threads(k)
+                self._current = None
+
+
+_blas = _BlasLimiter()
+
+
+class _blas_threads:
+    """Context manager: BLAS at ``k`` threads for the duration of a call."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k):
+        self.k = k
+
+    def __enter__(self):
+        _blas.enter(self.k)
+
+    def __exit__(self, *exc):
+        _blas.exit()
+
+
+# --------------------------------------------------------------------------
+# the backend
+
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
+          np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+class CythonBackend(Backend):
+    """Compiled CPU backend (OpenMP threads, BLAS GEMMs, direct SIMD loops)."""
+
+    name = "cython"
+
+    def supports(self, op, spec, dtype):
+        if np.dtype(dtype) not in _EMPTY:
+            return f"dtype {np.dtype(dtype)} is not float32/float64"
+        if not 1 <= spec.nd <= 3:
+            return f"{spec.nd}-d convolutions are not built (1, 2 or 3 spatial dims)"
+        return None
+
+    def info(self):
+        facts = dict(_kernels.build_info())
+        facts["threads"] = get_num_threads()
+        facts["blas"] = "scipy.linalg.cython_blas (sgemm/dgemm)"
+        try:
+            ctl = _blas._get()
+            if ctl is not None:
+                facts["blas_libraries"] = [
+                    f"{lib.internal_api} {lib.version} ({lib.architecture}, "
+                    f"{lib.num_threads} threads) {lib.prefix}"
+                    for lib in ctl.lib_controllers]
+        except Exception as exc:  # info must never fail
+            facts["blas_libraries"] = f"unknown ({exc})"
+        facts["tile_bytes"] = TILE_BYTES
+        facts["workspace_bytes_max"] = WORKSPACE_BYTES
+        return facts
+
+    # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _run(p, fn, *args):
+        """Run ``fn`` with BLAS threads set for plan ``p``."""
+        if p.path == "direct":
+            return fn(*args)
+        with _blas_threads(p.blas_threads):
+            return fn(*args)
+
+    # -- primitives ------------------------------------------------------------
+
+    def conv(self, x, w, b, spec):
+        y = np.empty(spec.output_shape, dtype=x.dtype)
+        if y.size == 0:
+            return y
+        bias = _EMPTY[x.dtype] if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+        p = plan("conv", spec, x.dtype)
+        xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
+        if x.size == 0 or w.size == 0:
+            y[...] = 0 if b is None else bias.reshape((1, -1) + (1,) * spec.nd)
+            return y
+        if p.path == "direct":
+            _kernels.conv_direct(xf, wf, bias, yf, _geo(spec), p.omp_threads)
+        else:
+            self._run(p, _kernels.conv_gemm, xf, wf, bias, yf, _geo(spec), p.tile,
+                      p.path == "pointwise", p.omp_threads)
+        return y
+
+    def conv_transpose(self, x, w, b, spec):
+        y = np.empty(spec.output_shape, dtype=x.dtype)
+        if y.size == 0:
+            return y
+        bias = _EMPTY[x.dtype] if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+        if x.size == 0 or w.size == 0:
+            y[...] = 0 if b is None else bias.reshape((1, -1) + (1,) * spec.nd)
+            return y
+        p = plan("conv_transpose", spec, x.dtype)
+        xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
+        if p.path == "direct":
+            _kernels.conv_transpose_direct(xf, wf, bias, yf, _geo(spec), p.omp_threads)
+        else:
+            self._run(p, _kernels.conv_transpose_gemm, xf, wf, bias, yf, _geo(spec), p.tile,
+                      p.slabs, p.path == "pointwise", p.omp_threads)
+        return y
+
+    def conv_weight(self, x, grad_out, spec):
+        gw = np.zeros(spec.weight_shape, dtype=x.dtype)
+        if gw.size == 0 or x.size == 0 or grad_out.size == 0:
+            return gw
+        p = plan("conv_weight", spec, x.dtype)
+        xf, gyf, gwf = x.reshape(-1), grad_out.reshape(-1), gw.reshape(-1)
+        if p.path == "direct":
+            _kernels.conv_weight_direct(xf, gyf, gwf, _geo(spec), p.omp_threads)
+        else:
+            part = np.zeros((p.slots - 1) * gw.size, dtype=x.dtype)
+            self._run(p, _kernels.conv_weight_gemm, xf, gyf, gwf,
+                      part if part.size else _EMPTY[x.dtype], _geo(spec), p.tile, p.slots,
+                      p.path == "pointwise", p.omp_threads)
+        return gw
+
+
+def load():
+    """The backend, or ImportError saying why the extension is missing."""
+    if _kernels is None:
+        raise ImportError(
+            f"the compiled extension pyconv._cy._kernels is not built ({_IMPORT_ERROR}); "
+            "reinstall pyconv with `pip install .` and a C compiler")
+    return CythonBackend()

@@ -1,0 +1,787 @@
+# cython: language_level=3
+# Compiler directives (boundscheck/wraparound off, cdivision on, ...) come from
+# setup.py so that PYCONV_CYTHON_DEBUG=1 at build time can turn the checks on.
+"""Compiled kernels of the ``cython`` backend.
+
+The Python side (:mod:`pyconv._cy`) decides *how* a call runs (which path,
+tile sizes, number of OpenMP threads, BLAS threads); the functions here
+execute that plan with the GIL released for the whole computation.
+
+Geometry is canonicalised to three spatial dims (z, y, x): a 1-d problem is
+``(1, 1, L)`` with kernel ``(1, 1, K)``, a 2-d one ``(1, H, W)``.  All index
+arithmetic is ``Py_ssize_t``.
+
+Paths
+-----
+GEMM paths, one work item = a fixed piece of the problem, items spread over
+OpenMP threads with ``prange(schedule='static')``, one private buffer per
+thread (allocated inside the parallel block, freed at its end):
+
+* ``conv_gemm``: item = (n, group, tile of output positions).  im2col of the
+  tile into the thread's buffer, then ``y_tile = W_g @ col`` written straight
+  into the output (``ldc`` = positions per image).  1x1 / stride 1 / no
+  padding skips im2col and multiplies the input directly.
+* ``conv_transpose_gemm``: item = (n, group, slab of output rows along the
+  outermost spatial axis).  The item owns its slab: for each tile of the
+  input positions that reach the slab, ``col = W_g^T @ x_tile`` and col2im
+  adds the columns that land in the slab.  No zero insertion, no two threads
+  ever write the same output element, and the order of the additions is
+  fixed by the plan alone.
+* ``conv_weight_gemm``: the (n, tile) items are cut into ``slots`` fixed
+  ranges; each slot accumulates ``gy_tile @ col^T`` into its own partial
+  weight (slot 0 is the output itself), and the partials are summed in slot
+  order at the end.  The plan, not the thread count, fixes the slots, so the
+  result is bitwise the same for any number of threads.
+
+Direct paths (depthwise / thin groups where a GEMM would be tiny): item = one
+output row of channels (``conv``, ``conv_transpose``) or one (co, c) weight
+pair (``conv_weight``), with vectorisable row loops from ``_kernels.h``.
+"""
+
+cimport cython
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+cdef extern from "_kernels.h" nogil:
+    int PYCONV_HAVE_OPENMP
+    int PYCONV_HAVE_CLONES
+    int pc_omp_max_threads()
+    const char *pc_simd_level()
+    Py_ssize_t pc_floordiv(Py_ssize_t a, Py_ssize_t b)
+    Py_ssize_t pc_ceildiv(Py_ssize_t a, Py_ssize_t b)
+    void pc_axpy_f(Py_ssize_t n, float a, const float *x, Py_ssize_t incx, float *y)
+    void pc_axpy_d(Py_ssize_t n, double a, const double *x, Py_ssize_t incx, double *y)
+    void pc_axpy_scatter_f(Py_ssize_t n, float a, const float *x, float *y, Py_ssize_t incy)
+    void pc_axpy_scatter_d(Py_ssize_t n, double a, const double *x, double *y, Py_ssize_t incy)
+    float pc_dot_f(Py_ssize_t n, const float *x, Py_ssize_t incx, const float *y)
+    double pc_dot_d(Py_ssize_t n, const double *x, Py_ssize_t incx, const double *y)
+    void pc_gather_f(Py_ssize_t n, const float *x, Py_ssize_t incx, float *y)
+    void pc_gather_d(Py_ssize_t n, const double *x, Py_ssize_t incx, double *y)
+    void pc_scatter_add_f(Py_ssize_t n, const float *x, float *y, Py_ssize_t incy)
+    void pc_scatter_add_d(Py_ssize_t n, const double *x, double *y, Py_ssize_t incy)
+    void pc_add_f(Py_ssize_t n, const float *x, float *y)
+    void pc_add_d(Py_ssize_t n, const double *x, double *y)
+    void pc_fill_f(Py_ssize_t n, float v, float *y)
+    void pc_fill_d(Py_ssize_t n, double v, double *y)
+
+
+# ---------------------------------------------------------------------------
+# build facts
+
+def build_info():
+    """Facts fixed at build time / by the CPU: OpenMP, SIMD dispatch."""
+    return {
+        "openmp": bool(PYCONV_HAVE_OPENMP),
+        "omp_max_threads": pc_omp_max_threads(),
+        "target_clones": bool(PYCONV_HAVE_CLONES),
+        "simd": pc_simd_level().decode("ascii"),
+    }
+
+
+# ---------------------------------------------------------------------------
+# fused dispatch of the C loops
+
+cdef inline void _axpy(Py_ssize_t n, floating a, const floating *x, Py_ssize_t incx,
+                       floating *y) noexcept nogil:
+    if floating is float:
+        pc_axpy_f(n, a, x, incx, y)
+    else:
+        pc_axpy_d(n, a, x, incx, y)
+
+
+cdef inline void _axpy_scatter(Py_ssize_t n, floating a, const floating *x, floating *y,
+                               Py_ssize_t incy) noexcept nogil:
+    if floating is float:
+        pc_axpy_scatter_f(n, a, x, y, incy)
+    else:
+        pc_axpy_scatter_d(n, a, x, y, incy)
+
+
+cdef inline floating _dot(Py_ssize_t n, const floating *x, Py_ssize_t incx,
+                          const floating *y) noexcept nogil:
+    if floating is float:
+        return pc_dot_f(n, x, incx, y)
+    else:
+        return pc_dot_d(n, x, incx, y)
+
+
+cdef inline void _gather(Py_ssize_t n, const floating *x, Py_ssize_t incx,
+                         floating *y) noexcept nogil:
+    if floating is float:
+        pc_gather_f(n, x, incx, y)
+    else:
+        pc_gather_d(n, x, incx, y)
+
+
+cdef inline void _scatter_add(Py_ssize_t n, const floating *x, floating *y,
+                              Py_ssize_t incy) noexcept nogil:
+    if floating is float:
+        pc_scatter_add_f(n, x, y, incy)
+    else:
+        pc_scatter_add_d(n, x, y, incy)
+
+
+cdef inline void _add(Py_ssize_t n, const floating *x, floating *y) noexcept nogil:
+    if floating is float:
+        pc_add_f(n, x, y)
+    else:
+        pc_add_d(n, x, y)
+
+
+cdef inline void _fill(Py_ssize_t n, floating v, floating *y) noexcept nogil:
+    if floating is float:
+        pc_fill_f(n, v, y)
+    else:
+        pc_fill_d(n, v, y)
+
+
+# ---------------------------------------------------------------------------
+# row-major GEMM over scipy's BLAS
+
+cdef inline void _gemm(bint trans_a, bint trans_b, int m, int n, int k,
+                       const floating *a, int lda, const floating *b, int ldb,
+                       floating beta, floating *c, int ldc) noexcept nogil:
+    """Row-major ``C = op(A) @ op(B) + beta*C`` (C is m x n).
+
+    Fortran BLAS is column-major: a row-major matrix is its transpose, so
+    the row-major product is the column-major ``C^T = op(B)^T @ op(A)^T``.
+    """
+    cdef char ta = b't' if trans_a else b'n'
+    cdef char tb = b't' if trans_b else b'n'
+    cdef floating one = 1.0
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &one, <float *> b, &ldb, <float *> a, &lda,
+              &beta, c, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &one, <double *> b, &ldb, <double *> a, &lda,
+              &beta, c, &ldc)
+
+
+# ---------------------------------------------------------------------------
+# geometry
+
+ctypedef struct Geo:
+    Py_ssize_t N, Cin, Cout, G, cin_g, cout_g
+    Py_ssize_t isz[3]     # op input spatial size (z, y, x)
+    Py_ssize_t osz[3]     # op output spatial size
+    Py_ssize_t ks[3]
+    Py_ssize_t st[3]
+    Py_ssize_t dl[3]
+    Py_ssize_t lo[3]     # leading padding (conv) / leading crop (transposed)
+    Py_ssize_t Pin, Pout, Kp
+
+
+cdef Geo _geo(tuple t) except *:
+    """Geo from ``(N, Cin, Cout, G, I*3, O*3, K*3, S*3, D*3, L*3)``."""
+    cdef Geo g
+    cdef int i
+    g.N, g.Cin, g.Cout, g.G = t[0], t[1], t[2], t[3]
+    g.cin_g = g.Cin // g.G
+    g.cout_g = g.Cout // g.G
+    for i in range(3):
+        g.isz[i] = t[4 + i]
+        g.osz[i] = t[7 + i]
+        g.ks[i] = t[10 + i]
+        g.st[i] = t[13 + i]
+        g.dl[i] = t[16 + i]
+        g.lo[i] = t[19 + i]
+    g.Pin = g.isz[0] * g.isz[1] * g.isz[2]
+    g.Pout = g.osz[0] * g.osz[1] * g.osz[2]
+    g.Kp = g.ks[0] * g.ks[1] * g.ks[2]
+    return g
+
+
+cdef inline void _tap_range(Py_ssize_t off, Py_ssize_t s, Py_ssize_t tlo, Py_ssize_t thi,
+                            Py_ssize_t n, Py_ssize_t *a, Py_ssize_t *b) noexcept nogil:
+    """Positions q in [0, n) whose target q*s + off lies in [tlo, thi): [a, b)."""
+    cdef Py_ssize_t lo = pc_ceildiv(tlo - off, s)
+    cdef Py_ssize_t hi = pc_floordiv(thi - 1 - off, s) + 1
+    if lo < 0:
+        lo = 0
+    if hi > n:
+        hi = n
+    if hi < lo:
+        hi = lo
+    a[0] = lo
+    b[0] = hi
+
+
+cdef void _x_ranges(Geo *g, bint transposed, Py_ssize_t tlo, Py_ssize_t thi,
+                    Py_ssize_t *xa, Py_ssize_t *xb) noexcept nogil:
+    """Per kernel tap kx, the range of source x positions with an in-range target.
+
+    conv: output ox reads input ox*s - lo + kx*d, which must be in [0, I).
+    transposed: input ix writes output ix*s - lo + kx*d, in [tlo, thi).
+    """
+    cdef Py_ssize_t kx
+    for kx in range(g.ks[2]):
+        if transposed:
+            _tap_range(kx * g.dl[2] - g.lo[2], g.st[2], tlo, thi, g.isz[2], &xa[kx], &xb[kx])
+        else:
+            _tap_range(kx * g.dl[2] - g.lo[2], g.st[2], 0, g.isz[2], g.osz[2], &xa[kx], &xb[kx])
+
+
+# ---------------------------------------------------------------------------
+# im2col / col2im on tiles of flat positions
+
+cdef void _im2col(const floating *xg, floating *col, Py_ssize_t p0, Py_ssize_t tl,
+                  Geo *g, const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
+    """col[(c, kz, ky, kx), p - p0] = x_g[c, in(p, k)] for output p in [p0, p0+tl).
+
+    The tile is walked as segments of output rows; for each tap the valid
+    part of a segment is a strided copy, the rest zeros (padding).
+    """
+    cdef Py_ssize_t OY = g.osz[1], OX = g.osz[2]
+    cdef Py_ssize_t c, kz, ky, kx, rbase, done, seg, oz, oy, ox, iz, iy, a, b
+    cdef const floating *xc
+    cdef const floating *xrow
+    cdef floating *dst
+    for c in range(g.cin_g):
+        xc = xg + c * g.Pin
+        for kz in range(g.ks[0]):
+            for ky in range(g.ks[1]):
+                rbase = ((c * g.ks[0] + kz) * g.ks[1] + ky) * g.ks[2]
+                oz = p0 // (OY * OX)
+                oy = (p0 - oz * OY * OX) // OX
+                ox = p0 - (oz * OY + oy) * OX
+                done = 0
+                while done < tl:
+                    seg = OX - ox
+                    if seg > tl - done:
+                        seg = tl - done
+                    iz = oz * g.st[0] - g.lo[0] + kz * g.dl[0]
+                    iy = oy * g.st[1] - g.lo[1] + ky * g.dl[1]
+                    if 0 <= iz < g.isz[0] and 0 <= iy < g.isz[1]:
+                        xrow = xc + (iz * g.isz[1] + iy) * g.isz[2]
+                        for kx in range(g.ks[2]):
+                            dst = col + (rbase + kx) * tl + done - ox
+                            a = xa[kx]
+                            b = xb[kx]
+                            if a < ox:
+                                a = ox
+                            if a > ox + seg:
+                                a = ox + seg
+                            if b > ox + seg:
+                                b = ox + seg
+                            if b < a:
+                                b = a
+                            if a > ox:
+                                _fill(a - ox, <floating> 0, dst + ox)
+                            if b > a:
+                                _gather(b - a, xrow + a * g.st[2] - g.lo[2] + kx * g.dl[2],
+                                        g.st[2], dst + a)
+                            if ox + seg > b:
+                                _fill(ox + seg - b, <floating> 0, dst + b)
+                    else:
+                        for kx in range(g.ks[2]):
+                            _fill(seg, <floating> 0, col + (rbase + kx) * tl + done)
+                    done += seg
+                    ox += seg
+                    if ox == OX:
+                        ox = 0
+                        oy += 1
+                        if oy == OY:
+                            oy = 0
+                            oz += 1
+
+
+cdef void _col2im(const floating *col, floating *yg, Py_ssize_t q0, Py_ssize_t tl,
+                  Geo *g, const Py_ssize_t *olo, const Py_ssize_t *ohi,
+                  const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
+    """y_g[j, out(q, k)] += col[(j, kz, ky, kx), q - q0] for input q in [q0, q0+tl).
+
+    Only targets inside the owned box ``[olo, ohi)`` (per axis) are written;
+    ``xa``/``xb`` already hold the x ranges clipped to that box.
+    """
+    cdef Py_ssize_t IY = g.isz[1], IX = g.isz[2], OY = g.osz[1], OX = g.osz[2]
+    cdef Py_ssize_t j, kz, ky, kx, rbase, done, seg, iz, iy, ix, tz, ty, a, b
+    cdef floating *yj
+    cdef floating *yrow
+    cdef const floating *src
+    for j in range(g.cout_g):
+        yj = yg + j * g.Pout
+        for kz in range(g.ks[0]):
+            for ky in range(g.ks[1]):
+                rbase = ((j * g.ks[0] + kz) * g.ks[1] + ky) * g.ks[2]
+                iz = q0 // (IY * IX)
+                iy = (q0 - iz * IY * IX) // IX
+                ix = q0 - (iz * IY + iy) * IX
+                done = 0
+                while done < tl:
+                    seg = IX - ix
+                    if seg > tl - done:
+                        seg = tl - done
+                    tz = iz * g.st[0] - g.lo[0] + kz * g.dl[0]
+                    ty = iy * g.st[1] - g.lo[1] + ky * g.dl[1]
+                    if olo[0] <= tz < ohi[0] and olo[1] <= ty < ohi[1]:
+                        yrow = yj + (tz * OY + ty) * OX
+                        src = col + rbase * tl + done - ix
+                        for kx in range(g.ks[2]):
+                            a = xa[kx]
+                            b = xb[kx]
+                            if a < ix:
+                                a = ix
+                            if b > ix + seg:
+                                b = ix + seg
+                            if b > a:
+                                _scatter_add(b - a, src + kx * tl + a,
+                                             yrow + a * g.st[2] - g.lo[2] + kx * g.dl[2], g.st[2])
+                    done += seg
+                    ix += seg
+                    if ix == IX:
+                        ix = 0
+                        iy += 1
+                        if iy == IY:
+                            iy = 0
+                            iz += 1
+
+
+cdef inline void _add_bias_rows(floating *c, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
+                                const floating *bias) noexcept nogil:
+    cdef Py_ssize_t r, i
+    cdef floating v
+    for r in range(rows):
+        v = bias[r]
+        for i in range(cols):
+            c[r * ld + i] += v
+
+
+# ---------------------------------------------------------------------------
+# conv
+
+def conv_gemm(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+              floating[::1] y, tuple geo, Py_ssize_t tile, bint pointwise, int nthreads):
+    """Forward conv by tiled im2col + GEMM.  ``b`` empty = no bias."""
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t ntiles = (g.Pout + tile - 1) // tile
+    cdef Py_ssize_t nitems = g.N * g.G * ntiles
+    cdef Py_ssize_t Kc = g.cin_g * g.Kp
+    cdef bint has_bias = b.shape[0] > 0
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef const floating *bp = &b[0] if has_bias else NULL
+    cdef floating *yp = &y[0]
+    cdef Py_ssize_t *xa = <Py_ssize_t *> malloc(2 * g.ks[2] * sizeof(Py_ssize_t))
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef Py_ssize_t it, n, grp, t, p0, tl
+    cdef floating *col
+    cdef const floating *bmat
+    cdef floating *cmat
+    cdef floating zero = 0
+    cdef int ldb
+    if xa == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            _x_ranges(&g, False, 0, 0, xa, xa + g.ks[2])
+            with parallel(num_threads=nthreads):
+                col = NULL
+                if not pointwise:
+                    col = <floating *> malloc(Kc * tile * sizeof(floating))
+                    if col == NULL:
+                        failed_p[0] = 1
+                for it in prange(nitems, schedule='static'):
+                    if not pointwise and col == NULL:
+                        continue
+                    t = it % ntiles
+                    grp = (it // ntiles) % g.G
+                    n = it // (ntiles * g.G)
+                    p0 = t * tile
+                    tl = g.Pout - p0
+                    if tl > tile:
+                        tl = tile
+                    if pointwise:
+                        bmat = xp + (n * g.Cin + grp * g.cin_g) * g.Pin + p0
+                        ldb = <int> g.Pin
+                    else:
+                        _im2col(xp + (n * g.Cin + grp * g.cin_g) * g.Pin, col, p0, tl,
+                                &g, xa, xa + g.ks[2])
+                        bmat = col
+                        ldb = <int> tl
+                    cmat = yp + (n * g.Cout + grp * g.cout_g) * g.Pout + p0
+                    _gemm(False, False, <int> g.cout_g, <int> tl, <int> Kc,
+                          wp + grp * g.cout_g * Kc, <int> Kc, bmat, ldb, zero,
+                          cmat, <int> g.Pout)
+                    if has_bias:
+                        _add_bias_rows(cmat, g.cout_g, tl, g.Pout, bp + grp * g.cout_g)
+                free(col)
+    finally:
+        free(xa)
+    if failed:
+        raise MemoryError("cython backend: could not allocate the im2col buffer")
+
+
+cdef void _conv_direct_row(const floating *xp, const floating *wp, floating *yp, Geo *g,
+                           Py_ssize_t n, Py_ssize_t co, floating bias,
+                           const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
+    """y[n, co, :] = bias + sum_{c, k} w[co, c, k] * x[n, ., o*s - lo + k*d]."""
+    cdef Py_ssize_t grp = co // g.cout_g
+    cdef floating *yb = yp + (n * g.Cout + co) * g.Pout
+    cdef Py_ssize_t oz, oy, c, kz, ky, kx, iz, iy, a, bb
+    cdef const floating *xb_
+    cdef const floating *wb
+    cdef const floating *xrow
+    cdef floating *yrow
+    _fill(g.Pout, bias, yb)
+    for oz in range(g.osz[0]):
+        for oy in range(g.osz[1]):
+            yrow = yb + (oz * g.osz[1] + oy) * g.osz[2]
+            for c in range(g.cin_g):
+                xb_ = xp + (n * g.Cin + grp * g.cin_g + c) * g.Pin
+                wb = wp + (co * g.cin_g + c) * g.Kp
+                for kz in range(g.ks[0]):
+                    iz = oz * g.st[0] - g.lo[0] + kz * g.dl[0]
+                    if iz < 0 or iz >= g.isz[0]:
+                        continue
+                    for ky in range(g.ks[1]):
+                        iy = oy * g.st[1] - g.lo[1] + ky * g.dl[1]
+                        if iy < 0 or iy >= g.isz[1]:
+                            continue
+                        xrow = xb_ + (iz * g.isz[1] + iy) * g.isz[2]
+                        for kx in range(g.ks[2]):
+                            a = xa[kx]
+                            bb = xb[kx]
+                            if bb > a:
+                                _axpy(bb - a, wb[(kz * g.ks[1] + ky) * g.ks[2] + kx],
+                                      xrow + a * g.st[2] - g.lo[2] + kx * g.dl[2], g.st[2],
+                                      yrow + a)
+
+
+def conv_direct(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+                floating[::1] y, tuple geo, int nthreads):
+    """Forward conv by direct row loops; item = one (n, co) output channel."""
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t nitems = g.N * g.Cout
+    cdef bint has_bias = b.shape[0] > 0
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef const floating *bp = &b[0] if has_bias else NULL
+    cdef floating *yp = &y[0]
+    cdef Py_ssize_t *xa = <Py_ssize_t *> malloc(2 * g.ks[2] * sizeof(Py_ssize_t))
+    cdef Py_ssize_t it, co
+    if xa == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            _x_ranges(&g, False, 0, 0, xa, xa + g.ks[2])
+            for it in prange(nitems, schedule='static', num_threads=nthreads):
+                co = it % g.Cout
+                _conv_direct_row(xp, wp, yp, &g, it // g.Cout, co,
+                                 bp[co] if has_bias else <floating> 0, xa, xa + g.ks[2])
+    finally:
+        free(xa)
+
+
+# ---------------------------------------------------------------------------
+# conv_transpose
+
+def conv_transpose_gemm(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+                        floating[::1] y, tuple geo, Py_ssize_t tile, Py_ssize_t nslabs,
+                        bint pointwise, int nthreads):
+    """Transposed conv by GEMM + col2im, item = (n, group, output slab).
+
+    ``pointwise`` (1x1, stride 1, no crop, same size): ``y = W^T x`` straight
+    into the output, item = (n, group, tile).
+    """
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t Mt = g.cout_g * g.Kp
+    cdef bint has_bias = b.shape[0] > 0
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef const floating *bp = &b[0] if has_bias else NULL
+    cdef floating *yp = &y[0]
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef Py_ssize_t A, innerI, innerO, nitems, ntiles, it, n, grp, slab, t0, t1, ia, ib
+    cdef Py_ssize_t q, qend, tl, j, p0, ax
+    cdef floating *col
+    cdef Py_ssize_t *rng
+    cdef floating *cmat
+    cdef floating zero = 0
+    # slab axis: the outermost axis that is a real spatial dim of the problem
+    A = 0
+    while A < 2 and g.osz[A] == 1 and g.isz[A] == 1 and g.ks[A] == 1:
+        A += 1
+    innerI = 1
+    innerO = 1
+    for ax in range(A + 1, 3):
+        innerI *= g.isz[ax]
+        innerO *= g.osz[ax]
+    if pointwise:
+        ntiles = (g.Pin + tile - 1) // tile
+        nitems = g.N * g.G * ntiles
+        with nogil:
+            for it in prange(nitems, schedule='static', num_threads=nthreads):
+                slab = it % ntiles
+                grp = (it // ntiles) % g.G
+                n = it // (ntiles * g.G)
+                p0 = slab * tile
+                tl = g.Pin - p0
+                if tl > tile:
+                    tl = tile
+                cmat = yp + (n * g.Cout + grp * g.cout_g) * g.Pout + p0
+                _gemm(True, False, <int> g.cout_g, <int> tl, <int> g.cin_g,
+                      wp + grp * g.cin_g * g.cout_g, <int> g.cout_g,
+                      xp + (n * g.Cin + grp * g.cin_g) * g.Pin + p0, <int> g.Pin,
+                      zero, cmat, <int> g.Pout)
+                if has_bias:
+                    _add_bias_rows(cmat, g.cout_g, tl, g.Pout, bp + grp * g.cout_g)
+        return
+    nitems = g.N * g.G * nslabs
+    with nogil, parallel(num_threads=nthreads):
+        col = <floating *> malloc(Mt * tile * sizeof(floating))
+        rng = <Py_ssize_t *> malloc((6 + 2 * g.ks[2]) * sizeof(Py_ssize_t))
+        if col == NULL or rng == NULL:
+            failed_p[0] = 1
+        for it in prange(nitems, schedule='static'):
+            if col == NULL or rng == NULL:
+                continue
+            slab = it % nslabs
+            grp = (it // nslabs) % g.G
+            n = it // (nslabs * g.G)
+            t0 = slab * g.osz[A] // nslabs
+            t1 = (slab + 1) * g.osz[A] // nslabs
+            # owned box: full range on every axis but A
+            for ax in range(3):
+                rng[ax] = 0
+                rng[3 + ax] = g.osz[ax]
+            rng[A] = t0
+            rng[3 + A] = t1
+            _x_ranges(&g, True, rng[2], rng[5], rng + 6, rng + 6 + g.ks[2])
+            # initialise the owned slab of every output channel of the group
+            for j in range(g.cout_g):
+                _fill((t1 - t0) * innerO,
+                      bp[grp * g.cout_g + j] if has_bias else <floating> 0,
+                      yp + (n * g.Cout + grp * g.cout_g + j) * g.Pout + t0 * innerO)
+            # input rows (along A) that reach [t0, t1)
+            ia = pc_ceildiv(t0 + g.lo[A] - (g.ks[A] - 1) * g.dl[A], g.st[A])
+            ib = pc_floordiv(t1 - 1 + g.lo[A], g.st[A]) + 1
+            if ia < 0:
+                ia = 0
+            if ib > g.isz[A]:
+                ib = g.isz[A]
+            q = ia * innerI
+            qend = ib * innerI
+            while q < qend:
+                tl = qend - q
+                if tl > tile:
+                    tl = tile
+                _gemm(True, False, <int> Mt, <int> tl, <int> g.cin_g,
+                      wp + grp * g.cin_g * Mt, <int> Mt,
+                      xp + (n * g.Cin + grp * g.cin_g) * g.Pin + q, <int> g.Pin,
+                      zero, col, <int> tl)
+                _col2im(col, yp + (n * g.Cout + grp * g.cout_g) * g.Pout, q, tl, &g,
+                        rng, rng + 3, rng + 6, rng + 6 + g.ks[2])
+                q = q + tl
+        free(col)
+        free(rng)
+    if failed:
+        raise MemoryError("cython backend: could not allocate the col2im buffer")
+
+
+cdef void _conv_transpose_direct_row(const floating *xp, const floating *wp, floating *yp,
+                                     Geo *g, Py_ssize_t n, Py_ssize_t co, floating bias,
+                                     const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
+    """y[n, co, :] = bias + scatter of every input of the group through w[ci, j, k]."""
+    cdef Py_ssize_t grp = co // g.cout_g
+    cdef Py_ssize_t j = co - grp * g.cout_g
+    cdef floating *yb = yp + (n * g.Cout + co) * g.Pout
+    cdef Py_ssize_t c, ci, iz, iy, kz, ky, kx, tz, ty, a, bb
+    cdef const floating *xc
+    cdef const floating *wb
+    cdef const floating *xrow
+    cdef floating *yrow
+    _fill(g.Pout, bias, yb)
+    for c in range(g.cin_g):
+        ci = grp * g.cin_g + c
+        xc = xp + (n * g.Cin + ci) * g.Pin
+        wb = wp + (ci * g.cout_g + j) * g.Kp
+        for iz in range(g.isz[0]):
+            for kz in range(g.ks[0]):
+                tz = iz * g.st[0] - g.lo[0] + kz * g.dl[0]
+                if tz < 0 or tz >= g.osz[0]:
+                    continue
+                for iy in range(g.isz[1]):
+                    xrow = xc + (iz * g.isz[1] + iy) * g.isz[2]
+                    for ky in range(g.ks[1]):
+                        ty = iy * g.st[1] - g.lo[1] + ky * g.dl[1]
+                        if ty < 0 or ty >= g.osz[1]:
+                            continue
+                        yrow = yb + (tz * g.osz[1] + ty) * g.osz[2]
+                        for kx in range(g.ks[2]):
+                            a = xa[kx]
+                            bb = xb[kx]
+                            if bb > a:
+                                _axpy_scatter(bb - a, wb[(kz * g.ks[1] + ky) * g.ks[2] + kx],
+                                              xrow + a,
+                                              yrow + a * g.st[2] - g.lo[2] + kx * g.dl[2], g.st[2])
+
+
+def conv_transpose_direct(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+                          floating[::1] y, tuple geo, int nthreads):
+    """Transposed conv by direct scatter loops; item = one (n, co) output channel."""
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t nitems = g.N * g.Cout
+    cdef bint has_bias = b.shape[0] > 0
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef const floating *bp = &b[0] if has_bias else NULL
+    cdef floating *yp = &y[0]
+    cdef Py_ssize_t *xa = <Py_ssize_t *> malloc(2 * g.ks[2] * sizeof(Py_ssize_t))
+    cdef Py_ssize_t it, co
+    if xa == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            _x_ranges(&g, True, 0, g.osz[2], xa, xa + g.ks[2])
+            for it in prange(nitems, schedule='static', num_threads=nthreads):
+                co = it % g.Cout
+                _conv_transpose_direct_row(xp, wp, yp, &g, it // g.Cout, co,
+                                           bp[co] if has_bias else <floating> 0,
+                                           xa, xa + g.ks[2])
+    finally:
+        free(xa)
+
+
+# ---------------------------------------------------------------------------
+# conv_weight
+
+def conv_weight_gemm(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
+                     floating[::1] part, tuple geo, Py_ssize_t tile, Py_ssize_t nslots,
+                     bint pointwise, int nthreads):
+    """Weight gradient by im2col + GEMM with a fixed-order reduction.
+
+    ``gw`` must be zeroed; ``part`` holds ``nslots - 1`` zeroed partials.
+    """
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t ntiles = (g.Pout + tile - 1) // tile
+    cdef Py_ssize_t nitems = g.N * ntiles
+    cdef Py_ssize_t Kc = g.cin_g * g.Kp
+    cdef Py_ssize_t W = g.Cout * Kc
+    cdef const floating *xp = &x[0]
+    cdef const floating *gyp = &gy[0]
+    cdef floating *gwp = &gw[0]
+    cdef floating *pp = &part[0] if part.shape[0] > 0 else NULL
+    cdef Py_ssize_t *xa = <Py_ssize_t *> malloc(2 * g.ks[2] * sizeof(Py_ssize_t))
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef Py_ssize_t s, it, n, grp, t, p0, tl, q_lo, q_hi, e, e0, e1, nchunks
+    cdef floating *col
+    cdef floating *acc
+    cdef const floating *bmat
+    cdef floating one = 1
+    cdef int ldb
+    cdef Py_ssize_t CH = 4096
+    if xa == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            _x_ranges(&g, False, 0, 0, xa, xa + g.ks[2])
+            with parallel(num_threads=nthreads):
+                col = NULL
+                if not pointwise:
+                    col = <floating *> malloc(Kc * tile * sizeof(floating))
+                    if col == NULL:
+                        failed_p[0] = 1
+                for s in prange(nslots, schedule='static'):
+                    if not pointwise and col == NULL:
+                        continue
+                    acc = gwp if s == 0 else pp + (s - 1) * W
+                    q_lo = s * nitems // nslots
+                    q_hi = (s + 1) * nitems // nslots
+                    for it in range(q_lo, q_hi):
+                        n = it // ntiles
+                        t = it - n * ntiles
+                        p0 = t * tile
+                        tl = g.Pout - p0
+                        if tl > tile:
+                            tl = tile
+                        for grp in range(g.G):
+                            if pointwise:
+                                bmat = xp + (n * g.Cin + grp * g.cin_g) * g.Pin + p0
+                                ldb = <int> g.Pin
+                            else:
+                                _im2col(xp + (n * g.Cin + grp * g.cin_g) * g.Pin, col, p0, tl,
+                                        &g, xa, xa + g.ks[2])
+                                bmat = col
+                                ldb = <int> tl
+                            # acc_g (cout_g x Kc) += gy_tile (cout_g x tl) @ col^T (tl x Kc)
+                            _gemm(False, True, <int> g.cout_g, <int> Kc, <int> tl,
+                                  gyp + (n * g.Cout + grp * g.cout_g) * g.Pout + p0,
+                                  <int> g.Pout, bmat, ldb, one,
+                                  acc + grp * g.cout_g * Kc, <int> Kc)
+                free(col)
+            # fixed-order reduction of the partials: gw += part[0]; gw += part[1]; ...
+            if nslots > 1:
+                nchunks = (W + CH - 1) // CH
+                for e in prange(nchunks, schedule='static', num_threads=nthreads):
+                    e0 = e * CH
+                    e1 = e0 + CH
+                    if e1 > W:
+                        e1 = W
+                    for s in range(nslots - 1):
+                        _add(e1 - e0, pp + s * W + e0, gwp + e0)
+    finally:
+        free(xa)
+    if failed:
+        raise MemoryError("cython backend: could not allocate the im2col buffer")
+
+
+cdef void _conv_weight_direct_pair(const floating *xp, const floating *gyp, floating *gwp,
+                                   Geo *g, Py_ssize_t co, Py_ssize_t c,
+                                   const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
+    """gw[co, c, k] = sum_{n, o} gy[n, co, o] * x[n, ., o*s - lo + k*d] for every k."""
+    cdef Py_ssize_t grp = co // g.cout_g
+    cdef Py_ssize_t n, kz, ky, kx, oz, oy, iz, iy, a, bb
+    cdef const floating *xc
+    cdef const floating *gyc
+    cdef floating acc
+    for kz in range(g.ks[0]):
+        for ky in range(g.ks[1]):
+            for kx in range(g.ks[2]):
+                acc = 0
+                a = xa[kx]
+                bb = xb[kx]
+                if bb > a:
+                    for n in range(g.N):
+                        xc = xp + (n * g.Cin + grp * g.cin_g + c) * g.Pin
+                        gyc = gyp + (n * g.Cout + co) * g.Pout
+                        for oz in range(g.osz[0]):
+                            iz = oz * g.st[0] - g.lo[0] + kz * g.dl[0]
+                            if iz < 0 or iz >= g.isz[0]:
+                                continue
+                            for oy in range(g.osz[1]):
+                                iy = oy * g.st[1] - g.lo[1] + ky * g.dl[1]
+                                if iy < 0 or iy >= g.isz[1]:
+                                    continue
+                                acc = acc + _dot(
+                                    bb - a,
+                                    xc + (iz * g.isz[1] + iy) * g.isz[2] + a * g.st[2] - g.lo[2]
+                                    + kx * g.dl[2],
+                                    g.st[2], gyc + (oz * g.osz[1] + oy) * g.osz[2] + a)
+                gwp[(co * g.cin_g + c) * g.Kp + (kz * g.ks[1] + ky) * g.ks[2] + kx] = acc
+
+
+def conv_weight_direct(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
+                       tuple geo, int nthreads):
+    """Weight gradient by direct dot products; item = one (co, c) pair."""
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t nitems = g.Cout * g.cin_g
+    cdef const floating *xp = &x[0]
+    cdef const floating *gyp = &gy[0]
+    cdef floating *gwp = &gw[0]
+    cdef Py_ssize_t *xa = <Py_ssize_t *> malloc(2 * g.ks[2] * sizeof(Py_ssize_t))
+    cdef Py_ssize_t it
+    if xa == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            _x_ranges(&g, False, 0, 0, xa, xa + g.ks[2])
+            for it in prange(nitems, schedule='static', num_threads=nthreads):
+                _conv_weight_direct_pair(xp, gyp, gwp, &g, it // g.cin_g, it % g.cin_g,
+                                         xa, xa + g.ks[2])
+    finally:
+        free(xa)
