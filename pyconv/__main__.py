@@ -76,6 +76,25 @@ def _fmt_value(value) -> str:
     return str(value)
 
 
+def _print_info(info: Dict[str, object], indent: str, out) -> None:
+    """A backend's info() dict, nested lists of dicts (platforms, devices) indented."""
+    for key, value in info.items():
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, dict)
+                                                              for v in value):
+            print(f"{indent}{key}:", file=out)
+            for item in value:
+                flat = {k: v for k, v in item.items() if not isinstance(v, (list, tuple))
+                        or not v or not all(isinstance(e, dict) for e in v)}
+                print(f"{indent}  - {_fmt_value(flat)}", file=out)
+                nested = {k: v for k, v in item.items() if k not in flat}
+                _print_info(nested, indent + "    ", out)
+        elif isinstance(value, dict):
+            print(f"{indent}{key}:", file=out)
+            _print_info(value, indent + "  ", out)
+        else:
+            print(f"{indent}{key}: {_fmt_value(value)}", file=out)
+
+
 def _print_backends(out, details: bool = True) -> None:
     rows = _backend_table()
     width = max(len(r["name"]) for r in rows)
@@ -87,8 +106,7 @@ def _print_backends(out, details: bool = True) -> None:
                     info = _load(r["name"]).info() or {}
                 except Exception as exc:  # info() must not break the listing
                     info = {"info() failed": f"{type(exc).__name__}: {exc}"}
-                for key, value in info.items():
-                    print(f"  {'':<{width}}    {key}: {_fmt_value(value)}", file=out)
+                _print_info(info, " " * (width + 6), out)
         else:
             print(f"  {r['name']:<{width}}  unavailable  ({r['reason']})", file=out)
 
@@ -111,7 +129,8 @@ def _opencl_devices(out) -> None:
         import pyconv
         if any(r["name"] == "opencl" and r["available"] for r in _backend_table()):
             info = _load("opencl").info() or {}
-            used = str(info.get("device", "")) or None
+            dev = info.get("device", "")
+            used = str(dev.get("name", "") if isinstance(dev, dict) else dev) or None
     except Exception:
         used = None
     for p_index, plat in enumerate(platforms):
@@ -194,7 +213,8 @@ def _resolve_backends(requested: Optional[Sequence[str]], parser, *, allow_unava
 # --------------------------------------------------------------------------
 # subcommands
 
-def cmd_info(args, parser, out=sys.stdout) -> int:
+def cmd_info(args, parser, out=None) -> int:
+    out = sys.stdout if out is None else out
     import pyconv
     print("Versions", file=out)
     _print_versions(out)
@@ -226,7 +246,8 @@ def _check(names, n_cases, seed, verbose, progress, out) -> bool:
     return report.ok
 
 
-def cmd_check(args, parser, out=sys.stdout) -> int:
+def cmd_check(args, parser, out=None) -> int:
+    out = sys.stdout if out is None else out
     if args.cases < 1:
         parser.error("--cases must be at least 1")
     names, unavailable = _resolve_backends(args.backend, parser, allow_unavailable=True)
@@ -251,7 +272,8 @@ def _select_workloads(args, parser, quick):
     return [w for w in pool if w.name in wanted]
 
 
-def cmd_bench(args, parser, out=sys.stdout) -> int:
+def cmd_bench(args, parser, out=None) -> int:
+    out = sys.stdout if out is None else out
     from pyconv import _bench
 
     if args.repeat is not None and args.repeat < 1:
@@ -305,8 +327,9 @@ def _timing_pivot(result) -> str:
                      [fmt(r) for r in body])
 
 
-def cmd_main(args, parser, out=sys.stdout) -> int:
+def cmd_main(args, parser, out=None) -> int:
     """The main job: backends, check, a small timing table."""
+    out = sys.stdout if out is None else out
     import pyconv
     from pyconv import _bench
 

@@ -324,10 +324,7 @@ def pyconv_callable(wl: Workload, backend: str, inputs=None) -> Callable[[], obj
         x, gy = arrays
         wshape = wl.weight_shape
 
-        def run():
-            with pyconv.use_backend(backend):
-                return fn(x, wshape, gy, **kw)
-        return run
+        return lambda: fn(x, wshape, gy, backend=backend, **kw)
 
     fn = getattr(pyconv, wl.op)
     x, w, b = arrays
@@ -600,6 +597,11 @@ def _fmt_time(t: Optional[float]) -> str:
     return f"{t * 1e6:.0f} us"
 
 
+def _fmt_num(v: float) -> str:
+    """1 decimal from 1 up, 2 significant digits below (tiny sizes have tiny rates)."""
+    return f"{v:.1f}" if v >= 1 else f"{v:.2g}"
+
+
 def format_table(result: Dict[str, object], dense_ops: Optional[Sequence[str]] = None) -> str:
     """The result as a text table, with the geometric-mean speedup at the bottom."""
     rows = result["rows"]
@@ -614,7 +616,7 @@ def format_table(result: Dict[str, object], dense_ops: Optional[Sequence[str]] =
         if has_torch:
             line += [_fmt_time(r["torch_time_s"]),
                      "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"]
-        line += [f"{r['gflops']:.1f}", f"{100 * r['sgemm_fraction']:.0f}%"]
+        line += [_fmt_num(r["gflops"]), _fmt_num(100 * r["sgemm_fraction"]) + "%"]
         body.append(line)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
               for i, h in enumerate(headers)]
