@@ -124,8 +124,7 @@ class OpenCLBackend(Backend):
         if dt == np.float32:
             return None
         if dt == np.float64:
-            if device is self.device and self.fp64 or device is not self.device and \
-                    device_has_fp64(device):
+            if (self.fp64 if device == self.device else device_has_fp64(device)):
                 return None
             return (f"OpenCL device {device.name.strip()!r} (platform "
                     f"{device.platform.name.strip()!r}) has no cl_khr_fp64: float64 is not "
@@ -188,6 +187,13 @@ class OpenCLBackend(Backend):
     def to_device(self, array, queue=None) -> cl_array.Array:
         """A C-contiguous copy of ``array`` on this backend's device."""
         return cl_array.to_device(queue or self.queue, np.ascontiguousarray(array))
+
+    def zeros(self, shape, dtype, queue=None) -> cl_array.Array:
+        """A new device array of zeros (used by the front layer for empty problems)."""
+        queue = queue or self.queue
+        if prod(shape) == 0:
+            return cl_array.empty(queue, tuple(shape), dtype)
+        return cl_array.zeros(queue, tuple(shape), dtype)
 
     def _queue_for(self, ctx) -> cl.CommandQueue:
         if ctx == self.context:

@@ -149,9 +149,7 @@ class ProgramCache:
         hit = self._tiles.get(key)
         if hit is not None:
             return hit
-        max_wg = int(device.max_work_group_size)
-        max_items = list(device.max_work_item_sizes)
-        local_mem = int(device.local_mem_size)
+        max_wg, max_items, local_mem = device_limits(device)
         tried = []
         for tiles in TILE_CLASSES[tile_class]:
             lx, ly = tiles.local_size
@@ -173,6 +171,12 @@ class ProgramCache:
             return tiles, knl
         raise LaunchError(f"no tile configuration of {kernel_name} fits device "
                           f"{device.name.strip()!r}: " + "; ".join(tried))
+
+
+def device_limits(device):
+    """(max_work_group_size, max_work_item_sizes, local_mem_size) of a device."""
+    return (int(device.max_work_group_size), [int(v) for v in device.max_work_item_sizes],
+            int(device.local_mem_size))
 
 
 _launch_lock = threading.Lock()

@@ -1,0 +1,463 @@
+"""The ``opencl`` backend on its own: primitives against the reference
+backend, device arrays, program caching, the fp64-missing error,
+determinism, device selection, launch-size checks and tile fallbacks.
+
+Runs on any OpenCL device (PoCL's CPU device in CI); the whole module is
+skipped, with the reason, when pyopencl or an OpenCL device is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from math import prod
+
+import numpy as np
+import pytest
+
+cl = pytest.importorskip("pyopencl", reason="pyopencl is not installed")
+import pyopencl.array as cl_array  # noqa: E402
+
+import pyconv  # noqa: E402
+from pyconv import _registry  # noqa: E402
+from pyconv._reference import load as load_reference  # noqa: E402
+from pyconv._spec import ConvSpec  # noqa: E402
+
+from helpers import assert_close  # noqa: E402
+
+_backend, _reason = _registry._load("opencl")
+if _backend is None:
+    pytest.skip(f"opencl backend unavailable: {_reason}", allow_module_level=True)
+
+from pyconv._opencl import _backend as ocl_backend  # noqa: E402
+from pyconv._opencl import _device as ocl_device  # noqa: E402
+from pyconv._opencl import _programs as ocl_programs  # noqa: E402
+
+REF = load_reference()
+DTYPES = [np.float32, np.float64]
+RTOL = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
+
+
+@pytest.fixture(scope="module")
+def be():
+    return _backend
+
+
+def _dtype_or_skip(be, dtype):
+    reason = be.supports("conv", CONV_CASES[0][1], dtype)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------
+# geometry grid
+
+def conv_spec(n, cin, cout, groups, size, k, s=1, pad=0, d=1):
+    nd = len(size)
+    k, s, d = ((v,) * nd if isinstance(v, int) else tuple(v) for v in (k, s, d))
+    pad = ((pad, pad),) * nd if isinstance(pad, int) else tuple(tuple(p) for p in pad)
+    out = tuple((i + lo + hi - dd * (kk - 1) - 1) // ss + 1
+                for i, (lo, hi), dd, kk, ss in zip(size, pad, d, k, s))
+    return ConvSpec(False, n, cin, cout, groups, tuple(size), out, k, s, pad, d)
+
+
+def tconv_spec(n, cin, cout, groups, size, k, s=1, pad=0, d=1):
+    """Transposed spec; ``pad`` holds (lo, hi) with hi = padding - output_padding."""
+    nd = len(size)
+    k, s, d = ((v,) * nd if isinstance(v, int) else tuple(v) for v in (k, s, d))
+    pad = ((pad, pad),) * nd if isinstance(pad, int) else tuple(tuple(p) for p in pad)
+    out = tuple((i - 1) * ss - lo - hi + dd * (kk - 1) + 1
+                for i, (lo, hi), dd, kk, ss in zip(size, pad, d, k, s))
+    return ConvSpec(True, n, cin, cout, groups, tuple(size), out, k, s, pad, d)
+
+
+CONV_CASES = [
+    ("1d-basic", conv_spec(2, 3, 4, 1, (11,), 3, pad=1)),
+    ("1d-stride2-dil2-groups2-asym", conv_spec(2, 4, 6, 2, (13,), 3, s=2, pad=((2, 0),), d=2)),
+    ("1d-depthwise-mult2", conv_spec(1, 4, 8, 4, (9,), 5, pad=2)),
+    ("1d-k1-stride3", conv_spec(2, 2, 3, 1, (10,), 1, s=3)),
+    ("1d-kernel-wider-than-input", conv_spec(1, 2, 2, 1, (3,), 5, pad=2)),
+    ("1d-same-even-kernel", conv_spec(2, 3, 3, 1, (8,), 4, pad=((1, 2),))),
+    ("1d-large-tile-split-weight", conv_spec(4, 2, 64, 1, (200,), 3, pad=1)),
+    ("2d-mixed", conv_spec(2, 3, 5, 1, (6, 7), (3, 2), s=(1, 2), pad=((1, 1), (0, 1)),
+                           d=(1, 2))),
+    ("2d-depthwise-stride2", conv_spec(1, 4, 4, 4, (5, 6), 3, s=2, pad=((1, 2), (1, 0)))),
+    ("2d-large-tile", conv_spec(2, 2, 64, 1, (4, 5), 2)),
+    ("2d-mid-tile-groups2", conv_spec(1, 6, 16, 2, (5, 5), 3, pad=1)),
+    ("3d-mixed", conv_spec(1, 2, 3, 1, (4, 5, 4), (2, 3, 2), s=(1, 2, 1),
+                           pad=((1, 0), (1, 1), (0, 1)), d=(1, 1, 2))),
+    ("3d-groups2-stride2", conv_spec(2, 4, 4, 2, (3, 4, 5), 2, s=2,
+                                     pad=((0, 1), (1, 1), (1, 0)))),
+]
+
+TCONV_CASES = [
+    ("1d-s2-groups2-op1", tconv_spec(2, 4, 6, 2, (5,), 4, s=2, pad=((1, 0),))),
+    ("1d-negative-hi", tconv_spec(2, 3, 2, 1, (4,), 3, s=3, pad=((0, -2),), d=2)),
+    ("1d-s2-d2-empty-phases", tconv_spec(1, 2, 3, 1, (4,), 3, s=2, d=2)),
+    ("1d-large-tile", tconv_spec(1, 3, 64, 1, (5,), 4, s=2, pad=1)),
+    ("2d-mixed-negative-hi", tconv_spec(2, 3, 4, 1, (3, 4), (3, 2), s=(2, 3),
+                                        pad=((1, 0), (0, -1)), d=(1, 2))),
+    ("2d-depthwise-s2-op1", tconv_spec(1, 4, 4, 4, (4, 4), 3, s=2, pad=((1, 0), (1, 0)))),
+    ("2d-mid-tile", tconv_spec(1, 4, 12, 1, (3, 3), 3, s=1, pad=1)),
+    ("3d-mixed", tconv_spec(1, 2, 3, 1, (2, 3, 2), (2, 2, 3), s=(2, 1, 2),
+                            pad=((0, -1), (1, 0), (1, 1)))),
+    ("3d-groups2", tconv_spec(2, 4, 2, 2, (2, 2, 3), 2, s=2, pad=((0, 0), (1, 0), (0, 1)))),
+] + [(f"adjoint-of-{name}", spec.as_transposed()) for name, spec in CONV_CASES
+     if spec.batch * prod(spec.in_size) <= 400]
+
+
+def _data(spec, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(spec.input_shape).astype(dtype)
+    w = rng.standard_normal(spec.weight_shape).astype(dtype)
+    b = rng.standard_normal(spec.out_channels).astype(dtype)
+    gy = rng.standard_normal(spec.output_shape).astype(dtype)
+    return x, w, b, gy
+
+
+def _check(got, op, spec, args, dtype, label):
+    """Compare with the reference; tolerance scaled by the sum of |terms|."""
+    expected = getattr(REF, op)(*args, spec)
+    absargs = [None if a is None else np.abs(a) for a in args]
+    if op != "conv_weight":
+        absargs[2] = None
+    bound = getattr(REF, op)(*absargs, spec).astype(np.float64)
+    scale = max(1.0, float(bound.max(initial=0.0)))
+    assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype)
+    assert_close(got, expected, dtype=dtype, label=label, rtol=RTOL[np.dtype(dtype)],
+                 scale=scale * 50)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name,spec", CONV_CASES, ids=[c[0] for c in CONV_CASES])
+def test_conv_and_weight_match_reference(be, name, spec, dtype):
+    _dtype_or_skip(be, dtype)
+    x, w, b, gy = _data(spec, dtype)
+    _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), dtype, f"conv {name}")
+    _check(be.conv(x, w, None, spec), "conv", spec, (x, w, None), dtype, f"conv nobias {name}")
+    _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), dtype,
+           f"conv_weight {name}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name,spec", TCONV_CASES, ids=[c[0] for c in TCONV_CASES])
+def test_conv_transpose_matches_reference(be, name, spec, dtype):
+    _dtype_or_skip(be, dtype)
+    x, w, b, _ = _data(spec, dtype, seed=1)
+    _check(be.conv_transpose(x, w, b, spec), "conv_transpose", spec, (x, w, b), dtype,
+           f"conv_transpose {name}")
+    _check(be.conv_transpose(x, w, None, spec), "conv_transpose", spec, (x, w, None), dtype,
+           f"conv_transpose nobias {name}")
+
+
+def test_empty_and_zero_channel_problems(be):
+    spec = conv_spec(0, 3, 4, 1, (5,), 3)
+    x, w, b, gy = _data(spec, np.float32)
+    assert be.conv(x, w, b, spec).shape == (0, 4, 3)
+    gw = be.conv_weight(x, gy, spec)
+    assert gw.shape == (4, 3, 3) and not gw.any()
+    # no input channel: the output is the bias alone
+    spec = conv_spec(2, 0, 3, 1, (5,), 3)
+    x, w, b, _ = _data(spec, np.float32)
+    y = be.conv(x, w, b, spec)
+    np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None], y.shape))
+
+
+# ---------------------------------------------------------------------------
+# device arrays
+
+@pytest.fixture
+def no_host_copies(monkeypatch):
+    """Count every device->host and host->device copy made while active."""
+    calls = []
+
+    def forbid(name, orig):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return orig(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(cl_array.Array, "get", forbid("Array.get", cl_array.Array.get))
+    monkeypatch.setattr(cl_array, "to_device", forbid("to_device", cl_array.to_device))
+    monkeypatch.setattr(cl, "enqueue_copy", forbid("enqueue_copy", cl.enqueue_copy))
+    return calls
+
+
+def test_device_arrays_stay_on_device(be, no_host_copies):
+    spec = conv_spec(2, 4, 6, 2, (9, 8), 3, s=2, pad=1)
+    x, w, b, gy = _data(spec, np.float32)
+    tspec = spec.as_transposed()
+    # uploads made before counting starts
+    xd, wd, bd, gyd = (cl_array.Array(be.queue, a.shape, a.dtype) for a in (x, w, b, gy))
+    for dev, host in ((xd, x), (wd, w), (bd, b), (gyd, gy)):
+        dev.set(host)
+    del no_host_copies[:]
+
+    y = be.conv(xd, wd, bd, spec)
+    xt = be.conv_transpose(gyd, wd, None, tspec)
+    gw = be.conv_weight(xd, gyd, spec)
+    padded = be.pad(xd, ((1, 2), (2, 0)), "reflect")
+    # a chain of layers: the output of one feeds the next
+    y2 = be.conv_transpose(y, wd, None, tspec)
+    assert no_host_copies == []
+    for out in (y, xt, gw, padded, y2):
+        assert isinstance(out, cl_array.Array) and out.context == be.context
+    be.queue.finish()
+    _check(y.get(), "conv", spec, (x, w, b), np.float32, "device conv")
+    _check(xt.get(), "conv_transpose", tspec, (gy, w, None), np.float32, "device convT")
+    _check(gw.get(), "conv_weight", spec, (x, gy), np.float32, "device weight")
+    np.testing.assert_array_equal(padded.get(), np.pad(x, ((0, 0), (0, 0), (1, 2), (2, 0)),
+                                                       mode="reflect"))
+
+
+def test_front_layer_keeps_device_arrays(be, no_host_copies):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    xd, wd = be.to_device(x), be.to_device(w)
+    del no_host_copies[:]
+    y = pyconv.conv2d(xd, wd, None, padding=1, padding_mode="circular", backend="opencl")
+    assert no_host_copies == []
+    assert isinstance(y, cl_array.Array)
+    expected = pyconv.conv2d(x, w, None, padding=1, padding_mode="circular",
+                             backend="reference")
+    assert_close(y.get(), expected, dtype=np.float32, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("shape,pads", [
+    ((2, 3, 5), ((2, 1),)),
+    ((1, 2, 4, 5), ((3, 0), (1, 4))),
+    ((1, 1, 3, 4, 2), ((1, 2), (0, 3), (1, 1))),
+])
+def test_pad_modes_match_numpy(be, shape, pads, mode, dtype):
+    _dtype_or_skip(be, dtype)
+    if mode == "reflect":
+        pads = tuple((min(lo, n - 1), min(hi, n - 1)) for (lo, hi), n in zip(pads, shape[2:]))
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    expected = np.pad(x, ((0, 0), (0, 0)) + tuple(pads),
+                      mode={"replicate": "edge", "circular": "wrap"}.get(mode, mode))
+    np.testing.assert_array_equal(be.pad(be.to_device(x), pads, mode).get(), expected)
+    np.testing.assert_array_equal(be.pad(x, pads, mode), expected)
+
+
+# ---------------------------------------------------------------------------
+# caching, determinism
+
+def test_second_call_does_not_rebuild(be, monkeypatch):
+    spec = conv_spec(1, 3, 5, 1, (7, 6), 3, pad=1)
+    x, w, b, gy = _data(spec, np.float32)
+    be.conv(x, w, b, spec)
+    be.conv_weight(x, gy, spec)
+    builds = []
+    orig = cl.Program.build
+    monkeypatch.setattr(cl.Program, "build",
+                        lambda self, *a, **k: builds.append(1) or orig(self, *a, **k))
+    before = be.programs.builds
+    for _ in range(2):
+        be.conv(x, w, b, spec)
+        be.conv_weight(x, gy, spec)
+    assert builds == [] and be.programs.builds == before
+    # clearing the cache rebuilds each program once, and results are new arrays
+    be.clear_cache()
+    y1 = be.conv(x, w, b, spec)
+    y2 = be.conv(x, w, b, spec)
+    assert len(builds) == 1 and be.programs.builds == before + 1
+    assert y1 is not y2
+    y1[...] = 0
+    assert y2.any()
+
+
+def test_results_are_deterministic(be):
+    # the weight gradient here is split into several partial sums
+    spec = conv_spec(8, 16, 64, 1, (40, 30), 3, pad=1)
+    x, w, b, gy = _data(spec, np.float32)
+    tiles = ocl_programs.TILE_CLASSES["large"][0]
+    reduction = spec.batch * prod(spec.out_size)
+    assert be._splits(be.device, tiles, spec, 64, 16 * 9, reduction, 64 * 16 * 9 * 4) > 1
+    tspec = spec.as_transposed()
+    runs = [(be.conv(x, w, b, spec).tobytes(), be.conv_weight(x, gy, spec).tobytes(),
+             be.conv_transpose(gy, w, None, tspec).tobytes()) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_split_weight_gradient_matches_reference(be):
+    spec = CONV_CASES[6][1]  # 1d-large-tile-split-weight
+    tiles = ocl_programs.TILE_CLASSES["large"][0]
+    reduction = spec.batch * prod(spec.out_size)
+    assert be._splits(be.device, tiles, spec, 64, 6, reduction, 64 * 6 * 4) > 1
+    x, _, _, gy = _data(spec, np.float64 if be.fp64 else np.float32)
+    _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), x.dtype, "split")
+
+
+# ---------------------------------------------------------------------------
+# fp64 on a device without cl_khr_fp64
+
+def test_fp64_missing_is_a_clear_error(be, monkeypatch):
+    monkeypatch.setattr(be, "fp64", False)
+    spec = conv_spec(1, 2, 2, 1, (5,), 3)
+    reason = be.supports("conv", spec, np.float64)
+    assert "cl_khr_fp64" in reason and be.device.name.strip() in reason
+    assert be.supports("conv", spec, np.float32) is None
+    x, w, b, gy = _data(spec, np.float64)
+    for call in (lambda: be.conv(x, w, b, spec), lambda: be.conv_weight(x, gy, spec),
+                 lambda: pyconv.conv1d(x, w, b, backend="opencl")):
+        with pytest.raises(pyconv.BackendUnavailableError, match="cl_khr_fp64"):
+            call()
+    # auto silently uses another backend instead
+    with pyconv.use_backend("auto"):
+        y = pyconv.conv1d(x, w, b)
+    assert y.dtype == np.float64
+    # float32 still runs
+    _check(be.conv(x.astype(np.float32), w.astype(np.float32), None, spec), "conv", spec,
+           (x.astype(np.float32), w.astype(np.float32), None), np.float32, "fp32")
+
+
+def test_fp64_detection(monkeypatch):
+    class FakeDevice:
+        extensions = "cl_khr_global_int32_base_atomics cl_khr_byte_addressable_store"
+        double_fp_config = 0
+
+    assert ocl_device.device_has_fp64(FakeDevice()) is False
+    FakeDevice.extensions += " cl_khr_fp64"
+    assert ocl_device.device_has_fp64(FakeDevice()) is True
+
+
+# ---------------------------------------------------------------------------
+# device selection and availability
+
+def test_device_selection_env(monkeypatch):
+    found = ocl_device.enumerate_devices()
+    first = found[0][3]
+    monkeypatch.delenv("PYOPENCL_CTX", raising=False)
+    for value in ("0", "0:0", first.name.strip()[:6].upper(), "  0 "):
+        monkeypatch.setenv("PYCONV_OPENCL_DEVICE", value)
+        device, how = ocl_device.select_device()
+        assert device == first and "PYCONV_OPENCL_DEVICE" in how
+    for value in ("no-such-device-xyz", "99", "7:3"):
+        monkeypatch.setenv("PYCONV_OPENCL_DEVICE", value)
+        with pytest.raises(pyconv.BackendUnavailableError, match="PYCONV_OPENCL_DEVICE"):
+            ocl_device.select_device()
+    # PYOPENCL_CTX, parsed by pyopencl, when PYCONV_OPENCL_DEVICE is unset
+    monkeypatch.delenv("PYCONV_OPENCL_DEVICE")
+    monkeypatch.setenv("PYOPENCL_CTX", "0:0")
+    device, how = ocl_device.select_device()
+    assert device == found[0][3] and "PYOPENCL_CTX" in how
+    # PYCONV_OPENCL_DEVICE wins over PYOPENCL_CTX
+    monkeypatch.setenv("PYCONV_OPENCL_DEVICE", "no-such-device-xyz")
+    with pytest.raises(pyconv.BackendUnavailableError):
+        ocl_device.select_device()
+    # neither: a GPU first, else the first device; never a prompt
+    monkeypatch.delenv("PYCONV_OPENCL_DEVICE")
+    monkeypatch.delenv("PYOPENCL_CTX")
+    device, how = ocl_device.select_device()
+    gpus = [d for _, _, _, d in found if d.type & cl.device_type.GPU]
+    assert device == (gpus[0] if gpus else first)
+
+
+def test_no_platform_or_device_is_unavailable(monkeypatch):
+    def boom():
+        raise cl.LogicError("clGetPlatformIDs failed: PLATFORM_NOT_FOUND_KHR")
+
+    monkeypatch.setattr(cl, "get_platforms", boom)
+    with pytest.raises(pyconv.BackendUnavailableError, match="no OpenCL platform"):
+        ocl_device.enumerate_devices()
+    monkeypatch.setattr(cl, "get_platforms", lambda: [])
+    with pytest.raises(pyconv.BackendUnavailableError, match="no OpenCL device"):
+        ocl_device.enumerate_devices()
+    from pyconv._opencl import load
+    with pytest.raises(pyconv.BackendUnavailableError):
+        load()
+
+
+def test_missing_pyopencl_makes_backend_unavailable():
+    code = ("import sys; sys.modules['pyopencl'] = None\n"
+            "import pyconv\n"
+            "from pyconv._opencl import load\n"
+            "try:\n    load()\nexcept ImportError as e:\n    print('IMPORTERROR', e)\n"
+            "r = [b for b in pyconv.backends() if b['name'] == 'opencl'][0]\n"
+            "print('AVAILABLE', r['available'], r['reason'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert "IMPORTERROR pyopencl is not installed" in out.stdout, out.stderr
+    assert "AVAILABLE False" in out.stdout and "pyopencl" in out.stdout
+
+
+def test_info_lists_devices(be):
+    info = be.info()
+    assert info["device"]["name"] == be.device.name.strip()
+    used = [d for p in info["platforms"] for d in p["devices"] if d["used"]]
+    assert len(used) == 1 and used[0]["name"] == be.device.name.strip()
+    assert info["selected_by"]
+
+
+def test_prefers_only_large_problems_on_gpus(be, monkeypatch):
+    big = conv_spec(8, 64, 64, 1, (56, 56), 3, pad=1)
+    small = conv_spec(1, 2, 2, 1, (8,), 3)
+    if not be.device.type & cl.device_type.GPU:
+        assert not be.prefers("conv", big, np.float32)
+
+    class FakeGPU:
+        type = cl.device_type.GPU
+
+    monkeypatch.setattr(be, "device", FakeGPU())
+    assert big.flops >= ocl_backend.PREFER_MIN_FLOPS > small.flops
+    assert be.prefers("conv", big, np.float32)
+    assert be.prefers("conv_transpose", big.as_transposed(), np.float32)
+    assert not be.prefers("conv", small, np.float32)
+    assert not be.prefers("conv", big, np.float64)
+
+
+# ---------------------------------------------------------------------------
+# launch sizes and tile fallbacks
+
+def test_launch_validates_sizes(be):
+    knl = be.programs.kernel(be.context, "util", "sum_splits", (("PRECISION", 32),))
+    limit = be.device.max_work_group_size
+    with pytest.raises(ocl_programs.LaunchError, match="not a multiple"):
+        ocl_programs.launch(be.queue, knl, (100,), (64,), ())
+    with pytest.raises(ocl_programs.LaunchError, match="exceeds the limit"):
+        ocl_programs.launch(be.queue, knl, (4 * limit,), (2 * limit,), ())
+    with pytest.raises(ocl_programs.LaunchError, match="empty global size"):
+        ocl_programs.launch(be.queue, knl, (0,), (1,), ())
+
+
+def test_tiles_fall_back_when_too_big(be, monkeypatch):
+    """A device with 64 work-items and 4 KiB of local memory gets smaller tiles."""
+    monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())
+    monkeypatch.setattr(ocl_programs, "device_limits", lambda device: (64, [64, 64, 64], 4096))
+    spec = conv_spec(2, 3, 64, 1, (6, 7), 3, pad=1)
+    x, w, b, gy = _data(spec, np.float32)
+    _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), np.float32, "fallback conv")
+    _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), np.float32,
+           "fallback conv_weight")
+    chosen = [tiles for tiles, _ in be.programs._tiles.values()]
+    assert len(chosen) == 2
+    for tiles in chosen:
+        assert tiles.work_group_size <= 64 and tiles.local_bytes(4) <= 4096
+        assert tiles != ocl_programs.TILE_CLASSES["large"][0]
+
+
+ALL_TILES = sorted({(cls, t) for cls, ts in ocl_programs.TILE_CLASSES.items() for t in ts},
+                   key=str)
+
+
+@pytest.mark.parametrize("cls,tiles", ALL_TILES, ids=[f"{c}-{t.tm}x{t.tn}x{t.tk}-{t.rm}x{t.rn}"
+                                                      for c, t in ALL_TILES])
+def test_every_tile_configuration_is_correct(be, monkeypatch, cls, tiles):
+    """Each fallback configuration computes the same thing (float32, 2-d)."""
+    monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())
+    monkeypatch.setitem(ocl_programs.TILE_CLASSES, cls, (tiles,))
+    rows, cin = {"large": (64, 4), "mid": (12, 4), "small": (3, 12), "tiny": (2, 1)}[cls]
+    spec = conv_spec(2, cin, rows, 1, (6, 5), (3, 2), s=(2, 1), pad=((1, 0), (0, 1)),
+                     d=(1, 2))
+    x, w, b, gy = _data(spec, np.float32)
+    _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), np.float32, f"conv {tiles}")
+    _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), np.float32,
+           f"conv_weight {tiles}")
+    tspec = spec.as_transposed()
+    bt = np.linspace(-1, 1, cin, dtype=np.float32)
+    _check(be.conv_transpose(gy, w, bt, tspec), "conv_transpose", tspec, (gy, w, bt),
+           np.float32, f"conv_transpose {tiles}")
