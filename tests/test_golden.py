@@ -5,7 +5,7 @@ every argument (stride, padding incl. 'same'/'valid' and the padding modes,
 dilation, groups incl. depthwise, output_padding, output_size, unbatched,
 N = 0, C_in = 0, bias None), all dtypes (float16/32/64, complex64/128), the
 OpInfo and common_nn configurations of SEMANTICS.md §12, and the gradients of
-:mod:`pyconv.grad` (see test_grad.py for those).
+:mod:`pyconv.grad` (those are run by test_grad.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import pyconv
-from pyconv import grad as pgrad
 
 from helpers import assert_close, golden, tuplify
 
@@ -107,16 +106,6 @@ def test_module(case, backend):
             got = m.forward(_arr(case["input"]), **forward)
         else:
             got = m(_arr(case["input"]))
-    check(case, got)
-
-
-@pytest.mark.parametrize("case", GRAD)
-def test_grad(case, backend):
-    fn = getattr(pgrad, case["fn"])
-    args = [tuple(a) if kind == "size" else ARRAYS[a]
-            for a, kind in zip(case["args"], case["arg_kinds"])]
-    with pyconv.use_backend(backend):
-        got = fn(*args, **tuplify(case["kwargs"]))
     check(case, got)
 
 
