@@ -1,0 +1,340 @@
+"""Backend registry (DESIGN.md §4): precedence, names, availability, context
+locality, lazy imports, thread settings, and the backend interface."""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import pyconv
+from pyconv import _registry
+from pyconv._registry import Backend, BackendUnavailableError
+from pyconv._reference import ReferenceBackend
+
+from helpers import assert_close
+
+NAMES = list(_registry._MODULES)
+
+
+def run_py(code, env=None, timeout=120):
+    full_env = dict(os.environ)
+    for var in ("PYCONV_BACKEND", "PYCONV_NUM_THREADS"):
+        full_env.pop(var, None)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+class Spy(ReferenceBackend):
+    """A reference backend that records which name ran each call."""
+
+    log = []
+
+    def __init__(self, name):
+        self.name = name
+
+    def conv(self, x, w, b, spec):
+        Spy.log.append(self.name)
+        return super().conv(x, w, b, spec)
+
+    def conv_transpose(self, x, w, b, spec):
+        Spy.log.append(self.name)
+        return super().conv_transpose(x, w, b, spec)
+
+    def conv_weight(self, x, gy, spec):
+        Spy.log.append(self.name)
+        return super().conv_weight(x, gy, spec)
+
+
+@pytest.fixture
+def spies(monkeypatch):
+    """Replace every registered backend by a Spy; restores everything afterwards."""
+    Spy.log = []
+    for name in NAMES:
+        monkeypatch.setitem(_registry._loaded, name, Spy(name))
+        monkeypatch.delitem(_registry._failed, name, raising=False)
+    monkeypatch.delenv("PYCONV_BACKEND", raising=False)
+    monkeypatch.setattr(_registry, "_global", None)
+    yield Spy.log
+    pyconv.set_backend(None)
+
+
+X = np.ones((1, 1, 4))
+W = np.ones((1, 1, 2))
+
+
+def ran(log, fn=lambda **kw: pyconv.conv1d(X, W, **kw), **kw):
+    log.clear()
+    fn(**kw)
+    assert len(log) == 1, log
+    return log[0]
+
+
+def test_backends_listing():
+    listing = pyconv.backends()
+    assert [e["name"] for e in listing] == NAMES
+    for e in listing:
+        assert set(e) >= {"name", "available", "reason"}
+        assert isinstance(e["available"], bool)
+        assert (e["reason"] is None) == e["available"]
+    assert listing[0] == {"name": "reference", "available": True, "reason": None} or \
+        listing[0]["available"]
+
+
+def test_precedence(spies, monkeypatch):
+    log = spies
+    assert pyconv.get_backend() == "auto"
+    assert ran(log) == _registry.AUTO_ORDER[0]           # auto: first in AUTO_ORDER
+    monkeypatch.setenv("PYCONV_BACKEND", "cython")
+    assert pyconv.get_backend() == "cython"
+    assert ran(log) == "cython"                          # env read at use, not import
+    pyconv.set_backend("opencl")
+    assert ran(log) == "opencl"                          # set_backend beats env
+    with pyconv.use_backend("reference"):
+        assert pyconv.get_backend() == "reference"
+        assert ran(log) == "reference"                   # use_backend beats set_backend
+        assert ran(log, backend="cython") == "cython"    # backend= beats everything
+        with pyconv.use_backend("cython"):
+            assert ran(log) == "cython"                  # innermost block wins
+        assert ran(log) == "reference"
+    assert ran(log) == "opencl"
+    pyconv.set_backend(None)
+    assert ran(log) == "cython"                          # back to the env
+    monkeypatch.setenv("PYCONV_BACKEND", "auto")
+    assert ran(log) == _registry.AUTO_ORDER[0]
+
+
+def test_precedence_applies_to_modules_and_grad(spies):
+    log = spies
+    m = pyconv.Conv1d(1, 1, 2, dtype=np.float64)
+    with pyconv.use_backend("cython"):
+        assert ran(log, lambda: m(X)) == "cython"
+        assert ran(log, lambda: pyconv.grad.conv1d_weight(X, (1, 1, 2), np.ones((1, 1, 3)))) \
+            == "cython"
+    assert ran(log, lambda: pyconv.grad.conv1d_input((1, 1, 4), W, np.ones((1, 1, 3)),
+                                                     backend="opencl")) == "opencl"
+
+
+def test_auto_skips_unavailable_and_unwilling(spies, monkeypatch):
+    log = spies
+    first, second = _registry.AUTO_ORDER[0], _registry.AUTO_ORDER[1]
+    monkeypatch.delitem(_registry._loaded, first)
+    monkeypatch.setitem(_registry._failed, first, "OSError: simulated missing driver")
+    assert ran(log) == second
+    # a backend that does not prefer the call is skipped by auto ...
+    monkeypatch.setattr(Spy, "prefers", lambda self, op, spec, dtype: self.name == "reference")
+    assert ran(log) == "reference"
+    # ... and one that cannot run it refuses an explicit request, with the reason
+    monkeypatch.setattr(Spy, "supports",
+                        lambda self, op, spec, dtype: None if self.name == "reference"
+                        else "simulated: no fp64 on this device")
+    with pytest.raises(BackendUnavailableError, match="simulated: no fp64"):
+        pyconv.conv1d(X, W, backend=second)
+
+
+def test_unavailable_backend_by_name(spies, monkeypatch):
+    monkeypatch.delitem(_registry._loaded, "opencl")
+    monkeypatch.setitem(_registry._failed, "opencl", "ImportError: simulated: no pyopencl")
+    entry = [e for e in pyconv.backends() if e["name"] == "opencl"][0]
+    assert entry["available"] is False and "simulated: no pyopencl" in entry["reason"]
+    assert issubclass(BackendUnavailableError, RuntimeError)
+    assert pyconv.BackendUnavailableError is BackendUnavailableError
+    for call in (lambda: pyconv.conv1d(X, W, backend="opencl"),
+                 lambda: pyconv.conv_transpose1d(X, W, backend="opencl"),
+                 lambda: pyconv.grad.conv1d_weight(X, (1, 1, 2), np.ones((1, 1, 3)),
+                                                   backend="opencl")):
+        with pytest.raises(BackendUnavailableError) as info:
+            call()
+        assert "opencl" in str(info.value) and "simulated: no pyopencl" in str(info.value)
+    with pyconv.use_backend("opencl"):  # selecting works; the call says why it cannot run
+        with pytest.raises(BackendUnavailableError, match="simulated"):
+            pyconv.conv1d(X, W)
+    pyconv.set_backend("opencl")
+    with pytest.raises(BackendUnavailableError, match="simulated"):
+        pyconv.conv1d(X, W)
+
+
+def test_unknown_names():
+    for bad in ("nope", "", "cuda"):
+        for call in (lambda: pyconv.conv1d(X, W, backend=bad),
+                     lambda: pyconv.set_backend(bad),
+                     lambda: pyconv.use_backend(bad).__enter__()):
+            with pytest.raises(ValueError) as info:
+                call()
+            for name in NAMES + ["auto"]:
+                assert name in str(info.value), (bad, str(info.value))
+    with pytest.raises(TypeError):
+        pyconv.set_backend(3)
+
+
+def test_names_are_case_insensitive(spies):
+    assert ran(spies, backend="Reference") == "reference"
+
+
+def test_bad_env_value_warns_and_uses_auto(spies, monkeypatch):
+    monkeypatch.setenv("PYCONV_BACKEND", "bogus")
+    with pytest.warns(RuntimeWarning, match="PYCONV_BACKEND"):
+        assert pyconv.get_backend() == "auto"
+    monkeypatch.setenv("PYCONV_BACKEND", "")
+    assert pyconv.get_backend() == "auto"
+
+
+def test_use_backend_is_context_local():
+    seen = {}
+
+    def worker(key):
+        seen[key] = pyconv.get_backend()
+
+    outer = pyconv.get_backend()
+    with pyconv.use_backend("reference"):
+        t = threading.Thread(target=worker, args=("thread",))
+        t.start()
+        t.join()
+        ctx = contextvars.copy_context()
+        t2 = threading.Thread(target=ctx.run, args=(worker, "copied"))
+        t2.start()
+        t2.join()
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(1) as pool:
+            seen["pool"] = pool.submit(pyconv.get_backend).result()
+    assert seen["thread"] == outer          # threads do not inherit the block
+    assert seen["pool"] == outer
+    assert seen["copied"] == "reference"    # a copied context does
+    assert pyconv.get_backend() == outer    # restored on exit
+
+
+def test_use_backend_restores_on_error():
+    before = pyconv.get_backend()
+    with pytest.raises(KeyError):
+        with pyconv.use_backend("reference"):
+            raise KeyError
+    assert pyconv.get_backend() == before
+
+
+def test_env_read_at_first_use_in_subprocess():
+    out = run_py("""
+        import os, pyconv
+        os.environ["PYCONV_BACKEND"] = "reference"
+        print(pyconv.get_backend())
+        import numpy as np
+        pyconv.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)))
+        print(pyconv.get_backend())
+    """)
+    assert out.splitlines() == ["reference", "reference"]
+    out = run_py("import pyconv; print(pyconv.get_backend())", env={"PYCONV_BACKEND": "cython"})
+    assert out == "cython"
+
+
+def test_import_is_lazy():
+    """import pyconv imports neither pyopencl nor torch (nor the compiled backend)."""
+    out = run_py("""
+        import sys, pyconv
+        import numpy as np
+        print('pyopencl' in sys.modules, 'torch' in sys.modules)
+        pyconv.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), backend='reference')
+        m = pyconv.Conv1d(1, 1, 2)
+        pyconv.backends  # attribute access only
+        print('pyopencl' in sys.modules, 'torch' in sys.modules)
+    """)
+    assert out.splitlines() == ["False False", "False False"]
+
+
+def test_import_with_broken_opencl():
+    """A broken pyopencl never breaks import pyconv; the backend reports why."""
+    out = run_py("""
+        import sys
+        class Broken:
+            def find_spec(self, name, path=None, target=None):
+                if name == 'pyopencl' or name.startswith('pyopencl.'):
+                    raise ImportError('simulated broken pyopencl')
+        sys.meta_path.insert(0, Broken())
+        import pyconv, numpy as np
+        entry = [e for e in pyconv.backends() if e['name'] == 'opencl'][0]
+        print(entry['available'], 'simulated broken pyopencl' in (entry['reason'] or ''))
+        y = pyconv.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)))   # auto falls back
+        print(y.tolist())
+        try:
+            pyconv.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), backend='opencl')
+        except pyconv.BackendUnavailableError as exc:
+            print('raised', 'simulated' in str(exc))
+    """)
+    assert out.splitlines() == ["False True", "[[[2.0, 2.0]]]", "raised True"]
+
+
+# --------------------------------------------------------------------------
+# threads
+
+@pytest.fixture
+def restore_threads():
+    yield
+    pyconv.set_num_threads(None)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_validation(bad, restore_threads):
+    with pytest.raises((ValueError, TypeError)):
+        pyconv.set_num_threads(bad)
+
+
+def test_num_threads_settings(restore_threads, monkeypatch):
+    pyconv.set_num_threads(3)
+    assert pyconv.get_num_threads() == 3
+    pyconv.set_num_threads(None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    monkeypatch.delenv("PYCONV_NUM_THREADS", raising=False)
+    assert pyconv.get_num_threads() == 5
+    monkeypatch.setenv("PYCONV_NUM_THREADS", "2")
+    assert pyconv.get_num_threads() == 2
+    monkeypatch.setenv("PYCONV_NUM_THREADS", "many")
+    with pytest.warns(RuntimeWarning):
+        assert pyconv.get_num_threads() == 5
+    monkeypatch.delenv("PYCONV_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert pyconv.get_num_threads() >= 1
+
+
+def test_result_independent_of_thread_count(backend, restore_threads, rng):
+    x = rng.standard_normal((3, 4, 11, 10))
+    w = rng.standard_normal((6, 2, 3, 3))
+    gy = rng.standard_normal((3, 6, 5, 4))
+    outs = []
+    for n in (1, 2, 3):
+        pyconv.set_num_threads(n)
+        outs.append((pyconv.conv2d(x, w, stride=2, groups=2, backend=backend),
+                     pyconv.conv_transpose2d(gy, w, stride=2, groups=2, backend=backend),
+                     pyconv.grad.conv2d_weight(x, w.shape, gy, stride=2, groups=2,
+                                               backend=backend)))
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            assert_close(b, a, np.float64, "thread count changes the result")
+
+
+# --------------------------------------------------------------------------
+# the backend interface
+
+def test_backend_interface(backend):
+    impl = _registry.load_backend(backend)
+    assert isinstance(impl, Backend)
+    assert impl.name == backend
+    assert isinstance(impl.info(), dict)
+    for meth in ("conv", "conv_transpose", "conv_weight", "supports", "prefers", "info"):
+        base = inspect.signature(getattr(Backend, meth))
+        mine = inspect.signature(getattr(type(impl), meth))
+        assert list(mine.parameters)[:len(base.parameters)] == list(base.parameters), meth
+        extra = list(mine.parameters.values())[len(base.parameters):]
+        assert all(p.default is not inspect.Parameter.empty for p in extra), meth
+
+
+def test_load_backend_auto_is_error():
+    with pytest.raises(ValueError):
+        _registry.load_backend("auto")
