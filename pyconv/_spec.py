@@ -420,7 +420,7 @@ def conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, 
         if any(output_padding):
             raise ValueError(f"{op}(): give output_size or output_padding, not both "
                              f"(got output_padding={output_padding})")
-        output_padding = output_padding_for(op, output_size, xb, nd, in_size, stride,
+        output_padding = output_padding_for(op, output_size, x_shape, nd, in_size, stride,
                                             padding, kernel, dilation)
     out_size = tuple((s - 1) * st - 2 * p + d * (k - 1) + op_ + 1
                      for s, st, p, d, k, op_ in zip(in_size, stride, padding, dilation,
