@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import os
@@ -101,3 +102,57 @@ def conv_out(S, K, s=1, p=0, d=1):
 def tconv_out(S, K, s=1, p=0, op=0, d=1):
     """SEMANTICS §1.3 transposed output size (one dim)."""
     return (S - 1) * s - 2 * p + d * (K - 1) + op + 1
+
+
+# --------------------------------------------------------------------------
+# an independent NumPy oracle (SEMANTICS §10), valid for any numeric dtype
+
+def np_conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """Gather form with one einsum per kernel tap; complex-safe, no conjugation."""
+    nd = w.ndim - 2
+    s, p, d = ((v,) * nd if isinstance(v, int) else tuple(v) for v in (stride, padding, dilation))
+    n, cin = x.shape[:2]
+    cout, cin_g = w.shape[:2]
+    K = w.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple((pi, pi) for pi in p))
+    out = tuple((xp.shape[2 + i] - d[i] * (K[i] - 1) - 1) // s[i] + 1 for i in range(nd))
+    y = np.zeros((n, groups, cout // groups) + out, dtype=np.result_type(x, w, np.float64))
+    wg = w.reshape((groups, cout // groups, cin_g) + K)
+    for k in itertools.product(*(range(kk) for kk in K)):
+        sl = tuple(slice(k[i] * d[i], k[i] * d[i] + s[i] * (out[i] - 1) + 1, s[i])
+                   for i in range(nd))
+        patch = xp[(slice(None), slice(None)) + sl].reshape((n, groups, cin_g) + out)
+        y += np.einsum("ngc...,goc->ngo...", patch, wg[(Ellipsis,) + k])
+    y = y.reshape((n, cout) + out)
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * nd)
+    return y
+
+
+def np_conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                      dilation=1):
+    """Scatter form with one einsum per kernel tap."""
+    nd = w.ndim - 2
+    s, p, op, d = ((v,) * nd if isinstance(v, int) else tuple(v)
+                   for v in (stride, padding, output_padding, dilation))
+    n, cin = x.shape[:2]
+    cin_g = cin // groups
+    cout_g = w.shape[1]
+    K = w.shape[2:]
+    S = x.shape[2:]
+    full = tuple((S[i] - 1) * s[i] + d[i] * (K[i] - 1) + 1 for i in range(nd))
+    out = tuple(full[i] - 2 * p[i] + op[i] for i in range(nd))
+    buf = np.zeros((n, groups, cout_g) + tuple(max(full[i], p[i] + out[i]) for i in range(nd)),
+                   dtype=np.result_type(x, w, np.float64))
+    xg = x.reshape((n, groups, cin_g) + S)
+    wg = w.reshape((groups, cin_g, cout_g) + K)
+    for k in itertools.product(*(range(kk) for kk in K)):
+        sl = tuple(slice(k[i] * d[i], k[i] * d[i] + s[i] * (S[i] - 1) + 1, s[i])
+                   for i in range(nd))
+        buf[(slice(None), slice(None), slice(None)) + sl] += np.einsum(
+            "ngc...,gco->ngo...", xg, wg[(Ellipsis,) + k])
+    crop = tuple(slice(p[i], p[i] + out[i]) for i in range(nd))
+    y = buf[(slice(None), slice(None), slice(None)) + crop].reshape((n, groups * cout_g) + out)
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * nd)
+    return y

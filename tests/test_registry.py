@@ -338,3 +338,35 @@ def test_backend_interface(backend):
 def test_load_backend_auto_is_error():
     with pytest.raises(ValueError):
         _registry.load_backend("auto")
+
+
+# --------------------------------------------------------------------------
+# the test matrix itself (tests/conftest.py)
+
+def _pytest_collect(env_value):
+    env = dict(os.environ, PYCONV_TEST_BACKENDS=env_value)
+    here = os.path.dirname(os.path.abspath(__file__))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "--no-header", "-o", "addopts=", os.path.join(here, "test_functional.py"),
+         "-k", "test_returns_ndarray"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=os.path.dirname(here))
+
+
+def test_matrix_subset_selection():
+    for value, expected in (("reference", ["reference"]),
+                            ("opencl, reference", ["opencl", "reference"]),
+                            ('["cython"]', ["cython"]),
+                            ("", NAMES)):
+        proc = _pytest_collect(value)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        ids = [line.split("[")[1].rstrip("]") for line in proc.stdout.splitlines()
+               if "test_returns_ndarray[" in line]
+        assert ids == expected, (value, proc.stdout)
+
+
+def test_matrix_unknown_backend_is_an_error():
+    for value in ("refrence", '["reference", "cuda"]', '{"a": 1}'):
+        proc = _pytest_collect(value)
+        assert proc.returncode != 0, value
+        assert "PYCONV_TEST_BACKENDS" in proc.stdout + proc.stderr, value

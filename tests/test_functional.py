@@ -1,0 +1,209 @@
+"""The six functional ops: signatures, argument forms, and every argument
+against an independent NumPy implementation of SEMANTICS §10, on every backend."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+
+import numpy as np
+import pytest
+
+import pyconv
+
+from helpers import assert_close, conv_out, np_conv, np_conv_transpose, tconv_out
+
+CONV_PARAMS = ["input", "weight", "bias", "stride", "padding", "dilation", "groups",
+               "padding_mode", "backend"]
+TCONV_PARAMS = ["input", "weight", "bias", "stride", "padding", "output_padding", "groups",
+                "dilation", "output_size", "backend"]
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_signatures(nd):
+    for name, names, kwonly in ((f"conv{nd}d", CONV_PARAMS, {"padding_mode", "backend"}),
+                                (f"conv_transpose{nd}d", TCONV_PARAMS,
+                                 {"output_size", "backend"})):
+        sig = inspect.signature(getattr(pyconv, name))
+        assert list(sig.parameters) == names, name
+        for p in sig.parameters.values():
+            assert (p.kind is inspect.Parameter.KEYWORD_ONLY) == (p.name in kwonly), (name, p)
+        defaults = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1,
+                    "output_padding": 0, "padding_mode": "zeros", "backend": None,
+                    "output_size": None}
+        for pname, value in defaults.items():
+            if pname in sig.parameters:
+                assert sig.parameters[pname].default == value, (name, pname)
+
+
+def test_public_names():
+    for name in ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                 "conv_transpose3d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+                 "ConvTranspose2d", "ConvTranspose3d", "grad", "backends", "get_backend",
+                 "set_backend", "use_backend", "set_num_threads", "BackendUnavailableError"):
+        assert hasattr(pyconv, name), name
+    assert pyconv.conv2d is pyconv.functional.conv2d
+
+
+def test_positional_order_transposed(backend, rng):
+    """groups comes before dilation in the transposed family."""
+    x = rng.standard_normal((1, 4, 5))
+    w = rng.standard_normal((4, 1, 3))
+    by_kw = pyconv.conv_transpose1d(x, w, None, stride=2, padding=1, output_padding=1, groups=2,
+                                    dilation=3, backend=backend)
+    by_pos = pyconv.conv_transpose1d(x, w, None, 2, 1, 1, 2, 3, backend=backend)
+    assert_close(by_pos, by_kw, np.float64, "positional", rtol=0)
+    assert by_kw.shape == (1, 2, tconv_out(5, 3, 2, 1, 1, 3))
+    y1 = pyconv.conv1d(x, rng.standard_normal((2, 2, 3)), None, 2, 1, 2, 2, backend=backend)
+    assert y1.shape == (1, 2, conv_out(5, 3, 2, 1, 2))
+
+
+# --------------------------------------------------------------------------
+# every argument vs the NumPy oracle
+
+def _grid_conv():
+    for nd in (1, 2, 3):
+        S = (8, 6, 4)[:nd]
+        for (stride, padding, dilation, groups) in itertools.product(
+                (1, 2), (0, 1), (1, 2), (1, 2)):
+            K = (3, 2, 2)[:nd]
+            eff_ok = all(s + 2 * padding >= dilation * (k - 1) + 1 for s, k in zip(S, K))
+            if eff_ok:
+                yield nd, S, K, stride, padding, dilation, groups
+
+
+CONV_GRID = list(_grid_conv())
+
+
+@pytest.mark.parametrize("nd,S,K,stride,padding,dilation,groups", CONV_GRID,
+                         ids=[f"{g[0]}d-s{g[3]}-p{g[4]}-d{g[5]}-g{g[6]}" for g in CONV_GRID])
+def test_conv_grid(nd, S, K, stride, padding, dilation, groups, backend):
+    rng = np.random.default_rng(hash((nd, stride, padding, dilation, groups)) % 2**32)
+    x = rng.standard_normal((2, 2 * groups) + S)
+    w = rng.standard_normal((2 * groups, 2) + K)
+    b = rng.standard_normal(2 * groups)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = getattr(pyconv, f"conv{nd}d")(x, w, b, **kw, backend=backend)
+    assert_close(y, np_conv(x, w, b, **kw), np.float64, f"conv{nd}d {kw}")
+
+
+def _grid_tconv():
+    for nd in (1, 2, 3):
+        S = (5, 4, 3)[:nd]
+        K = (3, 2, 2)[:nd]
+        for (stride, padding, dilation, groups, op) in itertools.product(
+                (1, 3), (0, 1), (1, 2), (1, 2), (0, 1)):
+            if op >= stride and op >= dilation:
+                continue
+            if any(tconv_out(s, k, stride, padding, op, dilation) < 1 for s, k in zip(S, K)):
+                continue
+            yield nd, S, K, stride, padding, dilation, groups, op
+
+
+TCONV_GRID = list(_grid_tconv())
+
+
+@pytest.mark.parametrize("nd,S,K,stride,padding,dilation,groups,op", TCONV_GRID,
+                         ids=[f"{g[0]}d-s{g[3]}-p{g[4]}-d{g[5]}-g{g[6]}-op{g[7]}"
+                              for g in TCONV_GRID])
+def test_conv_transpose_grid(nd, S, K, stride, padding, dilation, groups, op, backend):
+    rng = np.random.default_rng(hash((nd, stride, padding, dilation, groups, op)) % 2**32)
+    x = rng.standard_normal((2, 2 * groups) + S)
+    w = rng.standard_normal((2 * groups, 3) + K)
+    b = rng.standard_normal(3 * groups)
+    kw = dict(stride=stride, padding=padding, output_padding=op, groups=groups,
+              dilation=dilation)
+    y = getattr(pyconv, f"conv_transpose{nd}d")(x, w, b, **kw, backend=backend)
+    assert_close(y, np_conv_transpose(x, w, b, **kw), np.float64, f"conv_transpose{nd}d {kw}")
+
+
+def test_output_padding_cells_get_contributions(backend):
+    """#8816: output_padding selects the shape; extra cells are not forced to zero."""
+    x = np.ones((1, 1, 3))
+    w = np.ones((1, 1, 3))
+    y = pyconv.conv_transpose1d(x, w, stride=2, padding=1, output_padding=1, backend=backend)
+    # full (uncropped) length 7: [1,1,2,1,2,1,1]; crop 1 at the start, 1-1=0 at the end
+    np.testing.assert_array_equal(y.ravel(), [1, 2, 1, 2, 1, 1])
+
+
+def test_same_padding_equalities(backend, rng):
+    """test_conv1d_same_padding: 'same' vs explicit paddings."""
+    for L in range(50, 55):
+        for k in (1, 2, 3, 8):
+            for d in (1, 2, 3):
+                x = rng.standard_normal((1, 1, L))
+                w = rng.standard_normal((1, 1, k))
+                y = pyconv.conv1d(x, w, padding="same", dilation=d, backend=backend)
+                assert y.shape == (1, 1, L), (L, k, d)
+    x = rng.standard_normal((1, 1, 20))
+    for k, kw, drop in ((3, dict(padding=1), 0), (4, dict(padding=3, dilation=2), 0),
+                        (4, dict(padding=5, dilation=3), 1)):
+        w = rng.standard_normal((1, 1, k))
+        same = pyconv.conv1d(x, w, padding="same", dilation=kw.get("dilation", 1),
+                             backend=backend)
+        explicit = pyconv.conv1d(x, w, **kw, backend=backend)[..., drop:]
+        assert_close(same, explicit, np.float64, f"same k={k} {kw}")
+    # 2-D: (1,1,10,11) with (4,5): padding (2,2) then drop the first row
+    x = rng.standard_normal((1, 1, 10, 11))
+    w = rng.standard_normal((1, 1, 4, 5))
+    assert_close(pyconv.conv2d(x, w, padding="same", backend=backend),
+                 pyconv.conv2d(x, w, padding=(2, 2), backend=backend)[:, :, 1:],
+                 np.float64, "same 2d asym")
+    w = rng.standard_normal((1, 1, 3, 4))
+    assert_close(pyconv.conv2d(x, w, padding="same", dilation=2, backend=backend),
+                 pyconv.conv2d(x, w, padding=(2, 3), dilation=2, backend=backend),
+                 np.float64, "same 2d dilated")
+    w = rng.standard_normal((1, 1, 4, 4))
+    assert_close(pyconv.conv2d(x, w, padding="same", dilation=3, backend=backend),
+                 pyconv.conv2d(x, w, padding=5, dilation=3, backend=backend)[:, :, 1:, 1:],
+                 np.float64, "same 2d d3")
+    x = rng.standard_normal((1, 1, 10, 11, 12))
+    w = rng.standard_normal((1, 1, 1, 2, 5))
+    assert_close(pyconv.conv3d(x, w, padding="same", backend=backend),
+                 pyconv.conv3d(x, w, padding=(0, 1, 2), backend=backend)[:, :, :, 1:],
+                 np.float64, "same 3d")
+    assert_close(pyconv.conv3d(x, w, padding="same", dilation=2, backend=backend),
+                 pyconv.conv3d(x, w, padding=(0, 1, 4), dilation=2, backend=backend),
+                 np.float64, "same 3d dilated")
+
+
+def test_valid_is_zero_padding(backend, rng):
+    x = rng.standard_normal((2, 3, 9, 8))
+    w = rng.standard_normal((4, 3, 3, 2))
+    assert_close(pyconv.conv2d(x, w, stride=2, padding="valid", dilation=2, backend=backend),
+                 pyconv.conv2d(x, w, stride=2, padding=0, dilation=2, backend=backend),
+                 np.float64, "valid", rtol=0)
+
+
+def test_opinfo_error_inputs_as_pyconv(backend, rng):
+    """§12.1 error_inputs: the dtype ones are promotions in pyconv; the rest raise."""
+    x = rng.integers(0, 3, (1, 1, 4))
+    w = rng.integers(0, 3, (1, 1, 2))
+    y = pyconv.conv1d(x, w, np.ones(1, np.float32), backend=backend)
+    assert y.dtype == np.float64
+    y = pyconv.conv1d(x.astype(np.float32), w.astype(np.float32), np.ones(1, np.complex64),
+                      backend=backend)
+    assert y.dtype == np.complex64
+    xf, wf = np.ones((1, 1, 4)), np.ones((1, 1, 2))
+    for kw, pat in ((dict(stride=(-1,)), "stride"), (dict(padding=(-1,)), "padding"),
+                    (dict(dilation=(-1,)), "dilation")):
+        with pytest.raises(ValueError, match=pat):
+            pyconv.conv1d(xf, wf, **kw, backend=backend)
+    with pytest.raises(ValueError, match="weight"):
+        pyconv.conv1d(xf, np.ones((1, 2)), backend=backend)
+    with pytest.raises(ValueError, match="at least 3"):
+        pyconv.conv1d(np.ones((1, 3, 4)), np.ones((2, 1, 2)), groups=3, backend=backend)
+
+
+def test_weight_decides_nd(backend):
+    """nd comes from the weight; the function name only decides the legal input ranks."""
+    with pytest.raises(ValueError):
+        pyconv.conv1d(np.ones((1, 2, 5)), np.ones((3, 2, 2, 2)), backend=backend)
+    with pytest.raises(ValueError) as info:
+        pyconv.conv2d(np.ones((1, 2, 5, 5)), np.ones((3, 2, 2, 2, 2)), backend=backend)
+    assert "3" in str(info.value)
+
+
+def test_returns_ndarray(backend):
+    y = pyconv.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), backend=backend)
+    assert type(y) is np.ndarray and y.flags.c_contiguous
