@@ -580,17 +580,34 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
             "sgemm_gflops": float(sgemm), "rows": rows}
 
 
+def _warm(fn: Callable[[], object], calls: int, seconds: float, max_calls: int = 100) -> None:
+    """Call ``fn`` at least ``calls`` times and until ``seconds`` were spent in it.
+
+    A process's first calls can be slow for reasons that are not the
+    kernel's (thread pools starting, caches, a busy machine delaying the
+    first wake-ups of worker threads); a short timed warm-up gets past them.
+    """
+    spent = 0.0
+    for i in range(max_calls):
+        if i >= calls and spent >= seconds:
+            break
+        t0 = time.perf_counter()
+        fn()
+        spent += time.perf_counter() - t0
+
+
 def interleaved_best_of(fns: Dict[str, Callable[[], object]], repeat: int = 5,
-                        warmup: int = 1, max_seconds: Optional[float] = None
-                        ) -> Dict[str, float]:
+                        warmup: int = 1, max_seconds: Optional[float] = None,
+                        warmup_time: float = 0.1) -> Dict[str, float]:
     """Best-of-``repeat`` time of each function, the functions taking turns.
 
     Round ``r`` times every function once, so a change in the machine's load
     (other processes) hits all contenders alike and their ratio stays fair.
+    Each function is first warmed up (``warmup`` calls, and at least
+    ``warmup_time`` seconds of calls).
     """
     for fn in fns.values():
-        for _ in range(warmup):
-            fn()
+        _warm(fn, warmup, warmup_time)
     best = {name: math.inf for name in fns}
     spent = 0.0
     for _ in range(max(1, repeat)):

@@ -140,6 +140,23 @@ def test_cli_never_imports_torch():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_compare_torch_without_torch(tmp_path):
+    # torch made unimportable: --compare torch notes it and times pyconv alone
+    path = tmp_path / "bench.json"
+    code = ("import sys; sys.modules['torch'] = None; from pyconv.__main__ import main; "
+            "sys.exit(main(['bench', '--quick', '--backend', 'reference', '--repeat', '1', "
+            f"'--compare', 'torch', '--workloads', 'conv1d,conv2d', '--json', {str(path)!r}]))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=ENV)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "torch is not importable" in res.stderr
+    data = json.loads(path.read_text())
+    _bench.validate_result(data)
+    assert data["machine"]["torch"] is None
+    assert [r["op"] for r in data["rows"]] == ["conv1d", "conv2d"]
+    assert all(r["speedup"] is None for r in data["rows"])
+
+
 # --------------------------------------------------------------------------
 # in process: check must be able to fail
 
