@@ -416,26 +416,15 @@ def measure_sgemm(n: int = 2048, repeat: int = 5, threads: Optional[int] = None)
 
 def cpu_name() -> str:
     """The CPU model name (``/proc/cpuinfo`` on Linux, else :mod:`platform`)."""
+    fallback = platform.processor() or platform.machine() or "unknown"
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.lower().startswith("model name"):
                     return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _torch_version() -> Optional[str]:
-    """Torch's version if it is installed, without importing it."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover
-        return None
-    try:
-        return version("torch")
-    except PackageNotFoundError:
-        return None
+    except OSError:  # not Linux: platform's answer
+        return fallback
+    return fallback
 
 
 def machine_info(threads: int, torch_version: Optional[str] = None) -> Dict[str, object]:
