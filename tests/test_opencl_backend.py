@@ -274,7 +274,7 @@ def test_results_are_deterministic(be):
     # the weight gradient here is split into several partial sums
     spec = conv_spec(8, 16, 64, 1, (40, 30), 3, pad=1)
     x, w, b, gy = _data(spec, np.float32)
-    tiles = ocl_programs.TILE_CLASSES["large"][0]
+    tiles = ocl_programs.tile_classes(be.device)["large"][0]
     reduction = spec.batch * prod(spec.out_size)
     assert be._splits(be.device, tiles, spec, 64, 16 * 9, reduction, 64 * 16 * 9 * 4) > 1
     tspec = spec.as_transposed()
@@ -285,7 +285,7 @@ def test_results_are_deterministic(be):
 
 def test_split_weight_gradient_matches_reference(be):
     spec = CONV_CASES[6][1]  # 1d-large-tile-split-weight
-    tiles = ocl_programs.TILE_CLASSES["large"][0]
+    tiles = ocl_programs.tile_classes(be.device)["large"][0]
     reduction = spec.batch * prod(spec.out_size)
     assert be._splits(be.device, tiles, spec, 64, 6, reduction, 64 * 6 * 4) > 1
     x, _, _, gy = _data(spec, np.float64 if be.fp64 else np.float32)
@@ -437,19 +437,21 @@ def test_tiles_fall_back_when_too_big(be, monkeypatch):
     assert len(chosen) == 2
     for tiles in chosen:
         assert tiles.work_group_size <= 64 and tiles.local_bytes(4) <= 4096
-        assert tiles != ocl_programs.TILE_CLASSES["large"][0]
+        assert tiles != ocl_programs.tile_classes(be.device)["large"][0]
 
 
-ALL_TILES = sorted({(cls, t) for cls, ts in ocl_programs.TILE_CLASSES.items() for t in ts},
-                   key=str)
+ALL_TILES = sorted({(cls, t) for table in (ocl_programs.TILE_CLASSES,
+                                           ocl_programs.TILE_CLASSES_CPU)
+                    for cls, ts in table.items() for t in ts}, key=str)
 
 
 @pytest.mark.parametrize("cls,tiles", ALL_TILES, ids=[f"{c}-{t.tm}x{t.tn}x{t.tk}-{t.rm}x{t.rn}"
                                                       for c, t in ALL_TILES])
 def test_every_tile_configuration_is_correct(be, monkeypatch, cls, tiles):
-    """Each fallback configuration computes the same thing (float32, 2-d)."""
+    """Each configuration, GPU and CPU lists, computes the same thing (float32, 2-d)."""
     monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())
     monkeypatch.setitem(ocl_programs.TILE_CLASSES, cls, (tiles,))
+    monkeypatch.setitem(ocl_programs.TILE_CLASSES_CPU, cls, (tiles,))
     rows, cin = {"large": (64, 4), "mid": (12, 4), "small": (3, 12), "tiny": (2, 1)}[cls]
     spec = conv_spec(2, cin, rows, 1, (6, 5), (3, 2), s=(2, 1), pad=((1, 0), (0, 1)),
                      d=(1, 2))

@@ -94,6 +94,27 @@ TILE_CLASSES: Dict[str, Tuple[Tiles, ...]] = {
 }
 
 
+#: The same classes for CPU devices (PoCL and other CPU drivers): a
+#: work-group runs as a loop over its work-items there, so fewer, fatter
+#: work-items (8 x 8 register blocks) and deeper stages (fewer barriers)
+#: pay off; measured 3-4x faster than the GPU shapes on PoCL.
+TILE_CLASSES_CPU: Dict[str, Tuple[Tiles, ...]] = {
+    "large": (Tiles(64, 64, 32, 8, 8),) + TILE_CLASSES["large"],
+    "mid": (Tiles(16, 64, 32, 4, 8),) + TILE_CLASSES["mid"],
+    "small": (Tiles(1, 256, 32, 1, 8),) + TILE_CLASSES["small"],
+    "tiny": TILE_CLASSES["tiny"],
+}
+
+
+def tile_classes(device) -> Dict[str, Tuple[Tiles, ...]]:
+    """The tile lists for a device: :data:`TILE_CLASSES_CPU` on CPUs."""
+    try:
+        is_cpu = bool(device.type & cl.device_type.CPU)
+    except (AttributeError, TypeError, cl.Error):
+        is_cpu = False
+    return TILE_CLASSES_CPU if is_cpu else TILE_CLASSES
+
+
 class ProgramCache:
     """Built programs per (context, kernel file, defines); kernels per name.
 
@@ -151,7 +172,7 @@ class ProgramCache:
             return hit
         max_wg, max_items, local_mem = device_limits(device)
         tried = []
-        for tiles in TILE_CLASSES[tile_class]:
+        for tiles in tile_classes(device)[tile_class]:
             lx, ly = tiles.local_size
             if (tiles.work_group_size > max_wg or lx > max_items[0] or ly > max_items[1]
                     or tiles.local_bytes(itemsize) > local_mem):
