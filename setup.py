@@ -95,7 +95,6 @@ class BuildExt(build_ext):
     """build_ext that cythonizes lazily and probes OpenMP / target_clones."""
 
     def finalize_options(self):
-        super().finalize_options()
         from Cython.Build import cythonize
 
         debug = _env_flag("PYCONV_CYTHON_DEBUG")
@@ -114,7 +113,9 @@ class BuildExt(build_ext):
             build_dir=os.path.join("build", "cython"),
             quiet=True,
         )
-        self.extensions = self.distribution.ext_modules
+        # setuptools' finalize_options annotates the extension objects, so it
+        # runs after cythonize() has replaced them
+        super().finalize_options()
 
     def build_extensions(self):
         compiler = self.compiler
