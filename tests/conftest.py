@@ -132,6 +132,30 @@ def dtype_unsupported_reason(backend_name, dtype):
     return None
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A float64 test on a backend without fp64 (it says so in ``supports``) is a skip.
+
+    Many tests compute in float64; on an OpenCL device without ``cl_khr_fp64``
+    pyconv rightly raises BackendUnavailableError for them.  Only that case
+    is turned into a skip: the backend's own ``supports`` must refuse float64.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call" or call.excinfo is None:
+        return
+    if not call.excinfo.errisinstance(_registry.BackendUnavailableError):
+        return
+    name = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+    if not name:
+        return
+    reason = dtype_unsupported_reason(name, np.float64)
+    if reason is not None:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0,
+                           f"Skipped: {name} has no float64 here: {reason}")
+
+
 @pytest.fixture(params=[pytest.param(np.float32, id="float32"),
                         pytest.param(np.float64, id="float64")])
 def dtype(request, backend):

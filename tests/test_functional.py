@@ -207,3 +207,32 @@ def test_weight_decides_nd(backend):
 def test_returns_ndarray(backend):
     y = pyconv.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), backend=backend)
     assert type(y) is np.ndarray and y.flags.c_contiguous
+
+
+NATIVE = [
+    (1, (2, 4, 11), (6, 2, 3), dict(stride=2, padding=1, dilation=2, groups=2)),
+    (2, (2, 3, 7, 6), (3, 1, 3, 2), dict(stride=(1, 2), padding=(1, 0), groups=3)),
+    (3, (1, 2, 5, 4, 4), (4, 2, 2, 2, 3), dict(stride=2, padding=(1, 0, 1))),
+]
+
+
+@pytest.mark.parametrize("nd,xs,ws,kw", NATIVE, ids=["1d", "2d", "3d"])
+def test_native_dtypes(nd, xs, ws, kw, dtype, backend):
+    """float32/float64 in, same dtype out, within the dtype's tolerance of float64 math."""
+    rng = np.random.default_rng(nd)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    y = getattr(pyconv, f"conv{nd}d")(x, w, b, **kw, backend=backend)
+    assert y.dtype == dtype
+    assert_close(y, np_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                            **kw), dtype, f"conv{nd}d {np.dtype(dtype)}")
+    wt = rng.standard_normal((xs[1], 2) + ws[2:]).astype(dtype)
+    tkw = dict(stride=kw.get("stride", 1), padding=kw.get("padding", 0),
+               groups=kw.get("groups", 1), dilation=kw.get("dilation", 1))
+    t = getattr(pyconv, f"conv_transpose{nd}d")(x, wt, **tkw, backend=backend)
+    assert t.dtype == dtype
+    assert_close(t, np_conv_transpose(x.astype(np.float64), wt.astype(np.float64), **tkw),
+                 dtype, f"conv_transpose{nd}d {np.dtype(dtype)}")
+    gw = getattr(pyconv.grad, f"conv{nd}d_weight")(x, ws, y, **kw, backend=backend)
+    assert gw.dtype == dtype and gw.shape == ws
