@@ -36,12 +36,21 @@ buffers together (plus conv_weight partials) stay below
 Threads (the per-call heuristic)
 --------------------------------
 ``n = pyconv.get_num_threads()``.  The plan cuts the work into items (GEMM
-conv: batch x group x tile; conv_transpose: batch x group x slab; direct:
-batch x channel).  If there are at least ``n`` items, OpenMP runs them on
-``n`` threads and every BLAS library is held to **one** thread
-(threadpoolctl, ``user_api="blas"``) so that nothing is oversubscribed.
-If there are fewer items than threads (a single image, a single tile), the
-items run on one OpenMP thread and **BLAS** gets the ``n`` threads instead.
+conv: batch x group x tile; conv_weight: fixed slots of (image, tile);
+conv_transpose: batch x group x slab, or blocks of images; direct: batch x
+channel, or weight pairs) and runs them on ``min(n, items)`` OpenMP threads
+while every BLAS library is held to **one** thread (threadpoolctl,
+``user_api="blas"``) so that nothing is oversubscribed.  When batch x groups
+alone gives fewer than :data:`TARGET_ITEMS` items the plan cuts smaller
+tiles (never below :data:`MIN_TILE` columns) or output slabs, so that a
+single image still keeps every thread busy.
+
+Letting BLAS itself use the threads when there is a single chunk was
+measured and rejected: OpenBLAS picks a different kernel (a different
+summation order) depending on its own thread count, so the result would
+change with ``n`` (1 ulp differences on conv_weight shapes), breaking the
+guarantee below.  A problem too small to cut into two items runs on one
+thread; it is small enough that this costs little.
 
 The cutting of the work depends on the spec only, never on ``n``; every
 output element (and every conv_weight partial) is summed in an order fixed
@@ -78,11 +87,16 @@ WORKSPACE_BYTES = 64 << 20
 #: Budget of the conv_weight partial sums, within WORKSPACE_BYTES.
 PARTIAL_BYTES = 32 << 20
 #: Most conv_weight partials (fixed, so the reduction order is fixed).
-MAX_SLOTS = 64
+MAX_SLOTS = 16
 #: Smallest GEMM dimension (M or K) worth a BLAS call; below, direct loops.
 MIN_GEMM = 8
 #: Work items wanted for conv_transpose (slabs are cut to reach it).
 TARGET_ITEMS = 8
+#: conv_transpose on images of fewer input positions than this packs
+#: several images into one GEMM ...
+TILE_COLS = 256
+#: ... while keeping at least this many blocks of images.
+BLOCKS_MIN = 4
 
 _INT_MAX = 2**31 - 1
 
@@ -98,6 +112,7 @@ class Plan(NamedTuple):
     omp_threads: int      # OpenMP threads
     blas_threads: int     # BLAS threads inside the call
     workspace: int        # bytes of extra memory the call allocates
+    images: int = 1       # conv_transpose: images per GEMM (small images)
 
 
 def _canon(sizes, fill):
@@ -114,17 +129,32 @@ def _geo(spec):
             + _canon(spec.dilation, 1) + _canon(spec.pad_lo, 0))
 
 
-def _tile(rows, positions, row_len, itemsize):
-    """Columns per tile for a ``rows x T`` buffer over ``positions`` columns."""
+def _tile(rows, positions, row_len, itemsize, groups_of_work=1):
+    """Columns per tile for a ``rows x T`` buffer over ``positions`` columns.
+
+    About :data:`TILE_BYTES` per buffer, at least :data:`MIN_TILE` columns,
+    and small enough that ``groups_of_work`` x tiles reaches
+    :data:`TARGET_ITEMS` when the positions allow it.
+    """
     t = TILE_BYTES // max(1, rows * itemsize)
     t = max(t, MIN_TILE)
     # never let one buffer take more than a quarter of the workspace budget
     t = min(t, max(1, (WORKSPACE_BYTES // 4) // max(1, rows * itemsize)))
+    want = -(-TARGET_ITEMS // max(1, groups_of_work))
+    if want > 1:
+        t = min(t, max(MIN_TILE, -(-positions // want)))
     if t >= positions:
         return max(1, positions)
     if row_len <= t:
-        t = (t // row_len) * row_len
-    return max(1, t)
+        # whole rows, spread evenly over the fewest tiles
+        nrows = -(-positions // row_len)
+        per = t // row_len
+        per = -(-nrows // -(-nrows // per))
+        return per * row_len
+    # parts of one long row: equal tiles, a multiple of 16 columns
+    ntiles = -(-positions // t)
+    t = -(-positions // ntiles)
+    return max(1, min(positions, -(-t // 16) * 16))
 
 
 def _is_pointwise(spec):
@@ -136,10 +166,7 @@ def _is_pointwise(spec):
 def _threads(items, per_thread_bytes, fixed_bytes, n):
     """(omp, blas) threads for ``items`` work items (module docstring rule)."""
     room = max(1, (WORKSPACE_BYTES - fixed_bytes) // max(1, per_thread_bytes))
-    omp = max(1, min(n, room))
-    if items >= omp:
-        return omp, 1
-    return 1, n
+    return max(1, min(n, room, items)), 1
 
 
 def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
@@ -171,7 +198,8 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
             items = spec.batch * spec.out_channels if op == "conv" else spec.out_channels * cin_g
             omp = max(1, min(n, items))
             return Plan("direct", 0, 0, 0, items, omp, 1, 2 * 8 * kp)
-        tile = _tile(kc, pout, row_len, isz)
+        tile = _tile(kc, pout, row_len, isz,
+                     spec.batch * g if op == "conv" else spec.batch)
         ntiles = -(-pout // tile)
         per_thread = 0 if pointwise else kc * tile * isz
         if op == "conv":
@@ -193,23 +221,35 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
         items = spec.batch * spec.out_channels
         return Plan("direct", 0, 0, 0, items, max(1, min(n, items)), 1, 2 * 8 * kp)
     in_row = int(spec.in_size[-1]) if spec.in_size else 1
-    tile = _tile(mt, pin, in_row, isz)
+    tile = _tile(mt, pin, in_row, isz, spec.batch * g if pointwise else 1)
     if pointwise:
         ntiles = -(-pin // tile)
         items = spec.batch * g * ntiles
         omp, blas = _threads(items, 0, 0, n)
         return Plan("pointwise", tile, 0, 0, items, omp, blas, 0)
+    # small images: several images per GEMM so that BLAS packs the weight
+    # once per TILE_COLS columns rather than once per image
+    if pin < TILE_COLS and spec.batch > 1:
+        nb = int(min(-(-TILE_COLS // pin), max(1, spec.batch // BLOCKS_MIN), spec.batch,
+                     (WORKSPACE_BYTES // 4) // ((mt + cin_g) * pin * isz)))
+        if nb > 1:
+            items = -(-spec.batch // nb) * g
+            per_thread = (mt + cin_g) * nb * pin * isz
+            omp, blas = _threads(items, per_thread, 0, n)
+            return Plan("gemm", nb * pin, 1, 0, items, omp, blas, omp * per_thread, nb)
     # slabs of output rows along the outermost spatial axis, cut only when
     # batch x groups alone gives too few items, and never so thin that the
     # recomputed halo (about d*(K-1)/s input rows per slab) dominates
     ng = spec.batch * g
-    axis = 0
-    while axis < spec.nd - 1 and spec.out_size[axis] == 1 and spec.in_size[axis] == 1:
+    ks, ins, outs = _canon(spec.kernel_size, 1), _canon(spec.in_size, 1), _canon(spec.out_size, 1)
+    st, dl = _canon(spec.stride, 1), _canon(spec.dilation, 1)
+    axis = 0  # the kernel's rule: first axis where size, output or kernel is not 1
+    while axis < 2 and outs[axis] == 1 and ins[axis] == 1 and ks[axis] == 1:
         axis += 1
-    halo = -(-(spec.dilation[axis] * (spec.kernel_size[axis] - 1)) // spec.stride[axis])
+    halo = -(-(dl[axis] * (ks[axis] - 1)) // st[axis])
     want = -(-TARGET_ITEMS // max(1, ng))
-    max_slabs = max(1, spec.in_size[axis] // max(1, 4 * halo)) if halo else spec.out_size[axis]
-    slabs = int(max(1, min(want, max_slabs, spec.out_size[axis])))
+    max_slabs = max(1, ins[axis] // max(1, 4 * halo)) if halo else outs[axis]
+    slabs = int(max(1, min(want, max_slabs, outs[axis])))
     items = ng * slabs
     per_thread = mt * tile * isz
     omp, blas = _threads(items, per_thread, 0, n)
@@ -223,6 +263,18 @@ def workspace_bytes(op: str, spec, dtype, nthreads: Optional[int] = None) -> int
 
 # --------------------------------------------------------------------------
 # BLAS threads
+
+def _set_threads(lib, k):
+    """Set a BLAS library's thread count from whichever Python thread we are in.
+
+    threadpoolctl lets only one "controlling" Python thread change a
+    process-wide (pthreads) OpenBLAS pool and silently ignores the others;
+    :class:`_BlasLimiter` already serialises and reference-counts every
+    change itself, so it uses the unguarded setter when there is one.
+    """
+    setter = getattr(lib, "_real_set_num_threads", None) or lib.set_num_threads
+    setter(k)
+
 
 class _BlasLimiter:
     """Holds every BLAS library (NumPy's and SciPy's OpenBLAS...) at k threads.
@@ -251,12 +303,6 @@ class _BlasLimiter:
             self._ready = True
         return self._controller
 
-    def original_threads(self):
-        ctl = self._get()
-        if ctl is None:
-            return None
-        return [lib.num_threads for lib in ctl.lib_controllers]
-
     def enter(self, k):
         with self._lock:
             ctl = self._get()
@@ -267,7 +313,7 @@ class _BlasLimiter:
                 self._current = None
             if self._current is None or k < self._current:
                 for lib in ctl.lib_controllers:
-                    lib.set_num_threads(k)
+                    _set_threads(lib, k)
                 self._current = k
             self._active += 1
 
@@ -279,7 +325,8 @@ class _BlasLimiter:
             self._active -= 1
             if self._active == 0:
                 for lib, k in zip(ctl.lib_controllers, self._original):
-                    lib.set_num_threads(k)
+                    if k is not None:
+                        _set_threads(lib, k)
                 self._current = None
 
 
@@ -380,7 +427,7 @@ class CythonBackend(Backend):
             _kernels.conv_transpose_direct(xf, wf, bias, yf, _geo(spec), p.omp_threads)
         else:
             self._run(p, _kernels.conv_transpose_gemm, xf, wf, bias, yf, _geo(spec), p.tile,
-                      p.slabs, p.path == "pointwise", p.omp_threads)
+                      p.slabs, p.images, p.path == "pointwise", p.omp_threads)
         return y
 
     def conv_weight(self, x, grad_out, spec):

@@ -49,6 +49,7 @@ cdef extern from "_kernels.h" nogil:
     int PYCONV_HAVE_CLONES
     int pc_omp_max_threads()
     const char *pc_simd_level()
+    void *pc_alloc(size_t nbytes)
     Py_ssize_t pc_floordiv(Py_ssize_t a, Py_ssize_t b)
     Py_ssize_t pc_ceildiv(Py_ssize_t a, Py_ssize_t b)
     void pc_axpy_f(Py_ssize_t n, float a, const float *x, Py_ssize_t incx, float *y)
@@ -65,6 +66,27 @@ cdef extern from "_kernels.h" nogil:
     void pc_add_d(Py_ssize_t n, const double *x, double *y)
     void pc_fill_f(Py_ssize_t n, float v, float *y)
     void pc_fill_d(Py_ssize_t n, double v, double *y)
+    ctypedef struct pc_geo:
+        Py_ssize_t N, Cin, Cout, G, cin_g, cout_g
+        Py_ssize_t isz[3]
+        Py_ssize_t osz[3]
+        Py_ssize_t ks[3]
+        Py_ssize_t st[3]
+        Py_ssize_t dl[3]
+        Py_ssize_t lo[3]
+        Py_ssize_t Pin, Pout, Kp
+    void pc_im2col_f(const pc_geo *g, const float *xg, float *col, Py_ssize_t p0,
+                     Py_ssize_t tl, const Py_ssize_t *xa, const Py_ssize_t *xb)
+    void pc_im2col_d(const pc_geo *g, const double *xg, double *col, Py_ssize_t p0,
+                     Py_ssize_t tl, const Py_ssize_t *xa, const Py_ssize_t *xb)
+    void pc_col2im_f(const pc_geo *g, const float *col, Py_ssize_t ld, float *yg, Py_ssize_t q0,
+                     Py_ssize_t tl, const Py_ssize_t *olo, const Py_ssize_t *ohi,
+                     const Py_ssize_t *xa, const Py_ssize_t *xb)
+    void pc_col2im_d(const pc_geo *g, const double *col, Py_ssize_t ld, double *yg, Py_ssize_t q0,
+                     Py_ssize_t tl, const Py_ssize_t *olo, const Py_ssize_t *ohi,
+                     const Py_ssize_t *xa, const Py_ssize_t *xb)
+
+ctypedef pc_geo Geo
 
 
 # ---------------------------------------------------------------------------
@@ -162,17 +184,6 @@ cdef inline void _gemm(bint trans_a, bint trans_b, int m, int n, int k,
 # ---------------------------------------------------------------------------
 # geometry
 
-ctypedef struct Geo:
-    Py_ssize_t N, Cin, Cout, G, cin_g, cout_g
-    Py_ssize_t isz[3]     # op input spatial size (z, y, x)
-    Py_ssize_t osz[3]     # op output spatial size
-    Py_ssize_t ks[3]
-    Py_ssize_t st[3]
-    Py_ssize_t dl[3]
-    Py_ssize_t lo[3]     # leading padding (conv) / leading crop (transposed)
-    Py_ssize_t Pin, Pout, Kp
-
-
 cdef Geo _geo(tuple t) except *:
     """Geo from ``(N, Cin, Cout, G, I*3, O*3, K*3, S*3, D*3, L*3)``."""
     cdef Geo g
@@ -224,118 +235,26 @@ cdef void _x_ranges(Geo *g, bint transposed, Py_ssize_t tlo, Py_ssize_t thi,
 
 
 # ---------------------------------------------------------------------------
-# im2col / col2im on tiles of flat positions
+# im2col / col2im on tiles of flat positions (C loops in _kernels.h)
 
-cdef void _im2col(const floating *xg, floating *col, Py_ssize_t p0, Py_ssize_t tl,
-                  Geo *g, const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
-    """col[(c, kz, ky, kx), p - p0] = x_g[c, in(p, k)] for output p in [p0, p0+tl).
-
-    The tile is walked as segments of output rows; for each tap the valid
-    part of a segment is a strided copy, the rest zeros (padding).
-    """
-    cdef Py_ssize_t OY = g.osz[1], OX = g.osz[2]
-    cdef Py_ssize_t c, kz, ky, kx, rbase, done, seg, oz, oy, ox, iz, iy, a, b
-    cdef const floating *xc
-    cdef const floating *xrow
-    cdef floating *dst
-    for c in range(g.cin_g):
-        xc = xg + c * g.Pin
-        for kz in range(g.ks[0]):
-            for ky in range(g.ks[1]):
-                rbase = ((c * g.ks[0] + kz) * g.ks[1] + ky) * g.ks[2]
-                oz = p0 // (OY * OX)
-                oy = (p0 - oz * OY * OX) // OX
-                ox = p0 - (oz * OY + oy) * OX
-                done = 0
-                while done < tl:
-                    seg = OX - ox
-                    if seg > tl - done:
-                        seg = tl - done
-                    iz = oz * g.st[0] - g.lo[0] + kz * g.dl[0]
-                    iy = oy * g.st[1] - g.lo[1] + ky * g.dl[1]
-                    if 0 <= iz < g.isz[0] and 0 <= iy < g.isz[1]:
-                        xrow = xc + (iz * g.isz[1] + iy) * g.isz[2]
-                        for kx in range(g.ks[2]):
-                            dst = col + (rbase + kx) * tl + done - ox
-                            a = xa[kx]
-                            b = xb[kx]
-                            if a < ox:
-                                a = ox
-                            if a > ox + seg:
-                                a = ox + seg
-                            if b > ox + seg:
-                                b = ox + seg
-                            if b < a:
-                                b = a
-                            if a > ox:
-                                _fill(a - ox, <floating> 0, dst + ox)
-                            if b > a:
-                                _gather(b - a, xrow + a * g.st[2] - g.lo[2] + kx * g.dl[2],
-                                        g.st[2], dst + a)
-                            if ox + seg > b:
-                                _fill(ox + seg - b, <floating> 0, dst + b)
-                    else:
-                        for kx in range(g.ks[2]):
-                            _fill(seg, <floating> 0, col + (rbase + kx) * tl + done)
-                    done += seg
-                    ox += seg
-                    if ox == OX:
-                        ox = 0
-                        oy += 1
-                        if oy == OY:
-                            oy = 0
-                            oz += 1
+cdef inline void _im2col(const floating *xg, floating *col, Py_ssize_t p0, Py_ssize_t tl,
+                         Geo *g, const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
+    """im2col of one tile of output positions (``pc_im2col_*`` in _kernels.h)."""
+    if floating is float:
+        pc_im2col_f(g, xg, col, p0, tl, xa, xb)
+    else:
+        pc_im2col_d(g, xg, col, p0, tl, xa, xb)
 
 
-cdef void _col2im(const floating *col, floating *yg, Py_ssize_t q0, Py_ssize_t tl,
-                  Geo *g, const Py_ssize_t *olo, const Py_ssize_t *ohi,
-                  const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
-    """y_g[j, out(q, k)] += col[(j, kz, ky, kx), q - q0] for input q in [q0, q0+tl).
-
-    Only targets inside the owned box ``[olo, ohi)`` (per axis) are written;
-    ``xa``/``xb`` already hold the x ranges clipped to that box.
-    """
-    cdef Py_ssize_t IY = g.isz[1], IX = g.isz[2], OY = g.osz[1], OX = g.osz[2]
-    cdef Py_ssize_t j, kz, ky, kx, rbase, done, seg, iz, iy, ix, tz, ty, a, b
-    cdef floating *yj
-    cdef floating *yrow
-    cdef const floating *src
-    for j in range(g.cout_g):
-        yj = yg + j * g.Pout
-        for kz in range(g.ks[0]):
-            for ky in range(g.ks[1]):
-                rbase = ((j * g.ks[0] + kz) * g.ks[1] + ky) * g.ks[2]
-                iz = q0 // (IY * IX)
-                iy = (q0 - iz * IY * IX) // IX
-                ix = q0 - (iz * IY + iy) * IX
-                done = 0
-                while done < tl:
-                    seg = IX - ix
-                    if seg > tl - done:
-                        seg = tl - done
-                    tz = iz * g.st[0] - g.lo[0] + kz * g.dl[0]
-                    ty = iy * g.st[1] - g.lo[1] + ky * g.dl[1]
-                    if olo[0] <= tz < ohi[0] and olo[1] <= ty < ohi[1]:
-                        yrow = yj + (tz * OY + ty) * OX
-                        src = col + rbase * tl + done - ix
-                        for kx in range(g.ks[2]):
-                            a = xa[kx]
-                            b = xb[kx]
-                            if a < ix:
-                                a = ix
-                            if b > ix + seg:
-                                b = ix + seg
-                            if b > a:
-                                _scatter_add(b - a, src + kx * tl + a,
-                                             yrow + a * g.st[2] - g.lo[2] + kx * g.dl[2], g.st[2])
-                    done += seg
-                    ix += seg
-                    if ix == IX:
-                        ix = 0
-                        iy += 1
-                        if iy == IY:
-                            iy = 0
-                            iz += 1
+cdef inline void _col2im(const floating *col, Py_ssize_t ld, floating *yg, Py_ssize_t q0,
+                         Py_ssize_t tl,
+                         Geo *g, const Py_ssize_t *olo, const Py_ssize_t *ohi,
+                         const Py_ssize_t *xa, const Py_ssize_t *xb) noexcept nogil:
+    """col2im of one tile of input positions into the owned box (``pc_col2im_*``)."""
+    if floating is float:
+        pc_col2im_f(g, col, ld, yg, q0, tl, olo, ohi, xa, xb)
+    else:
+        pc_col2im_d(g, col, ld, yg, q0, tl, olo, ohi, xa, xb)
 
 
 cdef inline void _add_bias_rows(floating *c, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
@@ -380,7 +299,7 @@ def conv_gemm(const floating[::1] x, const floating[::1] w, const floating[::1] 
             with parallel(num_threads=nthreads):
                 col = NULL
                 if not pointwise:
-                    col = <floating *> malloc(Kc * tile * sizeof(floating))
+                    col = <floating *> pc_alloc(Kc * tile * sizeof(floating))
                     if col == NULL:
                         failed_p[0] = 1
                 for it in prange(nitems, schedule='static'):
@@ -480,8 +399,13 @@ def conv_direct(const floating[::1] x, const floating[::1] w, const floating[::1
 
 def conv_transpose_gemm(const floating[::1] x, const floating[::1] w, const floating[::1] b,
                         floating[::1] y, tuple geo, Py_ssize_t tile, Py_ssize_t nslabs,
-                        bint pointwise, int nthreads):
+                        Py_ssize_t nb, bint pointwise, int nthreads):
     """Transposed conv by GEMM + col2im, item = (n, group, output slab).
+
+    ``nb > 1`` (small images, one slab): item = (block of ``nb`` images,
+    group); the images' inputs are packed side by side so that one GEMM of
+    ``nb * Pin`` columns serves them all (the weight is packed by BLAS once
+    per item instead of once per image).
 
     ``pointwise`` (1x1, stride 1, no crop, same size): ``y = W^T x`` straight
     into the output, item = (n, group, tile).
@@ -500,6 +424,8 @@ def conv_transpose_gemm(const floating[::1] x, const floating[::1] w, const floa
     cdef floating *col
     cdef Py_ssize_t *rng
     cdef floating *cmat
+    cdef floating *pack
+    cdef Py_ssize_t nblk, n0, nbi, bi, c, ldp
     cdef floating zero = 0
     # slab axis: the outermost axis that is a real spatial dim of the problem
     A = 0
@@ -530,9 +456,50 @@ def conv_transpose_gemm(const floating[::1] x, const floating[::1] w, const floa
                 if has_bias:
                     _add_bias_rows(cmat, g.cout_g, tl, g.Pout, bp + grp * g.cout_g)
         return
+    if nb > 1:
+        nblk = (g.N + nb - 1) // nb
+        nitems = nblk * g.G
+        with nogil, parallel(num_threads=nthreads):
+            col = <floating *> pc_alloc(Mt * nb * g.Pin * sizeof(floating))
+            pack = <floating *> pc_alloc(g.cin_g * nb * g.Pin * sizeof(floating))
+            rng = <Py_ssize_t *> malloc((6 + 2 * g.ks[2]) * sizeof(Py_ssize_t))
+            if col == NULL or pack == NULL or rng == NULL:
+                failed_p[0] = 1
+            for it in prange(nitems, schedule='static'):
+                if col == NULL or pack == NULL or rng == NULL:
+                    continue
+                grp = it % g.G
+                n0 = (it // g.G) * nb
+                nbi = g.N - n0
+                if nbi > nb:
+                    nbi = nb
+                ldp = nbi * g.Pin
+                for ax in range(3):
+                    rng[ax] = 0
+                    rng[3 + ax] = g.osz[ax]
+                _x_ranges(&g, True, 0, g.osz[2], rng + 6, rng + 6 + g.ks[2])
+                for bi in range(nbi):
+                    for c in range(g.cin_g):
+                        _gather(g.Pin, xp + ((n0 + bi) * g.Cin + grp * g.cin_g + c) * g.Pin, 1,
+                                pack + c * ldp + bi * g.Pin)
+                _gemm(True, False, <int> Mt, <int> ldp, <int> g.cin_g,
+                      wp + grp * g.cin_g * Mt, <int> Mt, pack, <int> ldp, zero, col, <int> ldp)
+                for bi in range(nbi):
+                    for j in range(g.cout_g):
+                        _fill(g.Pout, bp[grp * g.cout_g + j] if has_bias else <floating> 0,
+                              yp + ((n0 + bi) * g.Cout + grp * g.cout_g + j) * g.Pout)
+                    _col2im(col + bi * g.Pin, ldp,
+                            yp + ((n0 + bi) * g.Cout + grp * g.cout_g) * g.Pout, 0, g.Pin, &g,
+                            rng, rng + 3, rng + 6, rng + 6 + g.ks[2])
+            free(col)
+            free(pack)
+            free(rng)
+        if failed:
+            raise MemoryError("cython backend: could not allocate the col2im buffer")
+        return
     nitems = g.N * g.G * nslabs
     with nogil, parallel(num_threads=nthreads):
-        col = <floating *> malloc(Mt * tile * sizeof(floating))
+        col = <floating *> pc_alloc(Mt * tile * sizeof(floating))
         rng = <Py_ssize_t *> malloc((6 + 2 * g.ks[2]) * sizeof(Py_ssize_t))
         if col == NULL or rng == NULL:
             failed_p[0] = 1
@@ -573,7 +540,7 @@ def conv_transpose_gemm(const floating[::1] x, const floating[::1] w, const floa
                       wp + grp * g.cin_g * Mt, <int> Mt,
                       xp + (n * g.Cin + grp * g.cin_g) * g.Pin + q, <int> g.Pin,
                       zero, col, <int> tl)
-                _col2im(col, yp + (n * g.Cout + grp * g.cout_g) * g.Pout, q, tl, &g,
+                _col2im(col, tl, yp + (n * g.Cout + grp * g.cout_g) * g.Pout, q, tl, &g,
                         rng, rng + 3, rng + 6, rng + 6 + g.ks[2])
                 q = q + tl
         free(col)
@@ -683,7 +650,7 @@ def conv_weight_gemm(const floating[::1] x, const floating[::1] gy, floating[::1
             with parallel(num_threads=nthreads):
                 col = NULL
                 if not pointwise:
-                    col = <floating *> malloc(Kc * tile * sizeof(floating))
+                    col = <floating *> pc_alloc(Kc * tile * sizeof(floating))
                     if col == NULL:
                         failed_p[0] = 1
                 for s in prange(nslots, schedule='static'):
