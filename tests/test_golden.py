@@ -114,6 +114,29 @@ def test_module(case, backend):
     check(case, got)
 
 
+@pytest.mark.parametrize("case", MODULE)
+def test_module_case_through_functional(case, backend):
+    """The same module case through the functional op (padding_mode=, output_size=)."""
+    ctor = tuplify(case["ctor"])
+    nd = int(case["cls"][-2])
+    transposed = case["cls"].startswith("ConvTranspose")
+    args = dict(stride=ctor.get("stride", 1), padding=ctor.get("padding", 0),
+                dilation=ctor.get("dilation", 1), groups=ctor.get("groups", 1))
+    forward = tuplify(case["forward"])
+    if transposed:
+        fn = getattr(pyconv, f"conv_transpose{nd}d")
+        if "output_size" in forward:
+            args["output_size"] = forward["output_size"]
+        else:
+            args["output_padding"] = ctor.get("output_padding", 0)
+    else:
+        fn = getattr(pyconv, f"conv{nd}d")
+        args["padding_mode"] = ctor.get("padding_mode", "zeros")
+    got = fn(_arr(case["input"]), _arr(case["weight"]), _arr(case["bias"]), **args,
+             backend=backend)
+    check(case, got)
+
+
 def test_fixture_is_complete():
     """The fixture covers every op, module class, grad function and dtype."""
     ops = {c["op"] for c in CASES if c["kind"] == "functional"}
