@@ -29,9 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-_BACKEND_NAMES = ("reference", "cython", "opencl")
+EXIT_USAGE = 2  # what argparse's parser.error() exits with
 
 
 # --------------------------------------------------------------------------
