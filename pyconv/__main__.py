@@ -426,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    import faulthandler
+    if not faulthandler.is_enabled():
+        # a crash inside a native backend (a driver, a kernel) then shows
+        # which call it was instead of a bare "Segmentation fault"
+        faulthandler.enable()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
