@@ -472,8 +472,11 @@ class _Progress:
             self.stream.flush()
             return
         filled = int(self.width * self.done / self.total)
-        line = (f"\r[{'#' * filled}{'.' * (self.width - filled)}] "
-                f"{self.done}/{self.total} {text}")
+        import shutil
+        cols = max(20, shutil.get_terminal_size((100, 24)).columns - 1)
+        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] "
+                f"{self.done}/{self.total} {text}")[:cols]
+        line = "\r" + line  # a line that wraps could not be redrawn in place
         pad = max(0, self._last - len(line))
         self.stream.write(line + " " * pad)
         self.stream.flush()
