@@ -59,6 +59,7 @@ class Tiles:
     tk: int
     rm: int
     rn: int
+    consecutive: bool = False
 
     @property
     def local_size(self) -> Tuple[int, int]:
@@ -71,9 +72,13 @@ class Tiles:
     def local_bytes(self, itemsize: int) -> int:
         return self.tk * (self.tm + 1 + self.tn) * itemsize
 
-    def defines(self) -> Tuple[Tuple[str, int], ...]:
-        return (("TM", self.tm), ("TN", self.tn), ("TK", self.tk),
-                ("RM", self.rm), ("RN", self.rn))
+    def defines(self, itemsize: int = 4) -> Tuple[Tuple[str, object], ...]:
+        out = (("TM", self.tm), ("TN", self.tn), ("TK", self.tk),
+               ("RM", self.rm), ("RN", self.rn))
+        if self.consecutive:
+            # vectors of at most 32 bytes (wider ones break some CPU drivers)
+            out += (("CONSECUTIVE", None), ("VW", min(self.rn, 32 // itemsize)))
+        return out
 
 
 #: Tile configurations by class, largest first.  Every one keeps
@@ -99,9 +104,9 @@ TILE_CLASSES: Dict[str, Tuple[Tiles, ...]] = {
 #: work-items (8 x 8 register blocks) and deeper stages (fewer barriers)
 #: pay off; measured 3-4x faster than the GPU shapes on PoCL.
 TILE_CLASSES_CPU: Dict[str, Tuple[Tiles, ...]] = {
-    "large": (Tiles(64, 64, 32, 8, 8),) + TILE_CLASSES["large"],
-    "mid": (Tiles(16, 64, 32, 4, 8),) + TILE_CLASSES["mid"],
-    "small": (Tiles(1, 256, 32, 1, 8),) + TILE_CLASSES["small"],
+    "large": (Tiles(64, 64, 32, 8, 8, True),) + TILE_CLASSES["large"],
+    "mid": (Tiles(16, 64, 32, 4, 8, True),) + TILE_CLASSES["mid"],
+    "small": (Tiles(1, 256, 32, 1, 8, True),) + TILE_CLASSES["small"],
     "tiny": TILE_CLASSES["tiny"],
 }
 
@@ -179,7 +184,7 @@ class ProgramCache:
                 tried.append(f"{tiles}: exceeds device limits")
                 continue
             try:
-                knl = self.kernel(ctx, name, kernel_name, base + tiles.defines())
+                knl = self.kernel(ctx, name, kernel_name, base + tiles.defines(itemsize))
             except (cl.RuntimeError, cl.LogicError) as exc:
                 tried.append(f"{tiles}: build failed ({exc})")
                 continue

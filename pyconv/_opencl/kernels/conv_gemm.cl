@@ -90,7 +90,7 @@ void conv_gemm(__global const real* restrict x,
     int pos[RN][ND];
     bool cvalid[RN];
     for (int j = 0; j < RN; ++j) {
-        const idx_t col = col0 + tx + j * WGN;
+        const idx_t col = col0 + CIDX(tx, j);
         cvalid[j] = col < NCOLS;
         const idx_t cc = cvalid[j] ? col : 0;
         const idx_t n = cc / QPROD;
@@ -107,10 +107,8 @@ void conv_gemm(__global const real* restrict x,
     }
 
     const idx_t wg = (idx_t)g * P[H_WGS];
-    real acc[RM][RN];
-    for (int i = 0; i < RM; ++i)
-        for (int j = 0; j < RN; ++j)
-            acc[i][j] = ZERO;
+    ACC_DECL;
+    ACC_ZERO();
 
     for (int k0 = 0; k0 < KRED; k0 += TK) {
         /* A tile: TM x TK weights, consecutive work-items along kk */
@@ -146,28 +144,23 @@ void conv_gemm(__global const real* restrict x,
                 }
                 real v = ZERO;
                 if (ok) v = x[xcol[j] + xoff];
-                Bs[kr][tx + j * WGN] = v;
+                Bs[kr][CIDX(tx, j)] = v;
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int k = 0; k < TK; ++k) {
-            real a[RM], bb[RN];
-            for (int i = 0; i < RM; ++i) a[i] = As[k][ty + i * WGM];
-            for (int j = 0; j < RN; ++j) bb[j] = Bs[k][tx + j * WGN];
-            for (int i = 0; i < RM; ++i)
-                for (int j = 0; j < RN; ++j)
-                    acc[i][j] += a[i] * bb[j];
-        }
+        ACC_STAGE();
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
     const int hasbias = P[H_HASBIAS];
     for (int i = 0; i < RM; ++i) {
-        const int m = m0 + ty + i * WGM;
+        const int m = m0 + RIDX(ty, i);
         if (m >= M) continue;
         const int co = g * M + m;
         const real bv = hasbias ? bias[co] : ZERO;
+        real row[RN];
+        ACC_ROW(i, row);
         for (int j = 0; j < RN; ++j)
-            if (cvalid[j]) y[ycol[j] + (idx_t)co * OPROD] = acc[i][j] + bv;
+            if (cvalid[j]) y[ycol[j] + (idx_t)co * OPROD] = row[j] + bv;
     }
 }

@@ -72,7 +72,7 @@ void conv_wgrad(__global const real* restrict x,
     int koff[RN][ND];
     bool cvalid[RN];
     for (int j = 0; j < RN; ++j) {
-        const int col = col0 + tx + j * WGN;
+        const int col = col0 + CIDX(tx, j);
         cvalid[j] = col < NC;
         const int cc = cvalid[j] ? col : 0;
         const int c = cc / KK;
@@ -82,10 +82,8 @@ void conv_wgrad(__global const real* restrict x,
         xcb[j] = ((idx_t)g * P[W_CIN_G] + c) * SPROD + tr[3];
     }
 
-    real acc[RM][RN];
-    for (int i = 0; i < RM; ++i)
-        for (int j = 0; j < RN; ++j)
-            acc[i][j] = ZERO;
+    ACC_DECL;
+    ACC_ZERO();
 
     for (idx_t r0 = r_lo; r0 < r_hi; r0 += TK) {
         /* A tile: TM x TK of grad_out, consecutive work-items along (n, o) */
@@ -124,28 +122,23 @@ void conv_wgrad(__global const real* restrict x,
                 }
                 real v = ZERO;
                 if (ok) v = x[xb + xcb[j]];
-                Bs[kr][tx + j * WGN] = v;
+                Bs[kr][CIDX(tx, j)] = v;
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int k = 0; k < TK; ++k) {
-            real a[RM], bb[RN];
-            for (int i = 0; i < RM; ++i) a[i] = As[k][ty + i * WGM];
-            for (int j = 0; j < RN; ++j) bb[j] = Bs[k][tx + j * WGN];
-            for (int i = 0; i < RM; ++i)
-                for (int j = 0; j < RN; ++j)
-                    acc[i][j] += a[i] * bb[j];
-        }
+        ACC_STAGE();
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
     const idx_t zbase = ((idx_t)z * G + g) * M;
     for (int i = 0; i < RM; ++i) {
-        const int m = m0 + ty + i * WGM;
+        const int m = m0 + RIDX(ty, i);
         if (m >= M) continue;
+        real row[RN];
+        ACC_ROW(i, row);
         for (int j = 0; j < RN; ++j) {
-            const int col = col0 + tx + j * WGN;
-            if (cvalid[j]) out[(zbase + m) * NC + col] = acc[i][j];
+            const int col = col0 + CIDX(tx, j);
+            if (cvalid[j]) out[(zbase + m) * NC + col] = row[j];
         }
     }
 }
