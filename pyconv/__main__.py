@@ -183,9 +183,11 @@ def _print_versions(out) -> None:
 
 
 def _resolve_backends(requested: Optional[Sequence[str]], parser, *, allow_unavailable=False,
-                      default_skip_reference=False):
+                      default_skip_reference=False, allow_auto=False):
     """Backend names from ``--backend`` options (comma lists allowed), validated."""
     table = {r["name"]: r for r in _backend_table()}
+    if allow_auto and requested:
+        table["auto"] = {"name": "auto", "available": True, "reason": None}
     if not requested:
         names = [n for n, r in table.items() if r["available"]]
         if default_skip_reference:
@@ -278,7 +280,7 @@ def cmd_bench(args, parser, out=None) -> int:
         parser.error("--repeat must be at least 1")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
-    names, _ = _resolve_backends(args.backend, parser,
+    names, _ = _resolve_backends(args.backend, parser, allow_auto=True,
                                  default_skip_reference=not args.quick)
     if "reference" in names and not args.quick:
         parser.error("the reference backend is pure Python loops and is only benchmarked "
@@ -403,9 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "same run and, with --compare torch, PyTorch's time and the speedup "
                     "(torch time / pyconv time; above 1 means pyconv is faster).")
     p_bench.add_argument("--backend", action="append", metavar="NAME",
-                         help="backend(s) to time (repeat or comma-separate; default: every "
-                              "available backend except reference, which only runs with "
-                              "--quick)")
+                         help="backend(s) to time, 'auto' included (repeat or "
+                              "comma-separate; default: every available backend except "
+                              "reference, which only runs with --quick)")
     p_bench.add_argument("--compare", choices=["torch"],
                          help="also time PyTorch with the same number of threads")
     p_bench.add_argument("--json", metavar="PATH", help="write the results as JSON")
