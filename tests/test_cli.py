@@ -140,6 +140,41 @@ def test_cli_never_imports_torch():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def run_without_pyopencl(*args):
+    """``python -m pyconv ARGS`` in a process where pyopencl cannot be imported."""
+    code = ("import sys; sys.modules['pyopencl'] = None; "
+            "from pyconv.__main__ import main; sys.exit(main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, timeout=300, env=ENV)
+
+
+def test_main_job_without_pyopencl():
+    res = run_without_pyopencl("--cases", "2", "--no-progress")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    assert "Backends" in out and "Check against the reference" in out and "Timing" in out
+    opencl = next(line for line in out.splitlines() if line.strip().startswith("opencl "))
+    assert "unavailable" in opencl and "(" in opencl  # with the reason
+    # the check table has a passing row per available backend, opencl not among them
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split() and line.split()[-1] in ("pass", "FAIL", "skipped")}
+    assert rows["reference"][-1] == "pass" and "opencl" not in rows
+    # the timing table has a column per available backend
+    header = next(line for line in out.splitlines() if line.startswith("workload (tiny"))
+    assert "reference" in header and "opencl" not in header
+
+
+def test_info_and_check_without_pyopencl():
+    res = run_without_pyopencl("info")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "OpenCL platforms and devices" in res.stdout
+    res = run_without_pyopencl("check", "--backend", "opencl", "--cases", "1")
+    assert res.returncode == 1
+    assert "unavailable" in res.stdout
+    res = run_without_pyopencl("bench", "--backend", "opencl")
+    assert res.returncode == 2 and "unavailable" in res.stderr
+
+
 def test_compare_torch_without_torch(tmp_path):
     # torch made unimportable: --compare torch notes it and times pyconv alone
     path = tmp_path / "bench.json"
