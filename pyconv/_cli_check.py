@@ -118,11 +118,13 @@ class _Call:
     fn: Callable[[], np.ndarray]
 
 
-def _calls(case: Case) -> Tuple[List[_Call], List[Tuple[str, Callable[[], float], str]]]:
-    """The public calls of one case, and the identities to check on them.
+def _calls(case: Case):
+    """The public calls of one case, the identities to check on them, their arrays.
 
-    Returns ``(calls, identities)``; each identity is ``(label, fn, family)``
-    where ``fn()`` returns the relative discrepancy of three inner products.
+    Returns ``(calls, identities, arrays)``; each identity is ``(label, fn,
+    family)`` where ``fn()`` returns the relative discrepancy of three inner
+    products; ``arrays`` maps names to the arrays the calls read (which no
+    call may modify).
     """
     import pyconv
     import pyconv.grad as grad
@@ -198,7 +200,8 @@ def _calls(case: Case) -> Tuple[List[_Call], List[Tuple[str, Callable[[], float]
         (f"adjoint conv{nd}d", conv_identity, "conv"),
         (f"adjoint conv_transpose{nd}d", tconv_identity, "conv_transpose"),
     ]
-    return calls, identities
+    arrays = {"x": x, "w": w, "b": b, "gy": gy, "xt": xt, "wt": wt, "bt": bt, "gyt": gyt}
+    return calls, identities, {k: v for k, v in arrays.items() if v is not None}
 
 
 @dataclass
@@ -273,7 +276,8 @@ def run_check(backends: Sequence[str], n_cases: int = 12, seed: int = 0,
     cases = make_cases(n_cases, seed)
     report = CheckReport(list(backends), cases)
     for case in cases:
-        calls, identities = _calls(case)
+        calls, identities, arrays = _calls(case)
+        snapshot = {k: v.copy() for k, v in arrays.items()}
         tol = RTOL[case.dtype]
         refs: Dict[str, object] = {}
         if any(name != "reference" for name in backends):
@@ -294,6 +298,13 @@ def run_check(backends: Sequence[str], n_cases: int = 12, seed: int = 0,
                                      refs[call.label], tol))
                 for label, fn, _family in identities:
                     report.outcomes.append(_run_identity(name, case, label, fn, tol))
+            changed = [k for k, v in arrays.items() if not np.array_equal(v, snapshot[k])]
+            if changed:
+                report.outcomes.append(Outcome(
+                    name, case.index, "inputs untouched", "fail", math.inf,
+                    f"the backend modified its input array(s) {', '.join(changed)}"))
+                for k in changed:  # restore them for the next backend
+                    arrays[k][...] = snapshot[k]
     return report
 
 

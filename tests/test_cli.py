@@ -208,6 +208,8 @@ class _Wrong(_registry.Backend):
 
     def conv(self, x, w, b, spec):
         y = self.ref.conv(x, w, b, spec)
+        if self.broken == "mutates" and x.flags.writeable:
+            x *= 2.0  # a right answer, but the caller's array is damaged
         return y + 1e-2 if self.broken == "conv" else y
 
     def conv_transpose(self, x, w, b, spec):
@@ -222,13 +224,15 @@ class _Wrong(_registry.Backend):
         return gw
 
 
-@pytest.mark.parametrize("broken", ["conv", "conv_transpose", "conv_weight"])
+@pytest.mark.parametrize("broken", ["conv", "conv_transpose", "conv_weight", "mutates"])
 def test_check_detects_a_wrong_backend(monkeypatch, broken, capsys):
     # stand a wrong backend in for "cython" (whatever its real state)
     monkeypatch.setitem(_registry._loaded, "cython", _Wrong(broken))
     report = run_check(["cython"], n_cases=3)
     assert not report.ok
     assert report.counts("cython")["failed"] > 0
+    if broken == "mutates":
+        assert any(o.label == "inputs untouched" for o in report.failures())
     rc = cli.main(["check", "--backend", "cython", "--cases", "3", "--no-progress"])
     assert rc == 1
     out = capsys.readouterr().out
