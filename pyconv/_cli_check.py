@@ -17,6 +17,8 @@ public API -- the six ops and the gradient functions of :mod:`pyconv.grad`
 
   and the same for the transposed op, whose input gradient is a plain
   convolution.
+* **inputs untouched**: after its calls, every array the backend was given
+  still holds its original values.
 
 A call that a backend declines (:class:`pyconv.BackendUnavailableError`, for
 example float64 on an OpenCL device without ``cl_khr_fp64``) is counted as
@@ -370,8 +372,9 @@ def format_check(report: CheckReport, verbose: bool = False) -> str:
 
     lines = [fmt(headers), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
     lines.append(f"({len(report.cases)} random cases; each non-reference backend is "
-                 "compared with the reference on the six ops and the gradients, "
-                 "and every backend passes the adjoint identities)")
+                 "compared with the reference on the six ops and the gradients; "
+                 "every backend must pass the adjoint identities and leave its inputs "
+                 "untouched)")
     cases = {c.index: c for c in report.cases}
     for o in report.failures():
         lines.append(f"FAIL {o.backend} {o.label} [{cases[o.case].describe()}]: {o.detail}")
