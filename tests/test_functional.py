@@ -236,3 +236,64 @@ def test_native_dtypes(nd, xs, ws, kw, dtype, backend):
                  dtype, f"conv_transpose{nd}d {np.dtype(dtype)}")
     gw = getattr(pyconv.grad, f"conv{nd}d_weight")(x, ws, y, **kw, backend=backend)
     assert gw.dtype == dtype and gw.shape == ws
+
+
+def _conv_backend_cases():
+    """test_conv_backend (SEMANTICS §12.3): C_in 6, C_out 12, k 3, groups 3 or 6."""
+    for nd in (1, 2, 3):
+        S = (7, 8, 9)[:nd] if nd < 3 else (5, 6, 5)
+        for n, cin in ((2, 6), (0, 6), (2, 0), (0, 0)):
+            for groups in (3, 6):
+                for stride, dilation in ((1, 1), (2, 1), (1, 2)):
+                    for bias in (True, False):
+                        yield nd, S, n, cin, groups, stride, dilation, bias
+
+
+CONV_BACKEND = list(_conv_backend_cases())
+
+
+@pytest.mark.parametrize("nd,S,n,cin,groups,stride,dilation,bias", CONV_BACKEND,
+                         ids=[f"{c[0]}d-n{c[2]}-c{c[3]}-g{c[4]}-s{c[5]}-d{c[6]}-b{int(c[7])}"
+                              for c in CONV_BACKEND])
+def test_conv_backend_shapes(nd, S, n, cin, groups, stride, dilation, bias, backend):
+    rng = np.random.default_rng(nd * 1000 + n * 100 + cin * 10 + groups + stride + dilation)
+    K = (3,) * nd
+    x = rng.standard_normal((n, cin) + S)
+    w = rng.standard_normal((12, cin // groups) + K)
+    b = rng.standard_normal(12) if bias else None
+    kw = dict(stride=stride, dilation=dilation, groups=groups)
+    y = getattr(pyconv, f"conv{nd}d")(x, w, b, **kw, backend=backend)
+    O = tuple(conv_out(s, 3, stride, 0, dilation) for s in S)
+    assert y.shape == (n, 12 if cin else 0) + O
+    if y.size:
+        assert_close(y, np_conv(x, w, b, **kw), np.float64, "conv_backend")
+    if cin:  # the transposed op on the conv's output (C_in 12 -> C_out 6)
+        wt = rng.standard_normal((12, cin // groups) + K)
+        z = rng.standard_normal((n, 12) + O)
+        t = getattr(pyconv, f"conv_transpose{nd}d")(z, wt, None, stride=stride, groups=groups,
+                                                    dilation=dilation, backend=backend)
+        assert t.shape == (n, cin) + tuple(tconv_out(o, 3, stride, 0, 0, dilation) for o in O)
+        if t.size:
+            assert_close(t, np_conv_transpose(z, wt, stride=stride, groups=groups,
+                                              dilation=dilation), np.float64, "tconv_backend")
+
+
+def test_empty_group_convs(backend):
+    """test_group_conv_empty / test_(group_)convTranspose_empty."""
+    x = np.zeros((0, 4, 4, 4), np.float32)
+    with pyconv.use_backend(backend):
+        assert pyconv.Conv2d(4, 4, 3, stride=2, padding=1, groups=4)(x).shape == (0, 4, 2, 2)
+        assert pyconv.ConvTranspose2d(4, 4, 3, stride=2, padding=1, groups=4)(x).shape == \
+            (0, 4, 7, 7)
+        assert pyconv.ConvTranspose2d(4, 4, 3, stride=2, padding=1)(x).shape == (0, 4, 7, 7)
+
+
+def test_transposed_view_input(backend, rng):
+    """test_conv1d_issue_120547: a transposed-view input (1, 16, 1) with groups 16."""
+    base = rng.standard_normal((1, 1, 16))
+    x = base.transpose(0, 2, 1)
+    w = rng.standard_normal((16, 1, 32))
+    b = rng.standard_normal(16)
+    y = pyconv.conv1d(x, w, b, stride=1, padding=16, groups=16, backend=backend)
+    assert_close(y, np_conv(np.ascontiguousarray(x), w, b, padding=16, groups=16), np.float64,
+                 "issue 120547")
