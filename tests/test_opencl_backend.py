@@ -463,3 +463,21 @@ def test_every_tile_configuration_is_correct(be, monkeypatch, cls, tiles):
     bt = np.linspace(-1, 1, cin, dtype=np.float32)
     _check(be.conv_transpose(gy, w, bt, tspec), "conv_transpose", tspec, (gy, w, bt),
            np.float32, f"conv_transpose {tiles}")
+
+
+def test_64bit_index_variant(be, monkeypatch):
+    """The INDEX64 build (used for arrays of 2**31 elements or more) computes the same."""
+    monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())
+    monkeypatch.setattr(ocl_backend, "index_type", lambda *sizes: (("INDEX64", None),))
+    spec = CONV_CASES[6][1]  # split weight gradient: sum_splits runs too
+    x, w, b, gy = _data(spec, np.float32)
+    _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), np.float32, "index64 conv")
+    _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), np.float32,
+           "index64 conv_weight")
+    tspec = TCONV_CASES[4][1]
+    xt, wt, bt, _ = _data(tspec, np.float32)
+    _check(be.conv_transpose(xt, wt, bt, tspec), "conv_transpose", tspec, (xt, wt, bt),
+           np.float32, "index64 conv_transpose")
+    np.testing.assert_array_equal(be.pad(x, ((3, 2),), "circular"),
+                                  np.pad(x, ((0, 0), (0, 0), (3, 2)), mode="wrap"))
+    assert all(("INDEX64", None) in key[2] for key in be.programs._programs)
