@@ -390,27 +390,31 @@ def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
     return best
 
 
-def measure_sgemm(n: int = 2048, repeat: int = 5, threads: Optional[int] = None) -> float:
-    """NumPy float32 ``n x n`` matrix-product throughput in GFLOP/s (best of ``repeat``).
+def sgemm_callable(n: int = 2048, threads: Optional[int] = None) -> Callable[[], object]:
+    """A no-argument function doing one NumPy float32 ``n x n`` matrix product.
 
-    BLAS is limited to ``threads`` threads (threadpoolctl, when installed), so
-    the ceiling is measured with the thread count the convolutions get.
+    BLAS is limited to ``threads`` threads during the call (threadpoolctl),
+    so the ceiling is measured with the thread count the convolutions get.
     """
     rng = np.random.default_rng(1)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     out = np.empty((n, n), dtype=np.float32)
+    try:
+        from threadpoolctl import ThreadpoolController
+        controller = ThreadpoolController()
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return lambda: np.matmul(a, b, out=out)
 
     def run():
-        np.matmul(a, b, out=out)
+        with controller.limit(limits=threads, user_api="blas"):
+            np.matmul(a, b, out=out)
+    return run
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        t = best_of(run, repeat=repeat)
-    else:
-        with threadpool_limits(limits=threads, user_api="blas"):
-            t = best_of(run, repeat=repeat)
+
+def measure_sgemm(n: int = 2048, repeat: int = 5, threads: Optional[int] = None) -> float:
+    """NumPy float32 ``n x n`` matrix-product throughput in GFLOP/s (best of ``repeat``)."""
+    t = best_of(sgemm_callable(n, threads), repeat=repeat)
     return 2.0 * n ** 3 / t / 1e9
 
 
@@ -496,7 +500,8 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
                    compare_torch: bool = False, repeat: int = 5, warmup: int = 1,
                    threads: Optional[int] = None, sgemm_size: int = 2048,
                    progress: bool = True, stream=None,
-                   max_seconds: Optional[float] = None) -> Dict[str, object]:
+                   max_seconds: Optional[float] = None,
+                   warmup_time: float = 0.1) -> Dict[str, object]:
     """Time every workload on every backend (and torch), all in this process.
 
     Parameters
@@ -507,7 +512,10 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
     compare_torch : bool
         Also time PyTorch (with the same number of threads).
     repeat, warmup : int
-        Each time is the best of ``repeat`` calls after ``warmup`` calls.
+        Each time is the best of ``repeat`` calls after ``warmup`` calls (and
+        at least ``warmup_time`` seconds of warm-up calls).  The contenders of
+        one workload (each backend, torch, and an sgemm probe) take turns, so
+        a change of the machine's load hits them alike.
     threads : int, optional
         Thread count for pyconv, torch and the sgemm ceiling (default:
         :func:`pyconv.get_num_threads`).
@@ -533,7 +541,9 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
     total = 2 + len(workloads)
     bar = _Progress(total, stream=stream, enabled=progress)
     bar.step("sgemm ceiling")
-    sgemm = measure_sgemm(sgemm_size, repeat=max(3, repeat), threads=threads)
+    sgemm_probe = sgemm_callable(sgemm_size, threads)
+    sgemm_flops = 2.0 * sgemm_size ** 3
+    sgemm = sgemm_flops / best_of(sgemm_probe, repeat=max(3, repeat)) / 1e9
     bar.advance()
 
     rows: List[Dict[str, object]] = []
@@ -544,7 +554,11 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
             name: pyconv_callable(wl, name, inputs) for name in backends}
         if compare_torch:
             fns["torch"] = torch_callable(wl, inputs)
-        times = interleaved_best_of(fns, repeat, warmup, max_seconds)
+        # the ceiling takes part in every round too: on a shared machine its
+        # best time over the whole run is the fairest estimate of the idle one
+        fns[" sgemm"] = sgemm_probe
+        times = interleaved_best_of(fns, repeat, warmup, max_seconds, warmup_time)
+        sgemm = max(sgemm, sgemm_flops / times[" sgemm"] / 1e9)
         bar.advance()
         torch_t = times.get("torch")
         for name in backends:
@@ -560,10 +574,10 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
                 "gflops": float(gflops),
                 "sgemm_fraction": 0.0,  # filled in below, against the final ceiling
             })
-    # the ceiling is measured again at the end and the better of the two kept,
-    # so a burst of load during one measurement does not lower it
+    # and once more at the end: the best of all the sgemm timings is the
+    # ceiling, so a burst of load during one measurement does not lower it
     bar.step("sgemm ceiling (again)")
-    sgemm = max(sgemm, measure_sgemm(sgemm_size, repeat=max(3, repeat), threads=threads))
+    sgemm = max(sgemm, sgemm_flops / best_of(sgemm_probe, repeat=max(3, repeat)) / 1e9)
     bar.advance()
     for row in rows:
         row["sgemm_fraction"] = float(row["gflops"] / sgemm)
