@@ -665,6 +665,13 @@ def module_cases():
     module("float32-circular", "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3,
                                               padding=(2, 1), padding_mode="circular"),
            (2, 2, 5, 4), dtype="float32", tags=["padding_mode", "dtype"])
+    module("float16-replicate", "Conv1d", dict(in_channels=2, out_channels=3, kernel_size=3,
+                                               padding=2, padding_mode="replicate"),
+           (2, 2, 6), dtype="float16", tags=["padding_mode", "dtype"])
+    module("complex64-output_size", "ConvTranspose2d",
+           dict(in_channels=2, out_channels=2, kernel_size=3, stride=2, groups=2),
+           (1, 2, 3, 3), forward={"output_size": (8, 7)}, dtype="complex64",
+           tags=["output_size", "dtype"])
     module("complex128-reflect", "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3,
                                                 padding=1, padding_mode="reflect"),
            (1, 2, 4, 4), dtype="complex128", tags=["padding_mode", "dtype"])
@@ -748,6 +755,11 @@ def grad_cases():
                             dtype="float32")
         grad_conv_transpose("c128", nd, (1, 2) + S_, (2, 2) + K, stride=2, dtype="complex128")
     grad_conv("c64", 2, (1, 2, 5, 4), (2, 2, 3, 2), dtype="complex64")
+    grad_conv("f16", 2, (2, 2, 6, 5), (3, 2, 3, 2), stride=2, padding=1, dtype="float16")
+    grad_conv_transpose("f16", 1, (2, 2, 5), (2, 3, 3), stride=2, output_padding=1,
+                        dtype="float16")
+    grad_conv_transpose("c64", 2, (1, 2, 3, 3), (2, 1, 2, 3), groups=2, stride=2,
+                        dtype="complex64")
     grad_conv("N0", 2, (0, 2, 5, 4), (3, 2, 3, 2), stride=2)
     grad_conv_transpose("N0", 2, (0, 2, 3, 3), (2, 3, 2, 2), stride=2)
     # torch's conv2d sweep, shrunk: stride {1,2}, k {1,3}, groups {1,2}, dilation {1,2}
@@ -794,6 +806,9 @@ def write(path):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     path = argv[0] if argv else OUT
+    if not torch.__version__.startswith("2.13."):
+        print(f"warning: the fixture is defined by torch 2.13, this is {torch.__version__}",
+              file=sys.stderr)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     opinfo_cases()
