@@ -458,3 +458,18 @@ def test_padding_mode_complex_and_float16(backend, rng):
     m16 = pyconv.Conv1d(2, 2, 3, padding=2, padding_mode="reflect", dtype=np.float16, rng=0)
     y = call(backend, m16, x.real.astype(np.float16))
     assert y.dtype == np.float16 and y.shape == (1, 2, 7)
+
+
+def test_module_promotes_input_dtype(backend, rng):
+    """torch refuses float64 input on float32 parameters; pyconv promotes (DESIGN §2)."""
+    m = pyconv.Conv2d(2, 3, 3, rng=0)
+    x = rng.standard_normal((1, 2, 5, 5))
+    y = call(backend, m, x)
+    assert y.dtype == np.float64
+    expected = pyconv.conv2d(x, m.weight.astype(np.float64), m.bias.astype(np.float64),
+                             backend="reference")
+    assert_close(y, expected, np.float64, "promoted module")
+    t = pyconv.ConvTranspose1d(2, 3, 3, rng=0)
+    # NumPy promotion: result_type(int32, float32) is float64
+    assert call(backend, t, np.ones((1, 2, 4), np.int32)).dtype == np.result_type(np.int32,
+                                                                                  np.float32)
