@@ -93,7 +93,8 @@ def _print_info(info: Dict[str, object], indent: str, out) -> None:
             print(f"{indent}{key}: {_fmt_value(value)}", file=out)
 
 
-def _print_backends(out, details: bool = True) -> None:
+def _print_backends(out, details: bool = True, skip=()) -> None:
+    """Each backend, available or not (with the reason), and its info() but ``skip`` keys."""
     rows = _backend_table()
     width = max(len(r["name"]) for r in rows)
     for r in rows:
@@ -104,7 +105,8 @@ def _print_backends(out, details: bool = True) -> None:
                     info = _load(r["name"]).info() or {}
                 except Exception as exc:  # info() must not break the listing
                     info = {"info() failed": f"{type(exc).__name__}: {exc}"}
-                _print_info(info, " " * (width + 6), out)
+                _print_info({k: v for k, v in info.items() if k not in skip},
+                            " " * (width + 6), out)
         else:
             print(f"  {r['name']:<{width}}  unavailable  ({r['reason']})", file=out)
 
@@ -337,18 +339,20 @@ def cmd_main(args, parser, out=None) -> int:
           f"{pyconv.get_num_threads()} threads); more: python -m pyconv "
           "{info,check,bench} --help", file=out)
     print("\nBackends", file=out)
-    _print_backends(out)
+    _print_backends(out, skip=("platforms",))
+    print("\nOpenCL platforms and devices", file=out)
+    _opencl_devices(out)
     names = [r["name"] for r in _backend_table() if r["available"]]
 
     print(f"\nCheck against the reference ({args.cases} random cases)", file=out)
     ok = _check(names, args.cases, 0, False, not args.no_progress, out)
 
-    print("\nTiming (best of 3, float32; `python -m pyconv bench` times the full-size "
+    print("\nTiming (best of 5, float32; `python -m pyconv bench` times the full-size "
           "workloads)", file=out)
     picks = ["conv1d", "conv1d_depthwise", "conv2d", "conv_transpose2d", "conv3d",
              "conv2d_weight"]
     workloads = [_bench.get_workload(n, quick=True) for n in picks]
-    result = _bench.run_benchmarks(names, workloads, repeat=3, sgemm_size=256,
+    result = _bench.run_benchmarks(names, workloads, repeat=5, sgemm_size=256,
                                    progress=not args.no_progress)
     print(_timing_pivot(result), file=out)
     if not ok:
