@@ -58,10 +58,17 @@ def test_subcommand_help(sub):
     ["check", "--cases", "0"],
     ["check", "--backend", "nosuch"],
 ])
-def test_usage_errors_exit_2(args):
-    res = run_cli(*args)
+def test_usage_errors_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    assert info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_usage_error_exit_status_of_the_process():
+    res = run_cli("bench", "--no-such-option")
     assert res.returncode == 2, (res.stdout, res.stderr)
-    assert "usage:" in res.stderr or "error:" in res.stderr
+    assert "usage:" in res.stderr and "error:" in res.stderr
 
 
 def test_info():
