@@ -256,6 +256,24 @@ def test_check_passes_a_correct_backend(monkeypatch, capsys):
     assert cli.main(["check", "--backend", "cython", "--cases", "3", "--no-progress"]) == 0
 
 
+class _NoFloat64(_Wrong):
+    """A correct backend that declines float64 (like an OpenCL device without fp64)."""
+
+    def supports(self, op, spec, dtype):
+        return "no cl_khr_fp64 on this device" if dtype == np.float64 else None
+
+
+def test_check_counts_declined_calls_as_skipped(monkeypatch, capsys):
+    monkeypatch.setitem(_registry._loaded, "cython", _NoFloat64(None))
+    report = run_check(["cython"], n_cases=6)   # cases 0-2 float64, 3-5 float32
+    c = report.counts("cython")
+    assert report.ok and c["failed"] == 0
+    assert c["skipped"] == 3 * 8 and c["passed"] == 3 * 8
+    assert cli.main(["check", "--backend", "cython", "--cases", "6", "--no-progress",
+                     "-v"]) == 0
+    assert "no cl_khr_fp64" in capsys.readouterr().out
+
+
 def test_check_unavailable_backend_fails(monkeypatch, capsys):
     monkeypatch.delitem(_registry._loaded, "opencl", raising=False)
     monkeypatch.setitem(_registry._failed, "opencl", "ImportError: simulated")
