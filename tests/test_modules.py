@@ -13,7 +13,7 @@ from scipy import stats
 
 import pyconv
 
-from helpers import assert_close, conv_out
+from helpers import assert_close
 
 CONVS = {1: pyconv.Conv1d, 2: pyconv.Conv2d, 3: pyconv.Conv3d}
 TCONVS = {1: pyconv.ConvTranspose1d, 2: pyconv.ConvTranspose2d, 3: pyconv.ConvTranspose3d}

@@ -16,7 +16,6 @@ derandomized so the CI run is fast and reproducible.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
