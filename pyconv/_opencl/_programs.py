@@ -27,7 +27,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import pyopencl as cl
 
-__all__ = ["Tiles", "TILE_CLASSES", "ProgramCache", "LaunchError", "launch", "kernel_source"]
+__all__ = ["Tiles", "TILE_CLASSES", "TILE_CLASSES_CPU", "tile_classes", "ProgramCache",
+           "LaunchError", "launch", "kernel_source", "device_limits"]
 
 _KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 _sources: Dict[str, str] = {}
@@ -230,7 +231,8 @@ def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Seque
         if len(lsize) != len(gsize):
             raise LaunchError(f"{name}: global size {gsize} and local size {lsize} differ in rank")
         if any(g % v for g, v in zip(gsize, lsize)):
-            raise LaunchError(f"{name}: global size {gsize} is not a multiple of local size {lsize}")
+            raise LaunchError(
+                f"{name}: global size {gsize} is not a multiple of local size {lsize}")
         if prod(lsize) > limit or any(v > m for v, m in zip(lsize, items)):
             raise LaunchError(
                 f"{name}: local size {lsize} ({prod(lsize)} work-items) exceeds the limit of "
