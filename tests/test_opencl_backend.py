@@ -481,3 +481,49 @@ def test_64bit_index_variant(be, monkeypatch):
     np.testing.assert_array_equal(be.pad(x, ((3, 2),), "circular"),
                                   np.pad(x, ((0, 0), (0, 0), (3, 2)), mode="wrap"))
     assert all(("INDEX64", None) in key[2] for key in be.programs._programs)
+
+
+def _random_spec(rng, transposed):
+    nd = int(rng.integers(1, 4))
+    groups = int(rng.choice([1, 1, 2, 3]))
+    cin = groups * int(rng.integers(1, 4))
+    cout = groups * int(rng.integers(1, 4))
+    size = tuple(int(v) for v in rng.integers(1, 7 if nd < 3 else 5, nd))
+    k = tuple(int(v) for v in rng.integers(1, 4, nd))
+    s = tuple(int(v) for v in rng.integers(1, 4, nd))
+    d = tuple(int(v) for v in rng.integers(1, 3, nd))
+    if transposed:
+        # hi = padding - output_padding, output_padding < max(stride, dilation)
+        pads = []
+        for kk, dd, ss in zip(k, d, s):
+            lo = int(rng.integers(0, dd * (kk - 1) + 1))
+            pads.append((lo, lo - int(rng.integers(0, max(ss, dd)))))
+        spec = tconv_spec(int(rng.integers(1, 3)), cin, cout, groups, size, k, s, pads, d)
+    else:
+        pads = [tuple(int(v) for v in rng.integers(0, 3, 2)) for _ in range(nd)]
+        spec = conv_spec(int(rng.integers(1, 3)), cin, cout, groups, size, k, s, pads, d)
+    if min(spec.out_size) < 1:
+        return None
+    return spec
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_geometries_match_reference(be, seed):
+    """Random small geometries, every primitive (float64 where the device has it)."""
+    rng = np.random.default_rng(1000 + seed)
+    dtype = np.float64 if be.fp64 else np.float32
+    done = 0
+    while done < 3:
+        transposed = bool(done % 2)
+        spec = _random_spec(rng, transposed)
+        if spec is None:
+            continue
+        x, w, b, gy = _data(spec, dtype, seed=seed)
+        label = f"seed {seed}: {spec}"
+        if transposed:
+            _check(be.conv_transpose(x, w, b, spec), "conv_transpose", spec, (x, w, b), dtype,
+                   label)
+        else:
+            _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), dtype, label)
+            _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), dtype, label)
+        done += 1
