@@ -72,19 +72,23 @@ class Case:
 def make_cases(n: int, seed: int = 0) -> List[Case]:
     """``n`` random small geometries, cycling through 1-D, 2-D and 3-D and both dtypes.
 
-    Sizes are kept small enough for the reference backend (a whole case
-    takes well under a second there).
+    Every fourth case is *wide* (8 to 24 channels per group, larger images)
+    so that the fast backends' blocked / GEMM paths run with several tiles,
+    not only their small-problem paths.  Sizes stay small enough for the
+    reference backend (a whole case takes well under a second there).
     """
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(n):
         nd = (1, 2, 3)[i % 3]
         dtype = np.dtype(np.float64 if (i // 3) % 2 == 0 else np.float32)
-        groups = int(rng.choice([1, 1, 2, 3]))
-        cin = groups * int(rng.integers(1, 4))
-        cout = groups * int(rng.integers(1, 4))
+        wide = i % 4 == 3
+        groups = int(rng.choice([1, 1, 2, 4] if wide else [1, 1, 2, 3]))
+        lo, hi = (8, 25) if wide else (1, 4)
+        cin = groups * int(rng.integers(lo, hi))
+        cout = groups * int(rng.integers(lo, hi))
         kmax = (4, 3, 2)[nd - 1]
-        extra = (6, 3, 2)[nd - 1]
+        extra = ((40, 10, 5) if wide else (6, 3, 2))[nd - 1]
         kernel = tuple(int(rng.integers(1, kmax + 1)) for _ in range(nd))
         stride = tuple(int(rng.integers(1, 3)) for _ in range(nd))
         dilation = tuple(int(rng.integers(1, 3)) for _ in range(nd))
