@@ -140,7 +140,7 @@ void conv_gemm(__global const real* restrict x,
                 bool ok = kvalid && cvalid[j];
                 for (int d = 0; d < ND; ++d) {
                     const int t = pos[j][d] + koff[d];
-                    ok = ok && t >= 0 && t < S[d];
+                    ok = ok && (uint)t < (uint)S[d];  /* also rejects t < 0 */
                 }
                 real v = ZERO;
                 if (ok) v = x[xcol[j] + xoff];

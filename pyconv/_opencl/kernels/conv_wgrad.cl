@@ -118,7 +118,7 @@ void conv_wgrad(__global const real* restrict x,
                 bool ok = rvalid && cvalid[j];
                 for (int d = 0; d < ND; ++d) {
                     const int t = pos[d] + koff[j][d];
-                    ok = ok && t >= 0 && t < S[d];
+                    ok = ok && (uint)t < (uint)S[d];  /* also rejects t < 0 */
                 }
                 real v = ZERO;
                 if (ok) v = x[xb + xcb[j]];
