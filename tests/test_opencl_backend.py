@@ -527,3 +527,23 @@ def test_random_geometries_match_reference(be, seed):
             _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), dtype, label)
             _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), dtype, label)
         done += 1
+
+
+def test_concurrent_calls_from_threads(be):
+    """Calls from several Python threads share kernels and plans safely."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [CONV_CASES[i][1] for i in (0, 1, 7, 11)]
+    inputs = [_data(spec, np.float32, seed=i) for i, spec in enumerate(cases)]
+
+    def run(i):
+        spec = cases[i % len(cases)]
+        x, w, b, gy = inputs[i % len(cases)]
+        return (be.conv(x, w, b, spec).tobytes(), be.conv_weight(x, gy, spec).tobytes(),
+                be.conv_transpose(gy, w, None, spec.as_transposed()).tobytes())
+
+    serial = [run(i) for i in range(len(cases))]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(run, range(4 * len(cases))))
+    for i, got in enumerate(threaded):
+        assert got == serial[i % len(cases)]
