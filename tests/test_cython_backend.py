@@ -149,12 +149,25 @@ def _id(spec):
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
 
 
+@pytest.fixture(params=[True, False], ids=["microkernel", "blas"])
+def packed(request, monkeypatch):
+    """Run conv through the micro-kernel paths (implicit/packed) or through BLAS."""
+    monkeypatch.setattr(cy_mod, "PACKED", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec", CONV_GRID, ids=_id)
-@pytest.mark.parametrize("op", ["conv", "conv_weight"])
-def test_conv_and_weight_match_reference(op, spec, dtype, rng):
-    got, want = run_all(op, spec, dtype, rng)
-    assert_close(got, want, dtype, f"{op} {spec}")
+def test_conv_matches_reference(spec, dtype, rng, packed):
+    got, want = run_all("conv", spec, dtype, rng)
+    assert_close(got, want, dtype, f"conv {spec}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", CONV_GRID, ids=_id)
+def test_conv_weight_matches_reference(spec, dtype, rng):
+    got, want = run_all("conv_weight", spec, dtype, rng)
+    assert_close(got, want, dtype, f"conv_weight {spec}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -164,13 +177,17 @@ def test_conv_transpose_matches_reference(spec, dtype, rng):
     assert_close(got, want, dtype, f"conv_transpose {spec}")
 
 
-def test_grid_covers_every_path():
+def test_grid_covers_every_path(monkeypatch):
     """The grid above reaches each path of the plan (guards the grid itself)."""
     seen = set()
-    for spec in CONV_GRID:
-        for op in ("conv", "conv_weight"):
-            p = cy_mod.plan(op, spec, np.float32, 2)
-            seen.add((op, p.path))
+    for packed in (True, False):
+        monkeypatch.setattr(cy_mod, "PACKED", packed)
+        for spec in CONV_GRID:
+            for op in ("conv", "conv_weight"):
+                p = cy_mod.plan(op, spec, np.float32, 2)
+                seen.add((op, p.path))
+    if cy_mod._packed_params(4)[0] >= 1:
+        assert ("conv", "implicit") in seen and ("conv", "packed") in seen
     for spec in TRANSPOSED_GRID:
         p = cy_mod.plan("conv_transpose", spec, np.float32, 2)
         seen.add(("conv_transpose", p.path))
@@ -196,7 +213,7 @@ def tiny_tiles(monkeypatch):
 @pytest.mark.parametrize("case", [
     ("conv", conv_spec(2, 8, 8, (23,), (3,), (1,), ((1, 2),))),
     ("conv", conv_spec(2, 8, 16, (7, 9), (3, 3), (2, 1), ((1, 1), (0, 2)))),
-    ("conv", conv_spec(1, 8, 8, (4, 5, 6), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3)),
+    ("conv", conv_spec(1, 8, 8, (10, 4, 5), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3)),
     ("conv", conv_spec(2, 16, 16, (7, 5), (1, 1))),
     ("conv_weight", conv_spec(3, 8, 8, (23,), (3,), (2,), ((1, 2),))),
     ("conv_weight", conv_spec(2, 8, 16, (7, 9), (3, 3), (1, 1), ((1, 1), (1, 1)))),
@@ -205,12 +222,14 @@ def tiny_tiles(monkeypatch):
     ("conv_transpose", transposed_spec(1, 8, 8, (5, 7), (3, 3), (2, 2), ((1, -1), (1, 0)))),
     ("conv_transpose", transposed_spec(1, 8, 8, (4, 3, 5), (3, 3, 3), (2, 2, 2), ((1, 1),) * 3)),
 ], ids=lambda c: c[0] + "-" + _id(c[1]))
-def test_many_tiles_match_reference(case, dtype, rng, tiny_tiles):
+def test_many_tiles_match_reference(case, dtype, rng, tiny_tiles, packed):
     op, spec = case
     p = cy_mod.plan(op, spec, dtype, 2)
     assert p.path != "direct"
-    if p.path == "gemm":
+    if p.path in ("gemm", "packed"):
         assert p.tile < max(np.prod(spec.out_size), np.prod(spec.in_size))
+    if p.path == "implicit":
+        assert p.items > spec.batch
     got, want = run_all(op, spec, dtype, rng)
     assert_close(got, want, dtype, f"{op} {spec}")
 
@@ -253,7 +272,7 @@ def restore_threads():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", AGNOSTIC_CASES, ids=lambda c: c[0] + "-" + _id(c[1]))
-def test_bitwise_identical_for_1_and_2_threads(case, dtype, rng, restore_threads):
+def test_bitwise_identical_for_1_and_2_threads(case, dtype, rng, restore_threads, packed):
     op, spec = case
     # the cutting of the work never depends on the thread count
     p1, p2 = cy_mod.plan(op, spec, dtype, 1), cy_mod.plan(op, spec, dtype, 2)

@@ -88,6 +88,9 @@ WORKSPACE_BYTES = 64 << 20
 PARTIAL_BYTES = 32 << 20
 #: Most conv_weight partials (fixed, so the reduction order is fixed).
 MAX_SLOTS = 16
+#: Use the packed micro-kernel for conv when the CPU has AVX2+FMA or AVX-512
+#: (else BLAS).
+PACKED = True
 #: Smallest GEMM dimension (M or K) worth a BLAS call; below, direct loops.
 MIN_GEMM = 8
 #: Work items wanted for conv_transpose (slabs are cut to reach it).
@@ -157,6 +160,75 @@ def _tile(rows, positions, row_len, itemsize, groups_of_work=1):
     return max(1, min(positions, -(-t // 16) * 16))
 
 
+_PACKED_PARAMS = {}
+
+
+def _packed_params(itemsize):
+    """(level, MR, NR) of the packed conv micro-kernel for this dtype and CPU."""
+    if itemsize not in _PACKED_PARAMS:
+        _PACKED_PARAMS[itemsize] = tuple(_kernels.packed_params(itemsize == 8))
+    return _PACKED_PARAMS[itemsize]
+
+
+def _packed_tile(rows, positions, nr, itemsize, groups_of_work):
+    """Columns per tile of the packed path: a multiple of NR, about TILE_BYTES."""
+    def up(v):
+        return -(-v // nr) * nr
+    t = max(nr, (TILE_BYTES // max(1, rows * itemsize)) // nr * nr)
+    t = min(t, max(nr, ((WORKSPACE_BYTES // 4) // max(1, rows * itemsize)) // nr * nr))
+    want = -(-TARGET_ITEMS // max(1, groups_of_work))
+    if want > 1:
+        t = min(t, max(up(MIN_TILE), up(-(-positions // want))))
+    if t >= positions:
+        return max(1, positions)
+    ntiles = -(-positions // t)
+    return min(positions, up(-(-positions // ntiles)))
+
+
+def _implicit_plan(spec, isz, n):
+    """Plan of the implicit (slab) path for a stride-1 conv, or None if too big."""
+    level, mr, nr = _packed_params(isz)
+    g = spec.groups
+    cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
+    kc = cin_g * prod(spec.kernel_size)
+    ks, outs = _canon(spec.kernel_size, 1), _canon(spec.out_size, 1)
+    ins, dl = _canon(spec.in_size, 1), _canon(spec.dilation, 1)
+    axis = 0
+    while axis < 2 and outs[axis] == 1 and ins[axis] == 1 and ks[axis] == 1:
+        axis += 1
+    halo = [(k - 1) * d for k, d in zip(ks, dl)]
+    inner = prod(outs[ax] + halo[ax] for ax in range(axis + 1, 3))
+    tail = (halo[1] + 1) * (outs[2] + halo[2]) + halo[2] + nr
+
+    def per_thread(rows):
+        slab = cin_g * (rows + halo[axis]) * inner + tail
+        ybuf = cout_g * (-(-(rows * inner) // nr) * nr)
+        return (slab + ybuf) * isz + kc * 8
+
+    # the slab and the output block of one item stay within TILE_BYTES (the
+    # micro-kernel re-reads them from L2): as many rows as fit, at least one
+    unit = (2 * cin_g + cout_g) * inner * isz
+    rows = max(1, TILE_BYTES // max(1, unit))
+    while rows > 1 and per_thread(rows) > TILE_BYTES:
+        rows -= 1
+    # ... but enough columns for the micro-kernel panels and a small halo
+    # share, also when the rows are cut to give every thread work
+    rows_min = max(1, -(-min(2 * nr, MIN_TILE) // inner), 2 * halo[axis])
+    rows = max(rows, rows_min)
+    want = -(-TARGET_ITEMS // max(1, spec.batch * g))
+    if want > 1:
+        rows = min(rows, max(rows_min, -(-outs[axis] // want)))
+    rows = min(rows, outs[axis])
+    ntiles = -(-outs[axis] // rows)
+    rows = -(-outs[axis] // ntiles)          # equal tiles
+    fixed = g * (-(-cout_g // mr) * mr) * kc * isz     # the packed weights
+    if per_thread(rows) > WORKSPACE_BYTES // 4 or fixed > WORKSPACE_BYTES // 4:
+        return None
+    items = spec.batch * g * ntiles
+    omp, blas = _threads(items, per_thread(rows), fixed, n)
+    return Plan("implicit", rows, 0, 0, items, omp, blas, omp * per_thread(rows) + fixed)
+
+
 def _is_pointwise(spec):
     return (all(k == 1 for k in spec.kernel_size) and all(s == 1 for s in spec.stride)
             and all(lo == 0 for lo in spec.pad_lo)
@@ -198,6 +270,21 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
             items = spec.batch * spec.out_channels if op == "conv" else spec.out_channels * cin_g
             omp = max(1, min(n, items))
             return Plan("direct", 0, 0, 0, items, omp, 1, 2 * 8 * kp)
+        if (op == "conv" and PACKED and _packed_params(isz)[0] >= 1
+                and all(st == 1 for st in spec.stride)):
+            imp = _implicit_plan(spec, isz, n)
+            if imp is not None:
+                return imp
+        if (op == "conv" and PACKED and _packed_params(isz)[0] >= 1
+                and g * (-(-cout_g // _packed_params(isz)[1]) * _packed_params(isz)[1])
+                * kc * isz <= WORKSPACE_BYTES // 4):
+            level, mr, nr = _packed_params(isz)
+            tile = _packed_tile(kc, pout, nr, isz, spec.batch * g)
+            items = spec.batch * g * -(-pout // tile)
+            per_thread = kc * (-(-tile // nr) * nr) * isz
+            fixed = g * (-(-cout_g // mr) * mr) * kc * isz
+            omp, blas = _threads(items, per_thread, fixed, n)
+            return Plan("packed", tile, 0, 0, items, omp, blas, omp * per_thread + fixed)
         tile = _tile(kc, pout, row_len, isz,
                      spec.batch * g if op == "conv" else spec.batch)
         ntiles = -(-pout // tile)
@@ -408,6 +495,14 @@ class CythonBackend(Backend):
             return y
         if p.path == "direct":
             _kernels.conv_direct(xf, wf, bias, yf, _geo(spec), p.omp_threads)
+        elif p.path == "implicit":
+            level, mr, nr = _packed_params(x.dtype.itemsize)
+            _kernels.conv_implicit(xf, wf, bias, yf, _geo(spec), p.tile, level, mr, nr,
+                                   p.omp_threads)
+        elif p.path == "packed":
+            level, mr, nr = _packed_params(x.dtype.itemsize)
+            _kernels.conv_packed(xf, wf, bias, yf, _geo(spec), p.tile, level, mr, nr,
+                                 p.omp_threads)
         else:
             self._run(p, _kernels.conv_gemm, xf, wf, bias, yf, _geo(spec), p.tile,
                       p.path == "pointwise", p.omp_threads)

@@ -357,4 +357,405 @@ PC_CLONES static void pc_col2im_##S(const pc_geo *g, const T *restrict col,     
 PC_DEFINE_COLS(float, f)
 PC_DEFINE_COLS(double, d)
 
+/*
+ * Register-blocked convolution GEMM (the "packed" conv path).
+ *
+ *   y[co, p] = bias[co] + sum_k W[co, k] * col[k, p]       k = (c, kz, ky, kx)
+ *
+ * ``col`` is written by pc_im2col_packed_* straight into panels of NR
+ * positions (panel-major, then k, then the NR lanes), ``W`` is packed once
+ * per call into panels of MR output channels (k-major, MR lanes).  The
+ * micro-kernel keeps an MR x NR block of y in registers for the whole k
+ * loop: one load of NR column values feeds MR broadcast FMAs.  Each y
+ * element is one sum over k in increasing order, whatever the tiling.
+ *
+ * Three builds of the micro-kernel, chosen at run time from the CPU
+ * (pc_uk_level): AVX-512 (x86-64-v4), AVX2+FMA (x86-64-v3) and the
+ * baseline, each with the register block that fits its register file.
+ */
+#define PC_UK_PARAMS_f {{4, 2, 4}, {4, 3, 8}, {8, 3, 16}}   /* MR, NRV, VL */
+#define PC_UK_PARAMS_d {{4, 2, 2}, {4, 3, 4}, {8, 3, 8}}
+
+static int pc_uk_level(void)
+{
+#if PYCONV_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
+#endif
+    return 0;
+}
+
+static void pc_uk_params(int dbl, int level, ptrdiff_t *mr, ptrdiff_t *nr)
+{
+    static const int pf[3][3] = PC_UK_PARAMS_f;
+    static const int pd[3][3] = PC_UK_PARAMS_d;
+    const int *q = dbl ? pd[level] : pf[level];
+    *mr = q[0];
+    *nr = (ptrdiff_t)q[1] * q[2];
+}
+
+#if PYCONV_HAVE_CLONES
+#define PC_TARGET(t) __attribute__((target(t)))
+#else
+#define PC_TARGET(t)
+#endif
+
+/* one micro-kernel + its panel loop, for one ISA */
+#define PC_DEFINE_UK(T, S, LV, ATTR, MR, NRV, VL)                                      \
+typedef T pc_v##S##LV __attribute__((vector_size(VL * sizeof(T))));                  \
+typedef T pc_vu##S##LV __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T)))); \
+ATTR static inline void pc_uk_##S##LV(                                     \
+    ptrdiff_t kc, const T *restrict wp, const T *restrict cp, T *restrict out,       \
+    ptrdiff_t ldo, ptrdiff_t mrows, ptrdiff_t ncols, const T *bias)                  \
+{                                                                                    \
+    pc_v##S##LV acc[MR][NRV];                                                        \
+    ptrdiff_t k;                                                                     \
+    int m, v;                                                                        \
+    for (m = 0; m < MR; m++)                                                         \
+        for (v = 0; v < NRV; v++) acc[m][v] = (pc_v##S##LV){0};                      \
+    for (k = 0; k < kc; k++) {                                                       \
+        pc_v##S##LV c[NRV];                                                          \
+        for (v = 0; v < NRV; v++) c[v] = *(const pc_vu##S##LV *)(cp + k * NRV * VL + v * VL); \
+        for (m = 0; m < MR; m++) {                                                   \
+            pc_v##S##LV w = wp[k * MR + m] - (pc_v##S##LV){0};                       \
+            for (v = 0; v < NRV; v++) acc[m][v] += w * c[v];                         \
+        }                                                                            \
+    }                                                                                \
+    if (bias)                                                                        \
+        for (m = 0; m < MR && m < mrows; m++)                                        \
+            for (v = 0; v < NRV; v++) acc[m][v] += bias[m];                          \
+    if (ncols == NRV * VL) {                                                         \
+        for (m = 0; m < MR && m < mrows; m++)                                        \
+            for (v = 0; v < NRV; v++)                                                \
+                *(pc_vu##S##LV *)(out + m * ldo + v * VL) = acc[m][v];               \
+    } else {                                                                         \
+        for (m = 0; m < MR && m < mrows; m++) {                                      \
+            T tmp[NRV * VL];                                                         \
+            for (v = 0; v < NRV; v++) *(pc_vu##S##LV *)(tmp + v * VL) = acc[m][v];   \
+            memcpy(out + m * ldo, tmp, (size_t)ncols * sizeof(T));                   \
+        }                                                                            \
+    }                                                                                \
+}                                                                                    \
+ATTR static void pc_panels_##S##LV(                                        \
+    ptrdiff_t kc, ptrdiff_t mrows, const T *wpack, const T *cpack, ptrdiff_t ncols,  \
+    T *out, ptrdiff_t ldo, const T *bias)                                            \
+{                                                                                    \
+    const ptrdiff_t NR = NRV * VL;                                                   \
+    ptrdiff_t n0, m0;                                                                \
+    for (n0 = 0; n0 < ncols; n0 += NR) {                                             \
+        const T *cp = cpack + (n0 / NR) * kc * NR;                                   \
+        ptrdiff_t nc = ncols - n0 < NR ? ncols - n0 : NR;                            \
+        for (m0 = 0; m0 < mrows; m0 += MR)                                           \
+            pc_uk_##S##LV(kc, wpack + (m0 / MR) * kc * MR, cp, out + m0 * ldo + n0,  \
+                          ldo, mrows - m0, nc, bias ? bias + m0 : NULL);             \
+    }                                                                                \
+}
+
+#define PC_NO_ATTR
+PC_DEFINE_UK(float, f, 0, PC_NO_ATTR, 4, 2, 4)
+PC_DEFINE_UK(float, f, 1, PC_TARGET("arch=x86-64-v3"), 4, 3, 8)
+PC_DEFINE_UK(float, f, 2, PC_TARGET("arch=x86-64-v4"), 8, 3, 16)
+PC_DEFINE_UK(double, d, 0, PC_NO_ATTR, 4, 2, 2)
+PC_DEFINE_UK(double, d, 1, PC_TARGET("arch=x86-64-v3"), 4, 3, 4)
+PC_DEFINE_UK(double, d, 2, PC_TARGET("arch=x86-64-v4"), 8, 3, 8)
+
+/*
+ * The packed layouts and the driver, per dtype:
+ *   pc_pack_w:  W (rows x kc, row-major) -> panels of MR rows, k-major,
+ *               zero rows past the end.
+ *   pc_im2col_packed: like pc_im2col but into panels of NR positions,
+ *               zeroing the lanes past the tile.
+ *   pc_panels:  y block (rows x ncols, ld ldo) = W @ col (+ bias).
+ */
+#define PC_DEFINE_PACKED(T, S)                                                       \
+static void pc_pack_w_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t mr,    \
+                          T *wpack)                                                  \
+{                                                                                    \
+    ptrdiff_t m0, m, k;                                                              \
+    for (m0 = 0; m0 < rows; m0 += mr) {                                              \
+        T *dst = wpack + (m0 / mr) * kc * mr;                                        \
+        for (k = 0; k < kc; k++)                                                     \
+            for (m = 0; m < mr; m++)                                                 \
+                dst[k * mr + m] = (m0 + m < rows) ? w[(m0 + m) * kc + k] : (T)0;     \
+    }                                                                                \
+}                                                                                    \
+static inline void pc_put_run_##S(T *pack, ptrdiff_t kc, ptrdiff_t nr, ptrdiff_t r,  \
+                                  ptrdiff_t q, ptrdiff_t len, const T *src,          \
+                                  ptrdiff_t sx)                                      \
+{                                                                                    \
+    /* positions q .. q+len-1 of row r <- src[i*sx] (zeros when src is NULL) */     \
+    while (len > 0) {                                                                \
+        ptrdiff_t lane = q % nr, n = nr - lane, i;                                   \
+        T *d = pack + (q / nr) * kc * nr + r * nr + lane;                            \
+        if (n > len) n = len;                                                        \
+        if (!src)                                                                    \
+            for (i = 0; i < n; i++) d[i] = 0;                                        \
+        else if (sx == 1) {                                                          \
+            for (i = 0; i < n; i++) d[i] = src[i];                                   \
+            src += n;                                                                \
+        } else {                                                                     \
+            for (i = 0; i < n; i++) d[i] = src[i * sx];                              \
+            src += n * sx;                                                           \
+        }                                                                            \
+        q += n;                                                                      \
+        len -= n;                                                                    \
+    }                                                                                \
+}                                                                                    \
+PC_CLONES static void pc_im2col_packed_##S(const pc_geo *g, const T *restrict xg,    \
+                                           T *restrict pack, ptrdiff_t nr,           \
+                                           ptrdiff_t p0, ptrdiff_t tl,               \
+                                           const ptrdiff_t *xa, const ptrdiff_t *xb) \
+{                                                                                    \
+    const ptrdiff_t OY = g->osz[1], OX = g->osz[2];                                  \
+    const ptrdiff_t IZ = g->isz[0], IY = g->isz[1], IX = g->isz[2];                  \
+    const ptrdiff_t KZ = g->ks[0], KY = g->ks[1], KX = g->ks[2];                     \
+    const ptrdiff_t SX = g->st[2], LX = g->lo[2], DX = g->dl[2];                     \
+    const ptrdiff_t kc = g->cin_g * g->Kp;                                           \
+    const ptrdiff_t tpad = (tl + nr - 1) / nr * nr;                                  \
+    ptrdiff_t c, kz, ky, kx, r;                                                      \
+    for (c = 0; c < g->cin_g; c++) {                                                 \
+        const T *xc = xg + c * g->Pin;                                               \
+        for (kz = 0; kz < KZ; kz++) {                                                \
+            for (ky = 0; ky < KY; ky++) {                                            \
+                ptrdiff_t rb = ((c * KZ + kz) * KY + ky) * KX;                       \
+                ptrdiff_t oz = p0 / (OY * OX);                                       \
+                ptrdiff_t oy = (p0 - oz * OY * OX) / OX;                             \
+                ptrdiff_t ox = p0 - (oz * OY + oy) * OX;                             \
+                ptrdiff_t done = 0;                                                  \
+                while (done < tl) {                                                  \
+                    ptrdiff_t seg = OX - ox;                                         \
+                    ptrdiff_t iz = oz * g->st[0] - g->lo[0] + kz * g->dl[0];         \
+                    ptrdiff_t iy = oy * g->st[1] - g->lo[1] + ky * g->dl[1];         \
+                    if (seg > tl - done) seg = tl - done;                            \
+                    if (iz >= 0 && iz < IZ && iy >= 0 && iy < IY) {                  \
+                        const T *xrow = xc + (iz * IY + iy) * IX;                    \
+                        for (kx = 0; kx < KX; kx++) {                                \
+                            ptrdiff_t a = xa[kx], b = xb[kx], e = ox + seg;          \
+                            if (a < ox) a = ox;                                      \
+                            if (a > e) a = e;                                        \
+                            if (b > e) b = e;                                        \
+                            if (b < a) b = a;                                        \
+                            r = rb + kx;                                             \
+                            if (a > ox)                                              \
+                                pc_put_run_##S(pack, kc, nr, r, done, a - ox, NULL, 0); \
+                            if (b > a)                                               \
+                                pc_put_run_##S(pack, kc, nr, r, done + a - ox, b - a,   \
+                                               xrow + a * SX - LX + kx * DX, SX);    \
+                            if (e > b)                                               \
+                                pc_put_run_##S(pack, kc, nr, r, done + b - ox, e - b,   \
+                                               NULL, 0);                             \
+                        }                                                            \
+                    } else {                                                         \
+                        for (kx = 0; kx < KX; kx++)                                  \
+                            pc_put_run_##S(pack, kc, nr, rb + kx, done, seg, NULL, 0); \
+                    }                                                                \
+                    done += seg;                                                     \
+                    ox += seg;                                                       \
+                    if (ox == OX) {                                                  \
+                        ox = 0;                                                      \
+                        if (++oy == OY) { oy = 0; oz++; }                            \
+                    }                                                                \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+    if (tpad > tl)                                                                   \
+        for (r = 0; r < kc; r++)                                                     \
+            pc_put_run_##S(pack, kc, nr, r, tl, tpad - tl, NULL, 0);                 \
+}                                                                                    \
+static void pc_panels_##S(int level, ptrdiff_t kc, ptrdiff_t mrows, const T *wpack,  \
+                          const T *cpack, ptrdiff_t ncols, T *out, ptrdiff_t ldo,    \
+                          const T *bias)                                             \
+{                                                                                    \
+    if (level == 2)                                                                  \
+        pc_panels_##S##2(kc, mrows, wpack, cpack, ncols, out, ldo, bias);            \
+    else if (level == 1)                                                             \
+        pc_panels_##S##1(kc, mrows, wpack, cpack, ncols, out, ldo, bias);            \
+    else                                                                             \
+        pc_panels_##S##0(kc, mrows, wpack, cpack, ncols, out, ldo, bias);            \
+}
+
+PC_DEFINE_PACKED(float, f)
+PC_DEFINE_PACKED(double, d)
+
+/*
+ * Implicit GEMM for stride-1 convolutions (the "implicit" conv path).
+ *
+ * A tile of output rows (along the outermost real axis) reads a box of the
+ * input; that box is copied once, zero padded, into a "slab" whose rows are
+ * as wide as the padded input.  In the slab's flat index a kernel tap k =
+ * (c, kz, ky, kx) is a constant offset off[k], so the column k of the
+ * im2col matrix at virtual position q is slab[q + off[k]]: the micro-kernel
+ * reads the slab directly and no im2col is ever built.  Virtual positions
+ * that fall in the padding columns are computed and thrown away when the
+ * valid ones are copied (with the bias) into y.
+ */
+#define PC_DEFINE_UKI(T, S, LV, ATTR, MR, NRV, VL)                                    \
+ATTR static inline void pc_uki_##S##LV(                                              \
+    ptrdiff_t kc, const T *restrict wp, const T *restrict base,                      \
+    const ptrdiff_t *restrict off, T *restrict out, ptrdiff_t ldo, ptrdiff_t mrows)  \
+{                                                                                    \
+    pc_v##S##LV acc[MR][NRV];                                                        \
+    ptrdiff_t k;                                                                     \
+    int m, v;                                                                        \
+    for (m = 0; m < MR; m++)                                                         \
+        for (v = 0; v < NRV; v++) acc[m][v] = (pc_v##S##LV){0};                      \
+    for (k = 0; k < kc; k++) {                                                       \
+        const T *src = base + off[k];                                                \
+        pc_v##S##LV c[NRV];                                                          \
+        for (v = 0; v < NRV; v++) c[v] = *(const pc_vu##S##LV *)(src + v * VL);      \
+        for (m = 0; m < MR; m++) {                                                   \
+            pc_v##S##LV w = wp[k * MR + m] - (pc_v##S##LV){0};                       \
+            for (v = 0; v < NRV; v++) acc[m][v] += w * c[v];                         \
+        }                                                                            \
+    }                                                                                \
+    for (m = 0; m < MR && m < mrows; m++)                                            \
+        for (v = 0; v < NRV; v++)                                                    \
+            *(pc_vu##S##LV *)(out + m * ldo + v * VL) = acc[m][v];                   \
+}                                                                                    \
+ATTR static void pc_ipanels_##S##LV(                                                 \
+    ptrdiff_t kc, ptrdiff_t mrows, const T *wpack, const T *slab,                    \
+    const ptrdiff_t *off, ptrdiff_t ncols, T *out, ptrdiff_t ldo)                    \
+{                                                                                    \
+    const ptrdiff_t NR = NRV * VL;                                                   \
+    ptrdiff_t n0, m0;                                                                \
+    for (n0 = 0; n0 < ncols; n0 += NR)                                               \
+        for (m0 = 0; m0 < mrows; m0 += MR)                                           \
+            pc_uki_##S##LV(kc, wpack + (m0 / MR) * kc * MR, slab + n0, off,          \
+                           out + m0 * ldo + n0, ldo, mrows - m0);                    \
+}
+
+PC_DEFINE_UKI(float, f, 0, PC_NO_ATTR, 4, 2, 4)
+PC_DEFINE_UKI(float, f, 1, PC_TARGET("arch=x86-64-v3"), 4, 3, 8)
+PC_DEFINE_UKI(float, f, 2, PC_TARGET("arch=x86-64-v4"), 8, 3, 16)
+PC_DEFINE_UKI(double, d, 0, PC_NO_ATTR, 4, 2, 2)
+PC_DEFINE_UKI(double, d, 1, PC_TARGET("arch=x86-64-v3"), 4, 3, 4)
+PC_DEFINE_UKI(double, d, 2, PC_TARGET("arch=x86-64-v4"), 8, 3, 8)
+
+/*
+ * Slab geometry of one tile: output rows [t0, t1) along axis A.  Per axis
+ * ax: start[ax] is the input coordinate of slab index 0, len[ax] the slab
+ * extent; axes before A are trivial (size 1).
+ */
+typedef struct {
+    ptrdiff_t A, t0, t1;
+    ptrdiff_t start[3], len[3];
+    ptrdiff_t plane;     /* len[0]*len[1]*len[2]: one channel of the slab */
+    ptrdiff_t ncols;     /* virtual output positions of the tile */
+} pc_slab;
+
+static void pc_slab_geo(const pc_geo *g, ptrdiff_t A, ptrdiff_t t0, ptrdiff_t t1,
+                        pc_slab *sl)
+{
+    ptrdiff_t ax;
+    sl->A = A;
+    sl->t0 = t0;
+    sl->t1 = t1;
+    for (ax = 0; ax < 3; ax++) {
+        ptrdiff_t halo = (g->ks[ax] - 1) * g->dl[ax];
+        if (ax < A) {
+            sl->start[ax] = 0;
+            sl->len[ax] = 1;
+        } else if (ax == A) {
+            sl->start[ax] = t0 - g->lo[ax];
+            sl->len[ax] = (t1 - t0) + halo;
+        } else {
+            sl->start[ax] = -g->lo[ax];
+            sl->len[ax] = g->osz[ax] + halo;
+        }
+    }
+    sl->plane = sl->len[0] * sl->len[1] * sl->len[2];
+    sl->ncols = (t1 - t0) * (A == 0 ? sl->len[1] * sl->len[2] : (A == 1 ? sl->len[2] : 1));
+}
+
+/* off[k] for k = (c, kz, ky, kx), c < cin_g */
+static void pc_slab_offsets(const pc_geo *g, const pc_slab *sl, ptrdiff_t *off)
+{
+    ptrdiff_t c, kz, ky, kx, k = 0;
+    for (c = 0; c < g->cin_g; c++)
+        for (kz = 0; kz < g->ks[0]; kz++)
+            for (ky = 0; ky < g->ks[1]; ky++)
+                for (kx = 0; kx < g->ks[2]; kx++)
+                    off[k++] = c * sl->plane
+                               + (kz * g->dl[0] * sl->len[1] + ky * g->dl[1]) * sl->len[2]
+                               + kx * g->dl[2];
+}
+
+#define PC_DEFINE_SLAB(T, S)                                                         \
+/* slab[c, u] = x_g[c, start + u] (zero outside the input); tail zeroed */           \
+PC_CLONES static void pc_slab_fill_##S(const pc_geo *g, const pc_slab *sl,           \
+                                       const T *restrict xg, T *restrict slab,       \
+                                       ptrdiff_t tail)                               \
+{                                                                                    \
+    const ptrdiff_t LZ = sl->len[0], LY = sl->len[1], LX = sl->len[2];               \
+    ptrdiff_t c, uz, uy, i;                                                          \
+    for (c = 0; c < g->cin_g; c++) {                                                 \
+        const T *xc = xg + c * g->Pin;                                               \
+        T *sc = slab + c * sl->plane;                                                \
+        for (uz = 0; uz < LZ; uz++) {                                                \
+            ptrdiff_t iz = sl->start[0] + uz;                                        \
+            for (uy = 0; uy < LY; uy++) {                                            \
+                ptrdiff_t iy = sl->start[1] + uy;                                    \
+                T *d = sc + (uz * LY + uy) * LX;                                     \
+                ptrdiff_t a = -sl->start[2], b = g->isz[2] - sl->start[2];          \
+                if (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1]) {        \
+                    for (i = 0; i < LX; i++) d[i] = 0;                               \
+                    continue;                                                        \
+                }                                                                    \
+                if (a < 0) a = 0;                                                    \
+                if (b > LX) b = LX;                                                  \
+                if (b < a) b = a;                                                    \
+                {                                                                    \
+                    const T *src = xc + (iz * g->isz[1] + iy) * g->isz[2] + sl->start[2]; \
+                    for (i = 0; i < a; i++) d[i] = 0;                                \
+                    for (i = a; i < b; i++) d[i] = src[i];                           \
+                    for (i = b; i < LX; i++) d[i] = 0;                               \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+    for (i = 0; i < tail; i++) slab[g->cin_g * sl->plane + i] = 0;                   \
+}                                                                                    \
+/* y_g[co, valid outputs of the tile] = ybuf[co, q] + bias[co] */                     \
+PC_CLONES static void pc_slab_store_##S(const pc_geo *g, const pc_slab *sl,          \
+                                        const T *restrict ybuf, ptrdiff_t ld,        \
+                                        T *restrict yg, const T *bias)               \
+{                                                                                    \
+    const ptrdiff_t A = sl->A, LY = sl->len[1], LX = sl->len[2];                     \
+    const ptrdiff_t OY = g->osz[1], OX = g->osz[2];                                  \
+    ptrdiff_t co, oz, oy, i;                                                         \
+    ptrdiff_t z0 = A == 0 ? sl->t0 : 0, z1 = A == 0 ? sl->t1 : g->osz[0];            \
+    ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : OY;                   \
+    ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : OX;                   \
+    for (co = 0; co < g->cout_g; co++) {                                             \
+        const T bv = bias ? bias[co] : (T)0;                                         \
+        const T *yb = ybuf + co * ld;                                                \
+        T *yc = yg + co * g->Pout;                                                   \
+        for (oz = z0; oz < z1; oz++)                                                 \
+            for (oy = y0; oy < y1; oy++) {                                           \
+                const T *s = yb + ((oz - z0) * LY + (oy - y0)) * LX;                 \
+                T *d = yc + (oz * OY + oy) * OX + x0;                                \
+                for (i = 0; i < x1 - x0; i++) d[i] = s[i] + bv;                      \
+            }                                                                        \
+    }                                                                                \
+}                                                                                    \
+static void pc_ipanels_##S(int level, ptrdiff_t kc, ptrdiff_t mrows, const T *wpack, \
+                           const T *slab, const ptrdiff_t *off, ptrdiff_t ncols,     \
+                           T *out, ptrdiff_t ldo)                                    \
+{                                                                                    \
+    if (level == 2)                                                                  \
+        pc_ipanels_##S##2(kc, mrows, wpack, slab, off, ncols, out, ldo);             \
+    else if (level == 1)                                                             \
+        pc_ipanels_##S##1(kc, mrows, wpack, slab, off, ncols, out, ldo);             \
+    else                                                                             \
+        pc_ipanels_##S##0(kc, mrows, wpack, slab, off, ncols, out, ldo);             \
+}
+
+PC_DEFINE_SLAB(float, f)
+PC_DEFINE_SLAB(double, d)
+
 #endif /* PYCONV_KERNELS_H */

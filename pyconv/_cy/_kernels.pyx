@@ -85,6 +85,44 @@ cdef extern from "_kernels.h" nogil:
     void pc_col2im_d(const pc_geo *g, const double *col, Py_ssize_t ld, double *yg, Py_ssize_t q0,
                      Py_ssize_t tl, const Py_ssize_t *olo, const Py_ssize_t *ohi,
                      const Py_ssize_t *xa, const Py_ssize_t *xb)
+    int pc_uk_level()
+    void pc_uk_params(int dbl, int level, Py_ssize_t *mr, Py_ssize_t *nr)
+    void pc_pack_w_f(const float *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t mr, float *wpack)
+    void pc_pack_w_d(const double *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t mr,
+                     double *wpack)
+    void pc_im2col_packed_f(const pc_geo *g, const float *xg, float *pack, Py_ssize_t nr,
+                            Py_ssize_t p0, Py_ssize_t tl, const Py_ssize_t *xa,
+                            const Py_ssize_t *xb)
+    void pc_im2col_packed_d(const pc_geo *g, const double *xg, double *pack, Py_ssize_t nr,
+                            Py_ssize_t p0, Py_ssize_t tl, const Py_ssize_t *xa,
+                            const Py_ssize_t *xb)
+    void pc_panels_f(int level, Py_ssize_t kc, Py_ssize_t mrows, const float *wpack,
+                     const float *cpack, Py_ssize_t ncols, float *out, Py_ssize_t ldo,
+                     const float *bias)
+    void pc_panels_d(int level, Py_ssize_t kc, Py_ssize_t mrows, const double *wpack,
+                     const double *cpack, Py_ssize_t ncols, double *out, Py_ssize_t ldo,
+                     const double *bias)
+    ctypedef struct pc_slab:
+        Py_ssize_t A, t0, t1
+        Py_ssize_t start[3]
+        Py_ssize_t len[3]
+        Py_ssize_t plane, ncols
+    void pc_slab_geo(const pc_geo *g, Py_ssize_t A, Py_ssize_t t0, Py_ssize_t t1, pc_slab *sl)
+    void pc_slab_offsets(const pc_geo *g, const pc_slab *sl, Py_ssize_t *off)
+    void pc_slab_fill_f(const pc_geo *g, const pc_slab *sl, const float *xg, float *slab,
+                        Py_ssize_t tail)
+    void pc_slab_fill_d(const pc_geo *g, const pc_slab *sl, const double *xg, double *slab,
+                        Py_ssize_t tail)
+    void pc_slab_store_f(const pc_geo *g, const pc_slab *sl, const float *ybuf, Py_ssize_t ld,
+                         float *yg, const float *bias)
+    void pc_slab_store_d(const pc_geo *g, const pc_slab *sl, const double *ybuf,
+                         Py_ssize_t ld, double *yg, const double *bias)
+    void pc_ipanels_f(int level, Py_ssize_t kc, Py_ssize_t mrows, const float *wpack,
+                      const float *slab, const Py_ssize_t *off, Py_ssize_t ncols, float *out,
+                      Py_ssize_t ldo)
+    void pc_ipanels_d(int level, Py_ssize_t kc, Py_ssize_t mrows, const double *wpack,
+                      const double *slab, const Py_ssize_t *off, Py_ssize_t ncols, double *out,
+                      Py_ssize_t ldo)
 
 ctypedef pc_geo Geo
 
@@ -100,6 +138,17 @@ def build_info():
         "target_clones": bool(PYCONV_HAVE_CLONES),
         "simd": pc_simd_level().decode("ascii"),
     }
+
+
+def packed_params(bint dbl):
+    """(level, MR, NR) of the packed conv micro-kernel on this CPU.
+
+    level 2: AVX-512, 1: AVX2+FMA, 0: baseline build.
+    """
+    cdef Py_ssize_t mr = 0, nr = 0
+    cdef int level = pc_uk_level()
+    pc_uk_params(dbl, level, &mr, &nr)
+    return level, mr, nr
 
 
 # ---------------------------------------------------------------------------
@@ -331,6 +380,174 @@ def conv_gemm(const floating[::1] x, const floating[::1] w, const floating[::1] 
         free(xa)
     if failed:
         raise MemoryError("cython backend: could not allocate the im2col buffer")
+
+
+def conv_packed(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+                floating[::1] y, tuple geo, Py_ssize_t tile, int level, Py_ssize_t mr,
+                Py_ssize_t nr, int nthreads):
+    """Forward conv by packed im2col + register-blocked micro-kernel.
+
+    Item = (n, group, tile of output positions), as in :func:`conv_gemm`, but
+    the tile is im2col'ed straight into NR-wide panels and multiplied by the
+    weights packed once per call into MR-row panels (no BLAS: no second
+    packing of the columns).
+    """
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t ntiles = (g.Pout + tile - 1) // tile
+    cdef Py_ssize_t nitems = g.N * g.G * ntiles
+    cdef Py_ssize_t Kc = g.cin_g * g.Kp
+    cdef Py_ssize_t mpad = (g.cout_g + mr - 1) // mr * mr
+    cdef Py_ssize_t tpad = (tile + nr - 1) // nr * nr
+    cdef bint has_bias = b.shape[0] > 0
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef const floating *bp = &b[0] if has_bias else NULL
+    cdef floating *yp = &y[0]
+    cdef Py_ssize_t *xa = <Py_ssize_t *> malloc(2 * g.ks[2] * sizeof(Py_ssize_t))
+    cdef floating *wpack = <floating *> pc_alloc(g.G * mpad * Kc * sizeof(floating))
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef Py_ssize_t it, n, grp, t, p0, tl
+    cdef floating *pack
+    if xa == NULL or wpack == NULL:
+        free(xa)
+        free(wpack)
+        raise MemoryError()
+    try:
+        with nogil:
+            _x_ranges(&g, False, 0, 0, xa, xa + g.ks[2])
+            for grp in range(g.G):
+                if floating is float:
+                    pc_pack_w_f(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr, wpack + grp * mpad * Kc)
+                else:
+                    pc_pack_w_d(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr, wpack + grp * mpad * Kc)
+            with parallel(num_threads=nthreads):
+                pack = <floating *> pc_alloc(Kc * tpad * sizeof(floating))
+                if pack == NULL:
+                    failed_p[0] = 1
+                for it in prange(nitems, schedule='static'):
+                    if pack == NULL:
+                        continue
+                    t = it % ntiles
+                    grp = (it // ntiles) % g.G
+                    n = it // (ntiles * g.G)
+                    p0 = t * tile
+                    tl = g.Pout - p0
+                    if tl > tile:
+                        tl = tile
+                    if floating is float:
+                        pc_im2col_packed_f(&g, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, pack, nr,
+                                           p0, tl, xa, xa + g.ks[2])
+                        pc_panels_f(level, Kc, g.cout_g, wpack + grp * mpad * Kc, pack, tl,
+                                    yp + (n * g.Cout + grp * g.cout_g) * g.Pout + p0, g.Pout,
+                                    bp + grp * g.cout_g if has_bias else NULL)
+                    else:
+                        pc_im2col_packed_d(&g, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, pack, nr,
+                                           p0, tl, xa, xa + g.ks[2])
+                        pc_panels_d(level, Kc, g.cout_g, wpack + grp * mpad * Kc, pack, tl,
+                                    yp + (n * g.Cout + grp * g.cout_g) * g.Pout + p0, g.Pout,
+                                    bp + grp * g.cout_g if has_bias else NULL)
+                free(pack)
+    finally:
+        free(xa)
+        free(wpack)
+    if failed:
+        raise MemoryError("cython backend: could not allocate the im2col buffer")
+
+
+cdef inline Py_ssize_t _outer_axis(Geo *g) noexcept nogil:
+    """The outermost canonical axis that is a real spatial dim of the problem."""
+    cdef Py_ssize_t A = 0
+    while A < 2 and g.osz[A] == 1 and g.isz[A] == 1 and g.ks[A] == 1:
+        A += 1
+    return A
+
+
+def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+                  floating[::1] y, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
+                  Py_ssize_t nr, int nthreads):
+    """Stride-1 forward conv by implicit GEMM over a zero-padded input slab.
+
+    Item = (n, group, tile of ``rows`` output rows along the outermost axis).
+    The item copies the input box its rows read into a padded slab, runs
+    the micro-kernel with per-tap offsets into the slab (no im2col), and
+    copies the valid outputs, plus bias, into ``y``.
+    """
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t A = _outer_axis(&g)
+    cdef Py_ssize_t ntiles = (g.osz[A] + rows - 1) // rows
+    cdef Py_ssize_t nitems = g.N * g.G * ntiles
+    cdef Py_ssize_t Kc = g.cin_g * g.Kp
+    cdef Py_ssize_t mpad = (g.cout_g + mr - 1) // mr * mr
+    cdef bint has_bias = b.shape[0] > 0
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef const floating *bp = &b[0] if has_bias else NULL
+    cdef floating *yp = &y[0]
+    cdef floating *wpack = <floating *> pc_alloc(g.G * mpad * Kc * sizeof(floating))
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef pc_slab big
+    cdef Py_ssize_t it, n, grp, t, tail, slab_n, ybuf_n
+    cdef floating *slab
+    cdef floating *ybuf
+    cdef Py_ssize_t *off
+    cdef pc_slab *sl   # per thread (a struct in the prange body would be shared)
+    if wpack == NULL:
+        raise MemoryError()
+    # buffer sizes from a full tile; the tail covers the over-reads of the
+    # thrown-away virtual positions and the last partial panel
+    pc_slab_geo(&g, A, 0, rows if rows < g.osz[A] else g.osz[A], &big)
+    tail = ((g.ks[1] - 1) * g.dl[1] + 1) * big.len[2] + (g.ks[2] - 1) * g.dl[2] + nr
+    slab_n = g.cin_g * big.plane + tail
+    ybuf_n = g.cout_g * ((big.ncols + nr - 1) // nr * nr)
+    try:
+        with nogil:
+            for grp in range(g.G):
+                if floating is float:
+                    pc_pack_w_f(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr, wpack + grp * mpad * Kc)
+                else:
+                    pc_pack_w_d(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr, wpack + grp * mpad * Kc)
+            with parallel(num_threads=nthreads):
+                slab = <floating *> pc_alloc(slab_n * sizeof(floating))
+                ybuf = <floating *> pc_alloc(ybuf_n * sizeof(floating))
+                off = <Py_ssize_t *> pc_alloc(Kc * sizeof(Py_ssize_t))
+                sl = <pc_slab *> pc_alloc(sizeof(pc_slab))
+                if slab == NULL or ybuf == NULL or off == NULL or sl == NULL:
+                    failed_p[0] = 1
+                for it in prange(nitems, schedule='static'):
+                    if slab == NULL or ybuf == NULL or off == NULL or sl == NULL:
+                        continue
+                    t = it % ntiles
+                    grp = (it // ntiles) % g.G
+                    n = it // (ntiles * g.G)
+                    pc_slab_geo(&g, A, t * rows,
+                                (t + 1) * rows if (t + 1) * rows < g.osz[A] else g.osz[A], sl)
+                    pc_slab_offsets(&g, sl, off)
+                    if floating is float:
+                        pc_slab_fill_f(&g, sl, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
+                                       slab_n - g.cin_g * sl[0].plane)
+                        pc_ipanels_f(level, Kc, g.cout_g, wpack + grp * mpad * Kc, slab, off,
+                                     sl[0].ncols, ybuf, (sl[0].ncols + nr - 1) // nr * nr)
+                        pc_slab_store_f(&g, sl, ybuf, (sl[0].ncols + nr - 1) // nr * nr,
+                                        yp + (n * g.Cout + grp * g.cout_g) * g.Pout,
+                                        bp + grp * g.cout_g if has_bias else NULL)
+                    else:
+                        pc_slab_fill_d(&g, sl, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
+                                       slab_n - g.cin_g * sl[0].plane)
+                        pc_ipanels_d(level, Kc, g.cout_g, wpack + grp * mpad * Kc, slab, off,
+                                     sl[0].ncols, ybuf, (sl[0].ncols + nr - 1) // nr * nr)
+                        pc_slab_store_d(&g, sl, ybuf, (sl[0].ncols + nr - 1) // nr * nr,
+                                        yp + (n * g.Cout + grp * g.cout_g) * g.Pout,
+                                        bp + grp * g.cout_g if has_bias else NULL)
+                free(slab)
+                free(ybuf)
+                free(off)
+                free(sl)
+    finally:
+        free(wpack)
+    if failed:
+        raise MemoryError("cython backend: could not allocate the slab buffers")
 
 
 cdef void _conv_direct_row(const floating *xp, const floating *wp, floating *yp, Geo *g,
