@@ -151,8 +151,10 @@ DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")
 
 @pytest.fixture(params=[True, False], ids=["microkernel", "blas"])
 def packed(request, monkeypatch):
-    """Run conv through the micro-kernel paths (implicit/packed) or through BLAS."""
+    """Micro-kernel paths (conv: implicit/packed; conv_transpose: phases, even
+    on small images) or the BLAS paths (im2col + GEMM; GEMM + col2im)."""
     monkeypatch.setattr(cy_mod, "PACKED", request.param)
+    monkeypatch.setattr(cy_mod, "PHASE_MIN_POSITIONS", 1)
     return request.param
 
 
@@ -172,7 +174,7 @@ def test_conv_weight_matches_reference(spec, dtype, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec", TRANSPOSED_GRID, ids=_id)
-def test_conv_transpose_matches_reference(spec, dtype, rng):
+def test_conv_transpose_matches_reference(spec, dtype, rng, packed):
     got, want = run_all("conv_transpose", spec, dtype, rng)
     assert_close(got, want, dtype, f"conv_transpose {spec}")
 
@@ -188,6 +190,12 @@ def test_grid_covers_every_path(monkeypatch):
                 seen.add((op, p.path))
     if cy_mod._packed_params(4)[0] >= 1:
         assert ("conv", "implicit") in seen and ("conv", "packed") in seen
+        monkeypatch.setattr(cy_mod, "PACKED", True)
+        monkeypatch.setattr(cy_mod, "PHASE_MIN_POSITIONS", 1)
+        for spec in TRANSPOSED_GRID:
+            seen.add(("conv_transpose", cy_mod.plan("conv_transpose", spec, np.float32).path))
+        assert ("conv_transpose", "phases") in seen
+        monkeypatch.setattr(cy_mod, "PACKED", False)
     for spec in TRANSPOSED_GRID:
         p = cy_mod.plan("conv_transpose", spec, np.float32, 2)
         seen.add(("conv_transpose", p.path))

@@ -59,13 +59,15 @@ by that cutting, so the result is bitwise identical for any thread count.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from math import prod
+from math import gcd, prod
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from .._registry import Backend, get_num_threads
+from .._spec import ConvSpec
 
 try:
     from . import _kernels
@@ -91,6 +93,9 @@ MAX_SLOTS = 16
 #: Use the packed micro-kernel for conv when the CPU has AVX2+FMA or AVX-512
 #: (else BLAS).
 PACKED = True
+#: conv_transpose takes the phase path (micro-kernel) from this many input
+#: positions per image; smaller images use BLAS + col2im with image blocks.
+PHASE_MIN_POSITIONS = 256
 #: Smallest GEMM dimension (M or K) worth a BLAS call; below, direct loops.
 MIN_GEMM = 8
 #: Work items wanted for conv_transpose (slabs are cut to reach it).
@@ -211,9 +216,9 @@ def _implicit_plan(spec, isz, n):
     rows = max(1, TILE_BYTES // max(1, unit))
     while rows > 1 and per_thread(rows) > TILE_BYTES:
         rows -= 1
-    # ... but enough columns for the micro-kernel panels and a small halo
-    # share, also when the rows are cut to give every thread work
-    rows_min = max(1, -(-min(2 * nr, MIN_TILE) // inner), 2 * halo[axis])
+    # ... but enough columns for the micro-kernel panels, also when the rows
+    # are cut to give every thread work (the halo rows only cost a copy)
+    rows_min = max(1, -(-min(2 * nr, MIN_TILE) // inner))
     rows = max(rows, rows_min)
     want = -(-TARGET_ITEMS // max(1, spec.batch * g))
     if want > 1:
@@ -227,6 +232,64 @@ def _implicit_plan(spec, isz, n):
     items = spec.batch * g * ntiles
     omp, blas = _threads(items, per_thread(rows), fixed, n)
     return Plan("implicit", rows, 0, 0, items, omp, blas, omp * per_thread(rows) + fixed)
+
+
+def _phases_1d(size_in, size_out, k, s, d, lo):
+    """Per output residue r (mod s) of one axis: (r, U, taps, lo', d').
+
+    Output t = r + s*u (u < U) of a transposed conv receives x[i] w[k] for
+    r + lo = i*s + k*d.  The taps k that reach residue r form a progression
+    k0, k0 + step, ... (step = s / gcd(s, d)) and then i = u + c0 - j*d'
+    (d' = d / gcd(s, d)): a stride-1 conv of x with those taps reversed,
+    dilation d' and leading padding lo' = (J-1)*d' - c0 (maybe negative).
+    """
+    g = gcd(s, d)
+    step, dd = s // g, d // g
+    out = []
+    for r in range(min(s, size_out)):
+        U = (size_out - r + s - 1) // s
+        taps = [kk for kk in range(k) if (r + lo - kk * d) % s == 0]
+        if taps:
+            assert all(b - a == step for a, b in zip(taps, taps[1:]))
+            c0 = (r + lo - taps[0] * d) // s
+            out.append((r, U, taps[::-1], (len(taps) - 1) * dd - c0, dd))
+        else:
+            out.append((r, U, [], 0, 1))
+    return out
+
+
+def _phase_specs(spec):
+    """The stride-1 conv specs whose outputs interleave into conv_transpose's output.
+
+    Yields ``(index, subspec or None, taps)`` with ``index`` the output slice
+    of the phase, ``taps`` one list of kernel taps per axis (in the order the
+    sub-kernel uses them) and ``subspec`` None when no tap reaches the phase
+    (its outputs are only the bias).
+    """
+    per_axis = [_phases_1d(i, o, k, s, d, lo) for i, o, k, s, d, lo in zip(
+        spec.in_size, spec.out_size, spec.kernel_size, spec.stride, spec.dilation,
+        spec.pad_lo)]
+    for combo in itertools.product(*per_axis):
+        index = (slice(None), slice(None)) + tuple(
+            slice(r, None, s) for (r, *_), s in zip(combo, spec.stride))
+        taps = [c[2] for c in combo]
+        if any(not t for t in taps):
+            yield index, None, taps
+            continue
+        sub = ConvSpec(False, spec.batch, spec.in_channels, spec.out_channels, spec.groups,
+                       tuple(spec.in_size), tuple(c[1] for c in combo),
+                       tuple(len(t) for t in taps), (1,) * spec.nd,
+                       tuple((c[3], 0) for c in combo), tuple(c[4] for c in combo))
+        yield index, sub, taps
+
+
+def _phase_weight(w, spec, taps):
+    """conv weight (C_out, C_in/g, *J) of one phase from the transposed weight."""
+    g = spec.groups
+    cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
+    sub = w[(slice(None), slice(None)) + np.ix_(*taps)]
+    sub = sub.reshape((g, cin_g, cout_g) + sub.shape[2:]).swapaxes(1, 2)
+    return np.ascontiguousarray(sub.reshape((spec.out_channels, cin_g) + sub.shape[3:]))
 
 
 def _is_pointwise(spec):
@@ -307,6 +370,17 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
     if thin:
         items = spec.batch * spec.out_channels
         return Plan("direct", 0, 0, 0, items, max(1, min(n, items)), 1, 2 * 8 * kp)
+    if PACKED and _packed_params(isz)[0] >= 1 and pin >= PHASE_MIN_POSITIONS:
+        # phase decomposition: one stride-1 implicit conv per output residue,
+        # written in place into its strided view of the output
+        subs = [(sub, plan("conv", sub, dtype, n)) for _, sub, _ in _phase_specs(spec)
+                if sub is not None]
+        if all(sp.path == "implicit" for _, sp in subs):
+            work = max([sp.workspace for _, sp in subs] + [0])
+            temp = max([prod(sub.weight_shape) * isz for sub, _ in subs] + [0])
+            items = max([sp.items for _, sp in subs] + [1])
+            omp = max([sp.omp_threads for _, sp in subs] + [1])
+            return Plan("phases", 0, len(subs), 0, items, omp, 1, work + temp)
     in_row = int(spec.in_size[-1]) if spec.in_size else 1
     tile = _tile(mt, pin, in_row, isz, spec.batch * g if pointwise else 1)
     if pointwise:
@@ -520,6 +594,23 @@ class CythonBackend(Backend):
         xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
         if p.path == "direct":
             _kernels.conv_transpose_direct(xf, wf, bias, yf, _geo(spec), p.omp_threads)
+        elif p.path == "phases":
+            level, mr, nr = _packed_params(x.dtype.itemsize)
+            for index, sub, taps in _phase_specs(spec):
+                if sub is None:
+                    y[index] = 0 if b is None else bias.reshape((1, -1) + (1,) * spec.nd)
+                    continue
+                sp = plan("conv", sub, x.dtype)
+                ws = _phase_weight(w, spec, taps)
+                view = y[index]        # strided view: the kernel writes the phase in place
+                esz = x.dtype.itemsize
+                off = (view.__array_interface__["data"][0]
+                       - y.__array_interface__["data"][0]) // esz
+                st = (0,) * (5 - spec.nd) + tuple(v // esz for v in view.strides[2:])
+                _kernels.conv_implicit(xf, ws.reshape(-1), bias, yf, _geo(sub), sp.tile,
+                                       level, mr, nr, sp.omp_threads,
+                                       (off, view.strides[0] // esz, view.strides[1] // esz)
+                                       + st[-3:])
         else:
             self._run(p, _kernels.conv_transpose_gemm, xf, wf, bias, yf, _geo(spec), p.tile,
                       p.slabs, p.images, p.path == "pointwise", p.omp_threads)

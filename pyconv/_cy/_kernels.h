@@ -723,23 +723,28 @@ PC_CLONES static void pc_slab_fill_##S(const pc_geo *g, const pc_slab *sl,      
 /* y_g[co, valid outputs of the tile] = ybuf[co, q] + bias[co] */                     \
 PC_CLONES static void pc_slab_store_##S(const pc_geo *g, const pc_slab *sl,          \
                                         const T *restrict ybuf, ptrdiff_t ld,        \
-                                        T *restrict yg, const T *bias)               \
+                                        T *restrict yg, const ptrdiff_t *ys,         \
+                                        const T *bias)                               \
 {                                                                                    \
+    /* ys: element strides of y per (channel, z, y, x) */                            \
     const ptrdiff_t A = sl->A, LY = sl->len[1], LX = sl->len[2];                     \
-    const ptrdiff_t OY = g->osz[1], OX = g->osz[2];                                  \
     ptrdiff_t co, oz, oy, i;                                                         \
     ptrdiff_t z0 = A == 0 ? sl->t0 : 0, z1 = A == 0 ? sl->t1 : g->osz[0];            \
-    ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : OY;                   \
-    ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : OX;                   \
+    ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : g->osz[1];            \
+    ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : g->osz[2];            \
+    const ptrdiff_t xs = ys[3];                                                      \
     for (co = 0; co < g->cout_g; co++) {                                             \
         const T bv = bias ? bias[co] : (T)0;                                         \
         const T *yb = ybuf + co * ld;                                                \
-        T *yc = yg + co * g->Pout;                                                   \
+        T *yc = yg + co * ys[0];                                                     \
         for (oz = z0; oz < z1; oz++)                                                 \
             for (oy = y0; oy < y1; oy++) {                                           \
                 const T *s = yb + ((oz - z0) * LY + (oy - y0)) * LX;                 \
-                T *d = yc + (oz * OY + oy) * OX + x0;                                \
-                for (i = 0; i < x1 - x0; i++) d[i] = s[i] + bv;                      \
+                T *d = yc + oz * ys[1] + oy * ys[2] + x0 * xs;                       \
+                if (xs == 1)                                                         \
+                    for (i = 0; i < x1 - x0; i++) d[i] = s[i] + bv;                  \
+                else                                                                 \
+                    for (i = 0; i < x1 - x0; i++) d[i * xs] = s[i] + bv;             \
             }                                                                        \
     }                                                                                \
 }                                                                                    \

@@ -114,9 +114,9 @@ cdef extern from "_kernels.h" nogil:
     void pc_slab_fill_d(const pc_geo *g, const pc_slab *sl, const double *xg, double *slab,
                         Py_ssize_t tail)
     void pc_slab_store_f(const pc_geo *g, const pc_slab *sl, const float *ybuf, Py_ssize_t ld,
-                         float *yg, const float *bias)
+                         float *yg, const Py_ssize_t *ys, const float *bias)
     void pc_slab_store_d(const pc_geo *g, const pc_slab *sl, const double *ybuf,
-                         Py_ssize_t ld, double *yg, const double *bias)
+                         Py_ssize_t ld, double *yg, const Py_ssize_t *ys, const double *bias)
     void pc_ipanels_f(int level, Py_ssize_t kc, Py_ssize_t mrows, const float *wpack,
                       const float *slab, const Py_ssize_t *off, Py_ssize_t ncols, float *out,
                       Py_ssize_t ldo)
@@ -465,13 +465,17 @@ cdef inline Py_ssize_t _outer_axis(Geo *g) noexcept nogil:
 
 def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[::1] b,
                   floating[::1] y, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
-                  Py_ssize_t nr, int nthreads):
+                  Py_ssize_t nr, int nthreads, tuple yview=None):
     """Stride-1 forward conv by implicit GEMM over a zero-padded input slab.
 
     Item = (n, group, tile of ``rows`` output rows along the outermost axis).
     The item copies the input box its rows read into a padded slab, runs
     the micro-kernel with per-tap offsets into the slab (no im2col), and
     copies the valid outputs, plus bias, into ``y``.
+
+    ``yview = (offset, image, channel, z, y, x)`` (element strides) writes
+    the output into a strided view of ``y`` instead (the phases of a
+    transposed conv); by default ``y`` is the contiguous output.
     """
     cdef Geo g = _geo(geo)
     cdef Py_ssize_t A = _outer_axis(&g)
@@ -493,6 +497,13 @@ def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[:
     cdef floating *ybuf
     cdef Py_ssize_t *off
     cdef pc_slab *sl   # per thread (a struct in the prange body would be shared)
+    cdef Py_ssize_t yoff, yimg
+    cdef Py_ssize_t ys[4]
+    if yview is None:
+        yoff, yimg = 0, g.Cout * g.Pout
+        ys[0], ys[1], ys[2], ys[3] = g.Pout, g.osz[1] * g.osz[2], g.osz[2], 1
+    else:
+        yoff, yimg, ys[0], ys[1], ys[2], ys[3] = yview
     if wpack == NULL:
         raise MemoryError()
     # buffer sizes from a full tile; the tail covers the over-reads of the
@@ -530,7 +541,7 @@ def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[:
                         pc_ipanels_f(level, Kc, g.cout_g, wpack + grp * mpad * Kc, slab, off,
                                      sl[0].ncols, ybuf, (sl[0].ncols + nr - 1) // nr * nr)
                         pc_slab_store_f(&g, sl, ybuf, (sl[0].ncols + nr - 1) // nr * nr,
-                                        yp + (n * g.Cout + grp * g.cout_g) * g.Pout,
+                                        yp + yoff + n * yimg + grp * g.cout_g * ys[0], ys,
                                         bp + grp * g.cout_g if has_bias else NULL)
                     else:
                         pc_slab_fill_d(&g, sl, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
@@ -538,7 +549,7 @@ def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[:
                         pc_ipanels_d(level, Kc, g.cout_g, wpack + grp * mpad * Kc, slab, off,
                                      sl[0].ncols, ybuf, (sl[0].ncols + nr - 1) // nr * nr)
                         pc_slab_store_d(&g, sl, ybuf, (sl[0].ncols + nr - 1) // nr * nr,
-                                        yp + (n * g.Cout + grp * g.cout_g) * g.Pout,
+                                        yp + yoff + n * yimg + grp * g.cout_g * ys[0], ys,
                                         bp + grp * g.cout_g if has_bias else NULL)
                 free(slab)
                 free(ybuf)
