@@ -166,6 +166,14 @@ def _tile(rows, positions, row_len, itemsize, groups_of_work=1):
 
 
 _PACKED_PARAMS = {}
+_WEIGHT_PARAMS = {}
+
+
+def _weight_params(itemsize):
+    """(level, MRW, NRW) of the conv_weight micro-kernel for this dtype and CPU."""
+    if itemsize not in _WEIGHT_PARAMS:
+        _WEIGHT_PARAMS[itemsize] = tuple(_kernels.weight_params(itemsize == 8))
+    return _WEIGHT_PARAMS[itemsize]
 
 
 def _packed_params(itemsize):
@@ -190,9 +198,9 @@ def _packed_tile(rows, positions, nr, itemsize, groups_of_work):
     return min(positions, up(-(-positions // ntiles)))
 
 
-def _implicit_plan(spec, isz, n):
-    """Plan of the implicit (slab) path for a stride-1 conv, or None if too big."""
-    level, mr, nr = _packed_params(isz)
+def _implicit_plan(spec, isz, n, op="conv"):
+    """Plan of the implicit (slab) path of a stride-1 conv or conv_weight, or None."""
+    level, mr, nr = _packed_params(isz) if op == "conv" else _weight_params(isz)
     g = spec.groups
     cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
     kc = cin_g * prod(spec.kernel_size)
@@ -207,8 +215,9 @@ def _implicit_plan(spec, isz, n):
 
     def per_thread(rows):
         slab = cin_g * (rows + halo[axis]) * inner + tail
-        ybuf = cout_g * (-(-(rows * inner) // nr) * nr)
-        return (slab + ybuf) * isz + kc * 8
+        # conv: output block; conv_weight: packed gy (channels padded to NRW)
+        out = (cout_g if op == "conv" else -(-cout_g // nr) * nr) * (-(-(rows * inner) // nr) * nr)
+        return (slab + out) * isz + kc * 8 + 24 * (rows * inner + 1)
 
     # the slab and the output block of one item stay within TILE_BYTES (the
     # micro-kernel re-reads them from L2): as many rows as fit, at least one
@@ -220,12 +229,21 @@ def _implicit_plan(spec, isz, n):
     # are cut to give every thread work (the halo rows only cost a copy)
     rows_min = max(1, -(-min(2 * nr, MIN_TILE) // inner))
     rows = max(rows, rows_min)
-    want = -(-TARGET_ITEMS // max(1, spec.batch * g))
+    want = -(-TARGET_ITEMS // max(1, spec.batch * (g if op == "conv" else 1)))
     if want > 1:
         rows = min(rows, max(rows_min, -(-outs[axis] // want)))
     rows = min(rows, outs[axis])
     ntiles = -(-outs[axis] // rows)
     rows = -(-outs[axis] // ntiles)          # equal tiles
+    if op == "conv_weight":
+        wbytes = spec.out_channels * kc * isz
+        nitems = spec.batch * ntiles
+        slots = max(1, min(nitems, MAX_SLOTS, PARTIAL_BYTES // max(1, wbytes)))
+        fixed = (slots - 1) * wbytes
+        if per_thread(rows) > WORKSPACE_BYTES // 4:
+            return None
+        omp, blas = _threads(slots, per_thread(rows), fixed, n)
+        return Plan("implicit", rows, 0, slots, slots, omp, blas, omp * per_thread(rows) + fixed)
     fixed = g * (-(-cout_g // mr) * mr) * kc * isz     # the packed weights
     if per_thread(rows) > WORKSPACE_BYTES // 4 or fixed > WORKSPACE_BYTES // 4:
         return None
@@ -333,9 +351,9 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
             items = spec.batch * spec.out_channels if op == "conv" else spec.out_channels * cin_g
             omp = max(1, min(n, items))
             return Plan("direct", 0, 0, 0, items, omp, 1, 2 * 8 * kp)
-        if (op == "conv" and PACKED and _packed_params(isz)[0] >= 1
+        if (PACKED and _packed_params(isz)[0] >= 1
                 and all(st == 1 for st in spec.stride)):
-            imp = _implicit_plan(spec, isz, n)
+            imp = _implicit_plan(spec, isz, n, op)
             if imp is not None:
                 return imp
         if (op == "conv" and PACKED and _packed_params(isz)[0] >= 1
@@ -624,6 +642,12 @@ class CythonBackend(Backend):
         xf, gyf, gwf = x.reshape(-1), grad_out.reshape(-1), gw.reshape(-1)
         if p.path == "direct":
             _kernels.conv_weight_direct(xf, gyf, gwf, _geo(spec), p.omp_threads)
+        elif p.path == "implicit":
+            level, mrw, nrw = _weight_params(x.dtype.itemsize)
+            part = np.zeros((p.slots - 1) * gw.size, dtype=x.dtype)
+            _kernels.conv_weight_implicit(xf, gyf, gwf, part if part.size else _EMPTY[x.dtype],
+                                          _geo(spec), p.tile, p.slots, level, nrw,
+                                          p.omp_threads)
         else:
             part = np.zeros((p.slots - 1) * gw.size, dtype=x.dtype)
             self._run(p, _kernels.conv_weight_gemm, xf, gyf, gwf,

@@ -763,4 +763,140 @@ static void pc_ipanels_##S(int level, ptrdiff_t kc, ptrdiff_t mrows, const T *wp
 PC_DEFINE_SLAB(float, f)
 PC_DEFINE_SLAB(double, d)
 
+/*
+ * Weight gradient on the same slabs (the "implicit" conv_weight path):
+ *
+ *   gw[co, k] += sum_{valid q} slab[q + off[k]] * gy[co, q]
+ *
+ * The tile's gy is packed transposed (valid positions only, panels of NRW
+ * output channels); the micro-kernel keeps an MRW-tap x NRW-channel block in
+ * registers over every valid position of the tile (one broadcast per tap
+ * from the slab, NRW/VL vector loads from the packed gy per position), then
+ * adds the block into the partial weight.  Positions in the padding columns
+ * are never visited, so a non-finite input value in them cannot leak in.
+ */
+#define PC_W_PARAMS_f {{2, 4, 4}, {3, 4, 8}, {6, 4, 16}}    /* MRW, NRV, VL */
+#define PC_W_PARAMS_d {{2, 4, 2}, {3, 4, 4}, {6, 4, 8}}
+
+static void pc_w_params(int dbl, int level, ptrdiff_t *mrw, ptrdiff_t *nrw)
+{
+    static const int pf[3][3] = PC_W_PARAMS_f;
+    static const int pd[3][3] = PC_W_PARAMS_d;
+    const int *q = dbl ? pd[level] : pf[level];
+    *mrw = q[0];
+    *nrw = (ptrdiff_t)q[1] * q[2];
+}
+
+/* valid segments of a slab tile: virtual start q and packed start j, length */
+static ptrdiff_t pc_slab_segments(const pc_geo *g, const pc_slab *sl, ptrdiff_t *seg)
+{
+    const ptrdiff_t A = sl->A, LY = sl->len[1], LX = sl->len[2];
+    ptrdiff_t z0 = A == 0 ? sl->t0 : 0, z1 = A == 0 ? sl->t1 : g->osz[0];
+    ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : g->osz[1];
+    ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : g->osz[2];
+    ptrdiff_t oz, oy, n = 0, j = 0;
+    for (oz = z0; oz < z1; oz++)
+        for (oy = y0; oy < y1; oy++) {
+            seg[3 * n] = ((oz - z0) * LY + (oy - y0)) * LX;
+            seg[3 * n + 1] = j;
+            seg[3 * n + 2] = x1 - x0;
+            j += x1 - x0;
+            n++;
+        }
+    return n;
+}
+
+#define PC_DEFINE_WUK(T, S, LV, ATTR, MRW, NRV, VL)                                   \
+ATTR static void pc_wpanels_##S##LV(                                                 \
+    ptrdiff_t kc, ptrdiff_t cout, const T *slab, const ptrdiff_t *off,               \
+    ptrdiff_t nseg, const ptrdiff_t *seg, const T *gyt, ptrdiff_t nval,              \
+    T *acc)                                                                          \
+{                                                                                    \
+    /* acc[co * kc + k] += block; gyt: panels of NRW channels, nval positions */     \
+    const ptrdiff_t NRW = NRV * VL;                                                  \
+    ptrdiff_t c0, k0, s_, i;                                                         \
+    int m, v;                                                                        \
+    for (c0 = 0; c0 < cout; c0 += NRW) {                                             \
+        const T *gp = gyt + (c0 / NRW) * nval * NRW;                                 \
+        for (k0 = 0; k0 < kc; k0 += MRW) {                                           \
+            pc_v##S##LV a[MRW][NRV];                                                 \
+            ptrdiff_t o[MRW];                                                        \
+            for (m = 0; m < MRW; m++) {                                              \
+                o[m] = off[k0 + m < kc ? k0 + m : kc - 1];                           \
+                for (v = 0; v < NRV; v++) a[m][v] = (pc_v##S##LV){0};                \
+            }                                                                        \
+            for (s_ = 0; s_ < nseg; s_++) {                                          \
+                const T *sq = slab + seg[3 * s_];                                    \
+                const T *gq = gp + seg[3 * s_ + 1] * NRW;                            \
+                const ptrdiff_t len = seg[3 * s_ + 2];                               \
+                for (i = 0; i < len; i++) {                                          \
+                    pc_v##S##LV b[NRV];                                              \
+                    for (v = 0; v < NRV; v++)                                        \
+                        b[v] = *(const pc_vu##S##LV *)(gq + i * NRW + v * VL);       \
+                    for (m = 0; m < MRW; m++) {                                      \
+                        pc_v##S##LV xv = sq[i + o[m]] - (pc_v##S##LV){0};            \
+                        for (v = 0; v < NRV; v++) a[m][v] += xv * b[v];              \
+                    }                                                                \
+                }                                                                    \
+            }                                                                        \
+            for (m = 0; m < MRW && k0 + m < kc; m++) {                               \
+                T tmp[NRV * VL];                                                     \
+                ptrdiff_t c;                                                         \
+                for (v = 0; v < NRV; v++) *(pc_vu##S##LV *)(tmp + v * VL) = a[m][v]; \
+                for (c = 0; c < NRW && c0 + c < cout; c++)                           \
+                    acc[(c0 + c) * kc + k0 + m] += tmp[c];                           \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+}
+
+PC_DEFINE_WUK(float, f, 0, PC_NO_ATTR, 2, 4, 4)
+PC_DEFINE_WUK(float, f, 1, PC_TARGET("arch=x86-64-v3"), 3, 4, 8)
+PC_DEFINE_WUK(float, f, 2, PC_TARGET("arch=x86-64-v4"), 6, 4, 16)
+PC_DEFINE_WUK(double, d, 0, PC_NO_ATTR, 2, 4, 2)
+PC_DEFINE_WUK(double, d, 1, PC_TARGET("arch=x86-64-v3"), 3, 4, 4)
+PC_DEFINE_WUK(double, d, 2, PC_TARGET("arch=x86-64-v4"), 6, 4, 8)
+
+#define PC_DEFINE_WPACK(T, S)                                                        \
+/* gyt[panel][j][c] = gy_g[c0 + c, valid position j of the tile] (0 past cout) */   \
+PC_CLONES static void pc_pack_gy_##S(const pc_geo *g, const pc_slab *sl,             \
+                                     const T *restrict gyg, ptrdiff_t nrw,           \
+                                     T *restrict gyt, ptrdiff_t nval)                \
+{                                                                                    \
+    const ptrdiff_t A = sl->A, OY = g->osz[1], OX = g->osz[2];                       \
+    ptrdiff_t z0 = A == 0 ? sl->t0 : 0, z1 = A == 0 ? sl->t1 : g->osz[0];            \
+    ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : OY;                   \
+    ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : OX;                   \
+    ptrdiff_t c0, c, oz, oy, i, j;                                                   \
+    for (c0 = 0; c0 < g->cout_g; c0 += nrw) {                                        \
+        T *panel = gyt + (c0 / nrw) * nval * nrw;                                    \
+        for (c = 0; c < nrw; c++) {                                                  \
+            if (c0 + c >= g->cout_g) {                                               \
+                for (j = 0; j < nval; j++) panel[j * nrw + c] = 0;                   \
+                continue;                                                            \
+            }                                                                        \
+            j = 0;                                                                   \
+            for (oz = z0; oz < z1; oz++)                                             \
+                for (oy = y0; oy < y1; oy++) {                                       \
+                    const T *src = gyg + (c0 + c) * g->Pout + (oz * OY + oy) * OX + x0; \
+                    for (i = 0; i < x1 - x0; i++, j++) panel[j * nrw + c] = src[i];  \
+                }                                                                    \
+        }                                                                            \
+    }                                                                                \
+}                                                                                    \
+static void pc_wpanels_##S(int level, ptrdiff_t kc, ptrdiff_t cout, const T *slab,   \
+                           const ptrdiff_t *off, ptrdiff_t nseg, const ptrdiff_t *seg, \
+                           const T *gyt, ptrdiff_t nval, T *acc)                     \
+{                                                                                    \
+    if (level == 2)                                                                  \
+        pc_wpanels_##S##2(kc, cout, slab, off, nseg, seg, gyt, nval, acc);           \
+    else if (level == 1)                                                             \
+        pc_wpanels_##S##1(kc, cout, slab, off, nseg, seg, gyt, nval, acc);           \
+    else                                                                             \
+        pc_wpanels_##S##0(kc, cout, slab, off, nseg, seg, gyt, nval, acc);           \
+}
+
+PC_DEFINE_WPACK(float, f)
+PC_DEFINE_WPACK(double, d)
+
 #endif /* PYCONV_KERNELS_H */

@@ -123,6 +123,18 @@ cdef extern from "_kernels.h" nogil:
     void pc_ipanels_d(int level, Py_ssize_t kc, Py_ssize_t mrows, const double *wpack,
                       const double *slab, const Py_ssize_t *off, Py_ssize_t ncols, double *out,
                       Py_ssize_t ldo)
+    void pc_w_params(int dbl, int level, Py_ssize_t *mrw, Py_ssize_t *nrw)
+    Py_ssize_t pc_slab_segments(const pc_geo *g, const pc_slab *sl, Py_ssize_t *seg)
+    void pc_pack_gy_f(const pc_geo *g, const pc_slab *sl, const float *gyg, Py_ssize_t nrw,
+                      float *gyt, Py_ssize_t nval)
+    void pc_pack_gy_d(const pc_geo *g, const pc_slab *sl, const double *gyg, Py_ssize_t nrw,
+                      double *gyt, Py_ssize_t nval)
+    void pc_wpanels_f(int level, Py_ssize_t kc, Py_ssize_t cout, const float *slab,
+                      const Py_ssize_t *off, Py_ssize_t nseg, const Py_ssize_t *seg,
+                      const float *gyt, Py_ssize_t nval, float *acc)
+    void pc_wpanels_d(int level, Py_ssize_t kc, Py_ssize_t cout, const double *slab,
+                      const Py_ssize_t *off, Py_ssize_t nseg, const Py_ssize_t *seg,
+                      const double *gyt, Py_ssize_t nval, double *acc)
 
 ctypedef pc_geo Geo
 
@@ -149,6 +161,14 @@ def packed_params(bint dbl):
     cdef int level = pc_uk_level()
     pc_uk_params(dbl, level, &mr, &nr)
     return level, mr, nr
+
+
+def weight_params(bint dbl):
+    """(level, MRW, NRW) of the implicit conv_weight micro-kernel on this CPU."""
+    cdef Py_ssize_t mrw = 0, nrw = 0
+    cdef int level = pc_uk_level()
+    pc_w_params(dbl, level, &mrw, &nrw)
+    return level, mrw, nrw
 
 
 # ---------------------------------------------------------------------------
@@ -923,6 +943,102 @@ def conv_weight_gemm(const floating[::1] x, const floating[::1] gy, floating[::1
         free(xa)
     if failed:
         raise MemoryError("cython backend: could not allocate the im2col buffer")
+
+
+def conv_weight_implicit(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
+                         floating[::1] part, tuple geo, Py_ssize_t rows, Py_ssize_t nslots,
+                         int level, Py_ssize_t nrw, int nthreads):
+    """Stride-1 weight gradient on padded input slabs (no im2col, no BLAS).
+
+    Items = (n, tile of ``rows`` output rows); they are cut into ``nslots``
+    fixed ranges, each accumulated in order into its own partial (slot 0 is
+    ``gw``; ``part`` holds the other ``nslots - 1``, zeroed), and the
+    partials are summed in slot order: bitwise the same for any thread count.
+    """
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t A = _outer_axis(&g)
+    cdef Py_ssize_t ntiles = (g.osz[A] + rows - 1) // rows
+    cdef Py_ssize_t nitems = g.N * ntiles
+    cdef Py_ssize_t Kc = g.cin_g * g.Kp
+    cdef Py_ssize_t W = g.Cout * Kc
+    cdef const floating *xp = &x[0]
+    cdef const floating *gyp = &gy[0]
+    cdef floating *gwp = &gw[0]
+    cdef floating *pp = &part[0] if part.shape[0] > 0 else NULL
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef pc_slab big
+    cdef Py_ssize_t s, it, n, grp, t, q_lo, q_hi, e, e0, e1, nchunks, nseg, nval
+    cdef Py_ssize_t tail, slab_n, gyt_n, seg_n
+    cdef Py_ssize_t CH = 4096
+    cdef floating *slab
+    cdef floating *gyt
+    cdef floating *acc
+    cdef Py_ssize_t *off
+    cdef Py_ssize_t *seg
+    cdef pc_slab *sl
+    pc_slab_geo(&g, A, 0, rows if rows < g.osz[A] else g.osz[A], &big)
+    tail = ((g.ks[1] - 1) * g.dl[1] + 1) * big.len[2] + (g.ks[2] - 1) * g.dl[2] + 64
+    slab_n = g.cin_g * big.plane + tail
+    seg_n = 3 * (big.ncols // big.len[2] + 1)
+    nval = big.ncols  # an upper bound of the valid positions of a tile
+    gyt_n = (g.cout_g + nrw - 1) // nrw * nrw * nval
+    with nogil:
+        with parallel(num_threads=nthreads):
+            slab = <floating *> pc_alloc(slab_n * sizeof(floating))
+            gyt = <floating *> pc_alloc(gyt_n * sizeof(floating))
+            off = <Py_ssize_t *> pc_alloc(Kc * sizeof(Py_ssize_t))
+            seg = <Py_ssize_t *> pc_alloc(seg_n * sizeof(Py_ssize_t))
+            sl = <pc_slab *> pc_alloc(sizeof(pc_slab))
+            if slab == NULL or gyt == NULL or off == NULL or seg == NULL or sl == NULL:
+                failed_p[0] = 1
+            for s in prange(nslots, schedule='static'):
+                if slab == NULL or gyt == NULL or off == NULL or seg == NULL or sl == NULL:
+                    continue
+                acc = gwp if s == 0 else pp + (s - 1) * W
+                q_lo = s * nitems // nslots
+                q_hi = (s + 1) * nitems // nslots
+                for it in range(q_lo, q_hi):
+                    n = it // ntiles
+                    t = it - n * ntiles
+                    pc_slab_geo(&g, A, t * rows,
+                                (t + 1) * rows if (t + 1) * rows < g.osz[A] else g.osz[A], sl)
+                    pc_slab_offsets(&g, sl, off)
+                    nseg = pc_slab_segments(&g, sl, seg)
+                    for grp in range(g.G):
+                        if floating is float:
+                            pc_slab_fill_f(&g, sl, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
+                                           slab_n - g.cin_g * sl[0].plane)
+                            pc_pack_gy_f(&g, sl, gyp + (n * g.Cout + grp * g.cout_g) * g.Pout,
+                                         nrw, gyt, seg[3 * nseg - 2] + seg[3 * nseg - 1])
+                            pc_wpanels_f(level, Kc, g.cout_g, slab, off, nseg, seg, gyt,
+                                         seg[3 * nseg - 2] + seg[3 * nseg - 1],
+                                         acc + grp * g.cout_g * Kc)
+                        else:
+                            pc_slab_fill_d(&g, sl, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
+                                           slab_n - g.cin_g * sl[0].plane)
+                            pc_pack_gy_d(&g, sl, gyp + (n * g.Cout + grp * g.cout_g) * g.Pout,
+                                         nrw, gyt, seg[3 * nseg - 2] + seg[3 * nseg - 1])
+                            pc_wpanels_d(level, Kc, g.cout_g, slab, off, nseg, seg, gyt,
+                                         seg[3 * nseg - 2] + seg[3 * nseg - 1],
+                                         acc + grp * g.cout_g * Kc)
+            free(slab)
+            free(gyt)
+            free(off)
+            free(seg)
+            free(sl)
+        # fixed-order reduction of the partials: gw += part[0]; gw += part[1]; ...
+        if nslots > 1 and not failed:
+            nchunks = (W + CH - 1) // CH
+            for e in prange(nchunks, schedule='static', num_threads=nthreads):
+                e0 = e * CH
+                e1 = e0 + CH
+                if e1 > W:
+                    e1 = W
+                for s in range(nslots - 1):
+                    _add(e1 - e0, pp + s * W + e0, gwp + e0)
+    if failed:
+        raise MemoryError("cython backend: could not allocate the slab buffers")
 
 
 cdef void _conv_weight_direct_pair(const floating *xp, const floating *gyp, floating *gwp,
