@@ -216,7 +216,7 @@ def _implicit_plan(spec, isz, n, op="conv"):
     def per_thread(rows):
         slab = cin_g * (rows + halo[axis]) * inner + tail
         # conv: output block; conv_weight: packed gy (channels padded to NRW)
-        out = (cout_g if op == "conv" else -(-cout_g // nr) * nr) * (-(-(rows * inner) // nr) * nr)
+        out = (cout_g if op == "conv" else -(-cout_g // nr) * nr) * (-(-(rows * inner) // nr) * nr + nr)
         return (slab + out) * isz + kc * 8 + 24 * (rows * inner + 1)
 
     # the slab and the output block of one item stay within TILE_BYTES (the

@@ -764,6 +764,29 @@ PC_DEFINE_SLAB(float, f)
 PC_DEFINE_SLAB(double, d)
 
 /*
+ * The panels of one slab tile.  In 3-d the last (KY-1)*DY rows of every
+ * slab plane only feed thrown-away positions: each plane's panels stop at its
+ * last valid row (ldo must leave NR columns of slack past the tile).
+ */
+#define PC_DEFINE_ITILE(T, S)                                                        \
+static void pc_itile_##S(int level, const pc_geo *g, const pc_slab *sl, ptrdiff_t kc, \
+                         ptrdiff_t mrows, const T *wpack, const T *slab,             \
+                         const ptrdiff_t *off, T *out, ptrdiff_t ldo)                \
+{                                                                                    \
+    ptrdiff_t uz, pl = sl->len[1] * sl->len[2];                                      \
+    if (sl->A != 0) {                                                                \
+        pc_ipanels_##S(level, kc, mrows, wpack, slab, off, sl->ncols, out, ldo);     \
+        return;                                                                      \
+    }                                                                                \
+    for (uz = 0; uz < sl->t1 - sl->t0; uz++)                                         \
+        pc_ipanels_##S(level, kc, mrows, wpack, slab + uz * pl, off,                 \
+                       g->osz[1] * sl->len[2], out + uz * pl, ldo);                  \
+}
+
+PC_DEFINE_ITILE(float, f)
+PC_DEFINE_ITILE(double, d)
+
+/*
  * Weight gradient on the same slabs (the "implicit" conv_weight path):
  *
  *   gw[co, k] += sum_{valid q} slab[q + off[k]] * gy[co, q]

@@ -135,6 +135,12 @@ cdef extern from "_kernels.h" nogil:
     void pc_wpanels_d(int level, Py_ssize_t kc, Py_ssize_t cout, const double *slab,
                       const Py_ssize_t *off, Py_ssize_t nseg, const Py_ssize_t *seg,
                       const double *gyt, Py_ssize_t nval, double *acc)
+    void pc_itile_f(int level, const pc_geo *g, const pc_slab *sl, Py_ssize_t kc,
+                    Py_ssize_t mrows, const float *wpack, const float *slab,
+                    const Py_ssize_t *off, float *out, Py_ssize_t ldo)
+    void pc_itile_d(int level, const pc_geo *g, const pc_slab *sl, Py_ssize_t kc,
+                    Py_ssize_t mrows, const double *wpack, const double *slab,
+                    const Py_ssize_t *off, double *out, Py_ssize_t ldo)
 
 ctypedef pc_geo Geo
 
@@ -531,7 +537,7 @@ def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[:
     pc_slab_geo(&g, A, 0, rows if rows < g.osz[A] else g.osz[A], &big)
     tail = ((g.ks[1] - 1) * g.dl[1] + 1) * big.len[2] + (g.ks[2] - 1) * g.dl[2] + nr
     slab_n = g.cin_g * big.plane + tail
-    ybuf_n = g.cout_g * ((big.ncols + nr - 1) // nr * nr)
+    ybuf_n = g.cout_g * ((big.ncols + nr - 1) // nr * nr + nr)
     try:
         with nogil:
             for grp in range(g.G):
@@ -558,17 +564,17 @@ def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[:
                     if floating is float:
                         pc_slab_fill_f(&g, sl, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
                                        slab_n - g.cin_g * sl[0].plane)
-                        pc_ipanels_f(level, Kc, g.cout_g, wpack + grp * mpad * Kc, slab, off,
-                                     sl[0].ncols, ybuf, (sl[0].ncols + nr - 1) // nr * nr)
-                        pc_slab_store_f(&g, sl, ybuf, (sl[0].ncols + nr - 1) // nr * nr,
+                        pc_itile_f(level, &g, sl, Kc, g.cout_g, wpack + grp * mpad * Kc, slab,
+                                   off, ybuf, (sl[0].ncols + nr - 1) // nr * nr + nr)
+                        pc_slab_store_f(&g, sl, ybuf, (sl[0].ncols + nr - 1) // nr * nr + nr,
                                         yp + yoff + n * yimg + grp * g.cout_g * ys[0], ys,
                                         bp + grp * g.cout_g if has_bias else NULL)
                     else:
                         pc_slab_fill_d(&g, sl, xp + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
                                        slab_n - g.cin_g * sl[0].plane)
-                        pc_ipanels_d(level, Kc, g.cout_g, wpack + grp * mpad * Kc, slab, off,
-                                     sl[0].ncols, ybuf, (sl[0].ncols + nr - 1) // nr * nr)
-                        pc_slab_store_d(&g, sl, ybuf, (sl[0].ncols + nr - 1) // nr * nr,
+                        pc_itile_d(level, &g, sl, Kc, g.cout_g, wpack + grp * mpad * Kc, slab,
+                                   off, ybuf, (sl[0].ncols + nr - 1) // nr * nr + nr)
+                        pc_slab_store_d(&g, sl, ybuf, (sl[0].ncols + nr - 1) // nr * nr + nr,
                                         yp + yoff + n * yimg + grp * g.cout_g * ys[0], ys,
                                         bp + grp * g.cout_g if has_bias else NULL)
                 free(slab)
