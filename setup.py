@@ -27,7 +27,6 @@ import warnings
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 CY_DIR = os.path.join("pyconv", "_cy")
 
 OPENMP_TEST = textwrap.dedent("""\
@@ -126,11 +125,11 @@ class BuildExt(build_ext):
                              "-Wno-unreachable-code"]
         omp = _openmp_flags(compiler)
         if omp is None:
-            msg = ("pyconv: the C compiler cannot build and run an OpenMP program; "
-                   "building the cython backend WITHOUT OpenMP (serial). "
-                   "Set PYCONV_FAIL_NO_OPENMP=1 to make this an error.")
+            msg = "pyconv: the C compiler cannot build and run an OpenMP program"
             if _env_flag("PYCONV_FAIL_NO_OPENMP"):
-                raise RuntimeError(msg.replace("building", "refusing to build"))
+                raise RuntimeError(msg + " and PYCONV_FAIL_NO_OPENMP=1 is set")
+            msg += ("; building the cython backend WITHOUT OpenMP (serial). "
+                    "Set PYCONV_FAIL_NO_OPENMP=1 to make this an error.")
             warnings.warn(msg)
             print(msg, file=sys.stderr)
         else:
