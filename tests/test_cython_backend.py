@@ -451,7 +451,7 @@ def test_output_over_2_31_elements_transposed():
     spec = ConvSpec(True, 1, 1, 1, 1, (n_in,), ((n_in - 1) * 8 + 1,), (1,), (8,),
                     ((0, 0),), (1,))
     assert np.prod(spec.output_shape) > 2**31
-    x = np.arange(n_in, dtype=np.float32) % 1024
+    x = (np.arange(n_in, dtype=np.int64) % 1024).astype(np.float32)
     w = np.full((1, 1, 1), 2.0, np.float32)
     y = CY.conv_transpose(x.reshape(1, 1, -1), w, np.array([1.0], np.float32), spec)
     flat = y.reshape(-1)
