@@ -59,6 +59,7 @@ by that cutting, so the result is bitwise identical for any thread count.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from math import gcd, prod
@@ -216,15 +217,20 @@ def _implicit_plan(spec, isz, n, op="conv"):
     def per_thread(rows):
         slab = cin_g * (rows + halo[axis]) * inner + tail
         # conv: output block; conv_weight: packed gy (channels padded to NRW)
-        out = (cout_g if op == "conv" else -(-cout_g // nr) * nr) * (-(-(rows * inner) // nr) * nr + nr)
+        chans = cout_g if op == "conv" else -(-cout_g // nr) * nr
+        out = chans * (-(-(rows * inner) // nr) * nr + nr)
         return (slab + out) * isz + kc * 8 + 24 * (rows * inner + 1)
 
     # the slab and the output block of one item stay within TILE_BYTES (the
     # micro-kernel re-reads them from L2): as many rows as fit, at least one
-    unit = (2 * cin_g + cout_g) * inner * isz
-    rows = max(1, TILE_BYTES // max(1, unit))
-    while rows > 1 and per_thread(rows) > TILE_BYTES:
-        rows -= 1
+    lo_r, hi_r = 1, max(1, outs[axis])      # largest rows with per_thread <= TILE_BYTES
+    while lo_r < hi_r:
+        mid = (lo_r + hi_r + 1) // 2
+        if per_thread(mid) <= TILE_BYTES:
+            lo_r = mid
+        else:
+            hi_r = mid - 1
+    rows = lo_r
     # ... but enough columns for the micro-kernel panels, also when the rows
     # are cut to give every thread work (the halo rows only cost a copy)
     rows_min = max(1, -(-min(2 * nr, MIN_TILE) // inner))
@@ -332,8 +338,23 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
     dtype : float32 or float64
     nthreads : int, optional
         Defaults to :func:`pyconv.get_num_threads`.
+
+    Plans are memoised (keyed by the arguments and the module's tuning
+    constants): planning costs microseconds that small calls would notice.
     """
     n = get_num_threads() if nthreads is None else int(nthreads)
+    tuning = (TILE_BYTES, MIN_TILE, WORKSPACE_BYTES, PARTIAL_BYTES, MAX_SLOTS, MIN_GEMM,
+              TARGET_ITEMS, TILE_COLS, BLOCKS_MIN, PACKED, PHASE_MIN_POSITIONS)
+    return _plan_cached(op, spec, np.dtype(dtype).str, n, tuning)
+
+
+@functools.lru_cache(maxsize=512)
+def _plan_cached(op, spec, dtype, n, tuning):
+    return _make_plan(op, spec, np.dtype(dtype), n)
+
+
+def _make_plan(op, spec, dtype, n):
+    """The planning rules (module docstring); ``n`` threads."""
     isz = np.dtype(dtype).itemsize
     g = spec.groups
     cin_g = spec.in_channels // g
