@@ -282,6 +282,11 @@ def cmd_bench(args, parser, out=None) -> int:
         parser.error("--repeat must be at least 1")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
+    if args.json:  # fail now, not after the whole run
+        import os
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            parser.error(f"--json: cannot write into {folder!r}")
     names, _ = _resolve_backends(args.backend, parser, allow_auto=True,
                                  default_skip_reference=not args.quick)
     if "reference" in names and not args.quick:

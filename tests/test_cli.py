@@ -55,6 +55,7 @@ def test_subcommand_help(sub):
     ["bench", "--quick", "--workloads", "nosuch"],
     ["bench", "--backend", "reference"],      # reference only at --quick sizes
     ["bench", "--compare", "tensorflow"],
+    ["bench", "--quick", "--json", "/no/such/folder/out.json"],
     ["check", "--cases", "0"],
     ["check", "--backend", "nosuch"],
 ])
