@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from typing import Dict, List, Optional, Sequence
@@ -109,6 +110,40 @@ def _print_backends(out, details: bool = True, skip=()) -> None:
                             " " * (width + 6), out)
         else:
             print(f"  {r['name']:<{width}}  unavailable  ({r['reason']})", file=out)
+
+
+def _shadowed_install() -> Optional[str]:
+    """Another pyconv on ``sys.path`` that the imported one hides, if any.
+
+    ``pip install .`` then ``python -m pyconv`` *in the source folder* imports
+    the source tree (the current directory comes first on ``sys.path``),
+    whose compiled extension was built into site-packages, not here.
+    """
+    import os
+    import pyconv
+    here = os.path.dirname(os.path.dirname(os.path.abspath(pyconv.__file__)))
+    for entry in sys.path:
+        folder = os.path.abspath(entry or os.getcwd())
+        if folder == here:
+            continue
+        if os.path.exists(os.path.join(folder, "pyconv", "__init__.py")):
+            return os.path.join(folder, "pyconv")
+    return None
+
+
+def _print_shadow_note(out) -> None:
+    rows = {r["name"]: r for r in _backend_table()}
+    cy = rows.get("cython")
+    if cy is None or cy["available"]:
+        return
+    other = _shadowed_install()
+    if other:
+        import pyconv
+        print(f"  note: this is the pyconv source tree "
+              f"({os.path.dirname(pyconv.__file__)}), found first because it is in the "
+              f"current directory; the installed pyconv ({other}) has the compiled "
+              "extension: run python -m pyconv from another directory, or install with "
+              "pip install -e .", file=out)
 
 
 def _opencl_devices(out) -> None:
@@ -225,6 +260,7 @@ def cmd_info(args, parser, out=None) -> int:
           f"{pyconv.get_backend()!r}", file=out)
     print("\nBackends", file=out)
     _print_backends(out)
+    _print_shadow_note(out)
     print("\nOpenCL platforms and devices", file=out)
     _opencl_devices(out)
     print("\nBLAS and OpenMP (threadpoolctl)", file=out)
@@ -283,7 +319,6 @@ def cmd_bench(args, parser, out=None) -> int:
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
     if args.json:  # fail now, not after the whole run
-        import os
         folder = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             parser.error(f"--json: cannot write into {folder!r}")
@@ -345,6 +380,7 @@ def cmd_main(args, parser, out=None) -> int:
           "{info,check,bench} --help", file=out)
     print("\nBackends", file=out)
     _print_backends(out, skip=("platforms",))
+    _print_shadow_note(out)
     print("\nOpenCL platforms and devices", file=out)
     _opencl_devices(out)
     names = [r["name"] for r in _backend_table() if r["available"]]
