@@ -345,3 +345,18 @@ def test_format_table_and_geomean():
     bad = dict(result, rows=[dict(rows[0], extra=1)])
     with pytest.raises(ValueError):
         _bench.validate_result(bad)
+
+
+def test_note_when_the_source_tree_hides_the_installed_package(tmp_path, monkeypatch, capsys):
+    # pip install . then python -m pyconv in the source folder: the source tree
+    # (no compiled extension) is imported, the installed copy is hidden
+    other = tmp_path / "site-packages"
+    (other / "pyconv").mkdir(parents=True)
+    (other / "pyconv" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(other))
+    assert cli._shadowed_install() == str(other / "pyconv")
+    monkeypatch.delitem(_registry._loaded, "cython", raising=False)
+    monkeypatch.setitem(_registry._failed, "cython", "ImportError: not built")
+    cli._print_shadow_note(sys.stdout)
+    out = capsys.readouterr().out
+    assert "source tree" in out and str(other / "pyconv") in out
