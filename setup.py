@@ -122,6 +122,7 @@ class BuildExt(build_ext):
         compile_args, link_args, macros = [], [], []
         if ctype != "msvc":
             compile_args += ["-O3", "-fno-math-errno", "-Wno-unused-function",
+                             "-Wno-maybe-uninitialized",
                              "-Wno-unreachable-code"]
         omp = _openmp_flags(compiler)
         if omp is None:

@@ -1,44 +1,58 @@
-"""The ``cython`` backend: compiled CPU kernels with OpenMP threads and BLAS GEMMs.
+"""The ``cython`` backend: compiled CPU kernels, OpenMP threads, SIMD micro-kernels, BLAS.
 
 The compiled part (:mod:`pyconv._cy._kernels`) executes; this module plans.
 For each call it picks a path, tile sizes and thread counts from the
 :class:`~pyconv._spec.ConvSpec` alone, with the rules below, and hands them
 to the kernel, which runs with the GIL released.
 
-Paths
------
-*GEMM* (``scipy.linalg.cython_blas`` ``sgemm``/``dgemm``, row-major wrapper):
+Paths (the per-call choice, in this order)
+------------------------------------------
+1. *Direct* loops (vectorised rows from ``_kernels.h``, no GEMM) when the
+   per-group GEMM would be thin: ``min(M, K) < MIN_GEMM`` (8) for the GEMM
+   the call would do (``M, K = C_out/g, C_in/g * prod(kernel)`` for conv and
+   conv_weight; ``C_out/g * prod(kernel), C_in/g`` for conv_transpose), i.e.
+   depthwise and small groups; also when one image has 2**31 or more
+   positions (a BLAS leading dimension would overflow its 32-bit int).
+2. When the CPU has AVX2+FMA or AVX-512 (:data:`PACKED`), our own
+   register-blocked micro-kernel (no BLAS):
 
-- ``conv``: tiled im2col, then ``W_g @ col`` straight into the output; a 1x1
-  kernel with stride 1 and no padding multiplies the input directly.
-- ``conv_transpose``: ``col = W_g^T @ x_tile`` then col2im (no zero
-  insertion), each work item owning a slab of output rows.
-- ``conv_weight``: im2col, then ``gy_tile @ col^T`` accumulated into a fixed
-  number of partial weights that are summed in a fixed order.
+   - ``conv`` with stride 1 and conv_weight with stride 1: *implicit GEMM*.
+     A tile of output rows copies the input box it reads, zero padded, into
+     a slab; in the slab every kernel tap is a constant offset, so the
+     micro-kernel reads the slab directly and no im2col is built.
+   - ``conv`` with a stride: *packed* im2col of the tile straight into the
+     micro-kernel's panel layout (one copy, where BLAS would make two).
+   - ``conv_transpose`` with at least :data:`PHASE_MIN_POSITIONS` input
+     positions per image: *phases*.  Output positions with the same residue
+     modulo the stride form a stride-1 conv of the input with a subset of
+     the taps (no zero insertion); each phase runs as an implicit conv that
+     writes its strided view of the output in place.
+3. Otherwise BLAS (``scipy.linalg.cython_blas`` ``sgemm``/``dgemm`` behind a
+   row-major wrapper): conv by tiled im2col + GEMM straight into the output
+   (a 1x1, stride-1, unpadded kernel multiplies the input directly);
+   conv_transpose by ``W_g^T @ x`` + col2im, each item owning a slab of
+   output rows, small images several to a GEMM; conv_weight by im2col +
+   ``gy @ col^T``.
 
-*Direct* (vectorised row loops, no BLAS): used when the per-group GEMM would
-be thin, i.e. when ``min(M, K) < 8`` for the GEMM that path would call
-(``M, K = C_out/g, C_in/g * prod(kernel)`` for conv and conv_weight,
-``C_out/g * prod(kernel), C_in/g`` for conv_transpose): depthwise and small
-groups.  Also used when a BLAS leading dimension would not fit in a 32-bit
-int (one image with 2**31 or more positions).
+conv_weight always reduces into a fixed number of partial weights (slots,
+fixed by the spec), summed in slot order at the end.
 
 Tiles and memory
 ----------------
-An im2col/col buffer per thread holds ``rows x T`` elements with ``T``
-chosen so the buffer is about :data:`TILE_BYTES` (it fits the L2 cache),
-at least :data:`MIN_TILE` columns, rounded to whole output rows when a row
-is shorter.  The number of threads is lowered if needed so that all
-buffers together (plus conv_weight partials) stay below
-:data:`WORKSPACE_BYTES`: extra memory is at most that, whatever the input.
-:func:`workspace_bytes` reports it for a call.
+Per thread, one im2col/col buffer or one slab + output block of about
+:data:`TILE_BYTES` (they are re-read from the L2 cache), with enough columns
+for the micro-kernel panels.  The number of threads is lowered if needed so
+that all buffers together (plus conv_weight partials and packed weights)
+stay below :data:`WORKSPACE_BYTES`: extra memory is bounded whatever the
+input size.  :func:`workspace_bytes` reports it for a call.
 
 Threads (the per-call heuristic)
 --------------------------------
-``n = pyconv.get_num_threads()``.  The plan cuts the work into items (GEMM
-conv: batch x group x tile; conv_weight: fixed slots of (image, tile);
-conv_transpose: batch x group x slab, or blocks of images; direct: batch x
-channel, or weight pairs) and runs them on ``min(n, items)`` OpenMP threads
+``n = pyconv.get_num_threads()``.  The plan cuts the work into items (conv:
+batch x group x tile; conv_weight: fixed slots of (image, tile);
+conv_transpose: per phase as conv, or batch x group x slab, or blocks of
+images; direct: batch x channel, or weight pairs) and runs them on
+``min(n, items)`` OpenMP threads
 while every BLAS library is held to **one** thread (threadpoolctl,
 ``user_api="blas"``) so that nothing is oversubscribed.  When batch x groups
 alone gives fewer than :data:`TARGET_ITEMS` items the plan cuts smaller

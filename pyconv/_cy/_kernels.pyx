@@ -13,7 +13,7 @@ arithmetic is ``Py_ssize_t``.
 
 Paths
 -----
-GEMM paths, one work item = a fixed piece of the problem, items spread over
+BLAS GEMM paths, one work item = a fixed piece of the problem, items spread over
 OpenMP threads with ``prange(schedule='static')``, one private buffer per
 thread (allocated inside the parallel block, freed at its end):
 
@@ -32,6 +32,19 @@ thread (allocated inside the parallel block, freed at its end):
   weight (slot 0 is the output itself), and the partials are summed in slot
   order at the end.  The plan, not the thread count, fixes the slots, so the
   result is bitwise the same for any number of threads.
+
+Micro-kernel paths (no BLAS; the C loops and the register-blocked
+micro-kernels are in ``_kernels.h``, built for AVX-512, AVX2+FMA and the
+baseline and picked at run time):
+
+* ``conv_implicit``: stride-1 conv, item = (n, group, tile of output rows);
+  the input box of the tile is copied zero padded into a slab where each
+  kernel tap is a constant offset, and the micro-kernel reads it directly.
+  With ``yview`` it writes a strided view (one phase of a conv_transpose).
+* ``conv_packed``: strided conv, im2col straight into the micro-kernel's
+  panel layout.
+* ``conv_weight_implicit``: stride-1 weight gradient on the same slabs, with
+  the same fixed slots as ``conv_weight_gemm``.
 
 Direct paths (depthwise / thin groups where a GEMM would be tiny): item = one
 output row of channels (``conv``, ``conv_transpose``) or one (co, c) weight
@@ -444,9 +457,11 @@ def conv_packed(const floating[::1] x, const floating[::1] w, const floating[::1
             _x_ranges(&g, False, 0, 0, xa, xa + g.ks[2])
             for grp in range(g.G):
                 if floating is float:
-                    pc_pack_w_f(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr, wpack + grp * mpad * Kc)
+                    pc_pack_w_f(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr,
+                                wpack + grp * mpad * Kc)
                 else:
-                    pc_pack_w_d(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr, wpack + grp * mpad * Kc)
+                    pc_pack_w_d(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr,
+                                wpack + grp * mpad * Kc)
             with parallel(num_threads=nthreads):
                 pack = <floating *> pc_alloc(Kc * tpad * sizeof(floating))
                 if pack == NULL:
@@ -542,9 +557,11 @@ def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[:
         with nogil:
             for grp in range(g.G):
                 if floating is float:
-                    pc_pack_w_f(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr, wpack + grp * mpad * Kc)
+                    pc_pack_w_f(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr,
+                                wpack + grp * mpad * Kc)
                 else:
-                    pc_pack_w_d(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr, wpack + grp * mpad * Kc)
+                    pc_pack_w_d(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr,
+                                wpack + grp * mpad * Kc)
             with parallel(num_threads=nthreads):
                 slab = <floating *> pc_alloc(slab_n * sizeof(floating))
                 ybuf = <floating *> pc_alloc(ybuf_n * sizeof(floating))
