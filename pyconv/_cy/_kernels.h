@@ -483,9 +483,9 @@ static void pc_pack_w_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t mr
                 dst[k * mr + m] = (m0 + m < rows) ? w[(m0 + m) * kc + k] : (T)0;     \
     }                                                                                \
 }                                                                                    \
-static inline void pc_put_run_##S(T *pack, ptrdiff_t kc, ptrdiff_t nr, ptrdiff_t r,  \
-                                  ptrdiff_t q, ptrdiff_t len, const T *src,          \
-                                  ptrdiff_t sx)                                      \
+static inline void pc_put_run_##S(T *restrict pack, ptrdiff_t kc, ptrdiff_t nr,      \
+                                  ptrdiff_t r, ptrdiff_t q, ptrdiff_t len,           \
+                                  const T *restrict src, ptrdiff_t sx)               \
 {                                                                                    \
     /* positions q .. q+len-1 of row r <- src[i*sx] (zeros when src is NULL) */     \
     while (len > 0) {                                                                \
@@ -497,6 +497,9 @@ static inline void pc_put_run_##S(T *pack, ptrdiff_t kc, ptrdiff_t nr, ptrdiff_t
         else if (sx == 1) {                                                          \
             for (i = 0; i < n; i++) d[i] = src[i];                                   \
             src += n;                                                                \
+        } else if (sx == 2) {                                                        \
+            for (i = 0; i < n; i++) d[i] = src[2 * i];                               \
+            src += 2 * n;                                                            \
         } else {                                                                     \
             for (i = 0; i < n; i++) d[i] = src[i * sx];                              \
             src += n * sx;                                                           \
