@@ -167,7 +167,7 @@ def test_conv_matches_reference(spec, dtype, rng, packed):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec", CONV_GRID, ids=_id)
-def test_conv_weight_matches_reference(spec, dtype, rng):
+def test_conv_weight_matches_reference(spec, dtype, rng, packed):
     got, want = run_all("conv_weight", spec, dtype, rng)
     assert_close(got, want, dtype, f"conv_weight {spec}")
 
@@ -190,6 +190,7 @@ def test_grid_covers_every_path(monkeypatch):
                 seen.add((op, p.path))
     if cy_mod._packed_params(4)[0] >= 1:
         assert ("conv", "implicit") in seen and ("conv", "packed") in seen
+        assert ("conv_weight", "implicit") in seen
         monkeypatch.setattr(cy_mod, "PACKED", True)
         monkeypatch.setattr(cy_mod, "PHASE_MIN_POSITIONS", 1)
         for spec in TRANSPOSED_GRID:
