@@ -243,6 +243,28 @@ def test_many_tiles_match_reference(case, dtype, rng, tiny_tiles, packed):
     assert_close(got, want, dtype, f"{op} {spec}")
 
 
+@pytest.mark.parametrize("op,spec", [
+    ("conv", conv_spec(2, 8, 16, (9, 8), (3, 3), (1, 1), ((1, 1), (1, 1)))),
+    ("conv_weight", conv_spec(2, 8, 16, (9, 8), (3, 3), (2, 1), ((1, 1), (1, 1)))),
+    ("conv_transpose", transposed_spec(2, 16, 8, (5, 6), (3, 3), (2, 2), ((1, 0), (1, 1)))),
+])
+def test_read_only_inputs_untouched(op, spec, rng, packed):
+    """Read-only inputs are accepted and never written."""
+    if op == "conv_weight":
+        args = [rng.standard_normal(spec.input_shape).astype(np.float32),
+                rng.standard_normal(spec.output_shape).astype(np.float32)]
+    else:
+        args = list(arrays(spec, np.float32, rng))
+    copies = [a.copy() for a in args]
+    for a in args:
+        a.setflags(write=False)
+    got = getattr(CY, op)(*args, spec)
+    want = getattr(REF, op)(*copies, spec)
+    for a, c in zip(args, copies):
+        assert a.tobytes() == c.tobytes()
+    assert_close(got, want, np.float32, op)
+
+
 def test_empty_and_degenerate(rng):
     spec = conv_spec(0, 4, 8, (5,), (3,))
     x, w, b = arrays(spec, np.float32, rng)
