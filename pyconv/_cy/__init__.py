@@ -584,6 +584,10 @@ class CythonBackend(Backend):
     def info(self):
         facts = dict(_kernels.build_info())
         facts["threads"] = get_num_threads()
+        level, mr, nr = _packed_params(4)
+        facts["microkernel"] = (
+            f"{('baseline', 'avx2+fma', 'avx512')[level]}, {mr}x{nr} register block (float32)"
+            + ("" if PACKED and level >= 1 else "; not used (BLAS paths instead)"))
         facts["blas"] = "scipy.linalg.cython_blas (sgemm/dgemm)"
         try:
             ctl = _blas._get()
