@@ -92,10 +92,12 @@ except ImportError as exc:  # not built (e.g. a source checkout without a build)
 else:
     _IMPORT_ERROR = None
 
-__all__ = ["CythonBackend", "load", "plan", "workspace_bytes",
-           "TILE_BYTES", "MIN_TILE", "WORKSPACE_BYTES", "MIN_GEMM"]
+__all__ = ["CythonBackend", "Plan", "load", "plan", "workspace_bytes",
+           "TILE_BYTES", "MIN_TILE", "WORKSPACE_BYTES", "MIN_GEMM", "PACKED",
+           "PHASE_MIN_POSITIONS", "TARGET_ITEMS"]
 
-#: Target size of one thread's im2col / col buffer (fits a 1 MiB L2).
+#: Target size of one thread's im2col / col buffer, or slab + output block
+#: (re-read from a 1 MiB L2 cache).
 TILE_BYTES = 1 << 19
 #: Fewest columns in a tile (unless the image is smaller).
 MIN_TILE = 64
@@ -113,7 +115,8 @@ PACKED = True
 PHASE_MIN_POSITIONS = 256
 #: Smallest GEMM dimension (M or K) worth a BLAS call; below, direct loops.
 MIN_GEMM = 8
-#: Work items wanted for conv_transpose (slabs are cut to reach it).
+#: Work items wanted per call: tiles, slabs or rows are cut smaller to reach
+#: it when batch x groups alone gives fewer (fixed: never the thread count).
 TARGET_ITEMS = 8
 #: conv_transpose on images of fewer input positions than this packs
 #: several images into one GEMM ...
@@ -127,13 +130,13 @@ _INT_MAX = 2**31 - 1
 class Plan(NamedTuple):
     """How one call runs (see the module docstring)."""
 
-    path: str             # "gemm" | "pointwise" | "direct"
-    tile: int             # columns per im2col/col tile (GEMM paths)
-    slabs: int            # conv_transpose: output slabs per (n, group)
+    path: str             # "implicit" | "packed" | "phases" | "gemm" | "pointwise" | "direct"
+    tile: int             # columns per tile (gemm/packed), output rows per tile (implicit)
+    slabs: int            # conv_transpose: output slabs per (n, group); phases: count
     slots: int            # conv_weight: number of partial sums
     items: int            # independent work items
     omp_threads: int      # OpenMP threads
-    blas_threads: int     # BLAS threads inside the call
+    blas_threads: int     # BLAS threads inside the call (always 1, see above)
     workspace: int        # bytes of extra memory the call allocates
     images: int = 1       # conv_transpose: images per GEMM (small images)
 
