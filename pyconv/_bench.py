@@ -44,6 +44,8 @@ __all__ = [
     "WORKLOADS",
     "get_workload",
     "best_of",
+    "interleaved_best_of",
+    "sgemm_callable",
     "measure_sgemm",
     "pyconv_callable",
     "torch_callable",
