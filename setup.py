@@ -116,6 +116,11 @@ class BuildExt(build_ext):
         # runs after cythonize() has replaced them
         super().finalize_options()
 
+    def get_source_files(self):
+        # what sdist ships: the Cython source and the C header, never the
+        # generated C that finalize_options put in the extension's sources
+        return [src for ext in EXTENSION_SOURCES for src in ext]
+
     def build_extensions(self):
         compiler = self.compiler
         ctype = getattr(compiler, "compiler_type", "")
@@ -144,6 +149,10 @@ class BuildExt(build_ext):
             ext.define_macros = list(ext.define_macros or []) + macros
         super().build_extensions()
 
+
+EXTENSION_SOURCES = [
+    [os.path.join(CY_DIR, "_kernels.pyx"), os.path.join(CY_DIR, "_kernels.h")],
+]
 
 extensions = [
     Extension(
