@@ -23,7 +23,8 @@ Paths (the per-call choice, in this order)
    - ``conv`` with a stride: *packed* im2col of the tile straight into the
      micro-kernel's panel layout (one copy, where BLAS would make two).
    - ``conv_transpose`` with at least :data:`PHASE_MIN_POSITIONS` input
-     positions per image: *phases*.  Output positions with the same residue
+     positions per image, whose kernel taps overlap (a dilated kernel
+     extent above the stride in some dim): *phases*.  Output positions with the same residue
      modulo the stride form a stride-1 conv of the input with a subset of
      the taps (no zero insertion); each phase runs as an implicit conv that
      writes its strided view of the output in place.
@@ -426,7 +427,11 @@ def _make_plan(op, spec, dtype, n):
     if thin:
         items = spec.batch * spec.out_channels
         return Plan("direct", 0, 0, 0, items, max(1, min(n, items)), 1, 2 * 8 * kp)
-    if PACKED and _packed_params(isz)[0] >= 1 and pin >= PHASE_MIN_POSITIONS:
+    # taps of different kernel positions overlap on an output (else every phase
+    # is a 1x1 conv and one GEMM + scatter over all the taps is faster)
+    overlap = any((k - 1) * d + 1 > s for k, d, s in zip(spec.kernel_size, spec.dilation,
+                                                        spec.stride))
+    if PACKED and _packed_params(isz)[0] >= 1 and pin >= PHASE_MIN_POSITIONS and overlap:
         # phase decomposition: one stride-1 implicit conv per output residue,
         # written in place into its strided view of the output
         subs = [(sub, plan("conv", sub, dtype, n)) for _, sub, _ in _phase_specs(spec)
