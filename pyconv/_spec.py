@@ -179,19 +179,23 @@ def parse_groups(groups, op: str) -> int:
     return groups
 
 
-def parse_ints(value, name: str, nd: int, op: str) -> IntTuple:
-    """An int or a sequence of ints -> an nd-tuple (a 1-sequence broadcasts)."""
-    if _is_int(value):
-        return (operator.index(value),) * nd
+def int_list(value, name: str, op: str, what: str = "an int or a sequence of ints"):
+    """A sequence of ints (anything with ``__index__``, not bool) as a list of int."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise TypeError(f"{op}(): {name} must be an int or a sequence of ints, "
-                        f"got {type(value).__name__} {value!r}")
+        raise TypeError(f"{op}(): {name} must be {what}, got {type(value).__name__} {value!r}")
     items = list(value)
     for pos, item in enumerate(items):
         if not _is_int(item):
             raise TypeError(f"{op}(): {name} must contain only ints, got "
                             f"{type(item).__name__} {item!r} at position {pos}")
-    items = [operator.index(i) for i in items]
+    return [operator.index(i) for i in items]
+
+
+def parse_ints(value, name: str, nd: int, op: str) -> IntTuple:
+    """An int or a sequence of ints -> an nd-tuple (a 1-sequence broadcasts)."""
+    if _is_int(value):
+        return (operator.index(value),) * nd
+    items = int_list(value, name, op)
     if len(items) == 1:
         return (items[0],) * nd
     if len(items) != nd:
@@ -360,16 +364,7 @@ def output_padding_for(op: str, output_size, x_shape, nd: int, in_size, stride, 
     (batch and) channel entries, which are ignored.  Valid sizes per dim are
     ``[min, min + stride - 1]`` with ``min`` the output_padding=0 size.
     """
-    if isinstance(output_size, (str, bytes)) or not isinstance(output_size,
-                                                                (Sequence, np.ndarray)):
-        raise TypeError(f"{op}(): output_size must be a sequence of ints, "
-                        f"got {type(output_size).__name__} {output_size!r}")
-    sizes = list(output_size)
-    for pos, item in enumerate(sizes):
-        if not _is_int(item):
-            raise TypeError(f"{op}(): output_size must contain only ints, got "
-                            f"{type(item).__name__} {item!r} at position {pos}")
-    sizes = [operator.index(s) for s in sizes]
+    sizes = int_list(output_size, "output_size", op, "a sequence of ints")
     leading = len(x_shape) - nd
     if len(sizes) == nd + leading:
         sizes = sizes[leading:]

@@ -38,21 +38,19 @@ from __future__ import annotations
 import numpy as np
 
 from ._dtypes import as_array, plan_dtypes
-from ._spec import ConvCall, _is_int, _shape_str, conv_call, conv_transpose_call
+from ._spec import ConvCall, _shape_str, conv_call, conv_transpose_call, int_list
 from .functional import run
 
 __all__ = [f"conv{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)] + [
     f"conv_transpose{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)]
 
 
-def _size(value, name):
-    """A full shape given as a sequence of ints."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-        raise TypeError(f"{name} must be a sequence of ints (a full shape), got {value!r}")
-    items = list(value)
-    if not all(_is_int(v) and int(v) >= 0 for v in items):
-        raise TypeError(f"{name} must contain non-negative ints, got {value!r}")
-    return tuple(int(v) for v in items)
+def _size(value, name, op):
+    """A full shape given as a sequence of non-negative ints."""
+    items = int_list(value, name, op, "a sequence of ints (a full shape)")
+    if any(v < 0 for v in items):
+        raise ValueError(f"{op}(): {name} must not contain negative sizes, got {items}")
+    return tuple(items)
 
 
 def _conj(a):
@@ -73,7 +71,7 @@ def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilati
                 backend):
     w = as_array(weight, "weight")
     gy = as_array(grad_output, "grad_output")
-    size = _size(input_size, "input_size")
+    size = _size(input_size, "input_size", op)
     call = conv_call(op, nd, size, w.shape, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
     if call.spec.in_channels == 0:
@@ -86,7 +84,7 @@ def _conv_weight(op, nd, input, weight_size, grad_output, stride, padding, dilat
                  backend):
     x = as_array(input, "input")
     gy = as_array(grad_output, "grad_output")
-    size = _size(weight_size, "weight_size")
+    size = _size(weight_size, "weight_size", op)
     call = conv_call(op, nd, x.shape, size, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
     if call.empty:
@@ -98,7 +96,7 @@ def _convt_input(op, nd, input_size, weight, grad_output, stride, padding, outpu
                  groups, dilation, backend):
     w = as_array(weight, "weight")
     gy = as_array(grad_output, "grad_output")
-    size = _size(input_size, "input_size")
+    size = _size(input_size, "input_size", op)
     call = conv_transpose_call(op, nd, size, w.shape, None, stride, padding, output_padding,
                                groups, dilation)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
@@ -110,7 +108,7 @@ def _convt_weight(op, nd, input, weight_size, grad_output, stride, padding, outp
                   groups, dilation, backend):
     x = as_array(input, "input")
     gy = as_array(grad_output, "grad_output")
-    size = _size(weight_size, "weight_size")
+    size = _size(weight_size, "weight_size", op)
     call = conv_transpose_call(op, nd, x.shape, size, None, stride, padding, output_padding,
                                groups, dilation)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
