@@ -267,7 +267,8 @@ _COMMON_NOTES = """
     and ``bias`` (integers and bools compute as float64, float16 computes in
     float32 and is rounded once).  The caller's arrays are never modified.
     ``pyopencl.array.Array`` operands stay on the device (``opencl`` backend)
-    and the result is a device array."""
+    and the result is a device array.
+"""
 
 _CONV_DOC = """{nd}-D convolution (cross-correlation) of ``input`` with ``weight``.
 
