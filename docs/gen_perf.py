@@ -1,0 +1,383 @@
+"""Generate the performance page of the docs from a benchmark JSON file.
+
+Usage (from the repository root)::
+
+    python -m pyconv bench --compare torch --json docs/bench.json
+    python docs/gen_perf.py docs/bench.json
+
+The first command times every available backend and PyTorch on the
+benchmark workloads (:mod:`pyconv._bench`) and writes the JSON; the second
+turns it into ``docs/performance.rst`` and the bar chart
+``docs/_static/perf.png``.  Nothing on the page is typed by hand: edit this
+script, not the generated files.
+
+The JSON schema is the one documented in :mod:`pyconv._bench`::
+
+    {"machine": {"cpu": str, "cores": int, "threads": int, "python": str,
+                 "numpy": str, "torch": str or null, "date": str},
+     "sgemm_gflops": float,
+     "rows": [{"workload": str, "op": str, "backend": str,
+               "time_s": float, "torch_time_s": float or null,
+               "speedup": float or null, "gflops": float,
+               "sgemm_fraction": float}, ...]}
+
+``speedup`` is ``torch_time_s / time_s`` (above 1: pyconv is faster), as in
+the table ``python -m pyconv bench`` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Dict, List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_RST = os.path.join(HERE, "performance.rst")
+DEFAULT_PNG = os.path.join(HERE, "_static", "perf.png")
+REGENERATE = ("python -m pyconv bench --compare torch --json docs/bench.json\n"
+              "python docs/gen_perf.py docs/bench.json")
+
+
+class BenchFormatError(ValueError):
+    """The benchmark JSON does not follow the documented schema."""
+
+
+# ----------------------------------------------------------------------------
+# loading and checking
+
+def _number(value, where: str, optional: bool = False) -> Optional[float]:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BenchFormatError(f"{where}: expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        if optional:
+            return None
+        raise BenchFormatError(f"{where}: expected a finite number >= 0, got {value!r}")
+    return value
+
+
+def load(path: str) -> Dict:
+    """Read and validate the benchmark JSON; numbers become floats."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    try:  # the writer's own schema check, when pyconv is importable
+        from pyconv._bench import validate_result
+    except ImportError:
+        validate_result = None
+    if validate_result is not None:
+        try:
+            validate_result(data)
+        except ValueError as exc:
+            raise BenchFormatError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise BenchFormatError("top level must be a JSON object")
+    for key in ("machine", "rows"):
+        if key not in data:
+            raise BenchFormatError(f"missing key {key!r}")
+    machine = data["machine"]
+    if not isinstance(machine, dict):
+        raise BenchFormatError("'machine' must be an object")
+    rows = data["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise BenchFormatError("'rows' must be a non-empty list")
+    clean = []
+    for i, row in enumerate(rows):
+        where = f"rows[{i}]"
+        if not isinstance(row, dict):
+            raise BenchFormatError(f"{where}: must be an object")
+        for key in ("workload", "backend", "time_s"):
+            if key not in row:
+                raise BenchFormatError(f"{where}: missing key {key!r}")
+        clean.append({
+            "workload": str(row["workload"]),
+            "op": str(row.get("op") or ""),
+            "backend": str(row["backend"]),
+            "time_s": _number(row["time_s"], f"{where}.time_s"),
+            "torch_time_s": _number(row.get("torch_time_s"), f"{where}.torch_time_s", True),
+            "gflops": _number(row.get("gflops"), f"{where}.gflops", True),
+            "sgemm_fraction": _number(row.get("sgemm_fraction"), f"{where}.sgemm_fraction",
+                                      True),
+        })
+    sgemm = data.get("sgemm_gflops")
+    sgemm = None if sgemm is None else _number(sgemm, "sgemm_gflops", True)
+    return {"machine": machine, "sgemm_gflops": sgemm, "rows": clean}
+
+
+def ratio(row: Dict) -> Optional[float]:
+    """Speedup over PyTorch, PyTorch time / pyconv time (None when PyTorch was not timed)."""
+    t, ref = row["time_s"], row["torch_time_s"]
+    if ref is None or ref <= 0 or t <= 0:
+        return None
+    return ref / t
+
+
+def geomean(values: List[float]) -> Optional[float]:
+    """Geometric mean of the positive values (None for an empty list)."""
+    values = [v for v in values if v is not None and v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def workloads(rows: List[Dict]) -> List[str]:
+    """Workload names in the order they first appear."""
+    seen: List[str] = []
+    for row in rows:
+        if row["workload"] not in seen:
+            seen.append(row["workload"])
+    return seen
+
+
+def backends_of(rows: List[Dict]) -> List[str]:
+    """Backend names in the order they first appear."""
+    seen: List[str] = []
+    for row in rows:
+        if row["backend"] not in seen:
+            seen.append(row["backend"])
+    return seen
+
+
+# ----------------------------------------------------------------------------
+# formatting
+
+def _ms(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "--"
+    ms = seconds * 1e3
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"
+
+
+def _x(value: Optional[float]) -> str:
+    return "--" if value is None else f"{value:.2f}"
+
+
+def _pct(value: Optional[float]) -> str:
+    return "--" if value is None else f"{100 * value:.0f} %"
+
+
+def _gf(value: Optional[float]) -> str:
+    return "--" if value is None else f"{value:.1f}"
+
+
+def _text(value) -> str:
+    """Plain text safe inside an RST table cell."""
+    text = " ".join(str(value).split())
+    for ch in "\\*`|_":
+        text = text.replace(ch, "\\" + ch)
+    return text or "--"
+
+
+def _list_table(title: str, header: List[str], body: List[List[str]],
+                widths: Optional[List[int]] = None) -> List[str]:
+    out = [f".. list-table:: {title}" if title else ".. list-table::",
+           "   :header-rows: 1"]
+    if widths:
+        out.append("   :widths: " + " ".join(str(w) for w in widths))
+    out.append("")
+    for line in [header] + body:
+        out.append(f"   * - {line[0]}")
+        for cell in line[1:]:
+            out.append(f"     - {cell}")
+    out.append("")
+    return out
+
+
+def _dense_labels() -> set:
+    """Labels of the dense (GEMM-shaped) workloads, for which % of SGEMM is a target."""
+    try:
+        from pyconv._bench import QUICK_WORKLOADS, WORKLOADS
+    except ImportError:
+        return set()
+    return {w.label for w in WORKLOADS + QUICK_WORKLOADS if w.dense}
+
+
+def render_rst(data: Dict, png_relpath: Optional[str]) -> str:
+    """The text of ``performance.rst``."""
+    rows = data["rows"]
+    machine = data["machine"]
+    names = backends_of(rows)
+    has_torch = any(r["torch_time_s"] is not None for r in rows)
+    dense = _dense_labels()
+    torch_version = machine.get("torch") or "--"
+    lines = [
+        ".. This file is generated by docs/gen_perf.py from docs/bench.json.",
+        "   Do not edit it by hand: re-run the commands it shows.",
+        "",
+        ".. _performance:",
+        "",
+        "Performance",
+        "===========",
+        "",
+        "Every number on this page comes from one run of ``python -m pyconv bench``",
+        "on the machine described below; this page and its chart are generated",
+        "from the run's JSON output by ``docs/gen_perf.py``.  To measure your own",
+        "machine and regenerate the page, run from the repository root::",
+        "",
+    ]
+    lines += ["    " + cmd for cmd in REGENERATE.splitlines()]
+    lines += [
+        "",
+        "then rebuild the docs.  ``python -m pyconv bench --help`` lists the options",
+        "(``--backend``, ``--workloads``, ``--threads``, ``--repeat``); PyTorch is",
+        "needed only for ``--compare torch`` and is never imported by pyconv itself.",
+        "",
+        "How to read the numbers",
+        "-----------------------",
+        "",
+        "* Every workload is float32 and goes through the public API (argument",
+        "  parsing and validation included), exactly as a user would call it.",
+        "* *time* is the best of several calls, in milliseconds; the contenders of",
+        "  one workload (each backend, PyTorch and a matrix-product probe) take",
+        "  turns, so a change of the machine's load hits them alike.",
+        "* *speedup* is PyTorch's time divided by pyconv's for the same call with",
+        "  the same number of threads: above 1 pyconv is faster, below 1 PyTorch is.",
+        "* *GFLOP/s* counts two operations per multiply-add of the direct",
+        "  convolution; *% of SGEMM* divides it by the throughput of NumPy's own",
+        "  float32 matrix product measured in the same run, the machine's practical",
+        "  ceiling for dense work.  It is a meaningful target only for the dense",
+        "  (ungrouped forward) workloads, marked with a dagger (†).",
+        "* ``opencl`` runs on the OpenCL device selected on that machine (see",
+        "  :ref:`backends`; ``python -m pyconv info`` names it).  Measured on a CPU",
+        "  driver such as PoCL it is a portability check, not a fast path: its home",
+        "  is a GPU.",
+        "",
+        "Machine",
+        "-------",
+        "",
+    ]
+    mrows = []
+    labels = [("cpu", "CPU"), ("cores", "cores available"), ("threads", "threads used"),
+              ("python", "Python"), ("numpy", "NumPy"), ("torch", "PyTorch"),
+              ("date", "measured (UTC)")]
+    for key, label in labels:
+        if key in machine:
+            value = machine[key]
+            mrows.append([label, _text(value if value is not None else "--")])
+    for key in sorted(k for k in machine if k not in dict(labels)):
+        mrows.append([_text(key), _text(machine[key])])
+    if data["sgemm_gflops"] is not None:
+        mrows.append(["NumPy float32 matrix product",
+                      f"{data['sgemm_gflops']:.1f} GFLOP/s (the SGEMM ceiling)"])
+    lines += _list_table("", ["item", "value"], mrows, [30, 70])
+
+    lines += ["Summary", "-------", ""]
+    if has_torch:
+        lines += [f"Geometric mean, over all workloads, of the speedup over PyTorch "
+                  f"{_text(torch_version)} (above 1: pyconv is faster).", ""]
+        srows = []
+        for name in names:
+            rs = [ratio(r) for r in rows if r["backend"] == name]
+            rs = [v for v in rs if v is not None]
+            srows.append([f"``{name}``", str(len(rs)), _x(geomean(rs)),
+                          _x(min(rs) if rs else None), _x(max(rs) if rs else None)])
+        lines += _list_table("", ["backend", "workloads", "geometric mean speedup",
+                                  "slowest", "fastest"], srows)
+    else:
+        lines += ["PyTorch was not timed in this run, so there are no speedups.", ""]
+    if png_relpath:
+        lines += [f".. image:: {png_relpath}",
+                  "   :alt: speedup over PyTorch per workload and backend (log scale)",
+                  "   :width: 100%", ""]
+
+    lines += ["Workloads", "---------", ""]
+    header = ["workload", "backend", "time (ms)"]
+    if has_torch:
+        header += ["PyTorch (ms)", "speedup"]
+    header += ["GFLOP/s", "% of SGEMM"]
+    body = []
+    for wl in workloads(rows):
+        first = True
+        for r in (r for r in rows if r["workload"] == wl):
+            label = _text(wl) + (" †" if wl in dense else "")
+            line = [label if first else "", f"``{r['backend']}``", _ms(r["time_s"])]
+            if has_torch:
+                line += [_ms(r["torch_time_s"]), _x(ratio(r))]
+            line += [_gf(r["gflops"]), _pct(r["sgemm_fraction"])]
+            body.append(line)
+            first = False
+    lines += _list_table("", header, body)
+    lines += ["† dense workload: the fraction of SGEMM is a meaningful target.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_png(data: Dict, path: str) -> bool:
+    """Bar chart of the speedup over PyTorch (log scale); False if there is none."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    import numpy as np
+
+    rows = data["rows"]
+    wls = workloads(rows)
+    names = backends_of(rows)
+    table = {(r["workload"], r["backend"]): ratio(r) for r in rows}
+    if all(v is None for v in table.values()):
+        return False
+    width = 0.8 / max(1, len(names))
+    pos = np.arange(len(wls))
+    fig, ax = plt.subplots(figsize=(10.0, 0.42 * len(wls) + 1.8), layout="constrained")
+    for j, name in enumerate(names):
+        vals = [table.get((wl, name)) for wl in wls]
+        widths = [v if v is not None else np.nan for v in vals]
+        ax.barh(pos + (j - (len(names) - 1) / 2) * width, widths, width, label=name)
+    ax.axvline(1.0, color="k", lw=1, ls="--", label="PyTorch (= 1)")
+    ax.set_xscale("log")
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+             if min(v for v in table.values() if v) / 2 <= t
+             <= max(v for v in table.values() if v) * 2]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks(pos, wls, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("speedup over PyTorch: PyTorch time / pyconv time (higher is better)")
+    m = data["machine"]
+    cpu = m.get("cpu") or "unknown CPU"
+    threads = m.get("threads")
+    ax.set_title(f"pyconv vs PyTorch {m.get('torch') or ''} on {cpu}"
+                 + (f", {threads} thread(s)" if threads else ""), fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return True
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Write docs/performance.rst and docs/_static/perf.png from "
+                    "the JSON of `python -m pyconv bench --json`.")
+    parser.add_argument("json", help="benchmark JSON (e.g. docs/bench.json)")
+    parser.add_argument("--rst", default=DEFAULT_RST, help="output page (default: %(default)s)")
+    parser.add_argument("--png", default=DEFAULT_PNG, help="output chart (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        data = load(args.json)
+    except (OSError, json.JSONDecodeError, BenchFormatError) as exc:
+        print(f"gen_perf: {args.json}: {exc}", file=sys.stderr)
+        return 2
+    have_png = render_png(data, args.png)
+    rel = None
+    if have_png:
+        rel = os.path.relpath(os.path.abspath(args.png),
+                              os.path.dirname(os.path.abspath(args.rst))).replace(os.sep, "/")
+    text = render_rst(data, rel)
+    with open(args.rst, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    print(f"wrote {args.rst}" + (f" and {args.png}" if have_png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
