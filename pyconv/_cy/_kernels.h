@@ -101,7 +101,6 @@ static inline ptrdiff_t pc_ceildiv(ptrdiff_t a, ptrdiff_t b)
  *   axpy_scatter: y[i*incy]   += a * x[i]
  *   dot:          sum_i x[i*incx] * y[i]   (16 partial sums, fixed order)
  *   gather:       y[i]         = x[i*incx]
- *   scatter_add:  y[i*incy]   += x[i]
  *   add:          y[i]        += x[i]
  *   fill:         y[i]         = v
  */
@@ -158,18 +157,6 @@ PC_CLONES static void pc_gather_##S(ptrdiff_t n, const T *restrict x, ptrdiff_t 
         for (i = 0; i < n; i++) y[i] = x[2 * i];                                     \
     } else {                                                                         \
         for (i = 0; i < n; i++) y[i] = x[i * incx];                                  \
-    }                                                                                \
-}                                                                                    \
-PC_CLONES static void pc_scatter_add_##S(ptrdiff_t n, const T *restrict x,           \
-                                         T *restrict y, ptrdiff_t incy)              \
-{                                                                                    \
-    ptrdiff_t i;                                                                     \
-    if (incy == 1) {                                                                 \
-        for (i = 0; i < n; i++) y[i] += x[i];                                        \
-    } else if (incy == 2) {                                                          \
-        for (i = 0; i < n; i++) y[2 * i] += x[i];                                    \
-    } else {                                                                         \
-        for (i = 0; i < n; i++) y[i * incy] += x[i];                                 \
     }                                                                                \
 }                                                                                    \
 PC_CLONES static void pc_add_##S(ptrdiff_t n, const T *restrict x, T *restrict y)    \

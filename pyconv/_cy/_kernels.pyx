@@ -73,8 +73,6 @@ cdef extern from "_kernels.h" nogil:
     double pc_dot_d(Py_ssize_t n, const double *x, Py_ssize_t incx, const double *y)
     void pc_gather_f(Py_ssize_t n, const float *x, Py_ssize_t incx, float *y)
     void pc_gather_d(Py_ssize_t n, const double *x, Py_ssize_t incx, double *y)
-    void pc_scatter_add_f(Py_ssize_t n, const float *x, float *y, Py_ssize_t incy)
-    void pc_scatter_add_d(Py_ssize_t n, const double *x, double *y, Py_ssize_t incy)
     void pc_add_f(Py_ssize_t n, const float *x, float *y)
     void pc_add_d(Py_ssize_t n, const double *x, double *y)
     void pc_fill_f(Py_ssize_t n, float v, float *y)
@@ -130,12 +128,6 @@ cdef extern from "_kernels.h" nogil:
                          float *yg, const Py_ssize_t *ys, const float *bias)
     void pc_slab_store_d(const pc_geo *g, const pc_slab *sl, const double *ybuf,
                          Py_ssize_t ld, double *yg, const Py_ssize_t *ys, const double *bias)
-    void pc_ipanels_f(int level, Py_ssize_t kc, Py_ssize_t mrows, const float *wpack,
-                      const float *slab, const Py_ssize_t *off, Py_ssize_t ncols, float *out,
-                      Py_ssize_t ldo)
-    void pc_ipanels_d(int level, Py_ssize_t kc, Py_ssize_t mrows, const double *wpack,
-                      const double *slab, const Py_ssize_t *off, Py_ssize_t ncols, double *out,
-                      Py_ssize_t ldo)
     void pc_w_params(int dbl, int level, Py_ssize_t *mrw, Py_ssize_t *nrw)
     Py_ssize_t pc_slab_segments(const pc_geo *g, const pc_slab *sl, Py_ssize_t *seg)
     void pc_pack_gy_f(const pc_geo *g, const pc_slab *sl, const float *gyg, Py_ssize_t nrw,
@@ -223,14 +215,6 @@ cdef inline void _gather(Py_ssize_t n, const floating *x, Py_ssize_t incx,
         pc_gather_f(n, x, incx, y)
     else:
         pc_gather_d(n, x, incx, y)
-
-
-cdef inline void _scatter_add(Py_ssize_t n, const floating *x, floating *y,
-                              Py_ssize_t incy) noexcept nogil:
-    if floating is float:
-        pc_scatter_add_f(n, x, y, incy)
-    else:
-        pc_scatter_add_d(n, x, y, incy)
 
 
 cdef inline void _add(Py_ssize_t n, const floating *x, floating *y) noexcept nogil:
