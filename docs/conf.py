@@ -14,7 +14,6 @@ during the build, by ``docs/gen_perf.py`` from ``docs/bench.json``.
 """
 
 import os
-import sys
 from datetime import date
 
 import matplotlib
@@ -24,7 +23,6 @@ matplotlib.use("Agg")  # never open a window while the gallery runs
 import pyconv  # noqa: E402  (the installed package, editable or not)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # for gen_perf
 
 # -- project ------------------------------------------------------------------
 project = "pyconv"
