@@ -34,7 +34,8 @@ import pyconv
 
 available = []
 for b in pyconv.backends():
-    print(f"{b['name']:>10}: " + ("available" if b["available"] else f"unavailable ({b['reason']})"))
+    state = "available" if b["available"] else f"unavailable ({b['reason']})"
+    print(f"{b['name']:>10}: {state}")
     if b["available"]:
         available.append(b["name"])
 print("threads:", pyconv.get_num_threads())

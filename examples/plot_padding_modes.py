@@ -98,6 +98,14 @@ for m in MODES:
     conv.weight[0, 0] = kernel
     blurred[m] = conv(image[None, None])[0, 0]     # (N, C, H, W) in and out
 
+# Each result equals NumPy's own padding followed by the kernel's weighted sum
+# over every 15x15 window (np.pad calls the modes constant/reflect/edge/wrap).
+NP_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+for m in MODES:
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(image, k // 2, mode=NP_MODE[m]), (k, k))
+    assert np.allclose(blurred[m], np.einsum("ijkl,kl->ij", windows, kernel))
+
 # Away from the border all modes agree; at the border they differ.
 core = (slice(k, H - k), slice(k, W - k))
 for m in MODES:

@@ -45,7 +45,8 @@ def test_the_gallery_is_there():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_example_runs(script, tmp_path):
-    pytest.importorskip("matplotlib", reason="the gallery needs matplotlib (pip install -e .[docs])")
+    pytest.importorskip("matplotlib",
+                        reason="the gallery needs matplotlib (pip install -e .[docs])")
     # a docstring title first, as sphinx-gallery requires
     source = script.read_text(encoding="utf-8")
     assert source.lstrip().startswith('"""'), "an example starts with its reST docstring"
