@@ -546,6 +546,7 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
     sgemm_probe = sgemm_callable(sgemm_size, threads)
     sgemm_flops = 2.0 * sgemm_size ** 3
     sgemm = sgemm_flops / best_of(sgemm_probe, repeat=max(3, repeat)) / 1e9
+    time.sleep(SETTLE_SECONDS * 10)  # let BLAS's spinning workers go idle
     bar.advance()
 
     rows: List[Dict[str, object]] = []
@@ -556,11 +557,10 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
             name: pyconv_callable(wl, name, inputs) for name in backends}
         if compare_torch:
             fns["torch"] = torch_callable(wl, inputs)
-        # the ceiling takes part in every round too: on a shared machine its
-        # best time over the whole run is the fairest estimate of the idle one
-        fns[" sgemm"] = sgemm_probe
+        # The sgemm ceiling is measured outside the rounds: after a NumPy
+        # matmul, OpenBLAS's idle workers keep spinning for tens of
+        # milliseconds and would slow whichever contender runs next.
         times = interleaved_best_of(fns, repeat, warmup, max_seconds, warmup_time)
-        sgemm = max(sgemm, sgemm_flops / times[" sgemm"] / 1e9)
         bar.advance()
         torch_t = times.get("torch")
         for name in backends:
@@ -604,6 +604,11 @@ def _warm(fn: Callable[[], object], calls: int, seconds: float, max_calls: int =
         spent += time.perf_counter() - t0
 
 
+#: Pause before each timed turn (seconds): longer than the spin-wait of the
+#: OpenMP and BLAS worker threads the previous contender may have left busy.
+SETTLE_SECONDS = 0.05
+
+
 def interleaved_best_of(fns: Dict[str, Callable[[], object]], repeat: int = 5,
                         warmup: int = 1, max_seconds: Optional[float] = None,
                         warmup_time: float = 0.1) -> Dict[str, float]:
@@ -612,7 +617,9 @@ def interleaved_best_of(fns: Dict[str, Callable[[], object]], repeat: int = 5,
     Round ``r`` times every function once, so a change in the machine's load
     (other processes) hits all contenders alike and their ratio stays fair.
     Each function is first warmed up (``warmup`` calls, and at least
-    ``warmup_time`` seconds of calls).
+    ``warmup_time`` seconds of calls).  Before each turn the process sleeps
+    :data:`SETTLE_SECONDS`, so that the worker threads a contender left
+    spinning (OpenMP, BLAS) are idle and do not slow down the next one.
     """
     for fn in fns.values():
         _warm(fn, warmup, warmup_time)
@@ -620,6 +627,7 @@ def interleaved_best_of(fns: Dict[str, Callable[[], object]], repeat: int = 5,
     spent = 0.0
     for _ in range(max(1, repeat)):
         for name, fn in fns.items():
+            time.sleep(SETTLE_SECONDS)
             t0 = time.perf_counter()
             fn()
             dt = time.perf_counter() - t0
