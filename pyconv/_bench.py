@@ -619,7 +619,8 @@ def interleaved_best_of(fns: Dict[str, Callable[[], object]], repeat: int = 5,
     Each function is first warmed up (``warmup`` calls, and at least
     ``warmup_time`` seconds of calls).  Before each turn the process sleeps
     :data:`SETTLE_SECONDS`, so that the worker threads a contender left
-    spinning (OpenMP, BLAS) are idle and do not slow down the next one.
+    spinning (OpenMP, BLAS) are idle and do not slow down the next one; an
+    untimed call then wakes the contender's own threads before the timed one.
     """
     for fn in fns.values():
         _warm(fn, warmup, warmup_time)
@@ -628,6 +629,7 @@ def interleaved_best_of(fns: Dict[str, Callable[[], object]], repeat: int = 5,
     for _ in range(max(1, repeat)):
         for name, fn in fns.items():
             time.sleep(SETTLE_SECONDS)
+            fn()  # untimed: wakes this contender's worker threads up again
             t0 = time.perf_counter()
             fn()
             dt = time.perf_counter() - t0
