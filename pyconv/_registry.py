@@ -53,7 +53,23 @@ _VALID = tuple(_MODULES) + ("auto",)
 
 
 class BackendUnavailableError(RuntimeError):
-    """A backend asked for by name cannot be used (not built, no device, ...)."""
+    """A backend asked for by name cannot be used (not built, no device, ...).
+
+    Raised instead of silently falling back to another backend; the message
+    says why (for example the ImportError of pyopencl, or a device without
+    ``cl_khr_fp64`` for a float64 call).  It is a :class:`RuntimeError`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyconv
+    >>> names = [b["name"] for b in pyconv.backends() if not b["available"]]
+    >>> for name in names:  # whatever this machine lacks
+    ...     try:
+    ...         pyconv.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), backend=name)
+    ...     except pyconv.BackendUnavailableError as exc:
+    ...         assert name in str(exc)
+    """
 
 
 class Backend(abc.ABC):
@@ -214,6 +230,12 @@ def set_backend(name: Optional[str]) -> None:
 def get_backend() -> str:
     """The backend name in force here (may be ``'auto'``), following the precedence.
 
+    Returns
+    -------
+    str
+        The innermost :func:`use_backend` name, else the :func:`set_backend`
+        name, else ``PYCONV_BACKEND`` (read now), else ``'auto'``.
+
     Examples
     --------
     >>> import pyconv
@@ -241,6 +263,16 @@ def use_backend(name: str) -> Iterator[str]:
     Parameters
     ----------
     name : {'auto', 'reference', 'cython', 'opencl'}
+
+    Yields
+    ------
+    str
+        The backend name now in force.
+
+    Raises
+    ------
+    ValueError
+        If the name is not a registered backend.
 
     Examples
     --------
@@ -329,7 +361,21 @@ def set_num_threads(n: Optional[int]) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads CPU backends use for the next call."""
+    """The number of threads CPU backends use for the next call.
+
+    Returns
+    -------
+    int
+        :func:`set_num_threads`'s value, else ``PYCONV_NUM_THREADS``, else
+        ``OMP_NUM_THREADS``, else the CPUs this process may run on.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> with_default = pyconv.get_num_threads()
+    >>> with_default >= 1
+    True
+    """
     if _num_threads is not None:
         return _num_threads
     env = _env_threads()
