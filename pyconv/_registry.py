@@ -152,8 +152,10 @@ def backends() -> List[Dict[str, object]]:
     Returns
     -------
     list of dict
-        One dict per backend with keys ``name``, ``available`` (bool) and
-        ``reason`` (None when available).
+        One dict per backend with keys ``name``, ``available`` (bool),
+        ``reason`` (None when available) and ``info`` (the backend's own
+        facts when available, e.g. ``openmp`` and ``threads`` for cython or
+        the device for opencl; empty otherwise).
 
     Examples
     --------
@@ -166,7 +168,8 @@ def backends() -> List[Dict[str, object]]:
     out = []
     for name in _MODULES:
         backend, reason = _load(name)
-        out.append({"name": name, "available": backend is not None, "reason": reason})
+        out.append({"name": name, "available": backend is not None, "reason": reason,
+                    "info": backend.info() if backend is not None else {}})
     return out
 
 
