@@ -191,6 +191,7 @@ def test_grid_covers_every_path(monkeypatch):
     if cy_mod._packed_params(4)[0] >= 1:
         assert ("conv", "implicit") in seen and ("conv", "packed") in seen
         assert ("conv_weight", "implicit") in seen
+        assert ("conv", "strided1d") in seen
         monkeypatch.setattr(cy_mod, "PACKED", True)
         monkeypatch.setattr(cy_mod, "PHASE_MIN_POSITIONS", 1)
         for spec in TRANSPOSED_GRID:
@@ -224,6 +225,8 @@ def tiny_tiles(monkeypatch):
     ("conv", conv_spec(2, 8, 16, (7, 9), (3, 3), (2, 1), ((1, 1), (0, 2)))),
     ("conv", conv_spec(1, 8, 8, (10, 4, 5), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3)),
     ("conv", conv_spec(2, 16, 16, (7, 5), (1, 1))),
+    ("conv", conv_spec(2, 8, 16, (101,), (5,), (2,), ((2, 2),))),
+    ("conv", conv_spec(1, 8, 8, (90,), (4,), (3,), ((5, 1),), (2,))),
     ("conv_weight", conv_spec(3, 8, 8, (23,), (3,), (2,), ((1, 2),))),
     ("conv_weight", conv_spec(2, 8, 16, (7, 9), (3, 3), (1, 1), ((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(2, 16, 16, (7, 5), (1, 1))),
@@ -235,7 +238,7 @@ def test_many_tiles_match_reference(case, dtype, rng, tiny_tiles, packed):
     op, spec = case
     p = cy_mod.plan(op, spec, dtype, 2)
     assert p.path != "direct"
-    if p.path in ("gemm", "packed"):
+    if p.path in ("gemm", "packed", "strided1d"):
         assert p.tile < max(np.prod(spec.out_size), np.prod(spec.in_size))
     if p.path == "implicit":
         assert p.items > spec.batch
@@ -284,6 +287,7 @@ AGNOSTIC_CASES = [
     ("conv", conv_spec(1, 16, 16, (12,), (3,))),              # one item: BLAS threads
     ("conv", conv_spec(1, 512, 512, (256,), (1,))),           # pointwise, one tile
     ("conv", conv_spec(3, 12, 12, (300,), (9,), (1,), ((4, 4),), (1,), 12)),
+    ("conv", conv_spec(4, 16, 32, (1000,), (5,), (2,), ((2, 2),))),   # strided 1-d
     ("conv_weight", conv_spec(4, 16, 32, (40, 30), (3, 3), (1, 1), ((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(8, 32, 64, (2000,), (5,))),
     ("conv_weight", conv_spec(3, 12, 12, (300,), (9,), (1,), ((4, 4),), (1,), 12)),

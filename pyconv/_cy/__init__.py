@@ -20,7 +20,12 @@ Paths (the per-call choice, in this order)
      A tile of output rows copies the input box it reads, zero padded, into
      a slab; in the slab every kernel tap is a constant offset, so the
      micro-kernel reads the slab directly and no im2col is built.
-   - ``conv`` with a stride: *packed* im2col of the tile straight into the
+   - 1-d ``conv`` with a stride s: *strided1d*, implicit GEMM on a slab
+     that de-interleaves the tile's input by residue mod s (row r of channel
+     c holds every s-th input from r): each tap is again a constant offset,
+     one copy of the input per tile instead of an im2col, whole panels
+     written straight into the output.
+   - other ``conv`` with a stride: *packed* im2col of the tile straight into the
      micro-kernel's panel layout (one copy, where BLAS would make two).
    - ``conv_transpose`` with at least :data:`PHASE_MIN_POSITIONS` input
      positions per image, whose kernel taps overlap (a dilated kernel
@@ -111,6 +116,9 @@ MAX_SLOTS = 16
 #: Use the packed micro-kernel for conv when the CPU has AVX2+FMA or AVX-512
 #: (else BLAS).
 PACKED = True
+#: 1-d conv with a stride (micro-kernel CPUs): implicit GEMM on a slab of the
+#: input de-interleaved by residue (else the packed im2col path).
+STRIDED_1D = True
 #: conv_transpose takes the phase path (micro-kernel) from this many input
 #: positions per image; smaller images use BLAS + col2im with image blocks.
 PHASE_MIN_POSITIONS = 256
@@ -131,7 +139,8 @@ _INT_MAX = 2**31 - 1
 class Plan(NamedTuple):
     """How one call runs (see the module docstring)."""
 
-    path: str             # "implicit" | "packed" | "phases" | "gemm" | "pointwise" | "direct"
+    path: str             # "implicit" | "strided1d" | "packed" | "phases" | "gemm" | "pointwise"
+    #                       | "direct"
     tile: int             # columns per tile (gemm/packed), output rows per tile (implicit)
     slabs: int            # conv_transpose: output slabs per (n, group); phases: count
     slots: int            # conv_weight: number of partial sums
@@ -362,7 +371,7 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None) -> Plan:
     """
     n = get_num_threads() if nthreads is None else int(nthreads)
     tuning = (TILE_BYTES, MIN_TILE, WORKSPACE_BYTES, PARTIAL_BYTES, MAX_SLOTS, MIN_GEMM,
-              TARGET_ITEMS, TILE_COLS, BLOCKS_MIN, PACKED, PHASE_MIN_POSITIONS)
+              TARGET_ITEMS, TILE_COLS, BLOCKS_MIN, PACKED, PHASE_MIN_POSITIONS, STRIDED_1D)
     return _plan_cached(op, spec, np.dtype(dtype).str, n, tuning)
 
 
@@ -399,6 +408,19 @@ def _make_plan(op, spec, dtype, n):
                 and g * (-(-cout_g // _packed_params(isz)[1]) * _packed_params(isz)[1])
                 * kc * isz <= WORKSPACE_BYTES // 4):
             level, mr, nr = _packed_params(isz)
+            if STRIDED_1D and spec.nd == 1 and spec.stride[0] <= 8:
+                # 1-d with a stride: implicit GEMM on a de-interleaved slab
+                s = int(spec.stride[0])
+                per_col = (cin_g * s + cout_g) * isz
+                tile = _packed_tile(cin_g * s + cout_g, pout, nr, isz, spec.batch * g)
+                halo = ((spec.kernel_size[0] - 1) * spec.dilation[0]) // s + 2
+                per_thread = per_col * (-(-tile // nr) * nr + halo) + nr * isz
+                fixed = g * (-(-cout_g // mr) * mr) * kc * isz + kc * 8
+                if per_thread <= WORKSPACE_BYTES // 4:
+                    items = spec.batch * g * -(-pout // tile)
+                    omp, blas = _threads(items, per_thread, fixed, n)
+                    return Plan("strided1d", tile, 0, 0, items, omp, blas,
+                                omp * per_thread + fixed)
             tile = _packed_tile(kc, pout, nr, isz, spec.batch * g)
             items = spec.batch * g * -(-pout // tile)
             per_thread = kc * (-(-tile // nr) * nr) * isz
@@ -638,6 +660,10 @@ class CythonBackend(Backend):
             level, mr, nr = _packed_params(x.dtype.itemsize)
             _kernels.conv_implicit(xf, wf, bias, yf, _geo(spec), p.tile, level, mr, nr,
                                    p.omp_threads)
+        elif p.path == "strided1d":
+            level, mr, nr = _packed_params(x.dtype.itemsize)
+            _kernels.conv_strided1d(xf, wf, bias, yf, _geo(spec), p.tile, level, mr, nr,
+                                    p.omp_threads)
         elif p.path == "packed":
             level, mr, nr = _packed_params(x.dtype.itemsize)
             _kernels.conv_packed(xf, wf, bias, yf, _geo(spec), p.tile, level, mr, nr,

@@ -140,9 +140,23 @@ cdef extern from "_kernels.h" nogil:
     void pc_wpanels_d(int level, Py_ssize_t kc, Py_ssize_t cout, const double *slab,
                       const Py_ssize_t *off, Py_ssize_t nseg, const Py_ssize_t *seg,
                       const double *gyt, Py_ssize_t nval, double *acc)
+    void pc_ipanels_f(int level, Py_ssize_t kc, Py_ssize_t mrows, const float *wpack,
+                      const float *slab, const Py_ssize_t *off, Py_ssize_t ncols, float *out,
+                      Py_ssize_t ldo)
+    void pc_deint_row_f(const float *src, Py_ssize_t s, Py_ssize_t i0, Py_ssize_t i1,
+                        Py_ssize_t L, float *row)
+    void pc_store_rows_f(const float *buf, Py_ssize_t ld, float *y, Py_ssize_t ldy,
+                         Py_ssize_t rows, Py_ssize_t n, const float *bias)
     void pc_itile_f(int level, const pc_geo *g, const pc_slab *sl, Py_ssize_t kc,
                     Py_ssize_t mrows, const float *wpack, const float *slab,
                     const Py_ssize_t *off, float *out, Py_ssize_t ldo)
+    void pc_ipanels_d(int level, Py_ssize_t kc, Py_ssize_t mrows, const double *wpack,
+                      const double *slab, const Py_ssize_t *off, Py_ssize_t ncols, double *out,
+                      Py_ssize_t ldo)
+    void pc_deint_row_d(const double *src, Py_ssize_t s, Py_ssize_t i0, Py_ssize_t i1,
+                        Py_ssize_t L, double *row)
+    void pc_store_rows_d(const double *buf, Py_ssize_t ld, double *y, Py_ssize_t ldy,
+                         Py_ssize_t rows, Py_ssize_t n, const double *bias)
     void pc_itile_d(int level, const pc_geo *g, const pc_slab *sl, Py_ssize_t kc,
                     Py_ssize_t mrows, const double *wpack, const double *slab,
                     const Py_ssize_t *off, double *out, Py_ssize_t ldo)
@@ -584,6 +598,133 @@ def conv_implicit(const floating[::1] x, const floating[::1] w, const floating[:
                 free(sl)
     finally:
         free(wpack)
+    if failed:
+        raise MemoryError("cython backend: could not allocate the slab buffers")
+
+
+def conv_strided1d(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+                   floating[::1] y, tuple geo, Py_ssize_t tile, int level, Py_ssize_t mr,
+                   Py_ssize_t nr, int nthreads):
+    """1-d conv with a stride s > 1 by implicit GEMM over a de-interleaved slab.
+
+    Tap k reads ``x[s*o + t_k]`` with ``t_k = k*d - lo = s*a_k + r_k``
+    (``0 <= r_k < s``).  Item = (n, group, tile of ``tile`` outputs from o0):
+    the slab holds, per input channel c and residue r, the row
+    ``S[c, r, u] = x[c, s*(o0 + u + a_min) + r]`` (zero outside the input),
+    so that tap (c, k) is the constant offset ``(c*s + r_k)*L + a_k - a_min``
+    and the micro-kernel reads the slab directly (one copy of the input per
+    tile, no im2col).  The valid outputs, plus bias, are copied into ``y``.
+    """
+    cdef Geo g = _geo(geo)
+    cdef Py_ssize_t s = g.st[2], lo = g.lo[2], d = g.dl[2], K = g.ks[2]
+    cdef Py_ssize_t Lo = g.osz[2], Li = g.isz[2]
+    cdef Py_ssize_t ntiles = (Lo + tile - 1) // tile
+    cdef Py_ssize_t nitems = g.N * g.G * ntiles
+    cdef Py_ssize_t Kc = g.cin_g * K
+    cdef Py_ssize_t mpad = (g.cout_g + mr - 1) // mr * mr
+    cdef Py_ssize_t amin = pc_floordiv(-lo, s)
+    cdef Py_ssize_t amax = pc_floordiv((K - 1) * d - lo, s)
+    cdef Py_ssize_t L = tile + amax - amin
+    cdef Py_ssize_t slab_n = g.cin_g * s * L + nr
+    cdef Py_ssize_t ld = (tile + nr - 1) // nr * nr
+    cdef bint has_bias = b.shape[0] > 0
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef const floating *bp = &b[0] if has_bias else NULL
+    cdef floating *yp = &y[0]
+    cdef floating *wpack = <floating *> pc_alloc(g.G * mpad * Kc * sizeof(floating))
+    cdef Py_ssize_t *off = <Py_ssize_t *> malloc(Kc * sizeof(Py_ssize_t))
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef Py_ssize_t it, n, grp, t, o0, tl, c, r, u, i0, i1, k, t_k, nfull
+    cdef floating *yr
+    cdef floating *slab
+    cdef floating *ybuf
+    cdef floating *row
+    cdef const floating *xr
+    if wpack == NULL or off == NULL:
+        free(wpack)
+        free(off)
+        raise MemoryError()
+    for c in range(g.cin_g):
+        for k in range(K):
+            t_k = k * d - lo
+            off[c * K + k] = (c * s + (t_k - pc_floordiv(t_k, s) * s)) * L \
+                + pc_floordiv(t_k, s) - amin
+    try:
+        with nogil:
+            for grp in range(g.G):
+                if floating is float:
+                    pc_pack_w_f(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr,
+                                wpack + grp * mpad * Kc)
+                else:
+                    pc_pack_w_d(wp + grp * g.cout_g * Kc, g.cout_g, Kc, mr,
+                                wpack + grp * mpad * Kc)
+            with parallel(num_threads=nthreads):
+                slab = <floating *> pc_alloc(slab_n * sizeof(floating))
+                ybuf = <floating *> pc_alloc(g.cout_g * ld * sizeof(floating))
+                if slab == NULL or ybuf == NULL:
+                    failed_p[0] = 1
+                for it in prange(nitems, schedule='static'):
+                    if slab == NULL or ybuf == NULL:
+                        continue
+                    t = it % ntiles
+                    grp = (it // ntiles) % g.G
+                    n = it // (ntiles * g.G)
+                    o0 = t * tile
+                    tl = Lo - o0
+                    if tl > tile:
+                        tl = tile
+                    # slab rows: u valid where 0 <= s*(o0 + u + amin) + r < Li
+                    for c in range(g.cin_g):
+                        xr = xp + (n * g.Cin + grp * g.cin_g + c) * Li
+                        for r in range(s):
+                            row = slab + (c * s + r) * L
+                            i0 = pc_ceildiv(-r, s) - o0 - amin
+                            i1 = pc_floordiv(Li - 1 - r, s) + 1 - o0 - amin
+                            if i0 < 0:
+                                i0 = 0
+                            if i1 > L:
+                                i1 = L
+                            if i1 < i0:
+                                i1 = i0
+                            if floating is float:
+                                pc_deint_row_f(xr + s * (o0 + amin) + r, s, i0, i1, L, row)
+                            else:
+                                pc_deint_row_d(xr + s * (o0 + amin) + r, s, i0, i1, L, row)
+                    for u in range(nr):
+                        slab[g.cin_g * s * L + u] = 0
+                    # whole panels straight into y (they end inside the tile), the
+                    # last partial panel through ybuf
+                    nfull = tl // nr * nr
+                    yr = yp + (n * g.Cout + grp * g.cout_g) * Lo + o0
+                    if floating is float:
+                        if nfull > 0:
+                            pc_ipanels_f(level, Kc, g.cout_g, wpack + grp * mpad * Kc, slab,
+                                         off, nfull, yr, Lo)
+                        if tl > nfull:
+                            pc_ipanels_f(level, Kc, g.cout_g, wpack + grp * mpad * Kc,
+                                         slab + nfull, off, tl - nfull, ybuf, ld)
+                            pc_store_rows_f(ybuf, ld, yr + nfull, Lo, g.cout_g, tl - nfull,
+                                            NULL)
+                        if has_bias:
+                            pc_store_rows_f(yr, Lo, yr, Lo, g.cout_g, tl, bp + grp * g.cout_g)
+                    else:
+                        if nfull > 0:
+                            pc_ipanels_d(level, Kc, g.cout_g, wpack + grp * mpad * Kc, slab,
+                                         off, nfull, yr, Lo)
+                        if tl > nfull:
+                            pc_ipanels_d(level, Kc, g.cout_g, wpack + grp * mpad * Kc,
+                                         slab + nfull, off, tl - nfull, ybuf, ld)
+                            pc_store_rows_d(ybuf, ld, yr + nfull, Lo, g.cout_g, tl - nfull,
+                                            NULL)
+                        if has_bias:
+                            pc_store_rows_d(yr, Lo, yr, Lo, g.cout_g, tl, bp + grp * g.cout_g)
+                free(slab)
+                free(ybuf)
+    finally:
+        free(wpack)
+        free(off)
     if failed:
         raise MemoryError("cython backend: could not allocate the slab buffers")
 
