@@ -25,10 +25,13 @@ import abc
 import contextlib
 import contextvars
 import importlib
+import operator
 import os
 import threading
 import warnings
 from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
 
 __all__ = [
     "Backend",
@@ -193,15 +196,18 @@ _global: Optional[str] = None
 
 
 def _readenv(name: str) -> Optional[str]:
-    """A backend name from the environment; a bad value warns and is ignored."""
+    """A backend name from the environment (None when unset or empty).
+
+    An unknown name is a ValueError, as for every other way of naming a
+    backend: a misspelt ``PYCONV_BACKEND`` must not silently run elsewhere.
+    """
     raw = os.environ.get(name, "").strip()
     if raw == "":
         return None
     try:
         return _check_name(raw)
     except ValueError as exc:
-        warnings.warn(f"ignoring {name}={raw!r}: {exc}", RuntimeWarning, stacklevel=3)
-        return None
+        raise ValueError(f"{name}={raw!r} in the environment: {exc}") from None
 
 
 def set_backend(name: Optional[str]) -> None:
@@ -343,8 +349,10 @@ def set_num_threads(n: Optional[int]) -> None:
 
     Raises
     ------
+    TypeError
+        If ``n`` is not an integer.
     ValueError
-        If ``n`` is not a positive integer.
+        If ``n`` is smaller than 1.
 
     Examples
     --------
@@ -358,7 +366,10 @@ def set_num_threads(n: Optional[int]) -> None:
     if n is None:
         _num_threads = None
         return
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, (bool, np.bool_)) or not hasattr(type(n), "__index__"):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
+    n = operator.index(n)
+    if n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
     _num_threads = n
 

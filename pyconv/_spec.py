@@ -151,6 +151,11 @@ class ConvSpec:
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
+#: Largest stride/padding/dilation/output_padding accepted: far beyond any
+#: array that fits in memory, and small enough that every size and index the
+#: backends derive from it stays well inside int64.
+MAX_PARAM = 2**40
+
 
 def _shape_str(shape) -> str:
     return "[" + ", ".join(str(int(s)) for s in shape) + "]"
@@ -251,6 +256,10 @@ def _check_weight_rank(op: str, w_shape) -> int:
 def _check_common(op, x_shape, w_shape, padding, stride, dilation, groups,
                   output_padding=None):
     """Sign checks, weight/input rank agreement and groups vs weight.shape[0]."""
+    for name, values in (("stride", stride), ("padding", padding), ("dilation", dilation),
+                         ("output_padding", output_padding or ())):
+        if any(abs(v) > MAX_PARAM for v in values):
+            raise ValueError(f"{op}(): {name}={values} is out of range (|value| <= 2**40)")
     if any(p < 0 for p in padding):
         raise ValueError(f"{op}(): negative padding is not supported, got padding={padding}")
     if output_padding is not None and any(p < 0 for p in output_padding):
@@ -307,13 +316,14 @@ def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
     if isinstance(padding, str):
         pad_ints = (0,) * nd
     else:
+        pad_ints = parse_ints(padding, "padding", nd, op)
         if padding_mode != "zeros" and not _is_int(padding) and len(list(padding)) != nd:
             raise ValueError(
                 f"{op}(): with padding_mode={padding_mode!r}, padding must be an int or "
                 f"have {nd} entries (one per spatial dimension), got padding={padding!r}")
-        pad_ints = parse_ints(padding, "padding", nd, op)
     dilation = parse_ints(dilation, "dilation", nd, op)
-    if padding == "same" and any(s != 1 for s in stride):
+    same = isinstance(padding, str) and padding == "same"
+    if same and any(s != 1 for s in stride):
         raise ValueError(f"{op}(): padding='same' is not supported for strided convolutions, "
                          f"got stride={stride}")
     _check_common(op, xb, w_shape, pad_ints, stride, dilation, groups)
@@ -328,7 +338,7 @@ def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
     _check_bias(op, b_shape, w_shape, w_shape[0])
     _check_kernel_positive(op, kernel)
 
-    if padding == "same":
+    if same:
         pads = same_padding(kernel, dilation)
     else:
         pads = tuple((p, p) for p in pad_ints)

@@ -36,6 +36,14 @@ def _bias_shape(b):
     return None if b is None else tuple(b.shape)
 
 
+def zeros_for(shape, *operands):
+    """Zeros of the result dtype of ``operands``, on the device when one lives there."""
+    device = [a for a in operands if a is not None and is_device_array(a)]
+    if device:
+        return _registry.load_backend("opencl").zeros(tuple(shape), np.dtype(device[0].dtype))
+    return np.zeros(shape, dtype=plan_dtypes(*operands)[0])
+
+
 def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
     """Run primitive ``prim`` on validated operands; return the caller-facing array.
 
@@ -82,7 +90,7 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
 
 def _run_device(prim, call, x, w, b, backend):
     """The same as :func:`run` for pyopencl arrays: they stay on the device."""
-    name = backend if backend is not None else _registry.get_backend()
+    name = _registry._check_name(backend) if backend is not None else _registry.get_backend()
     if name not in ("auto", "opencl"):
         raise ValueError(f"pyopencl arrays can only be processed by the 'opencl' backend, "
                          f"but backend {name!r} was selected")

@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._dtypes import as_array, plan_dtypes
+from ._dtypes import as_array
 from ._spec import ConvCall, _shape_str, conv_call, conv_transpose_call, int_list
-from .functional import run
+from .functional import run, zeros_for
 
 __all__ = [f"conv{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)] + [
     f"conv_transpose{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)]
@@ -75,7 +75,7 @@ def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilati
     call = conv_call(op, nd, size, w.shape, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
     if call.spec.in_channels == 0:
-        return np.zeros(size, dtype=plan_dtypes(w, gy)[0])
+        return zeros_for(size, w, gy)
     tcall = ConvCall(call.spec.as_transposed(), call.unbatched)
     return run("conv_transpose", tcall, gy, _conj(w), None, backend)
 
@@ -88,7 +88,7 @@ def _conv_weight(op, nd, input, weight_size, grad_output, stride, padding, dilat
     call = conv_call(op, nd, x.shape, size, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
     if call.empty:
-        return np.zeros(size, dtype=plan_dtypes(x, gy)[0])
+        return zeros_for(size, x, gy)
     return run("conv_weight", call, _conj(x), gy, None, backend)
 
 
@@ -113,7 +113,7 @@ def _convt_weight(op, nd, input, weight_size, grad_output, stride, padding, outp
                                groups, dilation)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
     if call.empty:
-        return np.zeros(size, dtype=plan_dtypes(x, gy)[0])
+        return zeros_for(size, x, gy)
     # gw[ci, j, k] = sum x[n, ci, i] * gy[n, g*cout_g + j, i*s - p + k*d]: the conv_weight
     # primitive of the adjoint convolution, whose input is grad_output and output is x.
     ccall = ConvCall(call.spec.as_conv(), call.unbatched)

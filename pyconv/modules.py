@@ -60,7 +60,9 @@ class _ConvNd:
             raise ValueError(f'Only "zeros" padding mode is supported for {name}, '
                              f"got padding_mode={padding_mode!r}")
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not _is_int(value) or operator.index(value) < 0:
+            if not _is_int(value):
+                raise TypeError(f"{name}: {arg} must be an int, got {value!r}")
+            if operator.index(value) < 0:
                 raise ValueError(f"{name}: {arg} must be a non-negative int, got {value!r}")
         if not _is_int(groups) or operator.index(groups) <= 0:
             raise ValueError(f"{name}: groups must be a positive integer, got groups={groups!r}")
@@ -88,7 +90,9 @@ class _ConvNd:
         if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {set(_PADDING_MODES)}, but "
                              f"got padding_mode={padding_mode!r}")
-        if any(not _is_int(k) or k < 0 for k in kernel_size):
+        if not all(_is_int(k) for k in kernel_size):
+            raise TypeError(f"{name}: kernel_size must hold ints, got {kernel_size!r}")
+        if any(k < 0 for k in kernel_size):
             raise ValueError(f"{name}: kernel_size must hold non-negative ints, "
                              f"got {kernel_size!r}")
         dtype = np.dtype(dtype)
@@ -245,7 +249,8 @@ _MODULE_DOC = """{kind} over {nd}-D inputs, holding ``weight`` and ``bias``.
         ``groups`` not positive or not dividing the channel counts, an
         invalid ``padding`` string or ``padding_mode``{extra_raise}.
     TypeError
-        A ``dtype`` that is neither float nor complex.
+        Non-integer channel counts or kernel sizes, or a ``dtype`` that is
+        neither float nor complex.
 
     See Also
     --------

@@ -181,10 +181,14 @@ def test_names_are_case_insensitive(spies):
     assert ran(spies, backend="Reference") == "reference"
 
 
-def test_bad_env_value_warns_and_uses_auto(spies, monkeypatch):
+def test_bad_env_value_is_an_error_not_a_fallback(spies, monkeypatch):
     monkeypatch.setenv("PYCONV_BACKEND", "bogus")
-    with pytest.warns(RuntimeWarning, match="PYCONV_BACKEND"):
-        assert pyconv.get_backend() == "auto"
+    with pytest.raises(ValueError, match="PYCONV_BACKEND='bogus'.*'reference'"):
+        pyconv.get_backend()
+    with pytest.raises(ValueError, match="PYCONV_BACKEND"):
+        pyconv.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)))
+    # an explicit choice still works, and an empty value means auto
+    assert ran(spies, backend="reference") == "reference"
     monkeypatch.setenv("PYCONV_BACKEND", "")
     assert pyconv.get_backend() == "auto"
 
