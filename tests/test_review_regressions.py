@@ -91,3 +91,27 @@ def test_device_arrays_use_the_registry_name_rules():
     assert tuple(pyconv.conv1d(x, w, backend="OpenCL").shape) == (1, 3, 8)
     with pytest.raises(ValueError, match="valid names"):
         pyconv.conv1d(x, w, backend="bogus")
+
+
+def test_opencl_transposed_huge_stride_launches_only_reached_phases():
+    impl = _opencl_or_skip()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 2, 2, 2)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 2, 2, 2)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    y = pyconv.conv_transpose3d(x, w, b, stride=50, backend="opencl")
+    want = pyconv.conv_transpose3d(x, w, b, stride=50, backend="cython")
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    from pyconv._spec import conv_transpose_call
+    spec = conv_transpose_call("conv_transpose3d", 3, x.shape, w.shape, b.shape, 50, 0, 0, 1,
+                               1).spec
+    _, launches = impl._conv_transpose_plan(spec, True)
+    assert len(launches) <= 8  # prod(kernel_size), not 50**3 residues
+
+
+def test_opencl_refuses_geometry_beyond_its_int32_plans():
+    impl = _opencl_or_skip()
+    from pyconv._spec import conv_call
+    spec = conv_call("conv1d", 1, (1, 2, 10), (3, 2, 3), None, 2**31, 0, 1, 1).spec
+    assert "32-bit" in impl.supports("conv", spec, np.float32)
+    assert not impl.prefers("conv", spec, np.float32)

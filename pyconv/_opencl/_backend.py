@@ -84,6 +84,24 @@ def _tile_class(rows: int) -> str:
     return "small"
 
 
+def _phase_residues(spec):
+    """Per spatial dim, the output residues modulo the stride that a kernel tap reaches.
+
+    Output position ``o`` of a transposed convolution receives tap ``k`` iff
+    ``o = i*s - lo + k*d`` for some input ``i``, i.e. iff
+    ``o % s == (k*d - lo) % s``; residues must also be below the output size.
+    """
+    return [sorted(r for r in {(k * d - lo) % s for k in range(kd)} if r < o)
+            for kd, d, lo, s, o in zip(spec.kernel_size, spec.dilation, spec.pad_lo,
+                                       spec.stride, spec.out_size)]
+
+
+def _tapless_phases(spec) -> bool:
+    """Whether some output positions of a transposed spec receive no tap at all."""
+    return any(len(r) < min(s, o) for r, s, o in
+               zip(_phase_residues(spec), spec.stride, spec.out_size))
+
+
 class OpenCLBackend(Backend):
     """Implicit-GEMM OpenCL kernels on one device (chosen as in :mod:`._device`).
 
@@ -142,6 +160,10 @@ class OpenCLBackend(Backend):
                            spec.in_channels, spec.out_channels) if v > _INT32_MAX // 4]
         if big:
             return f"a per-sample size of {max(big)} exceeds the kernels' 32-bit geometry"
+        params = spec.stride + spec.dilation + tuple(abs(v) for p in spec.padding for v in p)
+        if max(params) > _INT32_MAX // 4:
+            return (f"a stride, padding or dilation of {max(params)} exceeds the kernels' "
+                    "32-bit geometry")
         return None
 
     def prefers(self, op: str, spec, dtype) -> bool:
@@ -250,8 +272,8 @@ class OpenCLBackend(Backend):
                 self._plans.move_to_end(full)
                 return hit
         ints, launches = build()
-        arr = np.asarray(ints, dtype=np.int64)
-        if arr.size and np.abs(arr).max() > _INT32_MAX:
+        arr = np.asarray(ints if len(ints) else [0], dtype=np.int64)
+        if np.abs(arr).max() > _INT32_MAX:
             raise BackendUnavailableError("backend 'opencl' cannot run this call: its geometry "
                                           "exceeds the kernels' 32-bit plan")
         buf = cl.Buffer(ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR,
@@ -294,8 +316,10 @@ class OpenCLBackend(Backend):
         kstr = _strides(ks)
         ints: List[int] = []
         launches = []
-        phases = itertools.product(*(range(min(s, o)) for s, o in zip(st, spec.out_size)))
-        for r in phases:
+        # only the output phases some tap reaches; the rest get the bias alone,
+        # from one fill launch (see _tapless_phases), so a huge stride costs
+        # at most prod(kernel_size) launches
+        for r in itertools.product(*_phase_residues(spec)):
             q = [(o - rd + s - 1) // s for o, rd, s in zip(spec.out_size, r, st)]
             # taps reaching phase r along each dim, with the input offset they read
             per_dim = [[(k, (rd + l - k * d) // s) for k in range(kd)
@@ -307,8 +331,6 @@ class OpenCLBackend(Backend):
                 wtap = sum(k * s for (k, _), s in zip(combo, kstr))
                 tab += _tab_row(koff, sum(o * s for o, s in zip(koff, xstr)), wtap)
             taps = len(tab) // 5
-            if not tab:
-                tab = _tab_row([0] * spec.nd, 0, 0)  # never read, keeps loads in bounds
             poff = len(ints)
             hdr = [cout_g, taps, cin_g * taps, spec.batch, prod(q), cin_g, spec.in_channels,
                    prod(spec.in_size), spec.out_channels, prod(spec.out_size), kk, cout_g * kk,
@@ -319,6 +341,16 @@ class OpenCLBackend(Backend):
             ints += hdr + tab
             launches.append((poff, spec.batch * prod(q)))
         return ints, launches
+
+    def _fill_bias(self, queue, y, bd):
+        """Set every element of ``y`` to its channel's bias (or 0)."""
+        knl, i64 = self._util(queue, y.dtype, "fill_bias", y.size)
+        local = elementwise_local_size(knl, queue.device, y.size)
+        ctx = queue.context
+        launch(queue, knl, (ceil(y.size / local) * local,), (local,),
+               (self._buf(bd, ctx), self._buf(y, ctx), scalar_index(y.size, i64),
+                scalar_index(prod(y.shape[2:]), i64), np.int32(y.shape[1]),
+                np.int32(bd is not None)))
 
     @staticmethod
     def _wgrad_plan(spec, rchunk: int):
@@ -364,6 +396,8 @@ class OpenCLBackend(Backend):
             gy = ceil(rows / tiles.tm) * ly
             bufs = (self._buf(xd, ctx), self._buf(wd, ctx), self._buf(bd, ctx),
                     self._buf(y, ctx), plan)
+            if spec.transposed and _tapless_phases(spec):
+                self._fill_bias(queue, y, bd)
             for poff, ncols in launches:
                 if ncols == 0:
                     continue

@@ -52,3 +52,15 @@ __kernel void pad_nd(__global const real* restrict x,
     const int i2 = pad_source(o2 - lo2, L2, mode);
     y[idx] = x[((rem * L0 + i0) * L1 + i1) * (idx_t)L2 + i2];
 }
+
+/* y[n, c, p] = bias[c] (0 without a bias) for every element: the output
+ * positions of a transposed convolution that no kernel tap reaches */
+__kernel void fill_bias(__global const real* restrict bias,
+                        __global real* restrict y,
+                        const idx_t total, const idx_t P, const int C,
+                        const int has_bias)
+{
+    const idx_t i = get_global_id(0);
+    if (i >= total) return;
+    y[i] = has_bias ? bias[(i / P) % C] : (real)0;
+}
