@@ -212,36 +212,6 @@ def test_grid_covers_every_path(monkeypatch):
     assert ("conv_transpose", "slabs") in seen
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("spec", TRANSPOSED_GRID + [
-    transposed_spec(2, 16, 8, (6, 5, 7), (3, 3, 3), (2, 2, 2), ((1, 0),) * 3),
-    transposed_spec(3, 16, 12, (40,), (4,), (2,), ((1, 1),)),
-    transposed_spec(2, 12, 8, (7, 9), (5, 3), (2, 2), ((2, 1), (1, 0)), (1, 1), 2),
-], ids=_id)
-def test_phases_together_matches_separate(spec, dtype, rng, monkeypatch):
-    """All phases per item (one kernel call) == one call per phase, bitwise,
-    and both match the reference."""
-    if cy_mod._packed_params(4)[0] < 1:
-        pytest.skip("no AVX2/AVX-512 micro-kernel on this CPU")
-    monkeypatch.setattr(cy_mod, "PHASE_MIN_POSITIONS", 1)
-    monkeypatch.setattr(cy_mod, "TILE_BYTES", 1 << 12)      # several tiles
-    x, w, b = arrays(spec, dtype, rng)
-    out = {}
-    for together in (False, True):
-        monkeypatch.setattr(cy_mod, "PHASES_TOGETHER", together)
-        out[together] = CY.conv_transpose(x, w, b, spec)
-    assert out[True].tobytes() == out[False].tobytes()
-    assert_close(out[True], REF.conv_transpose(x, w, b, spec), dtype, f"{spec}")
-
-
-def test_phases_together_is_reached(monkeypatch):
-    monkeypatch.setattr(cy_mod, "PHASE_MIN_POSITIONS", 1)
-    spec = transposed_spec(2, 16, 8, (6, 5, 7), (3, 3, 3), (2, 2, 2), ((1, 0),) * 3)
-    if cy_mod._packed_params(4)[0] >= 1:
-        assert cy_mod.plan("conv_transpose", spec, np.float32).path == "phases"
-        assert cy_mod._phases_together(spec, np.float32) > 0
-
-
 @pytest.fixture
 def tiny_tiles(monkeypatch):
     """Force many small tiles (and so many work items and partials)."""

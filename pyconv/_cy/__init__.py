@@ -32,10 +32,7 @@ Paths (the per-call choice, in this order)
      extent above the stride in some dim): *phases*.  Output positions with the same residue
      modulo the stride form a stride-1 conv of the input with a subset of
      the taps (no zero insertion); each phase runs as an implicit conv that
-     writes its strided view of the output in place.  When every phase has
-     taps and the same extent along the outer axis, one work item runs all
-     the phases of its tile, so its block of the output is completed while
-     it is in the cache (:data:`PHASES_TOGETHER`).
+     writes its strided view of the output in place.
 3. Otherwise BLAS (``scipy.linalg.cython_blas`` ``sgemm``/``dgemm`` behind a
    row-major wrapper): conv by tiled im2col + GEMM straight into the output
    (a 1x1, stride-1, unpadded kernel multiplies the input directly);
@@ -122,9 +119,6 @@ PACKED = True
 #: 1-d conv with a stride (micro-kernel CPUs): implicit GEMM on a slab of the
 #: input de-interleaved by residue (else the packed im2col path).
 STRIDED_1D = True
-#: Phases path: one item runs every phase of its tile (output block stays in
-#: the cache) when the phases allow it.
-PHASES_TOGETHER = True
 #: conv_transpose takes the phase path (micro-kernel) from this many input
 #: positions per image; smaller images use BLAS + col2im with image blocks.
 PHASE_MIN_POSITIONS = 256
@@ -347,27 +341,6 @@ def _phase_weight(w, spec, taps):
     sub = w[(slice(None), slice(None)) + np.ix_(*taps)]
     sub = sub.reshape((g, cin_g, cout_g) + sub.shape[2:]).swapaxes(1, 2)
     return np.ascontiguousarray(sub.reshape((spec.out_channels, cin_g) + sub.shape[3:]))
-
-
-def _phases_together(spec, dtype):
-    """The common output extent along the outer axis when every phase of a
-    conv_transpose has taps and the same extent there (then one item runs
-    all the phases of a tile: :func:`_kernels.conv_implicit_phases`), else 0."""
-    ext = set()
-    for _, sub, _ in _phase_specs(spec):
-        if sub is None:
-            return 0
-        ext.add((_outer(sub), _canon(sub.out_size, 1)[_outer(sub)]))
-    return ext.pop()[1] if len(ext) == 1 else 0
-
-
-def _outer(spec):
-    """The kernel's outer axis of a spec (first canonical axis that is real)."""
-    ks, ins, outs = _canon(spec.kernel_size, 1), _canon(spec.in_size, 1), _canon(spec.out_size, 1)
-    axis = 0
-    while axis < 2 and outs[axis] == 1 and ins[axis] == 1 and ks[axis] == 1:
-        axis += 1
-    return axis
 
 
 def _is_pointwise(spec):
@@ -712,24 +685,6 @@ class CythonBackend(Backend):
         xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
         if p.path == "direct":
             _kernels.conv_transpose_direct(xf, wf, bias, yf, _geo(spec), p.omp_threads)
-        elif p.path == "phases" and PHASES_TOGETHER and _phases_together(spec, x.dtype):
-            level, mr, nr = _packed_params(x.dtype.itemsize)
-            esz = x.dtype.itemsize
-            ws, geos, views, rows = [], [], [], None
-            for index, sub, taps in _phase_specs(spec):
-                sp = plan("conv", sub, x.dtype)
-                rows = sp.tile if rows is None else min(rows, sp.tile)
-                ws.append(_phase_weight(w, spec, taps).reshape(-1))
-                geos.append(_geo(sub))
-                view = y[index]
-                off = (view.__array_interface__["data"][0]
-                       - y.__array_interface__["data"][0]) // esz
-                st = (0,) * (5 - spec.nd) + tuple(v // esz for v in view.strides[2:])
-                views.append((off, view.strides[0] // esz, view.strides[1] // esz) + st[-3:])
-            ext = _phases_together(spec, x.dtype)
-            rows = -(-ext // -(-ext // rows))          # equal tiles
-            _kernels.conv_implicit_phases(xf, tuple(ws), bias, yf, tuple(geos), rows, level,
-                                          mr, nr, p.omp_threads, tuple(views))
         elif p.path == "phases":
             level, mr, nr = _packed_params(x.dtype.itemsize)
             for index, sub, taps in _phase_specs(spec):

@@ -54,7 +54,7 @@ pair (``conv_weight``), with vectorisable row loops from ``_kernels.h``.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cdef extern from "_kernels.h" nogil:
@@ -725,139 +725,6 @@ def conv_strided1d(const floating[::1] x, const floating[::1] w, const floating[
     finally:
         free(wpack)
         free(off)
-    if failed:
-        raise MemoryError("cython backend: could not allocate the slab buffers")
-
-
-def conv_implicit_phases(const floating[::1] x, tuple ws, const floating[::1] b,
-                         floating[::1] y, tuple geos, Py_ssize_t rows, int level,
-                         Py_ssize_t mr, Py_ssize_t nr, int nthreads, tuple yviews):
-    """The phases of a transposed conv as implicit convs, all phases per item.
-
-    Like :func:`conv_implicit` once per phase (``geos[p]``, weight ``ws[p]``,
-    output view ``yviews[p]``), but an item = (n, group, tile of ``rows``
-    phase rows) runs every phase on its tile, so that the item's block of the
-    output is completed while it is in the cache.  Every phase must have the
-    same N, G, outer axis and output extent along it.
-    """
-    cdef Py_ssize_t nph = len(geos)
-    cdef Geo *gs = <Geo *> malloc(nph * sizeof(Geo))
-    cdef const floating **wpl = <const floating **> malloc(nph * sizeof(void *))
-    cdef floating **wpack = <floating **> calloc(nph, sizeof(void *))
-    cdef Py_ssize_t *yv = <Py_ssize_t *> malloc(6 * nph * sizeof(Py_ssize_t))
-    cdef Py_ssize_t *mpad = <Py_ssize_t *> malloc(nph * sizeof(Py_ssize_t))
-    cdef const floating[::1] wv
-    cdef Py_ssize_t ph, A = 0, ntiles, nitems, slab_n = 0, ybuf_n = 0, kc_max = 0
-    cdef Py_ssize_t tail, v, Kc, ld
-    cdef pc_slab big
-    cdef bint has_bias = b.shape[0] > 0
-    cdef const floating *xp = &x[0]
-    cdef const floating *bp = &b[0] if has_bias else NULL
-    cdef floating *yp = &y[0]
-    cdef int failed = 0
-    cdef int *failed_p = &failed
-    cdef Py_ssize_t it, n, grp, t, t1, i
-    cdef floating *slab
-    cdef floating *ybuf
-    cdef Py_ssize_t *off
-    cdef pc_slab *sl
-    cdef Geo *gp
-    if gs == NULL or wpl == NULL or wpack == NULL or yv == NULL or mpad == NULL:
-        free(gs)
-        free(wpl)
-        free(wpack)
-        free(yv)
-        free(mpad)
-        raise MemoryError()
-    try:
-        for ph in range(nph):
-            gs[ph] = _geo(geos[ph])
-            wv = ws[ph]
-            wpl[ph] = &wv[0]
-            for i in range(6):
-                yv[6 * ph + i] = yviews[ph][i]
-            mpad[ph] = (gs[ph].cout_g + mr - 1) // mr * mr
-            Kc = gs[ph].cin_g * gs[ph].Kp
-            wpack[ph] = <floating *> pc_alloc(gs[ph].G * mpad[ph] * Kc * sizeof(floating))
-            if wpack[ph] == NULL:
-                raise MemoryError()
-        A = _outer_axis(&gs[0])
-        ntiles = (gs[0].osz[A] + rows - 1) // rows
-        nitems = gs[0].N * gs[0].G * ntiles
-        for ph in range(nph):
-            pc_slab_geo(&gs[ph], A, 0, rows if rows < gs[ph].osz[A] else gs[ph].osz[A], &big)
-            tail = ((gs[ph].ks[1] - 1) * gs[ph].dl[1] + 1) * big.len[2] \
-                + (gs[ph].ks[2] - 1) * gs[ph].dl[2] + nr
-            v = gs[ph].cin_g * big.plane + tail
-            if v > slab_n:
-                slab_n = v
-            v = gs[ph].cout_g * ((big.ncols + nr - 1) // nr * nr + nr)
-            if v > ybuf_n:
-                ybuf_n = v
-            if gs[ph].cin_g * gs[ph].Kp > kc_max:
-                kc_max = gs[ph].cin_g * gs[ph].Kp
-        with nogil:
-            for ph in range(nph):
-                Kc = gs[ph].cin_g * gs[ph].Kp
-                for grp in range(gs[ph].G):
-                    if floating is float:
-                        pc_pack_w_f(wpl[ph] + grp * gs[ph].cout_g * Kc, gs[ph].cout_g, Kc, mr,
-                                    wpack[ph] + grp * mpad[ph] * Kc)
-                    else:
-                        pc_pack_w_d(wpl[ph] + grp * gs[ph].cout_g * Kc, gs[ph].cout_g, Kc, mr,
-                                    wpack[ph] + grp * mpad[ph] * Kc)
-            with parallel(num_threads=nthreads):
-                slab = <floating *> pc_alloc(slab_n * sizeof(floating))
-                ybuf = <floating *> pc_alloc(ybuf_n * sizeof(floating))
-                off = <Py_ssize_t *> pc_alloc(kc_max * sizeof(Py_ssize_t))
-                sl = <pc_slab *> pc_alloc(sizeof(pc_slab))
-                if slab == NULL or ybuf == NULL or off == NULL or sl == NULL:
-                    failed_p[0] = 1
-                for it in prange(nitems, schedule='static'):
-                    if slab == NULL or ybuf == NULL or off == NULL or sl == NULL:
-                        continue
-                    t = it % ntiles
-                    grp = (it // ntiles) % gs[0].G
-                    n = it // (ntiles * gs[0].G)
-                    for ph in range(nph):
-                        gp = &gs[ph]
-                        t1 = (t + 1) * rows
-                        if t1 > gp.osz[A]:
-                            t1 = gp.osz[A]
-                        pc_slab_geo(gp, A, t * rows, t1, sl)
-                        pc_slab_offsets(gp, sl, off)
-                        Kc = gp.cin_g * gp.Kp
-                        ld = (sl[0].ncols + nr - 1) // nr * nr + nr
-                        if floating is float:
-                            pc_slab_fill_f(gp, sl, xp + (n * gp.Cin + grp * gp.cin_g) * gp.Pin,
-                                           slab, slab_n - gp.cin_g * sl[0].plane)
-                            pc_itile_f(level, gp, sl, Kc, gp.cout_g,
-                                       wpack[ph] + grp * mpad[ph] * Kc, slab, off, ybuf, ld)
-                            pc_slab_store_f(gp, sl, ybuf, ld,
-                                            yp + yv[6 * ph] + n * yv[6 * ph + 1]
-                                            + grp * gp.cout_g * yv[6 * ph + 2], yv + 6 * ph + 2,
-                                            bp + grp * gp.cout_g if has_bias else NULL)
-                        else:
-                            pc_slab_fill_d(gp, sl, xp + (n * gp.Cin + grp * gp.cin_g) * gp.Pin,
-                                           slab, slab_n - gp.cin_g * sl[0].plane)
-                            pc_itile_d(level, gp, sl, Kc, gp.cout_g,
-                                       wpack[ph] + grp * mpad[ph] * Kc, slab, off, ybuf, ld)
-                            pc_slab_store_d(gp, sl, ybuf, ld,
-                                            yp + yv[6 * ph] + n * yv[6 * ph + 1]
-                                            + grp * gp.cout_g * yv[6 * ph + 2], yv + 6 * ph + 2,
-                                            bp + grp * gp.cout_g if has_bias else NULL)
-                free(slab)
-                free(ybuf)
-                free(off)
-                free(sl)
-    finally:
-        for ph in range(nph):
-            free(wpack[ph])
-        free(gs)
-        free(wpl)
-        free(wpack)
-        free(yv)
-        free(mpad)
     if failed:
         raise MemoryError("cython backend: could not allocate the slab buffers")
 
