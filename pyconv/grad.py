@@ -45,11 +45,18 @@ __all__ = [f"conv{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)] + [
     f"conv_transpose{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)]
 
 
-def _size(value, name, op):
-    """A full shape given as a sequence of non-negative ints."""
+def _size(value, name, op, nd=None):
+    """A full shape given as a sequence of non-negative ints.
+
+    With ``nd``, the shape is an input's: ``nd + 1`` (unbatched) or ``nd + 2``
+    entries.
+    """
     items = int_list(value, name, op, "a sequence of ints (a full shape)")
     if any(v < 0 for v in items):
         raise ValueError(f"{op}(): {name} must not contain negative sizes, got {items}")
+    if nd is not None and len(items) not in (nd + 1, nd + 2):
+        raise ValueError(f"{op}(): {name} must be a full input shape with {nd + 1} "
+                         f"(unbatched) or {nd + 2} (batched) entries, got {name}={items}")
     return tuple(items)
 
 
@@ -71,7 +78,7 @@ def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilati
                 backend):
     w = as_array(weight, "weight")
     gy = as_array(grad_output, "grad_output")
-    size = _size(input_size, "input_size", op)
+    size = _size(input_size, "input_size", op, nd)
     call = conv_call(op, nd, size, w.shape, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
     if call.spec.in_channels == 0:
@@ -96,7 +103,7 @@ def _convt_input(op, nd, input_size, weight, grad_output, stride, padding, outpu
                  groups, dilation, backend):
     w = as_array(weight, "weight")
     gy = as_array(grad_output, "grad_output")
-    size = _size(input_size, "input_size", op)
+    size = _size(input_size, "input_size", op, nd)
     call = conv_transpose_call(op, nd, size, w.shape, None, stride, padding, output_padding,
                                groups, dilation)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))

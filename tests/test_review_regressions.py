@@ -115,3 +115,10 @@ def test_opencl_refuses_geometry_beyond_its_int32_plans():
     spec = conv_call("conv1d", 1, (1, 2, 10), (3, 2, 3), None, 2**31, 0, 1, 1).spec
     assert "32-bit" in impl.supports("conv", spec, np.float32)
     assert not impl.prefers("conv", spec, np.float32)
+
+
+def test_grad_input_size_of_wrong_rank_names_input_size():
+    with pytest.raises(ValueError, match="input_size"):
+        pyconv.grad.conv1d_input((9,), np.ones((6, 2, 3)), np.ones((1, 6, 7)))
+    with pytest.raises(ValueError, match="input_size"):
+        pyconv.grad.conv_transpose2d_input((2, 3), np.ones((2, 6, 3, 3)), np.ones((1, 6, 7, 7)))
