@@ -68,12 +68,16 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
     if call.prepad is not None:
         xb = apply_padding(xb, *call.prepad)
     primitive = getattr(impl, prim)
-    if cplx:
+    if cplx and (np.iscomplexobj(xb) or np.iscomplexobj(w)):
         def real_op(a, c):
             return primitive(a, c, spec) if prim == "conv_weight" else primitive(a, c, None, spec)
         y = complex_bilinear(real_op, xb, w, compute)
         if b is not None:
             y += b.astype(result).reshape((1, -1) + (1,) * spec.nd)
+    elif cplx:  # only the bias is complex: one real convolution, then the bias
+        y = primitive(np.ascontiguousarray(xb, dtype=compute),
+                      np.ascontiguousarray(w, dtype=compute), None, spec).astype(result)
+        y += b.astype(result).reshape((1, -1) + (1,) * spec.nd)
     else:
         xc = np.ascontiguousarray(xb, dtype=compute)
         wc = np.ascontiguousarray(w, dtype=compute)

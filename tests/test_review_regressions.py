@@ -122,3 +122,14 @@ def test_grad_input_size_of_wrong_rank_names_input_size():
         pyconv.grad.conv1d_input((9,), np.ones((6, 2, 3)), np.ones((1, 6, 7)))
     with pytest.raises(ValueError, match="input_size"):
         pyconv.grad.conv_transpose2d_input((2, 3), np.ones((2, 6, 3, 3)), np.ones((1, 6, 7, 7)))
+
+
+def test_complex_bias_on_real_operands(backend):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 8))
+    w = rng.standard_normal((4, 3, 3))
+    b = rng.standard_normal(4) + 1j * rng.standard_normal(4)
+    got = pyconv.conv1d(x, w, b, backend=backend)
+    want = pyconv.conv1d(x, w, backend=backend) + b[None, :, None]
+    assert got.dtype == np.complex128
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
