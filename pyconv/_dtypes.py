@@ -20,26 +20,23 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["as_array", "is_device_array", "plan_dtypes", "complex_bilinear"]
+__all__ = ["as_array", "plan_dtypes", "complex_bilinear"]
 
 _SUPPORTED_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _SUPPORTED_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
-
-
-def is_device_array(a) -> bool:
-    """True for a ``pyopencl.array.Array`` (checked without importing pyopencl)."""
-    mod = type(a).__module__ or ""
-    return mod.startswith("pyopencl") and hasattr(a, "queue") and hasattr(a, "get")
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def as_array(value, name: str):
-    """``value`` as an ndarray (device arrays pass through), dtype checked.
+    """``value`` as an ndarray (a backend's device arrays pass through), dtype checked.
 
     The caller's object is never modified: later steps only copy from it.
     """
+    from ._registry import device_owner
+
     if value is None:
         raise TypeError(f"{name} must be an array, got None")
-    if is_device_array(value):
+    if device_owner(value) is not None:
         arr = value
     else:
         try:
@@ -56,12 +53,19 @@ def as_array(value, name: str):
         "float16/32/64 and complex64/128 arrays")
 
 
-def plan_dtypes(*arrays) -> Tuple[np.dtype, np.dtype, bool]:
+def plan_dtypes(*arrays, device: Optional[str] = None) -> Tuple[np.dtype, np.dtype, bool]:
     """``(result, compute, is_complex)`` dtypes for a call on ``arrays``.
 
     ``compute`` is float32 or float64: the dtype the backend sees (the real
     dtype of the complex parts for complex results).
+
+    With ``device`` (the backend owning some of the arrays, see
+    :func:`pyconv._registry.device_owner`) nothing is converted on the
+    device: the device arrays must all be float32 or all float64, and the
+    host operands must fit that dtype.
     """
+    if device is not None:
+        return _device_dtypes(arrays, device)
     present = [a.dtype for a in arrays if a is not None]
     result = np.result_type(*present)
     if result.kind in "biu":
@@ -73,6 +77,23 @@ def plan_dtypes(*arrays) -> Tuple[np.dtype, np.dtype, bool]:
     if result == np.float16:
         return result, np.dtype(np.float32), False
     return result, result, False
+
+
+def _device_dtypes(arrays, device: str) -> Tuple[np.dtype, np.dtype, bool]:
+    """The dtypes of a call with device arrays: theirs, unconverted."""
+    from ._registry import device_owner
+
+    on_dev = [a for a in arrays if a is not None and device_owner(a) is not None]
+    dtypes = {np.dtype(a.dtype) for a in on_dev}
+    dtype = np.dtype(on_dev[0].dtype)
+    if len(dtypes) > 1 or dtype not in _NATIVE:
+        raise TypeError(f"device arrays ({device} backend) must all be float32 or all "
+                        f"float64, got {', '.join(str(a.dtype) for a in on_dev)}")
+    for a in arrays:
+        if a is not None and device_owner(a) is None and np.result_type(a.dtype, dtype) != dtype:
+            raise TypeError(f"a {a.dtype} operand cannot be combined with {dtype} device "
+                            "arrays (device arrays are never converted)")
+    return dtype, dtype, False
 
 
 def complex_bilinear(f: Callable, a: np.ndarray, b: Optional[np.ndarray],

@@ -53,6 +53,10 @@ _MODULES: Dict[str, str] = {
 #: The order in which ``auto`` tries backends.
 AUTO_ORDER: Tuple[str, ...] = ("opencl", "cython", "reference")
 _VALID = tuple(_MODULES) + ("auto",)
+#: Device arrays: the top-level module of an array type -> the backend whose
+#: device holds such arrays.  Only the type's module name is looked at, so no
+#: optional package is imported to recognise (or rule out) a device array.
+_ARRAY_OWNERS: Dict[str, str] = {"pyopencl": "opencl"}
 
 
 class BackendUnavailableError(RuntimeError):
@@ -97,6 +101,29 @@ class Backend(abc.ABC):
     def info(self) -> Dict[str, object]:
         """Facts for ``python -m pyconv info`` (threads, devices, build flags...)."""
         return {}
+
+    # -- array placement ------------------------------------------------------
+    # The front layer moves every operand through these hooks, so one code
+    # path serves host and device arrays.  The defaults are NumPy's; a
+    # backend with a device of its own (opencl) handles its own arrays and
+    # leaves everything else to these defaults.
+
+    def owns(self, a) -> bool:
+        """Whether ``a`` is an array on this backend's device."""
+        return False
+
+    def asarray(self, a, dtype):
+        """Operand ``a`` as the C-contiguous ``dtype`` array a primitive takes."""
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def zeros(self, shape, dtype, like=()):
+        """Zeros for an empty result, on the device when an operand in ``like`` is there."""
+        return np.zeros(shape, dtype=dtype)
+
+    def pad(self, x, mode: str, pads):
+        """``x`` (batched) padded by ``padding_mode`` ``mode``, ``(lo, hi)`` per spatial dim."""
+        from ._padding import apply_padding
+        return apply_padding(x, mode, pads)
 
     @abc.abstractmethod
     def conv(self, x, w, b, spec):
@@ -298,9 +325,40 @@ def use_backend(name: str) -> Iterator[str]:
         _context.reset(token)
 
 
-def resolve(op: str, spec, dtype, backend: Optional[str] = None) -> Backend:
-    """The backend object that runs one call (used by the front layer)."""
+def device_owner(*arrays) -> Optional[str]:
+    """The backend owning the device arrays among ``arrays`` (None: host arrays only).
+
+    Raises
+    ------
+    ValueError
+        If the arrays live on the devices of two different backends.
+    """
+    owners = {_ARRAY_OWNERS.get((type(a).__module__ or "").partition(".")[0])
+              for a in arrays if a is not None}
+    owners.discard(None)
+    if not owners:
+        return None
+    if len(owners) > 1:
+        raise ValueError(f"the operands live on the devices of several backends "
+                         f"({', '.join(sorted(owners))}); move them to one first")
+    return owners.pop()
+
+
+def resolve(op: str, spec, dtype, backend: Optional[str] = None,
+            device: Optional[str] = None) -> Backend:
+    """The backend object that runs one call (used by the front layer).
+
+    ``device`` is the backend owning the call's device arrays (see
+    :func:`device_owner`): only that backend (named, or picked by ``auto``)
+    may run the call.
+    """
     name = _check_name(backend) if backend is not None else get_backend()
+    if device is not None:
+        if name not in ("auto", device):
+            kinds = ", ".join(k for k, v in _ARRAY_OWNERS.items() if v == device)
+            raise ValueError(f"{kinds} arrays can only be processed by the {device!r} "
+                             f"backend, but backend {name!r} was selected")
+        name = device
     if name != "auto":
         impl = load_backend(name)
         reason = impl.supports(op, spec, dtype)

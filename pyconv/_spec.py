@@ -31,6 +31,7 @@ which may be negative).
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
@@ -223,6 +224,8 @@ def same_padding(kernel_size, dilation) -> Tuple[Tuple[int, int], ...]:
 class ConvCall:
     """Everything the front layer learned from one call's arguments."""
 
+    #: the public function's name, for messages (``"conv2d"``, ``"conv1d_input"``...)
+    op: str
     spec: ConvSpec
     unbatched: bool
     #: padding_mode other than zeros: (mode, per-dim (lo, hi)) to apply to the
@@ -234,6 +237,36 @@ class ConvCall:
         """No work to do: empty batch, or a zero-channel input/output."""
         s = self.spec
         return s.batch == 0 or s.in_channels == 0 or s.out_channels == 0
+
+
+def _memory_bytes() -> Optional[int]:
+    """This machine's physical memory in bytes (None where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _bytes_str(n: int) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def check_output_size(op: str, shape, dtype) -> None:
+    """Raise ValueError when a result of ``shape`` and ``dtype`` cannot fit in memory.
+
+    Checked before any work, so that an impossible call names its output
+    instead of failing with a ``MemoryError`` (or worse) from inside.
+    """
+    nbytes = prod(int(s) for s in shape) * np.dtype(dtype).itemsize
+    limit = _memory_bytes()
+    if limit is not None and nbytes > limit:
+        raise ValueError(
+            f"{op}(): the output of shape {_shape_str(shape)} ({np.dtype(dtype).name}) would "
+            f"need {_bytes_str(nbytes)}, more than this machine's {_bytes_str(limit)} of "
+            "memory")
 
 
 def _check_rank(op: str, nd_op: int, x_shape) -> bool:
@@ -363,7 +396,7 @@ def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
     c_out = w_shape[0] if c_in > 0 else 0
     spec = ConvSpec(False, n, c_in, c_out, groups, in_size, out_size, kernel, stride,
                     pads, dilation)
-    return ConvCall(spec, unbatched, prepad)
+    return ConvCall(op, spec, unbatched, prepad)
 
 
 def output_padding_for(op: str, output_size, x_shape, nd: int, in_size, stride, pad,
@@ -447,4 +480,4 @@ def conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, 
     pads = tuple((p, p - o) for p, o in zip(padding, output_padding))
     spec = ConvSpec(True, n, c_in, c_out, groups, in_size, out_size, kernel, stride,
                     pads, dilation)
-    return ConvCall(spec, unbatched)
+    return ConvCall(op, spec, unbatched)

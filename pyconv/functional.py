@@ -18,12 +18,13 @@ registry picks (:mod:`pyconv._registry`).
 
 from __future__ import annotations
 
+from typing import NamedTuple, Tuple
+
 import numpy as np
 
 from . import _registry
-from ._dtypes import as_array, complex_bilinear, is_device_array, plan_dtypes
-from ._padding import apply_padding
-from ._spec import ConvCall, conv_call, conv_transpose_call
+from ._dtypes import as_array, complex_bilinear, plan_dtypes
+from ._spec import ConvCall, check_output_size, conv_call, conv_transpose_call
 
 __all__ = ["conv1d", "conv2d", "conv3d",
            "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
@@ -32,16 +33,41 @@ __all__ = ["conv1d", "conv2d", "conv3d",
 # ---------------------------------------------------------------------------
 # execution, shared by the functional ops and pyconv.grad
 
-def _bias_shape(b):
-    return None if b is None else tuple(b.shape)
+class _Primitive(NamedTuple):
+    """How the front layer calls one backend primitive.
+
+    ``per_sample`` primitives (conv, conv_transpose) take ``(x, w, b, spec)``
+    and return one result per batch entry; conv_weight takes ``(x, grad_out,
+    spec)``, both operands batched, and sums over the batch into one weight.
+    """
+
+    name: str
+    per_sample: bool
+
+    def output_shape(self, spec) -> Tuple[int, ...]:
+        return spec.output_shape if self.per_sample else spec.weight_shape
+
+    def __call__(self, impl, a, c, b, spec):
+        fn = getattr(impl, self.name)
+        return fn(a, c, b, spec) if self.per_sample else fn(a, c, spec)
+
+
+PRIMITIVES = {p.name: p for p in (_Primitive("conv", True),
+                                   _Primitive("conv_transpose", True),
+                                   _Primitive("conv_weight", False))}
 
 
 def zeros_for(shape, *operands):
-    """Zeros of the result dtype of ``operands``, on the device when one lives there."""
-    device = [a for a in operands if a is not None and is_device_array(a)]
-    if device:
-        return _registry.load_backend("opencl").zeros(tuple(shape), np.dtype(device[0].dtype))
-    return np.zeros(shape, dtype=plan_dtypes(*operands)[0])
+    """Zeros of ``shape`` in the result dtype of ``operands``, where the operands live."""
+    device = _registry.device_owner(*operands)
+    result = plan_dtypes(*operands, device=device)[0]
+    if device is None:
+        return np.zeros(shape, dtype=result)
+    return _registry.load_backend(device).zeros(tuple(shape), result, like=operands)
+
+
+def _bias_shape(b):
+    return None if b is None else tuple(b.shape)
 
 
 def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
@@ -49,94 +75,41 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
 
     ``x`` and ``w`` are the two operands of the bilinear primitive (for
     ``conv_weight``: the input and the output gradient), ``b`` an optional
-    bias.  Handles dtypes, complex, unbatched inputs and padding modes.
+    bias.  Handles dtypes, complex, unbatched inputs and padding modes, for
+    NumPy operands and for a backend's device arrays alike: every operand
+    goes through the chosen backend's placement hooks
+    (:meth:`~pyconv._registry.Backend.asarray`, ``zeros``, ``pad``).
     """
-    if any(is_device_array(a) for a in (x, w, b) if a is not None):
-        return _run_device(prim, call, x, w, b, backend)
+    p = PRIMITIVES[prim]
     spec = call.spec
-    result, compute, cplx = plan_dtypes(x, w, b)
-    impl = _registry.resolve(prim, spec, compute, backend)
-    out_shape = spec.weight_shape if prim == "conv_weight" else spec.output_shape
-    if call.unbatched and prim != "conv_weight":
+    device = _registry.device_owner(x, w, b)
+    result, compute, cplx = plan_dtypes(x, w, b, device=device)
+    impl = _registry.resolve(prim, spec, compute, backend, device=device)
+    out_shape = p.output_shape(spec)
+    if call.unbatched and p.per_sample:
         out_shape = out_shape[1:]
+    if device is None:
+        check_output_size(call.op, out_shape, result)
     if call.empty or 0 in out_shape:
-        return np.zeros(out_shape, dtype=result)
+        return impl.zeros(out_shape, result, like=(x, w, b))
 
-    xb = x.reshape((1,) + x.shape) if call.unbatched else x
-    if prim == "conv_weight" and call.unbatched:
-        w = w.reshape((1,) + w.shape)
+    if call.unbatched:
+        x = x.reshape((1,) + tuple(x.shape))
+        if not p.per_sample:
+            w = w.reshape((1,) + tuple(w.shape))
     if call.prepad is not None:
-        xb = apply_padding(xb, *call.prepad)
-    primitive = getattr(impl, prim)
-    if cplx and (np.iscomplexobj(xb) or np.iscomplexobj(w)):
-        def real_op(a, c):
-            return primitive(a, c, spec) if prim == "conv_weight" else primitive(a, c, None, spec)
-        y = complex_bilinear(real_op, xb, w, compute)
-        if b is not None:
-            y += b.astype(result).reshape((1, -1) + (1,) * spec.nd)
-    elif cplx:  # only the bias is complex: one real convolution, then the bias
-        y = primitive(np.ascontiguousarray(xb, dtype=compute),
-                      np.ascontiguousarray(w, dtype=compute), None, spec).astype(result)
+        x = impl.pad(x, *call.prepad)
+    if cplx and (np.iscomplexobj(x) or np.iscomplexobj(w)):
+        y = complex_bilinear(lambda a, c: p(impl, a, c, None, spec), x, w, compute)
+    else:
+        y = p(impl, impl.asarray(x, compute), impl.asarray(w, compute),
+              None if b is None or cplx else impl.asarray(b, compute), spec)
+    if cplx and b is not None:  # a complex bias is added to the complex result
+        y = y.astype(result)
         y += b.astype(result).reshape((1, -1) + (1,) * spec.nd)
-    else:
-        xc = np.ascontiguousarray(xb, dtype=compute)
-        wc = np.ascontiguousarray(w, dtype=compute)
-        if prim == "conv_weight":
-            y = primitive(xc, wc, spec)
-        else:
-            bc = None if b is None else np.ascontiguousarray(b, dtype=compute)
-            y = primitive(xc, wc, bc, spec)
-    y = y.astype(result, copy=False)
-    if call.unbatched and prim != "conv_weight":
-        y = y[0]
-    return y
-
-
-def _run_device(prim, call, x, w, b, backend):
-    """The same as :func:`run` for pyopencl arrays: they stay on the device."""
-    name = _registry._check_name(backend) if backend is not None else _registry.get_backend()
-    if name not in ("auto", "opencl"):
-        raise ValueError(f"pyopencl arrays can only be processed by the 'opencl' backend, "
-                         f"but backend {name!r} was selected")
-    impl = _registry.load_backend("opencl")
-    dev = [a for a in (x, w, b) if a is not None and is_device_array(a)]
-    dtype = np.dtype(dev[0].dtype)
-    if dtype not in (np.float32, np.float64) or any(np.dtype(a.dtype) != dtype for a in dev):
-        raise TypeError("pyopencl arrays must all be float32 or all float64, got "
-                        + ", ".join(str(a.dtype) for a in dev))
-    for a in dev:
-        if not a.flags.c_contiguous:
-            raise ValueError("pyopencl arrays must be C-contiguous")
-
-    def on_device(a):
-        if a is None or is_device_array(a):
-            return a
-        if np.result_type(a.dtype, dtype) != dtype:
-            raise TypeError(f"a {a.dtype} operand cannot be combined with {dtype} pyopencl "
-                            "arrays (device arrays are never converted)")
-        return impl.to_device(np.ascontiguousarray(a, dtype=dtype))
-
-    x, w, b = on_device(x), on_device(w), on_device(b)
-    spec = call.spec
-    reason = impl.supports(prim, spec, dtype)
-    if reason is not None:
-        raise _registry.BackendUnavailableError(f"backend 'opencl' cannot run this call: "
-                                                f"{reason}")
-    out_shape = spec.weight_shape if prim == "conv_weight" else spec.output_shape
-    if call.empty or 0 in out_shape:
-        y = impl.zeros(out_shape, dtype)
-    else:
-        if call.unbatched:
-            x = x.reshape((1,) + tuple(x.shape))
-            if prim == "conv_weight":
-                w = w.reshape((1,) + tuple(w.shape))
-        if call.prepad is not None:
-            x = impl.pad(x, call.prepad[1], call.prepad[0])
-        if prim == "conv_weight":
-            y = impl.conv_weight(x, w, spec)
-        else:
-            y = getattr(impl, prim)(x, w, b, spec)
-    if call.unbatched and prim != "conv_weight":
+    if y.dtype != result:
+        y = y.astype(result)
+    if call.unbatched and p.per_sample:
         y = y.reshape(tuple(y.shape[1:]))
     return y
 

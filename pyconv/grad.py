@@ -35,10 +35,12 @@ a real-valued loss (the conjugate Wirtinger convention):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ._dtypes import as_array
-from ._spec import ConvCall, _shape_str, conv_call, conv_transpose_call, int_list
+from ._spec import _shape_str, conv_call, conv_transpose_call, int_list
 from .functional import run, zeros_for
 
 __all__ = [f"conv{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)] + [
@@ -81,9 +83,7 @@ def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilati
     size = _size(input_size, "input_size", op, nd)
     call = conv_call(op, nd, size, w.shape, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
-    if call.spec.in_channels == 0:
-        return zeros_for(size, w, gy)
-    tcall = ConvCall(call.spec.as_transposed(), call.unbatched)
+    tcall = replace(call, spec=call.spec.as_transposed())
     return run("conv_transpose", tcall, gy, _conj(w), None, backend)
 
 
@@ -94,7 +94,7 @@ def _conv_weight(op, nd, input, weight_size, grad_output, stride, padding, dilat
     size = _size(weight_size, "weight_size", op)
     call = conv_call(op, nd, x.shape, size, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
-    if call.empty:
+    if call.empty:  # the given weight_size, even where no weight reaches the output
         return zeros_for(size, x, gy)
     return run("conv_weight", call, _conj(x), gy, None, backend)
 
@@ -107,8 +107,7 @@ def _convt_input(op, nd, input_size, weight, grad_output, stride, padding, outpu
     call = conv_transpose_call(op, nd, size, w.shape, None, stride, padding, output_padding,
                                groups, dilation)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
-    ccall = ConvCall(call.spec.as_conv(), call.unbatched)
-    return run("conv", ccall, gy, _conj(w), None, backend)
+    return run("conv", replace(call, spec=call.spec.as_conv()), gy, _conj(w), None, backend)
 
 
 def _convt_weight(op, nd, input, weight_size, grad_output, stride, padding, output_padding,
@@ -123,8 +122,8 @@ def _convt_weight(op, nd, input, weight_size, grad_output, stride, padding, outp
         return zeros_for(size, x, gy)
     # gw[ci, j, k] = sum x[n, ci, i] * gy[n, g*cout_g + j, i*s - p + k*d]: the conv_weight
     # primitive of the adjoint convolution, whose input is grad_output and output is x.
-    ccall = ConvCall(call.spec.as_conv(), call.unbatched)
-    return run("conv_weight", ccall, gy, _conj(x), None, backend)
+    return run("conv_weight", replace(call, spec=call.spec.as_conv()), gy, _conj(x), None,
+               backend)
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,

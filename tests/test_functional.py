@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import pyconv
+from pyconv import _spec
 
 from helpers import assert_close, conv_out, np_conv, np_conv_transpose, tconv_out
 
@@ -297,3 +298,22 @@ def test_transposed_view_input(backend, rng):
     y = pyconv.conv1d(x, w, b, stride=1, padding=16, groups=16, backend=backend)
     assert_close(y, np_conv(np.ascontiguousarray(x), w, b, padding=16, groups=16), np.float64,
                  "issue 120547")
+
+
+def test_output_larger_than_memory_is_a_value_error_before_any_work(monkeypatch):
+    # a 4 TiB output from a tiny input: named, in bytes, before a backend runs
+    with pytest.raises(ValueError, match=r"conv_transpose1d\(\): the output of shape "
+                                         r"\[1, 1, \d+\] \(float32\) would need 4\.0 TiB"):
+        pyconv.conv_transpose1d(np.ones((1, 1, 2), np.float32), np.ones((1, 1, 1), np.float32),
+                                stride=2**40)
+    x = np.broadcast_to(np.ones(1), (10**7, 64, 1000))  # a read-only view of one element
+    with pytest.raises(ValueError, match=r"conv1d\(\): the output .* would need"):
+        pyconv.conv1d(x, np.ones((64, 64, 1)))
+    with pytest.raises(ValueError, match=r"conv1d_input\(\): the output"):
+        pyconv.grad.conv1d_input((10**7, 64, 1000), np.ones((64, 64, 1)),
+                                 np.broadcast_to(np.ones(1), (10**7, 64, 1000)))
+    # the limit is this machine's memory: a call below it runs
+    monkeypatch.setattr(_spec, "_memory_bytes", lambda: 4 * 8 * 7)
+    assert pyconv.conv1d(np.ones((1, 1, 9)), np.ones((4, 1, 3))).shape == (1, 4, 7)
+    with pytest.raises(ValueError, match="more than this machine's 224 bytes"):
+        pyconv.conv1d(np.ones((1, 1, 10)), np.ones((4, 1, 3)))

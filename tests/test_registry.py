@@ -374,3 +374,117 @@ def test_matrix_unknown_backend_is_an_error():
         proc = _pytest_collect(value)
         assert proc.returncode != 0, value
         assert "PYCONV_TEST_BACKENDS" in proc.stdout + proc.stderr, value
+
+
+# ---------------------------------------------------------------------------
+# device arrays: one execution path through the backend's placement hooks
+
+class FakeDeviceArray:
+    """An array "on a device": a NumPy array in a wrapper of another package."""
+
+    __module__ = "fakedevice.array"
+
+    def __init__(self, data):
+        self.data = np.ascontiguousarray(data)
+
+    dtype = property(lambda self: self.data.dtype)
+    shape = property(lambda self: self.data.shape)
+    flags = property(lambda self: self.data.flags)
+
+    def reshape(self, shape):
+        return FakeDeviceArray(self.data.reshape(shape))
+
+    def astype(self, dtype):
+        return FakeDeviceArray(self.data.astype(dtype))
+
+
+class DeviceSpy(ReferenceBackend):
+    """A backend owning FakeDeviceArrays; logs the hooks the front layer calls."""
+
+    name = "opencl"
+
+    def __init__(self):
+        self.log = []
+
+    def owns(self, a):
+        return isinstance(a, FakeDeviceArray)
+
+    def asarray(self, a, dtype):
+        self.log.append("asarray")
+        return a if self.owns(a) else super().asarray(a, dtype)
+
+    def zeros(self, shape, dtype, like=()):
+        self.log.append("zeros")
+        return FakeDeviceArray(np.zeros(shape, dtype))
+
+    def pad(self, x, mode, pads):
+        self.log.append("pad")
+        return FakeDeviceArray(super().pad(x.data, mode, pads))
+
+    def _host(self, a):
+        return a.data if self.owns(a) else a
+
+    def conv(self, x, w, b, spec):
+        self.log.append("conv")
+        return FakeDeviceArray(super().conv(self._host(x), self._host(w), b, spec))
+
+    def conv_weight(self, x, gy, spec):
+        self.log.append("conv_weight")
+        return FakeDeviceArray(super().conv_weight(self._host(x), self._host(gy), spec))
+
+
+@pytest.fixture
+def device_spy(monkeypatch):
+    spy = DeviceSpy()
+    monkeypatch.setitem(_registry._loaded, "opencl", spy)
+    monkeypatch.delitem(_registry._failed, "opencl", raising=False)
+    monkeypatch.setitem(_registry._ARRAY_OWNERS, "fakedevice", "opencl")
+    return spy
+
+
+def test_device_arrays_run_through_the_owner_backends_hooks(device_spy):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3)).astype(np.float32)
+    want = pyconv.conv1d(x, w, padding=2, padding_mode="reflect", backend="reference")
+
+    y = pyconv.conv1d(FakeDeviceArray(x), w, padding=2, padding_mode="reflect")
+    assert isinstance(y, FakeDeviceArray)
+    assert_close(y.data, want)
+    assert device_spy.log == ["pad", "asarray", "asarray", "conv"]
+
+    device_spy.log.clear()
+    gw = pyconv.grad.conv1d_weight(FakeDeviceArray(x[0]), w.shape,
+                                   FakeDeviceArray(np.ones((4, 7), np.float32)))
+    assert isinstance(gw, FakeDeviceArray) and gw.shape == w.shape
+    assert device_spy.log[-1] == "conv_weight"
+
+    device_spy.log.clear()
+    empty = pyconv.conv1d(FakeDeviceArray(x[:0]), w)
+    assert isinstance(empty, FakeDeviceArray) and empty.shape == (0, 4, 7)
+    assert device_spy.log == ["zeros"]
+
+
+def test_device_arrays_refuse_other_backends_and_conversions(device_spy):
+    x = FakeDeviceArray(np.ones((1, 3, 9), np.float32))
+    w = np.ones((4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="fakedevice arrays can only be processed by the "
+                                         "'opencl' backend, but backend 'cython'"):
+        pyconv.conv1d(x, w, backend="cython")
+    with pytest.raises(TypeError, match="cannot be combined with float32 device arrays"):
+        pyconv.conv1d(x, w.astype(np.float64))
+    with pytest.raises(TypeError, match="must all be float32 or all float64"):
+        pyconv.conv1d(FakeDeviceArray(np.ones((1, 3, 9), np.float16)), w)
+    assert device_spy.log == []
+
+
+class _PyopenclLike:
+    __module__ = "pyopencl.array"
+
+
+def test_device_owner(monkeypatch):
+    assert _registry.device_owner(np.ones(3), None, [1.0]) is None
+    assert _registry.device_owner(np.ones(3), _PyopenclLike()) == "opencl"
+    monkeypatch.setitem(_registry._ARRAY_OWNERS, "fakedevice", "cython")
+    with pytest.raises(ValueError, match="several backends"):
+        _registry.device_owner(FakeDeviceArray(np.ones(1)), _PyopenclLike())

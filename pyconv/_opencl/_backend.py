@@ -207,12 +207,32 @@ class OpenCLBackend(Backend):
     # data
 
     def to_device(self, array, queue=None) -> cl_array.Array:
-        """A C-contiguous copy of ``array`` on this backend's device."""
+        """A C-contiguous copy of ``array`` on this backend's device (a convenience for users)."""
         return cl_array.to_device(queue or self.queue, np.ascontiguousarray(array))
 
-    def zeros(self, shape, dtype, queue=None) -> cl_array.Array:
-        """A new device array of zeros (used by the front layer for empty problems)."""
-        queue = queue or self.queue
+    # -- the front layer's placement hooks (see pyconv._registry.Backend) -----
+
+    def owns(self, a) -> bool:
+        return isinstance(a, cl_array.Array)
+
+    def asarray(self, a, dtype):
+        """Device arrays pass unconverted (checked); host operands as NumPy's default."""
+        if not self.owns(a):
+            return super().asarray(a, dtype)
+        if np.dtype(a.dtype) != np.dtype(dtype):
+            raise TypeError(f"a {a.dtype} pyopencl array cannot be used in a {np.dtype(dtype)} "
+                            "call (device arrays are never converted)")
+        if not a.flags.c_contiguous:
+            raise ValueError("pyopencl arrays must be C-contiguous")
+        return a
+
+    def zeros(self, shape, dtype, like=()):
+        """Zeros on the device of the first device array in ``like`` (else NumPy's)."""
+        on_dev = [a for a in like if a is not None and self.owns(a)]
+        if not on_dev:
+            return super().zeros(shape, dtype, like)
+        first = on_dev[0]
+        queue = first.queue if first.queue is not None else self._queue_for(first.context)
         if prod(shape) == 0:
             return cl_array.empty(queue, tuple(shape), dtype)
         return cl_array.zeros(queue, tuple(shape), dtype)
@@ -465,38 +485,20 @@ class OpenCLBackend(Backend):
                (self._buf(part, queue.context), self._buf(out, queue.context),
                 scalar_index(out.size, i64), np.int32(splits)))
 
-    def pad(self, x, pads, mode: str):
-        """Pad the spatial dims of ``x`` (``(N, C, *S)``) with a non-zero mode.
+    def pad(self, x, mode: str, pads):
+        """Pad the spatial dims of a batched device array with a non-zero ``padding_mode``.
 
-        Parameters
-        ----------
-        x : pyopencl.array.Array or ndarray
-            Batched, C-contiguous, float32/float64.
-        pads : sequence of (int, int)
-            ``(lo, hi)`` per spatial dim, in the order of the dims.
-        mode : {'reflect', 'replicate', 'circular'}
-            Index maps as PyTorch's ``F.pad`` (SEMANTICS.md section 5).
-
-        Returns
-        -------
-        pyopencl.array.Array or ndarray
-            The padded array, on the device when ``x`` was.
+        ``pads`` holds ``(lo, hi)`` per spatial dim, already validated by
+        :mod:`pyconv._padding`, whose index maps the kernel applies.  Host
+        arrays take the NumPy default.
         """
-        if mode not in _PAD_MODES:
-            raise ValueError(f"pad mode must be one of {sorted(_PAD_MODES)}, got {mode!r}")
-        queue, on_dev, (xd,) = self._prepare(x)
+        if not self.owns(x):
+            return super().pad(x, mode, pads)
+        queue, _, (xd,) = self._prepare(x)
         self._require(xd.dtype, queue.device)
         nd = xd.ndim - 2
         pads = [tuple(int(v) for v in p) for p in pads]
-        if len(pads) != nd or nd < 1 or nd > 3:
-            raise ValueError(f"pad: {len(pads)} (lo, hi) pairs for {nd} spatial dims")
         sizes = xd.shape[2:]
-        for (lo, hi), n in zip(pads, sizes):
-            bad = (mode == "reflect" and (lo >= n or hi >= n)) or \
-                  (mode == "circular" and (lo > n or hi > n)) or n == 0 or min(lo, hi) < 0
-            if bad:
-                raise ValueError(f"pad: padding ({lo}, {hi}) is invalid for mode {mode!r} "
-                                 f"on a dimension of size {n}")
         out_sizes = tuple(n + lo + hi for (lo, hi), n in zip(pads, sizes))
         y = cl_array.empty(queue, xd.shape[:2] + out_sizes, xd.dtype)
         if y.size:
@@ -510,4 +512,4 @@ class OpenCLBackend(Backend):
                    (self._buf(xd, queue.context), self._buf(y, queue.context),
                     scalar_index(y.size, i64), np.int32(_PAD_MODES[mode]))
                    + tuple(np.int32(v) for v in lens + outs + los))
-        return y if on_dev else y.get(queue)
+        return y
