@@ -546,3 +546,21 @@ def test_concurrent_calls_from_threads(be):
         threaded = list(pool.map(run, range(4 * len(cases))))
     for i, got in enumerate(threaded):
         assert got == serial[i % len(cases)]
+
+
+def test_plan_header_layout_is_written_once():
+    """The kernels read the header through defines generated from PLAN_LAYOUTS."""
+    for name, layout in ocl_programs.PLAN_LAYOUTS.items():
+        with open(os.path.join(ocl_programs._KERNEL_DIR, f"{name}.cl")) as fh:
+            assert f"#define {layout.prefix}_" not in fh.read()  # no hand-written copy
+        src = ocl_programs.kernel_source(name)
+        for i, field in enumerate(layout.fields):
+            assert f"#define {layout.prefix}_{field} {i}\n" in src
+        assert f"#define {layout.prefix}_DIM {len(layout.fields)}\n" in src
+        values = dict.fromkeys(layout.fields, 7)
+        dims = [dict.fromkeys(layout.dim_fields, 3)]
+        assert layout.pack(dims, **values) == ([7] * len(layout.fields) + [3] * len(
+            layout.dim_fields) + [0] * 2 * len(layout.dim_fields))
+        del values[layout.fields[-1]]
+        with pytest.raises(KeyError, match="fields"):
+            layout.pack(dims, **values)

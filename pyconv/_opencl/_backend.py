@@ -36,8 +36,8 @@ import pyopencl.array as cl_array
 
 from .._registry import Backend, BackendUnavailableError
 from ._device import describe_device, device_has_fp64, enumerate_devices, select_device
-from ._programs import (ProgramCache, elementwise_local_size, index_type, launch,
-                        scalar_index)
+from ._programs import (PLAN_LAYOUTS, ProgramCache, elementwise_local_size, index_type,
+                        launch, scalar_index)
 
 __all__ = ["OpenCLBackend", "PREFER_MIN_FLOPS"]
 
@@ -55,8 +55,8 @@ _INT32_MAX = 2**31 - 1
 _PLAN_CACHE_SIZE = 256
 #: Upper bound on the partial-sum buffer of a split weight gradient.
 _SPLIT_BYTES = 64 * 2**20
-_HDR_CONV = 16 + 5 * 3
-_HDR_WGRAD = 12 + 4 * 3
+_CONV_LAYOUT = PLAN_LAYOUTS["conv_gemm"]
+_WGRAD_LAYOUT = PLAN_LAYOUTS["conv_wgrad"]
 
 
 def _strides(sizes: Sequence[int]) -> List[int]:
@@ -64,12 +64,6 @@ def _strides(sizes: Sequence[int]) -> List[int]:
     for d in range(len(sizes) - 2, -1, -1):
         out[d] = out[d + 1] * sizes[d + 1]
     return out
-
-
-def _dims(rows: Sequence[Sequence[int]], width: int) -> List[int]:
-    """Per-dim records, padded with zero records up to three dims."""
-    flat = [v for row in rows for v in row]
-    return flat + [0] * (width * (3 - len(rows)))
 
 
 def _tab_row(koff: Sequence[int], klin: int, wtap: int) -> List[int]:
@@ -319,11 +313,13 @@ class OpenCLBackend(Backend):
         for t, k in enumerate(itertools.product(*(range(n) for n in ks))):
             koff = [kd * dd for kd, dd in zip(k, dil)]
             tab += _tab_row(koff, sum(o * s for o, s in zip(koff, xstr)), t)
-        hdr = [cout_g, kk, cin_g * kk, spec.batch, qprod, cin_g, spec.in_channels,
-               prod(spec.in_size), spec.out_channels, prod(spec.out_size), cin_g * kk, kk,
-               0, int(has_bias), _HDR_CONV, cout_g * cin_g * kk]
-        hdr += _dims([(o, s, st, lo, os_) for o, s, st, lo, os_ in zip(
-            spec.out_size, spec.in_size, spec.stride, spec.pad_lo, ostr)], 5)
+        dims = [dict(Q=o, S=s, ISTEP=st, IOFF=lo, OMUL=os_) for o, s, st, lo, os_ in zip(
+            spec.out_size, spec.in_size, spec.stride, spec.pad_lo, ostr)]
+        hdr = _CONV_LAYOUT.pack(
+            dims, M=cout_g, T=kk, KRED=cin_g * kk, N=spec.batch, QPROD=qprod, CIN_G=cin_g,
+            XC=spec.in_channels, SPROD=prod(spec.in_size), YC=spec.out_channels,
+            OPROD=prod(spec.out_size), AM=cin_g * kk, AC=kk, OBASE=0, HASBIAS=int(has_bias),
+            TAB=_CONV_LAYOUT.size, WGS=cout_g * cin_g * kk)
         return hdr + tab, [(0, spec.batch * qprod)]
 
     @staticmethod
@@ -352,13 +348,14 @@ class OpenCLBackend(Backend):
                 tab += _tab_row(koff, sum(o * s for o, s in zip(koff, xstr)), wtap)
             taps = len(tab) // 5
             poff = len(ints)
-            hdr = [cout_g, taps, cin_g * taps, spec.batch, prod(q), cin_g, spec.in_channels,
-                   prod(spec.in_size), spec.out_channels, prod(spec.out_size), kk, cout_g * kk,
-                   sum(rd * os_ for rd, os_ in zip(r, ostr)), int(has_bias),
-                   poff + _HDR_CONV, cin_g * cout_g * kk]
-            hdr += _dims([(qd, s, 1, 0, sd * os_) for qd, s, sd, os_ in zip(
-                q, spec.in_size, st, ostr)], 5)
-            ints += hdr + tab
+            dims = [dict(Q=qd, S=s, ISTEP=1, IOFF=0, OMUL=sd * os_) for qd, s, sd, os_ in zip(
+                q, spec.in_size, st, ostr)]
+            ints += _CONV_LAYOUT.pack(
+                dims, M=cout_g, T=taps, KRED=cin_g * taps, N=spec.batch, QPROD=prod(q),
+                CIN_G=cin_g, XC=spec.in_channels, SPROD=prod(spec.in_size),
+                YC=spec.out_channels, OPROD=prod(spec.out_size), AM=kk, AC=cout_g * kk,
+                OBASE=sum(rd * os_ for rd, os_ in zip(r, ostr)), HASBIAS=int(has_bias),
+                TAB=poff + _CONV_LAYOUT.size, WGS=cin_g * cout_g * kk) + tab
             launches.append((poff, spec.batch * prod(q)))
         return ints, launches
 
@@ -383,10 +380,12 @@ class OpenCLBackend(Backend):
         for t, k in enumerate(itertools.product(*(range(n) for n in ks))):
             koff = [kd * dd for kd, dd in zip(k, dil)]
             tab += _tab_row(koff, sum(o * s for o, s in zip(koff, xstr)), t)
-        hdr = [cout_g, cin_g * kk, kk, spec.batch, prod(spec.out_size), rchunk, g, cin_g,
-               spec.in_channels, spec.out_channels, prod(spec.in_size), _HDR_WGRAD]
-        hdr += _dims([(o, s, st, lo) for o, s, st, lo in zip(
-            spec.out_size, spec.in_size, spec.stride, spec.pad_lo)], 4)
+        dims = [dict(O=o, S=s, STRIDE=st, LO=lo) for o, s, st, lo in zip(
+            spec.out_size, spec.in_size, spec.stride, spec.pad_lo)]
+        hdr = _WGRAD_LAYOUT.pack(
+            dims, M=cout_g, NC=cin_g * kk, KK=kk, N=spec.batch, OPROD=prod(spec.out_size),
+            RCHUNK=rchunk, G=g, CIN_G=cin_g, XC=spec.in_channels, YC=spec.out_channels,
+            SPROD=prod(spec.in_size), TAB=_WGRAD_LAYOUT.size)
         return hdr + tab, None
 
     # ------------------------------------------------------------------

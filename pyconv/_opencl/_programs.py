@@ -22,12 +22,12 @@ import os
 import threading
 from dataclasses import dataclass
 from math import prod
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import pyopencl as cl
 
-__all__ = ["Tiles", "TILE_CLASSES", "TILE_CLASSES_CPU", "tile_classes", "ProgramCache",
+__all__ = ["PlanLayout", "PLAN_LAYOUTS", "Tiles", "TILE_CLASSES", "TILE_CLASSES_CPU", "tile_classes", "ProgramCache",
            "LaunchError", "launch", "kernel_source", "device_limits"]
 
 _KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
@@ -35,14 +35,76 @@ _sources: Dict[str, str] = {}
 _source_lock = threading.Lock()
 
 
+class PlanLayout(NamedTuple):
+    """The layout of a kernel's plan header: the one place it is written down.
+
+    A plan is an int32 buffer: ``fields`` in this order, then
+    ``dim_fields`` for each of 3 spatial dims (zeros for missing dims),
+    then the tap table.  The host packs it with :meth:`pack`; the kernel
+    file reads ``P[<prefix>_<FIELD>]`` and ``P[<prefix>_DIM +
+    <prefix>_DIMW * d + <prefix>_<DIM_FIELD>]``, from ``#define`` lines
+    that :func:`kernel_source` generates from this layout.
+    """
+
+    prefix: str
+    fields: Tuple[str, ...]
+    dim_fields: Tuple[str, ...]
+
+    def pack(self, dims: Sequence[Mapping[str, int]], **values: int) -> List[int]:
+        """The header ints: ``values`` by field name, one mapping per spatial dim."""
+        if set(values) != set(self.fields):
+            raise KeyError(f"{self.prefix} plan header: fields {sorted(values)} != "
+                           f"{sorted(self.fields)}")
+        out = [int(values[f]) for f in self.fields]
+        for d in range(3):
+            out += [int(dims[d][f]) for f in self.dim_fields] if d < len(dims) else \
+                [0] * len(self.dim_fields)
+        return out
+
+    @property
+    def size(self) -> int:
+        """Ints in the header (where the tap table starts)."""
+        return len(self.fields) + 3 * len(self.dim_fields)
+
+    def defines(self) -> str:
+        """The ``#define`` lines the kernel file reads the header with."""
+        p = self.prefix
+        clash = set(self.fields) & (set(self.dim_fields) | {"DIM", "DIMW"})
+        if clash:
+            raise ValueError(f"{p} plan layout: {sorted(clash)} name both a field and a "
+                             "per-dim field")
+        lines = [f"#define {p}_{f} {i}" for i, f in enumerate(self.fields)]
+        lines += [f"#define {p}_DIM {len(self.fields)}", f"#define {p}_DIMW {len(self.dim_fields)}"]
+        lines += [f"#define {p}_{f} {i}" for i, f in enumerate(self.dim_fields)]
+        return "\n".join(lines) + "\n"
+
+
+#: Plan layouts of the kernel files that read a plan (see each file's comment
+#: for what the fields mean).
+PLAN_LAYOUTS: Dict[str, PlanLayout] = {
+    "conv_gemm": PlanLayout(
+        "H", ("M", "T", "KRED", "N", "QPROD", "CIN_G", "XC", "SPROD", "YC", "OPROD", "AM",
+              "AC", "OBASE", "HASBIAS", "TAB", "WGS"),
+        ("Q", "S", "ISTEP", "IOFF", "OMUL")),
+    "conv_wgrad": PlanLayout(
+        "W", ("M", "NC", "KK", "N", "OPROD", "RCHUNK", "G", "CIN_G", "XC", "YC", "SPROD",
+              "TAB"),
+        ("O", "S", "STRIDE", "LO")),
+}
+
+
 def kernel_source(name: str) -> str:
-    """``common.cl`` + ``<name>.cl``, read once from the package."""
+    """``common.cl``, the plan layout's defines, ``<name>.cl``: read once from the package."""
     with _source_lock:
         if name not in _sources:
             parts = []
             for fname in ("common.cl", f"{name}.cl"):
                 with open(os.path.join(_KERNEL_DIR, fname), encoding="utf-8") as fh:
-                    parts.append(f"/* ---- {fname} ---- */\n" + fh.read())
+                    text = fh.read()
+                if fname != "common.cl" and name in PLAN_LAYOUTS:
+                    text = ("/* plan header layout (generated from PLAN_LAYOUTS) */\n"
+                            + PLAN_LAYOUTS[name].defines() + text)
+                parts.append(f"/* ---- {fname} ---- */\n" + text)
             _sources[name] = "\n".join(parts)
         return _sources[name]
 
