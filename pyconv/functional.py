@@ -84,12 +84,12 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
     spec = call.spec
     device = _registry.device_owner(x, w, b)
     result, compute, cplx = plan_dtypes(x, w, b, device=device)
-    impl = _registry.resolve(prim, spec, compute, backend, device=device)
     out_shape = p.output_shape(spec)
     if call.unbatched and p.per_sample:
         out_shape = out_shape[1:]
     if device is None:
         check_output_size(call.op, out_shape, result)
+    impl = _registry.resolve(prim, spec, compute, backend, device=device)
     if call.empty or 0 in out_shape:
         return impl.zeros(out_shape, result, like=(x, w, b))
 

@@ -118,6 +118,21 @@ def backend(request):
     return name
 
 
+@pytest.fixture
+def front_layer(monkeypatch):
+    """For tests of argument validation, which is the front layer's, not a backend's.
+
+    Such a test runs once, not once per backend, and fails if a call gets as
+    far as choosing a backend: every error must come before any backend
+    work.  Its value, None, is the ``backend=`` to pass.
+    """
+    def refuse(*args, **kwargs):
+        raise AssertionError("the call reached backend selection; a validation error "
+                             "must be raised by the front layer before it")
+    monkeypatch.setattr(_registry, "resolve", refuse)
+    return None
+
+
 _PROBE = ConvSpec(False, 1, 1, 1, 1, (3,), (1,), (3,), (1,), ((0, 0),), (1,))
 
 
@@ -132,24 +147,31 @@ def dtype_unsupported_reason(backend_name, dtype):
     return None
 
 
+def missing_fp64_reason(name, exc):
+    """The backend's "no float64 here" reason when ``exc`` is exactly that refusal, else None."""
+    if not isinstance(exc, _registry.BackendUnavailableError):
+        return None
+    reason = dtype_unsupported_reason(name, np.float64)
+    return reason if reason is not None and reason in str(exc) else None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A float64 test on a backend without fp64 (it says so in ``supports``) is a skip.
 
     Many tests compute in float64; on an OpenCL device without ``cl_khr_fp64``
-    pyconv rightly raises BackendUnavailableError for them.  Only that case
-    is turned into a skip: the backend's own ``supports`` must refuse float64.
+    pyconv rightly raises BackendUnavailableError for them.  Only that refusal
+    is turned into a skip (its message must carry the backend's own float64
+    reason): any other BackendUnavailableError, a float32 one included, fails.
     """
     outcome = yield
     report = outcome.get_result()
     if call.when != "call" or call.excinfo is None:
         return
-    if not call.excinfo.errisinstance(_registry.BackendUnavailableError):
-        return
     name = getattr(item, "callspec", None) and item.callspec.params.get("backend")
     if not name:
         return
-    reason = dtype_unsupported_reason(name, np.float64)
+    reason = missing_fp64_reason(name, call.excinfo.value)
     if reason is not None:
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0,

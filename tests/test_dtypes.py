@@ -205,30 +205,41 @@ if np.dtype(np.longdouble).itemsize > 8:
 
 
 @pytest.mark.parametrize("name,make", BAD, ids=[b[0] for b in BAD])
-def test_invalid_dtypes_are_type_errors(name, make, backend):
+def test_invalid_dtypes_are_type_errors(name, make, front_layer):
     bad = make()
     good = np.ones((1, 1, 2))
     dtname = str(bad.dtype)
     pat = "|".join([__import__("re").escape(dtname), name, bad.dtype.name[:4]])
     with pytest.raises(TypeError, match=pat):
-        pyconv.conv1d(bad, good, backend=backend)
+        pyconv.conv1d(bad, good, backend=front_layer)
     with pytest.raises(TypeError, match=pat):
         pyconv.conv1d(np.ones((1, 1, 4)), np.ones((1, 1, 2)).astype(bad.dtype)
-                      if name != "object" else np.empty((1, 1, 2), object), backend=backend)
+                      if name != "object" else np.empty((1, 1, 2), object), backend=front_layer)
     with pytest.raises(TypeError):
-        pyconv.conv1d(np.ones((1, 1, 4)), good, bad[0, 0, :1], backend=backend)
+        pyconv.conv1d(np.ones((1, 1, 4)), good, bad[0, 0, :1], backend=front_layer)
     with pytest.raises(TypeError):
-        pyconv.conv_transpose1d(bad, good, backend=backend)
+        pyconv.conv_transpose1d(bad, good, backend=front_layer)
     with pytest.raises(TypeError):
-        pgrad.conv1d_weight(bad, (1, 1, 2), np.ones((1, 1, 3)), backend=backend)
+        pgrad.conv1d_weight(bad, (1, 1, 2), np.ones((1, 1, 3)), backend=front_layer)
 
 
-def test_ragged_list_is_type_error(backend):
+def test_ragged_list_is_type_error(front_layer):
     with pytest.raises(TypeError):
-        pyconv.conv1d([[[1.0, 2.0], [1.0]]], np.ones((1, 1, 1)), backend=backend)
+        pyconv.conv1d([[[1.0, 2.0], [1.0]]], np.ones((1, 1, 1)), backend=front_layer)
 
 
 def test_lists_and_scalars_accepted(backend):
     y = pyconv.conv1d([[[1, 2, 3]]], [[[1.0, 1.0]]], [0.5], backend=backend)
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, [[[3.5, 5.5]]])
+
+
+def test_complex_bias_on_real_operands(backend):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 8))
+    w = rng.standard_normal((4, 3, 3))
+    b = rng.standard_normal(4) + 1j * rng.standard_normal(4)
+    got = pyconv.conv1d(x, w, b, backend=backend)
+    want = pyconv.conv1d(x, w, backend=backend) + b[None, :, None]
+    assert got.dtype == np.complex128
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

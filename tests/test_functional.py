@@ -196,12 +196,12 @@ def test_opinfo_error_inputs_as_pyconv(backend, rng):
         pyconv.conv1d(np.ones((1, 3, 4)), np.ones((2, 1, 2)), groups=3, backend=backend)
 
 
-def test_weight_decides_nd(backend):
+def test_weight_decides_nd(front_layer):
     """nd comes from the weight; the function name only decides the legal input ranks."""
     with pytest.raises(ValueError):
-        pyconv.conv1d(np.ones((1, 2, 5)), np.ones((3, 2, 2, 2)), backend=backend)
+        pyconv.conv1d(np.ones((1, 2, 5)), np.ones((3, 2, 2, 2)), backend=front_layer)
     with pytest.raises(ValueError) as info:
-        pyconv.conv2d(np.ones((1, 2, 5, 5)), np.ones((3, 2, 2, 2, 2)), backend=backend)
+        pyconv.conv2d(np.ones((1, 2, 5, 5)), np.ones((3, 2, 2, 2, 2)), backend=front_layer)
     assert "3" in str(info.value)
 
 
@@ -317,3 +317,32 @@ def test_output_larger_than_memory_is_a_value_error_before_any_work(monkeypatch)
     assert pyconv.conv1d(np.ones((1, 1, 9)), np.ones((4, 1, 3))).shape == (1, 4, 7)
     with pytest.raises(ValueError, match="more than this machine's 224 bytes"):
         pyconv.conv1d(np.ones((1, 1, 10)), np.ones((4, 1, 3)))
+
+
+def test_padding_as_numpy_array(backend):
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 6))
+    w = np.random.default_rng(1).standard_normal((3, 2, 3, 3))
+    got = pyconv.conv2d(x, w, padding=np.array([1, 2]), backend=backend)
+    want = pyconv.conv2d(x, w, padding=[1, 2], backend=backend)
+    assert got.shape == (1, 3, 5, 8)
+    np.testing.assert_array_equal(got, want)
+    gx = pyconv.grad.conv2d_input(x.shape, w, np.ones_like(got), padding=np.array([1, 2]),
+                                  backend=backend)
+    assert gx.shape == x.shape
+
+
+@pytest.mark.parametrize("bad", [1.5, None, True])
+def test_non_int_padding_with_padding_mode_names_padding(bad, front_layer):
+    with pytest.raises(TypeError, match="padding"):
+        pyconv.conv1d(np.ones((1, 2, 10)), np.ones((3, 2, 3)), padding=bad,
+                      padding_mode="reflect", backend=front_layer)
+
+
+@pytest.mark.parametrize("name", ["stride", "padding", "dilation"])
+def test_huge_parameters_are_rejected_before_any_backend(name, front_layer):
+    with pytest.raises(ValueError, match=name):
+        pyconv.conv1d(np.ones((1, 2, 10)), np.ones((3, 2, 3)), backend=front_layer,
+                      **{name: 2**63})
+    with pytest.raises(ValueError, match="output_padding"):
+        pyconv.conv_transpose1d(np.ones((0, 2, 3)), np.ones((2, 2, 3)),
+                                output_padding=10**20, backend=front_layer)

@@ -206,27 +206,27 @@ def test_grad_dtypes(dt, backend, rng):
         assert_close(got, exact.astype(np.float16), "float16", "fp16 weight grad")
 
 
-def test_grad_output_shape_checked(backend, rng):
+def test_grad_output_shape_checked(front_layer, rng):
     w = rng.standard_normal((3, 2, 3))
     with pytest.raises(ValueError, match="grad_output"):
-        pgrad.conv1d_input((2, 2, 6), w, rng.standard_normal((2, 3, 5)), backend=backend)
+        pgrad.conv1d_input((2, 2, 6), w, rng.standard_normal((2, 3, 5)), backend=front_layer)
     with pytest.raises(ValueError, match="grad_output"):
         pgrad.conv1d_weight(rng.standard_normal((2, 2, 6)), (3, 2, 3),
-                            rng.standard_normal((2, 3, 3)), backend=backend)
+                            rng.standard_normal((2, 3, 3)), backend=front_layer)
     with pytest.raises(ValueError, match="grad_output"):
         pgrad.conv_transpose1d_input((2, 2, 6), rng.standard_normal((2, 3, 3)),
-                                     rng.standard_normal((2, 3, 7)), backend=backend)
+                                     rng.standard_normal((2, 3, 7)), backend=front_layer)
 
 
-def test_sizes_must_be_full_shapes(backend, rng):
+def test_sizes_must_be_full_shapes(front_layer, rng):
     w = rng.standard_normal((6, 2, 3))
     gy = rng.standard_normal((1, 6, 7))
     with pytest.raises((ValueError, TypeError)):
-        pgrad.conv1d_input((9,), w, gy, backend=backend)
+        pgrad.conv1d_input((9,), w, gy, backend=front_layer)
     with pytest.raises(TypeError):
-        pgrad.conv1d_input(9, w, gy, backend=backend)
+        pgrad.conv1d_input(9, w, gy, backend=front_layer)
     with pytest.raises((ValueError, TypeError)):
-        pgrad.conv1d_weight(rng.standard_normal((1, 2, 9)), (3,), gy, backend=backend)
+        pgrad.conv1d_weight(rng.standard_normal((1, 2, 9)), (3,), gy, backend=front_layer)
 
 
 def test_any_input_size_consistent_with_grad_output(backend, rng):
@@ -237,3 +237,11 @@ def test_any_input_size_consistent_with_grad_output(backend, rng):
         assert pgrad.conv1d_input((1, 1, L), w, gy, stride=2, backend=backend).shape == (1, 1, L)
     with pytest.raises(ValueError):
         pgrad.conv1d_input((1, 1, 12), w, gy, stride=2, backend=backend)
+
+
+def test_grad_input_size_of_wrong_rank_names_input_size(front_layer):
+    with pytest.raises(ValueError, match="input_size"):
+        pgrad.conv1d_input((9,), np.ones((6, 2, 3)), np.ones((1, 6, 7)), backend=front_layer)
+    with pytest.raises(ValueError, match="input_size"):
+        pgrad.conv_transpose2d_input((2, 3), np.ones((2, 6, 3, 3)), np.ones((1, 6, 7, 7)),
+                                     backend=front_layer)

@@ -473,3 +473,12 @@ def test_module_promotes_input_dtype(backend, rng):
     # NumPy promotion: result_type(int32, float32) is float64
     assert call(backend, t, np.ones((1, 2, 4), np.int32)).dtype == np.result_type(np.int32,
                                                                                   np.float32)
+
+
+@pytest.mark.parametrize("kwargs", [dict(in_channels=2.0), dict(out_channels="4"),
+                                    dict(kernel_size=(3.0,))])
+def test_module_non_int_sizes_are_type_errors(kwargs):
+    args = dict(in_channels=2, out_channels=4, kernel_size=3)
+    args.update(kwargs)
+    with pytest.raises(TypeError):
+        pyconv.Conv1d(**args)

@@ -564,3 +564,87 @@ def test_plan_header_layout_is_written_once():
         del values[layout.fields[-1]]
         with pytest.raises(KeyError, match="fields"):
             layout.pack(dims, **values)
+
+
+def test_empty_grads_of_device_arrays_stay_on_the_device(be):
+    f32 = np.float32
+    D = be.to_device
+    cases = [
+        pyconv.grad.conv1d_weight(D(np.ones((0, 4, 10), f32)), (6, 4, 3),
+                                  D(np.ones((0, 6, 8), f32))),
+        pyconv.grad.conv1d_input((2, 0, 10), D(np.ones((6, 0, 3), f32)),
+                                 D(np.ones((2, 0, 8), f32))),
+        pyconv.grad.conv_transpose1d_weight(D(np.ones((0, 4, 10), f32)), (4, 4, 3),
+                                            D(np.ones((0, 4, 12), f32))),
+    ]
+    for got, shape in zip(cases, [(6, 4, 3), (2, 0, 10), (4, 4, 3)]):
+        assert isinstance(got, cl_array.Array)
+        assert tuple(got.shape) == shape
+        assert not got.get().any()
+
+
+def test_device_arrays_use_the_registry_name_rules(be):
+    x = be.to_device(np.ones((1, 2, 10), np.float32))
+    w = be.to_device(np.ones((3, 2, 3), np.float32))
+    assert tuple(pyconv.conv1d(x, w, backend="OpenCL").shape) == (1, 3, 8)
+    with pytest.raises(ValueError, match="valid names"):
+        pyconv.conv1d(x, w, backend="bogus")
+    with pytest.raises(ValueError, match="pyopencl arrays can only be processed by the "
+                                         "'opencl' backend"):
+        pyconv.conv1d(x, w, backend="cython")
+
+
+def test_transposed_huge_stride_launches_only_reached_phases(be):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 2, 2, 2)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 2, 2, 2)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    y = pyconv.conv_transpose3d(x, w, b, stride=50, backend="opencl")
+    want = pyconv.conv_transpose3d(x, w, b, stride=50, backend="reference")
+    assert_close(y, want, dtype=np.float32)
+    from pyconv._spec import conv_transpose_call
+    spec = conv_transpose_call("conv_transpose3d", 3, x.shape, w.shape, b.shape, 50, 0, 0, 1,
+                               1).spec
+    _, launches = be._conv_transpose_plan(spec, True)
+    assert len(launches) <= 8  # prod(kernel_size), not 50**3 residues
+
+
+def test_32bit_geometry_refused_only_where_the_index_math_overflows(be):
+    from pyconv._spec import conv_call, conv_transpose_call
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 2, 10)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3)).astype(np.float32)
+    # a huge stride with one output position, a huge dilation of a 1-tap kernel and a huge
+    # stride of a one-position transposed input never enter the index math: computed
+    for call in (lambda B: pyconv.conv1d(x, w, stride=2**39, backend=B),
+                 lambda B: pyconv.conv1d(x, w[:, :, :1], dilation=2**39, backend=B),
+                 lambda B: pyconv.conv_transpose1d(x[:, :, :1], w.swapaxes(0, 1).copy(),
+                                                   stride=2**39, backend=B)):
+        assert_close(call("opencl"), call("reference"), dtype=np.float32)
+    # three outputs 2**39 apart: o*stride overflows 32 bits, so refused (auto falls back)
+    spec = conv_call("conv1d", 1, x.shape, w.shape, None, 2**39, 2**39, 1, 1).spec
+    assert spec.out_size == (3,)
+    assert "32-bit" in be.supports("conv", spec, np.float32)
+    assert not be.prefers("conv", spec, np.float32)
+    with pytest.raises(pyconv.BackendUnavailableError, match="32-bit"):
+        pyconv.conv1d(x, w, stride=2**39, padding=2**39, backend="opencl")
+    tspec = conv_transpose_call("conv_transpose1d", 1, (1, 2, 3), (2, 3, 3), None, 2**35,
+                                2**35 - 1, 0, 1, 1).spec
+    assert tspec.out_size == (5,)  # the padding crops all but 5 positions: i*stride remains
+    assert "32-bit" in be.supports("conv_transpose", tspec, np.float32)
+
+
+def test_buffers_beyond_the_devices_largest_allocation_are_refused(be):
+    limit = int(be.device.max_mem_alloc_size)
+    n = limit // 4 + 1024  # float32 elements just past the limit
+    x = np.broadcast_to(np.ones(1, np.float32), (1, 1, n))  # no memory behind it
+    w = np.ones((1, 1, 1), np.float32)
+    from pyconv._spec import conv_call
+    spec = conv_call("conv1d", 1, x.shape, w.shape, None, 1, 0, 1, 1).spec
+    reason = be.supports("conv", spec, np.float32)
+    assert "CL_DEVICE_MAX_MEM_ALLOC_SIZE" in reason and str(limit) in reason
+    assert not be.prefers("conv", spec, np.float32)
+    with pytest.raises(pyconv.BackendUnavailableError, match="MAX_MEM_ALLOC_SIZE"):
+        pyconv.conv1d(x, w, backend="opencl")
+    small = conv_call("conv1d", 1, (1, 1, 1000), w.shape, None, 1, 0, 1, 1).spec
+    assert be.supports("conv", small, np.float32) is None

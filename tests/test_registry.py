@@ -488,3 +488,31 @@ def test_device_owner(monkeypatch):
     monkeypatch.setitem(_registry._ARRAY_OWNERS, "fakedevice", "cython")
     with pytest.raises(ValueError, match="several backends"):
         _registry.device_owner(FakeDeviceArray(np.ones(1)), _PyopenclLike())
+
+
+def test_set_num_threads_accepts_numpy_ints_and_rejects_floats(restore_threads):
+    pyconv.set_num_threads(np.int64(2))
+    assert pyconv.get_num_threads() == 2
+    with pytest.raises(TypeError):
+        pyconv.set_num_threads(2.0)
+    with pytest.raises(ValueError):
+        pyconv.set_num_threads(0)
+
+
+def test_only_the_missing_fp64_refusal_becomes_a_skip(monkeypatch):
+    """The conftest hook skips a float64 refusal of a device without fp64, nothing else."""
+    import conftest
+
+    class NoFp64(ReferenceBackend):
+        def supports(self, op, spec, dtype):
+            return "device X has no cl_khr_fp64" if np.dtype(dtype) == np.float64 else None
+
+    monkeypatch.setitem(_registry._loaded, "opencl", NoFp64())
+    fp64 = BackendUnavailableError("backend 'opencl' cannot run this call: device X has no "
+                                   "cl_khr_fp64")
+    other = BackendUnavailableError("backend 'opencl' cannot run this call: a float32 "
+                                    "buffer exceeds the device's largest allocation")
+    assert conftest.missing_fp64_reason("opencl", fp64) == "device X has no cl_khr_fp64"
+    assert conftest.missing_fp64_reason("opencl", other) is None
+    assert conftest.missing_fp64_reason("opencl", ValueError(str(fp64))) is None
+    assert conftest.missing_fp64_reason("reference", fp64) is None  # it has float64

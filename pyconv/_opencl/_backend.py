@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from math import ceil, prod
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -90,6 +91,22 @@ def _phase_residues(spec):
                                        spec.stride, spec.out_size)]
 
 
+def _canonical(spec):
+    """``spec`` with the strides and dilations that cannot change the result set to 1.
+
+    A stride only matters along a dim with more than one output position
+    (conv: ``o*s``) or input position (conv_transpose: ``i*s``), a dilation
+    only along a kernel of more than one tap.  Huge values there (a stride
+    of 2**39 with one output) would needlessly overflow the 32-bit plans.
+    """
+    steps = spec.in_size if spec.transposed else spec.out_size
+    stride = tuple(s if n > 1 else 1 for s, n in zip(spec.stride, steps))
+    dilation = tuple(d if k > 1 else 1 for d, k in zip(spec.dilation, spec.kernel_size))
+    if stride == spec.stride and dilation == spec.dilation:
+        return spec
+    return replace(spec, stride=stride, dilation=dilation)
+
+
 def _tapless_phases(spec) -> bool:
     """Whether some output positions of a transposed spec receive no tap at all."""
     return any(len(r) < min(s, o) for r, s, o in
@@ -150,6 +167,19 @@ class OpenCLBackend(Backend):
         reason = self._dtype_reason(dtype, self.device)
         if reason is not None:
             return reason
+        itemsize = np.dtype(dtype).itemsize
+        out_shape = spec.weight_shape if op == "conv_weight" else spec.output_shape
+        operands = [spec.input_shape, spec.weight_shape, out_shape]
+        if op == "conv_weight":
+            operands[1] = spec.output_shape  # the output gradient
+        limit = int(self.device.max_mem_alloc_size)
+        for what, shape in zip(("input", "second operand", "output"), operands):
+            nbytes = prod(shape) * itemsize
+            if nbytes > limit:
+                return (f"the {what} of shape {list(shape)} needs {nbytes} bytes, more than "
+                        f"the device's largest buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE = {limit} "
+                        f"bytes on {self.device.name.strip()!r})")
+        spec = _canonical(spec)
         big = [v for v in (prod(spec.in_size), prod(spec.out_size), prod(spec.kernel_size),
                            spec.in_channels, spec.out_channels) if v > _INT32_MAX // 4]
         if big:
@@ -396,6 +426,7 @@ class OpenCLBackend(Backend):
                 + index_type(*sizes))
 
     def _gemm(self, op, x, w, b, spec):
+        spec = _canonical(spec)
         dtype = np.dtype(x.dtype)
         queue, on_dev, (xd, wd, bd) = self._prepare(x, w, b)
         ctx, device = queue.context, queue.device
@@ -444,6 +475,7 @@ class OpenCLBackend(Backend):
 
     def conv_weight(self, x, grad_out, spec):
         """Weight gradient of conv, ``(C_out, C_in/groups, *K)``."""
+        spec = _canonical(spec)
         dtype = np.dtype(x.dtype)
         queue, on_dev, (xd, gd) = self._prepare(x, grad_out)
         ctx, device = queue.context, queue.device
