@@ -400,6 +400,8 @@ def test_prefers_only_large_problems_on_gpus(be, monkeypatch):
 
     class FakeGPU:
         type = cl.device_type.GPU
+        name = "a fake GPU"
+        max_mem_alloc_size = 2**32
 
     monkeypatch.setattr(be, "device", FakeGPU())
     assert big.flops >= ocl_backend.PREFER_MIN_FLOPS > small.flops
@@ -648,3 +650,54 @@ def test_buffers_beyond_the_devices_largest_allocation_are_refused(be):
         pyconv.conv1d(x, w, backend="opencl")
     small = conv_call("conv1d", 1, (1, 1, 1000), w.shape, None, 1, 0, 1, 1).spec
     assert be.supports("conv", small, np.float32) is None
+
+
+_INTERRUPT_SCRIPT = r"""
+import os, signal, sys, threading, time
+import numpy as np
+import pyconv
+
+op = sys.argv[1]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((24, 256, 56, 56), dtype=np.float32)
+w = rng.standard_normal((256, 256, 3, 3), dtype=np.float32)
+
+def call(n):
+    if op == "conv":
+        return pyconv.conv2d(x[:n], w, padding=1, backend="opencl")
+    return pyconv.grad.conv2d_weight(x[:n], w.shape, x[:n], padding=1, backend="opencl")
+
+call(1)  # programs built, plans made: what follows is kernel time
+sent = []
+def interrupt():
+    time.sleep(1.0)
+    sent.append(time.perf_counter())
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+t0 = time.perf_counter()
+try:
+    call(len(x))
+except KeyboardInterrupt:
+    print("latency", time.perf_counter() - sent[0])
+else:
+    print("finished", time.perf_counter() - t0)
+small = call(1)  # the backend still works
+ref = (pyconv.conv2d(x[:1], w, padding=1, backend="cython") if op == "conv" else
+       pyconv.grad.conv2d_weight(x[:1], w.shape, x[:1], padding=1, backend="cython"))
+print("error", float(np.abs(small - ref).max() / np.abs(ref).max()))
+"""
+
+
+@pytest.mark.parametrize("op", ["conv", "conv_weight"])
+def test_long_calls_are_interruptible(op):
+    """Ctrl-C during a call of seconds raises KeyboardInterrupt promptly, the backend stays usable."""
+    res = subprocess.run([sys.executable, "-c", _INTERRUPT_SCRIPT, op], capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    facts = dict(line.split() for line in res.stdout.splitlines())
+    if "finished" in facts:
+        assert float(facts["finished"]) < 1.0, res.stdout  # uninterruptible calls would not skip
+        pytest.skip(f"the device finished the long call in {facts['finished']} s, before "
+                    "the signal: nothing to interrupt")
+    assert float(facts["latency"]) < 1.5, res.stdout  # generous: CI machines are busy
+    assert float(facts["error"]) < 1e-5, res.stdout

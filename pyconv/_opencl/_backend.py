@@ -37,8 +37,8 @@ import pyopencl.array as cl_array
 
 from .._registry import Backend, BackendUnavailableError
 from ._device import describe_device, device_has_fp64, enumerate_devices, select_device
-from ._programs import (PLAN_LAYOUTS, ProgramCache, elementwise_local_size, index_type,
-                        launch, scalar_index)
+from ._programs import (PIECE_FLOPS, PLAN_LAYOUTS, ProgramCache, elementwise_local_size, index_type,
+                        launch, launch_in_pieces, scalar_index)
 
 __all__ = ["OpenCLBackend", "PREFER_MIN_FLOPS"]
 
@@ -448,11 +448,14 @@ class OpenCLBackend(Backend):
                     self._buf(y, ctx), plan)
             if spec.transposed and _tapless_phases(spec):
                 self._fill_bias(queue, y, bd)
+            flops_per_col = 2 * spec.out_channels * spec.in_channels // spec.groups * prod(
+                spec.kernel_size) / max(1, prod(spec.stride) if spec.transposed else 1)
             for poff, ncols in launches:
                 if ncols == 0:
                     continue
-                launch(queue, knl, (ceil(ncols / tiles.tn) * lx, gy, spec.groups), (lx, ly, 1),
-                       bufs + (np.int32(poff),))
+                launch_in_pieces(queue, knl, (ceil(ncols / tiles.tn) * lx, gy, spec.groups),
+                                 (lx, ly, 1), bufs + (np.int32(poff),), axes=(0,),
+                                 flops=ncols * flops_per_col)
         return y if on_dev else y.get(queue)
 
     def conv(self, x, w, b, spec):
@@ -469,7 +472,10 @@ class OpenCLBackend(Backend):
             return 1
         groups_of_items = ceil(rows / tiles.tm) * ceil(cols / tiles.tn) * spec.groups
         target = 4 * int(device.max_compute_units)
-        splits = min(ceil(target / groups_of_items), ceil(reduction / (tiles.tk * 16)))
+        # ... and slices short enough to be enqueued in pieces (Ctrl-C between them)
+        piece = PIECE_FLOPS["cpu" if device.type & cl.device_type.CPU else "gpu"]
+        splits = min(max(ceil(target / groups_of_items), ceil(spec.flops / piece)),
+                     ceil(reduction / (tiles.tk * 16)))
         splits = min(splits, max(1, _SPLIT_BYTES // max(out_bytes, 1)))
         return max(splits, ceil(reduction / 2**30), 1)
 
@@ -496,9 +502,11 @@ class OpenCLBackend(Backend):
                                  lambda: self._wgrad_plan(spec, rchunk))
             out = gw if splits == 1 else cl_array.empty(queue, (splits,) + gw.shape, dtype)
             lx, ly = tiles.local_size
-            launch(queue, knl, (ceil(cols / tiles.tn) * lx, ceil(rows / tiles.tm) * ly,
-                                spec.groups * splits), (lx, ly, 1),
-                   (self._buf(xd, ctx), self._buf(gd, ctx), self._buf(out, ctx), plan))
+            launch_in_pieces(queue, knl, (ceil(cols / tiles.tn) * lx,
+                                          ceil(rows / tiles.tm) * ly, spec.groups * splits),
+                             (lx, ly, 1),
+                             (self._buf(xd, ctx), self._buf(gd, ctx), self._buf(out, ctx), plan),
+                             axes=(2, 0), flops=spec.flops)
             if splits > 1:
                 self._sum_splits(queue, out, gw, splits)
         return gw if on_dev else gw.get(queue)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import numpy as np
 import pyopencl as cl
 
 __all__ = ["PlanLayout", "PLAN_LAYOUTS", "Tiles", "TILE_CLASSES", "TILE_CLASSES_CPU", "tile_classes", "ProgramCache",
-           "LaunchError", "launch", "kernel_source", "device_limits"]
+           "LaunchError", "launch", "launch_in_pieces", "kernel_source", "device_limits"]
 
 _KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 _sources: Dict[str, str] = {}
@@ -272,12 +273,13 @@ _launch_lock = threading.Lock()
 
 
 def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Sequence[int]],
-           args: Sequence[object]) -> cl.Event:
+           args: Sequence[object], offset: Optional[Sequence[int]] = None) -> cl.Event:
     """Validate the sizes against the device, set the arguments, enqueue.
 
     The global size must be a positive multiple of the local size in every
     dimension; the local size must fit ``max_work_item_sizes``,
     ``max_work_group_size`` and the kernel's ``WORK_GROUP_SIZE``.
+    ``offset`` is the global work offset (for :func:`launch_in_pieces`).
     """
     device = queue.device
     gsize = tuple(int(g) for g in global_size)
@@ -303,7 +305,59 @@ def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Seque
         lsize = None
     with _launch_lock:  # kernel objects hold their arguments: one launch at a time
         kernel.set_args(*args)
-        return cl.enqueue_nd_range_kernel(queue, kernel, gsize, lsize)
+        return cl.enqueue_nd_range_kernel(queue, kernel, gsize, lsize,
+                                          None if offset is None else tuple(offset))
+
+
+#: Floating-point operations one enqueued piece of a long launch should do, by
+#: device type: tens of milliseconds on a CPU driver, a few on a GPU.
+PIECE_FLOPS = {"cpu": 1e9, "gpu": 2e11}
+
+
+def launch_in_pieces(queue, kernel, global_size: Sequence[int], local_size: Sequence[int],
+                     args: Sequence[object], axes: Sequence[int], flops: float) -> None:
+    """Enqueue a long launch as pieces, so that Ctrl-C is honoured.
+
+    A single kernel launch cannot be stopped; a call that takes seconds is
+    therefore cut into pieces of about :data:`PIECE_FLOPS` (boxes of whole
+    work-groups, given by global work offsets: along ``axes[0]`` first,
+    then also along ``axes[1]`` ... when the first has too few groups), with
+    at most two pieces in flight.  Waiting on the older one returns to
+    Python between pieces, so a pending ``KeyboardInterrupt`` is raised
+    there; the piece still on the device is waited for before it
+    propagates, so the queue and the buffers stay consistent and the process
+    stays usable.  The kernel must add ``get_global_offset(a) /
+    get_local_size(a)`` to its group id along each of ``axes``.
+    """
+    gsize, lsize = list(global_size), list(local_size)
+    try:
+        is_cpu = bool(queue.device.type & cl.device_type.CPU)
+    except (AttributeError, TypeError, cl.Error):
+        is_cpu = False
+    wanted = int(flops // PIECE_FLOPS["cpu" if is_cpu else "gpu"]) + 1
+    cuts = []  # per axis: (axis, groups per piece)
+    for axis in axes:
+        groups = gsize[axis] // lsize[axis]
+        pieces = max(1, min(groups, wanted))
+        cuts.append((axis, -(-groups // pieces)))
+        wanted = -(-wanted // pieces)
+    ranges = [[(start, min(per, gsize[a] // lsize[a] - start))
+               for start in range(0, gsize[a] // lsize[a], per)] for a, per in cuts]
+    if all(len(r) == 1 for r in ranges):
+        launch(queue, kernel, gsize, lsize, args)
+        return
+    in_flight: List[cl.Event] = []
+    try:
+        for box in itertools.product(*ranges):
+            size, offset = list(gsize), [0] * len(gsize)
+            for (axis, _), (start, count) in zip(cuts, box):
+                size[axis], offset[axis] = count * lsize[axis], start * lsize[axis]
+            in_flight.append(launch(queue, kernel, size, lsize, args, offset))
+            if len(in_flight) > 1:
+                in_flight.pop(0).wait()
+    except BaseException:
+        queue.finish()  # the piece already enqueued ends before the error propagates
+        raise
 
 
 def elementwise_local_size(kernel, device, n: int) -> int:

@@ -44,7 +44,8 @@ void conv_gemm(__global const real* restrict x,
     const int lid = ty * WGN + tx;
     const int g = get_group_id(2);
     const int m0 = get_group_id(1) * TM;
-    const idx_t col0 = (idx_t)get_group_id(0) * TN;
+    /* the host may enqueue the columns in pieces (global offsets along dim 0) */
+    const idx_t col0 = ((idx_t)get_group_id(0) + get_global_offset(0) / WGN) * TN;
 
     const int M = P[H_M];
     const int T = P[H_T];

@@ -29,10 +29,12 @@ void conv_wgrad(__global const real* restrict x,
     const int ty = get_local_id(1);
     const int lid = ty * WGN + tx;
     const int G = P[W_G];
-    const int g = get_group_id(2) % G;
-    const int z = get_group_id(2) / G;
+    /* the host may enqueue the launch in pieces (global offsets along dims 2 and 0) */
+    const int gz = get_group_id(2) + get_global_offset(2);
+    const int g = gz % G;
+    const int z = gz / G;
     const int m0 = get_group_id(1) * TM;
-    const int col0 = get_group_id(0) * TN;
+    const int col0 = (get_group_id(0) + get_global_offset(0) / WGN) * TN;
 
     const int M = P[W_M];
     const int NC = P[W_NC];
