@@ -89,6 +89,9 @@ class Backend(abc.ABC):
     """
 
     name = "?"
+    #: Whether the backend still works in a child process forked after it was
+    #: loaded (see :func:`_after_fork_in_child`).
+    fork_safe = True
 
     def supports(self, op: str, spec, dtype) -> Optional[str]:
         """None when the backend can run ``op`` on ``spec``/``dtype``, else the reason."""
@@ -375,6 +378,11 @@ def resolve(op: str, spec, dtype, backend: Optional[str] = None,
 # --------------------------------------------------------------------------
 # threads
 
+#: Most threads pyconv runs: far above any useful count (more threads than
+#: CPUs only slow a kernel down), far below what makes an OpenMP runtime fail
+#: to create them (libgomp aborts the process at tens of thousands).
+MAX_THREADS = 1024
+
 _num_threads: Optional[int] = None
 
 
@@ -389,6 +397,10 @@ def _env_threads() -> Optional[int]:
             warnings.warn(f"ignoring {var}={raw!r}: not an integer", RuntimeWarning,
                           stacklevel=3)
             continue
+        if value > MAX_THREADS:
+            warnings.warn(f"{var}={raw!r} is more than pyconv runs; using {MAX_THREADS} "
+                          "threads", RuntimeWarning, stacklevel=3)
+            return MAX_THREADS
         if value >= 1:
             return value
         warnings.warn(f"ignoring {var}={raw!r}: must be >= 1", RuntimeWarning, stacklevel=3)
@@ -403,14 +415,14 @@ def set_num_threads(n: Optional[int]) -> None:
 
     Parameters
     ----------
-    n : int >= 1 or None
+    n : int, 1 <= n <= MAX_THREADS (1024), or None
 
     Raises
     ------
     TypeError
         If ``n`` is not an integer.
     ValueError
-        If ``n`` is smaller than 1.
+        If ``n`` is smaller than 1 or larger than :data:`MAX_THREADS`.
 
     Examples
     --------
@@ -429,7 +441,17 @@ def set_num_threads(n: Optional[int]) -> None:
     n = operator.index(n)
     if n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    if n > MAX_THREADS:
+        raise ValueError(f"set_num_threads: n={n} is more threads than pyconv runs (at most "
+                         f"{MAX_THREADS}; this machine has {_cpus()} CPUs)")
     _num_threads = n
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def get_num_threads() -> int:
@@ -439,7 +461,9 @@ def get_num_threads() -> int:
     -------
     int
         :func:`set_num_threads`'s value, else ``PYCONV_NUM_THREADS``, else
-        ``OMP_NUM_THREADS``, else the CPUs this process may run on.
+        ``OMP_NUM_THREADS``, else the CPUs this process may run on; 1 in a
+        process forked from one whose OpenMP runtime was loaded (see
+        :func:`_after_fork_in_child`).
 
     Examples
     --------
@@ -448,12 +472,59 @@ def get_num_threads() -> int:
     >>> with_default >= 1
     True
     """
+    if _fork_single_thread:
+        return 1
     if _num_threads is not None:
         return _num_threads
     env = _env_threads()
     if env is not None:
         return env
+    return _cpus()
+
+
+# --------------------------------------------------------------------------
+# fork
+
+#: Set in a child process forked after an OpenMP runtime was loaded.
+_fork_single_thread = False
+
+
+def _openmp_runtime_loaded() -> bool:
+    """Whether an OpenMP runtime (libgomp, LLVM's libomp, Intel's libiomp) is mapped here."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+        with open("/proc/self/maps") as fh:
+            maps = fh.read()
+    except OSError:  # not Linux: pyconv's own extension is the best sign there is
+        import sys
+        return "pyconv._cy._kernels" in sys.modules
+    return any(name in maps for name in ("libgomp", "libomp", "libiomp"))
+
+
+def _after_fork_in_child() -> None:
+    """Make a forked child safe (registered with :func:`os.register_at_fork`).
+
+    * OpenMP: a child forked (``multiprocessing``'s default start method on
+      Linux) from a process whose OpenMP runtime had started its threads
+      hangs in its first parallel region, because the runtime believes its
+      thread pool (which did not survive the fork) still exists.  A single
+      thread never touches the pool, so such a child runs pyconv on one
+      thread: :func:`get_num_threads` returns 1 there.  Use the ``spawn`` or
+      ``forkserver`` start method to keep several threads per process.
+    * A backend that is not fork-safe (``fork_safe = False``: an OpenCL
+      context, whose driver threads did not survive either) becomes
+      unavailable in the child, with that reason: ``auto`` moves on to the
+      next backend, and asking for it by name says why.
+    """
+    global _fork_single_thread, _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    _fork_single_thread = _fork_single_thread or _openmp_runtime_loaded()
+    for name, backend in list(_loaded.items()):
+        if not getattr(backend, "fork_safe", True):
+            del _loaded[name]
+            _failed[name] = (f"it was initialised in the parent of this process, which was "
+                             f"then forked; {backend.name} cannot be used after a fork (start "
+                             "worker processes with the 'spawn' or 'forkserver' method)")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

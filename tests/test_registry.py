@@ -516,3 +516,116 @@ def test_only_the_missing_fp64_refusal_becomes_a_skip(monkeypatch):
     assert conftest.missing_fp64_reason("opencl", other) is None
     assert conftest.missing_fp64_reason("opencl", ValueError(str(fp64))) is None
     assert conftest.missing_fp64_reason("reference", fp64) is None  # it has float64
+
+
+# ---------------------------------------------------------------------------
+# threads: the cap, forked children
+
+def test_thread_count_is_capped_with_a_clear_message(restore_threads, monkeypatch):
+    with pytest.raises(ValueError, match=r"n=100000 is more threads than pyconv runs "
+                                         r"\(at most 1024"):
+        pyconv.set_num_threads(100000)
+    pyconv.set_num_threads(_registry.MAX_THREADS)
+    assert pyconv.get_num_threads() == _registry.MAX_THREADS
+    pyconv.set_num_threads(None)
+    monkeypatch.setenv("PYCONV_NUM_THREADS", "100000")
+    with pytest.warns(RuntimeWarning, match="using 1024 threads"):
+        assert pyconv.get_num_threads() == _registry.MAX_THREADS
+
+
+def test_the_most_threads_run_every_kind_of_kernel():
+    """1024 threads (the cap) on depthwise, transposed and dense calls: right answers, no crash."""
+    out = run_py("""
+        import numpy as np, pyconv
+        pyconv.set_num_threads(pyconv._registry.MAX_THREADS)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((2, 16, 40)).astype(np.float32)
+        calls = [
+            lambda B: pyconv.conv1d(x, rng_w((16, 1, 5)), groups=16, backend=B),
+            lambda B: pyconv.conv_transpose1d(x, rng_w((16, 8, 4)), stride=2, backend=B),
+            lambda B: pyconv.conv1d(x, rng_w((24, 16, 3)), padding=1, backend=B),
+            lambda B: pyconv.grad.conv1d_weight(x, (24, 16, 3), np.ones((2, 24, 38), np.float32),
+                                                backend=B),
+        ]
+        def rng_w(shape):
+            return np.random.default_rng(len(shape) + shape[0]).standard_normal(shape).astype(np.float32)
+        names = [b["name"] for b in pyconv.backends() if b["available"] and b["name"] != "reference"]
+        worst = 0.0
+        for call in calls:
+            ref = call("reference")
+            for name in names:
+                worst = max(worst, float(np.abs(call(name) - ref).max() / np.abs(ref).max()))
+        print(worst)
+    """, timeout=300)
+    assert float(out) < 1e-5
+
+
+_FORK_SCRIPT = r"""
+import multiprocessing as mp, sys
+import numpy as np
+import pyconv
+
+def work(_):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 32, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    y = pyconv.conv2d(x, w, padding=1, backend="cython")
+    return pyconv.get_num_threads(), y
+
+if __name__ == "__main__":
+    pyconv.set_num_threads(2)
+    n, parent = work(0)  # threads started in the parent
+    with mp.get_context(sys.argv[1]).Pool(2) as pool:
+        results = pool.map_async(work, range(2)).get(timeout=120)
+    print(n, *[r[0] for r in results],
+          all(np.array_equal(r[1], parent) for r in results))
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_worker_processes_after_threaded_calls(method, tmp_path):
+    """A forked child of a threaded process runs single-threaded instead of hanging."""
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"no {method} start method on this platform")
+    if "cython" not in [b["name"] for b in pyconv.backends() if b["available"]]:
+        pytest.skip("the cython backend is not available")
+    script = tmp_path / "workers.py"  # spawn re-imports the main module from its file
+    script.write_text(_FORK_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYCONV_NUM_THREADS", "PYCONV_BACKEND")}
+    proc = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    parent, child1, child2, same = proc.stdout.split()
+    assert parent == "2" and same == "True"
+    # fork: one thread in the child (the rule); spawn: a fresh process, the default
+    expected = "1" if method == "fork" else str(_registry._cpus())
+    assert (child1, child2) == (expected, expected)
+
+
+def test_forked_child_does_not_use_an_opencl_context_of_its_parent():
+    entry = {b["name"]: b for b in pyconv.backends()}["opencl"]
+    if not entry["available"]:
+        pytest.skip(f"opencl unavailable: {entry['reason']}")
+    out = run_py(r"""
+        import multiprocessing as mp
+        import numpy as np, pyconv
+
+        x, w = np.ones((1, 2, 8), np.float32), np.ones((3, 2, 3), np.float32)
+
+        def child(_):
+            auto = pyconv.conv1d(x, w)  # auto moves on to another backend
+            try:
+                pyconv.conv1d(x, w, backend="opencl")
+            except pyconv.BackendUnavailableError as exc:
+                return float(auto.sum()), str(exc)
+            return float(auto.sum()), "no error"
+
+        if __name__ == "__main__":
+            pyconv.conv1d(x, w, backend="opencl")  # a context in the parent
+            with mp.get_context("fork").Pool(1) as pool:
+                total, message = pool.map_async(child, [0]).get(timeout=120)[0]
+            print(total, "|", message)
+    """, timeout=300)
+    total, message = out.split(" | ")
+    assert float(total) == 3 * 6 * 6.0
+    assert "forked" in message and "spawn" in message

@@ -130,6 +130,8 @@ class OpenCLBackend(Backend):
     """
 
     name = "opencl"
+    #: The driver's threads and the context do not survive a fork.
+    fork_safe = False
 
     def __init__(self, device=None, selected_by: str = "explicit device"):
         if device is None:
