@@ -145,7 +145,7 @@ class ConvSpec:
 # ---------------------------------------------------------------------------
 # Argument parsing and validation (the shared front layer).
 #
-# Checks run in PyTorch's order (SEMANTICS.md §2.1), so that a call with
+# Checks run in PyTorch's order (docs/semantics.rst, "Validation"), so that a call with
 # several problems reports the same first one; every failure is a
 # ValueError/TypeError naming the argument and the values involved, raised
 # before any backend runs.

@@ -288,7 +288,7 @@ def grad_conv_transpose(cid, nd, xs, ws, dtype="float64", **kwargs):
 # the cases
 
 def opinfo_cases():
-    """SEMANTICS.md §12.1: PyTorch's OpInfo samples, batched and unbatched."""
+    """PyTorch's OpInfo samples for the conv ops, batched and unbatched."""
     rows = [
         ("conv1d", (1, 3, 4), (3, 3, 3), True, dict(stride=(2,), padding=2)),
         ("conv1d", (2, 4, 8), (2, 2, 3), True, dict(stride=3, padding=1, groups=2, dilation=2)),
@@ -475,7 +475,7 @@ def sweep_cases():
 
 
 def edge_success_cases():
-    """The successful edge cases of SEMANTICS.md (values, not only shapes)."""
+    """The successful edge cases of tests/test_edge_cases.py (values, not only shapes)."""
     e = dict(tags=["edge"], dtype="float32")
     functional("edge1", "conv1d", (2, 4, 10), (6, 4, 3), bias=None, stride=2, padding=1,
                dilation=2, **e)
@@ -509,7 +509,7 @@ def edge_success_cases():
 
 
 def module_cases():
-    """SEMANTICS.md §12.2 (common_nn.py), the padding modes and output_size."""
+    """PyTorch's common_nn module tests, the padding modes and output_size."""
     rows = [
         ("Conv1d", dict(in_channels=4, out_channels=5, kernel_size=3), (2, 4, 10), None),
         ("Conv1d", dict(in_channels=4, out_channels=5, kernel_size=3, stride=2), (2, 4, 10), None),
@@ -727,7 +727,7 @@ def module_cases():
 
 
 def grad_cases():
-    # torch's own sweep (SEMANTICS §11): kernel/input (3,6),(3,7),(4,9); batch 1,2;
+    # torch's own sweep (test_convolution.py): kernel/input (3,6),(3,7),(4,9); batch 1,2;
     # stride 1,2; padding 0,1,2; C_in 2, C_out 3
     for k, L in ((3, 6), (3, 7), (4, 9)):
         for n in (1, 2):

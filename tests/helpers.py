@@ -95,17 +95,18 @@ def randn(rng, shape, dtype=np.float64):
 
 
 def conv_out(S, K, s=1, p=0, d=1):
-    """SEMANTICS §1.3 conv output size (one dim)."""
+    """Conv output size of one dim (docs/semantics.rst, "Output size")."""
     return (S + 2 * p - d * (K - 1) - 1) // s + 1
 
 
 def tconv_out(S, K, s=1, p=0, op=0, d=1):
-    """SEMANTICS §1.3 transposed output size (one dim)."""
+    """Transposed conv output size of one dim (docs/semantics.rst, "Output size")."""
     return (S - 1) * s - 2 * p + d * (K - 1) + op + 1
 
 
 # --------------------------------------------------------------------------
-# an independent NumPy oracle (SEMANTICS §10), valid for any numeric dtype
+# an independent NumPy oracle of docs/semantics.rst ("What is computed"), for any
+# numeric dtype
 
 def np_conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """Gather form with one einsum per kernel tap; complex-safe, no conjugation."""

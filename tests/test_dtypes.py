@@ -1,4 +1,4 @@
-"""Dtypes (DESIGN.md §2): NumPy promotion, ints/bools -> float64, float16 via
+"""Dtypes (docs/semantics.rst, "Dtypes"): NumPy promotion, ints/bools -> float64, float16 via
 float32, complex via the shared real decomposition (checked against a direct
 complex computation), and TypeError for everything else."""
 

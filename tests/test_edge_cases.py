@@ -1,12 +1,17 @@
-"""The 84 edge cases at the end of SEMANTICS.md, plus its "additional verified
-corner behaviours", as pyconv does them, on every backend.
+"""84 edge cases of PyTorch 2.13's convolutions, and further corners, as pyconv does them.
+
+Each case's outcome (shape, or error and the facts its message carries) was
+checked against PyTorch 2.13 when it was written down here; the rules they
+follow are on docs/semantics.rst.  Validation cases run once (the
+``front_layer`` fixture: checks are the front layer's), the others on every
+backend.
 
 * Successes check the output shape (and dtype).
 * Errors: pyconv raises ``ValueError`` where PyTorch raises ``RuntimeError`` /
   ``NotImplementedError`` (and ``TypeError`` where PyTorch does); the message
   must carry the same facts as PyTorch's (the argument and the values), which
   are checked with order-free regular expressions, never full texts.
-* Deliberate differences (DESIGN.md wins over PyTorch): mixed dtypes follow
+* Deliberate differences (docs/differences.rst): mixed dtypes follow
   NumPy promotion instead of raising, integer and bool inputs are computed in
   float64 (so no int8 wrap-around and no bool NotImplementedError), the
   functional transposed ops accept ``output_size=``, and a zero dilation is a
@@ -26,7 +31,7 @@ RNG = np.random.default_rng(7)
 
 
 def t(*shape, dtype=np.float32):
-    """A random array (the ``x(...)``/``w(...)``/``b(...)`` of SEMANTICS.md)."""
+    """A random float32 array of ``shape``."""
     return RNG.standard_normal(shape).astype(dtype)
 
 
@@ -398,7 +403,8 @@ def test_module_1tuple_padding_with_mode(backend):
 
 
 # --------------------------------------------------------------------------
-# Further corners of SEMANTICS §1.2, §2.6, §2.7, §3, §6
+# Further corners: argument forms, degenerate parameters, empty batches and
+# channels, unbatched inputs, output_size
 
 def test_zero_dilation_transposed(front_layer):
     with pytest.raises(ValueError, match="dilation"):

@@ -1,5 +1,6 @@
 """The six functional ops: signatures, argument forms, and every argument
-against an independent NumPy implementation of SEMANTICS §10, on every backend."""
+against an independent NumPy implementation of the formulas in docs/semantics.rst
+("What is computed"), on every backend."""
 
 from __future__ import annotations
 
@@ -240,7 +241,7 @@ def test_native_dtypes(nd, xs, ws, kw, dtype, backend):
 
 
 def _conv_backend_cases():
-    """test_conv_backend (SEMANTICS §12.3): C_in 6, C_out 12, k 3, groups 3 or 6."""
+    """PyTorch's test_conv_backend sweep: C_in 6, C_out 12, k 3, groups 3 or 6."""
     for nd in (1, 2, 3):
         S = (7, 8, 9)[:nd] if nd < 3 else (5, 6, 5)
         for n, cin in ((2, 6), (0, 6), (2, 0), (0, 0)):

@@ -4,7 +4,7 @@ The fixture is made by ``tests/gen_golden.py``; the cases cover every op and
 every argument (stride, padding incl. 'same'/'valid' and the padding modes,
 dilation, groups incl. depthwise, output_padding, output_size, unbatched,
 N = 0, C_in = 0, bias None), all dtypes (float16/32/64, complex64/128), the
-OpInfo and common_nn configurations of SEMANTICS.md §12, and the gradients of
+OpInfo and common_nn configurations of PyTorch's own tests, and the gradients of
 :mod:`pyconv.grad` (those are run by test_grad.py).
 """
 

@@ -1,5 +1,6 @@
-"""Module classes: signatures, validation (SEMANTICS §2.8), parameters, init (§7),
-repr, forward / __call__, output_size (§6), padding modes (§5), module == functional."""
+"""Module classes: signatures, validation, parameters, init, repr, forward / __call__,
+output_size, padding modes, module == functional (docs/semantics.rst and the module
+docstrings)."""
 
 from __future__ import annotations
 
@@ -461,7 +462,7 @@ def test_padding_mode_complex_and_float16(backend, rng):
 
 
 def test_module_promotes_input_dtype(backend, rng):
-    """torch refuses float64 input on float32 parameters; pyconv promotes (DESIGN §2)."""
+    """torch refuses float64 input on float32 parameters; pyconv promotes (docs/differences.rst)."""
     m = pyconv.Conv2d(2, 3, 3, rng=0)
     x = rng.standard_normal((1, 2, 5, 5))
     y = call(backend, m, x)

@@ -3,7 +3,7 @@
 * the adjoint identity <conv(x, w), z> = <x, conv_transpose(z, w)>,
 * linearity in the input, the weight and the bias,
 * groups = concatenation of independent convolutions (conv and transposed),
-* the output-shape formulas of SEMANTICS.md §1.3,
+* the output-shape formulas of docs/semantics.rst ("Output size"),
 * pyconv.grad against central finite differences (float64),
 * every non-reference backend against the reference,
 * the caller's arrays are never modified, and any array layout (views,

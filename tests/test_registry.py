@@ -1,4 +1,4 @@
-"""Backend registry (DESIGN.md §4): precedence, names, availability, context
+"""Backend registry (docs/backends.rst): precedence, names, availability, context
 locality, lazy imports, thread settings, and the backend interface."""
 
 from __future__ import annotations
