@@ -450,6 +450,12 @@ ALL_TILES = sorted({(cls, t) for table in (ocl_programs.TILE_CLASSES,
                                                       for c, t in ALL_TILES])
 def test_every_tile_configuration_is_correct(be, monkeypatch, cls, tiles):
     """Each configuration, GPU and CPU lists, computes the same thing (float32, 2-d)."""
+    max_wg, max_items, local_mem = ocl_programs.device_limits(be.device)
+    lx, ly = tiles.local_size
+    if (tiles.work_group_size > max_wg or lx > max_items[0] or ly > max_items[1]
+            or tiles.local_bytes(4) > local_mem):
+        pytest.skip(f"{tiles} exceeds the limits of {be.device.name.strip()!r} (the tile "
+                    "lists fall back to smaller ones there)")
     monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())
     monkeypatch.setitem(ocl_programs.TILE_CLASSES, cls, (tiles,))
     monkeypatch.setitem(ocl_programs.TILE_CLASSES_CPU, cls, (tiles,))
@@ -701,3 +707,26 @@ def test_long_calls_are_interruptible(op):
                     "the signal: nothing to interrupt")
     assert float(facts["latency"]) < 1.5, res.stdout  # generous: CI machines are busy
     assert float(facts["error"]) < 1e-5, res.stdout
+
+
+def test_launches_in_pieces_compute_the_same(be, monkeypatch):
+    """Long launches go out in pieces (global offsets); tiny pieces give the same result."""
+    for kind in ("cpu", "gpu"):
+        monkeypatch.setitem(ocl_programs.PIECE_FLOPS, kind, 1e3)
+    enqueued = []
+    real_launch = ocl_programs.launch
+
+    def counting(*args, **kwargs):
+        enqueued.append(kwargs.get("offset", args[5] if len(args) > 5 else None))
+        return real_launch(*args, **kwargs)
+
+    monkeypatch.setattr(ocl_programs, "launch", counting)
+    for name, spec in (CONV_CASES[6], CONV_CASES[10]):
+        x, w, b, gy = _data(spec, np.float32)
+        _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), np.float32, f"conv {name}")
+        _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), np.float32,
+               f"conv_weight {name}")
+        tspec = spec.as_transposed()
+        _check(be.conv_transpose(gy, w, None, tspec), "conv_transpose", tspec, (gy, w, None),
+               np.float32, f"conv_transpose {name}")
+    assert sum(o is not None and any(o) for o in enqueued) > 10  # really in pieces

@@ -18,11 +18,17 @@ __kernel void sum_splits(__global const real* restrict part,
 #define MODE_REPLICATE 1
 #define MODE_CIRCULAR 2
 
-inline int pad_source(int i, const int L, const int mode)
+int pad_source(int i, const int L, const int mode)
 {
     if (mode == MODE_REFLECT) {
-        if (i < 0) i = -i;
-        if (i >= L) i = 2 * (L - 1) - i;
+        /* mirror about 0 and L-1: period 2(L-1), folded back into [0, L).
+         * (No `if (i < 0) i = -i`: compilers turn it into an abs intrinsic
+         * that some OpenCL implementations, Oclgrind among them, lack.) */
+        if (L == 1) return 0;
+        const int period = 2 * (L - 1);
+        i %= period;
+        if (i < 0) i += period;
+        if (i >= L) i = period - i;
     } else if (mode == MODE_REPLICATE) {
         i = clamp(i, 0, L - 1);
     } else {
