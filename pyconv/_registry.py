@@ -35,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "Backend",
+    "BackendNotBuilt",
     "BackendUnavailableError",
     "backends",
     "get_backend",
@@ -76,6 +77,14 @@ class BackendUnavailableError(RuntimeError):
     ...         pyconv.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), backend=name)
     ...     except pyconv.BackendUnavailableError as exc:
     ...         assert name in str(exc)
+    """
+
+
+class BackendNotBuilt(ImportError):
+    """A backend's compiled part is missing (a source checkout that was never built).
+
+    ``auto`` then settles on a slower backend; it warns once when it does,
+    since the fix (building the extension) is easy and the slowdown large.
     """
 
 
@@ -147,6 +156,10 @@ class Backend(abc.ABC):
 _lock = threading.Lock()
 _loaded: Dict[str, Backend] = {}
 _failed: Dict[str, str] = {}
+#: backends that failed with BackendNotBuilt (name -> message), and whether
+#: auto already warned about falling back past them
+_not_built: Dict[str, str] = {}
+_warned_not_built = False
 
 
 def _load(name: str) -> Tuple[Optional[Backend], Optional[str]]:
@@ -164,6 +177,8 @@ def _load(name: str) -> Tuple[Optional[Backend], Optional[str]]:
         except Exception as exc:  # a broken optional backend must not break pyconv
             reason = f"{type(exc).__name__}: {exc}"
             _failed[name] = reason
+            if isinstance(exc, BackendNotBuilt):
+                _not_built[name] = str(exc)
             return None, reason
         _loaded[name] = backend
         return backend, None
@@ -371,8 +386,21 @@ def resolve(op: str, spec, dtype, backend: Optional[str] = None,
     for candidate in AUTO_ORDER:
         impl, _ = _load(candidate)
         if impl is not None and impl.prefers(op, spec, dtype):
-            return impl
-    return load_backend("reference")
+            break
+    else:
+        impl = load_backend("reference")
+    if impl.name == "reference" and _not_built and not _warned_not_built:
+        _warn_not_built()
+    return impl
+
+
+def _warn_not_built() -> None:
+    global _warned_not_built
+    _warned_not_built = True
+    for name, message in _not_built.items():
+        warnings.warn(f"pyconv: 'auto' runs the pure-Python reference backend (10 to 1000 "
+                      f"times slower) because backend {name!r} is not built: {message}",
+                      RuntimeWarning, stacklevel=4)
 
 
 # --------------------------------------------------------------------------

@@ -629,3 +629,39 @@ def test_forked_child_does_not_use_an_opencl_context_of_its_parent():
     total, message = out.split(" | ")
     assert float(total) == 3 * 6 * 6.0
     assert "forked" in message and "spawn" in message
+
+
+def test_unbuilt_extension_is_named_and_auto_warns_once(tmp_path):
+    """A source checkout never built: cython says how to build it, auto warns once."""
+    import shutil
+    import sysconfig
+    src = os.path.dirname(os.path.abspath(pyconv.__file__))
+    shutil.copytree(src, tmp_path / "pyconv",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    code = textwrap.dedent("""
+        import warnings
+        import numpy as np
+        import pyconv
+        assert pyconv.__file__.startswith(%r), pyconv.__file__
+        reason = {b["name"]: b for b in pyconv.backends()}["cython"]["reason"]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                pyconv.conv1d(np.ones((1, 1, 4)), np.ones((1, 1, 2)), backend="auto")
+        print(reason)
+        print(len(caught), caught[0].category.__name__ if caught else None)
+        print(caught[0].message if caught else "")
+    """ % str(tmp_path))
+    # -S: no site-packages .pth files, so an editable install cannot shadow the copy;
+    # the installed dependencies come in through PYTHONPATH after it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYCONV_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), sysconfig.get_paths()["purelib"],
+                                         sysconfig.get_paths()["platlib"]])
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    reason, count, warning = proc.stdout.strip().splitlines()
+    assert "not built" in reason and "pip install -e ." in reason
+    assert "circular import" not in reason
+    assert count == "1 RuntimeWarning"
+    assert "reference" in warning and "'cython' is not built" in warning

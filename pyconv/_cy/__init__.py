@@ -732,7 +732,17 @@ class CythonBackend(Backend):
 def load():
     """The backend, or ImportError saying why the extension is missing."""
     if _kernels is None:
-        raise ImportError(
-            f"the compiled extension pyconv._cy._kernels is not built ({_IMPORT_ERROR}); "
-            "reinstall pyconv with `pip install .` and a C compiler")
+        import glob
+        import os
+        from .._registry import BackendNotBuilt
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        if not glob.glob(os.path.join(here, "_kernels*.so")) + glob.glob(
+                os.path.join(here, "_kernels*.pyd")):
+            raise BackendNotBuilt(
+                f"the compiled extension pyconv._cy._kernels is not built in {here} (a source "
+                "checkout without its build?): build it with `pip install -e .` in the "
+                "checkout (it needs a C compiler), or install pyconv with pip")
+        raise ImportError(f"the compiled extension pyconv._cy._kernels could not be loaded "
+                          f"({_IMPORT_ERROR}); rebuild it with `pip install -e .`")
     return CythonBackend()
