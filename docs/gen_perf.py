@@ -6,12 +6,12 @@ Usage (from the repository root)::
     python docs/gen_perf.py docs/bench.json
 
 The first command times every available backend and PyTorch on the
-benchmark workloads (:mod:`pyconv._bench`) and writes the JSON; the second
+benchmark workloads (:mod:`pyconv._cli.bench`) and writes the JSON; the second
 turns it into ``docs/performance.rst`` and the bar chart
 ``docs/_static/perf.png``.  Nothing on the page is typed by hand: edit this
 script, not the generated files.
 
-The JSON schema is the one documented in :mod:`pyconv._bench`::
+The JSON schema is the one documented in :mod:`pyconv._cli.bench`::
 
     {"machine": {"cpu": str, "cores": int, "threads": int, "python": str,
                  "numpy": str, "torch": str or null, "date": str},
@@ -66,7 +66,7 @@ def load(path: str) -> Dict:
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
     try:  # the writer's own schema check, when pyconv is importable
-        from pyconv._bench import validate_result
+        from pyconv._cli.bench import validate_result
     except ImportError:
         validate_result = None
     if validate_result is not None:
@@ -196,7 +196,7 @@ def _list_table(title: str, header: List[str], body: List[List[str]],
 def _dense_labels() -> set:
     """Labels of the dense (GEMM-shaped) workloads, for which % of SGEMM is a target."""
     try:
-        from pyconv._bench import QUICK_WORKLOADS, WORKLOADS
+        from pyconv._cli.bench import QUICK_WORKLOADS, WORKLOADS
     except ImportError:
         return set()
     return {w.label for w in WORKLOADS + QUICK_WORKLOADS if w.dense}
