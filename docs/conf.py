@@ -85,6 +85,7 @@ sphinx_gallery_conf = {
 html_theme = "pydata_sphinx_theme"
 html_title = f"pyconv {release}"
 html_static_path = ["_static"]
+html_css_files = ["perf.css"]  # the performance page's wide table
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,

@@ -6,12 +6,12 @@ Usage (from the repository root)::
     python docs/gen_perf.py docs/bench.json
 
 The first command times every available backend and PyTorch on the
-benchmark workloads (:mod:`pyconv._bench`) and writes the JSON; the second
+benchmark workloads (:mod:`pyconv._cli.bench`) and writes the JSON; the second
 turns it into ``docs/performance.rst`` and the bar chart
 ``docs/_static/perf.png``.  Nothing on the page is typed by hand: edit this
 script, not the generated files.
 
-The JSON schema is the one documented in :mod:`pyconv._bench`::
+The JSON schema is the one documented in :mod:`pyconv._cli.bench`::
 
     {"machine": {"cpu": str, "cores": int, "threads": int, "python": str,
                  "numpy": str, "torch": str or null, "date": str},
@@ -37,6 +37,15 @@ from typing import Dict, List, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_RST = os.path.join(HERE, "performance.rst")
 DEFAULT_PNG = os.path.join(HERE, "_static", "perf.png")
+#: The chart is drawn for the docs' content column, about 620 px wide in a
+#: 1280 px window (pydata-sphinx-theme), where it is shown at 100% width: a
+#: figure this many inches wide then renders at about 97 px per inch, and
+#: text of :data:`CHART_FONT_PT` points at about 12 px.
+CHART_WIDTH_IN = 6.4
+CHART_FONT_PT = 9
+#: Pixels per inch of the PNG: more than it is shown at, so it stays sharp on
+#: high-density screens.
+CHART_DPI = 150
 REGENERATE = ("python -m pyconv bench --compare torch --json docs/bench.json\n"
               "python docs/gen_perf.py docs/bench.json")
 
@@ -66,7 +75,7 @@ def load(path: str) -> Dict:
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
     try:  # the writer's own schema check, when pyconv is importable
-        from pyconv._bench import validate_result
+        from pyconv._cli.bench import validate_result
     except ImportError:
         validate_result = None
     if validate_result is not None:
@@ -179,11 +188,14 @@ def _text(value) -> str:
 
 
 def _list_table(title: str, header: List[str], body: List[List[str]],
-                widths: Optional[List[int]] = None) -> List[str]:
+                widths: Optional[List[int]] = None, css_class: Optional[str] = None
+                ) -> List[str]:
     out = [f".. list-table:: {title}" if title else ".. list-table::",
            "   :header-rows: 1"]
     if widths:
         out.append("   :widths: " + " ".join(str(w) for w in widths))
+    if css_class:
+        out.append(f"   :class: {css_class}")
     out.append("")
     for line in [header] + body:
         out.append(f"   * - {line[0]}")
@@ -196,7 +208,7 @@ def _list_table(title: str, header: List[str], body: List[List[str]],
 def _dense_labels() -> set:
     """Labels of the dense (GEMM-shaped) workloads, for which % of SGEMM is a target."""
     try:
-        from pyconv._bench import QUICK_WORKLOADS, WORKLOADS
+        from pyconv._cli.bench import QUICK_WORKLOADS, WORKLOADS
     except ImportError:
         return set()
     return {w.label for w in WORKLOADS + QUICK_WORKLOADS if w.dense}
@@ -291,65 +303,99 @@ def render_rst(data: Dict, png_relpath: Optional[str]) -> str:
                   "   :width: 100%", ""]
 
     lines += ["Workloads", "---------", ""]
+    # Plain backend names and the perf-table class (a smaller font and tighter
+    # cells, docs/_static/perf.css) keep the seven columns inside the page's
+    # content column; the workload descriptions wrap.
     header = ["workload", "backend", "time (ms)"]
+    widths = [34, 10, 9]
     if has_torch:
         header += ["PyTorch (ms)", "speedup"]
+        widths += [10, 10]
     header += ["GFLOP/s", "% of SGEMM"]
+    widths += [10, 10]
     body = []
     for wl in workloads(rows):
         first = True
         for r in (r for r in rows if r["workload"] == wl):
             label = _text(wl) + (" †" if wl in dense else "")
-            line = [label if first else "", f"``{r['backend']}``", _ms(r["time_s"])]
+            line = [label if first else "", _text(r["backend"]), _ms(r["time_s"])]
             if has_torch:
                 line += [_ms(r["torch_time_s"]), _x(ratio(r))]
             line += [_gf(r["gflops"]), _pct(r["sgemm_fraction"])]
             body.append(line)
             first = False
-    lines += _list_table("", header, body)
+    lines += _list_table("", header, body, widths, "perf-table")
     lines += ["† dense workload: the fraction of SGEMM is a meaningful target.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def render_png(data: Dict, path: str) -> bool:
-    """Bar chart of the speedup over PyTorch (log scale); False if there is none."""
+    """Bar chart of the speedup over PyTorch (log scale); False if there is none.
+
+    The chart is drawn for the page's content column (see :data:`CHART_WIDTH_IN`):
+    each workload's description is a line of its own above its bars, so the
+    long descriptions take no width from the bars, and each bar carries its
+    value.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
-    import numpy as np
+    import matplotlib.transforms
 
     rows = data["rows"]
     wls = workloads(rows)
     names = backends_of(rows)
     table = {(r["workload"], r["backend"]): ratio(r) for r in rows}
-    if all(v is None for v in table.values()):
+    values = [v for v in table.values() if v]
+    if not values:
         return False
-    width = 0.8 / max(1, len(names))
-    pos = np.arange(len(wls))
-    fig, ax = plt.subplots(figsize=(10.0, 0.42 * len(wls) + 1.8), layout="constrained")
-    for j, name in enumerate(names):
-        vals = [table.get((wl, name)) for wl in wls]
-        widths = [v if v is not None else np.nan for v in vals]
-        ax.barh(pos + (j - (len(names) - 1) / 2) * width, widths, width, label=name)
-    ax.axvline(1.0, color="k", lw=1, ls="--", label="PyTorch (= 1)")
+    # in bar heights: a description line, a bar per backend, a gap
+    label_h, gap = 1.3, 0.5
+    step = label_h + len(names) + gap
+    bar_in = 0.15  # inches per bar
+    font = CHART_FONT_PT
+    fig, ax = plt.subplots(figsize=(CHART_WIDTH_IN, bar_in * step * len(wls) + 1.4),
+                           layout="constrained")
+    left_edge = matplotlib.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, wl in enumerate(wls):
+        top = i * step
+        ax.text(0.005, top + label_h / 2, wl, transform=left_edge, ha="left", va="center",
+                fontsize=font, zorder=3,
+                bbox=dict(boxstyle="square,pad=0.1", facecolor="white", edgecolor="none"))
+        for j, name in enumerate(names):
+            v = table.get((wl, name))
+            if not v:
+                continue
+            y = top + label_h + j + 0.5
+            ax.barh(y, v, 0.85, color=colors[j % len(colors)],
+                    label=name if i == 0 else None, zorder=2)
+            ax.text(v * 1.06, y, f"{v:.2f}", va="center", ha="left", fontsize=font,
+                    zorder=3)
+    ax.axvline(1.0, color="k", lw=1, ls="--", label="PyTorch (= 1)", zorder=1)
     ax.set_xscale("log")
+    lo, hi = min(values) / 1.6, max(values) * 2.2  # room for the values at the bar ends
+    ax.set_xlim(lo, hi)
     ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
-             if min(v for v in table.values() if v) / 2 <= t
-             <= max(v for v in table.values() if v) * 2]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+             if lo <= t <= hi]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=font)
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_yticks(pos, wls, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("speedup over PyTorch: PyTorch time / pyconv time (higher is better)")
+    ax.grid(axis="x", color="0.88", zorder=0)
+    ax.set_ylim(step * len(wls) - gap / 2, -gap / 2)
+    ax.set_yticks([])
+    ax.set_xlabel("speedup over PyTorch: PyTorch time / pyconv time (higher is better)",
+                  fontsize=font)
     m = data["machine"]
     cpu = m.get("cpu") or "unknown CPU"
     threads = m.get("threads")
     ax.set_title(f"pyconv vs PyTorch {m.get('torch') or ''} on {cpu}"
-                 + (f", {threads} thread(s)" if threads else ""), fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
+                 + (f", {threads} thread(s)" if threads else ""), fontsize=font + 1,
+                 pad=font * 2.6)
+    ax.legend(fontsize=font, loc="lower left", bbox_to_anchor=(0.0, 1.0),
+              ncols=len(names) + 1, frameon=False, borderaxespad=0.2)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
+    fig.savefig(path, dpi=CHART_DPI, metadata={"Software": None})
     plt.close(fig)
     return True
 

@@ -1,1 +1,1 @@
-"""asv benchmarks for pyconv (workloads defined once, in pyconv._bench)."""
+"""asv benchmarks for pyconv (workloads defined once, in pyconv._cli.bench)."""

@@ -1,12 +1,12 @@
 """Time and peak memory of every workload on every pyconv backend.
 
-Workloads: :data:`pyconv._bench.WORKLOADS` (float32, the Cython issue's list);
+Workloads: :data:`pyconv._cli.bench.WORKLOADS` (float32, the Cython issue's list);
 the parameters are ``backend`` first, then ``workload``.
 """
 
 import numpy as np
 
-from pyconv import _bench
+from pyconv._cli import bench
 
 from .common import BACKENDS, WORKLOADS, finish, require_backend, touch
 
@@ -20,8 +20,8 @@ class Conv:
 
     def setup(self, backend, workload):
         require_backend(backend)
-        self.workload = _bench.get_workload(workload)
-        self.fn = _bench.pyconv_callable(self.workload, backend)
+        self.workload = bench.get_workload(workload)
+        self.fn = bench.pyconv_callable(self.workload, backend)
         finish(self.fn())  # warm up: OpenCL programs compiled, caches filled
 
     def time_op(self, backend, workload):
@@ -29,7 +29,7 @@ class Conv:
 
     def track_gflops(self, backend, workload):
         # GFLOP/s of the best of three calls (2 x multiply-adds / time)
-        t = _bench.best_of(lambda: finish(self.fn()), repeat=3, warmup=0)
+        t = bench.best_of(lambda: finish(self.fn()), repeat=3, warmup=0)
         return self.workload.flops / t / 1e9
 
     track_gflops.unit = "GFLOP/s"
@@ -50,16 +50,15 @@ class ConvMemory:
 
     def setup(self, backend, workload):
         require_backend(backend)
-        self.workload = _bench.get_workload(workload)
+        self.workload = bench.get_workload(workload)
         self.inputs = self.workload.make_inputs()
         self.backend = backend
 
     def peakmem_op(self, backend, workload):
-        finish(_bench.pyconv_callable(self.workload, backend, self.inputs)())
+        finish(bench.pyconv_callable(self.workload, backend, self.inputs)())
 
     def peakmem_reference(self, backend, workload):
-        wl = self.workload
-        touch(wl.weight_shape if wl.is_weight_grad else wl.output_shape)
+        touch(self.workload.result_shape)
 
 
 class Dispatch:
@@ -96,7 +95,7 @@ class Quick:
 
     def setup(self, backend, workload):
         require_backend(backend, allow_reference=True)
-        self.fn = _bench.pyconv_callable(_bench.get_workload(workload, quick=True), backend)
+        self.fn = bench.pyconv_callable(bench.get_workload(workload, quick=True), backend)
         finish(self.fn())
 
     def time_op(self, backend, workload):

@@ -5,7 +5,7 @@ Each timing ends with ``queue.finish()``, so it covers the kernels, not only
 their launch.  Skipped when the opencl backend is unavailable.
 """
 
-from pyconv import _bench
+from pyconv._cli import bench
 
 from .common import WORKLOADS, finish, require_backend
 
@@ -23,9 +23,9 @@ class OpenCLDeviceArrays:
 
         backend = load_backend("opencl")
         self.queue = backend.queue
-        wl = _bench.get_workload(workload)
+        wl = bench.get_workload(workload)
         inputs = tuple(backend.to_device(a) for a in wl.make_inputs())
-        self.fn = _bench.pyconv_callable(wl, "opencl", inputs)
+        self.fn = bench.pyconv_callable(wl, "opencl", inputs)
         finish(self.fn())  # programs built, caches filled
         self.queue.finish()
 

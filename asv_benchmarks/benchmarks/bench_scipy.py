@@ -8,13 +8,13 @@ odd kernel).  The channel-mixing workloads have no SciPy counterpart.
 
 import numpy as np
 
-from pyconv import _bench
+from pyconv._cli import bench
 
 from .common import BACKENDS, require_backend
 
 
 def _inputs():
-    wl = _bench.get_workload("conv1d_depthwise")
+    wl = bench.get_workload("conv1d_depthwise")
     x, w, b = wl.make_inputs()
     # conv1d is a cross-correlation: flip the kernel for scipy's convolution
     kernel = np.ascontiguousarray(w[:, 0, ::-1])[None]     # (1, C, K)
@@ -35,7 +35,7 @@ class ScipyDepthwise:
         self.fn = getattr(scipy.signal, method)
         self.b = b[None, :, None]
         got = self.fn(self.x, self.kernel, mode="same", axes=-1) + self.b
-        expect = _bench.pyconv_callable(self.wl, _fast(), (self.x, w, b))()
+        expect = bench.pyconv_callable(self.wl, _fast(), (self.x, w, b))()
         if not np.allclose(got, expect, rtol=1e-3, atol=1e-3):
             raise AssertionError("scipy's result differs from pyconv's: not the same op")
 

@@ -3,7 +3,7 @@
 torch uses the same number of threads as pyconv (``pyconv.get_num_threads()``).
 """
 
-from pyconv import _bench
+from pyconv._cli import bench
 
 from .common import WORKLOADS
 
@@ -19,6 +19,14 @@ def _torch():
     return torch
 
 
+def _torch_call(wl, inputs=None):
+    """torch's function for the workload (NotImplementedError, asv: skip, if it has none)."""
+    fn = bench.torch_callable(wl, inputs)
+    if fn is None:
+        raise NotImplementedError(f"torch has no function for {wl.op}")
+    return fn
+
+
 class TorchConv:
     """torch.nn.functional / torch.nn.grad on the workloads of ``bench_conv.Conv``."""
 
@@ -28,15 +36,15 @@ class TorchConv:
 
     def setup(self, workload):
         _torch()
-        self.workload = _bench.get_workload(workload)
-        self.fn = _bench.torch_callable(self.workload)
+        self.workload = bench.get_workload(workload)
+        self.fn = _torch_call(self.workload)
         self.fn()
 
     def time_op(self, workload):
         self.fn()
 
     def track_gflops(self, workload):
-        t = _bench.best_of(self.fn, repeat=3, warmup=0)
+        t = bench.best_of(self.fn, repeat=3, warmup=0)
         return self.workload.flops / t / 1e9
 
     track_gflops.unit = "GFLOP/s"
@@ -51,8 +59,7 @@ class TorchConvMemory:
 
     def setup(self, workload):
         _torch()
-        self.workload = _bench.get_workload(workload)
-        self.inputs = self.workload.make_inputs()
+        self.fn = _torch_call(bench.get_workload(workload))
 
     def peakmem_op(self, workload):
-        _bench.torch_callable(self.workload, self.inputs)()
+        self.fn()

@@ -8,12 +8,12 @@ the pure-Python reference backend at full size.
 
 import numpy as np
 
-from pyconv import _bench
+from pyconv._cli import bench
 
 #: every registered backend, first parameter of every class
 BACKENDS = ["reference", "cython", "opencl"]
-#: workload names (full size), defined once in pyconv._bench
-WORKLOADS = list(_bench.WORKLOAD_NAMES)
+#: workload names (full size), defined once in pyconv._cli.bench
+WORKLOADS = list(bench.WORKLOAD_NAMES)
 
 
 def require_backend(name, allow_reference=False):
