@@ -19,6 +19,9 @@ chosen at run time.
    ConvTranspose1d
    ConvTranspose2d
    ConvTranspose3d
+   load_state_dict
+   state_dict
+   IncompatibleKeys
    backends
    get_backend
    set_backend
@@ -46,6 +49,7 @@ from .functional import (
     conv_transpose2d,
     conv_transpose3d,
 )
+from ._state import IncompatibleKeys, load_state_dict, state_dict
 from .modules import (
     Conv1d,
     Conv2d,
@@ -62,6 +66,7 @@ __all__ = [
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "Conv1d", "Conv2d", "Conv3d",
     "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "load_state_dict", "state_dict", "IncompatibleKeys",
     "grad",
     "backends", "get_backend", "set_backend", "use_backend",
     "set_num_threads", "get_num_threads",

@@ -375,6 +375,10 @@ def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
         pads = same_padding(kernel, dilation)
     else:
         pads = tuple((p, p) for p in pad_ints)
+    if padding_mode in ("reflect", "replicate") and c_in == 0:
+        raise ValueError(
+            f"{op}(): padding_mode={padding_mode!r} needs an input with channels, got input "
+            f"of shape {_shape_str(xb)} with 0 channels")
     prepad = None
     if padding_mode != "zeros" and any(lo or hi for lo, hi in pads):
         mode_pads(op, padding_mode, in_size, pads, xb)

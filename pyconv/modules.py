@@ -2,7 +2,13 @@
 
 Plain Python objects holding NumPy parameters (no autograd): constructor
 signatures, parameter shapes, initialisation and ``repr`` as PyTorch's
-``torch.nn`` modules; calling a module runs the functional op.
+``torch.nn`` modules; calling a module runs the functional op.  The
+parameters by key (``state_dict``, ``load_state_dict``,
+``named_parameters``) come from :mod:`pyconv._state`.
+
+The constructor checks its arguments in PyTorch's order and names the
+argument in every error; a weight too large for any array is refused
+before NumPy is asked to allocate it.
 
 .. autosummary::
 
@@ -16,14 +22,17 @@ signatures, parameter shapes, initialisation and ``repr`` as PyTorch's
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from . import functional as F
 from ._spec import _PADDING_MODES, _is_int
+from ._state import _Parameters
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
            "ConvTranspose3d"]
@@ -41,13 +50,59 @@ def _tuple(value, nd, name):
     raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
 
 
-def _make_rng(rng):
+def _param_dtype(dtype: Any, who: str) -> np.dtype:
+    """The native NumPy dtype of a module's parameters, from what ``dtype=`` got.
+
+    NumPy dtypes, their scalar types and names are accepted, byte order
+    aside (``">f4"`` is float32); None is PyTorch's default, float32.
+    """
+    if dtype is None:
+        return np.dtype(np.float32)
+    text = str(dtype)
+    if text.startswith("torch."):
+        name = text[len("torch."):]
+        if name in {dt.name for dt in _PARAM_DTYPES}:
+            hint = f"pass np.{name} (or {name!r})"
+        else:
+            hint = "pass a NumPy float or complex dtype, such as np.float32"
+        raise TypeError(f"{who}: dtype must be a NumPy dtype, got the PyTorch dtype {text}: "
+                        f"{hint}")
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: dtype must be a NumPy dtype or its name ('float32', "
+                        f"'complex64' ...), got {dtype!r}") from None
+    if dt.kind in "fc" and dt.newbyteorder("=") in _PARAM_DTYPES:
+        return dt.newbyteorder("=")
+    raise TypeError(f"{who}: dtype must be a float or complex dtype (float16/32/64, "
+                    f"complex64/128), got {dt}")
+
+
+def _make_rng(rng: Any, who: str) -> np.random.Generator:
+    """A Generator from ``rng=`` (what :func:`numpy.random.default_rng` takes)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    return np.random.default_rng(rng)
+    message = (f"{who}: rng must be None, a non-negative int seed (or a sequence of them), a "
+               f"numpy.random.SeedSequence, BitGenerator or Generator, got {rng!r}")
+    try:
+        return np.random.default_rng(rng)
+    except TypeError:
+        raise TypeError(message) from None
+    except ValueError:  # a negative seed
+        raise ValueError(message) from None
 
 
-class _ConvNd:
+def _check_weight_size(shape: tuple[int, ...], dtype: np.dtype, who: str) -> None:
+    """Refuse a weight no array can hold (NumPy would say "array is too big")."""
+    limit = np.iinfo(np.intp).max
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > limit or any(s > limit for s in shape):
+        size = f"{nbytes:.3g} bytes" if nbytes > limit else f"a dimension above {limit}"
+        raise ValueError(f"{who}: in_channels, out_channels and kernel_size give a weight of "
+                         f"shape {shape}, too large for any array ({size})")
+
+
+class _ConvNd(_Parameters):
     """Shared machinery of the six module classes."""
 
     _nd = 0
@@ -88,17 +143,16 @@ class _ConvNd:
         else:
             padding = _tuple(padding, nd, "padding")
         if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {set(_PADDING_MODES)}, but "
+            modes = ", ".join(repr(m) for m in _PADDING_MODES)
+            raise ValueError(f"{name}: padding_mode must be one of {modes}, but "
                              f"got padding_mode={padding_mode!r}")
         if not all(_is_int(k) for k in kernel_size):
             raise TypeError(f"{name}: kernel_size must hold ints, got {kernel_size!r}")
         if any(k < 0 for k in kernel_size):
             raise ValueError(f"{name}: kernel_size must hold non-negative ints, "
                              f"got {kernel_size!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in _PARAM_DTYPES:
-            raise TypeError(f"{name}: dtype must be a float or complex dtype (float16/32/64, "
-                            f"complex64/128), got {dtype}")
+        dtype = _param_dtype(dtype, name)
+        gen = _make_rng(rng, name)
 
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
@@ -111,15 +165,24 @@ class _ConvNd:
         self.transposed = self._transposed
         self.padding_mode = padding_mode
         self.dtype = dtype
-        if self._transposed:
-            wshape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
-        else:
-            wshape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        wshape = self._weight_shape()
+        _check_weight_size(wshape, dtype, name)
         self.weight = np.zeros(wshape, dtype=dtype)
         self.bias = np.zeros(self.out_channels, dtype=dtype) if bias else None
-        self.reset_parameters(rng)
+        self.reset_parameters(gen)
 
     # -- parameters ---------------------------------------------------------
+
+    def _weight_shape(self) -> tuple[int, ...]:
+        if self._transposed:
+            return (self.in_channels, self.out_channels // self.groups) + self.kernel_size
+        return (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+
+    def _parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {"weight": self._weight_shape()}
+        if self.bias is not None:
+            shapes["bias"] = (self.out_channels,)
+        return shapes
 
     @property
     def fan_in(self) -> int:
@@ -131,11 +194,12 @@ class _ConvNd:
 
         Parameters
         ----------
-        rng : None, int or numpy.random.Generator
-            Source of randomness (a seed gives reproducible parameters).
+        rng : None, int, sequence of int, SeedSequence, BitGenerator or Generator
+            Source of randomness, as :func:`numpy.random.default_rng` takes it
+            (a seed gives reproducible parameters).
             Complex parameters draw the real and imaginary parts separately.
         """
-        gen = _make_rng(rng)
+        gen = _make_rng(rng, f"{type(self).__name__}.reset_parameters()")
         bound = 1.0 / math.sqrt(self.fan_in) if self.fan_in > 0 else 0.0
 
         def draw(shape):
@@ -151,6 +215,40 @@ class _ConvNd:
     def parameters(self):
         """``[weight]`` or ``[weight, bias]``."""
         return [self.weight] if self.bias is None else [self.weight, self.bias]
+
+    def astype(self, dtype: Any) -> _ConvNd:
+        """A new module with the parameters converted to ``dtype``.
+
+        Like :meth:`numpy.ndarray.astype`, this returns a copy and leaves
+        this module unchanged (PyTorch's ``module.to(dtype)`` converts in
+        place instead).
+
+        Parameters
+        ----------
+        dtype : dtype or str
+            float16/32/64 or complex64/128, as for the constructor.
+
+        Returns
+        -------
+        module
+            Same class and configuration, parameters copied to ``dtype``.
+
+        Raises
+        ------
+        TypeError
+            ``dtype`` is not a float or complex NumPy dtype, or is real
+            while this module is complex (the imaginary parts would be lost).
+        """
+        who = f"{type(self).__name__}.astype()"
+        dtype = _param_dtype(dtype, who)
+        if self.dtype.kind == "c" and dtype.kind != "c":
+            raise TypeError(f"{who}: a {self.dtype} module cannot become {dtype} without "
+                            "dropping the imaginary parts of its parameters")
+        new = copy.copy(self)
+        new.dtype = dtype
+        for name, value in self.named_parameters():
+            setattr(new, name, np.array(value, dtype=dtype, order="C"))
+        return new
 
     # -- repr ---------------------------------------------------------------
 
@@ -219,7 +317,8 @@ class _ConvTranspose(_ConvNd):
 _MODULE_DOC = """{kind} over {nd}-D inputs, holding ``weight`` and ``bias``.
 
     Same constructor signature, parameter shapes, initialisation and ``repr``
-    as ``torch.nn.{name}``; parameters are NumPy arrays.
+    as ``torch.nn.{name}``; parameters are NumPy arrays, also by PyTorch's
+    key names (``state_dict``, ``load_state_dict``).
 
     Parameters
     ----------
@@ -230,10 +329,14 @@ _MODULE_DOC = """{kind} over {nd}-D inputs, holding ``weight`` and ``bias``.
     kernel_size : int or tuple of int
         Spatial size of the kernel.
 {args}
-    dtype : dtype, default float32
-        Parameter dtype (float16/32/64, complex64/128).
-    rng : None, int or numpy.random.Generator
-        Randomness for the initialisation (a seed makes it reproducible).
+    dtype : dtype or str, default float32
+        Parameter dtype: a NumPy float or complex dtype (float16/32/64,
+        complex64/128) or its name (``"float32"``), any byte order (stored
+        native); None means float32, as in PyTorch.  A PyTorch dtype is a
+        ``TypeError`` that names the NumPy one to pass.
+    rng : None, int, sequence of int, SeedSequence, BitGenerator or Generator
+        Randomness for the initialisation, as :func:`numpy.random.default_rng`
+        takes it (a seed makes it reproducible).
 
     Attributes
     ----------
@@ -247,10 +350,13 @@ _MODULE_DOC = """{kind} over {nd}-D inputs, holding ``weight`` and ``bias``.
     ------
     ValueError
         ``groups`` not positive or not dividing the channel counts, an
-        invalid ``padding`` string or ``padding_mode``{extra_raise}.
+        invalid ``padding`` string or ``padding_mode``{extra_raise}, a
+        negative ``rng`` seed, or sizes whose weight no array can hold.
     TypeError
-        Non-integer channel counts or kernel sizes, or a ``dtype`` that is
-        neither float nor complex.
+        Non-integer channel counts or kernel sizes, a ``dtype`` that is
+        neither a float nor a complex NumPy dtype, or an ``rng`` that
+        :func:`numpy.random.default_rng` does not take.
+
 
     See Also
     --------
@@ -345,7 +451,7 @@ def _module(name, base, nd):
     cls.__doc__ = _MODULE_DOC.format(
         kind="Transposed convolution" if transposed else "Convolution", nd=nd, name=name,
         args=_CONVT_ARGS if transposed else _CONV_ARGS, wshape=wshape,
-        extra_raise=", or a padding_mode other than zeros" if transposed else "",
+        extra_raise=", a padding_mode other than zeros" if transposed else "",
         func=f"conv_transpose{nd}d" if transposed else f"conv{nd}d",
         notes=(_CONVT_NOTES if transposed else _CONV_NOTES).format(nd=nd),
         examples=_EXAMPLES[name])
