@@ -220,7 +220,9 @@ def state_dict(modules: Any) -> dict[str, np.ndarray]:
     >>> layers = {"enc": [pyconv.Conv1d(1, 4, 3), None, pyconv.Conv1d(4, 4, 3, bias=False)],
     ...           "up": pyconv.ConvTranspose1d(4, 1, 2, stride=2)}
     >>> {key: value.shape for key, value in pyconv.state_dict(layers).items()}
-    {'enc.0.weight': (4, 1, 3), 'enc.0.bias': (4,), 'enc.2.weight': (4, 4, 3), 'up.weight': (4, 1, 2), 'up.bias': (1,)}
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'enc.0.weight': (4, 1, 3), 'enc.0.bias': (4,), 'enc.2.weight': (4, 4, 3),
+     'up.weight': (4, 1, 2), 'up.bias': (1,)}
     """
     out: dict[str, np.ndarray] = {}
     for prefix, module in _modules_in(modules, "pyconv.state_dict()"):

@@ -123,12 +123,13 @@ def test_same_strided_3d(stride):
         pyconv.Conv3d(2, 2, 3, padding="same", stride=stride)
 
 
-def test_set_order_not_relied_on():
-    """The set of valid modes is printed; every mode must be named (any order)."""
-    with pytest.raises(ValueError) as info:
-        pyconv.Conv2d(3, 3, 3, padding_mode="xyz")
-    for mode in ("zeros", "reflect", "replicate", "circular"):
-        assert mode in str(info.value)
+def test_padding_mode_message_is_ordered():
+    """The valid modes in a fixed order (a set's order changes with PYTHONHASHSEED)."""
+    for bad in ("xyz", 3):
+        with pytest.raises(ValueError) as info:
+            pyconv.Conv2d(3, 3, 3, padding_mode=bad)
+        assert str(info.value) == ("Conv2d: padding_mode must be one of 'zeros', 'reflect', "
+                                   f"'replicate', 'circular', but got padding_mode={bad!r}")
 
 
 def test_not_validated_at_construction(backend):
@@ -157,10 +158,92 @@ def test_zero_channels_allowed(backend):
         call(backend, pyconv.Conv2d(0, 33, 3), np.ones((2, 1, 10, 10), np.float32))
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_, object, "U3"])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_, object, "U3", "float128",
+                                   "f4,f4"])
 def test_invalid_dtype(dtype):
-    with pytest.raises((TypeError, ValueError), match="dtype"):
+    with pytest.raises(TypeError, match="Conv2d: dtype must be a float or complex dtype"):
         pyconv.Conv2d(2, 2, 3, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["floot32", "torch", 3, 1.5, [np.float32]])
+def test_dtype_not_a_dtype(dtype):
+    with pytest.raises(TypeError, match=r"Conv2d: dtype must be a NumPy dtype or its name "
+                                        r"\('float32', 'complex64' ...\), got "):
+        pyconv.Conv2d(2, 2, 3, dtype=dtype)
+
+
+class _TorchDtype:
+    """Stands for a PyTorch dtype (the tests never import torch): its str() is torch's."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __str__(self):
+        return f"torch.{self.name}"
+
+
+ANY_FLOAT = "pass a NumPy float or complex dtype, such as np.float32"
+
+
+@pytest.mark.parametrize("name,hint", [("float32", "pass np.float32 (or 'float32')"),
+                                       ("complex128", "pass np.complex128 (or 'complex128')"),
+                                       ("bfloat16", ANY_FLOAT), ("int64", ANY_FLOAT)])
+def test_torch_dtype_says_what_to_pass(name, hint):
+    for dtype in (_TorchDtype(name), f"torch.{name}"):
+        with pytest.raises(TypeError) as info:
+            pyconv.ConvTranspose1d(2, 2, 3, dtype=dtype)
+        assert str(info.value) == ("ConvTranspose1d: dtype must be a NumPy dtype, got the "
+                                   f"PyTorch dtype torch.{name}: {hint}")
+
+
+@pytest.mark.parametrize("dtype,expected", [
+    ("float32", np.float32), ("float64", np.float64), ("f2", np.float16),
+    ("complex64", np.complex64), (np.dtype("c16"), np.complex128), (float, np.float64),
+    (complex, np.complex128), (None, np.float32), (">f4", np.float32), (">c8", np.complex64),
+    ("<f8", np.float64)])
+def test_dtype_forms(dtype, expected, backend, rng):
+    """Names, types and any byte order; stored native.  None is PyTorch's default."""
+    m = pyconv.Conv1d(2, 3, 3, dtype=dtype, rng=0)
+    assert m.dtype == np.dtype(expected) and m.dtype.isnative
+    assert m.weight.dtype == m.dtype and m.bias.dtype == m.dtype and m.weight.dtype.isnative
+    x = rng.standard_normal((1, 2, 6)).astype(expected)
+    ref = pyconv.Conv1d(2, 3, 3, dtype=expected, rng=0)
+    np.testing.assert_array_equal(m.weight, ref.weight)
+    assert_close(call(backend, m, x), call(backend, ref, x), expected, "dtype form", rtol=0)
+
+
+@pytest.mark.parametrize("rng,exc", [("seed", TypeError), (1.5, TypeError), (-1, ValueError),
+                                     ([1, -2], ValueError),
+                                     (object(), TypeError)])
+def test_invalid_rng(rng, exc):
+    with pytest.raises(exc, match=r"Conv2d: rng must be None, a non-negative int seed .*got "):
+        pyconv.Conv2d(4, 6, 3, rng=rng)
+    m = pyconv.Conv2d(4, 6, 3, rng=0)
+    weight = m.weight.copy()
+    with pytest.raises(exc, match=r"Conv2d.reset_parameters\(\): rng must be"):
+        m.reset_parameters(rng)
+    np.testing.assert_array_equal(m.weight, weight)
+
+
+def test_rng_forms():
+    """What numpy.random.default_rng takes: seeds, sequences, SeedSequence, BitGenerator."""
+    a = pyconv.Conv1d(2, 3, 3, rng=[1, 2])
+    np.testing.assert_array_equal(a.weight, pyconv.Conv1d(2, 3, 3, rng=[1, 2]).weight)
+    b = pyconv.Conv1d(2, 3, 3, rng=np.random.SeedSequence(5))
+    c = pyconv.Conv1d(2, 3, 3, rng=np.random.PCG64(5))
+    np.testing.assert_array_equal(b.weight, c.weight)
+    np.testing.assert_array_equal(b.weight, pyconv.Conv1d(2, 3, 3, rng=5).weight)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: pyconv.Conv2d(4, 6, 2**62), lambda: pyconv.Conv2d(4, 6, 2**40),
+    lambda: pyconv.Conv2d(2**62, 2**62, 1), lambda: pyconv.ConvTranspose3d(8, 8, (1, 2**61, 4)),
+    lambda: pyconv.Conv1d(0, 4, 2**64)], ids=["k2^62", "k2^40", "c2^62", "t3d", "empty-k2^64"])
+def test_weight_too_large_for_any_array(make):
+    """A ValueError naming the sizes, before NumPy is asked to allocate."""
+    with pytest.raises(ValueError, match=r"in_channels, out_channels and kernel_size give a "
+                                         r"weight of shape \(.*too large for any array"):
+        make()
 
 
 # --------------------------------------------------------------------------
@@ -423,6 +506,31 @@ def test_module_same_padding_modes(nd, k, pads, backend, rng):
     m = CONVS[nd](2, 2, k, padding="same", dtype=np.float64, rng=0)
     f = getattr(pyconv, f"conv{nd}d")(x, m.weight, m.bias, padding="same", backend=backend)
     assert_close(call(backend, m, x), f, np.float64, "zeros same")
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("padding", [1, 0, "same"])
+def test_zero_channels_with_reflect_or_replicate(nd, padding, backend):
+    """Like PyTorch's padding of an input without channels: an error, whatever the padding.
+
+    'zeros' and 'circular' give an empty result, also like PyTorch.
+    """
+    x = np.ones((2, 0) + (6,) * nd, np.float32)
+    for mode in ("reflect", "replicate"):
+        m = CONVS[nd](0, 4, 3, padding=padding, padding_mode=mode)
+        for batch in (x, x[:0], x[0]):
+            with pytest.raises(ValueError, match=rf"conv{nd}d\(\): padding_mode='{mode}' needs "
+                                                 "an input with channels, got input of shape "
+                                                 rf"\[\d, 0, 6.*\] with 0 channels"):
+                call(backend, m, batch)
+        f = getattr(pyconv, f"conv{nd}d")
+        with pytest.raises(ValueError, match=f"padding_mode='{mode}' needs an input with channels"):
+            f(x, m.weight, padding=padding, padding_mode=mode, backend=backend)
+    for mode in ("zeros", "circular"):
+        m = CONVS[nd](0, 4, 3, padding=padding, padding_mode=mode)
+        size = 4 if padding == 0 else 6
+        assert call(backend, m, x).shape == (2, 0) + (size,) * nd
+        assert call(backend, m, x[0]).shape == (0,) + (size,) * nd
 
 
 def test_padding_mode_n0_and_unbatched(backend):
