@@ -8,7 +8,8 @@
   schema errors), without running a benchmark.
 
 torch is never imported here (the porting guide's torch snippets have no
-``>>>`` prompts and are not run).
+``>>>`` prompts and are not run; its pyconv-only examples have them).  The
+SciPy page's examples import SciPy, a dependency of pyconv.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pyconv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
-PAGES = ["semantics.rst", "gradients.rst", "differences.rst"]
+PAGES = ["semantics.rst", "gradients.rst", "differences.rst", "scipy.rst", "porting.rst"]
 
 _BLOCK = re.compile(r"^( *)\.\. code-block:: python\n\n((?:\1   .*\n|\n)+)", re.M)
 
