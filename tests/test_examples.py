@@ -40,7 +40,8 @@ def test_the_gallery_is_there():
     names = {p.name for p in SCRIPTS}
     assert {"plot_transposed_upsampling.py", "plot_padding_modes.py",
             "plot_edge_detection.py", "plot_volume_upsampling.py",
-            "plot_train_conv1d.py", "plot_backend_timing.py", "plot_port_unet1d.py"} <= names
+            "plot_train_conv1d.py", "plot_backend_timing.py", "plot_port_unet1d.py",
+            "plot_scipy_filtering.py"} <= names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
