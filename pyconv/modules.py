@@ -41,13 +41,13 @@ _PARAM_DTYPES = tuple(np.dtype(t) for t in
                       (np.float16, np.float32, np.float64, np.complex64, np.complex128))
 
 
-def _tuple(value, nd, name):
+def _tuple(value: Any, nd: int, name: str, who: str) -> tuple[Any, ...]:
     """An int becomes an nd-tuple; an iterable is kept as a tuple (checked at call time)."""
     if _is_int(value):
         return (operator.index(value),) * nd
     if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
         return tuple(value)
-    raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+    raise TypeError(f"{who}: {name} must be an int or a tuple of ints, got {value!r}")
 
 
 def _param_dtype(dtype: Any, who: str) -> np.dtype:
@@ -128,8 +128,8 @@ class _ConvNd(_Parameters):
             raise ValueError(f"{name}: out_channels must be divisible by groups, got "
                              f"out_channels={out_channels}, groups={groups}")
         nd = self._nd
-        kernel_size = _tuple(kernel_size, nd, "kernel_size")
-        stride = _tuple(stride, nd, "stride")
+        kernel_size = _tuple(kernel_size, nd, "kernel_size", name)
+        stride = _tuple(stride, nd, "stride", name)
         if isinstance(padding, str):
             if self._transposed:
                 raise TypeError(f"{name}: padding must be an int or a tuple of ints "
@@ -141,7 +141,7 @@ class _ConvNd(_Parameters):
                 raise ValueError(f"{name}: padding='same' is not supported for strided "
                                  f"convolutions, got stride={stride}")
         else:
-            padding = _tuple(padding, nd, "padding")
+            padding = _tuple(padding, nd, "padding", name)
         if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
             modes = ", ".join(repr(m) for m in _PADDING_MODES)
             raise ValueError(f"{name}: padding_mode must be one of {modes}, but "
@@ -159,8 +159,8 @@ class _ConvNd(_Parameters):
         self.kernel_size = tuple(int(k) for k in kernel_size)
         self.stride = stride
         self.padding = padding
-        self.dilation = _tuple(dilation, nd, "dilation")
-        self.output_padding = _tuple(output_padding, nd, "output_padding")
+        self.dilation = _tuple(dilation, nd, "dilation", name)
+        self.output_padding = _tuple(output_padding, nd, "output_padding", name)
         self.groups = int(groups)
         self.transposed = self._transposed
         self.padding_mode = padding_mode

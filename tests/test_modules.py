@@ -145,6 +145,16 @@ def test_not_validated_at_construction(backend):
     assert pyconv.Conv2d(4, 6, (3, 3, 3)).weight.shape == (6, 4, 3, 3, 3)
 
 
+@pytest.mark.parametrize("arg", ["kernel_size", "stride", "padding", "dilation"])
+def test_non_int_sizes_name_the_class_and_argument(arg):
+    kwargs = {"kernel_size": 3, arg: 2.5}
+    with pytest.raises(TypeError, match=rf"^Conv2d: {arg} must be an int or a tuple of ints, "
+                                        "got 2.5$"):
+        pyconv.Conv2d(2, 2, **kwargs)
+    with pytest.raises(TypeError, match=r"^ConvTranspose1d: output_padding must be an int"):
+        pyconv.ConvTranspose1d(2, 2, 3, output_padding=None)
+
+
 def test_zero_channels_allowed(backend):
     m = pyconv.Conv1d(0, 8, 2, stride=2)
     assert m.weight.shape == (8, 0, 2)
