@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import functional as F
-from ._spec import _PADDING_MODES, _is_int
+from ._spec import _PADDING_MODES, _bytes_str, _is_int, _memory_bytes
 from ._state import _Parameters
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
@@ -93,13 +93,18 @@ def _make_rng(rng: Any, who: str) -> np.random.Generator:
 
 
 def _check_weight_size(shape: tuple[int, ...], dtype: np.dtype, who: str) -> None:
-    """Refuse a weight no array can hold (NumPy would say "array is too big")."""
-    limit = np.iinfo(np.intp).max
+    """Refuse a weight no array, or no array in this machine's memory, can hold."""
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > limit or any(s > limit for s in shape):
-        size = f"{nbytes:.3g} bytes" if nbytes > limit else f"a dimension above {limit}"
-        raise ValueError(f"{who}: in_channels, out_channels and kernel_size give a weight of "
-                         f"shape {shape}, too large for any array ({size})")
+    if nbytes > np.iinfo(np.intp).max or any(s > np.iinfo(np.intp).max for s in shape):
+        problem = "too large for any array"
+    else:
+        memory = _memory_bytes()
+        if memory is None or nbytes <= memory:
+            return
+        problem = (f"which would need {_bytes_str(nbytes)}, more than this machine's "
+                   f"{_bytes_str(memory)} of memory")
+    raise ValueError(f"{who}: in_channels, out_channels and kernel_size give a weight of "
+                     f"shape {shape} ({dtype}), {problem}")
 
 
 class _ConvNd(_Parameters):

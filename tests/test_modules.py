@@ -252,8 +252,18 @@ def test_rng_forms():
 def test_weight_too_large_for_any_array(make):
     """A ValueError naming the sizes, before NumPy is asked to allocate."""
     with pytest.raises(ValueError, match=r"in_channels, out_channels and kernel_size give a "
-                                         r"weight of shape \(.*too large for any array"):
+                                         r"weight of shape \(.*\) \(float32\), too large for "
+                                         "any array"):
         make()
+
+
+def test_weight_larger_than_memory():
+    """96 TiB fits an array's index range but no machine's memory: a ValueError too."""
+    with pytest.raises(ValueError, match=r"^Conv1d: in_channels, out_channels and kernel_size "
+                                         r"give a weight of shape \(6, 4, 1099511627776\) "
+                                         r"\(float32\), which would need 96.0 TiB, more than "
+                                         "this machine's .* of memory$"):
+        pyconv.Conv1d(4, 6, 2**40)
 
 
 # --------------------------------------------------------------------------
