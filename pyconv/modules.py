@@ -7,8 +7,8 @@ parameters by key (``state_dict``, ``load_state_dict``,
 ``named_parameters``) come from :mod:`pyconv._state`.
 
 The constructor checks its arguments in PyTorch's order and names the
-argument in every error; a weight too large for any array is refused
-before NumPy is asked to allocate it.
+argument in every error; a weight too large for any array, or for this
+machine's memory, is refused before NumPy is asked to allocate it.
 
 .. autosummary::
 
