@@ -130,9 +130,10 @@ for task, fns in tasks.items():
 
 print(f"{B} x {L} samples, {K} taps, float32; pyconv on {THREADS} thread(s) and on 1")
 for task, best in times.items():
-    print(f"\n{task}: time, and its ratio to pyconv's ({THREADS} threads)")
+    print(f"\n{task}: time, and its ratio to pyconv's on {THREADS} thread(s) and on 1")
     for method, seconds in best.items():
-        print(f"  {method:<32}{seconds * 1e3:8.1f} ms {seconds / best['pyconv']:7.2f}")
+        print(f"  {method:<32}{seconds * 1e3:8.1f} ms {seconds / best['pyconv']:7.2f}"
+              f"{seconds / best['pyconv, 1 thread']:7.2f}")
 
 # %%
 # The picture
