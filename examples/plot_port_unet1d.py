@@ -137,12 +137,13 @@ assert y.shape == expected.shape and y.dtype == np.float32
 assert error <= 1e-5 * max(1.0, np.abs(expected).max())
 
 fig, axes = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True, layout="constrained")
-axes[0].plot(x[0, 0], color="0.7", label="input, channel 0")
-axes[0].plot(expected[0, 0], lw=2.5, alpha=0.5, label="PyTorch")
-axes[0].plot(y[0, 0], "k--", lw=1, label="pyconv")
-axes[0].set_ylabel("output, channel 0")
-axes[0].legend(loc="upper right", fontsize="small", ncols=3)
-axes[1].plot((y - expected)[0].T)
+for c in range(2):
+    axes[0].plot(expected[0, c], lw=3, alpha=0.4, color=f"C{c}",
+                 label=f"PyTorch, channel {c}")
+    axes[0].plot(y[0, c], "--", lw=1, color=f"C{c}", label=f"pyconv, channel {c}")
+    axes[1].plot(y[0, c] - expected[0, c], color=f"C{c}", label=f"channel {c}")
+axes[0].set_ylabel("output, item 0")
+axes[0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small", ncols=4)
 axes[1].set_ylabel("pyconv - PyTorch")
 axes[1].set_xlabel("position")
 axes[1].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
