@@ -16,6 +16,7 @@ accepted input dtype onto those two and back:
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional, Tuple
 
 import numpy as np
@@ -25,6 +26,9 @@ __all__ = ["as_array", "plan_dtypes", "complex_bilinear"]
 _SUPPORTED_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _SUPPORTED_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+#: native-order dtypes accepted as they are (the fast path of as_array)
+_ACCEPTED = frozenset(_SUPPORTED_FLOATS + _SUPPORTED_COMPLEX + tuple(
+    np.dtype(c) for c in "?bBhHiIlLqQ"))
 
 
 def as_array(value, name: str):
@@ -32,6 +36,8 @@ def as_array(value, name: str):
 
     The caller's object is never modified: later steps only copy from it.
     """
+    if type(value) is np.ndarray and value.dtype in _ACCEPTED:  # the common case, quickly
+        return value
     from ._registry import device_owner
 
     if value is None:
@@ -66,7 +72,11 @@ def plan_dtypes(*arrays, device: Optional[str] = None) -> Tuple[np.dtype, np.dty
     """
     if device is not None:
         return _device_dtypes(arrays, device)
-    present = [a.dtype for a in arrays if a is not None]
+    return _host_dtypes(tuple(a.dtype for a in arrays if a is not None))
+
+
+@functools.lru_cache(maxsize=256)
+def _host_dtypes(present) -> Tuple[np.dtype, np.dtype, bool]:
     result = np.result_type(*present)
     if result.kind in "biu":
         result = np.dtype(np.float64)

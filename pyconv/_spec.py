@@ -30,6 +30,7 @@ which may be negative).
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 from collections.abc import Sequence
@@ -239,6 +240,7 @@ class ConvCall:
         return s.batch == 0 or s.in_channels == 0 or s.out_channels == 0
 
 
+@functools.lru_cache(maxsize=None)
 def _memory_bytes() -> Optional[int]:
     """This machine's physical memory in bytes (None where it cannot be read)."""
     try:
@@ -330,8 +332,8 @@ def _check_kernel_positive(op, kernel):
                          f"got weight spatial shape {tuple(kernel)}")
 
 
-def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
-              dilation, groups, padding_mode: str = "zeros") -> ConvCall:
+def _conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
+               dilation, groups, padding_mode: str = "zeros") -> ConvCall:
     """Validate a conv{nd_op}d call and return its batched geometry."""
     from ._padding import mode_pads
 
@@ -429,8 +431,8 @@ def output_padding_for(op: str, output_size, x_shape, nd: int, in_size, stride, 
     return tuple(r - a for r, a in zip(sizes, lo))
 
 
-def conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
-                        output_padding, groups, dilation, output_size=None) -> ConvCall:
+def _conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
+                         output_padding, groups, dilation, output_size=None) -> ConvCall:
     """Validate a conv_transpose{nd_op}d call and return its batched geometry."""
     unbatched = _check_rank(op, nd_op, x_shape)
     xb = (1,) + tuple(x_shape) if unbatched else tuple(x_shape)
@@ -485,3 +487,40 @@ def conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, 
     spec = ConvSpec(True, n, c_in, c_out, groups, in_size, out_size, kernel, stride,
                     pads, dilation)
     return ConvCall(op, spec, unbatched)
+
+
+# ---------------------------------------------------------------------------
+# The validated geometry of a call depends only on its shapes and arguments;
+# calls repeat them (a layer applied to batch after batch), so the result is
+# memoised.  Only arguments whose type, not just value, is unambiguous are
+# keys (``True == 1`` but ``stride=True`` is an error): plain ints, strings,
+# None and tuples of plain ints; other forms (lists, NumPy integers, arrays)
+# are validated afresh each time.  Errors are never cached.
+
+def _plain(value) -> bool:
+    t = type(value)
+    return (t is int or t is str or value is None
+            or (t is tuple and all(type(e) is int for e in value)))
+
+
+_conv_call_cached = functools.lru_cache(maxsize=1024)(_conv_call)
+_conv_transpose_call_cached = functools.lru_cache(maxsize=1024)(_conv_transpose_call)
+
+
+def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
+              dilation, groups, padding_mode: str = "zeros") -> ConvCall:
+    """Validate a conv{nd_op}d call and return its batched geometry (memoised)."""
+    args = (x_shape, w_shape, b_shape, stride, padding, dilation, groups, padding_mode)
+    if all(_plain(a) for a in args):
+        return _conv_call_cached(op, nd_op, *args)
+    return _conv_call(op, nd_op, *args)
+
+
+def conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
+                        output_padding, groups, dilation, output_size=None) -> ConvCall:
+    """Validate a conv_transpose{nd_op}d call and return its batched geometry (memoised)."""
+    args = (x_shape, w_shape, b_shape, stride, padding, output_padding, groups, dilation,
+            output_size)
+    if all(_plain(a) for a in args):
+        return _conv_transpose_call_cached(op, nd_op, *args)
+    return _conv_transpose_call(op, nd_op, *args)

@@ -82,7 +82,8 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
     """
     p = PRIMITIVES[prim]
     spec = call.spec
-    device = _registry.device_owner(x, w, b)
+    host = type(x) is np.ndarray and type(w) is np.ndarray and (b is None or type(b) is np.ndarray)
+    device = None if host else _registry.device_owner(x, w, b)
     result, compute, cplx = plan_dtypes(x, w, b, device=device)
     out_shape = p.output_shape(spec)
     if call.unbatched and p.per_sample:

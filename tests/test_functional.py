@@ -347,3 +347,19 @@ def test_huge_parameters_are_rejected_before_any_backend(name, front_layer):
     with pytest.raises(ValueError, match="output_padding"):
         pyconv.conv_transpose1d(np.ones((0, 2, 3)), np.ones((2, 2, 3)),
                                 output_padding=10**20, backend=front_layer)
+
+
+def test_memoised_validation_keeps_types_apart(front_layer, monkeypatch):
+    """The validated geometry is memoised, but ``True`` is still not the stride 1."""
+    monkeypatch.setattr(pyconv._registry, "resolve",
+                        lambda *a, **k: pyconv._registry.load_backend("reference"))
+    x, w = np.ones((1, 2, 9)), np.ones((3, 2, 3))
+    for _ in range(2):
+        assert pyconv.conv1d(x, w, stride=1).shape == (1, 3, 7)
+        with pytest.raises(TypeError, match="stride"):
+            pyconv.conv1d(x, w, stride=True)
+        with pytest.raises(TypeError, match="stride"):
+            pyconv.conv1d(x, w, stride=(True,))
+        assert pyconv.conv1d(x, w, stride=np.int64(2)).shape == (1, 3, 4)
+        with pytest.raises(ValueError, match="padding"):
+            pyconv.conv1d(x, w, padding=-1)
