@@ -412,6 +412,20 @@ def _warn_not_built() -> None:
 MAX_THREADS = 1024
 
 _num_threads: Optional[int] = None
+#: A thread count for the calls made in this context only (set by the Dask
+#: integration around each task, so concurrent tasks never oversubscribe).
+_context_threads: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar(
+    "pyconv_num_threads", default=None)
+
+
+@contextlib.contextmanager
+def context_threads(n: int) -> Iterator[int]:
+    """Private: calls made inside the block (this thread/context only) use ``n`` threads."""
+    token = _context_threads.set(max(1, int(n)))
+    try:
+        yield _context_threads.get()
+    finally:
+        _context_threads.reset(token)
 
 
 def _env_threads() -> Optional[int]:
@@ -502,6 +516,9 @@ def get_num_threads() -> int:
     """
     if _fork_single_thread:
         return 1
+    ctx = _context_threads.get()
+    if ctx is not None:
+        return ctx
     if _num_threads is not None:
         return _num_threads
     env = _env_threads()

@@ -22,7 +22,7 @@ from typing import NamedTuple, Tuple
 
 import numpy as np
 
-from . import _registry
+from . import _dask, _registry
 from ._dtypes import as_array, complex_bilinear, plan_dtypes
 from ._spec import ConvCall, check_output_size, conv_call, conv_transpose_call
 
@@ -117,6 +117,9 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
 
 def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, padding_mode,
           backend):
+    if _dask.any_dask(input, weight, bias):
+        return _dask.conv(op, nd, input, weight, bias, stride, padding, dilation, groups,
+                          padding_mode, backend)
     x = as_array(input, "input")
     w = as_array(weight, "weight")
     b = None if bias is None else as_array(bias, "bias")
@@ -127,6 +130,9 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, paddin
 
 def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
                     dilation, output_size, backend):
+    if _dask.any_dask(input, weight, bias):
+        return _dask.conv_transpose(op, nd, input, weight, bias, stride, padding,
+                                    output_padding, groups, dilation, output_size, backend)
     x = as_array(input, "input")
     w = as_array(weight, "weight")
     b = None if bias is None else as_array(bias, "bias")

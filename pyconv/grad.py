@@ -39,6 +39,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from . import _dask
 from ._dtypes import as_array
 from ._spec import _shape_str, conv_call, conv_transpose_call, int_list
 from .functional import run, zeros_for
@@ -78,6 +79,9 @@ def _expected(call, shape):
 
 def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilation, groups,
                 backend):
+    if _dask.any_dask(weight, grad_output):
+        return _dask.grad("conv_input", op, nd, input_size, weight, grad_output, stride,
+                          padding, dilation, groups, backend)
     w = as_array(weight, "weight")
     gy = as_array(grad_output, "grad_output")
     size = _size(input_size, "input_size", op, nd)
@@ -89,6 +93,9 @@ def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilati
 
 def _conv_weight(op, nd, input, weight_size, grad_output, stride, padding, dilation, groups,
                  backend):
+    if _dask.any_dask(input, grad_output):
+        return _dask.grad("conv_weight", op, nd, input, weight_size, grad_output, stride,
+                          padding, dilation, groups, backend)
     x = as_array(input, "input")
     gy = as_array(grad_output, "grad_output")
     size = _size(weight_size, "weight_size", op)
@@ -101,6 +108,9 @@ def _conv_weight(op, nd, input, weight_size, grad_output, stride, padding, dilat
 
 def _convt_input(op, nd, input_size, weight, grad_output, stride, padding, output_padding,
                  groups, dilation, backend):
+    if _dask.any_dask(weight, grad_output):
+        return _dask.grad("convt_input", op, nd, input_size, weight, grad_output, stride,
+                          padding, output_padding, groups, dilation, backend)
     w = as_array(weight, "weight")
     gy = as_array(grad_output, "grad_output")
     size = _size(input_size, "input_size", op, nd)
@@ -112,6 +122,9 @@ def _convt_input(op, nd, input_size, weight, grad_output, stride, padding, outpu
 
 def _convt_weight(op, nd, input, weight_size, grad_output, stride, padding, output_padding,
                   groups, dilation, backend):
+    if _dask.any_dask(input, grad_output):
+        return _dask.grad("convt_weight", op, nd, input, weight_size, grad_output, stride,
+                          padding, output_padding, groups, dilation, backend)
     x = as_array(input, "input")
     gy = as_array(grad_output, "grad_output")
     size = _size(weight_size, "weight_size", op)

@@ -1,0 +1,175 @@
+"""The functions Dask runs: one block of a convolution, and the thread rule.
+
+Every task receives plain NumPy arrays (the pieces of its window, the
+weight, the bias) and a :class:`BlockCall` describing the block, assembles
+the window, and calls pyconv's in-memory front layer
+(:func:`pyconv.functional.run`) with the block's own
+:class:`~pyconv._spec.ConvSpec`, so dtypes, complex operands and backends
+behave exactly as in memory.
+
+Threads per task
+----------------
+A task runs pyconv with ``max(1, T // S)`` threads, set for that task only
+(a context-local limit, so concurrent tasks do not interfere):
+
+* ``T`` is :func:`pyconv.get_num_threads` in the process that runs the task
+  (``set_num_threads``, ``PYCONV_NUM_THREADS``, ``OMP_NUM_THREADS``, else
+  its CPUs).  A ``dask.distributed`` nanny starts its workers with
+  ``OMP_NUM_THREADS=1``, so there ``T`` is 1 unless ``PYCONV_NUM_THREADS``
+  is set in the workers' environment;
+* ``S`` is the number of tasks that process runs at once: the worker
+  threads of the ``dask.distributed`` workers living in it; for Dask's
+  threaded (and multiprocessing) scheduler its ``num_workers`` setting
+  (``dask.config``), else the CPU count; 1 for a task running in the main
+  thread of the main process (the synchronous scheduler).
+
+pyconv's results do not depend on the thread count (bitwise), so this rule
+changes only the speed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+
+import numpy as np
+
+from .. import _registry
+from .._spec import ConvCall
+
+__all__ = ["BlockCall", "conv_block", "bias_block", "weight_partial", "sum_partials",
+           "finish", "task_threads", "task_slots"]
+
+
+class BlockCall:
+    """What one task computes: a plain object, opaque to Dask's graph traversal.
+
+    Attributes
+    ----------
+    prim : {'conv', 'conv_transpose', 'conv_weight'}
+        The backend primitive.
+    spec : ConvSpec
+        The block's own geometry (window sizes, per-side padding).
+    takes : tuple
+        Per axis of the window, None or the positions forming the window
+        (padding modes at the global border).
+    zeros : tuple of int or None
+        Shape of an all-zero window (it lies in the zero padding), else None.
+    dtype : numpy.dtype
+        dtype of the window (the gathered operand's).
+    result : numpy.dtype
+        dtype of the block result.
+    backend : str
+        The backend name every block runs on.
+    """
+
+    __slots__ = ("prim", "spec", "takes", "zeros", "dtype", "result", "backend")
+
+    def __init__(self, prim, spec, takes, zeros, dtype, result, backend):
+        self.prim = prim
+        self.spec = spec
+        self.takes = takes
+        self.zeros = zeros
+        self.dtype = np.dtype(dtype)
+        self.result = np.dtype(result)
+        self.backend = backend
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+def _assemble(pieces, call):
+    """The window: the pieces joined (``np.block``), then the padding-mode takes."""
+    if call.zeros is not None:
+        return np.zeros(call.zeros, dtype=call.dtype)
+    leaf = pieces
+    while isinstance(leaf, list) and len(leaf) == 1:
+        leaf = leaf[0]
+    window = leaf if not isinstance(leaf, list) else np.block(pieces)
+    for axis, take in enumerate(call.takes):
+        if take is not None:
+            window = np.take(window, take, axis=axis)
+    return window
+
+
+def _run(call, x, w, b):
+    from ..functional import run
+
+    with _registry.context_threads(task_threads()):
+        return run(call.prim, ConvCall(call.spec, False), x, w, b, call.backend)
+
+
+def conv_block(pieces, w, b, call):
+    """One output block of a convolution or transposed convolution."""
+    return _run(call, _assemble(pieces, call), w, b)
+
+
+def bias_block(b, call):
+    """A transposed-convolution block that no input reaches: the bias alone."""
+    out = np.zeros(call.spec.output_shape, dtype=call.result)
+    if b is not None:
+        out += b.astype(call.result).reshape((1, -1) + (1,) * call.spec.nd)
+    return out
+
+
+def weight_partial(pieces, grad_out, call):
+    """The weight-gradient contribution of one block, in the accumulation dtype."""
+    x = _assemble(pieces, call)
+    if call.result == np.float16:  # accumulate in float32, round once at the end
+        x, grad_out = x.astype(np.float32), grad_out.astype(np.float32)
+    return _run(call, x, grad_out, None)
+
+
+def sum_partials(*parts):
+    """The sum of partial weight gradients, in the order given (deterministic)."""
+    total = parts[0].copy()
+    for p in parts[1:]:
+        total += p
+    return total
+
+
+def finish(total, dtype):
+    """The reduced weight gradient in the result dtype."""
+    return total.astype(dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------
+# threads per task
+
+def _distributed_worker():
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+        return get_worker()
+    except (ImportError, ValueError):
+        return None
+
+
+def task_slots() -> int:
+    """How many tasks the process running this task runs at once (module docstring)."""
+    worker = _distributed_worker()
+    if worker is not None:
+        workers = [w for w in getattr(type(worker), "_instances", ())
+                   if getattr(getattr(w, "status", None), "name", "") in ("running", "paused")]
+        return max(1, sum(int(w.state.nthreads) for w in (workers or [worker])))
+    if (threading.current_thread() is threading.main_thread()
+            and multiprocessing.parent_process() is None):
+        return 1
+    import dask
+    from dask.system import CPU_COUNT
+
+    pool = dask.config.get("pool", None)
+    n = (dask.config.get("num_workers", None) or getattr(pool, "_max_workers", None)
+         or getattr(pool, "_processes", None))
+    return max(1, int(n or CPU_COUNT))
+
+
+def task_threads() -> int:
+    """pyconv threads for one task: ``max(1, get_num_threads() // task_slots())``."""
+    return max(1, _registry.get_num_threads() // task_slots())
