@@ -240,17 +240,20 @@ def test_env_read_at_first_use_in_subprocess():
 
 
 def test_import_is_lazy():
-    """import pyconv imports neither pyopencl nor torch (nor the compiled backend)."""
+    """import pyconv imports neither pyopencl nor torch nor dask/distributed."""
     out = run_py("""
         import sys, pyconv
         import numpy as np
-        print('pyopencl' in sys.modules, 'torch' in sys.modules)
+        lazy = ('pyopencl', 'torch', 'dask', 'distributed')
+        print(*(name in sys.modules for name in lazy))
         pyconv.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), backend='reference')
+        pyconv.grad.conv1d_weight(np.ones((1, 1, 3)), (1, 1, 2), np.ones((1, 1, 2)),
+                                  backend='reference')
         m = pyconv.Conv1d(1, 1, 2)
         pyconv.backends  # attribute access only
-        print('pyopencl' in sys.modules, 'torch' in sys.modules)
+        print(*(name in sys.modules for name in lazy))
     """)
-    assert out.splitlines() == ["False False", "False False"]
+    assert out.splitlines() == ["False False False False", "False False False False"]
 
 
 def test_import_with_broken_opencl():
