@@ -505,7 +505,9 @@ def get_num_threads() -> int:
         :func:`set_num_threads`'s value, else ``PYCONV_NUM_THREADS``, else
         ``OMP_NUM_THREADS``, else the CPUs this process may run on; 1 in a
         process forked from one whose OpenMP runtime was loaded (see
-        :func:`_after_fork_in_child`).
+        :func:`_after_fork_in_child`).  Inside a task of a Dask graph built
+        by pyconv: that task's share of them (see the Dask page of the
+        documentation).
 
     Examples
     --------

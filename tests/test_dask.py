@@ -689,3 +689,19 @@ def test_registry_context_threads_is_local():
     with _registry.context_threads(1):
         assert pyconv.get_num_threads() == 1
     assert pyconv.get_num_threads() == before
+
+
+def test_docs_page_examples():
+    """The ``>>>`` examples of docs/dask.rst run and print what the page says."""
+    import doctest
+
+    from test_docs import DOCS, _examples
+
+    source = _examples("dask.rst")
+    assert source.count(">>>") >= 5
+    test = doctest.DocTestParser().get_doctest(source, {}, "dask.rst",
+                                               os.path.join(DOCS, "dask.rst"), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    report = []
+    result = runner.run(test, out=report.append)
+    assert result.failed == 0, "".join(report)

@@ -5,7 +5,7 @@ Workloads (float32, zero padding 1, 3x3(x3) kernels):
 * ``conv2d``: input ``(16, 64, 256, 256)`` (256 MiB), weight ``(64, 64, 3, 3)``,
   chunks ``(2, 64, 128, 256)`` (16 MiB, 16 blocks);
 * ``conv3d``: input ``(2, 16, 96, 128, 128)`` (192 MiB), weight ``(16, 16, 3, 3, 3)``,
-  chunks ``(1, 16, 48, 64, 128)`` (24 MiB, 8 blocks).
+  chunks ``(1, 16, 12, 128, 128)`` (12 MiB, 16 blocks).
 
 Schedulers: ``distributed`` (a ``LocalCluster`` with two process workers of
 one thread each; the input is persisted on the workers first and the result
@@ -32,7 +32,7 @@ import numpy as np
 WORKLOADS = {
     "conv2d": dict(shape=(16, 64, 256, 256), weight=(64, 64, 3, 3), chunks=(2, 64, 128, 256)),
     "conv3d": dict(shape=(2, 16, 96, 128, 128), weight=(16, 16, 3, 3, 3),
-                   chunks=(1, 16, 48, 64, 128)),
+                   chunks=(1, 16, 12, 128, 128)),
 }
 SWEEP = [(8, 64, 256, 256), (4, 64, 256, 256), (2, 64, 128, 256), (1, 64, 64, 256),
          (1, 64, 32, 128), (1, 64, 16, 64)]

@@ -29,9 +29,11 @@ changes only the speed.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import sys
 import threading
+from math import prod
 
 import numpy as np
 
@@ -75,22 +77,63 @@ class BlockCall:
         self.result = np.dtype(result)
         self.backend = backend
 
-    def __getstate__(self):
-        return {k: getattr(self, k) for k in self.__slots__}
 
-    def __setstate__(self, state):
-        for k, v in state.items():
-            setattr(self, k, v)
+#: Windows up to this size are joined in a buffer that each thread keeps and
+#: reuses from task to task (a fresh allocation would fault in new pages for
+#: every task: Dask's workers return freed memory to the system at once).
+SCRATCH_MAX_BYTES = 256 << 20
+_scratch = threading.local()
+
+
+def _window_buffer(shape, dtype):
+    """An uninitialised C-contiguous array for a window (this thread's buffer when small)."""
+    nbytes = prod(shape) * dtype.itemsize
+    if nbytes > SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype=dtype)
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _scratch.buf = np.empty(nbytes, dtype=np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def _join(pieces, dtype):
+    """The nested lists of pieces (one level per axis) as one array."""
+    ndim = 0
+    level = pieces
+    while isinstance(level, list):
+        ndim += 1
+        level = level[0]
+    offsets = []
+    level = pieces
+    for axis in range(ndim):
+        sizes = []
+        for sub in level:
+            while isinstance(sub, list):
+                sub = sub[0]
+            sizes.append(sub.shape[axis])
+        offsets.append(np.concatenate([[0], np.cumsum(sizes)]))
+        level = level[0]
+    out = _window_buffer(tuple(int(o[-1]) for o in offsets), np.dtype(dtype))
+    for index in itertools.product(*(range(len(o) - 1) for o in offsets)):
+        piece = pieces
+        for i in index:
+            piece = piece[i]
+        out[tuple(slice(o[i], o[i + 1]) for o, i in zip(offsets, index))] = piece
+    return out
 
 
 def _assemble(pieces, call):
-    """The window: the pieces joined (``np.block``), then the padding-mode takes."""
+    """The window: the pieces joined, then the padding-mode takes.
+
+    The result may be this thread's reusable buffer: it is only read by the
+    block call that follows, which returns a new array.
+    """
     if call.zeros is not None:
         return np.zeros(call.zeros, dtype=call.dtype)
     leaf = pieces
     while isinstance(leaf, list) and len(leaf) == 1:
         leaf = leaf[0]
-    window = leaf if not isinstance(leaf, list) else np.block(pieces)
+    window = leaf if not isinstance(leaf, list) else _join(pieces, call.dtype)
     for axis, take in enumerate(call.takes):
         if take is not None:
             window = np.take(window, take, axis=axis)
