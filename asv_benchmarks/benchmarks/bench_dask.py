@@ -2,10 +2,13 @@
 
 Workloads (float32, zero padding 1, 3x3(x3) kernels):
 
-* ``conv2d``: input ``(16, 64, 256, 256)`` (256 MiB), weight ``(64, 64, 3, 3)``,
-  chunks ``(2, 64, 128, 256)`` (16 MiB, 16 blocks);
-* ``conv3d``: input ``(2, 16, 96, 128, 128)`` (192 MiB), weight ``(16, 16, 3, 3, 3)``,
-  chunks ``(1, 16, 12, 128, 128)`` (12 MiB, 16 blocks).
+* ``conv2d``: input ``(32, 64, 256, 256)`` (512 MiB), weight ``(64, 64, 3, 3)``,
+  chunks ``(2, 64, 256, 256)`` (32 MiB, 16 blocks);
+* ``conv3d``: input ``(2, 32, 128, 128, 128)`` (512 MiB), weight ``(32, 32, 3, 3, 3)``,
+  chunks ``(1, 32, 16, 128, 128)`` (32 MiB, 16 blocks);
+* ``conv3d_c16``: input ``(2, 16, 96, 128, 128)`` (192 MiB), weight
+  ``(16, 16, 3, 3, 3)``, chunks ``(1, 16, 24, 128, 128)`` (24 MiB, 8 blocks):
+  few channels, so little arithmetic per byte moved.
 
 Schedulers: ``distributed`` (a ``LocalCluster`` with two process workers of
 one thread each; the input is persisted on the workers first and the result
@@ -19,9 +22,11 @@ depend on the weight's bytes: an identical call would find its result
 already persisted).
 
 As a script, ``python bench_dask.py [--rounds N] [--sweep]`` times the
-three side by side, interleaved round by round, and prints the medians and
-the ratios (in-memory time / Dask time: 1.0 is the in-memory throughput);
-``--sweep`` also tries several chunk sizes of the conv2d workload.
+three side by side, interleaved round by round (alternating the order), and
+prints the median times, the CPU seconds of all processes (workers
+included) and the ratio in-memory time / Dask time of each round (median and
+quartiles: 1.0 is the in-memory throughput); ``--sweep`` also tries several
+chunk sizes of the conv2d workload.
 """
 
 import argparse
@@ -30,12 +35,14 @@ import time
 import numpy as np
 
 WORKLOADS = {
-    "conv2d": dict(shape=(16, 64, 256, 256), weight=(64, 64, 3, 3), chunks=(2, 64, 128, 256)),
-    "conv3d": dict(shape=(2, 16, 96, 128, 128), weight=(16, 16, 3, 3, 3),
-                   chunks=(1, 16, 12, 128, 128)),
+    "conv2d": dict(shape=(32, 64, 256, 256), weight=(64, 64, 3, 3), chunks=(2, 64, 256, 256)),
+    "conv3d": dict(shape=(2, 32, 128, 128, 128), weight=(32, 32, 3, 3, 3),
+                   chunks=(1, 32, 16, 128, 128)),
+    "conv3d_c16": dict(shape=(2, 16, 96, 128, 128), weight=(16, 16, 3, 3, 3),
+                       chunks=(1, 16, 24, 128, 128)),
 }
-SWEEP = [(8, 64, 256, 256), (4, 64, 256, 256), (2, 64, 128, 256), (1, 64, 64, 256),
-         (1, 64, 32, 128), (1, 64, 16, 64)]
+SWEEP = [(8, 64, 256, 256), (4, 64, 256, 256), (2, 64, 256, 256), (1, 64, 128, 256),
+         (1, 64, 64, 256), (1, 64, 32, 128)]
 
 
 def _require():
@@ -44,6 +51,29 @@ def _require():
         import distributed  # noqa: F401
     except ImportError as exc:  # asv: skip
         raise NotImplementedError(f"needs pyconv[dask]: {exc}")
+
+
+def _cluster(local_cluster):
+    """Two process workers of one thread each.
+
+    A nanny leaves its workers' environment (``OMP_NUM_THREADS=1``...) in
+    this process; it is put back, or the in-memory baseline would run on
+    one thread.
+    """
+    import os
+
+    import dask
+
+    keys = dask.config.get("distributed.nanny.pre-spawn-environ", {})
+    saved = {k: os.environ.get(k) for k in keys}
+    cluster = local_cluster(n_workers=2, threads_per_worker=1, processes=True,
+                            dashboard_address=None, silence_logs=50)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return cluster
 
 
 class Runner:
@@ -60,8 +90,7 @@ class Runner:
         self.op = getattr(pyconv, f"conv{len(spec['shape']) - 2}d")
         self.weight = (np.random.default_rng(0).standard_normal(spec["weight"])
                        .astype(np.float32) * np.float32(0.05))
-        self.cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                    dashboard_address=None, silence_logs=40)
+        self.cluster = _cluster(LocalCluster)
         self.client = Client(self.cluster, set_as_default=False)
         def settle(collection):
             with self.client.as_current():
@@ -73,6 +102,7 @@ class Runner:
         self.xd = self.client.persist(source)
         self._wait(self.xd)
         self.x = self.client.compute(self.xd).result()
+        self.xt = da.from_array(self.x, chunks=self.chunks)  # hashed once, not per call
         self.calls = 0
 
     def fresh_weight(self):
@@ -88,10 +118,7 @@ class Runner:
         del y
 
     def threads(self):
-        import dask.array as da
-
-        xd = da.from_array(self.x, chunks=self.chunks)
-        self.op(xd, self.fresh_weight(), padding=1).persist(scheduler="threads")
+        self.op(self.xt, self.fresh_weight(), padding=1).persist(scheduler="threads")
 
     def close(self):
         self.client.close()
@@ -133,8 +160,30 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
+def _cpu_seconds():
+    """CPU seconds used so far by this process and its children (the workers)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me] + me.children(recursive=True):
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:  # a process that just ended
+            continue
+        total += t.user + t.system
+    return total
+
+
 def compare(workload, rounds, chunks=None, schedulers=("distributed", "threads")):
-    """Median seconds of in-memory and each scheduler, timed interleaved round by round."""
+    """Per-round times and ratios of in-memory and Dask calls, interleaved.
+
+    Each round times the in-memory call and each scheduler once, in an
+    order that alternates from round to round; the ratio of a round is its
+    in-memory time over its Dask time, so that both saw the same load.
+    Returns ``{name: {"time": median s, "cpu": median CPU s, "ratio":
+    (median, q1, q3)}}``.
+    """
     runner = Runner(workload, chunks)
     try:
         fns = {"in-memory": runner.in_memory}
@@ -142,40 +191,56 @@ def compare(workload, rounds, chunks=None, schedulers=("distributed", "threads")
         for fn in fns.values():
             fn()  # warm up
         times = {name: [] for name in fns}
-        for _ in range(rounds):
-            for name, fn in fns.items():
-                times[name].append(_timed(fn))
-        return {name: float(np.median(t)) for name, t in times.items()}
+        cpus = {name: [] for name in fns}
+        order = list(fns)
+        for r in range(rounds):
+            for name in (order if r % 2 == 0 else order[::-1]):
+                c0 = _cpu_seconds()
+                times[name].append(_timed(fns[name]))
+                cpus[name].append(_cpu_seconds() - c0)
+        out = {}
+        for name in fns:
+            ratios = np.array(times["in-memory"]) / np.array(times[name])
+            out[name] = {"time": float(np.median(times[name])),
+                         "cpu": float(np.median(cpus[name])),
+                         "ratio": tuple(float(np.percentile(ratios, q)) for q in (50, 25, 75))}
+        return out
     finally:
         runner.close()
 
 
-def _row(label, med):
-    base = med["in-memory"]
-    parts = [f"{label:<34s} in-memory {base:7.3f} s"]
+def _row(label, res):
+    parts = [f"{label:<40s} in-memory {res['in-memory']['time']:6.3f} s "
+             f"({res['in-memory']['cpu']:5.2f} CPU s)"]
     for name in ("distributed", "threads"):
-        if name in med:
-            parts.append(f"{name} {med[name]:7.3f} s ({base / med[name]:.2f})")
+        if name in res:
+            r = res[name]
+            parts.append(f"{name} {r['time']:6.3f} s ({r['cpu']:5.2f} CPU s) ratio "
+                         f"{r['ratio'][0]:.2f} [{r['ratio'][1]:.2f}-{r['ratio'][2]:.2f}]")
     return "  ".join(parts)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--sweep", action="store_true", help="also try other conv2d chunks")
+    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
     args = parser.parse_args(argv)
     import os
 
-    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()}; "
-          "ratio = in-memory time / Dask time (medians)")
-    for name in WORKLOADS:
-        print(_row(f"{name} {WORKLOADS[name]['chunks']}", compare(name, args.rounds)),
-              flush=True)
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()}; ratio = in-memory time / "
+          "Dask time of the same round: median [quartiles] over the rounds")
+    for name in args.workloads:
+        spec = WORKLOADS[name]
+        mib = np.prod(spec["chunks"]) * 4 / 2**20
+        print(_row(f"{name} {spec['shape']} / {spec['chunks']} {mib:g} MiB",
+                   compare(name, args.rounds)), flush=True)
     if args.sweep:
         for chunks in SWEEP:
-            med = compare("conv2d", args.rounds, chunks, ("distributed",))
+            res = compare("conv2d", args.rounds, chunks, ("distributed",))
             mib = np.prod(chunks) * 4 / 2**20
-            print(_row(f"conv2d {chunks} {mib:g} MiB", med), flush=True)
+            print(_row(f"conv2d chunks {chunks} {mib:g} MiB", res), flush=True)
+    print(f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from .._spec import ConvSpec
-from ._tasks import BlockCall, bias_block, conv_block, finish, sum_partials, weight_partial
+from ._tasks import (BlockCall, bias_block, conv_block, cut, finish, sum_partials,
+                     weight_partial)
 from ._windows import (AxisBlock, boundaries, conv_axis, conv_out_bounds, identity_axis,
                        pieces, transposed_axis, transposed_out_bounds)
 
@@ -103,30 +104,32 @@ def largest_block_spec(spec, axes):
 
 
 class _Windows:
-    """Builds the nested key lists of windows, with deduplicated slice tasks."""
+    """Builds the nested key lists of windows, and the tasks that cut the halos.
+
+    A window takes a source chunk whole (its key) or a slice of it.  All the
+    slices taken from one chunk come from one task (:func:`~._tasks.cut`),
+    whose result every window that needs one of them indexes inline: one
+    scheduler task per source chunk, however many windows reach into it.
+    Call :meth:`finish` once every window is built.
+    """
 
     def __init__(self, x, name):
         self.x = x
         self.name = name
         self.bounds = [boundaries(c) for c in x.chunks]
         self.layer = {}
-        self._keys = {}
+        self._groups = {}
 
     def _piece(self, idx, local):
         if all(lo == 0 and hi == self.x.chunks[a][j]
                for a, (j, (lo, hi)) in enumerate(zip(idx, local))):
             return (self.x.name,) + idx
-        ident = (idx, local)
-        key = self._keys.get(ident)
-        if key is None:
-            key = (self.name, len(self._keys))
-            self._keys[ident] = key
-            self.layer[key] = (operator.getitem, (self.x.name,) + idx,
-                               tuple(slice(lo, hi) for lo, hi in local))
-        return key
+        group = self._groups.setdefault(idx, {})
+        position = group.setdefault(local, len(group))
+        return (operator.getitem, (self.name,) + idx, position)
 
     def keys(self, blocks):
-        """Nested lists (one level per axis) of the keys of the window's pieces."""
+        """Nested lists (one level per axis) of the window's pieces (keys or inline tasks)."""
         per_axis = [pieces(self.bounds[a], b.runs) for a, b in enumerate(blocks)]
 
         def build(a, idx, local):
@@ -135,6 +138,12 @@ class _Windows:
             return [build(a + 1, idx + (j,), local + ((lo, hi),)) for j, lo, hi in per_axis[a]]
 
         return build(0, (), ())
+
+    def finish(self):
+        """Add one cutting task per source chunk that windows take slices of."""
+        for idx, group in self._groups.items():
+            slices = tuple(tuple(slice(lo, hi) for lo, hi in local) for local in group)
+            self.layer[(self.name,) + idx] = (cut, (self.x.name,) + idx, slices)
 
 
 def param_key(a, name, layer):
@@ -176,6 +185,7 @@ def blocked(prim, x, w, b, spec, axes, result, backend):
             layer[(name,) + index] = (conv_block, None, wkey, bkey, call)
         else:
             layer[(name,) + index] = (conv_block, windows.keys(blocks), wkey, bkey, call)
+    windows.finish()
     deps = [a for a in (x, w, b) if isinstance(a, da.Array)]
     graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
     chunks = tuple(tuple(blk.stop - blk.start for blk in blocks) for blocks in axes)
@@ -202,6 +212,7 @@ def reduced_weight(x, grad_out, spec, axes, result, backend):
         key = (f"{name}-partial",) + index
         layer[key] = (weight_partial, keys, (grad_out.name,) + index, call)
         level.append(key)
+    windows.finish()
     depth = 0
     while len(level) > 1:
         depth += 1

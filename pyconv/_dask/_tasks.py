@@ -40,7 +40,7 @@ import numpy as np
 from .. import _registry
 from .._spec import ConvCall
 
-__all__ = ["BlockCall", "conv_block", "bias_block", "weight_partial", "sum_partials",
+__all__ = ["BlockCall", "cut", "conv_block", "bias_block", "weight_partial", "sum_partials",
            "finish", "task_threads", "task_slots"]
 
 
@@ -145,6 +145,11 @@ def _run(call, x, w, b):
 
     with _registry.context_threads(task_threads()):
         return run(call.prim, ConvCall(call.spec, False), x, w, b, call.backend)
+
+
+def cut(block, slices):
+    """The slices of one source chunk that windows of other blocks need (views)."""
+    return tuple(block[s] for s in slices)
 
 
 def conv_block(pieces, w, b, call):
