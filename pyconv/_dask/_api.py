@@ -17,11 +17,13 @@ it: a ``use_backend`` block around ``compute()`` does not change it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import _registry
 from .._dtypes import as_array, plan_dtypes
-from .._spec import ConvCall, conv_call, conv_transpose_call
+from .._spec import conv_call, conv_transpose_call
 from ..grad import _check_grad_output, _expected, _size
 from . import is_dask
 
@@ -109,7 +111,7 @@ def _forward(prim, call, x, w, b, backend):
     mode, pads = call.prepad if call.prepad is not None else ("zeros", None)
     axes = _graph.forward_blocks(xb, spec, mode, pads)
     name = _backend(prim, _graph.largest_block_spec(spec, axes), compute, backend)
-    y = _graph.blocked(prim, xb, w, b, spec, axes, result, name)
+    y = _graph.blocked(call.op, prim, xb, w, b, spec, axes, result, name)
     return y[0] if call.unbatched else y
 
 
@@ -124,7 +126,7 @@ def _weight(call, x, gy, backend):
                       + tuple(tuple(c for c in ch if c) for ch in gyb.chunks[2:]))
     axes = _graph.weight_blocks(gyb, spec, tuple(xb.shape[2:]))
     name = _backend("conv_weight", _graph.largest_block_spec(spec, axes), compute, backend)
-    return _graph.reduced_weight(xb, gyb, spec, axes, result, name)
+    return _graph.reduced_weight(call.op, xb, gyb, spec, axes, result, name)
 
 
 def _conj(a):
@@ -172,9 +174,7 @@ def conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilatio
     call = conv_call(op, nd, size, w.shape, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
     _check_reduce(op, "conv_transpose", w)
-    if call.spec.in_channels == 0:
-        return _zeros(size, plan_dtypes(w, gy)[0])
-    tcall = ConvCall(call.spec.as_transposed(), call.unbatched)
+    tcall = replace(call, spec=call.spec.as_transposed())
     return _forward("conv_transpose", tcall, gy, _conj(w), None, backend)
 
 
@@ -199,8 +199,8 @@ def convt_input(op, nd, input_size, weight, grad_output, stride, padding, output
                                groups, dilation)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
     _check_reduce(op, "conv", w)
-    ccall = ConvCall(call.spec.as_conv(), call.unbatched)
-    return _forward("conv", ccall, gy, _conj(w), None, backend)
+    return _forward("conv", replace(call, spec=call.spec.as_conv()), gy, _conj(w), None,
+                    backend)
 
 
 def convt_weight(op, nd, input, weight_size, grad_output, stride, padding, output_padding,
@@ -215,5 +215,4 @@ def convt_weight(op, nd, input, weight_size, grad_output, stride, padding, outpu
         return _zeros(size, plan_dtypes(x, gy)[0])
     # the conv_weight primitive of the adjoint convolution (see pyconv.grad): its
     # input is grad_output (gathered) and its output gradient is x (the blocks)
-    ccall = ConvCall(call.spec.as_conv(), call.unbatched)
-    return _weight(ccall, gy, _conj(x), backend)
+    return _weight(replace(call, spec=call.spec.as_conv()), gy, _conj(x), backend)

@@ -157,16 +157,16 @@ def param_key(a, name, layer):
     return key
 
 
-def _call(prim, spec, blocks, x, result, backend):
+def _call(op, prim, spec, blocks, x, result, backend):
     local = block_spec(spec, blocks)
     takes = tuple(b.take for b in blocks)
     zeros = None
     if any(b.kind == "zeros" for b in blocks):
         zeros = (local.batch, local.in_channels) + tuple(local.in_size)
-    return BlockCall(prim, local, takes, zeros, x.dtype, result, backend)
+    return BlockCall(op, prim, local, takes, zeros, x.dtype, result, backend)
 
 
-def blocked(prim, x, w, b, spec, axes, result, backend):
+def blocked(op, prim, x, w, b, spec, axes, result, backend):
     """A conv or conv_transpose of the batched Dask array ``x``, block by block."""
     token = tokenize(prim, x.name, spec, axes, backend, result,
                      w.name if isinstance(w, da.Array) else tokenize(w),
@@ -178,7 +178,7 @@ def blocked(prim, x, w, b, spec, axes, result, backend):
     wkey, bkey = param_key(w, "weight", layer), param_key(b, "bias", layer)
     for index in itertools.product(*(range(len(blocks)) for blocks in axes)):
         blocks = [axes[a][j] for a, j in enumerate(index)]
-        call = _call(prim, spec, blocks, x, result, backend)
+        call = _call(op, prim, spec, blocks, x, result, backend)
         if any(blk.kind == "none" for blk in blocks):
             layer[(name,) + index] = (bias_block, bkey, call)
         elif call.zeros is not None:
@@ -192,7 +192,7 @@ def blocked(prim, x, w, b, spec, axes, result, backend):
     return da.Array(graph, name, chunks, meta=np.empty((0,) * x.ndim, dtype=result))
 
 
-def reduced_weight(x, grad_out, spec, axes, result, backend):
+def reduced_weight(op, x, grad_out, spec, axes, result, backend):
     """A weight gradient: per-block partials of ``grad_out``'s chunks, summed as a tree.
 
     ``x`` is gathered (windows), ``grad_out`` (channel axis one chunk, no
@@ -207,7 +207,7 @@ def reduced_weight(x, grad_out, spec, axes, result, backend):
     level = []
     for index in itertools.product(*(range(len(blocks)) for blocks in axes)):
         blocks = [axes[a][j] for a, j in enumerate(index)]
-        call = _call("conv_weight", spec, blocks, x, result, backend)
+        call = _call(op, "conv_weight", spec, blocks, x, result, backend)
         keys = None if call.zeros is not None else windows.keys(blocks)
         key = (f"{name}-partial",) + index
         layer[key] = (weight_partial, keys, (grad_out.name,) + index, call)

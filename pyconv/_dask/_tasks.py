@@ -49,6 +49,8 @@ class BlockCall:
 
     Attributes
     ----------
+    op : str
+        The public function's name (for messages).
     prim : {'conv', 'conv_transpose', 'conv_weight'}
         The backend primitive.
     spec : ConvSpec
@@ -66,9 +68,10 @@ class BlockCall:
         The backend name every block runs on.
     """
 
-    __slots__ = ("prim", "spec", "takes", "zeros", "dtype", "result", "backend")
+    __slots__ = ("op", "prim", "spec", "takes", "zeros", "dtype", "result", "backend")
 
-    def __init__(self, prim, spec, takes, zeros, dtype, result, backend):
+    def __init__(self, op, prim, spec, takes, zeros, dtype, result, backend):
+        self.op = op
         self.prim = prim
         self.spec = spec
         self.takes = takes
@@ -144,7 +147,7 @@ def _run(call, x, w, b):
     from ..functional import run
 
     with _registry.context_threads(task_threads()):
-        return run(call.prim, ConvCall(call.spec, False), x, w, b, call.backend)
+        return run(call.prim, ConvCall(call.op, call.spec, False), x, w, b, call.backend)
 
 
 def cut(block, slices):
