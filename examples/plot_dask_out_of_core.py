@@ -146,7 +146,7 @@ def main():
                   f"{out.numblocks[0]} slabs")
             t0 = time.perf_counter()
             job = client.compute(da.to_zarr(out, dst, compute=False))
-            progress(job)
+            progress(job, interval="0.5s")
             job.result()
             elapsed = time.perf_counter() - t0
             peaks = client.run(peak_rss_mib)

@@ -582,30 +582,49 @@ def test_threads_per_task_distributed(cluster):
 # --------------------------------------------------------------------------
 # the representative subset on dask.distributed
 
-def test_distributed_subset(cluster):
-    rng = np.random.default_rng(17)
-    x = rng.standard_normal((3, 4, 12, 10, 9)).astype(np.float32)
-    xd = chunked(rng, x, small=3)
-    w = rng.standard_normal((4, 2, 3, 3, 2)).astype(np.float32)
-    kw = dict(padding=(2, 1, 1), padding_mode="reflect", stride=(2, 1, 2), groups=2)
-    check(pyconv.conv3d(xd, w, **kw), pyconv.conv3d(x, w, **kw), "conv3d", scheduler=cluster)
-    wt = rng.standard_normal((4, 3, 4, 4, 4)).astype(np.float32)
-    kwt = dict(stride=2, padding=1)
-    check(pyconv.conv_transpose3d(xd, wt, **kwt), pyconv.conv_transpose3d(x, wt, **kwt),
-          "conv_transpose3d", scheduler=cluster)
-    gy = rng.standard_normal(pyconv.conv3d(x, w, **kw).shape).astype(np.float32)
-    x2 = rng.standard_normal((3, 4, 17, 15)).astype(np.float32)
-    w2 = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
-    gy2 = rng.standard_normal((3, 5, 9, 15)).astype(np.float32)
-    kw2 = dict(stride=(2, 1), padding=(1, 1), dilation=(1, 1))
-    check(pgrad.conv2d_weight(chunked(rng, x2), w2.shape, chunked(rng, gy2), **kw2),
-          pgrad.conv2d_weight(x2, w2.shape, gy2, **kw2), "conv2d_weight", scheduler=cluster)
-    check(pgrad.conv2d_input(x2.shape, w2, chunked(rng, gy2), **kw2),
-          pgrad.conv2d_input(x2.shape, w2, gy2, **kw2), "conv2d_input", scheduler=cluster)
-    del gy
+def _distributed_cases(rng):
+    """(label, lazy call, in-memory call) pairs covering every op family once."""
+    f32 = np.float32
+    x3 = rng.standard_normal((3, 4, 12, 10, 9)).astype(f32)
+    w3 = rng.standard_normal((4, 2, 3, 3, 2)).astype(f32)
+    kw3 = dict(padding=(2, 1, 1), padding_mode="reflect", stride=(2, 1, 2), groups=2)
+    wt3 = rng.standard_normal((4, 3, 4, 4, 4)).astype(f32)
+    x2 = rng.standard_normal((3, 4, 17, 15)).astype(f32)
+    w2 = rng.standard_normal((5, 4, 3, 3)).astype(f32)
+    gy2 = rng.standard_normal((3, 5, 9, 15)).astype(f32)
+    kw2 = dict(stride=(2, 1), padding=1)
+    x1 = rng.standard_normal((4, 50)).astype(f32)                  # unbatched
+    wt1 = rng.standard_normal((4, 2, 3)).astype(f32)
+    gyt1 = rng.standard_normal(pyconv.conv_transpose1d(x1, wt1, stride=3).shape).astype(f32)
     m = pyconv.Conv1d(4, 6, 5, padding="same", padding_mode="circular", rng=0)
-    x1 = rng.standard_normal((2, 4, 50)).astype(np.float32)
-    check(m(da.from_array(x1, chunks=(1, 4, 3))), m(x1), "Conv1d module", scheduler=cluster)
+    return {
+        "conv3d-reflect-strided-groups": (
+            lambda a: pyconv.conv3d(a(x3, 3), w3, **kw3), lambda: pyconv.conv3d(x3, w3, **kw3)),
+        "conv_transpose3d-upsampling": (
+            lambda a: pyconv.conv_transpose3d(a(x3, 3), wt3, stride=2, padding=1),
+            lambda: pyconv.conv_transpose3d(x3, wt3, stride=2, padding=1)),
+        "conv2d_weight": (
+            lambda a: pgrad.conv2d_weight(a(x2), w2.shape, a(gy2), **kw2),
+            lambda: pgrad.conv2d_weight(x2, w2.shape, gy2, **kw2)),
+        "conv2d_input": (
+            lambda a: pgrad.conv2d_input(x2.shape, w2, a(gy2), **kw2),
+            lambda: pgrad.conv2d_input(x2.shape, w2, gy2, **kw2)),
+        "conv_transpose1d_weight-unbatched": (
+            lambda a: pgrad.conv_transpose1d_weight(a(x1), wt1.shape, a(gyt1), stride=3),
+            lambda: pgrad.conv_transpose1d_weight(x1, wt1.shape, gyt1, stride=3)),
+        "Conv1d-module-circular": (lambda a: m(a(x1[None])), lambda: m(x1[None])),
+    }
+
+
+DISTRIBUTED_CASES = list(_distributed_cases(np.random.default_rng(0)))
+
+
+@pytest.mark.parametrize("case", DISTRIBUTED_CASES)
+def test_distributed(case, cluster):
+    rng = np.random.default_rng(DISTRIBUTED_CASES.index(case))
+    lazy, in_memory = _distributed_cases(rng)[case]
+    check(lazy(lambda a, small=2: chunked(rng, a, small)), in_memory(), case,
+          scheduler=cluster)
 
 
 # --------------------------------------------------------------------------

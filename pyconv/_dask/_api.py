@@ -60,22 +60,29 @@ def _as_dask(a):
     return da.from_array(a, chunks=tuple(max(1, n) for n in a.shape))
 
 
-def _param(a, name, op, reduce_axes):
-    """A weight or bias operand for the graph: NumPy as is, Dask as one chunk."""
-    if a is None or not isinstance(a, _da().Array):
-        return a
-    chunked = [ax for ax in reduce_axes if len(a.chunks[ax]) > 1]
+def _one_chunk(a):
+    """A weight or bias for the graph: NumPy (or None) as is, a Dask array as one chunk."""
+    if isinstance(a, _da().Array) and a.numblocks != (1,) * a.ndim:
+        return a.rechunk(a.shape)
+    return a
+
+
+def _check_weight_chunks(op, prim, w):
+    """A Dask weight must be one chunk along the axes ``prim`` sums over.
+
+    Those are axis 1 and the kernel axes for a convolution, axis 0 and the
+    kernel axes for a transposed one; the remaining axis may be chunked.
+    """
+    if not isinstance(w, _da().Array):
+        return
+    axes = tuple(range(1, w.ndim)) if prim == "conv" else (0,) + tuple(range(2, w.ndim))
+    chunked = [ax for ax in axes if len(w.chunks[ax]) > 1]
     if chunked:
+        hint = ", ".join(f"{ax}: -1" for ax in chunked)
         raise ValueError(
-            f"{op}(): a Dask {name} must be one chunk along the axes the convolution sums "
-            f"over (axes {list(reduce_axes)} of the {name}), got {name} chunks {a.chunks}; "
-            f"rechunk it first, e.g. {name}.rechunk({{{', '.join(f'{ax}: -1' for ax in chunked)}}})")
-    return a.rechunk(a.shape) if a.numblocks != (1,) * a.ndim else a
-
-
-def _reduce_axes(prim, ndim):
-    """Weight axes a primitive sums over: conv: 1 and the kernel; transposed: 0 and the kernel."""
-    return tuple(range(1, ndim)) if prim == "conv" else (0,) + tuple(range(2, ndim))
+            f"{op}(): a Dask weight must be one chunk along the axes the convolution sums "
+            f"over (axes {list(axes)} of the weight), got weight chunks {w.chunks}; "
+            f"rechunk it first, e.g. weight.rechunk({{{hint}}})")
 
 
 def _backend(prim, spec, compute, backend):
@@ -105,8 +112,7 @@ def _forward(prim, call, x, w, b, backend):
     if call.empty or 0 in spec.output_shape:
         _backend(prim, spec, compute, backend)
         return _zeros(_out_shape(call, prim), result)
-    w = _param(w, "weight", prim, ())
-    b = _param(b, "bias", prim, ())
+    w, b = _one_chunk(w), _one_chunk(b)
     xb = _batched(_as_dask(x), call)
     mode, pads = call.prepad if call.prepad is not None else ("zeros", None)
     axes = _graph.forward_blocks(xb, spec, mode, pads)
@@ -133,11 +139,6 @@ def _conj(a):
     return a.conj() if np.iscomplexobj(np.empty(0, dtype=a.dtype)) else a
 
 
-def _check_reduce(op, prim, w):
-    if isinstance(w, _da().Array):
-        _param(w, "weight", op, _reduce_axes(prim, w.ndim))
-
-
 # ---------------------------------------------------------------------------
 # the functional ops
 
@@ -148,7 +149,7 @@ def conv(op, nd, input, weight, bias, stride, padding, dilation, groups, padding
     b = None if bias is None else _operand(bias, "bias", op)
     call = conv_call(op, nd, x.shape, w.shape, None if b is None else tuple(b.shape), stride,
                      padding, dilation, groups, padding_mode)
-    _check_reduce(op, "conv", w)
+    _check_weight_chunks(op, "conv", w)
     return _forward("conv", call, x, w, b, backend)
 
 
@@ -159,7 +160,7 @@ def conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding,
     b = None if bias is None else _operand(bias, "bias", op)
     call = conv_transpose_call(op, nd, x.shape, w.shape, None if b is None else tuple(b.shape),
                                stride, padding, output_padding, groups, dilation, output_size)
-    _check_reduce(op, "conv_transpose", w)
+    _check_weight_chunks(op, "conv_transpose", w)
     return _forward("conv_transpose", call, x, w, b, backend)
 
 
@@ -173,7 +174,7 @@ def conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilatio
     size = _size(input_size, "input_size", op, nd)
     call = conv_call(op, nd, size, w.shape, None, stride, padding, dilation, groups)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
-    _check_reduce(op, "conv_transpose", w)
+    _check_weight_chunks(op, "conv_transpose", w)
     tcall = replace(call, spec=call.spec.as_transposed())
     return _forward("conv_transpose", tcall, gy, _conj(w), None, backend)
 
@@ -198,7 +199,7 @@ def convt_input(op, nd, input_size, weight, grad_output, stride, padding, output
     call = conv_transpose_call(op, nd, size, w.shape, None, stride, padding, output_padding,
                                groups, dilation)
     _check_grad_output(op, gy, _expected(call, call.spec.output_shape))
-    _check_reduce(op, "conv", w)
+    _check_weight_chunks(op, "conv", w)
     return _forward("conv", replace(call, spec=call.spec.as_conv()), gy, _conj(w), None,
                     backend)
 

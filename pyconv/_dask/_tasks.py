@@ -7,6 +7,13 @@ the window, and calls pyconv's in-memory front layer
 :class:`~pyconv._spec.ConvSpec`, so dtypes, complex operands and backends
 behave exactly as in memory.
 
+A window made of several pieces is joined into a buffer that each thread
+keeps from task to task (up to :data:`SCRATCH_MAX_BYTES`): Dask's workers
+hand freed memory back to the system at once, so a fresh window per task
+would pay for faulting in new pages every time.  The block call only reads
+the window and returns a new array, so the buffer is free again when the
+task ends.
+
 Threads per task
 ----------------
 A task runs pyconv with ``max(1, T // S)`` threads, set for that task only
