@@ -20,7 +20,7 @@ The peak resident memory of every worker is measured at the end.
 
 By default the volume is small (64^3, 1 MiB) so that the example runs in
 seconds.  Two environment variables scale it up:
-``PYCONV_DASK_EXAMPLE_SIZE`` (edge length of the cube, a multiple of 8) and
+``PYCONV_DASK_EXAMPLE_SIZE`` (edge length of the cube, a multiple of 4) and
 ``PYCONV_DASK_EXAMPLE_WORKER_MIB`` (memory limit per worker, default 1024).
 The docs quote a run with a 1024^3 volume (4 GiB) and two workers of 512 MiB
 each: the input is 4x the memory of the whole cluster.
@@ -46,8 +46,8 @@ import pyconv
 
 SIZE = int(os.environ.get("PYCONV_DASK_EXAMPLE_SIZE", "64"))
 WORKER_MIB = int(os.environ.get("PYCONV_DASK_EXAMPLE_WORKER_MIB", "1024"))
-SLAB = 8  # planes per chunk: the volume is cut into slabs along its first axis
-assert SIZE % SLAB == 0, "PYCONV_DASK_EXAMPLE_SIZE must be a multiple of 8"
+SLAB = 4  # planes per chunk: the volume is cut into slabs along its first axis
+assert SIZE % SLAB == 0, "PYCONV_DASK_EXAMPLE_SIZE must be a multiple of 4"
 
 # %%
 # A synthetic volume, written chunk by chunk
