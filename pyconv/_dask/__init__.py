@@ -23,6 +23,8 @@ Layout:
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["is_dask", "any_dask", "conv", "conv_transpose", "grad"]
 
 
@@ -33,8 +35,14 @@ def is_dask(a) -> bool:
 
 
 def any_dask(*arrays) -> bool:
-    """Whether any of ``arrays`` (None allowed) is a Dask collection."""
-    return any(a is not None and is_dask(a) for a in arrays)
+    """Whether any of ``arrays`` (None allowed) is a Dask collection.
+
+    Called on every public call, so NumPy arrays and None leave at once.
+    """
+    for a in arrays:
+        if a is not None and type(a) is not np.ndarray and is_dask(a):
+            return True
+    return False
 
 
 def conv(*args):
