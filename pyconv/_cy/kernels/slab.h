@@ -13,7 +13,9 @@
 /*
  * Slab geometry of one tile: output rows [t0, t1) along axis A.  Per axis
  * ax: start[ax] is the input coordinate of slab index 0, len[ax] the slab
- * extent; axes before A are trivial (size 1).
+ * extent.  Axes before A are trivial (one output, one input, one tap) but
+ * may still shift the input: a phase of a transposed conv can read input
+ * position 1 (lo = -1) of a size-1 axis, which is then padding.
  */
 typedef struct {
     ptrdiff_t A, t0, t1;
@@ -32,7 +34,7 @@ static void pc_slab_geo(const pc_geo *g, ptrdiff_t A, ptrdiff_t t0, ptrdiff_t t1
     for (ax = 0; ax < 3; ax++) {
         ptrdiff_t halo = (g->ks[ax] - 1) * g->dl[ax];
         if (ax < A) {
-            sl->start[ax] = 0;
+            sl->start[ax] = -g->lo[ax];
             sl->len[ax] = 1;
         } else if (ax == A) {
             sl->start[ax] = t0 - g->lo[ax];
