@@ -698,7 +698,7 @@ _SIGINT_SCRIPT = textwrap.dedent("""
         assert _cy.plan(op, spec, np.float32).path == path
         for cycle in range(3):
             fired = []
-            timer = threading.Timer(1.0, lambda: (fired.append(time.perf_counter()),
+            timer = threading.Timer(0.5, lambda: (fired.append(time.perf_counter()),
                                                   os.kill(os.getpid(), signal.SIGINT)))
             timer.start()
             try:

@@ -173,21 +173,21 @@ def outer_axis(spec):
     return axis
 
 
-class Gemm(NamedTuple):
+class GemmShape(NamedTuple):
     """The GEMM shape of one group: ``M x K`` weights times ``K x positions``."""
 
     m: int
     k: int
 
 
-def gemm_shape(op, spec) -> Gemm:
+def gemm_shape(op, spec) -> GemmShape:
     """conv, conv_weight: ``C_out/g x C_in/g * prod(kernel)``; conv_transpose:
     ``C_out/g * prod(kernel) x C_in/g``."""
     g = spec.groups
     kp = prod(spec.kernel_size)
     if op == "conv_transpose":
-        return Gemm(spec.out_channels // g * kp, spec.in_channels // g)
-    return Gemm(spec.out_channels // g, spec.in_channels // g * kp)
+        return GemmShape(spec.out_channels // g * kp, spec.in_channels // g)
+    return GemmShape(spec.out_channels // g, spec.in_channels // g * kp)
 
 
 def positions(spec):
