@@ -17,10 +17,12 @@
  * may still shift the input: a phase of a transposed conv can read input
  * position 1 (lo = -1) of a size-1 axis, which is then padding.
  */
+#define PC_SLAB_ALIGN 16
+
 typedef struct {
     ptrdiff_t A, t0, t1;
     ptrdiff_t start[3], len[3];
-    ptrdiff_t plane;     /* len[0]*len[1]*len[2]: one channel of the slab */
+    ptrdiff_t plane;     /* one channel: len[0]*len[1]*len[2], rounded up to PC_SLAB_ALIGN */
     ptrdiff_t ncols;     /* virtual output positions of the tile */
 } pc_slab;
 
@@ -44,7 +46,11 @@ static void pc_slab_geo(const pc_geo *g, ptrdiff_t A, ptrdiff_t t0, ptrdiff_t t1
             sl->len[ax] = g->osz[ax] + halo;
         }
     }
-    sl->plane = sl->len[0] * sl->len[1] * sl->len[2];
+    /* channel planes start 16 elements apart (64 bytes or more): the same
+       alignment for every channel's vector loads, none split by a cache line
+       when the tile's is not */
+    sl->plane = (sl->len[0] * sl->len[1] * sl->len[2] + PC_SLAB_ALIGN - 1)
+                / PC_SLAB_ALIGN * PC_SLAB_ALIGN;
     sl->ncols = (t1 - t0) * (A == 0 ? sl->len[1] * sl->len[2] : (A == 1 ? sl->len[2] : 1));
 }
 
@@ -94,6 +100,8 @@ PC_CLONES static void pc_slab_fill_##S(const pc_geo *g, const pc_slab *sl,      
             }                                                                        \
         }                                                                            \
     }                                                                                \
+    for (c = 0; c < g->cin_g; c++)          /* the gaps between the planes */        \
+        for (i = LZ * LY * LX; i < sl->plane; i++) slab[c * sl->plane + i] = 0;      \
     for (i = 0; i < tail; i++) slab[g->cin_g * sl->plane + i] = 0;                   \
 }                                                                                    \
 /* y_g[co, valid outputs of the tile] = ybuf[co, q] + bias[co] */                     \
