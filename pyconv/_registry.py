@@ -543,7 +543,7 @@ def _openmp_runtime_loaded() -> bool:
             maps = fh.read()
     except OSError:  # not Linux: pyconv's own extension is the best sign there is
         import sys
-        return "pyconv._cy._kernels" in sys.modules
+        return "pyconv._cy._build" in sys.modules
     return any(name in maps for name in ("libgomp", "libomp", "libiomp"))
 
 

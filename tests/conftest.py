@@ -4,7 +4,10 @@
   (``pytest.param(name, id=name, marks=pytest.mark.<name>)``).  A backend
   that is not available here is skipped with the reason
   :func:`pyconv.backends` gives.  ``PYCONV_TEST_BACKENDS`` (comma-separated,
-  or a JSON list) selects a subset; an unknown name stops the run.
+  or a JSON list) selects a subset; an unknown name stops the run.  The
+  cython backend also runs once per path of its planner, ``cython[direct]``,
+  ``cython[implicit]`` ...: the test sees ``"cython"`` with that path forced
+  (``pyconv._cy.force_paths``) on every call it supports.
 * ``dtype``: float32 and float64, skipping float64 where the backend says it
   cannot run it (an OpenCL device without ``cl_khr_fp64``).
 * ``@pytest.mark.slow``: large or exhaustive cases, run only with
@@ -59,10 +62,32 @@ def _selected_backends():
 
 SELECTED_BACKENDS = _selected_backends()
 
+
+def _cython_paths():
+    """The cython planner's paths, in order (none when the extension is not built)."""
+    try:
+        from pyconv._cy.paths import ORDER
+    except ImportError:
+        return []
+    return [unit.name for unit in ORDER]
+
+
+def _variants(name):
+    """The test variants of a backend: cython once more per forced path."""
+    paths = _cython_paths() if name == "cython" else []
+    return [name] + [f"{name}[{path}]" for path in paths]
+
+
 BACKEND_PARAMS = [
-    pytest.param(name, id=name, marks=getattr(pytest.mark, name))
-    for name in SELECTED_BACKENDS
+    pytest.param(variant, id=variant, marks=getattr(pytest.mark, name))
+    for name in SELECTED_BACKENDS for variant in _variants(name)
 ]
+
+
+def _split(variant):
+    """``"cython[gemm]"`` -> ``("cython", "gemm")``; ``"cython"`` -> ``("cython", None)``."""
+    name, _, path = variant.partition("[")
+    return name, path.rstrip("]") or None
 
 
 def pytest_configure(config):
@@ -108,14 +133,19 @@ def backend_unavailable_reason(name):
 @pytest.fixture(params=BACKEND_PARAMS)
 def backend(request):
     """Name of the backend a test runs on (pass it as ``backend=``)."""
-    name = request.param
+    name, path = _split(request.param)
     reason = backend_unavailable_reason(name)
     if reason is not None:
         pytest.skip(f"backend {name!r} unavailable: {reason}")
     marker = request.node.get_closest_marker("skip_backends")
     if marker is not None and name in marker.args:
         pytest.skip(f"not run on {name}: {marker.kwargs.get('reason', 'no reason given')}")
-    return name
+    if path is None:
+        yield name
+        return
+    from pyconv import _cy
+    with _cy.force_paths(path):
+        yield name
 
 
 @pytest.fixture
@@ -171,6 +201,7 @@ def pytest_runtest_makereport(item, call):
     name = getattr(item, "callspec", None) and item.callspec.params.get("backend")
     if not name:
         return
+    name = _split(name)[0]
     reason = missing_fp64_reason(name, call.excinfo.value)
     if reason is not None:
         report.outcome = "skipped"

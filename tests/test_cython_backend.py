@@ -1,17 +1,25 @@
-"""Tests specific to the ``cython`` backend (the shared matrix runs it too).
+"""Tests specific to the ``cython`` backend (the shared matrix runs it too, once
+per path: see the ``backend`` fixture in conftest.py).
 
-* every path of the plan (GEMM, pointwise, direct, multi-tile, slabs, image
-  blocks, conv_weight partials) against the reference backend, over a grid
-  of geometries: d = 1..3, both dtypes, groups, dilation, strides,
-  asymmetric padding, transposed crops with a negative ``hi``;
-* bitwise identical results for 1 and 2 threads;
+* every path, forced, against the reference backend on every case of a
+  grid of geometries it supports (d = 1..3, both dtypes, groups, dilation,
+  strides, asymmetric padding, transposed crops with a negative ``hi``),
+  also with many small tiles, and the micro-kernels' AVX2 and baseline
+  builds;
+* the planner: each path is taken where its rule says, a forced path that
+  does not apply falls back, the docstring lists the order the planner uses;
+* bitwise identical results for 1, 2, 3 and 8 threads on every path, and
+  kernels that survive absurd thread counts;
 * concurrent calls from several Python threads;
-* the workspace bound (planned bytes, and peak RSS of a subprocess);
+* the workspace bound (planned bytes on every path, and peak RSS of a
+  subprocess);
+* Ctrl-C during a long call (a subprocess);
 * an output of more than 2**31 elements (slow).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -134,6 +142,8 @@ TRANSPOSED_GRID = [
     transposed_spec(1, 8, 8, (3, 4, 3), (2, 3, 2), (2, 1, 2), ((0, -1), (1, 1), (0, 0))),
     transposed_spec(1, 16, 8, (12, 3, 3), (3, 3, 3), (2, 2, 2), ((1, 0),) * 3),  # slabs
     transposed_spec(2, 8, 16, (2, 3, 3), (2, 2, 2), (2, 2, 2), ((0, 0),) * 3, (1, 1, 1), 2),
+    # a size-1 axis whose last phase reads only padding (lo' = -1)
+    transposed_spec(1, 8, 8, (1, 5, 5), (3, 3, 3), (3, 2, 2), ((1, -1), (1, 1), (1, 1))),
 ]
 
 
@@ -148,79 +158,68 @@ def _id(spec):
 
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
 
+#: every path unit, in the planner's order
+PATHS = [unit.name for unit in cy_mod.ORDER] if CY is not None else []
+#: the paths that run on the register-blocked micro-kernels
+MICROKERNEL_PATHS = ["implicit", "strided1d", "packed", "phases"]
 
-@pytest.fixture(params=[True, False], ids=["microkernel", "blas"])
-def packed(request, monkeypatch):
-    """Micro-kernel paths (conv: implicit/packed; conv_transpose: phases, even
-    on small images) or the BLAS paths (im2col + GEMM; GEMM + col2im)."""
-    monkeypatch.setattr(cy_mod, "PACKED", request.param)
-    monkeypatch.setattr(cy_mod, "PHASE_MIN_POSITIONS", 1)
-    return request.param
+
+def forced_plan(path, op, spec, dtype=np.float32, nthreads=2, simd=None):
+    """The plan of ``op`` with ``path`` forced (and the SIMD level, if given)."""
+    with cy_mod.force_paths(simd=simd):
+        return cy_mod.plan(op, spec, dtype, nthreads, paths=(path,))
+
+
+def path_cases(cases):
+    """(path, op, spec) for every path and every case the path supports."""
+    if CY is None:
+        return []
+    return [(path, op, spec) for path in PATHS for op, spec in cases
+            if forced_plan(path, op, spec).path == path]
+
+
+def _case_id(case):
+    path, op, spec = case[:3]
+    return f"{path}-{op}-{_id(spec)}"
+
+
+GRID_CASES = ([("conv", s) for s in CONV_GRID] + [("conv_weight", s) for s in CONV_GRID]
+              + [("conv_transpose", s) for s in TRANSPOSED_GRID])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("spec", CONV_GRID, ids=_id)
-def test_conv_matches_reference(spec, dtype, rng, packed):
-    got, want = run_all("conv", spec, dtype, rng)
-    assert_close(got, want, dtype, f"conv {spec}")
+@pytest.mark.parametrize("case", path_cases(GRID_CASES), ids=_case_id)
+def test_every_path_matches_reference(case, dtype, rng):
+    """Each path, forced, on every grid case it supports."""
+    path, op, spec = case
+    with cy_mod.force_paths(path):
+        assert cy_mod.plan(op, spec, dtype).path == path
+        got, want = run_all(op, spec, dtype, rng)
+    assert_close(got, want, dtype, f"{path} {op} {spec}")
 
 
+@pytest.mark.parametrize("simd", [0, 1], ids=["baseline", "avx2"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("spec", CONV_GRID, ids=_id)
-def test_conv_weight_matches_reference(spec, dtype, rng, packed):
-    got, want = run_all("conv_weight", spec, dtype, rng)
-    assert_close(got, want, dtype, f"conv_weight {spec}")
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("spec", TRANSPOSED_GRID, ids=_id)
-def test_conv_transpose_matches_reference(spec, dtype, rng, packed):
-    got, want = run_all("conv_transpose", spec, dtype, rng)
-    assert_close(got, want, dtype, f"conv_transpose {spec}")
-
-
-def test_grid_covers_every_path(monkeypatch):
-    """The grid above reaches each path of the plan (guards the grid itself)."""
-    seen = set()
-    for packed in (True, False):
-        monkeypatch.setattr(cy_mod, "PACKED", packed)
-        for spec in CONV_GRID:
-            for op in ("conv", "conv_weight"):
-                p = cy_mod.plan(op, spec, np.float32, 2)
-                seen.add((op, p.path))
-    if cy_mod._packed_params(4)[0] >= 1:
-        assert ("conv", "implicit") in seen and ("conv", "packed") in seen
-        assert ("conv_weight", "implicit") in seen
-        assert ("conv", "strided1d") in seen
-        monkeypatch.setattr(cy_mod, "PACKED", True)
-        monkeypatch.setattr(cy_mod, "PHASE_MIN_POSITIONS", 1)
-        for spec in TRANSPOSED_GRID:
-            seen.add(("conv_transpose", cy_mod.plan("conv_transpose", spec, np.float32).path))
-        assert ("conv_transpose", "phases") in seen
-        monkeypatch.setattr(cy_mod, "PACKED", False)
-    for spec in TRANSPOSED_GRID:
-        p = cy_mod.plan("conv_transpose", spec, np.float32, 2)
-        seen.add(("conv_transpose", p.path))
-        if p.images > 1:
-            seen.add(("conv_transpose", "images"))
-        if p.slabs > 1:
-            seen.add(("conv_transpose", "slabs"))
-    for op in ("conv", "conv_weight", "conv_transpose"):
-        for path in ("gemm", "pointwise", "direct"):
-            assert (op, path) in seen, (op, path)
-    assert ("conv_transpose", "images") in seen
-    assert ("conv_transpose", "slabs") in seen
+@pytest.mark.parametrize("case", [c for c in path_cases(GRID_CASES)
+                                  if c[0] in MICROKERNEL_PATHS], ids=_case_id)
+def test_lower_simd_builds_match_reference(case, dtype, simd, rng):
+    """The micro-kernels' AVX2 and baseline builds (each has its own register block)."""
+    path, op, spec = case
+    with cy_mod.force_paths(path, simd=simd):
+        p = cy_mod.plan(op, spec, dtype)
+        assert p.path == path and p.simd == min(simd, cy_mod._build.simd_level())
+        got, want = run_all(op, spec, dtype, rng)
+    assert_close(got, want, dtype, f"{path} simd={simd} {op} {spec}")
 
 
 @pytest.fixture
 def tiny_tiles(monkeypatch):
     """Force many small tiles (and so many work items and partials)."""
-    monkeypatch.setattr(cy_mod, "TILE_BYTES", 1)
-    monkeypatch.setattr(cy_mod, "MIN_TILE", 3)
+    monkeypatch.setattr(cy_mod._planning, "TILE_BYTES", 1)
+    monkeypatch.setattr(cy_mod._planning, "MIN_TILE", 3)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", [
+MANY_TILES = [
     ("conv", conv_spec(2, 8, 8, (23,), (3,), (1,), ((1, 2),))),
     ("conv", conv_spec(2, 8, 16, (7, 9), (3, 3), (2, 1), ((1, 1), (0, 2)))),
     ("conv", conv_spec(1, 8, 8, (10, 4, 5), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3)),
@@ -232,27 +231,42 @@ def tiny_tiles(monkeypatch):
     ("conv_weight", conv_spec(2, 16, 16, (7, 5), (1, 1))),
     ("conv_transpose", transposed_spec(1, 8, 8, (19,), (4,), (2,), ((1, 0),))),
     ("conv_transpose", transposed_spec(1, 8, 8, (5, 7), (3, 3), (2, 2), ((1, -1), (1, 0)))),
-    ("conv_transpose", transposed_spec(1, 8, 8, (4, 3, 5), (3, 3, 3), (2, 2, 2), ((1, 1),) * 3)),
-], ids=lambda c: c[0] + "-" + _id(c[1]))
-def test_many_tiles_match_reference(case, dtype, rng, tiny_tiles, packed):
-    op, spec = case
-    p = cy_mod.plan(op, spec, dtype, 2)
-    assert p.path != "direct"
-    if p.path in ("gemm", "packed", "strided1d"):
-        assert p.tile < max(np.prod(spec.out_size), np.prod(spec.in_size))
-    if p.path == "implicit":
-        assert p.items > spec.batch
-    got, want = run_all(op, spec, dtype, rng)
-    assert_close(got, want, dtype, f"{op} {spec}")
+    ("conv_transpose", transposed_spec(1, 8, 8, (4, 3, 5), (3, 3, 3), (2, 2, 2),
+                                       ((1, 1),) * 3)),
+]
 
 
-@pytest.mark.parametrize("op,spec", [
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [c for c in path_cases(MANY_TILES) if c[0] != "direct"],
+                         ids=_case_id)
+def test_many_tiles_match_reference(case, dtype, rng, tiny_tiles):
+    path, op, spec = case
+    with cy_mod.force_paths(path):
+        p = cy_mod.plan(op, spec, dtype, 2)
+        assert p.path == path
+        if path in ("gemm", "pointwise", "packed", "strided1d"):
+            # several tiles (the micro-kernel paths: unless one panel holds them all)
+            positions = max(np.prod(spec.out_size), np.prod(spec.in_size))
+            panel = cy_mod._planning.target(dtype, p.simd).nr if path in MICROKERNEL_PATHS else 1
+            assert p.tile < positions or positions <= panel
+        if path == "implicit":
+            assert p.items > (spec.batch if op == "conv_weight" else spec.batch * spec.groups)
+        got, want = run_all(op, spec, dtype, rng)
+    assert_close(got, want, dtype, f"{path} {op} {spec}")
+
+
+@pytest.mark.parametrize("case", path_cases([
     ("conv", conv_spec(2, 8, 16, (9, 8), (3, 3), (1, 1), ((1, 1), (1, 1)))),
+    ("conv", conv_spec(2, 8, 16, (20,), (3,), (2,), ((1, 1),))),
+    ("conv", conv_spec(2, 16, 16, (9, 8), (1, 1))),
     ("conv_weight", conv_spec(2, 8, 16, (9, 8), (3, 3), (2, 1), ((1, 1), (1, 1)))),
+    ("conv_weight", conv_spec(2, 8, 16, (9, 8), (3, 3), (1, 1), ((1, 1), (1, 1)))),
     ("conv_transpose", transposed_spec(2, 16, 8, (5, 6), (3, 3), (2, 2), ((1, 0), (1, 1)))),
-])
-def test_read_only_inputs_untouched(op, spec, rng, packed):
-    """Read-only inputs are accepted and never written."""
+    ("conv_transpose", transposed_spec(2, 16, 8, (5, 6), (1, 1))),
+]), ids=_case_id)
+def test_read_only_inputs_untouched(case, rng):
+    """Read-only inputs are accepted and never written, on every path."""
+    path, op, spec = case
     if op == "conv_weight":
         args = [rng.standard_normal(spec.input_shape).astype(np.float32),
                 rng.standard_normal(spec.output_shape).astype(np.float32)]
@@ -261,11 +275,27 @@ def test_read_only_inputs_untouched(op, spec, rng, packed):
     copies = [a.copy() for a in args]
     for a in args:
         a.setflags(write=False)
-    got = getattr(CY, op)(*args, spec)
+    with cy_mod.force_paths(path):
+        got = getattr(CY, op)(*args, spec)
     want = getattr(REF, op)(*copies, spec)
     for a, c in zip(args, copies):
         assert a.tobytes() == c.tobytes()
     assert_close(got, want, np.float32, op)
+
+
+def test_phase_of_a_size_one_axis_reads_padding(rng):
+    """Regression: on an input axis of size 1, a phase whose only tap reads
+    position 1 of that axis (``output_padding``) must see zeros, not x[0]."""
+    x = rng.standard_normal((1, 16, 1, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3, 3)).astype(np.float32)
+    kw = dict(stride=(3, 2, 2), padding=1, output_padding=(2, 0, 0))
+    spec = transposed_spec(1, 16, 16, (1, 16, 16), (3, 3, 3), (3, 2, 2),
+                           ((1, -1), (1, 1), (1, 1)))
+    assert cy_mod.plan("conv_transpose", spec, np.float32).path == (
+        "phases" if cy_mod._build.simd_level() >= 1 else "gemm")
+    got = pyconv.conv_transpose3d(x, w, **kw, backend="cython")
+    want = pyconv.conv_transpose3d(x, w, **kw, backend="reference")
+    assert_close(got, want, np.float32, "conv_transpose3d")
 
 
 def test_empty_and_degenerate(rng):
@@ -280,22 +310,147 @@ def test_empty_and_degenerate(rng):
 
 
 # ---------------------------------------------------------------------------
+# the planner: which path takes a call
+
+def _plans(op, spec, simd=None):
+    with cy_mod.force_paths(simd=simd):
+        return cy_mod.plan(op, spec, np.float32, 2).path
+
+
+# (op, spec, path at the CPU's micro-kernel level, path without micro-kernels),
+# each from the rule the module docstring states for it
+RULE_CASES = [
+    # depthwise / few channels per group: the GEMM is thin -> direct
+    ("conv", conv_spec(2, 32, 32, (64,), (3,), groups=32), "direct", "direct"),
+    ("conv", conv_spec(2, 4, 4, (9, 9), (3, 3), groups=2), "direct", "direct"),
+    ("conv_weight", conv_spec(2, 32, 32, (64,), (3,), groups=32), "direct", "direct"),
+    ("conv_transpose", transposed_spec(2, 32, 32, (64,), (4,), (2,), groups=32),
+     "direct", "direct"),
+    # C_in/g = 4 < 8: thin for conv_transpose (K = C_in/g), not for conv (K = 4*9)
+    ("conv_transpose", transposed_spec(1, 4, 16, (40, 40), (3, 3), (2, 2)), "direct", "direct"),
+    # dense, every stride 1 -> implicit (conv and conv_weight, any dims)
+    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (1, 1), ((1, 1),) * 2), "implicit", "gemm"),
+    ("conv", conv_spec(1, 8, 8, (8, 8, 8), (3, 3, 3)), "implicit", "gemm"),
+    ("conv_weight", conv_spec(2, 16, 32, (100,), (5,)), "implicit", "gemm"),
+    # a 1x1 conv with stride 1 is still "every stride 1"; pointwise is BLAS's
+    ("conv", conv_spec(2, 16, 16, (20, 20), (1, 1)), "implicit", "pointwise"),
+    ("conv_weight", conv_spec(2, 16, 16, (20, 20), (1, 1)), "implicit", "pointwise"),
+    # 1-d, stride 2..8 -> strided1d; stride 9 -> packed
+    ("conv", conv_spec(2, 16, 32, (100,), (5,), (2,)), "strided1d", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (100,), (5,), (8,)), "strided1d", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (100,), (9,), (9,)), "packed", "gemm"),
+    # 2-d / 3-d with a stride -> packed
+    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2)), "packed", "gemm"),
+    ("conv", conv_spec(1, 8, 8, (9, 9, 9), (3, 3, 3), (1, 1, 2)), "packed", "gemm"),
+    # conv_weight with a stride: BLAS
+    ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2)), "gemm", "gemm"),
+    # conv_transpose: >= 256 input positions and overlapping taps -> phases
+    ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2)), "phases", "gemm"),
+    ("conv_transpose", transposed_spec(1, 16, 8, (300,), (3,), (2,)), "phases", "gemm"),
+    # ... fewer positions, or taps that never overlap (K <= s): BLAS
+    ("conv_transpose", transposed_spec(4, 16, 8, (15, 15), (4, 4), (2, 2)), "gemm", "gemm"),
+    ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (2, 2), (2, 2)), "gemm", "gemm"),
+    # a 1x1 transposed conv (no overlap) -> pointwise
+    ("conv_transpose", transposed_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
+    # 2**31 positions per image: BLAS's int would overflow -> direct
+    ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,)), "direct", "direct"),
+    ("conv_transpose", transposed_spec(1, 16, 16, (2**30,), (3,), (2,)), "direct", "direct"),
+]
+
+
+@pytest.mark.parametrize("op,spec,fast,slow", RULE_CASES, ids=lambda v: v if isinstance(
+    v, str) else None)
+def test_each_path_taken_where_its_rule_says(op, spec, fast, slow):
+    level = cy_mod._build.simd_level()
+    assert _plans(op, spec) == (fast if level >= 1 else slow)
+    assert _plans(op, spec, simd=0) == slow
+
+
+def test_rules_reach_every_path():
+    """The table above exercises every unit of the planner's order."""
+    reached = {case[2] for case in RULE_CASES} | {case[3] for case in RULE_CASES}
+    assert reached == set(PATHS)
+
+
+def test_docstring_lists_the_paths_in_order():
+    doc = cy_mod.__doc__
+    section = doc[doc.index("Paths (the per-call choice"):doc.index("Forcing a path")]
+    listed = [line.split("``")[1] for line in section.splitlines()
+              if line[:3].strip().rstrip(".").isdigit() and "``" in line]
+    assert listed == PATHS
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_forced_path_that_does_not_apply_falls_back(path):
+    """A forced path runs where it is supported; elsewhere the normal order decides."""
+    unsupported = {
+        "direct": None,                                                  # supports all
+        "implicit": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
+        "strided1d": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
+        "packed": ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2))),
+        "phases": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
+        "pointwise": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
+        "gemm": ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,))),
+    }[path]
+    if unsupported is not None:
+        op, spec = unsupported
+        assert forced_plan(path, op, spec) == cy_mod.plan(op, spec, np.float32, 2)
+    # ... and a depthwise conv (direct by the rules) runs on any path that computes conv
+    spec = conv_spec(2, 8, 8, (40,), (3,), groups=8)
+    if "conv" in cy_mod.BY_NAME[path].ops and path not in ("pointwise",):
+        assert forced_plan(path, "conv", spec).path == path
+
+
+def test_force_paths_restores_and_validates():
+    spec = conv_spec(2, 16, 32, (30, 30), (3, 3), (1, 1), ((1, 1),) * 2)
+    before = cy_mod.plan("conv", spec, np.float32, 2)
+    with cy_mod.force_paths("gemm"):
+        assert cy_mod.plan("conv", spec, np.float32, 2).path == "gemm"
+        with cy_mod.force_paths("packed"):
+            assert cy_mod.plan("conv", spec, np.float32, 2).path == "packed"
+        assert cy_mod.plan("conv", spec, np.float32, 2).path == "gemm"
+    assert cy_mod.plan("conv", spec, np.float32, 2) == before
+    with pytest.raises(ValueError, match="unknown cython path.*'winograd'"):
+        cy_mod.plan("conv", spec, np.float32, 2, paths=("winograd",))
+    with pytest.raises(ValueError, match="unknown cython path"):
+        with cy_mod.force_paths("fft"):
+            pass
+
+
+def test_plan_threads_follow_items():
+    """OpenMP threads = min(n, items); a single image is cut into TARGET_ITEMS items."""
+    one = conv_spec(1, 64, 64, (4096,), (3,))
+    for path in ("implicit", "gemm", "packed", "strided1d"):
+        p = forced_plan(path, "conv", one, nthreads=2)
+        assert p.items >= cy_mod._planning.TARGET_ITEMS and p.omp_threads == 2, p
+    tiny = conv_spec(1, 512, 512, (40,), (1,))
+    for path in ("implicit", "pointwise", "gemm"):
+        p = forced_plan(path, "conv", tiny, nthreads=2)
+        assert p.items == 1 and p.omp_threads == 1, p
+    p = forced_plan("direct", "conv", conv_spec(1, 3, 3, (40,), (3,), groups=3), nthreads=64)
+    assert p.items == 3 and p.omp_threads == 3
+
+
+# ---------------------------------------------------------------------------
 # threads
 
 AGNOSTIC_CASES = [
     ("conv", conv_spec(4, 16, 32, (40, 30), (3, 3), (1, 1), ((1, 1), (1, 1)))),
-    ("conv", conv_spec(1, 16, 16, (12,), (3,))),              # one item: BLAS threads
+    ("conv", conv_spec(1, 16, 16, (12,), (3,))),
     ("conv", conv_spec(1, 512, 512, (256,), (1,))),           # pointwise, one tile
     ("conv", conv_spec(3, 12, 12, (300,), (9,), (1,), ((4, 4),), (1,), 12)),
     ("conv", conv_spec(4, 16, 32, (1000,), (5,), (2,), ((2, 2),))),   # strided 1-d
+    ("conv", conv_spec(2, 16, 32, (30, 31), (3, 3), (2, 2), ((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(4, 16, 32, (40, 30), (3, 3), (1, 1), ((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(8, 32, 64, (2000,), (5,))),
     ("conv_weight", conv_spec(3, 12, 12, (300,), (9,), (1,), ((4, 4),), (1,), 12)),
+    ("conv_weight", conv_spec(4, 16, 16, (60, 30), (1, 1))),
     ("conv_transpose", transposed_spec(2, 32, 16, (9, 9, 9), (3, 3, 3), (2, 2, 2),
                                        ((1, 0),) * 3)),
     ("conv_transpose", transposed_spec(16, 32, 16, (8, 8), (4, 4), (2, 2), ((1, 1),) * 2)),
     ("conv_transpose", transposed_spec(1, 64, 32, (50,), (4,), (2,), ((1, 1),))),
     ("conv_transpose", transposed_spec(3, 6, 6, (50,), (4,), (2,), ((1, 1),), (1,), 6)),
+    ("conv_transpose", transposed_spec(3, 16, 16, (40, 30), (1, 1))),
 ]
 
 
@@ -305,43 +460,68 @@ def restore_threads():
     pyconv.set_num_threads(None)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", AGNOSTIC_CASES, ids=lambda c: c[0] + "-" + _id(c[1]))
-def test_bitwise_identical_for_1_and_2_threads(case, dtype, rng, restore_threads, packed):
-    op, spec = case
-    # the cutting of the work never depends on the thread count
-    p1, p2 = cy_mod.plan(op, spec, dtype, 1), cy_mod.plan(op, spec, dtype, 2)
-    assert (p1.path, p1.tile, p1.slabs, p1.slots, p1.items, p1.images) == \
-           (p2.path, p2.tile, p2.slabs, p2.slots, p2.items, p2.images)
+def _inputs(op, spec, dtype, rng):
+    """The arrays of one call: (x, w, b), or (x, grad_out) for conv_weight."""
     if op == "conv_weight":
-        x = rng.standard_normal(spec.input_shape).astype(dtype)
-        gy = rng.standard_normal(spec.output_shape).astype(dtype)
-        call = lambda: CY.conv_weight(x, gy, spec)  # noqa: E731
-    else:
-        x, w, b = arrays(spec, dtype, rng)
-        call = lambda: getattr(CY, op)(x, w, b, spec)  # noqa: E731
+        return (rng.standard_normal(spec.input_shape).astype(dtype),
+                rng.standard_normal(spec.output_shape).astype(dtype))
+    return arrays(spec, dtype, rng)
+
+
+def _cutting(p):
+    """Plan ``p`` (and its parts) without what depends on the thread count."""
+    return p._replace(omp_threads=0, workspace=0, parts=tuple(_cutting(q) for q in p.parts))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", path_cases(AGNOSTIC_CASES), ids=_case_id)
+def test_bitwise_identical_for_any_thread_count(case, dtype, rng, restore_threads):
+    path, op, spec = case
+    # the cutting of the work never depends on the thread count
+    cut = {_cutting(forced_plan(path, op, spec, dtype, n)) for n in (1, 2, 3, 8)}
+    assert len(cut) == 1, cut
+    args = _inputs(op, spec, dtype, rng)
     results = []
-    for n in (1, 2, 1, 2, 3):
-        pyconv.set_num_threads(n)
-        results.append(call())
+    with cy_mod.force_paths(path):
+        for n in (1, 2, 3, 8, 1):
+            pyconv.set_num_threads(n)
+            results.append(getattr(CY, op)(*args, spec))
     for r in results[1:]:
         assert r.tobytes() == results[0].tobytes()
 
 
-def test_plan_threads_rule():
-    """OpenMP threads = min(n, items), BLAS always one thread; small work is cut finer."""
-    many = conv_spec(8, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1), (1, 1)))
-    p = cy_mod.plan("conv", many, np.float32, 2)
-    assert (p.omp_threads, p.blas_threads) == (2, 1)
-    p = cy_mod.plan("conv", many, np.float32, 1)
-    assert (p.omp_threads, p.blas_threads) == (1, 1)
-    # a single image is cut into at least TARGET_ITEMS tiles when it has room
-    one = conv_spec(1, 64, 64, (4096,), (3,))
-    p = cy_mod.plan("conv", one, np.float32, 2)
-    assert p.items >= cy_mod.TARGET_ITEMS and p.omp_threads == 2
-    tiny = conv_spec(1, 512, 512, (40,), (1,))
-    p = cy_mod.plan("conv", tiny, np.float32, 2)
-    assert p.items == 1 and (p.omp_threads, p.blas_threads) == (1, 1)
+def _with_threads(p, n):
+    """Plan ``p`` (and its parts) with ``n`` OpenMP threads."""
+    return p._replace(omp_threads=n, parts=tuple(_with_threads(q, n) for q in p.parts))
+
+
+@pytest.mark.parametrize("case", path_cases([
+    ("conv", conv_spec(2, 6, 6, (30,), (3,), groups=6)),
+    ("conv", conv_spec(2, 8, 16, (12, 10), (3, 3), (2, 1), ((1, 1), (1, 1)))),
+    ("conv", conv_spec(2, 8, 16, (40,), (3,), (2,))),
+    ("conv_weight", conv_spec(2, 8, 16, (12, 10), (3, 3), (1, 1), ((1, 1), (1, 1)))),
+    ("conv_weight", conv_spec(2, 8, 16, (12, 10), (1, 1))),
+    ("conv_transpose", transposed_spec(2, 6, 6, (30,), (4,), (2,), groups=6)),
+    ("conv_transpose", transposed_spec(2, 16, 8, (20, 20), (4, 4), (2, 2), ((1, 1),) * 2)),
+    ("conv_transpose", transposed_spec(2, 16, 8, (5, 5), (4, 4), (2, 2), ((1, 1),) * 2)),
+    ("conv_transpose", transposed_spec(2, 16, 8, (5, 5), (1, 1))),
+]), ids=_case_id)
+def test_kernels_survive_absurd_thread_counts(case, rng):
+    """A kernel given 100000 threads starts only as many as it has items."""
+    path, op, spec = case
+    p = _with_threads(forced_plan(path, op, spec), 100_000)
+    args = _inputs(op, spec, np.float32, rng)
+    with cy_mod.force_paths(path):
+        want = getattr(CY, op)(*args, spec)
+    if op == "conv_weight":
+        x, w, b = args[0], args[1], np.empty(0, np.float32)
+        got = np.zeros(spec.weight_shape, np.float32)
+    else:
+        x, w, b = args
+        got = np.empty(spec.output_shape, np.float32)
+    cy_mod.BY_NAME[path].run(op, p, spec, x.reshape(-1), w.reshape(-1), b, got.reshape(-1))
+    assert got.tobytes() == want.tobytes()
+    assert forced_plan(path, op, spec, nthreads=100_000).omp_threads <= p.items
 
 
 def test_blas_threads_restored_after_call(rng, restore_threads):
@@ -351,7 +531,8 @@ def test_blas_threads_restored_after_call(rng, restore_threads):
     pyconv.set_num_threads(2)
     spec = conv_spec(4, 16, 32, (40, 30), (3, 3), (1, 1), ((1, 1), (1, 1)))
     x, w, b = arrays(spec, np.float32, rng)
-    CY.conv(x, w, b, spec)
+    with cy_mod.force_paths("gemm"):
+        CY.conv(x, w, b, spec)
     after = [i["num_threads"] for i in threadpoolctl.threadpool_info()
              if i["user_api"] == "blas"]
     assert before == after
@@ -359,7 +540,7 @@ def test_blas_threads_restored_after_call(rng, restore_threads):
 
 def test_concurrent_calls_from_python_threads(rng):
     cases = []
-    for op, spec in AGNOSTIC_CASES[:8]:
+    for op, spec in AGNOSTIC_CASES[:10]:
         if op == "conv_weight":
             x = rng.standard_normal(spec.input_shape).astype(np.float32)
             gy = rng.standard_normal(spec.output_shape).astype(np.float32)
@@ -392,19 +573,33 @@ def test_concurrent_calls_from_python_threads(rng):
 # ---------------------------------------------------------------------------
 # memory
 
-@pytest.mark.parametrize("op,spec", [
+BIG_CASES = [
     ("conv", conv_spec(2, 256, 8, (64, 64, 64), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3)),
+    ("conv", conv_spec(2, 256, 64, (64, 64, 64), (3, 3, 3), (2, 2, 2), ((1, 1),) * 3)),
     ("conv", conv_spec(1, 4096, 4096, (20000,), (3,))),
+    ("conv", conv_spec(1, 4096, 4096, (20000,), (3,), (4,))),
+    ("conv", conv_spec(4, 2048, 2048, (256, 256), (1, 1))),
     ("conv_weight", conv_spec(8, 256, 512, (64, 64), (5, 5))),
     ("conv_weight", conv_spec(64, 2048, 2048, (64,), (7,))),
+    ("conv_weight", conv_spec(8, 1024, 1024, (64, 64), (1, 1))),
     ("conv_transpose", transposed_spec(2, 16, 512, (64, 64, 64), (4, 4, 4), (2, 2, 2))),
     ("conv_transpose", transposed_spec(64, 2048, 1024, (3, 3), (5, 5), (3, 3))),
-])
+    ("conv_transpose", transposed_spec(2, 256, 256, (64, 64, 64), (3, 3, 3), (2, 2, 2))),
+    ("conv_transpose", transposed_spec(4, 2048, 2048, (256, 256), (1, 1))),
+]
+
+
+@pytest.mark.parametrize("case", [(path, op, spec) for path in PATHS for op, spec in BIG_CASES
+                                  if op in cy_mod.BY_NAME[path].ops], ids=_case_id)
 @pytest.mark.parametrize("nthreads", [1, 2, 16])
-def test_planned_workspace_is_bounded(op, spec, nthreads):
+def test_planned_workspace_is_bounded(case, nthreads):
+    """Every path's plan, forced or not, keeps its buffers within WORKSPACE_BYTES."""
+    path, op, spec = case
     for dtype in (np.float32, np.float64):
-        p = cy_mod.plan(op, spec, dtype, nthreads)
-        assert p.workspace <= cy_mod.WORKSPACE_BYTES, p
+        for p in (forced_plan(path, op, spec, dtype, nthreads),
+                  cy_mod.plan(op, spec, dtype, nthreads)):
+            assert p.workspace <= cy_mod._planning.WORKSPACE_BYTES, p
+            assert 1 <= p.omp_threads <= min(nthreads, p.items), p
 
 
 _RSS_SCRIPT = textwrap.dedent("""
@@ -412,43 +607,147 @@ _RSS_SCRIPT = textwrap.dedent("""
     import numpy as np
     from pyconv import _cy
     from pyconv._spec import ConvSpec
-    op = sys.argv[1]
+    path, op = sys.argv[1], sys.argv[2]
     cy = _cy.load()
-    if op == "conv":
+    if op != "conv_transpose":
         # 1 x 96 x 96 x 96 input, 96 channels: im2col of the whole problem
         # would be 96*27 x 96**3 floats = 9.2 GB
         spec = ConvSpec(False, 1, 96, 8, 1, (96, 96, 96), (96, 96, 96), (3, 3, 3),
                         (1, 1, 1), ((1, 1),) * 3, (1, 1, 1))
-        x = np.ones(spec.input_shape, np.float32)
-        w = np.ones(spec.weight_shape, np.float32)
-        out_bytes = np.prod(spec.output_shape) * 4
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        y = cy.conv(x, w, None, spec)
-        assert float(y[0, 0, 5, 5, 5]) == 96 * 27
     else:
         # transposed: col of the whole problem would be 32*64 x 48**3 = 0.9 GB
         spec = ConvSpec(True, 1, 32, 32, 1, (48, 48, 48), (96, 96, 96), (4, 4, 4),
                         (2, 2, 2), ((1, 1),) * 3, (1, 1, 1))
-        x = np.ones(spec.input_shape, np.float32)
-        w = np.ones(spec.weight_shape, np.float32)
-        out_bytes = np.prod(spec.output_shape) * 4
+    x = np.ones(spec.input_shape, np.float32)
+    w = np.ones(spec.weight_shape, np.float32)
+    gy = np.ones(spec.output_shape, np.float32) if op == "conv_weight" else None
+    with _cy.force_paths(path):
+        assert _cy.plan(op, spec, np.float32).path == path
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        y = cy.conv_transpose(x, w, None, spec)
-        assert float(y[0, 0, 5, 5, 5]) == 32 * 8
+        if op == "conv":
+            y = cy.conv(x, w, None, spec)
+            assert float(y[0, 0, 5, 5, 5]) == 96 * 27
+        elif op == "conv_weight":
+            y = cy.conv_weight(x, gy, spec)
+            assert float(y[0, 0, 1, 1, 1]) == 96 ** 3
+        else:
+            y = cy.conv_transpose(x, w, None, spec)
+            assert float(y[0, 0, 5, 5, 5]) == 32 * 8
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(int(peak - base), int(out_bytes))
+    print(int(peak - base), int(y.nbytes))
 """)
 
 
-@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
-def test_peak_memory_bounded(op):
+@pytest.mark.parametrize("path,op", [
+    ("implicit", "conv"), ("packed", "conv"), ("gemm", "conv"),
+    ("implicit", "conv_weight"), ("gemm", "conv_weight"),
+    ("phases", "conv_transpose"), ("gemm", "conv_transpose"),
+])
+def test_peak_memory_bounded(path, op):
     """Extra peak RSS of a big call <= output size + 64 MiB (checked in a subprocess)."""
     env = dict(os.environ, PYCONV_NUM_THREADS="2")
-    res = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, op], capture_output=True,
+    res = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, path, op], capture_output=True,
                          text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr
     extra, out_bytes = map(int, res.stdout.split())
-    assert extra <= out_bytes + cy_mod.WORKSPACE_BYTES, (extra, out_bytes)
+    assert extra <= out_bytes + cy_mod._planning.WORKSPACE_BYTES, (extra, out_bytes)
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C
+
+_SIGINT_SCRIPT = textwrap.dedent("""
+    import json, os, signal, sys, threading, time
+    import numpy as np
+    from pyconv import _cy
+    from pyconv._spec import ConvSpec
+    path, op = sys.argv[1], sys.argv[2]
+    cy = _cy.load()
+
+    def allocated():
+        # bytes malloc has handed out and not got back (glibc), or None
+        import ctypes
+        class Info(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost")]
+        try:
+            fn = ctypes.CDLL(None).mallinfo2
+        except (OSError, AttributeError):
+            return None
+        fn.restype = Info
+        info = fn()
+        return info.uordblks + info.hblkhd
+
+    # calls of seconds each (by size), over and over until interrupted
+    if op == "conv_transpose":
+        spec = ConvSpec(True, 8, 128, 128, 1, (64, 64), (128, 128), (12, 12), (2, 2),
+                        ((5, 5),) * 2, (1, 1))
+    else:
+        spec = ConvSpec(False, 8, 128, 128, 1, (128, 128), (128, 128), (9, 9), (1, 1),
+                        ((4, 4),) * 2, (1, 1))
+    x = np.ones(spec.input_shape, np.float32)
+    w = np.full(spec.weight_shape, 1e-3, np.float32)
+    gy = np.ones(spec.output_shape, np.float32)
+    if op == "conv_weight":
+        call = lambda: cy.conv_weight(x, gy, spec)
+    else:
+        call = lambda: getattr(cy, op)(x, w, None, spec)
+    latencies, sizes = [], []
+    with _cy.force_paths(path):
+        assert _cy.plan(op, spec, np.float32).path == path
+        for cycle in range(3):
+            fired = []
+            timer = threading.Timer(0.5, lambda: (fired.append(time.perf_counter()),
+                                                  os.kill(os.getpid(), signal.SIGINT)))
+            timer.start()
+            try:
+                while True:
+                    call()
+            except KeyboardInterrupt:
+                latencies.append(time.perf_counter() - fired[0])
+            timer.join()
+            sizes.append(allocated())
+        # the process is still usable: a small call gives the right result
+        small = ConvSpec(spec.transposed, 2, 16, 8, 1, (12, 12),
+                         (23, 23) if spec.transposed else (12, 12), (3, 3),
+                         (2, 2) if spec.transposed else (1, 1), ((1, 1),) * 2, (1, 1))
+        rng = np.random.default_rng(0)
+        xs = rng.standard_normal(small.input_shape).astype(np.float32)
+        ws = rng.standard_normal(small.weight_shape).astype(np.float32)
+        gs = rng.standard_normal(small.output_shape).astype(np.float32)
+        from pyconv._reference import load
+        ref = load()
+        if op == "conv_weight":
+            got, want = cy.conv_weight(xs, gs, small), ref.conv_weight(xs, gs, small)
+        else:
+            got, want = getattr(cy, op)(xs, ws, None, small), getattr(ref, op)(xs, ws, None, small)
+    ok = np.allclose(got, want, rtol=1e-5, atol=1e-4)
+    grown = None if sizes[0] is None else sizes[-1] - sizes[0]
+    print(json.dumps({"latencies": latencies, "grown": grown, "ok": bool(ok)}))
+""")
+
+
+@pytest.mark.parametrize("path,op", [
+    ("implicit", "conv"), ("gemm", "conv"), ("direct", "conv"),
+    ("implicit", "conv_weight"), ("phases", "conv_transpose"),
+])
+def test_ctrl_c_interrupts_a_long_call(path, op):
+    """SIGINT during a call of seconds: KeyboardInterrupt within 0.5 s, no leak, usable after.
+
+    Each call takes seconds, so without the check between work items the
+    exception would come only when the call ends.  The memory malloc holds
+    (glibc's count) is the same after the first and the third interrupt:
+    every buffer was freed.
+    """
+    env = dict(os.environ, PYCONV_NUM_THREADS="2")
+    res = subprocess.run([sys.executable, "-c", _SIGINT_SCRIPT, path, op],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert max(out["latencies"]) < 0.5, out
+    assert out["grown"] is None or out["grown"] < 1 << 20, out
+    assert out["ok"], out
 
 
 # ---------------------------------------------------------------------------
@@ -456,16 +755,24 @@ def test_peak_memory_bounded(op):
 
 def test_info_reports_build():
     info = CY.info()
-    for key in ("openmp", "threads", "simd", "target_clones", "blas"):
+    for key in ("openmp", "threads", "simd", "target_clones", "blas", "microkernel", "paths"):
         assert key in info
     assert info["threads"] == pyconv.get_num_threads()
+    assert info["paths"] == ", ".join(PATHS)
     if os.environ.get("PYCONV_FAIL_NO_OPENMP", "").strip() == "1":
         assert info["openmp"] is True
 
 
-def test_registered_and_available():
-    entry = {b["name"]: b for b in pyconv.backends()}["cython"]
-    assert entry["available"], entry["reason"]
+def test_microkernel_table_gives_consistent_blocks():
+    """Each (dtype, level) row of the shape table: vectors of the level's width."""
+    lanes = {0: 16, 1: 32, 2: 64}       # bytes per vector register at each level
+    for level in (0, 1, 2):
+        for dtype in (np.float32, np.float64):
+            mr, nr, mrw, nrw = cy_mod._build.microkernel(dtype == np.float64, level)
+            vl = lanes[level] // np.dtype(dtype).itemsize
+            assert nr % vl == 0 and nrw % vl == 0 and mr >= 1 and mrw >= 1
+    with pytest.raises(ValueError, match="SIMD level"):
+        cy_mod._build.microkernel(False, 3)
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,236 @@
+# cython: language_level=3
+# Compiler directives (boundscheck/wraparound off, cdivision on, ...) come from
+# setup.py so that PYCONV_CYTHON_DEBUG=1 at build time can turn the checks on.
+"""Kernels of the ``implicit`` path: stride-1 conv and conv_weight on slabs.
+
+A work item is a tile of ``rows`` output rows along the outermost real
+axis.  It copies the input box those rows read, zero padded, into a slab
+(``kernels/slab.h``) where every kernel tap is a constant offset, so the
+register-blocked micro-kernels (``kernels/microkernels.h``) read the slab
+directly and no im2col is ever built.
+
+* ``conv``: item = (n, group, tile); the micro-kernel writes an output
+  block that is copied, plus bias, into ``y``.  With ``yview`` the block
+  goes to a strided view of ``y`` instead (one phase of a transposed conv,
+  the ``phases`` path).
+* ``conv_weight``: items = (n, tile), cut into ``nslots`` fixed ranges; each
+  slot accumulates into its own partial weight (slot 0 is ``gw``), and the
+  partials are summed in slot order: bitwise the same for any thread count.
+
+:func:`conv_workspace` and :func:`weight_workspace` report the bytes the
+kernels allocate, from the same layouts the kernels use.
+"""
+
+from libc.stdlib cimport free
+from libc.string cimport memset
+
+from cython cimport floating
+
+from pyconv._cy._common cimport (Geo, Layout, itile, layout_add, layout_init, layout_part,
+                                 make_geo, outer_axis, pack_gy, pack_weights, packed_rows,
+                                 pc_alloc, pc_slab, pc_slab_geo, pc_slab_offsets,
+                                 pc_slab_segments, reduce_partials, run_items, slab_fill,
+                                 slab_store, wpanels)
+
+
+cdef struct Task:
+    Geo g
+    const void *x       # conv_weight: the input
+    const void *w       # conv: the packed weights; conv_weight: grad_output
+    const void *b       # NULL: no bias
+    void *y             # conv_weight: grad_weight
+    void *part          # conv_weight: the partials of slots 1, 2, ...
+    int level           # SIMD level of the micro-kernel
+    Py_ssize_t A, rows, ntiles, kc, mpad, nr, slab_n, nitems, nslots
+    Py_ssize_t yoff, yimg
+    Py_ssize_t ys[4]    # element strides of y: channel, z, y, x
+    Layout buf
+
+
+cdef Py_ssize_t _slab_layout(Geo *g, Py_ssize_t A, Py_ssize_t rows, Py_ssize_t slack,
+                             Py_ssize_t *ncols, Py_ssize_t *tiles_rows) noexcept nogil:
+    """Elements of the slab of a full tile (``ncols``: its virtual positions).
+
+    The tail past the channels covers the micro-kernel's reads beyond the
+    last plane: a plane's thrown-away rows (3-d) and ``slack`` columns of
+    the last partial panel.
+    """
+    cdef pc_slab big
+    pc_slab_geo(g, A, 0, min(rows, g.osz[A]), &big)
+    ncols[0] = big.ncols
+    tiles_rows[0] = big.ncols // big.len[2] + 1
+    return (g.cin_g * big.plane
+            + ((g.ks[1] - 1) * g.dl[1] + 1) * big.len[2] + (g.ks[2] - 1) * g.dl[2] + slack)
+
+
+# ---------------------------------------------------------------------------
+# conv
+
+cdef Py_ssize_t _conv_layout(Geo *g, Py_ssize_t rows, Py_ssize_t nr, Py_ssize_t isz,
+                             Layout *L) noexcept nogil:
+    """The per-thread block of :func:`conv`; returns the slab's elements."""
+    cdef Py_ssize_t ncols, nrows
+    cdef Py_ssize_t slab_n = _slab_layout(g, outer_axis(g), rows, nr, &ncols, &nrows)
+    layout_init(L)
+    layout_add(L, slab_n * isz)                                       # 0: slab
+    layout_add(L, g.cout_g * ((ncols + nr - 1) // nr * nr + nr) * isz)  # 1: output block
+    layout_add(L, g.cin_g * g.Kp * sizeof(Py_ssize_t))                # 2: tap offsets
+    layout_add(L, sizeof(pc_slab))                                    # 3: tile geometry
+    return slab_n
+
+
+def conv_workspace(tuple geo, Py_ssize_t rows, Py_ssize_t mr, Py_ssize_t nr, bint dbl):
+    """(bytes per thread, fixed bytes: the packed weights) of :func:`conv`."""
+    cdef Geo g = make_geo(geo)
+    cdef Layout L
+    cdef Py_ssize_t isz = 8 if dbl else 4
+    _conv_layout(&g, rows, nr, isz, &L)
+    return L.nbytes, g.G * packed_rows(g.cout_g, mr) * g.cin_g * g.Kp * isz
+
+
+cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil:
+    cdef const Task *t = <const Task *> task
+    cdef const Geo *g = &t.g
+    cdef floating *slab = <floating *> layout_part(&t.buf, buf, 0)
+    cdef floating *ybuf = <floating *> layout_part(&t.buf, buf, 1)
+    cdef Py_ssize_t *off = <Py_ssize_t *> layout_part(&t.buf, buf, 2)
+    cdef pc_slab *sl = <pc_slab *> layout_part(&t.buf, buf, 3)
+    cdef Py_ssize_t tt = it % t.ntiles, grp = (it // t.ntiles) % g.G
+    cdef Py_ssize_t n = it // (t.ntiles * g.G)
+    cdef Py_ssize_t ld
+    pc_slab_geo(g, t.A, tt * t.rows, min((tt + 1) * t.rows, g.osz[t.A]), sl)
+    pc_slab_offsets(g, sl, off)
+    ld = (sl.ncols + t.nr - 1) // t.nr * t.nr + t.nr
+    slab_fill(g, sl, <const floating *> t.x + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
+              t.slab_n - g.cin_g * sl.plane)
+    itile(t.level, g, sl, t.kc, g.cout_g, <const floating *> t.w + grp * t.mpad * t.kc, slab,
+          off, ybuf, ld)
+    slab_store(g, sl, ybuf, ld, <floating *> t.y + t.yoff + n * t.yimg + grp * g.cout_g * t.ys[0],
+               t.ys, <const floating *> t.b + grp * g.cout_g if t.b != NULL else NULL)
+
+
+def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+         floating[::1] y, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
+         Py_ssize_t nr, int nthreads, tuple yview=None):
+    """Stride-1 forward conv; item = (n, group, tile of ``rows`` output rows).
+
+    ``b`` empty = no bias.  ``yview = (offset, image, channel, z, y, x)``
+    (element strides) writes the output into a strided view of ``y``
+    instead of the contiguous output (the phases of a transposed conv).
+    """
+    cdef Task t
+    cdef floating *wpack
+    cdef Py_ssize_t nitems
+    t.g = make_geo(geo)
+    t.A = outer_axis(&t.g)
+    t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
+    t.kc, t.mpad, t.nr, t.level = t.g.cin_g * t.g.Kp, packed_rows(t.g.cout_g, mr), nr, level
+    t.x, t.y = &x[0], &y[0]
+    t.b = &b[0] if b.shape[0] > 0 else NULL
+    if yview is None:
+        t.yoff, t.yimg = 0, t.g.Cout * t.g.Pout
+        t.ys[0], t.ys[1], t.ys[2], t.ys[3] = t.g.Pout, t.g.osz[1] * t.g.osz[2], t.g.osz[2], 1
+    else:
+        t.yoff, t.yimg, t.ys[0], t.ys[1], t.ys[2], t.ys[3] = yview
+    t.slab_n = _conv_layout(&t.g, rows, nr, sizeof(floating), &t.buf)
+    with nogil:
+        wpack = pack_weights(&w[0], &t.g, t.kc, mr)
+    if wpack == NULL:
+        raise MemoryError()
+    t.w = wpack
+    try:
+        nitems = t.g.N * t.g.G * t.ntiles
+        run_items[floating](_conv_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
+    finally:
+        free(wpack)
+
+
+# ---------------------------------------------------------------------------
+# conv_weight
+
+cdef Py_ssize_t _weight_layout(Geo *g, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize_t isz,
+                               Layout *L) noexcept nogil:
+    """The per-thread block of :func:`conv_weight`; returns the slab's elements."""
+    cdef Py_ssize_t ncols, nrows
+    cdef Py_ssize_t slab_n = _slab_layout(g, outer_axis(g), rows, nrw, &ncols, &nrows)
+    layout_init(L)
+    layout_add(L, slab_n * isz)                                       # 0: slab
+    layout_add(L, packed_rows(g.cout_g, nrw) * ncols * isz)           # 1: packed grad_output
+    layout_add(L, g.cin_g * g.Kp * sizeof(Py_ssize_t))                # 2: tap offsets
+    layout_add(L, 3 * nrows * sizeof(Py_ssize_t))                     # 3: valid segments
+    layout_add(L, sizeof(pc_slab))                                    # 4: tile geometry
+    return slab_n
+
+
+def weight_workspace(tuple geo, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize_t nslots,
+                     bint dbl):
+    """(bytes per thread, fixed bytes: the partials) of :func:`conv_weight`."""
+    cdef Geo g = make_geo(geo)
+    cdef Layout L
+    cdef Py_ssize_t isz = 8 if dbl else 4
+    _weight_layout(&g, rows, nrw, isz, &L)
+    return L.nbytes, (nslots - 1) * g.Cout * g.cin_g * g.Kp * isz
+
+
+cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
+                       Py_ssize_t it) noexcept nogil:
+    """Every group of one (image, tile) into the slot's partial weight."""
+    cdef const Task *t = <const Task *> task
+    cdef const Geo *g = &t.g
+    cdef Py_ssize_t size = g.Cout * t.kc
+    cdef floating *acc = <floating *> t.y if slot == 0 else \
+        <floating *> t.part + (slot - 1) * size
+    cdef floating *slab = <floating *> layout_part(&t.buf, buf, 0)
+    cdef floating *gyt = <floating *> layout_part(&t.buf, buf, 1)
+    cdef Py_ssize_t *off = <Py_ssize_t *> layout_part(&t.buf, buf, 2)
+    cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
+    cdef pc_slab *sl = <pc_slab *> layout_part(&t.buf, buf, 4)
+    cdef Py_ssize_t n = it // t.ntiles, tt = it % t.ntiles
+    cdef Py_ssize_t grp, nseg, nval
+    if slot > 0 and it == slot * t.nitems // t.nslots:     # the slot's first item
+        memset(acc, 0, size * sizeof(floating))
+    pc_slab_geo(g, t.A, tt * t.rows, min((tt + 1) * t.rows, g.osz[t.A]), sl)
+    pc_slab_offsets(g, sl, off)
+    nseg = pc_slab_segments(g, sl, seg)
+    nval = seg[3 * nseg - 2] + seg[3 * nseg - 1]
+    for grp in range(g.G):
+        slab_fill(g, sl, <const floating *> t.x + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
+                  t.slab_n - g.cin_g * sl.plane)
+        pack_gy(g, sl, <const floating *> t.w + (n * g.Cout + grp * g.cout_g) * g.Pout,
+                t.nr, gyt, nval)
+        wpanels(t.level, t.kc, g.cout_g, slab, off, nseg, seg, gyt, nval,
+                acc + grp * g.cout_g * t.kc)
+
+
+def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
+                tuple geo, Py_ssize_t rows, Py_ssize_t nslots, int level, Py_ssize_t nrw,
+                int nthreads):
+    """Stride-1 weight gradient; items = (n, tile of ``rows`` output rows).
+
+    ``gw`` must be zeroed; the ``nslots - 1`` other partials are allocated
+    here.
+    """
+    cdef Task t
+    cdef Py_ssize_t size
+    t.g = make_geo(geo)
+    t.A = outer_axis(&t.g)
+    t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
+    t.kc, t.nr, t.level = t.g.cin_g * t.g.Kp, nrw, level
+    t.x, t.w, t.y, t.b = &x[0], &gy[0], &gw[0], NULL
+    t.nitems = t.g.N * t.ntiles
+    t.nslots = min(nslots, t.nitems)
+    t.slab_n = _weight_layout(&t.g, rows, nrw, sizeof(floating), &t.buf)
+    size = t.g.Cout * t.kc
+    t.part = NULL
+    if t.nslots > 1:
+        t.part = pc_alloc((t.nslots - 1) * size * sizeof(floating))
+        if t.part == NULL:
+            raise MemoryError()
+    try:
+        run_items[floating](_weight_item[floating], &t, t.nitems, t.nslots, t.buf.nbytes,
+                            nthreads)
+        with nogil:
+            reduce_partials(&gw[0], <floating *> t.part, size, t.nslots - 1, nthreads)
+    finally:
+        free(t.part)

@@ -1,0 +1,150 @@
+/*
+ * What every kernel family of the cython backend shares: the build facts
+ * (OpenMP, SIMD dispatch), the geometry of a call, aligned work buffers,
+ * integer helpers and the run control the per-item driver polls.
+ *
+ * The kernels are plain C so that they can carry GCC's target_clones
+ * attribute: a PC_CLONES function is compiled for x86-64-v4 (AVX-512),
+ * x86-64-v3 (AVX2 + FMA) and the baseline, and the loader picks the best
+ * one for the running CPU (ifunc).  A build that cannot use target_clones
+ * gets the plain portable versions.
+ *
+ * Supported compilers: GCC and Clang (vector extensions, ``restrict``,
+ * ``posix_memalign``); supported systems: Linux and macOS.
+ *
+ * Every index is ptrdiff_t (64-bit): no int overflow whatever the array size.
+ */
+#ifndef PYCONV_KERNELS_COMMON_H
+#define PYCONV_KERNELS_COMMON_H
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* OpenMP, or serial stubs for the few runtime calls the backend makes */
+#ifdef _OPENMP
+#include <omp.h>
+#define PYCONV_HAVE_OPENMP 1
+static int pc_omp_max_threads(void) { return omp_get_max_threads(); }
+static int pc_thread_num(void) { return omp_get_thread_num(); }
+#else
+#define PYCONV_HAVE_OPENMP 0
+static int pc_omp_max_threads(void) { return 1; }
+static int pc_thread_num(void) { return 0; }
+#endif
+
+#if defined(PYCONV_USE_TARGET_CLONES) && defined(__GNUC__) && defined(__x86_64__)
+#define PYCONV_HAVE_CLONES 1
+#define PC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define PC_TARGET(t) __attribute__((target(t)))
+#else
+#define PYCONV_HAVE_CLONES 0
+#define PC_CLONES
+#define PC_TARGET(t)
+#endif
+#define PC_NO_ATTR
+
+/*
+ * The SIMD level the micro-kernels run at on this CPU: 2 AVX-512
+ * (x86-64-v4), 1 AVX2+FMA (x86-64-v3), 0 the baseline build.  Without
+ * target_clones every level is the portable build, so the CPU says 0.
+ */
+static int pc_uk_level(void)
+{
+#if PYCONV_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
+#endif
+    return 0;
+}
+
+/* The instruction set the clones dispatch to on this CPU (for info()). */
+static const char *pc_simd_level(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        return PYCONV_HAVE_CLONES ? "avx512 (x86-64-v4 clone)" : "baseline (cpu has avx512)";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return PYCONV_HAVE_CLONES ? "avx2+fma (x86-64-v3 clone)" : "baseline (cpu has avx2)";
+    return "baseline";
+#else
+    return "baseline";
+#endif
+}
+
+/* Geometry of one call, canonicalised to three spatial dims (z, y, x). */
+typedef struct {
+    ptrdiff_t N, Cin, Cout, G, cin_g, cout_g;
+    ptrdiff_t isz[3];   /* op input spatial size */
+    ptrdiff_t osz[3];   /* op output spatial size */
+    ptrdiff_t ks[3];    /* kernel size */
+    ptrdiff_t st[3];    /* stride */
+    ptrdiff_t dl[3];    /* dilation */
+    ptrdiff_t lo[3];    /* leading padding (conv) / leading crop (transposed) */
+    ptrdiff_t Pin, Pout, Kp;
+} pc_geo;
+
+/*
+ * Work buffers are 64-byte aligned and padded to a multiple of 64 bytes:
+ * BLAS may take an alignment-dependent path, and a buffer that moved
+ * between allocations (another thread's malloc arena) must not change the
+ * result.
+ */
+static void *pc_alloc(size_t bytes)
+{
+    void *p = NULL;
+    size_t n = (bytes + 63) / 64 * 64;
+    if (n == 0)
+        n = 64;
+    if (posix_memalign(&p, 64, n) != 0)
+        return NULL;
+    return p;
+}
+
+/* Floor and ceiling division for a possibly negative numerator, b > 0. */
+static inline ptrdiff_t pc_floordiv(ptrdiff_t a, ptrdiff_t b)
+{
+    ptrdiff_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+static inline ptrdiff_t pc_ceildiv(ptrdiff_t a, ptrdiff_t b)
+{
+    ptrdiff_t q = a / b;
+    return (a % b != 0 && a > 0) ? q + 1 : q;
+}
+
+/*
+ * Run control of one call, shared by its threads: ``stop`` is set when a
+ * signal handler raised (Ctrl-C) and ``failed`` when a thread could not
+ * allocate its buffers; the threads read both between work items.  Only
+ * thread 0 polls for signals, at most every ``interval`` seconds
+ * (PC_POLL_SECONDS; ``next`` is the monotonic time of its next poll);
+ * ``exc`` keeps the exception the handler raised until the threads have
+ * joined.
+ */
+#define PC_POLL_SECONDS 0.02
+
+typedef struct {
+    volatile int stop;
+    volatile int failed;
+    int poll;
+    double interval, next;
+    void *exc[3];
+} pc_ctl;
+
+static double pc_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+#endif /* PYCONV_KERNELS_COMMON_H */

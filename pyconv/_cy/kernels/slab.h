@@ -1,0 +1,212 @@
+/*
+ * Slabs: the zero-padded copy of the input box one tile of output rows
+ * reads, in which every kernel tap is a constant offset.  The "implicit"
+ * conv and conv_weight paths (and, through them, the phases of a
+ * transposed conv) work on slabs; the micro-kernels are in microkernels.h.
+ */
+#ifndef PYCONV_KERNELS_SLAB_H
+#define PYCONV_KERNELS_SLAB_H
+
+#include "common.h"
+#include "microkernels.h"
+
+/*
+ * Slab geometry of one tile: output rows [t0, t1) along axis A.  Per axis
+ * ax: start[ax] is the input coordinate of slab index 0, len[ax] the slab
+ * extent.  Axes before A are trivial (one output, one input, one tap) but
+ * may still shift the input: a phase of a transposed conv can read input
+ * position 1 (lo = -1) of a size-1 axis, which is then padding.
+ */
+#define PC_SLAB_ALIGN 16
+
+typedef struct {
+    ptrdiff_t A, t0, t1;
+    ptrdiff_t start[3], len[3];
+    ptrdiff_t plane;     /* one channel: len[0]*len[1]*len[2], rounded up to PC_SLAB_ALIGN */
+    ptrdiff_t ncols;     /* virtual output positions of the tile */
+} pc_slab;
+
+static void pc_slab_geo(const pc_geo *g, ptrdiff_t A, ptrdiff_t t0, ptrdiff_t t1,
+                        pc_slab *sl)
+{
+    ptrdiff_t ax;
+    sl->A = A;
+    sl->t0 = t0;
+    sl->t1 = t1;
+    for (ax = 0; ax < 3; ax++) {
+        ptrdiff_t halo = (g->ks[ax] - 1) * g->dl[ax];
+        if (ax < A) {
+            sl->start[ax] = -g->lo[ax];
+            sl->len[ax] = 1;
+        } else if (ax == A) {
+            sl->start[ax] = t0 - g->lo[ax];
+            sl->len[ax] = (t1 - t0) + halo;
+        } else {
+            sl->start[ax] = -g->lo[ax];
+            sl->len[ax] = g->osz[ax] + halo;
+        }
+    }
+    /* channel planes start 16 elements apart (64 bytes or more): the same
+       alignment for every channel's vector loads, none split by a cache line
+       when the tile's is not */
+    sl->plane = (sl->len[0] * sl->len[1] * sl->len[2] + PC_SLAB_ALIGN - 1)
+                / PC_SLAB_ALIGN * PC_SLAB_ALIGN;
+    sl->ncols = (t1 - t0) * (A == 0 ? sl->len[1] * sl->len[2] : (A == 1 ? sl->len[2] : 1));
+}
+
+/* off[k] for k = (c, kz, ky, kx), c < cin_g */
+static void pc_slab_offsets(const pc_geo *g, const pc_slab *sl, ptrdiff_t *off)
+{
+    ptrdiff_t c, kz, ky, kx, k = 0;
+    for (c = 0; c < g->cin_g; c++)
+        for (kz = 0; kz < g->ks[0]; kz++)
+            for (ky = 0; ky < g->ks[1]; ky++)
+                for (kx = 0; kx < g->ks[2]; kx++)
+                    off[k++] = c * sl->plane
+                               + (kz * g->dl[0] * sl->len[1] + ky * g->dl[1]) * sl->len[2]
+                               + kx * g->dl[2];
+}
+
+#define PC_DEFINE_SLAB(T, S)                                                         \
+/* slab[c, u] = x_g[c, start + u] (zero outside the input); tail zeroed */           \
+PC_CLONES static void pc_slab_fill_##S(const pc_geo *g, const pc_slab *sl,           \
+                                       const T *restrict xg, T *restrict slab,       \
+                                       ptrdiff_t tail)                               \
+{                                                                                    \
+    const ptrdiff_t LZ = sl->len[0], LY = sl->len[1], LX = sl->len[2];               \
+    ptrdiff_t c, uz, uy, i;                                                          \
+    for (c = 0; c < g->cin_g; c++) {                                                 \
+        const T *xc = xg + c * g->Pin;                                               \
+        T *sc = slab + c * sl->plane;                                                \
+        for (uz = 0; uz < LZ; uz++) {                                                \
+            ptrdiff_t iz = sl->start[0] + uz;                                        \
+            for (uy = 0; uy < LY; uy++) {                                            \
+                ptrdiff_t iy = sl->start[1] + uy;                                    \
+                T *d = sc + (uz * LY + uy) * LX;                                     \
+                ptrdiff_t a = -sl->start[2], b = g->isz[2] - sl->start[2];          \
+                if (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1]) {        \
+                    for (i = 0; i < LX; i++) d[i] = 0;                               \
+                    continue;                                                        \
+                }                                                                    \
+                if (a < 0) a = 0;                                                    \
+                if (b > LX) b = LX;                                                  \
+                if (b < a) b = a;                                                    \
+                {                                                                    \
+                    const T *src = xc + (iz * g->isz[1] + iy) * g->isz[2] + sl->start[2]; \
+                    for (i = 0; i < a; i++) d[i] = 0;                                \
+                    for (i = a; i < b; i++) d[i] = src[i];                           \
+                    for (i = b; i < LX; i++) d[i] = 0;                               \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+    for (c = 0; c < g->cin_g; c++)          /* the gaps between the planes */        \
+        for (i = LZ * LY * LX; i < sl->plane; i++) slab[c * sl->plane + i] = 0;      \
+    for (i = 0; i < tail; i++) slab[g->cin_g * sl->plane + i] = 0;                   \
+}                                                                                    \
+/* y_g[co, valid outputs of the tile] = ybuf[co, q] + bias[co] */                     \
+PC_CLONES static void pc_slab_store_##S(const pc_geo *g, const pc_slab *sl,          \
+                                        const T *restrict ybuf, ptrdiff_t ld,        \
+                                        T *restrict yg, const ptrdiff_t *ys,         \
+                                        const T *bias)                               \
+{                                                                                    \
+    /* ys: element strides of y per (channel, z, y, x) */                            \
+    const ptrdiff_t A = sl->A, LY = sl->len[1], LX = sl->len[2];                     \
+    ptrdiff_t co, oz, oy, i;                                                         \
+    ptrdiff_t z0 = A == 0 ? sl->t0 : 0, z1 = A == 0 ? sl->t1 : g->osz[0];            \
+    ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : g->osz[1];            \
+    ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : g->osz[2];            \
+    const ptrdiff_t xs = ys[3];                                                      \
+    for (co = 0; co < g->cout_g; co++) {                                             \
+        const T bv = bias ? bias[co] : (T)0;                                         \
+        const T *yb = ybuf + co * ld;                                                \
+        T *yc = yg + co * ys[0];                                                     \
+        for (oz = z0; oz < z1; oz++)                                                 \
+            for (oy = y0; oy < y1; oy++) {                                           \
+                const T *s = yb + ((oz - z0) * LY + (oy - y0)) * LX;                 \
+                T *d = yc + oz * ys[1] + oy * ys[2] + x0 * xs;                       \
+                if (xs == 1)                                                         \
+                    for (i = 0; i < x1 - x0; i++) d[i] = s[i] + bv;                  \
+                else                                                                 \
+                    for (i = 0; i < x1 - x0; i++) d[i * xs] = s[i] + bv;             \
+            }                                                                        \
+    }                                                                                \
+}
+
+PC_DEFINE_SLAB(float, f)
+PC_DEFINE_SLAB(double, d)
+
+/*
+ * The panels of one slab tile.  In 3-d the last (KY-1)*DY rows of every
+ * slab plane only feed thrown-away positions: each plane's panels stop at its
+ * last valid row (ldo must leave NR columns of slack past the tile).
+ */
+#define PC_DEFINE_ITILE(T, S)                                                        \
+static void pc_itile_##S(int level, const pc_geo *g, const pc_slab *sl, ptrdiff_t kc, \
+                         ptrdiff_t mrows, const T *wpack, const T *slab,             \
+                         const ptrdiff_t *off, T *out, ptrdiff_t ldo)                \
+{                                                                                    \
+    ptrdiff_t uz, pl = sl->len[1] * sl->len[2];                                      \
+    if (sl->A != 0) {                                                                \
+        pc_ipanels_##S(level, kc, mrows, wpack, slab, off, sl->ncols, out, ldo);     \
+        return;                                                                      \
+    }                                                                                \
+    for (uz = 0; uz < sl->t1 - sl->t0; uz++)                                         \
+        pc_ipanels_##S(level, kc, mrows, wpack, slab + uz * pl, off,                 \
+                       g->osz[1] * sl->len[2], out + uz * pl, ldo);                  \
+}
+
+PC_DEFINE_ITILE(float, f)
+PC_DEFINE_ITILE(double, d)
+
+/* valid segments of a slab tile: virtual start q and packed start j, length */
+static ptrdiff_t pc_slab_segments(const pc_geo *g, const pc_slab *sl, ptrdiff_t *seg)
+{
+    const ptrdiff_t A = sl->A, LY = sl->len[1], LX = sl->len[2];
+    ptrdiff_t z0 = A == 0 ? sl->t0 : 0, z1 = A == 0 ? sl->t1 : g->osz[0];
+    ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : g->osz[1];
+    ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : g->osz[2];
+    ptrdiff_t oz, oy, n = 0, j = 0;
+    for (oz = z0; oz < z1; oz++)
+        for (oy = y0; oy < y1; oy++) {
+            seg[3 * n] = ((oz - z0) * LY + (oy - y0)) * LX;
+            seg[3 * n + 1] = j;
+            seg[3 * n + 2] = x1 - x0;
+            j += x1 - x0;
+            n++;
+        }
+    return n;
+}
+
+#define PC_DEFINE_PACK_GY(T, S)                                                        \
+/* gyt[panel][j][c] = gy_g[c0 + c, valid position j of the tile] (0 past cout) */   \
+PC_CLONES static void pc_pack_gy_##S(const pc_geo *g, const pc_slab *sl,             \
+                                     const T *restrict gyg, ptrdiff_t nrw,           \
+                                     T *restrict gyt, ptrdiff_t nval)                \
+{                                                                                    \
+    const ptrdiff_t A = sl->A, OY = g->osz[1], OX = g->osz[2];                       \
+    ptrdiff_t z0 = A == 0 ? sl->t0 : 0, z1 = A == 0 ? sl->t1 : g->osz[0];            \
+    ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : OY;                   \
+    ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : OX;                   \
+    ptrdiff_t c0, c, oz, oy, i, j;                                                   \
+    for (c0 = 0; c0 < g->cout_g; c0 += nrw) {                                        \
+        T *panel = gyt + (c0 / nrw) * nval * nrw;                                    \
+        for (c = 0; c < nrw; c++) {                                                  \
+            if (c0 + c >= g->cout_g) {                                               \
+                for (j = 0; j < nval; j++) panel[j * nrw + c] = 0;                   \
+                continue;                                                            \
+            }                                                                        \
+            j = 0;                                                                   \
+            for (oz = z0; oz < z1; oz++)                                             \
+                for (oy = y0; oy < y1; oy++) {                                       \
+                    const T *src = gyg + (c0 + c) * g->Pout + (oz * OY + oy) * OX + x0; \
+                    for (i = 0; i < x1 - x0; i++, j++) panel[j * nrw + c] = src[i];  \
+                }                                                                    \
+        }                                                                            \
+    }                                                                                \
+}
+
+PC_DEFINE_PACK_GY(float, f)
+PC_DEFINE_PACK_GY(double, d)
+
+#endif /* PYCONV_KERNELS_SLAB_H */

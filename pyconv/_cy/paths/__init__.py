@@ -1,0 +1,36 @@
+"""The path units of the cython backend, in the planner's order.
+
+Each module holds one :class:`~pyconv._cy._planning.Path` (``gemm.py``
+holds two: ``pointwise`` is ``gemm`` without im2col) and names its kernel
+module.  The order, and each unit's rule, is specified in the docstring of
+:mod:`pyconv._cy`; a test checks that the two agree.
+
+Adding a path:
+
+1. its kernels: ``pyconv/_cy/_<name>.pyx`` (``setup.py`` builds every
+   ``.pyx`` there), a ``Task`` struct, one fused item function run by
+   ``run_items`` (``_common.pxd``) and a ``*workspace`` function that
+   reports the bytes its buffers take, from the layout the kernel
+   allocates; C loops, if any, in ``kernels/<name>.h``;
+2. its unit: ``paths/<name>.py``, a :class:`~pyconv._cy._planning.Path`
+   (``supports``, ``chosen``, ``plan`` through ``finish``, ``run``), placed
+   in :data:`ORDER` below and in the list of :mod:`pyconv._cy`'s docstring;
+3. its tests: the shared matrix and ``tests/test_cython_backend.py`` force
+   every unit of :data:`ORDER` already; add the cases its rule needs to the
+   planner tests there.
+"""
+
+from .direct import DIRECT
+from .gemm import GEMM, POINTWISE
+from .implicit import IMPLICIT
+from .packed import PACKED
+from .phases import PHASES
+from .strided1d import STRIDED1D
+
+#: The planner tries the units in this order (each for the ops it computes).
+ORDER = (DIRECT, IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE, GEMM)
+
+#: The units by name.
+BY_NAME = {unit.name: unit for unit in ORDER}
+
+__all__ = ["ORDER", "BY_NAME"]

@@ -1,0 +1,94 @@
+"""The ``implicit`` path: stride-1 conv and conv_weight on input slabs (kernels:
+``_implicit.pyx``).
+
+A work item is a tile of output rows along the outermost real axis; it
+copies the input box the rows read, zero padded, into a slab where every
+kernel tap is a constant offset, and the register-blocked micro-kernel
+reads the slab directly: no im2col.
+
+Rule: every stride is 1 and the CPU has AVX2+FMA or AVX-512 (the
+micro-kernels' baseline build is correct but slower than BLAS).  The plan
+does not fit when one slab and output block, or the packed weights, would
+take more than a quarter of the workspace.
+"""
+
+from __future__ import annotations
+
+from .. import _implicit, _planning
+from .._planning import Path, canon, finish, fits, geo, outer_axis, slots, target
+
+
+class Implicit(Path):
+    name = "implicit"
+    ops = frozenset({"conv", "conv_weight"})
+
+    def supports(self, op, spec, tgt):
+        return all(s == 1 for s in spec.stride)
+
+    def chosen(self, op, spec, tgt):
+        return tgt.level >= 1
+
+    def plan(self, op, spec, tgt, n, reserved=0):
+        """As :meth:`Path.plan`; ``reserved`` bytes held by the caller during the
+        call (the phases path's phase weight) count against the workspace."""
+        gt = geo(spec)
+        axis = outer_axis(spec)
+        outs, ks, dl = (canon(v, 1) for v in (spec.out_size, spec.kernel_size, spec.dilation))
+        length = outs[axis]
+        inner = 1
+        for ax in range(axis + 1, 3):
+            inner *= outs[ax] + (ks[ax] - 1) * dl[ax]
+        nr = tgt.nr if op == "conv" else tgt.nrw
+
+        def per_thread(rows):
+            if op == "conv":
+                return _implicit.conv_workspace(gt, rows, tgt.mr, tgt.nr, tgt.dbl)[0]
+            return _implicit.weight_workspace(gt, rows, tgt.nrw, 1, tgt.dbl)[0]
+
+        # the slab and the output block of one item stay within TILE_BYTES
+        # (the micro-kernel re-reads them from L2): as many rows as fit, at
+        # least one
+        lo, hi = 1, max(1, length)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if per_thread(mid) <= _planning.TILE_BYTES:
+                lo = mid
+            else:
+                hi = mid - 1
+        rows = lo
+        # ... but enough columns for the micro-kernel panels, also when the
+        # rows are cut to give every thread work (the halo rows only cost a copy)
+        rows_min = max(1, -(-min(2 * nr, _planning.MIN_TILE) // inner))
+        rows = max(rows, rows_min)
+        per_image = spec.groups if op == "conv" else 1
+        want = -(-_planning.TARGET_ITEMS // max(1, spec.batch * per_image))
+        if want > 1:
+            rows = min(rows, max(rows_min, -(-length // want)))
+        rows = min(rows, length)
+        ntiles = -(-length // rows)
+        rows = -(-length // ntiles)          # equal tiles
+        if op == "conv":
+            per, fixed = _implicit.conv_workspace(gt, rows, tgt.mr, tgt.nr, tgt.dbl)
+            if not fits(per, fixed + reserved):
+                return None
+            return finish(self.name, spec.batch * spec.groups * ntiles, per, fixed + reserved,
+                          n, tile=rows, simd=tgt.level)
+        nslots = slots(spec, spec.batch * ntiles, tgt.itemsize)
+        per, fixed = _implicit.weight_workspace(gt, rows, tgt.nrw, nslots, tgt.dbl)
+        if not fits(per):
+            return None
+        return finish(self.name, nslots, per, fixed, n, tile=rows, slots=nslots,
+                      simd=tgt.level)
+
+    def run(self, op, p, spec, x, w, b, out, yview=None):
+        """As :meth:`Path.run`; ``yview`` writes a strided view of ``out`` (phases)."""
+        tgt = target(x.dtype, p.simd)
+        if op == "conv":
+            _implicit.conv(x, w, b, out, geo(spec), p.tile, tgt.level, tgt.mr, tgt.nr,
+                           p.omp_threads, yview)
+        else:
+            _implicit.conv_weight(x, w, out, geo(spec), p.tile, p.slots, tgt.level, tgt.nrw,
+                                  p.omp_threads)
+
+
+IMPLICIT = Implicit()

@@ -1,0 +1,46 @@
+"""The ``packed`` path: conv by im2col straight into the micro-kernel's panels
+(kernels: ``_packed.pyx``).
+
+A work item is a tile of output positions of one (image, group), im2col'ed
+into panels of NR positions and multiplied by the weights, packed once per
+call into panels of MR output channels: one copy of the input per tile,
+where BLAS would make two.
+
+Rule: a conv on a CPU with AVX2+FMA or AVX-512 that the implicit and
+strided 1-d paths did not take (strided 2-d and 3-d convs, mostly).  The
+plan does not fit when the packed weights would take more than a quarter
+of the workspace.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from .. import _packed
+from .._planning import Path, finish, fits, geo, panel_tile, target
+
+
+class Packed(Path):
+    name = "packed"
+    ops = frozenset({"conv"})
+
+    def chosen(self, op, spec, tgt):
+        return tgt.level >= 1
+
+    def plan(self, op, spec, tgt, n):
+        g = spec.groups
+        kc = spec.in_channels // g * prod(spec.kernel_size)
+        pout = prod(spec.out_size)
+        tile = panel_tile(kc, pout, tgt.nr, tgt.itemsize, spec.batch * g)
+        per, fixed = _packed.workspace(geo(spec), tile, tgt.mr, tgt.nr, tgt.dbl)
+        if not fits(0, fixed):
+            return None
+        return finish(self.name, spec.batch * g * -(-pout // tile), per, fixed, n, tile=tile,
+                      simd=tgt.level)
+
+    def run(self, op, p, spec, x, w, b, out):
+        tgt = target(x.dtype, p.simd)
+        _packed.conv(x, w, b, out, geo(spec), p.tile, tgt.level, tgt.mr, tgt.nr, p.omp_threads)
+
+
+PACKED = Packed()

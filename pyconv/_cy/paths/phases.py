@@ -1,0 +1,131 @@
+"""The ``phases`` path: conv_transpose as stride-1 convs, one per output phase
+(kernels: the implicit path's, ``_implicit.pyx``).
+
+Output positions with the same residue modulo the stride form a stride-1
+conv of the input with a subset of the taps (no zero insertion); each
+phase runs on the implicit path and writes its strided view of the output
+in place.  Phases no tap reaches hold only the bias.
+
+Rule: a CPU with AVX2+FMA or AVX-512, at least
+:data:`~pyconv._cy._planning.PHASE_MIN_POSITIONS` input positions per image,
+kernel taps that overlap (a dilated kernel extent above the stride in some
+dim; otherwise every phase is a 1x1 conv and one GEMM + scatter is
+faster), and no phase conv so thin that the direct path would take it.  It
+supports any call whose phase convs all fit the implicit path.
+"""
+
+from __future__ import annotations
+
+import itertools
+from math import gcd, prod
+
+import numpy as np
+
+from ..._spec import ConvSpec
+from .. import _planning
+from .._planning import Path, Plan
+from .direct import DIRECT
+from .implicit import IMPLICIT
+
+
+def phases_1d(size_in, size_out, k, s, d, lo):
+    """Per output residue r (mod s) of one axis: (r, U, taps, lo', d').
+
+    Output t = r + s*u (u < U) of a transposed conv receives x[i] w[k] for
+    r + lo = i*s + k*d.  The taps k that reach residue r form a progression
+    k0, k0 + step, ... (step = s / gcd(s, d)) and then i = u + c0 - j*d'
+    (d' = d / gcd(s, d)): a stride-1 conv of x with those taps reversed,
+    dilation d' and leading padding lo' = (J-1)*d' - c0 (maybe negative).
+    """
+    g = gcd(s, d)
+    step, dd = s // g, d // g
+    out = []
+    for r in range(min(s, size_out)):
+        U = (size_out - r + s - 1) // s
+        taps = [kk for kk in range(k) if (r + lo - kk * d) % s == 0]
+        if taps:
+            assert all(b - a == step for a, b in zip(taps, taps[1:]))
+            c0 = (r + lo - taps[0] * d) // s
+            out.append((r, U, taps[::-1], (len(taps) - 1) * dd - c0, dd))
+        else:
+            out.append((r, U, [], 0, 1))
+    return out
+
+
+def phase_specs(spec):
+    """The stride-1 conv specs whose outputs interleave into conv_transpose's output.
+
+    Yields ``(index, subspec or None, taps)`` with ``index`` the output slice
+    of the phase, ``taps`` one list of kernel taps per axis (in the order the
+    sub-kernel uses them) and ``subspec`` None when no tap reaches the phase
+    (its outputs are only the bias).
+    """
+    per_axis = [phases_1d(i, o, k, s, d, lo) for i, o, k, s, d, lo in zip(
+        spec.in_size, spec.out_size, spec.kernel_size, spec.stride, spec.dilation,
+        spec.pad_lo)]
+    for combo in itertools.product(*per_axis):
+        index = (slice(None), slice(None)) + tuple(
+            slice(r, None, s) for (r, *_), s in zip(combo, spec.stride))
+        taps = [c[2] for c in combo]
+        if any(not t for t in taps):
+            yield index, None, taps
+            continue
+        sub = ConvSpec(False, spec.batch, spec.in_channels, spec.out_channels, spec.groups,
+                       tuple(spec.in_size), tuple(c[1] for c in combo),
+                       tuple(len(t) for t in taps), (1,) * spec.nd,
+                       tuple((c[3], 0) for c in combo), tuple(c[4] for c in combo))
+        yield index, sub, taps
+
+
+def phase_weight(w, spec, taps):
+    """conv weight (C_out, C_in/g, *J) of one phase from the transposed weight."""
+    g = spec.groups
+    cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
+    sub = w[(slice(None), slice(None)) + np.ix_(*taps)]
+    sub = sub.reshape((g, cin_g, cout_g) + sub.shape[2:]).swapaxes(1, 2)
+    return np.ascontiguousarray(sub.reshape((spec.out_channels, cin_g) + sub.shape[3:]))
+
+
+class Phases(Path):
+    name = "phases"
+    ops = frozenset({"conv_transpose"})
+
+    def chosen(self, op, spec, tgt):
+        overlap = any((k - 1) * d + 1 > s for k, d, s in zip(spec.kernel_size, spec.dilation,
+                                                            spec.stride))
+        return (tgt.level >= 1 and overlap
+                and prod(spec.in_size) >= _planning.PHASE_MIN_POSITIONS
+                and not any(DIRECT.chosen("conv", sub, tgt)
+                            for _, sub, _ in phase_specs(spec) if sub is not None))
+
+    def plan(self, op, spec, tgt, n):
+        subs = [sub for _, sub, _ in phase_specs(spec) if sub is not None]
+        # the phases run one after the other, each with its own weight (made
+        # before it runs): every phase's plan counts the largest one
+        weight = max([prod(sub.weight_shape) * tgt.itemsize for sub in subs] + [0])
+        parts = tuple(IMPLICIT.plan("conv", sub, tgt, n, reserved=weight) for sub in subs)
+        if any(p is None for p in parts):
+            return None
+        return Plan(self.name, 0, len(parts), 0, max([p.items for p in parts] + [1]),
+                    max([p.omp_threads for p in parts] + [1]),
+                    max([p.workspace for p in parts] + [weight]), simd=tgt.level, parts=parts)
+
+    def run(self, op, p, spec, x, w, b, out):
+        y = out.reshape(spec.output_shape)
+        w = w.reshape(spec.weight_shape)
+        esz = y.dtype.itemsize
+        parts = iter(p.parts)
+        for index, sub, taps in phase_specs(spec):
+            if sub is None:
+                y[index] = 0 if b.size == 0 else b.reshape((1, -1) + (1,) * spec.nd)
+                continue
+            view = y[index]        # strided view: the kernel writes the phase in place
+            offset = (view.__array_interface__["data"][0]
+                      - y.__array_interface__["data"][0]) // esz
+            st = (0,) * (5 - spec.nd) + tuple(v // esz for v in view.strides[2:])
+            IMPLICIT.run("conv", next(parts), sub, x, phase_weight(w, spec, taps).reshape(-1),
+                         b, out, yview=(offset, view.strides[0] // esz,
+                                        view.strides[1] // esz) + st[-3:])
+
+
+PHASES = Phases()
