@@ -28,6 +28,9 @@ chosen at run time.
    use_backend
    set_num_threads
    get_num_threads
+   use_algorithms
+   set_algorithms
+   get_algorithms
    BackendUnavailableError
 """
 
@@ -35,10 +38,13 @@ from . import grad
 from ._registry import (
     BackendUnavailableError,
     backends,
+    get_algorithms,
     get_backend,
     get_num_threads,
+    set_algorithms,
     set_backend,
     set_num_threads,
+    use_algorithms,
     use_backend,
 )
 from .functional import (
@@ -70,5 +76,6 @@ __all__ = [
     "grad",
     "backends", "get_backend", "set_backend", "use_backend",
     "set_num_threads", "get_num_threads",
+    "use_algorithms", "set_algorithms", "get_algorithms",
     "BackendUnavailableError",
 ]

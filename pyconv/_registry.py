@@ -34,6 +34,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 
 __all__ = [
+    "ALGORITHMS",
     "Backend",
     "BackendNotBuilt",
     "BackendUnavailableError",
@@ -43,6 +44,9 @@ __all__ = [
     "use_backend",
     "set_num_threads",
     "get_num_threads",
+    "get_algorithms",
+    "set_algorithms",
+    "use_algorithms",
 ]
 
 #: name -> module implementing it; each module defines ``load() -> Backend``.
@@ -341,6 +345,118 @@ def use_backend(name: str) -> Iterator[str]:
         yield _context.get()
     finally:
         _context.reset(token)
+
+
+# --------------------------------------------------------------------------
+# algorithms: every path, or only the exact ones
+
+#: ``"fast"``: each call takes its backend's fastest path that meets the
+#: tolerances, fewer-multiplication algorithms (Winograd, FFT) included;
+#: ``"exact"``: only paths that sum the products themselves (GEMM, implicit
+#: GEMM, direct loops), for the tightest float32 error.
+ALGORITHMS: Tuple[str, ...] = ("fast", "exact")
+
+_algorithms_context: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
+    "pyconv_algorithms", default=None)
+_algorithms_global: Optional[str] = None
+
+
+def _check_algorithms(name) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"algorithms must be a str, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key not in ALGORITHMS:
+        raise ValueError(f"unknown algorithms {name!r}; valid names are "
+                         f"{', '.join(map(repr, ALGORITHMS))}")
+    return key
+
+
+def set_algorithms(name: Optional[str]) -> None:
+    """Set the process-wide algorithm policy (``None`` goes back to ``PYCONV_ALGORITHMS``).
+
+    Parameters
+    ----------
+    name : {'fast', 'exact'} or None
+        ``'fast'`` (the default): every call takes the fastest path of its
+        backend whose results meet pyconv's tolerances, Winograd and FFT
+        paths included.  ``'exact'``: only the paths that sum every product
+        themselves (GEMM, implicit GEMM and direct loops), for the tightest
+        float32 error and results that do not change when a faster
+        algorithm is added.
+
+    Raises
+    ------
+    ValueError
+        If the name is not ``'fast'`` or ``'exact'``.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> pyconv.set_algorithms("exact")
+    >>> pyconv.get_algorithms()
+    'exact'
+    >>> pyconv.set_algorithms(None)
+    """
+    global _algorithms_global
+    _algorithms_global = None if name is None else _check_algorithms(name)
+
+
+def get_algorithms() -> str:
+    """The algorithm policy in force here: ``'fast'`` or ``'exact'``.
+
+    The innermost :func:`use_algorithms` block, else :func:`set_algorithms`,
+    else the ``PYCONV_ALGORITHMS`` environment variable (read now), else
+    ``'fast'`` (the same precedence as the backend switch).
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> pyconv.get_algorithms() in ("fast", "exact")
+    True
+    """
+    ctx = _algorithms_context.get()
+    if ctx is not None:
+        return ctx
+    if _algorithms_global is not None:
+        return _algorithms_global
+    raw = os.environ.get("PYCONV_ALGORITHMS", "").strip()
+    if not raw:
+        return "fast"
+    try:
+        return _check_algorithms(raw)
+    except ValueError as exc:
+        raise ValueError(f"PYCONV_ALGORITHMS={raw!r} in the environment: {exc}") from None
+
+
+@contextlib.contextmanager
+def use_algorithms(name: str) -> Iterator[str]:
+    """Context manager setting the algorithm policy for calls made inside the block.
+
+    Local to the thread (or asyncio task) that entered it, like
+    :func:`use_backend`.
+
+    Parameters
+    ----------
+    name : {'fast', 'exact'}
+
+    Yields
+    ------
+    str
+        The policy now in force.
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> with pyconv.use_algorithms("exact"):
+    ...     y = pyconv.conv2d(np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3)))
+    >>> float(y[0, 0, 0, 0])
+    9.0
+    """
+    token = _algorithms_context.set(_check_algorithms(name))
+    try:
+        yield _algorithms_context.get()
+    finally:
+        _algorithms_context.reset(token)
 
 
 def device_owner(*arrays) -> Optional[str]:

@@ -813,3 +813,21 @@ def test_output_over_2_31_elements_conv_padding():
     assert flat[0] == 0.5 and flat[pad - 1] == 0.5 and flat[-1] == 0.5
     assert flat[pad] == 0.5 and flat[pad + 999] == 3 * 999 + 0.5
     assert flat[pad + 1000] == 0.5
+
+
+def test_exact_algorithms_skip_the_paths_that_are_not_exact(monkeypatch, rng):
+    """Under use_algorithms("exact") the planner passes over a non-exact path."""
+    from pyconv._cy.paths import BY_NAME
+    spec = conv_spec(2, 16, 16, (20, 20), (3, 3), pad=((1, 1), (1, 1)))
+    assert cy_mod.plan("conv", spec, np.float32).path == "implicit"
+    monkeypatch.setattr(BY_NAME["implicit"], "exact", False)   # pretend it were a transform
+    assert cy_mod.plan("conv", spec, np.float32).path == "implicit"
+    with pyconv.use_algorithms("exact"):
+        p = cy_mod.plan("conv", spec, np.float32)
+        assert p.path != "implicit" and BY_NAME[p.path].exact
+        assert cy_mod.plan("conv", spec, np.float32, paths=("implicit",)).path != "implicit"
+        x = rng.standard_normal(spec.input_shape).astype(np.float32)
+        w = rng.standard_normal(spec.weight_shape).astype(np.float32)
+        got = pyconv.conv2d(x, w, padding=1, backend="cython")
+    want = pyconv.conv2d(x, w, padding=1, backend="reference")
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)

@@ -669,3 +669,36 @@ def test_unbuilt_extension_is_named_and_auto_warns_once(tmp_path):
     assert "circular import" not in reason
     assert count == "1 RuntimeWarning"
     assert "reference" in warning and "'cython' is not built" in warning
+
+
+# ---------------------------------------------------------------------------
+# the algorithm policy: every path, or only the exact ones
+
+def test_algorithms_switch_follows_the_backend_switchs_conventions(monkeypatch):
+    monkeypatch.delenv("PYCONV_ALGORITHMS", raising=False)
+    monkeypatch.setattr(_registry, "_algorithms_global", None)
+    assert pyconv.get_algorithms() == "fast"
+    monkeypatch.setenv("PYCONV_ALGORITHMS", " Exact ")    # read at each use
+    assert pyconv.get_algorithms() == "exact"
+    pyconv.set_algorithms("fast")                         # the setter beats the environment
+    try:
+        assert pyconv.get_algorithms() == "fast"
+        with pyconv.use_algorithms("exact") as now:       # the context beats the setter
+            assert now == "exact" == pyconv.get_algorithms()
+            seen = []
+            t = threading.Thread(target=lambda: seen.append(pyconv.get_algorithms()))
+            t.start()
+            t.join()
+            assert seen == ["fast"]                       # context-local
+        assert pyconv.get_algorithms() == "fast"
+    finally:
+        pyconv.set_algorithms(None)
+    with pytest.raises(ValueError, match="'fast', 'exact'"):
+        pyconv.set_algorithms("fastest")
+    with pytest.raises(ValueError, match="'fast', 'exact'"):
+        pyconv.use_algorithms("gemm").__enter__()
+    with pytest.raises(TypeError):
+        pyconv.set_algorithms(1)
+    monkeypatch.setenv("PYCONV_ALGORITHMS", "exakt")       # a typo is an error, not a fallback
+    with pytest.raises(ValueError, match="PYCONV_ALGORITHMS='exakt'"):
+        pyconv.get_algorithms()

@@ -53,6 +53,11 @@ portable build is correct but slower, so BLAS runs instead.
 conv_weight always reduces into a fixed number of partial weights (slots,
 fixed by the spec), summed in slot order at the end.
 
+Under ``pyconv.use_algorithms("exact")`` (or ``PYCONV_ALGORITHMS=exact``)
+the planner skips the paths that are not ``exact`` (the transform
+algorithms, which do fewer multiplications and round differently) and
+takes the first exact one.
+
 Forcing a path (tests)
 ~~~~~~~~~~~~~~~~~~~~~~
 ``plan(..., paths=("packed",))`` or ``with force_paths("packed"):`` tries
@@ -118,7 +123,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from .._registry import Backend, get_num_threads
+from .._registry import Backend, get_algorithms, get_num_threads
 
 try:
     from . import _build, _planning
@@ -197,18 +202,24 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None,
     forced, simd = _forced
     if paths is not None:
         forced = _check_paths(paths)
-    return _plan_cached(op, spec, np.dtype(dtype).str, n, forced, simd, _planning.tuning())
+    exact = get_algorithms() == "exact"
+    return _plan_cached(op, spec, np.dtype(dtype).str, n, forced, simd, exact,
+                        _planning.tuning())
 
 
 @functools.lru_cache(maxsize=512)
-def _plan_cached(op, spec, dtype, n, forced, simd, tuning):
+def _plan_cached(op, spec, dtype, n, forced, simd, exact, tuning):
     tgt = _planning.target(np.dtype(dtype), simd)
     for unit in [BY_NAME[name] for name in forced]:
+        if exact and not unit.exact:
+            continue
         if op in unit.ops and unit.supports(op, spec, tgt):
             p = unit.plan(op, spec, tgt, n)
             if p is not None:
                 return p
     for unit in ORDER:
+        if exact and not unit.exact:
+            continue
         if op in unit.ops and unit.supports(op, spec, tgt) and unit.chosen(op, spec, tgt):
             p = unit.plan(op, spec, tgt, n)
             if p is not None:
@@ -236,6 +247,10 @@ class CythonBackend(Backend):
             f"{('baseline', 'avx2+fma', 'avx512')[tgt.level]}, {tgt.mr}x{tgt.nr} register "
             "block (float32)" + ("" if tgt.level >= 1 else "; not used (BLAS paths instead)"))
         facts["paths"] = ", ".join(unit.name for unit in ORDER)
+        facts["algorithms"] = (f"{get_algorithms()} (pyconv.use_algorithms / "
+                               "PYCONV_ALGORITHMS; 'exact' skips: "
+                               + (", ".join(u.name for u in ORDER if not u.exact) or "none")
+                               + ")")
         facts["blas"] = "scipy.linalg.cython_blas (sgemm/dgemm)"
         try:
             ctl = BLAS.controller()

@@ -120,6 +120,10 @@ class Path:
 
     #: the name in plans, ``force_paths`` and the docs
     name = ""
+    #: whether the path sums every product itself (GEMM, implicit GEMM,
+    #: direct loops); only these run under ``pyconv.use_algorithms("exact")``,
+    #: fewer-multiplication algorithms (transforms) set it to False
+    exact = True
     #: the primitives it computes ("conv", "conv_transpose", "conv_weight")
     ops: frozenset = frozenset()
 
