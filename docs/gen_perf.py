@@ -15,11 +15,11 @@ The JSON schema is the one documented in :mod:`pyconv._cli.bench`::
 
     {"machine": {"cpu": str, "cores": int, "threads": int, "python": str,
                  "numpy": str, "torch": str or null, "date": str},
-     "sgemm_gflops": float,
+     "sgemm_gflops": float, "fma_peak_gflops": float or null,
      "rows": [{"workload": str, "op": str, "backend": str,
                "time_s": float, "torch_time_s": float or null,
                "speedup": float or null, "gflops": float,
-               "sgemm_fraction": float}, ...]}
+               "sgemm_fraction": float, "peak_fraction": float or null}, ...]}
 
 ``speedup`` is ``torch_time_s / time_s`` (above 1: pyconv is faster), as in
 the table ``python -m pyconv bench`` prints.
@@ -111,10 +111,15 @@ def load(path: str) -> Dict:
             "gflops": _number(row.get("gflops"), f"{where}.gflops", True),
             "sgemm_fraction": _number(row.get("sgemm_fraction"), f"{where}.sgemm_fraction",
                                       True),
+            "peak_fraction": _number(row.get("peak_fraction"), f"{where}.peak_fraction",
+                                     True),
         })
     sgemm = data.get("sgemm_gflops")
     sgemm = None if sgemm is None else _number(sgemm, "sgemm_gflops", True)
-    return {"machine": machine, "sgemm_gflops": sgemm, "rows": clean}
+    peak = data.get("fma_peak_gflops")
+    peak = None if peak is None else _number(peak, "fma_peak_gflops", True)
+    return {"machine": machine, "sgemm_gflops": sgemm, "fma_peak_gflops": peak,
+            "rows": clean}
 
 
 def ratio(row: Dict) -> Optional[float]:
@@ -281,6 +286,10 @@ def render_rst(data: Dict, png_relpath: Optional[str]) -> str:
     if data["sgemm_gflops"] is not None:
         mrows.append(["NumPy float32 matrix product",
                       f"{data['sgemm_gflops']:.1f} GFLOP/s (the SGEMM ceiling)"])
+    if data["fma_peak_gflops"] is not None:
+        mrows.append(["float32 multiply-add peak",
+                      f"{data['fma_peak_gflops']:.1f} GFLOP/s (the ceiling of a direct "
+                      "convolution)"])
     lines += _list_table("", ["item", "value"], mrows, [30, 70])
 
     lines += ["Summary", "-------", ""]
@@ -311,8 +320,9 @@ def render_rst(data: Dict, png_relpath: Optional[str]) -> str:
     if has_torch:
         header += ["PyTorch (ms)", "speedup"]
         widths += [10, 10]
-    header += ["GFLOP/s", "% of SGEMM"]
-    widths += [10, 10]
+    has_peak = any(r["peak_fraction"] is not None for r in rows)
+    header += ["GFLOP/s", "% of SGEMM"] + (["% of peak"] if has_peak else [])
+    widths += [10, 10] + ([10] if has_peak else [])
     body = []
     for wl in workloads(rows):
         first = True
@@ -322,6 +332,8 @@ def render_rst(data: Dict, png_relpath: Optional[str]) -> str:
             if has_torch:
                 line += [_ms(r["torch_time_s"]), _x(ratio(r))]
             line += [_gf(r["gflops"]), _pct(r["sgemm_fraction"])]
+            if has_peak:
+                line.append(_pct(r["peak_fraction"]))
             body.append(line)
             first = False
     lines += _list_table("", header, body, widths, "perf-table")

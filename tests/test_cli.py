@@ -442,7 +442,7 @@ def test_bench_quick_reference_json(tmp_path):
     assert "GFLOP/s" in res.stdout and "sgemm" in res.stdout
     data = json.loads(path.read_text())
     # the schema, spelled out (another tool reads this file)
-    assert set(data) == {"machine", "sgemm_gflops", "rows"}
+    assert set(data) == {"machine", "sgemm_gflops", "fma_peak_gflops", "rows"}
     assert set(data["machine"]) == {"cpu", "cores", "threads", "python", "numpy", "torch",
                                     "date"}
     m = data["machine"]
@@ -453,11 +453,14 @@ def test_bench_quick_reference_json(tmp_path):
     assert m["torch"] is None  # no --compare torch: torch was not used
     assert isinstance(m["date"], str) and "T" in m["date"]
     assert isinstance(data["sgemm_gflops"], float) and data["sgemm_gflops"] > 0
+    peak = data["fma_peak_gflops"]  # measured with the cython extension's FMA loop
+    cython_built = {b["name"]: b for b in pyconv.backends()}["cython"]["available"]
+    assert (isinstance(peak, float) and peak > 0) if cython_built else peak is None
     assert len(data["rows"]) == len(bench.QUICK_WORKLOADS)
     labels = {w.label for w in bench.QUICK_WORKLOADS}
     for row in data["rows"]:
         assert set(row) == {"workload", "op", "backend", "time_s", "torch_time_s",
-                            "speedup", "gflops", "sgemm_fraction"}
+                            "speedup", "gflops", "sgemm_fraction", "peak_fraction"}
         assert row["backend"] == "reference"
         assert row["workload"] in labels
         assert row["time_s"] > 0
@@ -467,6 +470,8 @@ def test_bench_quick_reference_json(tmp_path):
         assert math.isclose(row["gflops"], wl.flops / row["time_s"] / 1e9, rel_tol=1e-9)
         assert math.isclose(row["sgemm_fraction"], row["gflops"] / data["sgemm_gflops"],
                             rel_tol=1e-9)
+        if peak is not None:
+            assert math.isclose(row["peak_fraction"], row["gflops"] / peak, rel_tol=1e-9)
     bench.validate_result(data)
 
 
@@ -618,15 +623,16 @@ def test_format_table_and_geomean():
     for name, t, tt in [("a", 1.0, 2.0), ("b", 2.0, 1.0), ("c", 0.5, 2.0)]:
         rows.append({"workload": name, "op": "conv1d", "backend": "cython", "time_s": t,
                      "torch_time_s": tt, "speedup": tt / t, "gflops": 1.0 / t,
-                     "sgemm_fraction": 0.01 / t})
+                     "sgemm_fraction": 0.01 / t, "peak_fraction": 0.005 / t})
     result = {"machine": bench.machine_info(2, "2.13.0"), "sgemm_gflops": 100.0,
-              "rows": rows}
+              "fma_peak_gflops": 200.0, "rows": rows}
     bench.validate_result(result)
     s = bench.summary(result)["cython"]
     assert math.isclose(s["geomean"], (2.0 * 0.5 * 4.0) ** (1 / 3))
     assert s["worst"] == 0.5 and s["count"] == 3
     table = bench.format_table(result)
     assert "speedup" in table and "4.00x" in table and "geometric-mean" in table
+    assert "% peak" in table and "FMA peak: 200.0 GFLOP/s" in table and "50% of it" in table
     bad = dict(result, rows=[dict(rows[0], extra=1)])
     with pytest.raises(ValueError):
         bench.validate_result(bad)

@@ -831,3 +831,13 @@ def test_exact_algorithms_skip_the_paths_that_are_not_exact(monkeypatch, rng):
         got = pyconv.conv2d(x, w, padding=1, backend="cython")
     want = pyconv.conv2d(x, w, padding=1, backend="reference")
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_fma_loop_counts_its_operations():
+    """The bench's FMA-peak probe: its count is 2 flops x 16 lanes x 16 chains per step."""
+    from pyconv._cy import _build
+    assert _build.fma_flops(1000, 1) == 2 * 16 * 16 * 1000
+    assert _build.fma_flops(1000, 3) == 3 * 2 * 16 * 16 * 1000
+    assert _build.fma_flops(0, 2) == 0
+    with pytest.raises(ValueError):
+        _build.fma_flops(10, 0)

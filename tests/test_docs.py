@@ -78,11 +78,12 @@ def _result():
         for name, t in times.items():
             rows.append({"workload": wl, "op": op, "backend": name, "time_s": t,
                          "torch_time_s": torch_t, "speedup": torch_t / t,
-                         "gflops": 1.0 / t, "sgemm_fraction": 0.01 / t})
+                         "gflops": 1.0 / t, "sgemm_fraction": 0.01 / t,
+                         "peak_fraction": 0.005 / t})
     return {"machine": {"cpu": "Test CPU", "cores": 2, "threads": 2, "python": "3.11.0",
                         "numpy": np.__version__, "torch": "2.13.0+cpu",
                         "date": "2026-01-01T00:00:00+00:00"},
-            "sgemm_gflops": 100.0, "rows": rows}
+            "sgemm_gflops": 100.0, "fma_peak_gflops": 200.0, "rows": rows}
 
 
 def test_gen_perf_page(tmp_path):

@@ -26,15 +26,22 @@ docs' performance page, ``docs/gen_perf.py``) has this schema::
     {"machine": {"cpu": str, "cores": int, "threads": int, "python": str,
                  "numpy": str, "torch": str | null, "date": iso str},
      "sgemm_gflops": float,
+     "fma_peak_gflops": float | null,
      "rows": [{"workload": str, "op": str, "backend": str, "time_s": float,
                "torch_time_s": float | null, "speedup": float | null,
-               "gflops": float, "sgemm_fraction": float}]}
+               "gflops": float, "sgemm_fraction": float,
+               "peak_fraction": float | null}]}
 
 ``speedup`` is ``torch_time_s / time_s`` (above 1: pyconv is faster; null
 when PyTorch was not timed or has no function for the workload), ``gflops``
 is ``2 * multiply-adds / time_s / 1e9`` and ``sgemm_fraction`` is ``gflops``
 divided by NumPy's float32 matrix-product throughput measured in the same run
-(the machine's practical ceiling for dense work).  :func:`validate_result`
+(the machine's practical ceiling for dense work).  ``fma_peak_gflops`` is the
+CPU's float32 multiply-add throughput on the same threads (:func:`fma_peak`:
+independent chains of vector FMAs, the ceiling of any convolution that does
+all of its multiplications; null when the cython extension is not built) and
+``peak_fraction`` is ``gflops`` divided by it: above 1 only for an algorithm
+that does fewer multiplications (Winograd, FFT).  :func:`validate_result`
 checks a result against this schema exactly.
 """
 
@@ -69,6 +76,7 @@ __all__ = [
     "best_of",
     "interleaved_best_of",
     "sgemm_callable",
+    "fma_peak",
     "pyconv_callable",
     "torch_callable",
     "run_benchmarks",
@@ -87,6 +95,14 @@ ROW_SCHEMA = {
     "speedup": (float, type(None)),
     "gflops": (float,),
     "sgemm_fraction": (float,),
+    "peak_fraction": (float, type(None)),
+}
+#: the top-level keys
+TOP_SCHEMA = {
+    "machine": (dict,),
+    "sgemm_gflops": (float,),
+    "fma_peak_gflops": (float, type(None)),
+    "rows": (list,),
 }
 MACHINE_SCHEMA = {
     "cpu": (str,),
@@ -396,6 +412,34 @@ def sgemm_callable(n: int = 2048, threads: Optional[int] = None) -> Callable[[],
     return run
 
 
+def fma_peak(threads: int, seconds: float = 0.05, repeat: int = 5) -> Optional[float]:
+    """The CPU's float32 multiply-add peak on ``threads`` threads, in GFLOP/s.
+
+    Best of ``repeat`` runs of about ``seconds`` each of the cython
+    extension's FMA loop (independent chains of vector multiply-adds, more
+    than the units' latency covers); None when the extension is not built.
+    """
+    try:
+        from pyconv._cy import _build
+    except ImportError:
+        return None
+    iters = 10_000
+    while True:  # calibrate: about `seconds` per run
+        t0 = time.perf_counter()
+        _build.fma_flops(iters, threads)
+        dt = time.perf_counter() - t0
+        if dt >= seconds / 4 or iters > 10**9:
+            break
+        iters *= 4
+    iters = max(1, int(iters * seconds / max(dt, 1e-9)))
+    best = 0.0
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        flops = _build.fma_flops(iters, threads)
+        best = max(best, flops / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 # --------------------------------------------------------------------------
 # timing
 
@@ -548,7 +592,8 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
         torch_version = torch.__version__
 
     bar = Progress(2 + len(workloads), enabled=progress, stream=stream)
-    bar.step("sgemm ceiling")
+    bar.step("sgemm ceiling and FMA peak")
+    peak = fma_peak(threads)
     sgemm_probe = sgemm_callable(sgemm_size, threads)
     sgemm_flops = 2.0 * sgemm_size ** 3
     sgemm = sgemm_flops / best_of(sgemm_probe, repeat=max(3, repeat)) / 1e9
@@ -582,17 +627,22 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
                 "speedup": None if torch_t is None else float(torch_t / t),
                 "gflops": float(wl.flops / t / 1e9),
                 "sgemm_fraction": 0.0,  # filled in below, against the final ceiling
+                "peak_fraction": None,
             })
     # and once more at the end: the best of all the sgemm timings is the
     # ceiling, so a burst of load during one measurement does not lower it
-    bar.step("sgemm ceiling (again)")
+    bar.step("sgemm ceiling and FMA peak (again)")
     sgemm = max(sgemm, sgemm_flops / best_of(sgemm_probe, repeat=max(3, repeat)) / 1e9)
+    if peak is not None:
+        peak = max(peak, fma_peak(threads) or 0.0)
     bar.advance()
     for row in rows:
         row["sgemm_fraction"] = float(row["gflops"] / sgemm)
+        row["peak_fraction"] = None if peak is None else float(row["gflops"] / peak)
     bar.close()
     return {"machine": machine_info(threads, torch_version),
-            "sgemm_gflops": float(sgemm), "rows": rows}
+            "sgemm_gflops": float(sgemm),
+            "fma_peak_gflops": None if peak is None else float(peak), "rows": rows}
 
 
 # --------------------------------------------------------------------------
@@ -629,7 +679,8 @@ def format_table(result: Dict[str, object]) -> str:
     headers = ["workload", "backend", "time"]
     if has_torch:
         headers += ["torch", "speedup"]
-    headers += ["GFLOP/s", "% sgemm"]
+    has_peak = any(r["peak_fraction"] is not None for r in rows)
+    headers += ["GFLOP/s", "% sgemm"] + (["% peak"] if has_peak else [])
     body = []
     for r in rows:
         line = [r["workload"], r["backend"], fmt_time(r["time_s"])]
@@ -638,12 +689,20 @@ def format_table(result: Dict[str, object]) -> str:
                      "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"]
         line += [fmt_rate(r["gflops"]), fmt_rate(100 * r["sgemm_fraction"]) + "%" +
                  ("*" if is_dense(r["workload"]) else " ")]
+        if has_peak:
+            line.append("-" if r["peak_fraction"] is None
+                        else fmt_rate(100 * r["peak_fraction"]) + "%")
         body.append(line)
     lines = [table(headers, body, left=2), ""]
     m = result["machine"]
     lines.append(f"sgemm ceiling: {result['sgemm_gflops']:.1f} GFLOP/s "
                  f"(NumPy float32 matmul, {m['threads']} thread(s)); "
                  f"machine: {m['cpu']}, {m['cores']} core(s); * dense workload")
+    if result["fma_peak_gflops"] is not None:
+        lines.append(f"FMA peak: {result['fma_peak_gflops']:.1f} GFLOP/s (float32 "
+                     f"multiply-adds on {m['threads']} thread(s); sgemm runs at "
+                     f"{100 * result['sgemm_gflops'] / result['fma_peak_gflops']:.0f}% of it); "
+                     "above 100% of peak: fewer multiplications than a direct convolution")
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     for name in backends:
         dense = [r for r in rows if r["backend"] == name and is_dense(r["workload"])]
@@ -674,14 +733,9 @@ def validate_result(result) -> None:
             if not ok:
                 raise ValueError(f"{where}.{key}: {val!r} is not {types}")
 
-    if not isinstance(result, dict) or set(result) != {"machine", "sgemm_gflops", "rows"}:
-        raise ValueError("top level must have exactly machine, sgemm_gflops, rows")
+    check(result, TOP_SCHEMA, "result")
     check(result["machine"], MACHINE_SCHEMA, "machine")
     datetime.datetime.fromisoformat(result["machine"]["date"])
-    if not isinstance(result["sgemm_gflops"], (int, float)):
-        raise ValueError("sgemm_gflops must be a number")
-    if not isinstance(result["rows"], list):
-        raise ValueError("rows must be a list")
     for i, row in enumerate(result["rows"]):
         check(row, ROW_SCHEMA, f"rows[{i}]")
 

@@ -6,8 +6,9 @@ The planner reads the micro-kernels' register blocks from here
 ``kernels/microkernels.h`` that also generates the kernels.
 """
 
-from pyconv._cy._common cimport (PYCONV_HAVE_CLONES, PYCONV_HAVE_OPENMP, pc_omp_max_threads,
-                                 pc_shape, pc_simd_level, pc_uk_level, pc_uk_shape)
+from pyconv._cy._common cimport (PYCONV_HAVE_CLONES, PYCONV_HAVE_OPENMP, pc_fma_peak_run,
+                                 pc_omp_max_threads, pc_shape, pc_simd_level, pc_uk_level,
+                                 pc_uk_shape)
 
 
 def build_info():
@@ -36,3 +37,18 @@ def microkernel(bint dbl, int level):
         raise ValueError(f"SIMD level must be 0, 1 or 2, got {level}")
     cdef pc_uk_shape s = pc_shape(dbl, level)
     return s.mr, s.nrv * s.vl, s.mrw, s.nrvw * s.vl
+
+
+def fma_flops(Py_ssize_t iters, int threads):
+    """Run ``iters`` steps of independent float32 multiply-add chains on each of
+    ``threads`` threads (GIL released); return the floating-point operations done.
+
+    Timed by the caller (:func:`pyconv._cli.bench.fma_peak`): the machine's
+    float32 FMA peak is the best rate over a few runs.
+    """
+    if iters < 0 or threads < 1:
+        raise ValueError(f"fma_flops: iters must be >= 0 and threads >= 1, got {iters}, {threads}")
+    cdef double flops
+    with nogil:
+        flops = pc_fma_peak_run(iters, threads)
+    return flops

@@ -53,6 +53,9 @@ cdef extern from "_kernels.h" nogil:
     double PC_POLL_SECONDS
     double pc_now()
 
+    # peak.h
+    double pc_fma_peak_run(Py_ssize_t iters, int threads)
+
     # loops.h
     void pc_axpy_f(Py_ssize_t n, float a, const float *x, Py_ssize_t incx, float *y)
     void pc_axpy_d(Py_ssize_t n, double a, const double *x, Py_ssize_t incx, double *y)

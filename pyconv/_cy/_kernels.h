@@ -9,6 +9,7 @@
  *   packed.h        im2col into panels: packed conv path
  *   slab.h          zero-padded input slabs: implicit conv / conv_weight
  *   deint.h         de-interleaved slabs: strided 1-d conv
+ *   peak.h          the CPU's multiply-add throughput (the bench's ceiling)
  */
 #ifndef PYCONV_KERNELS_H
 #define PYCONV_KERNELS_H
@@ -20,5 +21,6 @@
 #include "kernels/packed.h"
 #include "kernels/slab.h"
 #include "kernels/deint.h"
+#include "kernels/peak.h"
 
 #endif /* PYCONV_KERNELS_H */
