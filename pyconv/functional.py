@@ -23,6 +23,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from . import _dask, _registry
+from ._blocks import needs_blocks, run_blocked
 from ._dtypes import as_array, complex_bilinear, plan_dtypes
 from ._spec import ConvCall, check_output_size, conv_call, conv_transpose_call
 
@@ -98,6 +99,9 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
         x = x.reshape((1,) + tuple(x.shape))
         if not p.per_sample:
             w = w.reshape((1,) + tuple(w.shape))
+    if device is None and needs_blocks(call, x, None if p.per_sample else w, compute, cplx):
+        y = run_blocked(prim, impl, call, x, w, b, compute, result, cplx, x.shape[2:])
+        return y.reshape(out_shape)
     if call.prepad is not None:
         x = impl.pad(x, *call.prepad)
     if cplx and (np.iscomplexobj(x) or np.iscomplexobj(w)):

@@ -36,7 +36,7 @@ from pyconv import _registry
 from pyconv import functional as F
 from pyconv import grad as pgrad
 from pyconv._dask import _tasks
-from pyconv._dask._windows import pieces, source_index
+from pyconv._windows import pieces, source_index
 
 from helpers import assert_close, randn
 from test_functional import CONV_GRID, TCONV_GRID

@@ -100,3 +100,44 @@ class Quick:
 
     def time_op(self, backend, workload):
         finish(self.fn())
+
+
+class ConvertedInputMemory:
+    """Peak memory of calls whose input must be converted before a backend takes it.
+
+    A padding mode (the padded input), float16 (computed in float32), a
+    non-contiguous view and complex operands (their real and imaginary parts)
+    run in blocks (:mod:`pyconv._blocks`): compare ``peakmem_op`` with
+    ``peakmem_reference`` (the input and the output alone) -- the difference
+    stays within the 64 MB workspace bound, where a whole converted copy would
+    cost the input's size again (this 1 x 32 x 1024 x 1024 input: 128 MiB).
+    """
+
+    params = [["cython", "opencl"], ["zeros", "reflect", "float16", "noncontig", "complex"]]
+    param_names = ["backend", "case"]
+    timeout = 600
+
+    def setup(self, backend, case):
+        require_backend(backend)
+        shape = (1, 32, 1024, 1024)
+        if case == "complex":
+            x = np.empty(shape, np.complex64)
+            x.real, x.imag = 1.0, 0.5
+        elif case == "float16":
+            x = np.ones(shape, np.float16)
+        elif case == "noncontig":
+            x = np.ones(shape[:-1] + (2 * shape[-1],), np.float32)[..., ::2]
+        else:
+            x = np.ones(shape, np.float32)
+        self.x = x
+        self.w = np.full((32, 32, 3, 3), 1 / 288, np.float32)
+        self.mode = "reflect" if case == "reflect" else "zeros"
+        self.result = np.result_type(x.dtype, np.float32)
+
+    def peakmem_op(self, backend, case):
+        import pyconv
+        finish(pyconv.conv2d(self.x, self.w, padding=1, padding_mode=self.mode,
+                             backend=backend))
+
+    def peakmem_reference(self, backend, case):
+        touch(self.x.shape, self.result)

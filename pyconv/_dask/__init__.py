@@ -13,7 +13,7 @@ Layout:
   when Dask is installed and imported already;
 * :mod:`._api`: validation through the shared front layer and the choice
   of the backend, at graph-build time;
-* :mod:`._windows`: the index arithmetic (which input window each output
+* :mod:`pyconv._windows`: the index arithmetic (which input window each output
   block reads: halos, strides, padding modes, transposed gathers);
 * :mod:`._graph`: the Dask graphs (window pieces, block tasks, the
   weight-gradient tree reduction);

@@ -1,6 +1,6 @@
 """Dask graphs of the blocked convolutions.
 
-One task per output block.  A block's window (:mod:`pyconv._dask._windows`)
+One task per output block.  A block's window (:mod:`pyconv._windows`)
 is cut out of the source array's chunks: every source chunk it overlaps
 contributes either itself (when the window covers it whole) or a slice,
 which is a small task of its own (shared by the blocks that need the same
@@ -33,7 +33,7 @@ from dask.highlevelgraph import HighLevelGraph
 from .._spec import ConvSpec
 from ._tasks import (BlockCall, bias_block, conv_block, cut, finish, sum_partials,
                      weight_partial)
-from ._windows import (AxisBlock, boundaries, conv_axis, conv_out_bounds, identity_axis,
+from .._windows import (AxisBlock, boundaries, conv_axis, conv_out_bounds, identity_axis,
                        pieces, transposed_axis, transposed_out_bounds)
 
 __all__ = ["forward_blocks", "weight_blocks", "blocked", "reduced_weight", "param_key"]

@@ -1,7 +1,8 @@
 """Index arithmetic of the blocked convolutions: what each output block reads.
 
 Pure integer arithmetic on one axis at a time, with no Dask in it (so it
-can be read, and tested, on its own).  An *output block* is a range
+can be read, and tested, on its own), shared by the Dask support
+(:mod:`pyconv._dask`) and the in-memory blocks of :mod:`pyconv._blocks`.  An *output block* is a range
 ``[o0, o1)`` of one output axis; :func:`conv_axis` and :func:`transposed_axis`
 say, for every output block, which range of the source axis it reads
 (the *window*) and the per-side padding of the in-memory call that computes
