@@ -33,13 +33,23 @@ Calls that need no conversion (the common case) are not cut.
 from __future__ import annotations
 
 from math import prod
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _windows
 from ._dtypes import complex_bilinear
-from ._spec import ConvSpec
+from ._spec import ConvCall, ConvSpec, IntTuple, Pads
+from ._typing import BackendArray
+
+if TYPE_CHECKING:
+    from ._registry import Backend
+
+#: What a block reads on the slab axis (None: the whole axis) and the
+#: padding of the other axes.
+Window = Tuple[Optional[_windows.AxisBlock], Pads]
+Index = Tuple[slice, ...]
 
 __all__ = ["BLOCK_BYTES", "needs_blocks", "run_blocked"]
 
@@ -47,12 +57,13 @@ __all__ = ["BLOCK_BYTES", "needs_blocks", "run_blocked"]
 BLOCK_BYTES = 16 << 20
 
 
-def _converted(a, compute) -> bool:
+def _converted(a: NDArray[Any], compute: np.dtype[Any]) -> bool:
     """Whether a backend could not take ``a`` as it is."""
     return a.dtype != compute or not a.flags.c_contiguous
 
 
-def needs_blocks(call, x, grad_out, compute, cplx: bool) -> bool:
+def needs_blocks(call: ConvCall, x: NDArray[Any], grad_out: Optional[NDArray[Any]],
+                 compute: np.dtype[Any], cplx: bool) -> bool:
     """Whether the call would make a converted copy of its input larger than a block.
 
     ``x`` is the batched input; ``grad_out`` the batched output gradient of
@@ -65,7 +76,7 @@ def needs_blocks(call, x, grad_out, compute, cplx: bool) -> bool:
     return _sample_bytes(call.spec, np.dtype(compute), cplx) * call.spec.batch > BLOCK_BYTES
 
 
-def _sample_bytes(spec, compute, cplx) -> int:
+def _sample_bytes(spec: ConvSpec, compute: np.dtype[Any], cplx: bool) -> int:
     """Bytes one sample's converted input and its result take during a block."""
     factor = 3 if cplx else 1  # complex: the parts, and the real results
     per_in = spec.in_channels * prod(spec.in_size) * compute.itemsize
@@ -73,7 +84,7 @@ def _sample_bytes(spec, compute, cplx) -> int:
     return factor * (per_in + per_out)
 
 
-def _spatial_axis(spec) -> int:
+def _spatial_axis(spec: ConvSpec) -> int:
     """The spatial axis slabs are cut along: the first with more than one output."""
     for d, o in enumerate(spec.out_size):
         if o > 1:
@@ -87,7 +98,8 @@ def _slabs(n: int, parts: int) -> List[int]:
     return [n * i // parts for i in range(parts + 1)]
 
 
-def _plan(spec, compute, cplx) -> Tuple[List[int], Optional[List[int]], int]:
+def _plan(spec: ConvSpec, compute: np.dtype[Any],
+          cplx: bool) -> Tuple[List[int], Optional[List[int]], int]:
     """(batch boundaries, output-slab boundaries or None, slab axis)."""
     per_sample = _sample_bytes(spec, compute, cplx)
     per_block = max(1, BLOCK_BYTES // max(1, per_sample))
@@ -99,7 +111,9 @@ def _plan(spec, compute, cplx) -> Tuple[List[int], Optional[List[int]], int]:
     return batch, _slabs(rows, -(-per_sample // BLOCK_BYTES)), axis
 
 
-def run_blocked(prim, impl, call, x, w, b, compute, result, cplx, source_size):
+def run_blocked(prim: str, impl: Backend, call: ConvCall, x: NDArray[Any], w: NDArray[Any],
+                b: Optional[NDArray[Any]], compute: np.dtype[Any], result: np.dtype[Any],
+                cplx: bool, source_size: IntTuple) -> NDArray[Any]:
     """Run ``prim`` block by block (the module docstring); return the full result.
 
     ``x`` is the batched caller's input (unconverted, unpadded: ``source_size``
@@ -119,18 +133,20 @@ def run_blocked(prim, impl, call, x, w, b, compute, result, cplx, source_size):
         for sub, window, grad_slice, out_slice in _blocks(spec, mode, pads, source_size, axis,
                                                            slabs, n0, n1, prim):
             xb = _window(x, n0, n1, axis, window, mode, pads, source_size, spec.stride)
-            if prim == "conv_weight":
-                gyb = w[(slice(n0, n1), slice(None)) + grad_slice]
-                out += _call(impl, prim, sub, xb, gyb, None, compute, cplx)
-            elif window is None:  # a transposed slab no input reaches: the bias alone
+            if sub is None or xb is None:  # a transposed slab no input reaches: the bias alone
                 out[out_slice] = 0 if b is None else b.astype(result).reshape(
                     (1, -1) + (1,) * spec.nd)
+            elif prim == "conv_weight":
+                gyb = w[(slice(n0, n1), slice(None)) + grad_slice]
+                out += _call(impl, prim, sub, xb, gyb, None, compute, cplx)
             else:
                 out[out_slice] = _call(impl, prim, sub, xb, w, b, compute, cplx)
     return out.astype(result, copy=False)
 
 
-def _blocks(spec, mode, pads, source_size, axis, slabs, n0, n1, prim):
+def _blocks(spec: ConvSpec, mode: str, pads: Pads, source_size: IntTuple, axis: int,
+            slabs: Optional[List[int]], n0: int, n1: int, prim: str
+            ) -> Iterator[Tuple[Optional[ConvSpec], Optional[Window], Index, Index]]:
     """Per block of the batch run ``[n0, n1)``: (sub-spec, window, grad slice, out slice).
 
     ``window`` is None for a transposed slab no input reaches, else
@@ -160,7 +176,8 @@ def _blocks(spec, mode, pads, source_size, axis, slabs, n0, n1, prim):
         yield sub, (blk, pads), rows, lead + rows
 
 
-def _sub_spec(spec, batch, blk, axis, mode, pads, in_size) -> ConvSpec:
+def _sub_spec(spec: ConvSpec, batch: int, blk: Optional[_windows.AxisBlock], axis: int,
+              mode: str, pads: Pads, in_size: IntTuple) -> ConvSpec:
     """The ConvSpec of one block: its batch, and on ``axis`` its window and output rows."""
     nd = spec.nd
     sizes, out, padding = list(in_size), list(spec.out_size), list(spec.padding)
@@ -176,13 +193,14 @@ def _sub_spec(spec, batch, blk, axis, mode, pads, in_size) -> ConvSpec:
                     spec.dilation)
 
 
-def _along(axis, nd, start, stop):
+def _along(axis: int, nd: int, start: int, stop: int) -> Index:
     """Index of ``[start, stop)`` along spatial ``axis`` of a batched array."""
     return (slice(None), slice(None)) + tuple(
         slice(start, stop) if a == axis else slice(None) for a in range(nd))
 
 
-def _window(x, n0, n1, axis, window, mode, pads, source_size, stride):
+def _window(x: NDArray[Any], n0: int, n1: int, axis: int, window: Optional[Window], mode: str,
+            pads: Pads, source_size: IntTuple, stride: IntTuple) -> Optional[NDArray[Any]]:
     """The input a block reads (a view, or one copy of just the window; not yet converted)."""
     if window is None:
         return None
@@ -210,11 +228,12 @@ def _window(x, n0, n1, axis, window, mode, pads, source_size, stride):
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2 + axis)
 
 
-def _call(impl, prim, sub, xb, w, b, compute, cplx):
+def _call(impl: Backend, prim: str, sub: ConvSpec, xb: NDArray[Any], w: NDArray[Any],
+          b: Optional[NDArray[Any]], compute: np.dtype[Any], cplx: bool) -> BackendArray:
     """One block through the backend, converting only the block's operands."""
     fn = getattr(impl, prim)
 
-    def real(a, c):
+    def real(a: NDArray[Any], c: NDArray[Any]) -> BackendArray:
         return fn(a, c, sub) if prim == "conv_weight" else fn(a, c, None, sub)
 
     if cplx and (np.iscomplexobj(xb) or np.iscomplexobj(w)):
@@ -225,7 +244,7 @@ def _call(impl, prim, sub, xb, w, b, compute, cplx):
     xc, wc = impl.asarray(xb, compute), impl.asarray(w, compute)
     if prim == "conv_weight":
         return fn(xc, wc, sub)
-    if cplx:  # only the bias is complex
+    if cplx and b is not None:  # only the bias is complex
         y = fn(xc, wc, None, sub)
         return y + b.reshape((1, -1) + (1,) * sub.nd)
     return fn(xc, wc, None if b is None else impl.asarray(b, compute), sub)

@@ -17,9 +17,15 @@ accepted input dtype onto those two and back:
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
+from numpy.typing import NDArray
+
+from ._typing import BackendArray
+
+#: ``(result, compute, is_complex)``, see :func:`plan_dtypes`.
+DtypePlan = Tuple[np.dtype[Any], np.dtype[Any], bool]
 
 __all__ = ["as_array", "plan_dtypes", "complex_bilinear"]
 
@@ -31,7 +37,7 @@ _ACCEPTED = frozenset(_SUPPORTED_FLOATS + _SUPPORTED_COMPLEX + tuple(
     np.dtype(c) for c in "?bBhHiIlLqQ"))
 
 
-def as_array(value, name: str):
+def as_array(value: object, name: str) -> BackendArray:
     """``value`` as an ndarray (a backend's device arrays pass through), dtype checked.
 
     The caller's object is never modified: later steps only copy from it.
@@ -42,6 +48,7 @@ def as_array(value, name: str):
 
     if value is None:
         raise TypeError(f"{name} must be an array, got None")
+    arr: BackendArray
     if device_owner(value) is not None:
         arr = value
     else:
@@ -59,7 +66,7 @@ def as_array(value, name: str):
         "float16/32/64 and complex64/128 arrays")
 
 
-def plan_dtypes(*arrays, device: Optional[str] = None) -> Tuple[np.dtype, np.dtype, bool]:
+def plan_dtypes(*arrays: Optional[BackendArray], device: Optional[str] = None) -> DtypePlan:
     """``(result, compute, is_complex)`` dtypes for a call on ``arrays``.
 
     ``compute`` is float32 or float64: the dtype the backend sees (the real
@@ -76,7 +83,7 @@ def plan_dtypes(*arrays, device: Optional[str] = None) -> Tuple[np.dtype, np.dty
 
 
 @functools.lru_cache(maxsize=256)
-def _host_dtypes(present) -> Tuple[np.dtype, np.dtype, bool]:
+def _host_dtypes(present: Tuple[np.dtype[Any], ...]) -> DtypePlan:
     result = np.result_type(*present)
     if result.kind in "biu":
         result = np.dtype(np.float64)
@@ -89,7 +96,7 @@ def _host_dtypes(present) -> Tuple[np.dtype, np.dtype, bool]:
     return result, result, False
 
 
-def _device_dtypes(arrays, device: str) -> Tuple[np.dtype, np.dtype, bool]:
+def _device_dtypes(arrays: Tuple[Optional[BackendArray], ...], device: str) -> DtypePlan:
     """The dtypes of a call with device arrays: theirs, unconverted."""
     from ._registry import device_owner
 
@@ -106,8 +113,9 @@ def _device_dtypes(arrays, device: str) -> Tuple[np.dtype, np.dtype, bool]:
     return dtype, dtype, False
 
 
-def complex_bilinear(f: Callable, a: np.ndarray, b: Optional[np.ndarray],
-                     real_dtype: np.dtype):
+def complex_bilinear(f: Callable[[NDArray[Any], NDArray[Any]], NDArray[Any]],
+                     a: NDArray[Any], b: NDArray[Any],
+                     real_dtype: np.dtype[Any]) -> NDArray[Any]:
     """``f(a, b)`` for complex operands, from real evaluations of a bilinear ``f``.
 
     ``f`` must be bilinear in its two arguments (every conv primitive is:
@@ -119,7 +127,7 @@ def complex_bilinear(f: Callable, a: np.ndarray, b: Optional[np.ndarray],
 
     three real evaluations instead of four.  A real operand needs only two.
     """
-    def part(z, which):
+    def part(z: NDArray[Any], which: str) -> NDArray[Any]:
         return np.ascontiguousarray(getattr(z, which), dtype=real_dtype)
 
     a_cplx = np.iscomplexobj(a)

@@ -18,14 +18,20 @@ These are NumPy's ``np.pad`` modes ``reflect``, ``edge`` and ``wrap``.
 
 from __future__ import annotations
 
+from typing import Any, Dict, Literal
+
 import numpy as np
+from numpy.typing import NDArray
+
+from ._spec import IntTuple, Pads
 
 __all__ = ["mode_pads", "apply_padding"]
 
-_NUMPY_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_NUMPY_MODE: Dict[str, Literal["reflect", "edge", "wrap"]] = {
+    "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
-def mode_pads(op: str, mode: str, in_size, pads, x_shape) -> None:
+def mode_pads(op: str, mode: str, in_size: IntTuple, pads: Pads, x_shape: IntTuple) -> None:
     """Raise ValueError if ``pads`` cannot be applied to ``in_size`` in ``mode``."""
     for dim, (size, (lo, hi)) in enumerate(zip(in_size, pads)):
         axis = dim + 2
@@ -45,7 +51,7 @@ def mode_pads(op: str, mode: str, in_size, pads, x_shape) -> None:
                 f"({axis} of input {list(x_shape)})")
 
 
-def apply_padding(x: np.ndarray, mode: str, pads) -> np.ndarray:
+def apply_padding(x: NDArray[Any], mode: str, pads: Pads) -> NDArray[Any]:
     """A padded copy of the batched array ``x`` (spatial dims only)."""
     if x.size == 0:
         shape = x.shape[:2] + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))

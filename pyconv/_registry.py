@@ -29,15 +29,21 @@ import operator
 import os
 import threading
 import warnings
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, TypedDict
 
 import numpy as np
+
+from ._typing import BackendArray
+
+if TYPE_CHECKING:
+    from ._spec import ConvSpec
 
 __all__ = [
     "ALGORITHMS",
     "Backend",
     "BackendNotBuilt",
     "BackendUnavailableError",
+    "BackendStatus",
     "backends",
     "get_backend",
     "set_backend",
@@ -106,11 +112,11 @@ class Backend(abc.ABC):
     #: loaded (see :func:`_after_fork_in_child`).
     fork_safe = True
 
-    def supports(self, op: str, spec, dtype) -> Optional[str]:
+    def supports(self, op: str, spec: ConvSpec, dtype: np.dtype[Any]) -> Optional[str]:
         """None when the backend can run ``op`` on ``spec``/``dtype``, else the reason."""
         return None
 
-    def prefers(self, op: str, spec, dtype) -> bool:
+    def prefers(self, op: str, spec: ConvSpec, dtype: np.dtype[Any]) -> bool:
         """Whether ``auto`` should pick this backend for the call."""
         return self.supports(op, spec, dtype) is None
 
@@ -124,33 +130,38 @@ class Backend(abc.ABC):
     # backend with a device of its own (opencl) handles its own arrays and
     # leaves everything else to these defaults.
 
-    def owns(self, a) -> bool:
+    def owns(self, a: object) -> bool:
         """Whether ``a`` is an array on this backend's device."""
         return False
 
-    def asarray(self, a, dtype):
+    def asarray(self, a: BackendArray, dtype: np.dtype[Any]) -> BackendArray:
         """Operand ``a`` as the C-contiguous ``dtype`` array a primitive takes."""
         return np.ascontiguousarray(a, dtype=dtype)
 
-    def zeros(self, shape, dtype, like=()):
+    def zeros(self, shape: Tuple[int, ...], dtype: np.dtype[Any],
+              like: Tuple[Optional[BackendArray], ...] = ()) -> BackendArray:
         """Zeros for an empty result, on the device when an operand in ``like`` is there."""
         return np.zeros(shape, dtype=dtype)
 
-    def pad(self, x, mode: str, pads):
+    def pad(self, x: BackendArray, mode: str,
+            pads: Tuple[Tuple[int, int], ...]) -> BackendArray:
         """``x`` (batched) padded by ``padding_mode`` ``mode``, ``(lo, hi)`` per spatial dim."""
         from ._padding import apply_padding
         return apply_padding(x, mode, pads)
 
     @abc.abstractmethod
-    def conv(self, x, w, b, spec):
+    def conv(self, x: BackendArray, w: BackendArray, b: Optional[BackendArray],
+             spec: ConvSpec) -> BackendArray:
         """Convolution: ``(N, C_in, *S)`` -> ``(N, C_out, *O)``."""
 
     @abc.abstractmethod
-    def conv_transpose(self, x, w, b, spec):
+    def conv_transpose(self, x: BackendArray, w: BackendArray, b: Optional[BackendArray],
+                       spec: ConvSpec) -> BackendArray:
         """Transposed convolution (``spec.transposed`` is True)."""
 
     @abc.abstractmethod
-    def conv_weight(self, x, grad_out, spec):
+    def conv_weight(self, x: BackendArray, grad_out: BackendArray,
+                    spec: ConvSpec) -> BackendArray:
         """Weight gradient of conv: ``(C_out, C_in/groups, *K)`` (conv spec)."""
 
 
@@ -198,7 +209,16 @@ def _check_name(name: str) -> str:
     return key
 
 
-def backends() -> List[Dict[str, object]]:
+class BackendStatus(TypedDict):
+    """One entry of :func:`backends` (a plain dict at run time)."""
+
+    name: str
+    available: bool
+    reason: Optional[str]
+    info: Dict[str, Any]
+
+
+def backends() -> List[BackendStatus]:
     """Every registered backend, whether it is available and, if not, why.
 
     Returns
@@ -217,7 +237,7 @@ def backends() -> List[Dict[str, object]]:
     >>> pyconv.backends()[0]["available"]
     True
     """
-    out = []
+    out: List[BackendStatus] = []
     for name in _MODULES:
         backend, reason = _load(name)
         out.append({"name": name, "available": backend is not None, "reason": reason,
@@ -340,9 +360,10 @@ def use_backend(name: str) -> Iterator[str]:
     >>> y
     array([[[2., 2., 2.]]])
     """
-    token = _context.set(_check_name(name))
+    key = _check_name(name)
+    token = _context.set(key)
     try:
-        yield _context.get()
+        yield key
     finally:
         _context.reset(token)
 
@@ -361,7 +382,7 @@ _algorithms_context: contextvars.ContextVar[Optional[str]] = contextvars.Context
 _algorithms_global: Optional[str] = None
 
 
-def _check_algorithms(name) -> str:
+def _check_algorithms(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"algorithms must be a str, got {type(name).__name__}")
     key = name.strip().lower()
@@ -452,14 +473,15 @@ def use_algorithms(name: str) -> Iterator[str]:
     >>> float(y[0, 0, 0, 0])
     9.0
     """
-    token = _algorithms_context.set(_check_algorithms(name))
+    key = _check_algorithms(name)
+    token = _algorithms_context.set(key)
     try:
-        yield _algorithms_context.get()
+        yield key
     finally:
         _algorithms_context.reset(token)
 
 
-def device_owner(*arrays) -> Optional[str]:
+def device_owner(*arrays: object) -> Optional[str]:
     """The backend owning the device arrays among ``arrays`` (None: host arrays only).
 
     Raises
@@ -467,9 +489,8 @@ def device_owner(*arrays) -> Optional[str]:
     ValueError
         If the arrays live on the devices of two different backends.
     """
-    owners = {_ARRAY_OWNERS.get((type(a).__module__ or "").partition(".")[0])
-              for a in arrays if a is not None}
-    owners.discard(None)
+    owners = {owner for a in arrays if a is not None
+              if (owner := _ARRAY_OWNERS.get((type(a).__module__ or "").partition(".")[0]))}
     if not owners:
         return None
     if len(owners) > 1:
@@ -478,7 +499,7 @@ def device_owner(*arrays) -> Optional[str]:
     return owners.pop()
 
 
-def resolve(op: str, spec, dtype, backend: Optional[str] = None,
+def resolve(op: str, spec: ConvSpec, dtype: np.dtype[Any], backend: Optional[str] = None,
             device: Optional[str] = None) -> Backend:
     """The backend object that runs one call (used by the front layer).
 
@@ -500,8 +521,9 @@ def resolve(op: str, spec, dtype, backend: Optional[str] = None,
             raise BackendUnavailableError(f"backend {name!r} cannot run this call: {reason}")
         return impl
     for candidate in AUTO_ORDER:
-        impl, _ = _load(candidate)
-        if impl is not None and impl.prefers(op, spec, dtype):
+        found, _ = _load(candidate)
+        if found is not None and found.prefers(op, spec, dtype):
+            impl = found
             break
     else:
         impl = load_backend("reference")
@@ -537,9 +559,10 @@ _context_threads: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar
 @contextlib.contextmanager
 def context_threads(n: int) -> Iterator[int]:
     """Private: calls made inside the block (this thread/context only) use ``n`` threads."""
-    token = _context_threads.set(max(1, int(n)))
+    count = max(1, int(n))
+    token = _context_threads.set(count)
     try:
-        yield _context_threads.get()
+        yield count
     finally:
         _context_threads.reset(token)
 

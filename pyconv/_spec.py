@@ -36,11 +36,19 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
 import numpy as np
+from numpy.typing import DTypeLike
+
+from ._typing import IntOrSeq, Padding, Shape
+
+if TYPE_CHECKING:
+    from typing import SupportsIndex, TypeGuard
 
 IntTuple = Tuple[int, ...]
+#: Per spatial dim, ``(lo, hi)``.
+Pads = Tuple[Tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ class ConvSpec:
     out_size: IntTuple
     kernel_size: IntTuple
     stride: IntTuple
-    padding: Tuple[Tuple[int, int], ...]
+    padding: Pads
     dilation: IntTuple
 
     @property
@@ -159,34 +167,35 @@ _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 MAX_PARAM = 2**40
 
 
-def _shape_str(shape) -> str:
+def _shape_str(shape: Shape) -> str:
     return "[" + ", ".join(str(int(s)) for s in shape) + "]"
 
 
-def _sizes_str(sizes) -> str:
+def _sizes_str(sizes: Shape) -> str:
     return "(" + " x ".join(str(int(s)) for s in sizes) + ")"
 
 
-def _is_int(v) -> bool:
+def _is_int(v: object) -> TypeGuard[SupportsIndex]:
     if isinstance(v, (bool, np.bool_)):
         return False
     try:
-        operator.index(v)
+        operator.index(v)  # type: ignore[arg-type]  # the question asked
     except TypeError:
         return False
     return True
 
 
-def parse_groups(groups, op: str) -> int:
+def parse_groups(groups: object, op: str) -> int:
     if not _is_int(groups):
         raise TypeError(f"{op}(): groups must be an int, got {type(groups).__name__} {groups!r}")
-    groups = operator.index(groups)
-    if groups <= 0:
-        raise ValueError(f"{op}(): groups must be a positive integer, got groups={groups}")
-    return groups
+    value = operator.index(groups)
+    if value <= 0:
+        raise ValueError(f"{op}(): groups must be a positive integer, got groups={value}")
+    return value
 
 
-def int_list(value, name: str, op: str, what: str = "an int or a sequence of ints"):
+def int_list(value: object, name: str, op: str,
+             what: str = "an int or a sequence of ints") -> list[int]:
     """A sequence of ints (anything with ``__index__``, not bool) as a list of int."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
         raise TypeError(f"{op}(): {name} must be {what}, got {type(value).__name__} {value!r}")
@@ -198,7 +207,7 @@ def int_list(value, name: str, op: str, what: str = "an int or a sequence of int
     return [operator.index(i) for i in items]
 
 
-def parse_ints(value, name: str, nd: int, op: str) -> IntTuple:
+def parse_ints(value: object, name: str, nd: int, op: str) -> IntTuple:
     """An int or a sequence of ints -> an nd-tuple (a 1-sequence broadcasts)."""
     if _is_int(value):
         return (operator.index(value),) * nd
@@ -212,7 +221,7 @@ def parse_ints(value, name: str, nd: int, op: str) -> IntTuple:
     return tuple(items)
 
 
-def same_padding(kernel_size, dilation) -> Tuple[Tuple[int, int], ...]:
+def same_padding(kernel_size: IntTuple, dilation: IntTuple) -> Pads:
     """PyTorch's split of padding='same': the odd element goes after."""
     pads = []
     for k, d in zip(kernel_size, dilation):
@@ -231,7 +240,7 @@ class ConvCall:
     unbatched: bool
     #: padding_mode other than zeros: (mode, per-dim (lo, hi)) to apply to the
     #: input before the backend runs a zero-padding-free conv.
-    prepad: Optional[Tuple[str, Tuple[Tuple[int, int], ...]]] = None
+    prepad: Optional[Tuple[str, Pads]] = None
 
     @property
     def empty(self) -> bool:
@@ -256,7 +265,7 @@ def _bytes_str(n: int) -> str:
     return f"{n} bytes"
 
 
-def check_output_size(op: str, shape, dtype) -> None:
+def check_output_size(op: str, shape: Shape, dtype: DTypeLike) -> None:
     """Raise ValueError when a result of ``shape`` and ``dtype`` cannot fit in memory.
 
     Checked before any work, so that an impossible call names its output
@@ -271,7 +280,7 @@ def check_output_size(op: str, shape, dtype) -> None:
             "memory")
 
 
-def _check_rank(op: str, nd_op: int, x_shape) -> bool:
+def _check_rank(op: str, nd_op: int, x_shape: IntTuple) -> bool:
     """Validate the input rank for the op; return True for an unbatched input."""
     if len(x_shape) not in (nd_op + 1, nd_op + 2):
         raise ValueError(
@@ -280,7 +289,7 @@ def _check_rank(op: str, nd_op: int, x_shape) -> bool:
     return len(x_shape) == nd_op + 1
 
 
-def _check_weight_rank(op: str, w_shape) -> int:
+def _check_weight_rank(op: str, w_shape: IntTuple) -> int:
     if len(w_shape) < 3:
         raise ValueError(
             f"{op}(): weight must have at least 3 dimensions (channels, channels, *kernel), "
@@ -288,8 +297,9 @@ def _check_weight_rank(op: str, w_shape) -> int:
     return len(w_shape) - 2
 
 
-def _check_common(op, x_shape, w_shape, padding, stride, dilation, groups,
-                  output_padding=None):
+def _check_common(op: str, x_shape: IntTuple, w_shape: IntTuple, padding: IntTuple,
+                  stride: IntTuple, dilation: IntTuple, groups: int,
+                  output_padding: Optional[IntTuple] = None) -> None:
     """Sign checks, weight/input rank agreement and groups vs weight.shape[0]."""
     for name, values in (("stride", stride), ("padding", padding), ("dilation", dilation),
                          ("output_padding", output_padding or ())):
@@ -319,21 +329,23 @@ def _check_common(op, x_shape, w_shape, padding, stride, dilation, groups,
             f"got weight of shape {_shape_str(w_shape)}")
 
 
-def _check_bias(op, b_shape, w_shape, expected):
+def _check_bias(op: str, b_shape: Optional[IntTuple], w_shape: IntTuple,
+                expected: int) -> None:
     if b_shape is not None and (len(b_shape) != 1 or b_shape[0] != expected):
         raise ValueError(
             f"{op}(): with weight of shape {_shape_str(w_shape)}, bias must be 1-D with "
             f"{expected} elements, got bias of shape {_shape_str(b_shape)}")
 
 
-def _check_kernel_positive(op, kernel):
+def _check_kernel_positive(op: str, kernel: IntTuple) -> None:
     if any(k <= 0 for k in kernel):
         raise ValueError(f"{op}(): kernel size should be greater than zero, "
                          f"got weight spatial shape {tuple(kernel)}")
 
 
-def _conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
-               dilation, groups, padding_mode: str = "zeros") -> ConvCall:
+def _conv_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTuple,
+               b_shape: Optional[IntTuple], stride: IntOrSeq, padding: Padding,
+               dilation: IntOrSeq, groups: object, padding_mode: str = "zeros") -> ConvCall:
     """Validate a conv{nd_op}d call and return its batched geometry."""
     from ._padding import mode_pads
 
@@ -352,7 +364,8 @@ def _conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
         pad_ints = (0,) * nd
     else:
         pad_ints = parse_ints(padding, "padding", nd, op)
-        if padding_mode != "zeros" and not _is_int(padding) and len(list(padding)) != nd:
+        if (padding_mode != "zeros" and not _is_int(padding)
+                and len(int_list(padding, "padding", op)) != nd):
             raise ValueError(
                 f"{op}(): with padding_mode={padding_mode!r}, padding must be an int or "
                 f"have {nd} entries (one per spatial dimension), got padding={padding!r}")
@@ -405,8 +418,9 @@ def _conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
     return ConvCall(op, spec, unbatched, prepad)
 
 
-def output_padding_for(op: str, output_size, x_shape, nd: int, in_size, stride, pad,
-                       kernel, dilation) -> IntTuple:
+def output_padding_for(op: str, output_size: Shape, x_shape: IntTuple, nd: int,
+                       in_size: IntTuple, stride: IntTuple, pad: IntTuple, kernel: IntTuple,
+                       dilation: IntTuple) -> IntTuple:
     """output_padding that makes a transposed conv produce ``output_size``.
 
     ``output_size`` may hold just the spatial sizes, or also the leading
@@ -431,8 +445,10 @@ def output_padding_for(op: str, output_size, x_shape, nd: int, in_size, stride, 
     return tuple(r - a for r, a in zip(sizes, lo))
 
 
-def _conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
-                         output_padding, groups, dilation, output_size=None) -> ConvCall:
+def _conv_transpose_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTuple,
+                         b_shape: Optional[IntTuple], stride: IntOrSeq, padding: IntOrSeq,
+                         output_padding: IntOrSeq, groups: object, dilation: IntOrSeq,
+                         output_size: Optional[Shape] = None) -> ConvCall:
     """Validate a conv_transpose{nd_op}d call and return its batched geometry."""
     unbatched = _check_rank(op, nd_op, x_shape)
     xb = (1,) + tuple(x_shape) if unbatched else tuple(x_shape)
@@ -497,18 +513,21 @@ def _conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride,
 # None and tuples of plain ints; other forms (lists, NumPy integers, arrays)
 # are validated afresh each time.  Errors are never cached.
 
-def _plain(value) -> bool:
+def _plain(value: object) -> bool:
     t = type(value)
     return (t is int or t is str or value is None
-            or (t is tuple and all(type(e) is int for e in value)))
+            or (type(value) is tuple and all(type(e) is int for e in value)))
 
 
-_conv_call_cached = functools.lru_cache(maxsize=1024)(_conv_call)
-_conv_transpose_call_cached = functools.lru_cache(maxsize=1024)(_conv_transpose_call)
+# (typed as plain callables: _plain() checked that the arguments are hashable)
+_conv_call_cached: Callable[..., ConvCall] = functools.lru_cache(maxsize=1024)(_conv_call)
+_conv_transpose_call_cached: Callable[..., ConvCall] = functools.lru_cache(maxsize=1024)(
+    _conv_transpose_call)
 
 
-def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
-              dilation, groups, padding_mode: str = "zeros") -> ConvCall:
+def conv_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTuple,
+              b_shape: Optional[IntTuple], stride: IntOrSeq, padding: Padding,
+              dilation: IntOrSeq, groups: object, padding_mode: str = "zeros") -> ConvCall:
     """Validate a conv{nd_op}d call and return its batched geometry (memoised)."""
     args = (x_shape, w_shape, b_shape, stride, padding, dilation, groups, padding_mode)
     if all(_plain(a) for a in args):
@@ -516,8 +535,10 @@ def conv_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
     return _conv_call(op, nd_op, *args)
 
 
-def conv_transpose_call(op: str, nd_op: int, x_shape, w_shape, b_shape, stride, padding,
-                        output_padding, groups, dilation, output_size=None) -> ConvCall:
+def conv_transpose_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTuple,
+                        b_shape: Optional[IntTuple], stride: IntOrSeq, padding: IntOrSeq,
+                        output_padding: IntOrSeq, groups: object, dilation: IntOrSeq,
+                        output_size: Optional[Shape] = None) -> ConvCall:
     """Validate a conv_transpose{nd_op}d call and return its batched geometry (memoised)."""
     args = (x_shape, w_shape, b_shape, stride, padding, output_padding, groups, dilation,
             output_size)

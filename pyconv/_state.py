@@ -36,6 +36,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["IncompatibleKeys", "load_state_dict", "state_dict"]
 
@@ -65,12 +66,12 @@ class _Parameters:
     in PyTorch's order.
     """
 
-    dtype: np.dtype
+    dtype: np.dtype[Any]
 
     def _parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         raise NotImplementedError
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, NDArray[Any]]]:
         """Yield ``(name, array)`` for ``weight`` and then ``bias`` (if any).
 
         Parameters
@@ -87,7 +88,7 @@ class _Parameters:
         for name in self._parameter_shapes():
             yield prefix + name, getattr(self, name)
 
-    def state_dict(self, *, prefix: str = "") -> dict[str, np.ndarray]:
+    def state_dict(self, *, prefix: str = "") -> dict[str, NDArray[Any]]:
         """The parameters by PyTorch's key names: ``{"weight": ..., "bias": ...}``.
 
         Parameters
@@ -186,7 +187,7 @@ def _modules_in(modules: Any, caller: str) -> list[tuple[str, _Parameters]]:
     return found
 
 
-def state_dict(modules: Any) -> dict[str, np.ndarray]:
+def state_dict(modules: Any) -> dict[str, NDArray[Any]]:
     """The flat state dict of a structure of modules, with PyTorch's dotted keys.
 
     Parameters
@@ -224,7 +225,7 @@ def state_dict(modules: Any) -> dict[str, np.ndarray]:
     {'enc.0.weight': (4, 1, 3), 'enc.0.bias': (4,), 'enc.2.weight': (4, 4, 3),
      'up.weight': (4, 1, 2), 'up.bias': (1,)}
     """
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, NDArray[Any]] = {}
     for prefix, module in _modules_in(modules, "pyconv.state_dict()"):
         out.update(module.named_parameters(prefix))
     return out
@@ -310,7 +311,7 @@ def load_state_dict(modules: Any, state_dict: Mapping[str, Any],
 # --------------------------------------------------------------------------
 # the two passes
 
-def _as_array(value: Any, key: str, dtype: np.dtype, caller: str) -> np.ndarray:
+def _as_array(value: Any, key: str, dtype: np.dtype[Any], caller: str) -> NDArray[Any]:
     """``value`` as an array that converts to ``dtype``, or a TypeError naming ``key``."""
     try:
         array = np.asarray(value)
@@ -337,7 +338,7 @@ def _load(modules: Any, state_dict: Mapping[str, Any], strict: bool,
             raise TypeError(f"{caller}: the keys of state_dict must be strings, got {key!r}")
     found = _modules_in(modules, caller)
 
-    copies: list[tuple[_Parameters, str, np.ndarray]] = []
+    copies: list[tuple[_Parameters, str, NDArray[Any]]] = []
     missing: list[str] = []
     mismatched: list[str] = []
     used: set[str] = set()

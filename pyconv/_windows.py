@@ -43,9 +43,10 @@ stride-2 transposed upsampling doubles them.  Empty blocks are dropped.
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["AxisBlock", "boundaries", "conv_out_bounds", "transposed_out_bounds",
            "conv_axis", "transposed_axis", "identity_axis", "pieces", "source_index"]
@@ -93,25 +94,27 @@ def boundaries(chunks: Sequence[int]) -> List[int]:
     return out
 
 
-def _dedup(cuts, size):
+def _dedup(cuts: Iterable[int], size: int) -> List[int]:
     """Sorted boundaries ``0 < ... < size`` from candidate cuts (empty blocks dropped)."""
     inner = sorted({min(max(int(c), 0), size) for c in cuts} - {0, size})
     return [0] + inner + [size] if size > 0 else [0]
 
 
-def conv_out_bounds(in_bounds, out_size, kernel, stride, dilation, lo) -> List[int]:
+def conv_out_bounds(in_bounds: Sequence[int], out_size: int, kernel: int, stride: int,
+                    dilation: int, lo: int) -> List[int]:
     """Output block boundaries of a convolution axis, following the input chunks."""
     half = dilation * (kernel - 1) // 2
     return _dedup([-(-(b + lo - half) // stride) for b in in_bounds[1:-1]], out_size)
 
 
-def transposed_out_bounds(in_bounds, out_size, kernel, stride, dilation, lo) -> List[int]:
+def transposed_out_bounds(in_bounds: Sequence[int], out_size: int, kernel: int, stride: int,
+                          dilation: int, lo: int) -> List[int]:
     """Output block boundaries of a transposed-convolution axis."""
     half = dilation * (kernel - 1) // 2
     return _dedup([b * stride - lo + half for b in in_bounds[1:-1]], out_size)
 
 
-def source_index(pos: np.ndarray, size: int, mode: str) -> np.ndarray:
+def source_index(pos: NDArray[np.intp], size: int, mode: str) -> NDArray[np.intp]:
     """The input position a padded window position reads (``np.pad``'s rule).
 
     ``pos`` are input coordinates (negative or ``>= size`` in the padding);
@@ -129,7 +132,8 @@ def source_index(pos: np.ndarray, size: int, mode: str) -> np.ndarray:
     raise ValueError(f"unknown padding mode {mode!r}")
 
 
-def _mode_window(a, e, size, mode):
+def _mode_window(a: int, e: int, size: int,
+                 mode: str) -> Tuple[Tuple[Tuple[int, int], ...], Optional[Tuple[int, ...]]]:
     """Runs and take of the window ``[a, e)`` under a padding mode."""
     if a >= 0 and e <= size:
         return ((a, e),), None
@@ -143,7 +147,8 @@ def _mode_window(a, e, size, mode):
     return runs, tuple(int(t) for t in take)
 
 
-def conv_axis(out_bounds, in_size, kernel, stride, dilation, lo, mode="zeros"):
+def conv_axis(out_bounds: Sequence[int], in_size: int, kernel: int, stride: int,
+              dilation: int, lo: int, mode: str = "zeros") -> List[AxisBlock]:
     """The :class:`AxisBlock` list of one spatial axis of a convolution.
 
     ``lo`` is the leading padding of the axis, ``in_size`` the unpadded
@@ -169,7 +174,8 @@ def conv_axis(out_bounds, in_size, kernel, stride, dilation, lo, mode="zeros"):
     return blocks
 
 
-def transposed_axis(out_bounds, in_size, kernel, stride, dilation, lo):
+def transposed_axis(out_bounds: Sequence[int], in_size: int, kernel: int, stride: int,
+                    dilation: int, lo: int) -> List[AxisBlock]:
     """The :class:`AxisBlock` list of one spatial axis of a transposed convolution."""
     eff = dilation * (kernel - 1) + 1
     blocks = []
@@ -185,13 +191,14 @@ def transposed_axis(out_bounds, in_size, kernel, stride, dilation, lo):
     return blocks
 
 
-def identity_axis(out_bounds):
+def identity_axis(out_bounds: Sequence[int]) -> List[AxisBlock]:
     """Blocks of an axis the op maps one to one (the batch axis)."""
     return [AxisBlock(o0, o1, ((o0, o1),), None, o1 - o0, (0, 0))
             for o0, o1 in zip(out_bounds[:-1], out_bounds[1:])]
 
 
-def pieces(src_bounds, runs):
+def pieces(src_bounds: Sequence[int],
+           runs: Iterable[Tuple[int, int]]) -> List[Tuple[int, int, int]]:
     """``(chunk, local_start, local_stop)`` triples covering ``runs`` in order.
 
     ``src_bounds`` are the source axis's chunk boundaries (zero-size chunks

@@ -11,26 +11,29 @@ is done in float64 and rounded once to the caller's dtype at the end.
 from __future__ import annotations
 
 import itertools
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._registry import Backend
+from .._spec import ConvSpec, IntTuple
 
 __all__ = ["ReferenceBackend", "load"]
 
 
-def _positions(sizes):
+def _positions(sizes: IntTuple) -> Iterator[IntTuple]:
     """Every multi-index of an array with spatial shape ``sizes``, C order."""
     return itertools.product(*(range(n) for n in sizes))
 
 
-def _tap(o, k, spec):
+def _tap(o: IntTuple, k: IntTuple, spec: ConvSpec) -> IntTuple:
     """Input position read by output ``o`` through kernel tap ``k``: o*s - lo + k*d."""
     return tuple(oi * s - lo + ki * d
                  for oi, ki, s, lo, d in zip(o, k, spec.stride, spec.pad_lo, spec.dilation))
 
 
-def _inside(t, sizes):
+def _inside(t: IntTuple, sizes: IntTuple) -> bool:
     return all(0 <= ti < n for ti, n in zip(t, sizes))
 
 
@@ -39,10 +42,11 @@ class ReferenceBackend(Backend):
 
     name = "reference"
 
-    def info(self):
+    def info(self) -> Dict[str, object]:
         return {"accumulation": "float64", "threads": 1}
 
-    def conv(self, x, w, b, spec):
+    def conv(self, x: NDArray[Any], w: NDArray[Any], b: Optional[NDArray[Any]],
+             spec: ConvSpec) -> NDArray[Any]:
         g = spec.groups
         cin_g = spec.in_channels // g
         cout_g = spec.out_channels // g
@@ -64,7 +68,8 @@ class ReferenceBackend(Backend):
             y += b.astype(np.float64).reshape((1, -1) + (1,) * spec.nd)
         return y.astype(x.dtype)
 
-    def conv_transpose(self, x, w, b, spec):
+    def conv_transpose(self, x: NDArray[Any], w: NDArray[Any], b: Optional[NDArray[Any]],
+                       spec: ConvSpec) -> NDArray[Any]:
         g = spec.groups
         cin_g = spec.in_channels // g
         cout_g = spec.out_channels // g
@@ -86,7 +91,8 @@ class ReferenceBackend(Backend):
             y += b.astype(np.float64).reshape((1, -1) + (1,) * spec.nd)
         return y.astype(x.dtype)
 
-    def conv_weight(self, x, grad_out, spec):
+    def conv_weight(self, x: NDArray[Any], grad_out: NDArray[Any],
+                    spec: ConvSpec) -> NDArray[Any]:
         g = spec.groups
         cin_g = spec.in_channels // g
         cout_g = spec.out_channels // g
@@ -108,6 +114,6 @@ class ReferenceBackend(Backend):
         return gw.astype(x.dtype)
 
 
-def load():
+def load() -> ReferenceBackend:
     """The reference backend is always available."""
     return ReferenceBackend()
