@@ -18,14 +18,17 @@ registry picks (:mod:`pyconv._registry`).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Tuple
+from typing import Any, Callable, NamedTuple, Optional, SupportsIndex, Tuple, cast, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _dask, _registry
 from ._blocks import needs_blocks, run_blocked
 from ._dtypes import as_array, complex_bilinear, plan_dtypes
-from ._spec import ConvCall, check_output_size, conv_call, conv_transpose_call
+from ._spec import ConvCall, ConvSpec, check_output_size, conv_call, conv_transpose_call
+from ._typing import (BackendArray, DeviceArray, DeviceArrayT, IntOrSeq, Padding,
+                      PaddingMode, Result, Shape)
 
 __all__ = ["conv1d", "conv2d", "conv3d",
            "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
@@ -45,10 +48,11 @@ class _Primitive(NamedTuple):
     name: str
     per_sample: bool
 
-    def output_shape(self, spec) -> Tuple[int, ...]:
+    def output_shape(self, spec: ConvSpec) -> Tuple[int, ...]:
         return spec.output_shape if self.per_sample else spec.weight_shape
 
-    def __call__(self, impl, a, c, b, spec):
+    def __call__(self, impl: _registry.Backend, a: BackendArray, c: BackendArray,
+                 b: Optional[BackendArray], spec: ConvSpec) -> BackendArray:
         fn = getattr(impl, self.name)
         return fn(a, c, b, spec) if self.per_sample else fn(a, c, spec)
 
@@ -58,20 +62,22 @@ PRIMITIVES = {p.name: p for p in (_Primitive("conv", True),
                                    _Primitive("conv_weight", False))}
 
 
-def zeros_for(shape, *operands):
+def zeros_for(shape: Tuple[int, ...], *operands: BackendArray) -> Result:
     """Zeros of ``shape`` in the result dtype of ``operands``, where the operands live."""
     device = _registry.device_owner(*operands)
     result = plan_dtypes(*operands, device=device)[0]
     if device is None:
         return np.zeros(shape, dtype=result)
-    return _registry.load_backend(device).zeros(tuple(shape), result, like=operands)
+    return cast(Result, _registry.load_backend(device).zeros(tuple(shape), result,
+                                                              like=operands))
 
 
-def _bias_shape(b):
+def _bias_shape(b: Optional[BackendArray]) -> Optional[Tuple[int, ...]]:
     return None if b is None else tuple(b.shape)
 
 
-def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
+def run(prim: str, call: ConvCall, x: BackendArray, w: BackendArray,
+        b: Optional[BackendArray] = None, backend: Optional[str] = None) -> Result:
     """Run primitive ``prim`` on validated operands; return the caller-facing array.
 
     ``x`` and ``w`` are the two operands of the bilinear primitive (for
@@ -93,7 +99,7 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
         check_output_size(call.op, out_shape, result)
     impl = _registry.resolve(prim, spec, compute, backend, device=device)
     if call.empty or 0 in out_shape:
-        return impl.zeros(out_shape, result, like=(x, w, b))
+        return cast(Result, impl.zeros(out_shape, result, like=(x, w, b)))
 
     if call.unbatched:
         x = x.reshape((1,) + tuple(x.shape))
@@ -101,7 +107,7 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
             w = w.reshape((1,) + tuple(w.shape))
     if device is None and needs_blocks(call, x, None if p.per_sample else w, compute, cplx):
         y = run_blocked(prim, impl, call, x, w, b, compute, result, cplx, x.shape[2:])
-        return y.reshape(out_shape)
+        return cast(Result, y.reshape(out_shape))
     if call.prepad is not None:
         x = impl.pad(x, *call.prepad)
     if cplx and (np.iscomplexobj(x) or np.iscomplexobj(w)):
@@ -116,11 +122,13 @@ def run(prim: str, call: ConvCall, x, w, b=None, backend=None):
         y = y.astype(result)
     if call.unbatched and p.per_sample:
         y = y.reshape(tuple(y.shape[1:]))
-    return y
+    return cast(Result, y)
 
 
-def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, padding_mode,
-          backend):
+def _conv(op: str, nd: int, input: ArrayLike | DeviceArray, weight: ArrayLike | DeviceArray,
+          bias: ArrayLike | DeviceArray | None, stride: IntOrSeq, padding: Padding,
+          dilation: IntOrSeq, groups: SupportsIndex, padding_mode: PaddingMode,
+          backend: str | None) -> Result:
     if _dask.any_dask(input, weight, bias):
         return _dask.conv(op, nd, input, weight, bias, stride, padding, dilation, groups,
                           padding_mode, backend)
@@ -132,8 +140,11 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, paddin
     return run("conv", call, x, w, b, backend)
 
 
-def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
-                    dilation, output_size, backend):
+def _conv_transpose(op: str, nd: int, input: ArrayLike | DeviceArray,
+                    weight: ArrayLike | DeviceArray, bias: ArrayLike | DeviceArray | None,
+                    stride: IntOrSeq, padding: IntOrSeq, output_padding: IntOrSeq,
+                    groups: SupportsIndex, dilation: IntOrSeq, output_size: Shape | None,
+                    backend: str | None) -> Result:
     if _dask.any_dask(input, weight, bias):
         return _dask.conv_transpose(op, nd, input, weight, bias, stride, padding,
                                     output_padding, groups, dilation, output_size, backend)
@@ -147,39 +158,208 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
 
 # ---------------------------------------------------------------------------
 # the public functions
+#
+# The overloads are for type checkers only (pyconv._typing explains them): an
+# operand that is a Dask or OpenCL array makes the result an array of its
+# kind (the first such operand's type), NumPy array-likes make a NumPy array.
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", backend=None):
+@overload
+def conv1d(input: DeviceArrayT, weight: ArrayLike | DeviceArrayT,
+           bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv1d(input: ArrayLike, weight: DeviceArrayT,
+           bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv1d(input: ArrayLike, weight: ArrayLike, bias: DeviceArrayT, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv1d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+           stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+           groups: SupportsIndex = 1, *, padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> NDArray[Any]: ...
+def conv1d(input: ArrayLike | DeviceArray, weight: ArrayLike | DeviceArray,
+           bias: ArrayLike | DeviceArray | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> Result:
     return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups,
                  padding_mode, backend)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", backend=None):
+@overload
+def conv2d(input: DeviceArrayT, weight: ArrayLike | DeviceArrayT,
+           bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv2d(input: ArrayLike, weight: DeviceArrayT,
+           bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv2d(input: ArrayLike, weight: ArrayLike, bias: DeviceArrayT, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+           stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+           groups: SupportsIndex = 1, *, padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> NDArray[Any]: ...
+def conv2d(input: ArrayLike | DeviceArray, weight: ArrayLike | DeviceArray,
+           bias: ArrayLike | DeviceArray | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> Result:
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups,
                  padding_mode, backend)
 
 
-def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", backend=None):
+@overload
+def conv3d(input: DeviceArrayT, weight: ArrayLike | DeviceArrayT,
+           bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv3d(input: ArrayLike, weight: DeviceArrayT,
+           bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv3d(input: ArrayLike, weight: ArrayLike, bias: DeviceArrayT, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv3d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+           stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+           groups: SupportsIndex = 1, *, padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> NDArray[Any]: ...
+def conv3d(input: ArrayLike | DeviceArray, weight: ArrayLike | DeviceArray,
+           bias: ArrayLike | DeviceArray | None = None, stride: IntOrSeq = 1,
+           padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+           padding_mode: PaddingMode = "zeros",
+           backend: str | None = None) -> Result:
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups,
                  padding_mode, backend)
 
 
-def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1, *, output_size=None, backend=None):
+@overload
+def conv_transpose1d(input: DeviceArrayT, weight: ArrayLike | DeviceArrayT,
+                     bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose1d(input: ArrayLike, weight: DeviceArrayT,
+                     bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose1d(input: ArrayLike, weight: ArrayLike, bias: DeviceArrayT,
+                     stride: IntOrSeq = 1, padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose1d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+                     stride: IntOrSeq = 1, padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose1d(input: ArrayLike | DeviceArray, weight: ArrayLike | DeviceArray,
+                     bias: ArrayLike | DeviceArray | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> Result:
     return _conv_transpose("conv_transpose1d", 1, input, weight, bias, stride, padding,
                            output_padding, groups, dilation, output_size, backend)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1, *, output_size=None, backend=None):
+@overload
+def conv_transpose2d(input: DeviceArrayT, weight: ArrayLike | DeviceArrayT,
+                     bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose2d(input: ArrayLike, weight: DeviceArrayT,
+                     bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: DeviceArrayT,
+                     stride: IntOrSeq = 1, padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+                     stride: IntOrSeq = 1, padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose2d(input: ArrayLike | DeviceArray, weight: ArrayLike | DeviceArray,
+                     bias: ArrayLike | DeviceArray | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> Result:
     return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
                            output_padding, groups, dilation, output_size, backend)
 
 
-def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1, *, output_size=None, backend=None):
+@overload
+def conv_transpose3d(input: DeviceArrayT, weight: ArrayLike | DeviceArrayT,
+                     bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose3d(input: ArrayLike, weight: DeviceArrayT,
+                     bias: ArrayLike | DeviceArrayT | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: DeviceArrayT,
+                     stride: IntOrSeq = 1, padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+                     stride: IntOrSeq = 1, padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose3d(input: ArrayLike | DeviceArray, weight: ArrayLike | DeviceArray,
+                     bias: ArrayLike | DeviceArray | None = None, stride: IntOrSeq = 1,
+                     padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                     groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                     output_size: Shape | None = None,
+                     backend: str | None = None) -> Result:
     return _conv_transpose("conv_transpose3d", 3, input, weight, bias, stride, padding,
                            output_padding, groups, dilation, output_size, backend)
 
@@ -420,6 +600,7 @@ _CONVT_DOC = """{nd}-D transposed convolution ("deconvolution") of ``input`` wit
 {examples}
 """
 
+_f: Callable[..., object]
 for _nd, _f in ((1, conv1d), (2, conv2d), (3, conv3d)):
     _sp, _osp = _SPATIAL[_nd]
     _f.__doc__ = _CONV_DOC.format(

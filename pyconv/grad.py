@@ -36,19 +36,23 @@ a real-valued loss (the conjugate Wirtinger convention):
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, Optional, SupportsIndex, Tuple, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _dask
 from ._dtypes import as_array
-from ._spec import _shape_str, conv_call, conv_transpose_call, int_list
+from ._spec import ConvCall, _shape_str, conv_call, conv_transpose_call, int_list
+from ._typing import (BackendArray, DeviceArray, DeviceArrayT, IntOrSeq, Padding,
+                      Result, Shape)
 from .functional import run, zeros_for
 
 __all__ = [f"conv{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)] + [
     f"conv_transpose{n}d_{w}" for w in ("input", "weight") for n in (1, 2, 3)]
 
 
-def _size(value, name, op, nd=None):
+def _size(value: Shape, name: str, op: str, nd: Optional[int] = None) -> Tuple[int, ...]:
     """A full shape given as a sequence of non-negative ints.
 
     With ``nd``, the shape is an input's: ``nd + 1`` (unbatched) or ``nd + 2``
@@ -63,22 +67,24 @@ def _size(value, name, op, nd=None):
     return tuple(items)
 
 
-def _conj(a):
+def _conj(a: BackendArray) -> BackendArray:
     return np.conj(a) if np.iscomplexobj(a) else a
 
 
-def _check_grad_output(op, gy, expected):
+def _check_grad_output(op: str, gy: BackendArray, expected: Tuple[int, ...]) -> None:
     if tuple(gy.shape) != tuple(expected):
         raise ValueError(f"{op}(): grad_output must have shape {_shape_str(expected)} for these "
                          f"sizes and arguments, got {_shape_str(gy.shape)}")
 
 
-def _expected(call, shape):
+def _expected(call: ConvCall, shape: Tuple[int, ...]) -> Tuple[int, ...]:
     return shape[1:] if call.unbatched else shape
 
 
-def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilation, groups,
-                backend):
+def _conv_input(op: str, nd: int, input_size: Shape, weight: ArrayLike | DeviceArray,
+                grad_output: ArrayLike | DeviceArray, stride: IntOrSeq, padding: Padding,
+                dilation: IntOrSeq, groups: SupportsIndex,
+                backend: str | None) -> Result:
     if _dask.any_dask(weight, grad_output):
         return _dask.grad("conv_input", op, nd, input_size, weight, grad_output, stride,
                           padding, dilation, groups, backend)
@@ -91,8 +97,10 @@ def _conv_input(op, nd, input_size, weight, grad_output, stride, padding, dilati
     return run("conv_transpose", tcall, gy, _conj(w), None, backend)
 
 
-def _conv_weight(op, nd, input, weight_size, grad_output, stride, padding, dilation, groups,
-                 backend):
+def _conv_weight(op: str, nd: int, input: ArrayLike | DeviceArray, weight_size: Shape,
+                 grad_output: ArrayLike | DeviceArray, stride: IntOrSeq, padding: Padding,
+                 dilation: IntOrSeq, groups: SupportsIndex,
+                 backend: str | None) -> Result:
     if _dask.any_dask(input, grad_output):
         return _dask.grad("conv_weight", op, nd, input, weight_size, grad_output, stride,
                           padding, dilation, groups, backend)
@@ -106,8 +114,10 @@ def _conv_weight(op, nd, input, weight_size, grad_output, stride, padding, dilat
     return run("conv_weight", call, _conj(x), gy, None, backend)
 
 
-def _convt_input(op, nd, input_size, weight, grad_output, stride, padding, output_padding,
-                 groups, dilation, backend):
+def _convt_input(op: str, nd: int, input_size: Shape, weight: ArrayLike | DeviceArray,
+                 grad_output: ArrayLike | DeviceArray, stride: IntOrSeq, padding: IntOrSeq,
+                 output_padding: IntOrSeq, groups: SupportsIndex, dilation: IntOrSeq,
+                 backend: str | None) -> Result:
     if _dask.any_dask(weight, grad_output):
         return _dask.grad("convt_input", op, nd, input_size, weight, grad_output, stride,
                           padding, output_padding, groups, dilation, backend)
@@ -120,8 +130,10 @@ def _convt_input(op, nd, input_size, weight, grad_output, stride, padding, outpu
     return run("conv", replace(call, spec=call.spec.as_conv()), gy, _conj(w), None, backend)
 
 
-def _convt_weight(op, nd, input, weight_size, grad_output, stride, padding, output_padding,
-                  groups, dilation, backend):
+def _convt_weight(op: str, nd: int, input: ArrayLike | DeviceArray, weight_size: Shape,
+                  grad_output: ArrayLike | DeviceArray, stride: IntOrSeq, padding: IntOrSeq,
+                  output_padding: IntOrSeq, groups: SupportsIndex, dilation: IntOrSeq,
+                  backend: str | None) -> Result:
     if _dask.any_dask(input, grad_output):
         return _dask.grad("convt_weight", op, nd, input, weight_size, grad_output, stride,
                           padding, output_padding, groups, dilation, backend)
@@ -139,74 +151,299 @@ def _convt_weight(op, nd, input, weight_size, grad_output, stride, padding, outp
                backend)
 
 
-def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                 *, backend=None):
+# The overloads are for type checkers (see pyconv.functional): a Dask or OpenCL
+# operand makes the result an array of its kind, NumPy array-likes a NumPy array.
+
+@overload
+def conv1d_input(input_size: Shape, weight: DeviceArrayT,
+                 grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                 padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                 backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv1d_input(input_size: Shape, weight: ArrayLike, grad_output: DeviceArrayT,
+                 stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                 groups: SupportsIndex = 1, *, backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv1d_input(input_size: Shape, weight: ArrayLike, grad_output: ArrayLike,
+                 stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                 groups: SupportsIndex = 1, *, backend: str | None = None) -> NDArray[Any]: ...
+def conv1d_input(input_size: Shape, weight: ArrayLike | DeviceArray,
+                 grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                 padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                 backend: str | None = None) -> Result:
     return _conv_input("conv1d_input", 1, input_size, weight, grad_output, stride, padding,
                        dilation, groups, backend)
 
 
-def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                 *, backend=None):
+@overload
+def conv2d_input(input_size: Shape, weight: DeviceArrayT,
+                 grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                 padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                 backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv2d_input(input_size: Shape, weight: ArrayLike, grad_output: DeviceArrayT,
+                 stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                 groups: SupportsIndex = 1, *, backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv2d_input(input_size: Shape, weight: ArrayLike, grad_output: ArrayLike,
+                 stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                 groups: SupportsIndex = 1, *, backend: str | None = None) -> NDArray[Any]: ...
+def conv2d_input(input_size: Shape, weight: ArrayLike | DeviceArray,
+                 grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                 padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                 backend: str | None = None) -> Result:
     return _conv_input("conv2d_input", 2, input_size, weight, grad_output, stride, padding,
                        dilation, groups, backend)
 
 
-def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                 *, backend=None):
+@overload
+def conv3d_input(input_size: Shape, weight: DeviceArrayT,
+                 grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                 padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                 backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv3d_input(input_size: Shape, weight: ArrayLike, grad_output: DeviceArrayT,
+                 stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                 groups: SupportsIndex = 1, *, backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv3d_input(input_size: Shape, weight: ArrayLike, grad_output: ArrayLike,
+                 stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                 groups: SupportsIndex = 1, *, backend: str | None = None) -> NDArray[Any]: ...
+def conv3d_input(input_size: Shape, weight: ArrayLike | DeviceArray,
+                 grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                 padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                 backend: str | None = None) -> Result:
     return _conv_input("conv3d_input", 3, input_size, weight, grad_output, stride, padding,
                        dilation, groups, backend)
 
 
-def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                  *, backend=None):
+@overload
+def conv1d_weight(input: DeviceArrayT, weight_size: Shape,
+                  grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                  padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv1d_weight(input: ArrayLike, weight_size: Shape, grad_output: DeviceArrayT,
+                  stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                  groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv1d_weight(input: ArrayLike, weight_size: Shape, grad_output: ArrayLike,
+                  stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                  groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> NDArray[Any]: ...
+def conv1d_weight(input: ArrayLike | DeviceArray, weight_size: Shape,
+                  grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                  padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> Result:
     return _conv_weight("conv1d_weight", 1, input, weight_size, grad_output, stride, padding,
                         dilation, groups, backend)
 
 
-def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                  *, backend=None):
+@overload
+def conv2d_weight(input: DeviceArrayT, weight_size: Shape,
+                  grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                  padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv2d_weight(input: ArrayLike, weight_size: Shape, grad_output: DeviceArrayT,
+                  stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                  groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv2d_weight(input: ArrayLike, weight_size: Shape, grad_output: ArrayLike,
+                  stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                  groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> NDArray[Any]: ...
+def conv2d_weight(input: ArrayLike | DeviceArray, weight_size: Shape,
+                  grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                  padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> Result:
     return _conv_weight("conv2d_weight", 2, input, weight_size, grad_output, stride, padding,
                         dilation, groups, backend)
 
 
-def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                  *, backend=None):
+@overload
+def conv3d_weight(input: DeviceArrayT, weight_size: Shape,
+                  grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                  padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv3d_weight(input: ArrayLike, weight_size: Shape, grad_output: DeviceArrayT,
+                  stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                  groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv3d_weight(input: ArrayLike, weight_size: Shape, grad_output: ArrayLike,
+                  stride: IntOrSeq = 1, padding: Padding = 0, dilation: IntOrSeq = 1,
+                  groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> NDArray[Any]: ...
+def conv3d_weight(input: ArrayLike | DeviceArray, weight_size: Shape,
+                  grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                  padding: Padding = 0, dilation: IntOrSeq = 1, groups: SupportsIndex = 1, *,
+                  backend: str | None = None) -> Result:
     return _conv_weight("conv3d_weight", 3, input, weight_size, grad_output, stride, padding,
                         dilation, groups, backend)
 
 
-def conv_transpose1d_input(input_size, weight, grad_output, stride=1, padding=0,
-                           output_padding=0, groups=1, dilation=1, *, backend=None):
+@overload
+def conv_transpose1d_input(input_size: Shape, weight: DeviceArrayT,
+                           grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                           padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                           groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose1d_input(input_size: Shape, weight: ArrayLike, grad_output: DeviceArrayT,
+                           stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                           output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                           dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose1d_input(input_size: Shape, weight: ArrayLike, grad_output: ArrayLike,
+                           stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                           output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                           dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose1d_input(input_size: Shape, weight: ArrayLike | DeviceArray,
+                           grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                           padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                           groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> Result:
     return _convt_input("conv_transpose1d_input", 1, input_size, weight, grad_output, stride,
                         padding, output_padding, groups, dilation, backend)
 
 
-def conv_transpose2d_input(input_size, weight, grad_output, stride=1, padding=0,
-                           output_padding=0, groups=1, dilation=1, *, backend=None):
+@overload
+def conv_transpose2d_input(input_size: Shape, weight: DeviceArrayT,
+                           grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                           padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                           groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose2d_input(input_size: Shape, weight: ArrayLike, grad_output: DeviceArrayT,
+                           stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                           output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                           dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose2d_input(input_size: Shape, weight: ArrayLike, grad_output: ArrayLike,
+                           stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                           output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                           dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose2d_input(input_size: Shape, weight: ArrayLike | DeviceArray,
+                           grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                           padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                           groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> Result:
     return _convt_input("conv_transpose2d_input", 2, input_size, weight, grad_output, stride,
                         padding, output_padding, groups, dilation, backend)
 
 
-def conv_transpose3d_input(input_size, weight, grad_output, stride=1, padding=0,
-                           output_padding=0, groups=1, dilation=1, *, backend=None):
+@overload
+def conv_transpose3d_input(input_size: Shape, weight: DeviceArrayT,
+                           grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                           padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                           groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose3d_input(input_size: Shape, weight: ArrayLike, grad_output: DeviceArrayT,
+                           stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                           output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                           dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose3d_input(input_size: Shape, weight: ArrayLike, grad_output: ArrayLike,
+                           stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                           output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                           dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose3d_input(input_size: Shape, weight: ArrayLike | DeviceArray,
+                           grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                           padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                           groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                           backend: str | None = None) -> Result:
     return _convt_input("conv_transpose3d_input", 3, input_size, weight, grad_output, stride,
                         padding, output_padding, groups, dilation, backend)
 
 
-def conv_transpose1d_weight(input, weight_size, grad_output, stride=1, padding=0,
-                            output_padding=0, groups=1, dilation=1, *, backend=None):
+@overload
+def conv_transpose1d_weight(input: DeviceArrayT, weight_size: Shape,
+                            grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                            padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                            groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose1d_weight(input: ArrayLike, weight_size: Shape, grad_output: DeviceArrayT,
+                            stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                            output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                            dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose1d_weight(input: ArrayLike, weight_size: Shape, grad_output: ArrayLike,
+                            stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                            output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                            dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose1d_weight(input: ArrayLike | DeviceArray, weight_size: Shape,
+                            grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                            padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                            groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> Result:
     return _convt_weight("conv_transpose1d_weight", 1, input, weight_size, grad_output,
                          stride, padding, output_padding, groups, dilation, backend)
 
 
-def conv_transpose2d_weight(input, weight_size, grad_output, stride=1, padding=0,
-                            output_padding=0, groups=1, dilation=1, *, backend=None):
+@overload
+def conv_transpose2d_weight(input: DeviceArrayT, weight_size: Shape,
+                            grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                            padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                            groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose2d_weight(input: ArrayLike, weight_size: Shape, grad_output: DeviceArrayT,
+                            stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                            output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                            dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose2d_weight(input: ArrayLike, weight_size: Shape, grad_output: ArrayLike,
+                            stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                            output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                            dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose2d_weight(input: ArrayLike | DeviceArray, weight_size: Shape,
+                            grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                            padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                            groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> Result:
     return _convt_weight("conv_transpose2d_weight", 2, input, weight_size, grad_output,
                          stride, padding, output_padding, groups, dilation, backend)
 
 
-def conv_transpose3d_weight(input, weight_size, grad_output, stride=1, padding=0,
-                            output_padding=0, groups=1, dilation=1, *, backend=None):
+@overload
+def conv_transpose3d_weight(input: DeviceArrayT, weight_size: Shape,
+                            grad_output: ArrayLike | DeviceArrayT, stride: IntOrSeq = 1,
+                            padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                            groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose3d_weight(input: ArrayLike, weight_size: Shape, grad_output: DeviceArrayT,
+                            stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                            output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                            dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> DeviceArrayT: ...
+@overload
+def conv_transpose3d_weight(input: ArrayLike, weight_size: Shape, grad_output: ArrayLike,
+                            stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                            output_padding: IntOrSeq = 0, groups: SupportsIndex = 1,
+                            dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> NDArray[Any]: ...
+def conv_transpose3d_weight(input: ArrayLike | DeviceArray, weight_size: Shape,
+                            grad_output: ArrayLike | DeviceArray, stride: IntOrSeq = 1,
+                            padding: IntOrSeq = 0, output_padding: IntOrSeq = 0,
+                            groups: SupportsIndex = 1, dilation: IntOrSeq = 1, *,
+                            backend: str | None = None) -> Result:
     return _convt_weight("conv_transpose3d_weight", 3, input, weight_size, grad_output,
                          stride, padding, output_padding, groups, dilation, backend)
 

@@ -26,13 +26,16 @@ import copy
 import math
 import operator
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Callable, SupportsIndex, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import functional as F
 from ._spec import _PADDING_MODES, _bytes_str, _is_int, _memory_bytes
 from ._state import _Parameters
+from ._typing import (DeviceArray, DeviceArrayT, IntOrSeq, Padding, PaddingMode, Result,
+                      RngLike, Shape)
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
            "ConvTranspose3d"]
@@ -50,7 +53,7 @@ def _tuple(value: Any, nd: int, name: str, who: str) -> tuple[Any, ...]:
     raise TypeError(f"{who}: {name} must be an int or a tuple of ints, got {value!r}")
 
 
-def _param_dtype(dtype: Any, who: str) -> np.dtype:
+def _param_dtype(dtype: Any, who: str) -> np.dtype[Any]:
     """The native NumPy dtype of a module's parameters, from what ``dtype=`` got.
 
     NumPy dtypes, their scalar types and names are accepted, byte order
@@ -68,12 +71,13 @@ def _param_dtype(dtype: Any, who: str) -> np.dtype:
         raise TypeError(f"{who}: dtype must be a NumPy dtype, got the PyTorch dtype {text}: "
                         f"{hint}")
     try:
-        dt = np.dtype(dtype)
+        dt: np.dtype[Any] = np.dtype(dtype)
     except (TypeError, ValueError):
         raise TypeError(f"{who}: dtype must be a NumPy dtype or its name ('float32', "
                         f"'complex64' ...), got {dtype!r}") from None
-    if dt.kind in "fc" and dt.newbyteorder("=") in _PARAM_DTYPES:
-        return dt.newbyteorder("=")
+    native: np.dtype[Any] = dt.newbyteorder("=")
+    if dt.kind in "fc" and native in _PARAM_DTYPES:
+        return native
     raise TypeError(f"{who}: dtype must be a float or complex dtype (float16/32/64, "
                     f"complex64/128), got {dt}")
 
@@ -92,7 +96,7 @@ def _make_rng(rng: Any, who: str) -> np.random.Generator:
         raise ValueError(message) from None
 
 
-def _check_weight_size(shape: tuple[int, ...], dtype: np.dtype, who: str) -> None:
+def _check_weight_size(shape: tuple[int, ...], dtype: np.dtype[Any], who: str) -> None:
     """Refuse a weight no array, or no array in this machine's memory, can hold."""
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > np.iinfo(np.intp).max or any(s > np.iinfo(np.intp).max for s in shape):
@@ -107,14 +111,33 @@ def _check_weight_size(shape: tuple[int, ...], dtype: np.dtype, who: str) -> Non
                      f"shape {shape} ({dtype}), {problem}")
 
 
+_ModuleT = TypeVar("_ModuleT", bound="_ConvNd")
+
+
 class _ConvNd(_Parameters):
     """Shared machinery of the six module classes."""
 
     _nd = 0
     _transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                 groups, bias, padding_mode, output_padding, dtype, rng):
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    #: a tuple of ints, or the string 'same' or 'valid'
+    padding: tuple[int, ...] | str
+    dilation: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    groups: int
+    transposed: bool
+    padding_mode: str
+    weight: NDArray[Any]
+    bias: NDArray[Any] | None
+
+    def __init__(self, in_channels: SupportsIndex, out_channels: SupportsIndex,
+                 kernel_size: IntOrSeq, stride: IntOrSeq, padding: Padding, dilation: IntOrSeq,
+                 groups: SupportsIndex, bias: bool, padding_mode: PaddingMode,
+                 output_padding: IntOrSeq, dtype: DTypeLike, rng: RngLike) -> None:
         name = type(self).__name__
         if self._transposed and padding_mode != "zeros":
             raise ValueError(f'Only "zeros" padding mode is supported for {name}, '
@@ -126,10 +149,10 @@ class _ConvNd(_Parameters):
                 raise ValueError(f"{name}: {arg} must be a non-negative int, got {value!r}")
         if not _is_int(groups) or operator.index(groups) <= 0:
             raise ValueError(f"{name}: groups must be a positive integer, got groups={groups!r}")
-        if in_channels % groups != 0:
+        if operator.index(in_channels) % operator.index(groups) != 0:
             raise ValueError(f"{name}: in_channels must be divisible by groups, got "
                              f"in_channels={in_channels}, groups={groups}")
-        if out_channels % groups != 0:
+        if operator.index(out_channels) % operator.index(groups) != 0:
             raise ValueError(f"{name}: out_channels must be divisible by groups, got "
                              f"out_channels={out_channels}, groups={groups}")
         nd = self._nd
@@ -192,9 +215,9 @@ class _ConvNd(_Parameters):
     @property
     def fan_in(self) -> int:
         """``weight.shape[1] * prod(kernel_size)``: sets the init bound ``1/sqrt(fan_in)``."""
-        return self.weight.shape[1] * math.prod(self.kernel_size)
+        return int(self.weight.shape[1]) * math.prod(self.kernel_size)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: RngLike = None) -> None:
         """Draw ``weight`` then ``bias`` from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
 
         Parameters
@@ -207,7 +230,7 @@ class _ConvNd(_Parameters):
         gen = _make_rng(rng, f"{type(self).__name__}.reset_parameters()")
         bound = 1.0 / math.sqrt(self.fan_in) if self.fan_in > 0 else 0.0
 
-        def draw(shape):
+        def draw(shape: tuple[int, ...]) -> NDArray[Any]:
             if self.dtype.kind == "c":
                 return (gen.uniform(-bound, bound, shape)
                         + 1j * gen.uniform(-bound, bound, shape)).astype(self.dtype)
@@ -217,11 +240,11 @@ class _ConvNd(_Parameters):
         if self.bias is not None:
             self.bias = draw(self.bias.shape)
 
-    def parameters(self):
+    def parameters(self) -> list[NDArray[Any]]:
         """``[weight]`` or ``[weight, bias]``."""
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
-    def astype(self, dtype: Any) -> _ConvNd:
+    def astype(self: _ModuleT, dtype: DTypeLike) -> _ModuleT:
         """A new module with the parameters converted to ``dtype``.
 
         Like :meth:`numpy.ndarray.astype`, this returns a copy and leaves
@@ -281,42 +304,76 @@ class _ConvNd(_Parameters):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+
+# ``__call__`` has ``forward``'s signature, overloads included (a Dask or OpenCL input
+# gives a result of its kind, see pyconv._typing), so that type checkers and IDEs see
+# it; it calls ``self.forward``, which a subclass may override.
+
+_Op = Callable[..., Result]
 
 
 class _Conv(_ConvNd):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros", *,
-                 dtype=np.float32, rng=None):
+    def __init__(self, in_channels: SupportsIndex, out_channels: SupportsIndex,
+                 kernel_size: IntOrSeq, stride: IntOrSeq = 1, padding: Padding = 0,
+                 dilation: IntOrSeq = 1, groups: SupportsIndex = 1, bias: bool = True,
+                 padding_mode: PaddingMode = "zeros", *, dtype: DTypeLike = np.float32,
+                 rng: RngLike = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, 0, dtype, rng)
 
-    def forward(self, input):
+    @overload
+    def forward(self, input: DeviceArrayT) -> DeviceArrayT: ...
+    @overload
+    def forward(self, input: ArrayLike) -> NDArray[Any]: ...
+    def forward(self, input: ArrayLike | DeviceArray) -> Result:
         """Apply the convolution to ``input`` (batched or unbatched)."""
-        op = getattr(F, f"conv{self._nd}d")
+        op: _Op = getattr(F, f"conv{self._nd}d")
         return op(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
                   self.groups, padding_mode=self.padding_mode)
+
+    @overload
+    def __call__(self, input: DeviceArrayT) -> DeviceArrayT: ...
+    @overload
+    def __call__(self, input: ArrayLike) -> NDArray[Any]: ...
+    def __call__(self, input: ArrayLike | DeviceArray) -> Result:
+        return self.forward(input)
 
 
 class _ConvTranspose(_ConvNd):
     _transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
-                 dtype=np.float32, rng=None):
+    def __init__(self, in_channels: SupportsIndex, out_channels: SupportsIndex,
+                 kernel_size: IntOrSeq, stride: IntOrSeq = 1, padding: IntOrSeq = 0,
+                 output_padding: IntOrSeq = 0, groups: SupportsIndex = 1, bias: bool = True,
+                 dilation: IntOrSeq = 1, padding_mode: PaddingMode = "zeros", *,
+                 dtype: DTypeLike = np.float32, rng: RngLike = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, output_padding, dtype, rng)
 
-    def forward(self, input, output_size=None):
+    @overload
+    def forward(self, input: DeviceArrayT,
+                output_size: Shape | None = None) -> DeviceArrayT: ...
+    @overload
+    def forward(self, input: ArrayLike, output_size: Shape | None = None) -> NDArray[Any]: ...
+    def forward(self, input: ArrayLike | DeviceArray,
+                output_size: Shape | None = None) -> Result:
         """Apply the transposed convolution; ``output_size`` picks among valid sizes."""
         if self.padding_mode != "zeros":
             raise ValueError(f"Only `zeros` padding mode is supported for "
                              f"{type(self).__name__}")
-        op = getattr(F, f"conv_transpose{self._nd}d")
+        op: _Op = getattr(F, f"conv_transpose{self._nd}d")
         output_padding = self.output_padding if output_size is None else 0
         return op(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                   self.groups, self.dilation, output_size=output_size)
+
+    @overload
+    def __call__(self, input: DeviceArrayT,
+                 output_size: Shape | None = None) -> DeviceArrayT: ...
+    @overload
+    def __call__(self, input: ArrayLike, output_size: Shape | None = None) -> NDArray[Any]: ...
+    def __call__(self, input: ArrayLike | DeviceArray,
+                 output_size: Shape | None = None) -> Result:
+        return self.forward(input, output_size)
 
 
 _MODULE_DOC = """{kind} over {nd}-D inputs, holding ``weight`` and ``bias``.
@@ -447,10 +504,33 @@ _EXAMPLES = {
 }
 
 
-def _module(name, base, nd):
-    transposed = base is _ConvTranspose
-    cls = type(name, (base,), {"_nd": nd, "__module__": __name__})
-    cls.__qualname__ = name
+class Conv1d(_Conv):
+    _nd = 1
+
+
+class Conv2d(_Conv):
+    _nd = 2
+
+
+class Conv3d(_Conv):
+    _nd = 3
+
+
+class ConvTranspose1d(_ConvTranspose):
+    _nd = 1
+
+
+class ConvTranspose2d(_ConvTranspose):
+    _nd = 2
+
+
+class ConvTranspose3d(_ConvTranspose):
+    _nd = 3
+
+
+def _document(cls: type[_ConvNd]) -> None:
+    """Fill in the class docstring from :data:`_MODULE_DOC`."""
+    name, nd, transposed = cls.__name__, cls._nd, cls._transposed
     wshape = ("(in_channels, out_channels / groups, *kernel_size)" if transposed
               else "(out_channels, in_channels / groups, *kernel_size)")
     cls.__doc__ = _MODULE_DOC.format(
@@ -460,12 +540,8 @@ def _module(name, base, nd):
         func=f"conv_transpose{nd}d" if transposed else f"conv{nd}d",
         notes=(_CONVT_NOTES if transposed else _CONV_NOTES).format(nd=nd),
         examples=_EXAMPLES[name])
-    return cls
 
 
-Conv1d = _module("Conv1d", _Conv, 1)
-Conv2d = _module("Conv2d", _Conv, 2)
-Conv3d = _module("Conv3d", _Conv, 3)
-ConvTranspose1d = _module("ConvTranspose1d", _ConvTranspose, 1)
-ConvTranspose2d = _module("ConvTranspose2d", _ConvTranspose, 2)
-ConvTranspose3d = _module("ConvTranspose3d", _ConvTranspose, 3)
+for _cls in (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d):
+    _document(_cls)
+del _cls

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import typing
 
 import numpy as np
 import pytest
@@ -57,6 +58,29 @@ def test_signatures(nd):
     fsig = inspect.signature(TCONVS[nd].forward)
     assert list(fsig.parameters) == ["self", "input", "output_size"]
     assert fsig.parameters["output_size"].default is None
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in ALL], ids=IDS)
+def test_call_has_the_signature_of_forward(cls):
+    """``__call__`` declares ``forward``'s parameters, annotations and overloads (so that
+    type checkers and IDEs see them), not ``*args, **kwargs``."""
+    assert inspect.signature(cls.__call__) == inspect.signature(cls.forward)
+    get_overloads = getattr(typing, "get_overloads", None)  # Python 3.11+
+    if get_overloads is not None:
+        calls = [inspect.signature(f) for f in get_overloads(cls.__call__)]
+        forwards = [inspect.signature(f) for f in get_overloads(cls.forward)]
+        assert len(calls) == 2 and calls == forwards
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in ALL], ids=IDS)
+def test_call_runs_an_overridden_forward(cls):
+    class Scaled(cls):
+        def forward(self, input, output_size=None):
+            return 2 * super().forward(input)
+
+    m = Scaled(2, 2, 1, bias=False, dtype=np.float64, rng=0)
+    x = np.ones((1, 2) + (3,) * m._nd)
+    np.testing.assert_array_equal(m(x), 2 * cls.forward(m, x))
 
 
 def test_positional_order():

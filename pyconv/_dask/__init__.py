@@ -23,18 +23,22 @@ Layout:
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
+
+from .._typing import DaskArray
 
 __all__ = ["is_dask", "any_dask", "conv", "conv_transpose", "grad"]
 
 
-def is_dask(a) -> bool:
+def is_dask(a: object) -> bool:
     """True for a Dask collection (checked without importing Dask)."""
     mod = type(a).__module__ or ""
     return (mod == "dask" or mod.startswith("dask.")) and hasattr(a, "__dask_graph__")
 
 
-def any_dask(*arrays) -> bool:
+def any_dask(*arrays: object) -> bool:
     """Whether any of ``arrays`` (None allowed) is a Dask collection.
 
     Called on every public call, so NumPy arrays and None leave at once.
@@ -45,23 +49,23 @@ def any_dask(*arrays) -> bool:
     return False
 
 
-def conv(*args):
+def conv(*args: Any) -> DaskArray:
     """:func:`pyconv.functional._conv` on Dask operands (same arguments)."""
     from ._api import conv as impl
 
     return impl(*args)
 
 
-def conv_transpose(*args):
+def conv_transpose(*args: Any) -> DaskArray:
     """:func:`pyconv.functional._conv_transpose` on Dask operands (same arguments)."""
     from ._api import conv_transpose as impl
 
     return impl(*args)
 
 
-def grad(kind, *args):
+def grad(kind: str, *args: Any) -> DaskArray:
     """The ``pyconv.grad`` helper ``kind`` (``conv_input``, ``conv_weight``,
     ``convt_input``, ``convt_weight``) on Dask operands (same arguments)."""
     from . import _api
 
-    return getattr(_api, kind)(*args)
+    return cast(DaskArray, getattr(_api, kind)(*args))
