@@ -35,7 +35,7 @@ import argparse
 import faulthandler
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pyconv
 
@@ -48,7 +48,7 @@ SUBCOMMANDS = ("info", "check", "bench")
 
 #: Options of more than one command: flags and argparse keywords.  ``{default}``
 #: in a help text is replaced by the command's default.
-SHARED = {
+SHARED: Dict[str, Tuple[Tuple[str, ...], Dict[str, Any]]] = {
     "backend": (("--backend",), dict(
         action="append", metavar="NAME",
         help="backend(s) to use (repeat or comma-separate; default: every available "
@@ -75,7 +75,7 @@ USES: Dict[Optional[str], Dict[str, object]] = {
     "bench": dict(backend=None, threads=None, no_progress=False),
 }
 #: Words put in a shared option's help text, per command.
-_HELP_DEFAULTS = {
+_HELP_DEFAULTS: Dict[Tuple[Optional[str], str], str] = {
     ("bench", "backend"): " but reference, which only runs with --quick; 'auto' allowed",
     ("bench", "threads"): ", torch and BLAS",
 }

@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Dict, List, Optional, TextIO
+from typing import Dict, List, Optional, Sequence, TextIO
 
 import numpy
 import scipy.linalg  # noqa: F401  (loaded so that threadpoolctl sees SciPy's BLAS)
@@ -37,7 +37,7 @@ def dist_version(dist: str) -> Optional[str]:
         return None
 
 
-def backend_rows() -> List[Dict[str, object]]:
+def backend_rows() -> List[_registry.BackendStatus]:
     """:func:`pyconv.backends`, robust to a backend whose ``info()`` fails outright.
 
     Each row has ``name``, ``available``, ``reason`` and ``info``; an
@@ -47,11 +47,11 @@ def backend_rows() -> List[Dict[str, object]]:
     try:
         return pyconv.backends()
     except Exception:
-        rows = []
+        rows: List[_registry.BackendStatus] = []
         for name in _registry._MODULES:
             backend, reason = _registry._load(name)
             try:
-                info = backend.info() if backend is not None else {}
+                info: Dict[str, object] = backend.info() if backend is not None else {}
             except Exception as exc:  # info() must not break the listing
                 info = {"info() failed": f"{type(exc).__name__}: {exc}"}
             rows.append({"name": name, "available": backend is not None, "reason": reason,
@@ -76,7 +76,7 @@ def shadowed_install() -> Optional[str]:
     return None
 
 
-def shadow_note(rows) -> Optional[str]:
+def shadow_note(rows: Sequence[_registry.BackendStatus]) -> Optional[str]:
     """A note when cython is unavailable because the source tree hides the installed copy."""
     cy = next((r for r in rows if r["name"] == "cython"), None)
     if cy is None or cy["available"]:

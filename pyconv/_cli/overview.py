@@ -17,11 +17,12 @@ case and timed like the others.
 from __future__ import annotations
 
 import platform
-from typing import Dict, List, TextIO
+from typing import Any, Dict, List, TextIO
 
 import numpy
 
 import pyconv
+from pyconv._registry import BackendStatus
 
 from . import bench
 from ._output import EXIT_FAILED, EXIT_OK, Progress, fmt_time, table
@@ -36,7 +37,7 @@ TIMED = ["conv1d", "conv2d", "conv3d", "conv_transpose2d", "conv2d_weight"]
 REPEAT, WARMUP_TIME, SETTLE = 5, 0.02, 0.005
 
 
-def _about(name: str, info: Dict[str, object]) -> str:
+def _about(name: str, info: Dict[str, Any]) -> str:
     """The one or two facts about a backend that a newcomer needs."""
     if name == "reference":
         return f"the oracle: plain Python loops, {info.get('accumulation', '?')} sums"
@@ -50,7 +51,7 @@ def _about(name: str, info: Dict[str, object]) -> str:
     return ", ".join(f"{k} {v}" for k, v in info.items() if not isinstance(v, (dict, list)))
 
 
-def cpu_driver(row: Dict[str, object]) -> bool:
+def cpu_driver(row: BackendStatus) -> bool:
     """Whether ``row`` is an available opencl backend whose device is a CPU."""
     if row["name"] != "opencl" or not row["available"]:
         return False

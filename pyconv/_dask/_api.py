@@ -18,14 +18,19 @@ it: a ``use_backend`` block around ``compute()`` does not change it.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Optional, SupportsIndex
 
 import numpy as np
 
 from .. import _registry
+from .._typing import IntOrSeq, Padding, PaddingMode, Shape
 from .._dtypes import as_array, plan_dtypes
 from .._spec import conv_call, conv_transpose_call
 from ..grad import _check_grad_output, _expected, _size
 from . import is_dask
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 __all__ = ["conv", "conv_transpose", "conv_input", "conv_weight", "convt_input",
            "convt_weight"]
@@ -142,8 +147,9 @@ def _conj(a):
 # ---------------------------------------------------------------------------
 # the functional ops
 
-def conv(op, nd, input, weight, bias, stride, padding, dilation, groups, padding_mode,
-         backend):
+def conv(op: str, nd: int, input: Any, weight: Any, bias: Any, stride: IntOrSeq,
+         padding: Padding, dilation: IntOrSeq, groups: SupportsIndex,
+         padding_mode: PaddingMode, backend: Optional[str]) -> da.Array:
     x = _operand(input, "input", op)
     w = _operand(weight, "weight", op)
     b = None if bias is None else _operand(bias, "bias", op)
@@ -153,8 +159,10 @@ def conv(op, nd, input, weight, bias, stride, padding, dilation, groups, padding
     return _forward("conv", call, x, w, b, backend)
 
 
-def conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
-                   dilation, output_size, backend):
+def conv_transpose(op: str, nd: int, input: Any, weight: Any, bias: Any, stride: IntOrSeq,
+                   padding: IntOrSeq, output_padding: IntOrSeq, groups: SupportsIndex,
+                   dilation: IntOrSeq, output_size: Optional[Shape],
+                   backend: Optional[str]) -> da.Array:
     x = _operand(input, "input", op)
     w = _operand(weight, "weight", op)
     b = None if bias is None else _operand(bias, "bias", op)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import operator
 from math import prod
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -186,7 +187,8 @@ def blocked(op, prim, x, w, b, spec, axes, result, backend):
         else:
             layer[(name,) + index] = (conv_block, windows.keys(blocks), wkey, bkey, call)
     windows.finish()
-    deps = [a for a in (x, w, b) if isinstance(a, da.Array)]
+    # (typed loosely: dask's stubs do not count its own Array as a DaskCollection)
+    deps: list[Any] = [a for a in (x, w, b) if isinstance(a, da.Array)]
     graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
     chunks = tuple(tuple(blk.stop - blk.start for blk in blocks) for blocks in axes)
     return da.Array(graph, name, chunks, meta=np.empty((0,) * x.ndim, dtype=result))
@@ -216,7 +218,7 @@ def reduced_weight(op, x, grad_out, spec, axes, result, backend):
     depth = 0
     while len(level) > 1:
         depth += 1
-        nxt = []
+        nxt: list[tuple[str | int, ...]] = []
         for i in range(0, len(level), SPLIT_EVERY):
             key = (f"{name}-sum{depth}", i // SPLIT_EVERY)
             layer[key] = (sum_partials,) + tuple(level[i:i + SPLIT_EVERY])

@@ -29,7 +29,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import replace
 from math import ceil, prod
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pyopencl as cl
@@ -142,7 +142,7 @@ class OpenCLBackend(Backend):
         self.queue = cl.CommandQueue(self.context)
         self.fp64 = device_has_fp64(device)
         self.programs = ProgramCache()
-        self._plans: "OrderedDict[tuple, Tuple[cl.Buffer, list]]" = OrderedDict()
+        self._plans: OrderedDict[Tuple[Any, ...], Tuple[cl.Buffer, List[Any]]] = OrderedDict()
         self._plan_lock = threading.Lock()
         self._dummy: Dict[int, cl.Buffer] = {}
         self._queues: Dict[int, cl.CommandQueue] = {}
@@ -200,7 +200,7 @@ class OpenCLBackend(Backend):
         return spec.flops >= PREFER_MIN_FLOPS
 
     def info(self) -> Dict[str, object]:
-        platforms = []
+        platforms: List[Dict[str, Any]] = []
         flat = 0
         try:
             found = enumerate_devices()

@@ -36,12 +36,13 @@ __all__ = ["enumerate_devices", "select_device", "describe_device", "device_has_
 
 def _type_name(device) -> str:
     try:
-        return cl.device_type.to_string(device.type)
+        # (pyopencl's stubs declare to_string as a member of the enum)
+        return cl.device_type.to_string(device.type)  # type: ignore[operator]
     except (cl.Error, ValueError):  # pragma: no cover - exotic drivers
         return str(device.type)
 
 
-def enumerate_devices() -> List[Tuple[int, int, object, object]]:
+def enumerate_devices() -> List[Tuple[int, int, cl.Platform, cl.Device]]:
     """Every ``(platform index, device index, platform, device)``.
 
     Raises

@@ -23,7 +23,7 @@ import os
 import threading
 from dataclasses import dataclass
 from math import prod
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import pyopencl as cl
@@ -137,8 +137,9 @@ class Tiles:
         return self.tk * (self.tm + 1 + self.tn) * itemsize
 
     def defines(self, itemsize: int = 4) -> Tuple[Tuple[str, object], ...]:
-        out = (("TM", self.tm), ("TN", self.tn), ("TK", self.tk),
-               ("RM", self.rm), ("RN", self.rn))
+        out: Tuple[Tuple[str, object], ...] = (("TM", self.tm), ("TN", self.tn),
+                                                ("TK", self.tk), ("RM", self.rm),
+                                                ("RN", self.rn))
         if self.consecutive:
             # vectors of at most 32 bytes (wider ones break some CPU drivers)
             out += (("CONSECUTIVE", None), ("VW", min(self.rn, 32 // itemsize)))
@@ -193,9 +194,9 @@ class ProgramCache:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._programs: Dict[tuple, cl.Program] = {}
-        self._kernels: Dict[tuple, cl.Kernel] = {}
-        self._tiles: Dict[tuple, Tuple[Tiles, cl.Kernel]] = {}
+        self._programs: Dict[Tuple[Any, ...], cl.Program] = {}
+        self._kernels: Dict[Tuple[Any, ...], cl.Kernel] = {}
+        self._tiles: Dict[Tuple[Any, ...], Tuple[Tiles, cl.Kernel]] = {}
         self.builds = 0
 
     def clear(self) -> None:
@@ -209,7 +210,7 @@ class ProgramCache:
         return len(self._programs)
 
     @staticmethod
-    def options(defines: Sequence[Tuple[str, object]]) -> list:
+    def options(defines: Sequence[Tuple[str, object]]) -> List[str]:
         return [f"-D{name}={value}" if value is not None else f"-D{name}"
                 for name, value in defines]
 
