@@ -94,6 +94,47 @@ def randn(rng, shape, dtype=np.float64):
     return rng.standard_normal(shape).astype(dtype)
 
 
+def _per_dim(value, nd):
+    return (value,) * nd if isinstance(value, int) else tuple(value)
+
+
+def conv_spec(n, cin, cout, size, kernel, *, stride=1, padding=0, dilation=1, groups=1,
+              transposed=False):
+    """The :class:`~pyconv._spec.ConvSpec` a backend receives, built directly (the one
+    spec helper of the tests).
+
+    ``size`` is the op's input size; ``kernel``, ``stride`` and ``dilation`` an
+    int or one per dim; ``padding`` an int (both sides), one int per dim, or one
+    ``(lo, hi)`` pair per dim: specs may have asymmetric padding that no public
+    call spells out ('same' with an even kernel, a transposed op's
+    ``hi = padding - output_padding``, which may be negative).  The output size
+    follows the formulas of docs/semantics.rst ("Output size") with lo + hi in
+    place of 2*p.
+    """
+    from pyconv._spec import ConvSpec
+
+    size = tuple(size)
+    nd = len(size)
+    kernel, stride, dilation = (_per_dim(v, nd) for v in (kernel, stride, dilation))
+    if isinstance(padding, int):
+        pads = ((padding, padding),) * nd
+    else:
+        pads = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+    if transposed:
+        out = tuple((i - 1) * s - lo - hi + d * (k - 1) + 1
+                    for i, (lo, hi), k, s, d in zip(size, pads, kernel, stride, dilation))
+    else:
+        out = tuple((i + lo + hi - d * (k - 1) - 1) // s + 1
+                    for i, (lo, hi), k, s, d in zip(size, pads, kernel, stride, dilation))
+    return ConvSpec(transposed, n, cin, cout, groups, size, out, kernel, stride, pads,
+                    dilation)
+
+
+def tconv_spec(n, cin, cout, size, kernel, **kwargs):
+    """:func:`conv_spec` of a transposed convolution."""
+    return conv_spec(n, cin, cout, size, kernel, transposed=True, **kwargs)
+
+
 def conv_out(S, K, s=1, p=0, d=1):
     """Conv output size of one dim (docs/semantics.rst, "Output size")."""
     return (S + 2 * p - d * (K - 1) - 1) // s + 1

@@ -27,6 +27,8 @@ import pytest
 
 import pyconv
 
+from helpers import assert_close
+
 RNG = np.random.default_rng(7)
 
 
@@ -337,8 +339,7 @@ def test_dtype_promotion_instead_of_error(case_id, op, make, out_dtype, backend)
     y = fn(x, w, b, backend=backend)
     assert y.dtype == out_dtype, f"{case_id}: dtype {y.dtype} != {np.dtype(out_dtype)}"
     expected = _ref(fn, x, w, b)
-    tol = 1e-5 if np.dtype(out_dtype) in (np.float32, np.complex64) else 1e-12
-    np.testing.assert_allclose(y, expected.astype(out_dtype), rtol=tol, atol=tol * 10)
+    assert_close(y, expected.astype(out_dtype), out_dtype, case_id)
 
 
 def test_bool_values(backend):

@@ -24,7 +24,7 @@ from pyconv import _registry  # noqa: E402
 from pyconv._reference import load as load_reference  # noqa: E402
 from pyconv._spec import ConvSpec  # noqa: E402
 
-from helpers import assert_close  # noqa: E402
+from helpers import assert_close, conv_spec, tconv_spec, tolerance  # noqa: E402
 
 _backend, _reason = _registry._load("opencl")
 if _backend is None:
@@ -36,7 +36,6 @@ from pyconv._opencl import _programs as ocl_programs  # noqa: E402
 
 REF = load_reference()
 DTYPES = [np.float32, np.float64]
-RTOL = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
 
 
 @pytest.fixture(scope="module")
@@ -53,56 +52,41 @@ def _dtype_or_skip(be, dtype):
 # ---------------------------------------------------------------------------
 # geometry grid
 
-def conv_spec(n, cin, cout, groups, size, k, s=1, pad=0, d=1):
-    nd = len(size)
-    k, s, d = ((v,) * nd if isinstance(v, int) else tuple(v) for v in (k, s, d))
-    pad = ((pad, pad),) * nd if isinstance(pad, int) else tuple(tuple(p) for p in pad)
-    out = tuple((i + lo + hi - dd * (kk - 1) - 1) // ss + 1
-                for i, (lo, hi), dd, kk, ss in zip(size, pad, d, k, s))
-    return ConvSpec(False, n, cin, cout, groups, tuple(size), out, k, s, pad, d)
-
-
-def tconv_spec(n, cin, cout, groups, size, k, s=1, pad=0, d=1):
-    """Transposed spec; ``pad`` holds (lo, hi) with hi = padding - output_padding."""
-    nd = len(size)
-    k, s, d = ((v,) * nd if isinstance(v, int) else tuple(v) for v in (k, s, d))
-    pad = ((pad, pad),) * nd if isinstance(pad, int) else tuple(tuple(p) for p in pad)
-    out = tuple((i - 1) * ss - lo - hi + dd * (kk - 1) + 1
-                for i, (lo, hi), dd, kk, ss in zip(size, pad, d, k, s))
-    return ConvSpec(True, n, cin, cout, groups, tuple(size), out, k, s, pad, d)
-
-
 CONV_CASES = [
-    ("1d-basic", conv_spec(2, 3, 4, 1, (11,), 3, pad=1)),
-    ("1d-stride2-dil2-groups2-asym", conv_spec(2, 4, 6, 2, (13,), 3, s=2, pad=((2, 0),), d=2)),
-    ("1d-depthwise-mult2", conv_spec(1, 4, 8, 4, (9,), 5, pad=2)),
-    ("1d-k1-stride3", conv_spec(2, 2, 3, 1, (10,), 1, s=3)),
-    ("1d-kernel-wider-than-input", conv_spec(1, 2, 2, 1, (3,), 5, pad=2)),
-    ("1d-same-even-kernel", conv_spec(2, 3, 3, 1, (8,), 4, pad=((1, 2),))),
-    ("1d-large-tile-split-weight", conv_spec(4, 2, 64, 1, (200,), 3, pad=1)),
-    ("2d-mixed", conv_spec(2, 3, 5, 1, (6, 7), (3, 2), s=(1, 2), pad=((1, 1), (0, 1)),
-                           d=(1, 2))),
-    ("2d-depthwise-stride2", conv_spec(1, 4, 4, 4, (5, 6), 3, s=2, pad=((1, 2), (1, 0)))),
-    ("2d-large-tile", conv_spec(2, 2, 64, 1, (4, 5), 2)),
-    ("2d-mid-tile-groups2", conv_spec(1, 6, 16, 2, (5, 5), 3, pad=1)),
-    ("3d-mixed", conv_spec(1, 2, 3, 1, (4, 5, 4), (2, 3, 2), s=(1, 2, 1),
-                           pad=((1, 0), (1, 1), (0, 1)), d=(1, 1, 2))),
-    ("3d-groups2-stride2", conv_spec(2, 4, 4, 2, (3, 4, 5), 2, s=2,
-                                     pad=((0, 1), (1, 1), (1, 0)))),
+    ("1d-basic", conv_spec(2, 3, 4, (11,), 3, padding=1)),
+    ("1d-stride2-dil2-groups2-asym", conv_spec(2, 4, 6, (13,), 3, stride=2, padding=((2, 0),),
+                                               dilation=2, groups=2)),
+    ("1d-depthwise-mult2", conv_spec(1, 4, 8, (9,), 5, padding=2, groups=4)),
+    ("1d-k1-stride3", conv_spec(2, 2, 3, (10,), 1, stride=3)),
+    ("1d-kernel-wider-than-input", conv_spec(1, 2, 2, (3,), 5, padding=2)),
+    ("1d-same-even-kernel", conv_spec(2, 3, 3, (8,), 4, padding=((1, 2),))),
+    ("1d-large-tile-split-weight", conv_spec(4, 2, 64, (200,), 3, padding=1)),
+    ("2d-mixed", conv_spec(2, 3, 5, (6, 7), (3, 2), stride=(1, 2), padding=((1, 1), (0, 1)),
+                           dilation=(1, 2))),
+    ("2d-depthwise-stride2", conv_spec(1, 4, 4, (5, 6), 3, stride=2, padding=((1, 2), (1, 0)),
+                                       groups=4)),
+    ("2d-large-tile", conv_spec(2, 2, 64, (4, 5), 2)),
+    ("2d-mid-tile-groups2", conv_spec(1, 6, 16, (5, 5), 3, padding=1, groups=2)),
+    ("3d-mixed", conv_spec(1, 2, 3, (4, 5, 4), (2, 3, 2), stride=(1, 2, 1),
+                           padding=((1, 0), (1, 1), (0, 1)), dilation=(1, 1, 2))),
+    ("3d-groups2-stride2", conv_spec(2, 4, 4, (3, 4, 5), 2, stride=2,
+                                     padding=((0, 1), (1, 1), (1, 0)), groups=2)),
 ]
 
 TCONV_CASES = [
-    ("1d-s2-groups2-op1", tconv_spec(2, 4, 6, 2, (5,), 4, s=2, pad=((1, 0),))),
-    ("1d-negative-hi", tconv_spec(2, 3, 2, 1, (4,), 3, s=3, pad=((0, -2),), d=2)),
-    ("1d-s2-d2-empty-phases", tconv_spec(1, 2, 3, 1, (4,), 3, s=2, d=2)),
-    ("1d-large-tile", tconv_spec(1, 3, 64, 1, (5,), 4, s=2, pad=1)),
-    ("2d-mixed-negative-hi", tconv_spec(2, 3, 4, 1, (3, 4), (3, 2), s=(2, 3),
-                                        pad=((1, 0), (0, -1)), d=(1, 2))),
-    ("2d-depthwise-s2-op1", tconv_spec(1, 4, 4, 4, (4, 4), 3, s=2, pad=((1, 0), (1, 0)))),
-    ("2d-mid-tile", tconv_spec(1, 4, 12, 1, (3, 3), 3, s=1, pad=1)),
-    ("3d-mixed", tconv_spec(1, 2, 3, 1, (2, 3, 2), (2, 2, 3), s=(2, 1, 2),
-                            pad=((0, -1), (1, 0), (1, 1)))),
-    ("3d-groups2", tconv_spec(2, 4, 2, 2, (2, 2, 3), 2, s=2, pad=((0, 0), (1, 0), (0, 1)))),
+    ("1d-s2-groups2-op1", tconv_spec(2, 4, 6, (5,), 4, stride=2, padding=((1, 0),), groups=2)),
+    ("1d-negative-hi", tconv_spec(2, 3, 2, (4,), 3, stride=3, padding=((0, -2),), dilation=2)),
+    ("1d-s2-d2-empty-phases", tconv_spec(1, 2, 3, (4,), 3, stride=2, dilation=2)),
+    ("1d-large-tile", tconv_spec(1, 3, 64, (5,), 4, stride=2, padding=1)),
+    ("2d-mixed-negative-hi", tconv_spec(2, 3, 4, (3, 4), (3, 2), stride=(2, 3),
+                                        padding=((1, 0), (0, -1)), dilation=(1, 2))),
+    ("2d-depthwise-s2-op1", tconv_spec(1, 4, 4, (4, 4), 3, stride=2, padding=((1, 0), (1, 0)),
+                                       groups=4)),
+    ("2d-mid-tile", tconv_spec(1, 4, 12, (3, 3), 3, stride=1, padding=1)),
+    ("3d-mixed", tconv_spec(1, 2, 3, (2, 3, 2), (2, 2, 3), stride=(2, 1, 2),
+                            padding=((0, -1), (1, 0), (1, 1)))),
+    ("3d-groups2", tconv_spec(2, 4, 2, (2, 2, 3), 2, stride=2, padding=((0, 0), (1, 0), (0, 1)),
+                              groups=2)),
 ] + [(f"adjoint-of-{name}", spec.as_transposed()) for name, spec in CONV_CASES
      if spec.batch * prod(spec.in_size) <= 400]
 
@@ -125,7 +109,7 @@ def _check(got, op, spec, args, dtype, label):
     bound = getattr(REF, op)(*absargs, spec).astype(np.float64)
     scale = max(1.0, float(bound.max(initial=0.0)))
     assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype)
-    assert_close(got, expected, dtype=dtype, label=label, rtol=RTOL[np.dtype(dtype)],
+    assert_close(got, expected, dtype=dtype, label=label, rtol=tolerance(dtype),
                  scale=scale * 50)
 
 
@@ -152,13 +136,13 @@ def test_conv_transpose_matches_reference(be, name, spec, dtype):
 
 
 def test_empty_and_zero_channel_problems(be):
-    spec = conv_spec(0, 3, 4, 1, (5,), 3)
+    spec = conv_spec(0, 3, 4, (5,), 3)
     x, w, b, gy = _data(spec, np.float32)
     assert be.conv(x, w, b, spec).shape == (0, 4, 3)
     gw = be.conv_weight(x, gy, spec)
     assert gw.shape == (4, 3, 3) and not gw.any()
     # no input channel: the output is the bias alone
-    spec = conv_spec(2, 0, 3, 1, (5,), 3)
+    spec = conv_spec(2, 0, 3, (5,), 3)
     x, w, b, _ = _data(spec, np.float32)
     y = be.conv(x, w, b, spec)
     np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None], y.shape))
@@ -185,7 +169,7 @@ def no_host_copies(monkeypatch):
 
 
 def test_device_arrays_stay_on_device(be, no_host_copies):
-    spec = conv_spec(2, 4, 6, 2, (9, 8), 3, s=2, pad=1)
+    spec = conv_spec(2, 4, 6, (9, 8), 3, stride=2, padding=1, groups=2)
     x, w, b, gy = _data(spec, np.float32)
     tspec = spec.as_transposed()
     # uploads made before counting starts
@@ -222,7 +206,7 @@ def test_front_layer_keeps_device_arrays(be, no_host_copies):
     assert isinstance(y, cl_array.Array)
     expected = pyconv.conv2d(x, w, None, padding=1, padding_mode="circular",
                              backend="reference")
-    assert_close(y.get(), expected, dtype=np.float32, rtol=1e-5)
+    assert_close(y.get(), expected, dtype=np.float32)
 
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
@@ -246,7 +230,7 @@ def test_pad_modes_match_numpy(be, shape, pads, mode, dtype):
 # caching, determinism
 
 def test_second_call_does_not_rebuild(be, monkeypatch):
-    spec = conv_spec(1, 3, 5, 1, (7, 6), 3, pad=1)
+    spec = conv_spec(1, 3, 5, (7, 6), 3, padding=1)
     x, w, b, gy = _data(spec, np.float32)
     be.conv(x, w, b, spec)
     be.conv_weight(x, gy, spec)
@@ -271,7 +255,7 @@ def test_second_call_does_not_rebuild(be, monkeypatch):
 
 def test_results_are_deterministic(be):
     # the weight gradient here is split into several partial sums
-    spec = conv_spec(8, 16, 64, 1, (40, 30), 3, pad=1)
+    spec = conv_spec(8, 16, 64, (40, 30), 3, padding=1)
     x, w, b, gy = _data(spec, np.float32)
     tiles = ocl_programs.tile_classes(be.device)["large"][0]
     reduction = spec.batch * prod(spec.out_size)
@@ -296,7 +280,7 @@ def test_split_weight_gradient_matches_reference(be):
 
 def test_fp64_missing_is_a_clear_error(be, monkeypatch):
     monkeypatch.setattr(be, "fp64", False)
-    spec = conv_spec(1, 2, 2, 1, (5,), 3)
+    spec = conv_spec(1, 2, 2, (5,), 3)
     reason = be.supports("conv", spec, np.float64)
     assert "cl_khr_fp64" in reason and be.device.name.strip() in reason
     assert be.supports("conv", spec, np.float32) is None
@@ -393,8 +377,8 @@ def test_info_lists_devices(be):
 
 
 def test_prefers_only_large_problems_on_gpus(be, monkeypatch):
-    big = conv_spec(8, 64, 64, 1, (56, 56), 3, pad=1)
-    small = conv_spec(1, 2, 2, 1, (8,), 3)
+    big = conv_spec(8, 64, 64, (56, 56), 3, padding=1)
+    small = conv_spec(1, 2, 2, (8,), 3)
     if not be.device.type & cl.device_type.GPU:
         assert not be.prefers("conv", big, np.float32)
 
@@ -429,7 +413,7 @@ def test_tiles_fall_back_when_too_big(be, monkeypatch):
     """A device with 64 work-items and 4 KiB of local memory gets smaller tiles."""
     monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())
     monkeypatch.setattr(ocl_programs, "device_limits", lambda device: (64, [64, 64, 64], 4096))
-    spec = conv_spec(2, 3, 64, 1, (6, 7), 3, pad=1)
+    spec = conv_spec(2, 3, 64, (6, 7), 3, padding=1)
     x, w, b, gy = _data(spec, np.float32)
     _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), np.float32, "fallback conv")
     _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), np.float32,
@@ -460,8 +444,8 @@ def test_every_tile_configuration_is_correct(be, monkeypatch, cls, tiles):
     monkeypatch.setitem(ocl_programs.TILE_CLASSES, cls, (tiles,))
     monkeypatch.setitem(ocl_programs.TILE_CLASSES_CPU, cls, (tiles,))
     rows, cin = {"large": (64, 4), "mid": (12, 4), "small": (3, 12), "tiny": (2, 1)}[cls]
-    spec = conv_spec(2, cin, rows, 1, (6, 5), (3, 2), s=(2, 1), pad=((1, 0), (0, 1)),
-                     d=(1, 2))
+    spec = conv_spec(2, cin, rows, (6, 5), (3, 2), stride=(2, 1), padding=((1, 0), (0, 1)),
+                     dilation=(1, 2))
     x, w, b, gy = _data(spec, np.float32)
     _check(be.conv(x, w, b, spec), "conv", spec, (x, w, b), np.float32, f"conv {tiles}")
     _check(be.conv_weight(x, gy, spec), "conv_weight", spec, (x, gy), np.float32,
@@ -505,10 +489,12 @@ def _random_spec(rng, transposed):
         for kk, dd, ss in zip(k, d, s):
             lo = int(rng.integers(0, dd * (kk - 1) + 1))
             pads.append((lo, lo - int(rng.integers(0, max(ss, dd)))))
-        spec = tconv_spec(int(rng.integers(1, 3)), cin, cout, groups, size, k, s, pads, d)
+        spec = tconv_spec(int(rng.integers(1, 3)), cin, cout, size, k, stride=s, padding=pads,
+                          dilation=d, groups=groups)
     else:
         pads = [tuple(int(v) for v in rng.integers(0, 3, 2)) for _ in range(nd)]
-        spec = conv_spec(int(rng.integers(1, 3)), cin, cout, groups, size, k, s, pads, d)
+        spec = conv_spec(int(rng.integers(1, 3)), cin, cout, size, k, stride=s, padding=pads,
+                         dilation=d, groups=groups)
     if min(spec.out_size) < 1:
         return None
     return spec
