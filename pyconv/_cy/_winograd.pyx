@@ -8,7 +8,8 @@ Two passes of :func:`run_items`:
 * the weight transform: item = (group, panel of ``mr`` output channels);
   each writes its rows of every position's transformed weight ``U[p]``,
   packed in micro-kernel panels (``kernels/winograd.h``, in double);
-* the convolution: item = (n, group, block of ``tb`` output tiles).  The
+* the convolution: item = (group, block of ``tb`` output tiles, in
+  (image, z, y, x) order).  The
   block's input tiles are transformed into ``V[p]`` (C_in/g x tiles), each
   of the ``P`` positions is one GEMM ``M[p] = U[p] @ V[p]`` on the
   implicit-GEMM micro-kernel, and ``M`` is transformed back into the
@@ -40,24 +41,33 @@ cdef extern from "kernels/winograd.h" nogil:
         double bt[3][64]
         double gm[3][64]
         double at[3][64]
-    Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t nt)
+    Py_ssize_t pc_wino_halo(const pc_wino *wg)
+    Py_ssize_t pc_wino_ldv(Py_ssize_t q, Py_ssize_t nr)
+    Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
     void pc_wino_filter_f(const pc_wino *wg, const float *w, Py_ssize_t grp, Py_ssize_t panel,
                           Py_ssize_t mr, Py_ssize_t mpad, float *upack, double *tmp)
     void pc_wino_filter_d(const pc_wino *wg, const double *w, Py_ssize_t grp,
                           Py_ssize_t panel, Py_ssize_t mr, Py_ssize_t mpad, double *upack,
                           double *tmp)
-    void pc_wino_input_f(const pc_wino *wg, const float *xg, Py_ssize_t tz, Py_ssize_t ty,
-                         Py_ssize_t a, Py_ssize_t nt, float *V, Py_ssize_t ldv, Py_ssize_t j0,
+    void pc_wino_load_segment_f(const pc_wino *wg, const float *xg, Py_ssize_t tz,
+                                Py_ssize_t ty, Py_ssize_t a, Py_ssize_t w, Py_ssize_t ldv,
+                                Py_ssize_t col0, float *D)
+    void pc_wino_load_segment_d(const pc_wino *wg, const double *xg, Py_ssize_t tz,
+                                Py_ssize_t ty, Py_ssize_t a, Py_ssize_t w, Py_ssize_t ldv,
+                                Py_ssize_t col0, double *D)
+    void pc_wino_input_f(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, float *V,
                          float *scratch)
-    void pc_wino_input_d(const pc_wino *wg, const double *xg, Py_ssize_t tz, Py_ssize_t ty,
-                         Py_ssize_t a, Py_ssize_t nt, double *V, Py_ssize_t ldv,
-                         Py_ssize_t j0, double *scratch)
-    void pc_wino_output_f(const pc_wino *wg, const float *M, Py_ssize_t ldv, Py_ssize_t j0,
-                          Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a, Py_ssize_t nt,
-                          float *yg, const float *bias, float *scratch)
-    void pc_wino_output_d(const pc_wino *wg, const double *M, Py_ssize_t ldv, Py_ssize_t j0,
-                          Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a, Py_ssize_t nt,
-                          double *yg, const double *bias, double *scratch)
+    void pc_wino_input_d(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, double *V,
+                         double *scratch)
+    float *pc_wino_output_f(const pc_wino *wg, const float *M, Py_ssize_t ldv, float *scratch)
+    double *pc_wino_output_d(const pc_wino *wg, const double *M, Py_ssize_t ldv,
+                             double *scratch)
+    void pc_wino_store_segment_f(const pc_wino *wg, const float *F, Py_ssize_t ldv,
+                                 Py_ssize_t col0, Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a,
+                                 Py_ssize_t nt, float *yg, const float *bias)
+    void pc_wino_store_segment_d(const pc_wino *wg, const double *F, Py_ssize_t ldv,
+                                 Py_ssize_t col0, Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a,
+                                 Py_ssize_t nt, double *yg, const double *bias)
 
 
 # ---------------------------------------------------------------------------
@@ -72,23 +82,38 @@ cdef inline void wino_filter(const pc_wino *wg, const floating *w, Py_ssize_t gr
         pc_wino_filter_d(wg, w, grp, panel, mr, mpad, upack, tmp)
 
 
-cdef inline void wino_input(const pc_wino *wg, const floating *xg, Py_ssize_t tz,
-                            Py_ssize_t ty, Py_ssize_t a, Py_ssize_t nt, floating *V,
-                            Py_ssize_t ldv, Py_ssize_t j0, floating *scratch) noexcept nogil:
+cdef inline void load_segment(const pc_wino *wg, const floating *xg, Py_ssize_t tz,
+                              Py_ssize_t ty, Py_ssize_t a, Py_ssize_t w, Py_ssize_t ldv,
+                              Py_ssize_t col0, floating *D) noexcept nogil:
     if floating is float:
-        pc_wino_input_f(wg, xg, tz, ty, a, nt, V, ldv, j0, scratch)
+        pc_wino_load_segment_f(wg, xg, tz, ty, a, w, ldv, col0, D)
     else:
-        pc_wino_input_d(wg, xg, tz, ty, a, nt, V, ldv, j0, scratch)
+        pc_wino_load_segment_d(wg, xg, tz, ty, a, w, ldv, col0, D)
 
 
-cdef inline void wino_output(const pc_wino *wg, const floating *M, Py_ssize_t ldv,
-                             Py_ssize_t j0, Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a,
-                             Py_ssize_t nt, floating *yg, const floating *bias,
-                             floating *scratch) noexcept nogil:
+cdef inline void wino_input(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, floating *V,
+                            floating *scratch) noexcept nogil:
     if floating is float:
-        pc_wino_output_f(wg, M, ldv, j0, tz, ty, a, nt, yg, bias, scratch)
+        pc_wino_input_f(wg, q, ldv, V, scratch)
     else:
-        pc_wino_output_d(wg, M, ldv, j0, tz, ty, a, nt, yg, bias, scratch)
+        pc_wino_input_d(wg, q, ldv, V, scratch)
+
+
+cdef inline floating *wino_output(const pc_wino *wg, const floating *M, Py_ssize_t ldv,
+                                  floating *scratch) noexcept nogil:
+    if floating is float:
+        return pc_wino_output_f(wg, M, ldv, scratch)
+    else:
+        return pc_wino_output_d(wg, M, ldv, scratch)
+
+
+cdef inline void store_segment(const pc_wino *wg, const floating *F, Py_ssize_t ldv,
+                               Py_ssize_t col0, Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a,
+                               Py_ssize_t nt, floating *yg, const floating *bias) noexcept nogil:
+    if floating is float:
+        pc_wino_store_segment_f(wg, F, ldv, col0, tz, ty, a, nt, yg, bias)
+    else:
+        pc_wino_store_segment_d(wg, F, ldv, col0, tz, ty, a, nt, yg, bias)
 
 
 # ---------------------------------------------------------------------------
@@ -103,7 +128,13 @@ cdef struct Task:
     void *y
     const Py_ssize_t *off   # off[ci] = ci * ldv: V[p] as the micro-kernel's slab
     int level           # SIMD level of the micro-kernel
-    Py_ssize_t mr, nr, mpad, tb, ntiles, nblocks, ldv, seg
+    Py_ssize_t mr, nr, mpad
+    Py_ssize_t L        # tiles per segment
+    Py_ssize_t segw     # columns per segment: L + h
+    Py_ssize_t chunks   # segments per row of tiles
+    Py_ssize_t nseg     # segments of the call: N * rows of tiles * chunks
+    Py_ssize_t sb       # segments per block (work item)
+    Py_ssize_t nblocks, ldv
     Layout buf
 
 
@@ -130,25 +161,27 @@ cdef pc_wino make_wino(tuple geo, tuple tiles, const double[:, :, ::1] coef) exc
     return wg
 
 
-cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t tb, Py_ssize_t nr, Py_ssize_t isz,
-                        Layout *L) noexcept nogil:
-    """The per-thread block of the convolution items; returns ``ldv``."""
-    cdef Py_ssize_t ldv = (tb + nr - 1) // nr * nr
-    cdef Py_ssize_t seg = min(tb, wg.nt[2])
-    layout_init(L)
-    layout_add(L, wg.P * wg.g.cin_g * ldv * isz)           # 0: V, transformed input
-    layout_add(L, wg.P * wg.g.cout_g * ldv * isz)          # 1: M, the products
-    layout_add(L, pc_wino_scratch(wg, seg) * isz)          # 2: transform rows
+cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nr,
+                        Py_ssize_t isz, Layout *lay) noexcept nogil:
+    """The per-thread block of the convolution items (``sb`` segments of ``L``
+    tiles); returns ``ldv``, the columns of V's and M's rows."""
+    cdef Py_ssize_t ldv = pc_wino_ldv(sb * (L + pc_wino_halo(wg)), nr)
+    layout_init(lay)
+    layout_add(lay, wg.P * wg.g.cin_g * ldv * isz)           # 0: V, transformed input
+    layout_add(lay, wg.P * wg.g.cout_g * ldv * isz)          # 1: M, the products
+    layout_add(lay, pc_wino_scratch(wg, ldv) * isz)          # 2: transform rows
     return ldv
 
 
-def workspace(tuple geo, tuple tiles, Py_ssize_t tb, Py_ssize_t mr, Py_ssize_t nr, bint dbl):
-    """(bytes per thread, fixed bytes: the transformed weights, the offsets) of :func:`conv`."""
+def workspace(tuple geo, tuple tiles, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t mr,
+              Py_ssize_t nr, bint dbl):
+    """(bytes per thread, fixed bytes: the transformed weights, the offsets) of
+    :func:`conv` with blocks of ``sb`` segments of ``L`` tiles."""
     cdef pc_wino wg = make_wino(geo, tiles, _NO_COEF)
-    cdef Layout L
+    cdef Layout lay
     cdef Py_ssize_t isz = 8 if dbl else 4
-    _layout(&wg, tb, nr, isz, &L)
-    return (max(L.nbytes, <Py_ssize_t> (3 * wg.P * mr * sizeof(double))),
+    _layout(&wg, L, sb, nr, isz, &lay)
+    return (max(lay.nbytes, <Py_ssize_t> (3 * wg.P * mr * sizeof(double))),
             wg.g.G * wg.P * packed_rows(wg.g.cout_g, mr) * wg.g.cin_g * isz
             + wg.g.cin_g * sizeof(Py_ssize_t))
 
@@ -165,68 +198,78 @@ cdef void _filter_item(const void *task, floating *buf, Py_ssize_t slot,
                 <floating *> t.u, <double *> buf)
 
 
+cdef inline void _segment(const Task *t, Py_ssize_t sg, Py_ssize_t *n, Py_ssize_t *tz,
+                          Py_ssize_t *ty, Py_ssize_t *a) noexcept nogil:
+    """Image, tile row (tz, ty) and first tile ``a`` of segment ``sg``."""
+    cdef Py_ssize_t rows = t.wg.nt[0] * t.wg.nt[1]
+    cdef Py_ssize_t r = sg // t.chunks
+    n[0] = r // rows
+    tz[0] = (r % rows) // t.wg.nt[1]
+    ty[0] = r % t.wg.nt[1]
+    a[0] = (sg % t.chunks) * t.L
+
+
 cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
                      Py_ssize_t it) noexcept nogil:
-    """One block of tiles of one (image, group): transform, P products, transform back."""
+    """One block of one group: load and transform, P products, transform back, store.
+
+    The block is ``sb`` consecutive segments in (image, z, y, x) order, so
+    that small images share the micro-kernel's panels.
+    """
     cdef const Task *t = <const Task *> task
     cdef const pc_wino *wg = &t.wg
     cdef const Geo *g = &t.wg.g
     cdef floating *V = <floating *> layout_part(&t.buf, buf, 0)
     cdef floating *M = <floating *> layout_part(&t.buf, buf, 1)
     cdef floating *scratch = <floating *> layout_part(&t.buf, buf, 2)
-    cdef Py_ssize_t blk = it % t.nblocks, grp = (it // t.nblocks) % g.G
-    cdef Py_ssize_t n = it // (t.nblocks * g.G)
-    cdef Py_ssize_t b0 = blk * t.tb, b1 = min(b0 + t.tb, t.ntiles)
-    cdef Py_ssize_t nb = b1 - b0, ncols = (nb + t.nr - 1) // t.nr * t.nr
-    cdef Py_ssize_t TX = wg.nt[2], TY = wg.nt[1]
-    cdef Py_ssize_t s, e, r, p, ci
-    cdef const floating *xg = <const floating *> t.x + (n * g.Cin + grp * g.cin_g) * g.Pin
-    cdef floating *yg = <floating *> t.y + (n * g.Cout + grp * g.cout_g) * g.Pout
+    cdef floating *F
+    cdef Py_ssize_t blk = it % t.nblocks, grp = it // t.nblocks
+    cdef Py_ssize_t s0 = blk * t.sb, s1 = min(s0 + t.sb, t.nseg)
+    cdef Py_ssize_t q = (s1 - s0) * t.segw
+    cdef Py_ssize_t sg, n, tz, ty, a, p
     cdef const floating *bias = (<const floating *> t.b + grp * g.cout_g
                                  if t.b != NULL else NULL)
     cdef const floating *u = <const floating *> t.u + grp * wg.P * t.mpad * g.cin_g
-    s = b0
-    while s < b1:                        # the segments: tiles of one row of tiles
-        r = s // TX
-        e = min(b1, (r + 1) * TX)
-        wino_input(wg, xg, r // TY, r % TY, s - r * TX, e - s, V, t.ldv, s - b0, scratch)
-        s = e
-    if ncols > nb:                       # the last panel's columns past the block
-        for p in range(wg.P * g.cin_g):
-            memset(V + p * t.ldv + nb, 0, (ncols - nb) * sizeof(floating))
+    for sg in range(s0, s1):
+        _segment(t, sg, &n, &tz, &ty, &a)
+        load_segment(wg, <const floating *> t.x + (n * g.Cin + grp * g.cin_g) * g.Pin,
+                     tz, ty, a, t.segw, t.ldv, (sg - s0) * t.segw, scratch)
+    wino_input(wg, q, t.ldv, V, scratch)
     for p in range(wg.P):
         ipanels(t.level, g.cin_g, g.cout_g, u + p * t.mpad * g.cin_g, V + p * g.cin_g * t.ldv,
-                t.off, nb, M + p * g.cout_g * t.ldv, t.ldv)
-    s = b0
-    while s < b1:
-        r = s // TX
-        e = min(b1, (r + 1) * TX)
-        wino_output(wg, M, t.ldv, s - b0, r // TY, r % TY, s - r * TX, e - s, yg, bias,
-                    scratch)
-        s = e
+                t.off, q, M + p * g.cout_g * t.ldv, t.ldv)
+    F = wino_output(wg, M, t.ldv, scratch)
+    for sg in range(s0, s1):
+        _segment(t, sg, &n, &tz, &ty, &a)
+        store_segment(wg, F, t.ldv, (sg - s0) * t.segw, tz, ty, a, min(t.L, wg.nt[2] - a),
+                      <floating *> t.y + (n * g.Cout + grp * g.cout_g) * g.Pout, bias)
 
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, tuple tiles, const double[:, :, ::1] coef,
-         Py_ssize_t tb, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads):
+         Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads):
     """Stride-1, dilation-1 forward conv by Winograd's F(tiles, kernel).
 
     ``tiles``: outputs per tile per canonical axis (1 on an axis whose
     kernel has one tap); ``coef[axis]`` = (B^T, G, A^T) of that axis,
-    flattened row-major; ``tb``: tiles per work item.  ``b`` empty = no bias.
+    flattened row-major; work items: blocks of ``sb`` segments of ``L``
+    tiles.  ``b`` empty = no bias.
     """
     cdef Task t
     cdef Py_ssize_t nitems, ci
     cdef Py_ssize_t *off
     t.wg = make_wino(geo, tiles, coef)
-    t.ntiles = t.wg.nt[0] * t.wg.nt[1] * t.wg.nt[2]
-    t.tb = min(tb, t.ntiles)
-    t.nblocks = (t.ntiles + t.tb - 1) // t.tb
+    t.L = min(L, t.wg.nt[2])
+    t.segw = t.L + pc_wino_halo(&t.wg)
+    t.chunks = (t.wg.nt[2] + t.L - 1) // t.L
+    t.nseg = t.wg.g.N * t.wg.nt[0] * t.wg.nt[1] * t.chunks
+    t.sb = min(sb, t.nseg)
+    t.nblocks = (t.nseg + t.sb - 1) // t.sb
     t.mr, t.nr, t.level = mr, nr, level
     t.mpad = packed_rows(t.wg.g.cout_g, mr)
     t.x, t.w, t.y = &x[0], &w[0], &y[0]
     t.b = &b[0] if b.shape[0] > 0 else NULL
-    t.ldv = _layout(&t.wg, t.tb, nr, sizeof(floating), &t.buf)
+    t.ldv = _layout(&t.wg, t.L, t.sb, nr, sizeof(floating), &t.buf)
     t.u = pc_alloc(t.wg.g.G * t.wg.P * t.mpad * t.wg.g.cin_g * sizeof(floating))
     off = <Py_ssize_t *> malloc(max(1, t.wg.g.cin_g) * sizeof(Py_ssize_t))
     try:
@@ -238,7 +281,7 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
         nitems = t.wg.g.G * (t.mpad // mr)
         run_items[floating](_filter_item[floating], &t, nitems, nitems,
                             3 * t.wg.P * mr * sizeof(double), nthreads)
-        nitems = t.wg.g.N * t.wg.g.G * t.nblocks
+        nitems = t.wg.g.G * t.nblocks
         run_items[floating](_conv_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
     finally:
         free(t.u)

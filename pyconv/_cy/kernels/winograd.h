@@ -11,25 +11,29 @@
  * alpha = 1 and identity matrices, so 1-d, 2-d and 3-d share the code.
  *
  * The output is cut into tiles of m_z x m_y x m_x outputs.  A block of tiles
- * (consecutive in z, y, x order) is processed in three steps:
+ * is processed in three steps:
  *
- *   input transform   V[p][ci][t] = (B^T d_t B)[p]     per channel ci, tile t
+ *   input transform   V[p][ci][j] = (B^T d_j B)[p]     per channel ci, tile j
  *   products          M[p] = U[p] @ V[p]               one GEMM per position p
- *   output transform  y_t = A^T M[.][co][t] A + bias   per channel co
+ *   output transform  y_j = A^T M[.][co][j] A + bias   per channel co
  *
  * where U[p] (C_out/g x C_in/g) is the transformed weight, packed once per
  * call in micro-kernel panels (pc_wino_filter).  The products run on the
  * implicit-GEMM micro-kernel (pc_ipanels with off[ci] = ci * ldv): V[p] is a
  * plain row-major matrix whose columns are the block's tiles.
  *
- * A block is walked by *segments*: the tiles of one row of tiles (fixed
- * tz, ty) that lie in the block.  Along x the transforms are vectorised over
- * the tiles of a segment: the input rows are loaded de-interleaved by
- * residue modulo m_x (row[res][u] = x[x0 + u*m_x + res]), so that input
- * position t*m_x + k of tile t is row[k % m_x][t + k / m_x], a contiguous
- * run over t; the z and y transforms are whole-row operations.  Every
- * output element is computed by exactly one tile, in an order fixed by the
- * matrices: the result does not depend on the cutting into blocks or threads.
+ * Columns.  A block is a run of *segments*: up to L consecutive tiles of one
+ * row of tiles (fixed image, tz, ty).  Segment i owns the columns
+ * [i*w, i*w + w) with w = L + h, h = (alpha_x - 1) / m_x: its tiles, then h
+ * columns whose products are computed and thrown away.  Along x the input
+ * rows are loaded de-interleaved by residue modulo m_x (row[res][u] =
+ * x[x0 + u*m_x + res], u < w for each segment), so that input k of the tile
+ * in column j is row[k % m_x][j + k / m_x]: the x transform of a whole
+ * block is one contiguous run over its columns (the h extra columns absorb
+ * the reads past a segment's tiles).  The z and y transforms are whole-row
+ * operations.  Every output element is computed by exactly one tile, in an
+ * order fixed by the matrices: the result does not depend on the cutting
+ * into blocks or threads.
  *
  * The transforms of x and y run in the dtype of the call; the weight
  * transform in double (rounded once).
@@ -54,27 +58,45 @@ typedef struct {
     double at[3][PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];   /* A^T, m x a */
 } pc_wino;
 
-/* Elements of one de-interleaved input row of a segment of nt tiles. */
-static inline ptrdiff_t pc_wino_ulen(const pc_wino *wg, ptrdiff_t nt)
+/* The transforms run over whole vectors of PC_WINO_VEC columns (the widest
+   float vector): the buffers' rows are rounded up to it. */
+#define PC_WINO_VEC 16
+
+/* Extra columns per segment: h = (alpha_x - 1) / m_x. */
+static inline ptrdiff_t pc_wino_halo(const pc_wino *wg)
 {
-    return nt + (wg->a[2] - 1) / wg->m[2];
+    return (wg->a[2] - 1) / wg->m[2];
 }
 
-/* Elements of the per-thread transform scratch for segments of up to nt tiles. */
-static ptrdiff_t pc_wino_scratch(const pc_wino *wg, ptrdiff_t nt)
+/* Columns of V's and M's rows for a block of q columns: whole micro-kernel
+   panels of nr columns, whole vectors. */
+static inline ptrdiff_t pc_wino_ldv(ptrdiff_t q, ptrdiff_t nr)
 {
-    ptrdiff_t rows = wg->a[0] * wg->a[1];
-    return 2 * rows * wg->m[2] * (pc_wino_ulen(wg, nt) + 1);
+    ptrdiff_t n = (q + nr - 1) / nr * nr;
+    return (n + PC_WINO_VEC - 1) / PC_WINO_VEC * PC_WINO_VEC;
 }
 
-/* Weight transform of one element pair, in double: lanes = rows of a panel.
-   in: [r_z][r_y][r_x][L], out: [a_z][a_y][a_x][L] (tmp: two scratch blocks). */
-static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff_t cols,
-                            ptrdiff_t outer, ptrdiff_t mid, ptrdiff_t inner,
-                            const double *in, double *out)
+/* Elements of one residue row of the input scratch: ldv + h. */
+static inline ptrdiff_t pc_wino_rs(const pc_wino *wg, ptrdiff_t ldv)
 {
-    /* out[o][i][q][l] = sum_j mat[i][j] in[o][j][q][l] over mid*inner = q,l */
-    ptrdiff_t o, i, j, q, n = mid * inner;
+    return ldv + pc_wino_halo(wg);
+}
+
+/* Elements of the per-thread transform scratch: two blocks of
+   max(C_in/g, C_out/g) channels x a_z * a_y rows x m_x residues x rs. */
+static ptrdiff_t pc_wino_scratch(const pc_wino *wg, ptrdiff_t ldv)
+{
+    ptrdiff_t c = wg->g.cin_g > wg->g.cout_g ? wg->g.cin_g : wg->g.cout_g;
+    return 2 * c * wg->a[0] * wg->a[1] * wg->m[2] * pc_wino_rs(wg, ldv);
+}
+
+/* The weight transform along one axis, in double:
+   out[o][i][q] = sum_j mat[i][j] in[o][j][q] for q < n. */
+PC_CLONES static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff_t cols,
+                                      ptrdiff_t outer, ptrdiff_t n, const double *in,
+                                      double *out)
+{
+    ptrdiff_t o, i, j, q;
     for (o = 0; o < outer; o++)
         for (i = 0; i < rows; i++) {
             double *d = out + (o * rows + i) * n;
@@ -88,66 +110,157 @@ static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff_t cols,
         }
 }
 
-#define PC_DEFINE_WINO(T, S)                                                         \
-/* out[o][i][:] = sum_j mat[i][j] in[o][j][:] (rows of ``inner`` elements) */         \
-PC_CLONES static void pc_wino_axis_##S(const double *mat, ptrdiff_t rows,            \
-                                       ptrdiff_t cols, ptrdiff_t outer,              \
-                                       ptrdiff_t inner, const T *restrict in,        \
-                                       T *restrict out)                              \
+/* GCC: the rows a transform reads and writes never overlap. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define PC_IVDEP _Pragma("GCC ivdep")
+#else
+#define PC_IVDEP
+#endif
+
+/*
+ * The one transform step, ``outer`` times (o < outer):
+ *
+ *   dst[o*ds + doff[i] + q] = sum_j c[i][j] src[o*ss + soff[j] + q],  q < n
+ *
+ * for an R x C matrix c (R destination rows, C source rows given by their
+ * offsets).  Built for the shapes of F(2, 3), F(4, 3), F(2, 5) and F(4, 5)
+ * with R and C constant (the sums unrolled, q vectorised), any other shape
+ * by the generic loop; every build sums in the same order (j increasing).
+ */
+#define PC_DEFINE_WINO_MAT(T, S, R, C)                                               \
+PC_CLONES static void pc_wino_mat_##S##_##R##x##C(                                  \
+    const T *c, const T *src, const ptrdiff_t *soff, ptrdiff_t ss, T *dst,           \
+    const ptrdiff_t *doff, ptrdiff_t ds, ptrdiff_t n, ptrdiff_t outer)               \
 {                                                                                    \
-    ptrdiff_t o, i, j, q;                                                            \
+    T k[R * C];                                                                      \
+    ptrdiff_t o, q;                                                                  \
+    int i, j;                                                                        \
+    for (i = 0; i < R * C; i++) k[i] = c[i];                                         \
+    for (o = 0; o < outer; o++) {                                                    \
+        const T *s[C];                                                               \
+        T *d[R];                                                                     \
+        for (j = 0; j < C; j++) s[j] = src + o * ss + soff[j];                       \
+        for (i = 0; i < R; i++) d[i] = dst + o * ds + doff[i];                       \
+        PC_IVDEP                                                                     \
+        for (q = 0; q < n; q++) {                                                    \
+            T v[C];                                                                  \
+            for (j = 0; j < C; j++) v[j] = s[j][q];                                  \
+            for (i = 0; i < R; i++) {                                                \
+                T acc = k[i * C] * v[0];                                             \
+                for (j = 1; j < C; j++) acc += k[i * C + j] * v[j];                  \
+                d[i][q] = acc;                                                       \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+}
+
+#define PC_WINO_SHAPES(X, T, S)                                                      \
+    X(T, S, 4, 4) X(T, S, 6, 6) X(T, S, 8, 8)                                        \
+    X(T, S, 2, 4) X(T, S, 4, 6) X(T, S, 2, 6) X(T, S, 4, 8)
+
+#define PC_WINO_CASE(T, S, R, C)                                                     \
+    if (rows == R && cols == C) {                                                    \
+        pc_wino_mat_##S##_##R##x##C(k, src, soff, ss, dst, doff, ds, n, outer);      \
+        return;                                                                      \
+    }
+
+#define PC_DEFINE_WINO(T, S)                                                         \
+PC_WINO_SHAPES(PC_DEFINE_WINO_MAT, T, S)                                             \
+                                                                                     \
+PC_CLONES static void pc_wino_mat_##S##_any(                                        \
+    int rows, int cols, const T *c, const T *src, const ptrdiff_t *soff, ptrdiff_t ss, \
+    T *dst, const ptrdiff_t *doff, ptrdiff_t ds, ptrdiff_t n, ptrdiff_t outer)       \
+{                                                                                    \
+    ptrdiff_t o, q;                                                                  \
+    int i, j;                                                                        \
     for (o = 0; o < outer; o++)                                                      \
         for (i = 0; i < rows; i++) {                                                 \
-            T *restrict d = out + (o * rows + i) * inner;                            \
-            int first = 1;                                                           \
-            for (j = 0; j < cols; j++) {                                             \
-                const T c = (T)mat[i * cols + j];                                    \
-                const T *restrict s = in + (o * cols + j) * inner;                   \
-                if (c == 0) continue;                                                \
-                if (first)                                                           \
-                    for (q = 0; q < inner; q++) d[q] = c * s[q];                     \
-                else                                                                 \
-                    for (q = 0; q < inner; q++) d[q] += c * s[q];                    \
-                first = 0;                                                           \
+            const T *s = src + o * ss;                                               \
+            T *d = dst + o * ds + doff[i];                                           \
+            for (q = 0; q < n; q++) {                                                \
+                T acc = c[i * cols] * s[soff[0] + q];                                \
+                for (j = 1; j < cols; j++) acc += c[i * cols + j] * s[soff[j] + q];  \
+                d[q] = acc;                                                          \
             }                                                                        \
-            if (first)                                                               \
-                for (q = 0; q < inner; q++) d[q] = 0;                                \
         }                                                                            \
 }                                                                                    \
                                                                                      \
-/* dst[res][u] = src[x0 + u*mx + res] for u < ulen, zero outside [0, X) */            \
+/* the step above for the matrix ``mat`` (rows x cols, in double) */                 \
+static void pc_wino_mat_##S(const double *mat, int rows, int cols, const T *src,     \
+                            const ptrdiff_t *soff, ptrdiff_t ss, T *dst,             \
+                            const ptrdiff_t *doff, ptrdiff_t ds, ptrdiff_t n,        \
+                            ptrdiff_t outer)                                         \
+{                                                                                    \
+    T k[PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];                                      \
+    int i;                                                                           \
+    for (i = 0; i < rows * cols; i++) k[i] = (T)mat[i];                              \
+    PC_WINO_SHAPES(PC_WINO_CASE, T, S)                                               \
+    pc_wino_mat_##S##_any(rows, cols, k, src, soff, ss, dst, doff, ds, n, outer);    \
+}                                                                                    \
+                                                                                     \
+/* The z and y steps on whole rows of ``len`` elements, for ``nch`` channels:       \
+ * in: per channel [a_z][a_y] rows; out: per channel [rz][ry] rows (the           \
+ * matrices: B^T, or A^T with rz = m_z, ry = m_y).  *result: buf or other. */       \
+static void pc_wino_zy_##S(const pc_wino *wg, const double *matz, const double *maty, \
+                           int rz, int ry, ptrdiff_t len, ptrdiff_t nch, T *buf,     \
+                           T *other, T **result)                                     \
+{                                                                                    \
+    const int az = (int)wg->a[0], ay = (int)wg->a[1];                                \
+    ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
+    T *cur = buf, *nxt = other, *tmp;                                                \
+    int i;                                                                           \
+    if (ay > 1) {                       /* (channel, z) rows of a_y -> ry rows */   \
+        for (i = 0; i < ay; i++) so[i] = i * len;                                    \
+        for (i = 0; i < ry; i++) dof[i] = i * len;                                   \
+        pc_wino_mat_##S(maty, ry, ay, cur, so, ay * len, nxt, dof, ry * len, len,    \
+                        nch * az);                                                   \
+        tmp = cur; cur = nxt; nxt = tmp;                                             \
+    }                                                                                \
+    if (az > 1) {                       /* per channel: a_z blocks -> rz blocks */  \
+        for (i = 0; i < az; i++) so[i] = i * ry * len;                               \
+        for (i = 0; i < rz; i++) dof[i] = i * ry * len;                              \
+        pc_wino_mat_##S(matz, rz, az, cur, so, az * ry * len, nxt, dof, rz * ry * len, \
+                        ry * len, nch);                                              \
+        cur = nxt;                                                                   \
+    }                                                                                \
+    *result = cur;                                                                   \
+}                                                                                    \
+                                                                                     \
+/* dst[res*rs + u] = src[x0 + u*mx + res] for u < w, zero outside [0, X) */          \
 PC_CLONES static void pc_wino_load_##S(const T *restrict src, ptrdiff_t X,          \
-                                       ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t ulen,   \
-                                       T *restrict dst)                              \
+                                       ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t w,      \
+                                       ptrdiff_t rs, T *restrict dst)                \
 {                                                                                    \
     /* interior: the u whose mx inputs are all inside the row */                      \
     ptrdiff_t ua = pc_ceildiv(-x0, mx), ub = pc_floordiv(X - x0, mx), u, res;        \
     if (ua < 0) ua = 0;                                                              \
-    if (ub > ulen) ub = ulen;                                                        \
+    if (ub > w) ub = w;                                                              \
     if (ub < ua) ub = ua;                                                            \
     for (res = 0; res < mx; res++) {                                                 \
-        for (u = 0; u < ua; u++) {                                                   \
-            ptrdiff_t xi = x0 + u * mx + res;                                        \
-            dst[res * ulen + u] = (xi >= 0 && xi < X) ? src[xi] : (T)0;              \
-        }                                                                            \
-        for (u = ub; u < ulen; u++) {                                                \
-            ptrdiff_t xi = x0 + u * mx + res;                                        \
-            dst[res * ulen + u] = (xi >= 0 && xi < X) ? src[xi] : (T)0;              \
-        }                                                                            \
+        /* valid u of this residue: 0 <= x0 + u*mx + res < X */                      \
+        ptrdiff_t va = pc_ceildiv(-x0 - res, mx), vb = pc_ceildiv(X - x0 - res, mx); \
+        T *d = dst + res * rs;                                                       \
+        if (va < 0) va = 0;                                                          \
+        if (vb > w) vb = w;                                                          \
+        if (vb < va) vb = va;                                                        \
+        for (u = 0; u < va; u++) d[u] = 0;                                           \
+        for (u = va; u < ua && u < vb; u++) d[u] = src[x0 + u * mx + res];           \
+        for (u = ub > va ? ub : va; u < vb; u++) d[u] = src[x0 + u * mx + res];      \
+        for (u = vb; u < w; u++) d[u] = 0;                                           \
     }                                                                                \
     {                                                                                \
         const T *restrict s = src + x0;                                              \
         if (mx == 1) {                                                               \
             for (u = ua; u < ub; u++) dst[u] = s[u];                                 \
         } else if (mx == 2) {                                                        \
-            T *restrict d0 = dst, *restrict d1 = dst + ulen;                         \
+            T *restrict d0 = dst, *restrict d1 = dst + rs;                           \
             for (u = ua; u < ub; u++) {                                              \
                 d0[u] = s[2 * u];                                                    \
                 d1[u] = s[2 * u + 1];                                                \
             }                                                                        \
         } else if (mx == 4) {                                                        \
-            T *restrict d0 = dst, *restrict d1 = dst + ulen;                         \
-            T *restrict d2 = dst + 2 * ulen, *restrict d3 = dst + 3 * ulen;          \
+            T *restrict d0 = dst, *restrict d1 = dst + rs;                           \
+            T *restrict d2 = dst + 2 * rs, *restrict d3 = dst + 3 * rs;              \
             for (u = ua; u < ub; u++) {                                              \
                 d0[u] = s[4 * u];                                                    \
                 d1[u] = s[4 * u + 1];                                                \
@@ -156,15 +269,15 @@ PC_CLONES static void pc_wino_load_##S(const T *restrict src, ptrdiff_t X,      
             }                                                                        \
         } else {                                                                     \
             for (res = 0; res < mx; res++)                                           \
-                for (u = ua; u < ub; u++) dst[res * ulen + u] = s[u * mx + res];     \
+                for (u = ua; u < ub; u++) dst[res * rs + u] = s[u * mx + res];       \
         }                                                                            \
     }                                                                                \
 }                                                                                    \
                                                                                      \
-/* y[x0 + t*mx + j] = src[j][t] + bias for t < nt, within [0, X) */                   \
-PC_CLONES static void pc_wino_store_##S(const T *restrict src, ptrdiff_t nt,        \
-                                        ptrdiff_t mx, ptrdiff_t x0, ptrdiff_t X,     \
-                                        T bias, T *restrict y)                       \
+/* y[x0 + t*mx + j] = src[j*ld + t] + bias for t < nt, within [0, X) */               \
+PC_CLONES static void pc_wino_store_##S(const T *restrict src, ptrdiff_t ld,        \
+                                        ptrdiff_t nt, ptrdiff_t mx, ptrdiff_t x0,    \
+                                        ptrdiff_t X, T bias, T *restrict y)          \
 {                                                                                    \
     ptrdiff_t full = (X - x0) / mx, t, j;       /* tiles wholly inside the row */    \
     T *restrict d = y + x0;                                                          \
@@ -173,14 +286,14 @@ PC_CLONES static void pc_wino_store_##S(const T *restrict src, ptrdiff_t nt,    
     if (mx == 1) {                                                                   \
         for (t = 0; t < full; t++) d[t] = src[t] + bias;                             \
     } else if (mx == 2) {                                                            \
-        const T *restrict s0 = src, *restrict s1 = src + nt;                         \
+        const T *restrict s0 = src, *restrict s1 = src + ld;                         \
         for (t = 0; t < full; t++) {                                                 \
             d[2 * t] = s0[t] + bias;                                                 \
             d[2 * t + 1] = s1[t] + bias;                                             \
         }                                                                            \
     } else if (mx == 4) {                                                            \
-        const T *restrict s0 = src, *restrict s1 = src + nt;                         \
-        const T *restrict s2 = src + 2 * nt, *restrict s3 = src + 3 * nt;            \
+        const T *restrict s0 = src, *restrict s1 = src + ld;                         \
+        const T *restrict s2 = src + 2 * ld, *restrict s3 = src + 3 * ld;            \
         for (t = 0; t < full; t++) {                                                 \
             d[4 * t] = s0[t] + bias;                                                 \
             d[4 * t + 1] = s1[t] + bias;                                             \
@@ -189,19 +302,19 @@ PC_CLONES static void pc_wino_store_##S(const T *restrict src, ptrdiff_t nt,    
         }                                                                            \
     } else {                                                                         \
         for (j = 0; j < mx; j++)                                                     \
-            for (t = 0; t < full; t++) d[t * mx + j] = src[j * nt + t] + bias;       \
+            for (t = 0; t < full; t++) d[t * mx + j] = src[j * ld + t] + bias;       \
     }                                                                                \
     for (t = full; t < nt; t++)             /* the partial tile at the row's end */  \
         for (j = 0; j < mx && x0 + t * mx + j < X; j++)                              \
-            d[t * mx + j] = src[j * nt + t] + bias;                                  \
+            d[t * mx + j] = src[j * ld + t] + bias;                                  \
 }                                                                                    \
                                                                                      \
 /* Packed transformed weights of one panel of ``mr`` output channels:              \
  * U[grp][p] (mpad x cin_g, panels of mr rows, k-major; pc_pack_w's layout)         \
  * for rows [panel * mr, panel * mr + mr).  The transform runs in double. */         \
-static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_t grp,        \
-                               ptrdiff_t panel, ptrdiff_t mr, ptrdiff_t mpad,        \
-                               T *upack, double *tmp)                                \
+PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_t grp, \
+                                         ptrdiff_t panel, ptrdiff_t mr, ptrdiff_t mpad, \
+                                         T *upack, double *tmp)                      \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
@@ -217,11 +330,11 @@ static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_t grp,    
                 b0[k * L + m] = co < g->cout_g                                       \
                     ? (double)w[((grp * g->cout_g + co) * kc + ci) * g->Kp + k] : 0.0; \
             }                                                                        \
-        /* x: [rz*ry][rx] -> [rz*ry][ax]; y: [rz][ry][ax] -> [rz][ay][ax];         \
-           z: [rz][ay*ax] -> [az][ay*ax] */                                          \
-        pc_wino_axis_dd(wg->gm[2], ax, rx, rz * ry, 1, L, b0, b1);                   \
-        pc_wino_axis_dd(wg->gm[1], ay, ry, rz, ax, L, b1, b2);                       \
-        pc_wino_axis_dd(wg->gm[0], az, rz, 1, ay * ax, L, b2, b0);                   \
+        /* x: [rz*ry][rx][L] -> [rz*ry][ax][L]; y: [rz][ry][ax*L] -> [rz][ay][ax*L]; \
+           z: [rz][ay*ax*L] -> [az][ay*ax*L] */                                      \
+        pc_wino_axis_dd(wg->gm[2], ax, rx, rz * ry, L, b0, b1);                      \
+        pc_wino_axis_dd(wg->gm[1], ay, ry, rz, ax * L, b1, b2);                      \
+        pc_wino_axis_dd(wg->gm[0], az, rz, 1, ay * ax * L, b2, b0);                  \
         for (p = 0; p < wg->P; p++) {                                                \
             T *dst = upack + (grp * wg->P + p) * mpad * kc + panel * kc * mr + ci * mr; \
             for (m = 0; m < L; m++) dst[m] = (T)b0[p * L + m];                       \
@@ -229,115 +342,105 @@ static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_t grp,    
     }                                                                                \
 }                                                                                    \
                                                                                      \
-/* Input transform of one segment (tiles a .. a+nt-1 of the tile row (tz, ty))      \
- * for every channel of the group: V[p][ci][j0 + t]. */                             \
-static void pc_wino_input_##S(const pc_wino *wg, const T *xg, ptrdiff_t tz,         \
-                              ptrdiff_t ty, ptrdiff_t a, ptrdiff_t nt, T *V,         \
-                              ptrdiff_t ldv, ptrdiff_t j0, T *scratch)               \
+/* Input rows of one segment (tiles a .. of the tile row (tz, ty) of the image     \
+ * whose group input is xg), every channel, de-interleaved into the block's       \
+ * scratch D at column col0: w = L + h columns per residue row. */                 \
+static void pc_wino_load_segment_##S(const pc_wino *wg, const T *xg, ptrdiff_t tz,  \
+                                     ptrdiff_t ty, ptrdiff_t a, ptrdiff_t w,         \
+                                     ptrdiff_t ldv, ptrdiff_t col0, T *D)            \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
-    const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2], mx = wg->m[2];      \
-    const ptrdiff_t ulen = pc_wino_ulen(wg, nt), row = mx * ulen;                    \
+    const ptrdiff_t az = wg->a[0], ay = wg->a[1], mx = wg->m[2];                     \
+    const ptrdiff_t rs = pc_wino_rs(wg, ldv), row = mx * rs, blk = az * ay * row;    \
     const ptrdiff_t z0 = tz * wg->m[0] - g->lo[0], y0 = ty * wg->m[1] - g->lo[1];    \
     const ptrdiff_t x0 = a * mx - g->lo[2];                                          \
-    const ptrdiff_t half = pc_wino_scratch(wg, nt) / 2;                              \
-    T *D = scratch, *E = scratch + half, *F;                                         \
-    ptrdiff_t ci, kz, ky, r, px, kx, t;                                              \
+    ptrdiff_t ci, kz, ky, res;                                                       \
     for (ci = 0; ci < g->cin_g; ci++) {                                              \
         const T *xc = xg + ci * g->Pin;                                              \
         for (kz = 0; kz < az; kz++)                                                  \
             for (ky = 0; ky < ay; ky++) {                                            \
                 ptrdiff_t iz = z0 + kz, iy = y0 + ky;                                \
-                T *d = D + (kz * ay + ky) * row;                                     \
+                T *d = D + ci * blk + (kz * ay + ky) * row + col0;                   \
                 if (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1])          \
-                    memset(d, 0, (size_t)row * sizeof(T));                           \
+                    for (res = 0; res < mx; res++)                                   \
+                        memset(d + res * rs, 0, (size_t)w * sizeof(T));              \
                 else                                                                 \
                     pc_wino_load_##S(xc + (iz * g->isz[1] + iy) * g->isz[2],         \
-                                     g->isz[2], x0, mx, ulen, d);                    \
+                                     g->isz[2], x0, mx, w, rs, d);                   \
             }                                                                        \
-        /* y then z: whole de-interleaved rows */                                    \
-        F = D;                                                                       \
-        if (ay > 1) {                                                                \
-            pc_wino_axis_##S(wg->bt[1], ay, ay, az, row, F, E);                      \
-            F = E;                                                                   \
-        }                                                                            \
-        if (az > 1) {                                                                \
-            T *out = F == D ? E : D;                                                 \
-            pc_wino_axis_##S(wg->bt[0], az, az, 1, ay * row, F, out);                \
-            F = out;                                                                 \
-        }                                                                            \
-        /* x: over the tiles, input k of tile t is row[k % mx][t + k / mx] */         \
-        for (r = 0; r < az * ay; r++) {                                              \
-            const T *fr = F + r * row;                                               \
-            for (px = 0; px < ax; px++) {                                            \
-                T *restrict v = V + ((r * ax + px) * g->cin_g + ci) * ldv + j0;      \
-                int first = 1;                                                       \
-                for (kx = 0; kx < ax; kx++) {                                        \
-                    const T c = (T)wg->bt[2][px * ax + kx];                          \
-                    const T *restrict s = fr + (kx % mx) * ulen + kx / mx;           \
-                    if (c == 0) continue;                                            \
-                    if (first)                                                       \
-                        for (t = 0; t < nt; t++) v[t] = c * s[t];                    \
-                    else                                                             \
-                        for (t = 0; t < nt; t++) v[t] += c * s[t];                   \
-                    first = 0;                                                       \
-                }                                                                    \
-                if (first)                                                           \
-                    for (t = 0; t < nt; t++) v[t] = 0;                               \
-            }                                                                        \
-        }                                                                            \
     }                                                                                \
 }                                                                                    \
                                                                                      \
-/* Output transform of one segment for every channel of the group:                 \
- * y_g[co, tile outputs] = A^T M[.][co][j0 + t] A + bias (inside the output). */     \
-static void pc_wino_output_##S(const pc_wino *wg, const T *M, ptrdiff_t ldv,        \
-                               ptrdiff_t j0, ptrdiff_t tz, ptrdiff_t ty, ptrdiff_t a, \
-                               ptrdiff_t nt, T *yg, const T *bias, T *scratch)       \
+/* Input transform of a block whose q columns were loaded into scratch:            \
+ * V[p][ci][j] for j < ldv (columns past q: zeros in, finite values out). */        \
+static void pc_wino_input_##S(const pc_wino *wg, ptrdiff_t q, ptrdiff_t ldv, T *V,  \
+                              T *scratch)                                            \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2], mx = wg->m[2];      \
+    const ptrdiff_t rs = pc_wino_rs(wg, ldv), row = mx * rs, blk = az * ay * row;    \
+    T *D = scratch, *E = scratch + g->cin_g * blk, *F;                               \
+    ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
+    ptrdiff_t i, r, k;                                                               \
+    for (i = 0; i < g->cin_g * az * ay * mx; i++)      /* every residue row's tail */ \
+        memset(D + i * rs + q, 0, (size_t)(rs - q) * sizeof(T));                     \
+    pc_wino_zy_##S(wg, wg->bt[0], wg->bt[1], (int)az, (int)ay, row, g->cin_g, D, E, &F); \
+    /* x: input k of the tile in column j is row[k % mx][j + k / mx] */              \
+    for (r = 0; r < az * ay; r++) {                                                  \
+        for (k = 0; k < ax; k++) {                                                   \
+            so[k] = r * row + (k % mx) * rs + k / mx;                                \
+            dof[k] = (r * ax + k) * g->cin_g * ldv;                                  \
+        }                                                                            \
+        pc_wino_mat_##S(wg->bt[2], (int)ax, (int)ax, F, so, blk, V, dof, ldv, ldv,   \
+                        g->cin_g);                                                   \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+/* Output transform of a block: returns the outputs, per channel co the rows      \
+ * [m_z][m_y][m_x] of ldv columns (in scratch). */                                   \
+static T *pc_wino_output_##S(const pc_wino *wg, const T *M, ptrdiff_t ldv,          \
+                             T *scratch)                                             \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
     const ptrdiff_t mz = wg->m[0], my = wg->m[1], mx = wg->m[2];                     \
-    const ptrdiff_t row = mx * nt, half = pc_wino_scratch(wg, nt) / 2;               \
-    T *Sx = scratch, *E = scratch + half, *F;                                        \
-    ptrdiff_t co, r, jx, px, t, uz, uy;                                              \
+    const ptrdiff_t row = mx * ldv, blk = az * ay * row;                             \
+    T *Sx = scratch, *E = scratch + g->cout_g * blk, *F;                             \
+    ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
+    ptrdiff_t r, k;                                                                  \
+    /* x: Sx[co][r][jx][j] = sum_px A^T[jx][px] M[(r, px)][co][j] */                  \
+    for (r = 0; r < az * ay; r++) {                                                  \
+        for (k = 0; k < ax; k++)                                                     \
+            so[k] = (r * ax + k) * g->cout_g * ldv;                                  \
+        for (k = 0; k < mx; k++)                                                     \
+            dof[k] = r * row + k * ldv;                                              \
+        pc_wino_mat_##S(wg->at[2], (int)mx, (int)ax, M, so, ldv, Sx, dof, blk, ldv,  \
+                        g->cout_g);                                                  \
+    }                                                                                \
+    pc_wino_zy_##S(wg, wg->at[0], wg->at[1], (int)mz, (int)my, row, g->cout_g, Sx, E, &F); \
+    return F;                                                                        \
+}                                                                                    \
+                                                                                     \
+/* The outputs of one segment (its nt tiles from column col0; tile row (tz, ty),    \
+ * first tile a) into the image's group output yg, plus bias. */                    \
+static void pc_wino_store_segment_##S(const pc_wino *wg, const T *F, ptrdiff_t ldv,  \
+                                      ptrdiff_t col0, ptrdiff_t tz, ptrdiff_t ty,    \
+                                      ptrdiff_t a, ptrdiff_t nt, T *yg,              \
+                                      const T *bias)                                 \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t mz = wg->m[0], my = wg->m[1], mx = wg->m[2], row = mx * ldv;     \
+    ptrdiff_t co, uz, uy;                                                            \
     for (co = 0; co < g->cout_g; co++) {                                             \
-        /* x: Sx[r][jx][t] = sum_px A^T[jx][px] M[(r, px)][co][j0 + t] */             \
-        for (r = 0; r < az * ay; r++)                                                \
-            for (jx = 0; jx < mx; jx++) {                                            \
-                T *restrict d = Sx + r * row + jx * nt;                              \
-                int first = 1;                                                       \
-                for (px = 0; px < ax; px++) {                                        \
-                    const T c = (T)wg->at[2][jx * ax + px];                          \
-                    const T *restrict s = M + ((r * ax + px) * g->cout_g + co) * ldv + j0; \
-                    if (c == 0) continue;                                            \
-                    if (first)                                                       \
-                        for (t = 0; t < nt; t++) d[t] = c * s[t];                    \
-                    else                                                             \
-                        for (t = 0; t < nt; t++) d[t] += c * s[t];                   \
-                    first = 0;                                                       \
-                }                                                                    \
-                if (first)                                                           \
-                    for (t = 0; t < nt; t++) d[t] = 0;                               \
-            }                                                                        \
-        F = Sx;                                                                      \
-        if (ay > 1) {                                                                \
-            pc_wino_axis_##S(wg->at[1], my, ay, az, row, F, E);                      \
-            F = E;                                                                   \
-        }                                                                            \
-        if (az > 1) {                                                                \
-            T *out = F == Sx ? E : Sx;                                               \
-            pc_wino_axis_##S(wg->at[0], mz, az, 1, my * row, F, out);                \
-            F = out;                                                                 \
-        }                                                                            \
+        const T bv = bias ? bias[co] : (T)0;                                         \
         for (uz = 0; uz < mz; uz++) {                                                \
             ptrdiff_t oz = tz * mz + uz;                                             \
             if (oz >= g->osz[0]) break;                                              \
             for (uy = 0; uy < my; uy++) {                                            \
                 ptrdiff_t oy = ty * my + uy;                                         \
                 if (oy >= g->osz[1]) break;                                          \
-                pc_wino_store_##S(F + (uz * my + uy) * row, nt, mx, a * mx,          \
-                                  g->osz[2], bias ? bias[co] : (T)0,                 \
+                pc_wino_store_##S(F + (co * mz * my + uz * my + uy) * row + col0, ldv, nt, \
+                                  mx, a * mx, g->osz[2], bv,                         \
                                   yg + co * g->Pout + (oz * g->osz[1] + oy) * g->osz[2]); \
             }                                                                        \
         }                                                                            \

@@ -58,8 +58,9 @@ POINTS = {
 }
 #: Largest alpha the kernels take (their matrices are at most 8 x 8).
 MAX_ALPHA = 8
-#: Target size of one thread's blocks (transformed input and products): they
-#: are re-read from the L2 cache (2 MiB per core here) by the GEMMs.
+#: Target size of one thread's buffers (transformed input, products and the
+#: transform rows): the GEMMs re-read them from the L2 cache (2 MiB per core
+#: here).
 BLOCK_BYTES = 1 << 20
 
 
@@ -149,31 +150,45 @@ class Winograd(Path):
         return False
 
     def plan(self, op, spec, tgt, n):
+        """Blocks of segments (runs of at most ``tile`` tiles of one row of tiles),
+        ``segments`` of them per work item; see ``kernels/winograd.h``."""
         conv = self.as_conv(op, spec)
         gt, tiles = geo(conv), self.tiles(conv)
-        ntiles = prod(-(-o // m) for o, m in zip(canon(conv.out_size, 1), tiles))
         nr = tgt.nr
+        outs, ks = canon(conv.out_size, 1), canon(conv.kernel_size, 1)
+        halo = (tiles[2] + ks[2] - 2) // tiles[2]
+        tx = -(-outs[2] // tiles[2])
+        rows = conv.batch * (-(-outs[0] // tiles[0])) * (-(-outs[1] // tiles[1]))
 
-        def per_thread(tb):
-            return _winograd.workspace(gt, tiles, tb, tgt.mr, nr, tgt.dbl)[0]
+        def per_thread(length, count):
+            return _winograd.workspace(gt, tiles, length, count, tgt.mr, nr, tgt.dbl)[0]
 
-        # the blocks of one item stay within BLOCK_BYTES, at least one panel
-        tb = nr
-        while tb < ntiles and per_thread(tb + nr) <= BLOCK_BYTES:
-            tb += nr
-        # ... and are cut to give every thread work
-        want = -(-_planning.TARGET_ITEMS // max(1, conv.batch * conv.groups))
-        if want > 1:
-            per_item = -(-ntiles // want)
-            tb = min(tb, max(nr, -(-per_item // nr) * nr))
-        tb = min(tb, ntiles)
-        per, fixed = _winograd.workspace(gt, tiles, tb, tgt.mr, nr, tgt.dbl)
+        # the columns of a block: as many panels as fit BLOCK_BYTES (the
+        # GEMMs re-read V and M from L2), at least one
+        cols = nr
+        while per_thread(cols + nr - halo, 1) <= BLOCK_BYTES:
+            cols += nr
+        if tx + halo <= cols:           # whole rows of tiles, several per block
+            length, chunks = tx, 1
+            count = cols // (tx + halo)
+        else:                           # long rows cut into equal chunks
+            chunks = -(-tx // (cols - halo))
+            length, count = -(-tx // chunks), 1
+        # ... and enough blocks to give every thread work (not below a panel)
+        want = -(-_planning.TARGET_ITEMS // conv.groups)
+        if -(-rows * chunks // count) < want:
+            count = max(1, -(-rows * chunks // want))
+            if count == 1 and rows * chunks < want and length + halo > nr:
+                chunks = min(-(-want // rows), -(-tx // max(1, nr - halo)))
+                length = -(-tx // chunks)
+        per, fixed = _winograd.workspace(gt, tiles, length, count, tgt.mr, nr, tgt.dbl)
         if op == "conv_transpose":          # the conv weight made for the call
             fixed += prod(spec.weight_shape) * tgt.itemsize
         if not fits(per, fixed):
             return None
-        items = conv.batch * conv.groups * (-(-ntiles // tb))
-        return finish(self.name, items, per, fixed, n, tile=tb, simd=tgt.level)
+        items = conv.groups * (-(-rows * (-(-tx // length)) // count))
+        return finish(self.name, items, per, fixed, n, tile=length, segments=count,
+                      simd=tgt.level)
 
     def run(self, op, p, spec, x, w, b, out):
         tgt = target(x.dtype, p.simd)
@@ -182,7 +197,7 @@ class Winograd(Path):
             w = phase_weight(w.reshape(spec.weight_shape), spec, taps).reshape(-1)
             spec = sub
         _winograd.conv(x, w, b, out, geo(spec), self.tiles(spec), self.coefficients(spec),
-                       p.tile, tgt.level, tgt.mr, tgt.nr, p.omp_threads)
+                       p.tile, p.segments, tgt.level, tgt.mr, tgt.nr, p.omp_threads)
 
 
 WINOGRAD4 = Winograd(4)
