@@ -41,6 +41,7 @@ cdef extern from "kernels/winograd.h" nogil:
         double bt[3][64]
         double gm[3][64]
         double at[3][64]
+    int PC_WINO_FCH
     Py_ssize_t pc_wino_halo(const pc_wino *wg)
     Py_ssize_t pc_wino_ldv(Py_ssize_t q, Py_ssize_t nr)
     Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
@@ -49,12 +50,12 @@ cdef extern from "kernels/winograd.h" nogil:
     void pc_wino_filter_d(const pc_wino *wg, const double *w, Py_ssize_t grp,
                           Py_ssize_t panel, Py_ssize_t mr, Py_ssize_t mpad, double *upack,
                           double *tmp)
-    void pc_wino_load_segment_f(const pc_wino *wg, const float *xg, Py_ssize_t tz,
-                                Py_ssize_t ty, Py_ssize_t a, Py_ssize_t w, Py_ssize_t ldv,
-                                Py_ssize_t col0, float *D)
-    void pc_wino_load_segment_d(const pc_wino *wg, const double *xg, Py_ssize_t tz,
-                                Py_ssize_t ty, Py_ssize_t a, Py_ssize_t w, Py_ssize_t ldv,
-                                Py_ssize_t col0, double *D)
+    void pc_wino_load_block_f(const pc_wino *wg, const float *x, Py_ssize_t grp,
+                              const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
+                              Py_ssize_t ldv, Py_ssize_t *rng, float *D)
+    void pc_wino_load_block_d(const pc_wino *wg, const double *x, Py_ssize_t grp,
+                              const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
+                              Py_ssize_t ldv, Py_ssize_t *rng, double *D)
     void pc_wino_input_f(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, float *V,
                          float *scratch)
     void pc_wino_input_d(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, double *V,
@@ -62,12 +63,12 @@ cdef extern from "kernels/winograd.h" nogil:
     float *pc_wino_output_f(const pc_wino *wg, const float *M, Py_ssize_t ldv, float *scratch)
     double *pc_wino_output_d(const pc_wino *wg, const double *M, Py_ssize_t ldv,
                              double *scratch)
-    void pc_wino_store_segment_f(const pc_wino *wg, const float *F, Py_ssize_t ldv,
-                                 Py_ssize_t col0, Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a,
-                                 Py_ssize_t nt, float *yg, const float *bias)
-    void pc_wino_store_segment_d(const pc_wino *wg, const double *F, Py_ssize_t ldv,
-                                 Py_ssize_t col0, Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a,
-                                 Py_ssize_t nt, double *yg, const double *bias)
+    void pc_wino_store_block_f(const pc_wino *wg, const float *F, Py_ssize_t ldv,
+                               const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L,
+                               Py_ssize_t w, Py_ssize_t grp, float *y, const float *bias)
+    void pc_wino_store_block_d(const pc_wino *wg, const double *F, Py_ssize_t ldv,
+                               const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L,
+                               Py_ssize_t w, Py_ssize_t grp, double *y, const double *bias)
 
 
 # ---------------------------------------------------------------------------
@@ -82,13 +83,13 @@ cdef inline void wino_filter(const pc_wino *wg, const floating *w, Py_ssize_t gr
         pc_wino_filter_d(wg, w, grp, panel, mr, mpad, upack, tmp)
 
 
-cdef inline void load_segment(const pc_wino *wg, const floating *xg, Py_ssize_t tz,
-                              Py_ssize_t ty, Py_ssize_t a, Py_ssize_t w, Py_ssize_t ldv,
-                              Py_ssize_t col0, floating *D) noexcept nogil:
+cdef inline void load_block(const pc_wino *wg, const floating *x, Py_ssize_t grp,
+                            const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
+                            Py_ssize_t ldv, Py_ssize_t *rng, floating *D) noexcept nogil:
     if floating is float:
-        pc_wino_load_segment_f(wg, xg, tz, ty, a, w, ldv, col0, D)
+        pc_wino_load_block_f(wg, x, grp, seg, nseg, w, ldv, rng, D)
     else:
-        pc_wino_load_segment_d(wg, xg, tz, ty, a, w, ldv, col0, D)
+        pc_wino_load_block_d(wg, x, grp, seg, nseg, w, ldv, rng, D)
 
 
 cdef inline void wino_input(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, floating *V,
@@ -107,13 +108,14 @@ cdef inline floating *wino_output(const pc_wino *wg, const floating *M, Py_ssize
         return pc_wino_output_d(wg, M, ldv, scratch)
 
 
-cdef inline void store_segment(const pc_wino *wg, const floating *F, Py_ssize_t ldv,
-                               Py_ssize_t col0, Py_ssize_t tz, Py_ssize_t ty, Py_ssize_t a,
-                               Py_ssize_t nt, floating *yg, const floating *bias) noexcept nogil:
+cdef inline void store_block(const pc_wino *wg, const floating *F, Py_ssize_t ldv,
+                             const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L,
+                             Py_ssize_t w, Py_ssize_t grp, floating *y,
+                             const floating *bias) noexcept nogil:
     if floating is float:
-        pc_wino_store_segment_f(wg, F, ldv, col0, tz, ty, a, nt, yg, bias)
+        pc_wino_store_block_f(wg, F, ldv, seg, nseg, L, w, grp, y, bias)
     else:
-        pc_wino_store_segment_d(wg, F, ldv, col0, tz, ty, a, nt, yg, bias)
+        pc_wino_store_block_d(wg, F, ldv, seg, nseg, L, w, grp, y, bias)
 
 
 # ---------------------------------------------------------------------------
@@ -170,6 +172,8 @@ cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize
     layout_add(lay, wg.P * wg.g.cin_g * ldv * isz)           # 0: V, transformed input
     layout_add(lay, wg.P * wg.g.cout_g * ldv * isz)          # 1: M, the products
     layout_add(lay, pc_wino_scratch(wg, ldv) * isz)          # 2: transform rows
+    layout_add(lay, 4 * sb * sizeof(Py_ssize_t))             # 3: the segments
+    layout_add(lay, (2 * wg.m[2] + 2) * sb * sizeof(Py_ssize_t))   # 4: their x ranges
     return ldv
 
 
@@ -181,7 +185,7 @@ def workspace(tuple geo, tuple tiles, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t mr
     cdef Layout lay
     cdef Py_ssize_t isz = 8 if dbl else 4
     _layout(&wg, L, sb, nr, isz, &lay)
-    return (max(lay.nbytes, <Py_ssize_t> (3 * wg.P * mr * sizeof(double))),
+    return (max(lay.nbytes, <Py_ssize_t> (3 * wg.P * PC_WINO_FCH * mr * sizeof(double))),
             wg.g.G * wg.P * packed_rows(wg.g.cout_g, mr) * wg.g.cin_g * isz
             + wg.g.cin_g * sizeof(Py_ssize_t))
 
@@ -198,17 +202,6 @@ cdef void _filter_item(const void *task, floating *buf, Py_ssize_t slot,
                 <floating *> t.u, <double *> buf)
 
 
-cdef inline void _segment(const Task *t, Py_ssize_t sg, Py_ssize_t *n, Py_ssize_t *tz,
-                          Py_ssize_t *ty, Py_ssize_t *a) noexcept nogil:
-    """Image, tile row (tz, ty) and first tile ``a`` of segment ``sg``."""
-    cdef Py_ssize_t rows = t.wg.nt[0] * t.wg.nt[1]
-    cdef Py_ssize_t r = sg // t.chunks
-    n[0] = r // rows
-    tz[0] = (r % rows) // t.wg.nt[1]
-    ty[0] = r % t.wg.nt[1]
-    a[0] = (sg % t.chunks) * t.L
-
-
 cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
                      Py_ssize_t it) noexcept nogil:
     """One block of one group: load and transform, P products, transform back, store.
@@ -222,27 +215,29 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef floating *V = <floating *> layout_part(&t.buf, buf, 0)
     cdef floating *M = <floating *> layout_part(&t.buf, buf, 1)
     cdef floating *scratch = <floating *> layout_part(&t.buf, buf, 2)
+    cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
+    cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 4)
     cdef floating *F
     cdef Py_ssize_t blk = it % t.nblocks, grp = it // t.nblocks
     cdef Py_ssize_t s0 = blk * t.sb, s1 = min(s0 + t.sb, t.nseg)
-    cdef Py_ssize_t q = (s1 - s0) * t.segw
-    cdef Py_ssize_t sg, n, tz, ty, a, p
-    cdef const floating *bias = (<const floating *> t.b + grp * g.cout_g
-                                 if t.b != NULL else NULL)
-    cdef const floating *u = <const floating *> t.u + grp * wg.P * t.mpad * g.cin_g
-    for sg in range(s0, s1):
-        _segment(t, sg, &n, &tz, &ty, &a)
-        load_segment(wg, <const floating *> t.x + (n * g.Cin + grp * g.cin_g) * g.Pin,
-                     tz, ty, a, t.segw, t.ldv, (sg - s0) * t.segw, scratch)
-    wino_input(wg, q, t.ldv, V, scratch)
+    cdef Py_ssize_t rows = wg.nt[0] * wg.nt[1]
+    cdef Py_ssize_t i, r, p
+    for i in range(s1 - s0):             # image, tz, ty, first tile of each segment
+        r = (s0 + i) // t.chunks
+        seg[4 * i] = r // rows
+        seg[4 * i + 1] = (r % rows) // wg.nt[1]
+        seg[4 * i + 2] = r % wg.nt[1]
+        seg[4 * i + 3] = ((s0 + i) % t.chunks) * t.L
+    load_block(wg, <const floating *> t.x, grp, seg, s1 - s0, t.segw, t.ldv, rng, scratch)
+    wino_input(wg, (s1 - s0) * t.segw, t.ldv, V, scratch)
     for p in range(wg.P):
-        ipanels(t.level, g.cin_g, g.cout_g, u + p * t.mpad * g.cin_g, V + p * g.cin_g * t.ldv,
-                t.off, q, M + p * g.cout_g * t.ldv, t.ldv)
+        ipanels(t.level, g.cin_g, g.cout_g,
+                <const floating *> t.u + (grp * wg.P + p) * t.mpad * g.cin_g,
+                V + p * g.cin_g * t.ldv, t.off, (s1 - s0) * t.segw, M + p * g.cout_g * t.ldv,
+                t.ldv)
     F = wino_output(wg, M, t.ldv, scratch)
-    for sg in range(s0, s1):
-        _segment(t, sg, &n, &tz, &ty, &a)
-        store_segment(wg, F, t.ldv, (sg - s0) * t.segw, tz, ty, a, min(t.L, wg.nt[2] - a),
-                      <floating *> t.y + (n * g.Cout + grp * g.cout_g) * g.Pout, bias)
+    store_block(wg, F, t.ldv, seg, s1 - s0, t.L, t.segw, grp, <floating *> t.y,
+                <const floating *> t.b)
 
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
@@ -280,7 +275,7 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
         t.off = off
         nitems = t.wg.g.G * (t.mpad // mr)
         run_items[floating](_filter_item[floating], &t, nitems, nitems,
-                            3 * t.wg.P * mr * sizeof(double), nthreads)
+                            3 * t.wg.P * PC_WINO_FCH * mr * sizeof(double), nthreads)
         nitems = t.wg.g.G * t.nblocks
         run_items[floating](_conv_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
     finally:

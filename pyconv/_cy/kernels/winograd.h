@@ -45,6 +45,8 @@
 
 /* Largest alpha along one axis (F(6, 3), F(4, 5)). */
 #define PC_WINO_MAX_ALPHA 8
+/* Input channels per step of the weight transform. */
+#define PC_WINO_FCH 8
 
 /* The transform of one call: geometry, tiles and the per-axis matrices. */
 typedef struct {
@@ -108,6 +110,29 @@ PC_CLONES static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff
                 for (q = 0; q < n; q++) d[q] += c * s[q];
             }
         }
+}
+
+/* The u ranges of pc_wino_load for a row of X inputs read from x0 on, w
+   positions per residue: rng[2*res], rng[2*res+1] the u inside the row for
+   residue res; rng[2*mx], rng[2*mx+1] the u where all residues are. */
+static void pc_wino_ranges(ptrdiff_t X, ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t w,
+                           ptrdiff_t *rng)
+{
+    ptrdiff_t res, a, b;
+    for (res = 0; res <= mx; res++) {
+        if (res < mx) {      /* 0 <= x0 + u*mx + res < X */
+            a = pc_ceildiv(-x0 - res, mx);
+            b = pc_ceildiv(X - x0 - res, mx);
+        } else {             /* x0 + u*mx >= 0 and x0 + u*mx + mx - 1 < X */
+            a = pc_ceildiv(-x0, mx);
+            b = pc_floordiv(X - x0, mx);
+        }
+        if (a < 0) a = 0;
+        if (b > w) b = w;
+        if (b < a) b = a;
+        rng[2 * res] = a;
+        rng[2 * res + 1] = b;
+    }
 }
 
 /* GCC: the rows a transform reads and writes never overlap. */
@@ -226,30 +251,34 @@ static void pc_wino_zy_##S(const pc_wino *wg, const double *matz, const double *
     *result = cur;                                                                   \
 }                                                                                    \
                                                                                      \
-/* dst[res*rs + u] = src[x0 + u*mx + res] for u < w, zero outside [0, X) */          \
-PC_CLONES static void pc_wino_load_##S(const T *restrict src, ptrdiff_t X,          \
+/* For each of ``nrows`` rows: dst[r*ld + res*rs + u] = row_r[x0 + u*mx + res]   \
+ * for u < w, zero outside the row (and for a NULL row): ``rng``                     \
+ * (pc_wino_ranges) holds, per residue, the u range [va, vb) inside the row,       \
+ * then the range [ua, ub) where every residue is inside. */                        \
+PC_CLONES static void pc_wino_load_##S(const T *const *rows, ptrdiff_t nrows,       \
                                        ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t w,      \
-                                       ptrdiff_t rs, T *restrict dst)                \
+                                       ptrdiff_t rs, ptrdiff_t ld,                   \
+                                       const ptrdiff_t *rng, T *restrict dst)        \
 {                                                                                    \
-    /* interior: the u whose mx inputs are all inside the row */                      \
-    ptrdiff_t ua = pc_ceildiv(-x0, mx), ub = pc_floordiv(X - x0, mx), u, res;        \
-    if (ua < 0) ua = 0;                                                              \
-    if (ub > w) ub = w;                                                              \
-    if (ub < ua) ub = ua;                                                            \
-    for (res = 0; res < mx; res++) {                                                 \
-        /* valid u of this residue: 0 <= x0 + u*mx + res < X */                      \
-        ptrdiff_t va = pc_ceildiv(-x0 - res, mx), vb = pc_ceildiv(X - x0 - res, mx); \
-        T *d = dst + res * rs;                                                       \
-        if (va < 0) va = 0;                                                          \
-        if (vb > w) vb = w;                                                          \
-        if (vb < va) vb = va;                                                        \
-        for (u = 0; u < va; u++) d[u] = 0;                                           \
-        for (u = va; u < ua && u < vb; u++) d[u] = src[x0 + u * mx + res];           \
-        for (u = ub > va ? ub : va; u < vb; u++) d[u] = src[x0 + u * mx + res];      \
-        for (u = vb; u < w; u++) d[u] = 0;                                           \
-    }                                                                                \
-    {                                                                                \
-        const T *restrict s = src + x0;                                              \
+    const ptrdiff_t ua = rng[2 * mx], ub = rng[2 * mx + 1];                          \
+    ptrdiff_t u, res, r;                                                             \
+    for (r = 0; r < nrows; r++, dst += ld) {                                         \
+        const T *restrict src = rows[r];                                             \
+        const T *restrict s;                                                         \
+        if (src == NULL) {                                                           \
+            for (res = 0; res < mx; res++)                                           \
+                for (u = 0; u < w; u++) dst[res * rs + u] = 0;                       \
+            continue;                                                                \
+        }                                                                            \
+        for (res = 0; res < mx; res++) {    /* zeros and the partial ends */         \
+            const ptrdiff_t va = rng[2 * res], vb = rng[2 * res + 1];                \
+            T *d = dst + res * rs;                                                   \
+            for (u = 0; u < va; u++) d[u] = 0;                                       \
+            for (u = va; u < ua && u < vb; u++) d[u] = src[x0 + u * mx + res];       \
+            for (u = ub > va ? ub : va; u < vb; u++) d[u] = src[x0 + u * mx + res];  \
+            for (u = vb; u < w; u++) d[u] = 0;                                       \
+        }                                                                            \
+        s = src + x0;                                                                \
         if (mx == 1) {                                                               \
             for (u = ua; u < ub; u++) dst[u] = s[u];                                 \
         } else if (mx == 2) {                                                        \
@@ -311,7 +340,9 @@ PC_CLONES static void pc_wino_store_##S(const T *restrict src, ptrdiff_t ld,    
                                                                                      \
 /* Packed transformed weights of one panel of ``mr`` output channels:              \
  * U[grp][p] (mpad x cin_g, panels of mr rows, k-major; pc_pack_w's layout)         \
- * for rows [panel * mr, panel * mr + mr).  The transform runs in double. */         \
+ * for rows [panel * mr, panel * mr + mr).  The transform runs in double, with     \
+ * the lanes (input channel, row) of PC_WINO_FCH input channels at a time;       \
+ * tmp: 3 * P * PC_WINO_FCH * mr doubles. */                                          \
 PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_t grp, \
                                          ptrdiff_t panel, ptrdiff_t mr, ptrdiff_t mpad, \
                                          T *upack, double *tmp)                      \
@@ -319,56 +350,65 @@ PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
     const ptrdiff_t rz = g->ks[0], ry = g->ks[1], rx = g->ks[2];                     \
-    const ptrdiff_t kc = g->cin_g, L = mr;                                           \
+    const ptrdiff_t kc = g->cin_g, L = PC_WINO_FCH * mr;                             \
     double *b0 = tmp, *b1 = tmp + wg->P * L, *b2 = tmp + 2 * wg->P * L;              \
-    ptrdiff_t ci, m, k, p;                                                           \
-    for (ci = 0; ci < kc; ci++) {                                                    \
-        /* b0[k][l]: tap k of row panel*mr + l (zero past the group's rows) */        \
+    ptrdiff_t c0, nc, c, m, k, p;                                                    \
+    for (c0 = 0; c0 < kc; c0 += PC_WINO_FCH) {                                       \
+        nc = kc - c0 < PC_WINO_FCH ? kc - c0 : PC_WINO_FCH;                          \
+        /* b0[k][c][m]: tap k of (input channel c0 + c, row panel*mr + m) */          \
         for (k = 0; k < g->Kp; k++)                                                  \
-            for (m = 0; m < L; m++) {                                                \
-                ptrdiff_t co = panel * mr + m;                                       \
-                b0[k * L + m] = co < g->cout_g                                       \
-                    ? (double)w[((grp * g->cout_g + co) * kc + ci) * g->Kp + k] : 0.0; \
-            }                                                                        \
+            for (c = 0; c < PC_WINO_FCH; c++)                                        \
+                for (m = 0; m < mr; m++) {                                           \
+                    ptrdiff_t co = panel * mr + m;                                   \
+                    b0[(k * PC_WINO_FCH + c) * mr + m] = co < g->cout_g && c < nc    \
+                        ? (double)w[((grp * g->cout_g + co) * kc + c0 + c) * g->Kp + k] \
+                        : 0.0;                                                       \
+                }                                                                    \
         /* x: [rz*ry][rx][L] -> [rz*ry][ax][L]; y: [rz][ry][ax*L] -> [rz][ay][ax*L]; \
            z: [rz][ay*ax*L] -> [az][ay*ax*L] */                                      \
         pc_wino_axis_dd(wg->gm[2], ax, rx, rz * ry, L, b0, b1);                      \
         pc_wino_axis_dd(wg->gm[1], ay, ry, rz, ax * L, b1, b2);                      \
         pc_wino_axis_dd(wg->gm[0], az, rz, 1, ay * ax * L, b2, b0);                  \
         for (p = 0; p < wg->P; p++) {                                                \
-            T *dst = upack + (grp * wg->P + p) * mpad * kc + panel * kc * mr + ci * mr; \
-            for (m = 0; m < L; m++) dst[m] = (T)b0[p * L + m];                       \
+            T *dst = upack + (grp * wg->P + p) * mpad * kc + panel * kc * mr + c0 * mr; \
+            for (k = 0; k < nc * mr; k++) dst[k] = (T)b0[p * L + k];                 \
         }                                                                            \
     }                                                                                \
 }                                                                                    \
                                                                                      \
-/* Input rows of one segment (tiles a .. of the tile row (tz, ty) of the image     \
- * whose group input is xg), every channel, de-interleaved into the block's       \
- * scratch D at column col0: w = L + h columns per residue row. */                 \
-static void pc_wino_load_segment_##S(const pc_wino *wg, const T *xg, ptrdiff_t tz,  \
-                                     ptrdiff_t ty, ptrdiff_t a, ptrdiff_t w,         \
-                                     ptrdiff_t ldv, ptrdiff_t col0, T *D)            \
+/* The input rows of a block's segments, every channel, de-interleaved into the  \
+ * scratch D: segment i (seg[4i..4i+3] = image, tz, ty, first tile a) at column    \
+ * i*w, w = L + h columns per residue row.  Channel by channel, so that the       \
+ * input is read in order; rng: room for nseg * (2 m_x + 2) ranges. */              \
+static void pc_wino_load_block_##S(const pc_wino *wg, const T *x, ptrdiff_t grp,    \
+                                   const ptrdiff_t *seg, ptrdiff_t nseg, ptrdiff_t w, \
+                                   ptrdiff_t ldv, ptrdiff_t *rng, T *D)              \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], mx = wg->m[2];                     \
     const ptrdiff_t rs = pc_wino_rs(wg, ldv), row = mx * rs, blk = az * ay * row;    \
-    const ptrdiff_t z0 = tz * wg->m[0] - g->lo[0], y0 = ty * wg->m[1] - g->lo[1];    \
-    const ptrdiff_t x0 = a * mx - g->lo[2];                                          \
-    ptrdiff_t ci, kz, ky, res;                                                       \
-    for (ci = 0; ci < g->cin_g; ci++) {                                              \
-        const T *xc = xg + ci * g->Pin;                                              \
-        for (kz = 0; kz < az; kz++)                                                  \
-            for (ky = 0; ky < ay; ky++) {                                            \
-                ptrdiff_t iz = z0 + kz, iy = y0 + ky;                                \
-                T *d = D + ci * blk + (kz * ay + ky) * row + col0;                   \
-                if (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1])          \
-                    for (res = 0; res < mx; res++)                                   \
-                        memset(d + res * rs, 0, (size_t)w * sizeof(T));              \
-                else                                                                 \
-                    pc_wino_load_##S(xc + (iz * g->isz[1] + iy) * g->isz[2],         \
-                                     g->isz[2], x0, mx, w, rs, d);                   \
-            }                                                                        \
-    }                                                                                \
+    ptrdiff_t ci, i, kz, ky;                                                         \
+    for (i = 0; i < nseg; i++)          /* the x ranges of each segment, once */    \
+        pc_wino_ranges(g->isz[2], seg[4 * i + 3] * mx - g->lo[2], mx, w,             \
+                       rng + i * (2 * mx + 2));                                      \
+    for (ci = 0; ci < g->cin_g; ci++)                                                \
+        for (i = 0; i < nseg; i++) {                                                 \
+            const ptrdiff_t *sg = seg + 4 * i;                                       \
+            const T *xc = x + (sg[0] * g->Cin + grp * g->cin_g + ci) * g->Pin;       \
+            const ptrdiff_t z0 = sg[1] * wg->m[0] - g->lo[0];                        \
+            const ptrdiff_t y0 = sg[2] * wg->m[1] - g->lo[1];                        \
+            const ptrdiff_t x0 = sg[3] * mx - g->lo[2];                              \
+            const T *rows[PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];                    \
+            for (kz = 0; kz < az; kz++)                                              \
+                for (ky = 0; ky < ay; ky++) {                                        \
+                    ptrdiff_t iz = z0 + kz, iy = y0 + ky;                            \
+                    rows[kz * ay + ky] =                                             \
+                        (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1])     \
+                        ? NULL : xc + (iz * g->isz[1] + iy) * g->isz[2];             \
+                }                                                                    \
+            pc_wino_load_##S(rows, az * ay, x0, mx, w, rs, row, rng + i * (2 * mx + 2), \
+                             D + ci * blk + i * w);                                  \
+        }                                                                            \
 }                                                                                    \
                                                                                      \
 /* Input transform of a block whose q columns were loaded into scratch:            \
@@ -421,27 +461,33 @@ static T *pc_wino_output_##S(const pc_wino *wg, const T *M, ptrdiff_t ldv,      
     return F;                                                                        \
 }                                                                                    \
                                                                                      \
-/* The outputs of one segment (its nt tiles from column col0; tile row (tz, ty),    \
- * first tile a) into the image's group output yg, plus bias. */                    \
-static void pc_wino_store_segment_##S(const pc_wino *wg, const T *F, ptrdiff_t ldv,  \
-                                      ptrdiff_t col0, ptrdiff_t tz, ptrdiff_t ty,    \
-                                      ptrdiff_t a, ptrdiff_t nt, T *yg,              \
-                                      const T *bias)                                 \
+/* The outputs of a block's segments (seg as for pc_wino_load_block; segment i:  \
+ * its nt = min(L, tiles left in the row) tiles from column i*w) into y, plus      \
+ * bias; channel by channel. */                                                      \
+static void pc_wino_store_block_##S(const pc_wino *wg, const T *F, ptrdiff_t ldv,    \
+                                    const ptrdiff_t *seg, ptrdiff_t nseg,            \
+                                    ptrdiff_t L, ptrdiff_t w, ptrdiff_t grp, T *y,   \
+                                    const T *bias)                                   \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t mz = wg->m[0], my = wg->m[1], mx = wg->m[2], row = mx * ldv;     \
-    ptrdiff_t co, uz, uy;                                                            \
+    ptrdiff_t co, i, uz, uy;                                                         \
     for (co = 0; co < g->cout_g; co++) {                                             \
-        const T bv = bias ? bias[co] : (T)0;                                         \
-        for (uz = 0; uz < mz; uz++) {                                                \
-            ptrdiff_t oz = tz * mz + uz;                                             \
-            if (oz >= g->osz[0]) break;                                              \
-            for (uy = 0; uy < my; uy++) {                                            \
-                ptrdiff_t oy = ty * my + uy;                                         \
-                if (oy >= g->osz[1]) break;                                          \
-                pc_wino_store_##S(F + (co * mz * my + uz * my + uy) * row + col0, ldv, nt, \
-                                  mx, a * mx, g->osz[2], bv,                         \
-                                  yg + co * g->Pout + (oz * g->osz[1] + oy) * g->osz[2]); \
+        const T bv = bias ? bias[grp * g->cout_g + co] : (T)0;                       \
+        for (i = 0; i < nseg; i++) {                                                 \
+            const ptrdiff_t *sg = seg + 4 * i;                                       \
+            const ptrdiff_t nt = wg->nt[2] - sg[3] < L ? wg->nt[2] - sg[3] : L;      \
+            T *yc = y + (sg[0] * g->Cout + grp * g->cout_g + co) * g->Pout;          \
+            for (uz = 0; uz < mz; uz++) {                                            \
+                ptrdiff_t oz = sg[1] * mz + uz;                                      \
+                if (oz >= g->osz[0]) break;                                          \
+                for (uy = 0; uy < my; uy++) {                                        \
+                    ptrdiff_t oy = sg[2] * my + uy;                                  \
+                    if (oy >= g->osz[1]) break;                                      \
+                    pc_wino_store_##S(F + (co * mz * my + uz * my + uy) * row + i * w, ldv, \
+                                      nt, mx, sg[3] * mx, g->osz[2], bv,             \
+                                      yc + (oz * g->osz[1] + oy) * g->osz[2]);       \
+                }                                                                    \
             }                                                                        \
         }                                                                            \
     }                                                                                \

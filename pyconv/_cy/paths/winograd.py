@@ -177,7 +177,7 @@ class Winograd(Path):
         # ... and enough blocks to give every thread work (not below a panel)
         want = -(-_planning.TARGET_ITEMS // conv.groups)
         if -(-rows * chunks // count) < want:
-            count = max(1, -(-rows * chunks // want))
+            count = max(1, -(-rows * chunks // want), -(-nr // (length + halo)))
             if count == 1 and rows * chunks < want and length + halo > nr:
                 chunks = min(-(-want // rows), -(-tx // max(1, nr - halo)))
                 length = -(-tx // chunks)
