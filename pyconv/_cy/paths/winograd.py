@@ -174,10 +174,13 @@ class Winograd(Path):
         else:                           # long rows cut into equal chunks
             chunks = -(-tx // (cols - halo))
             length, count = -(-tx // chunks), 1
-        # ... and enough blocks to give every thread work (not below a panel)
+        # ... and enough blocks to give every thread work: fewer segments per
+        # block, as many as fill its panels (whole panels of nr columns)
         want = -(-_planning.TARGET_ITEMS // conv.groups)
         if -(-rows * chunks // count) < want:
-            count = max(1, -(-rows * chunks // want), -(-nr // (length + halo)))
+            fewer = -(-rows * chunks // want)
+            panels = max(1, -(-fewer * (length + halo) // nr))
+            count = max(1, min(count, panels * nr // (length + halo)))
             if count == 1 and rows * chunks < want and length + halo > nr:
                 chunks = min(-(-want // rows), -(-tx // max(1, nr - halo)))
                 length = -(-tx // chunks)
