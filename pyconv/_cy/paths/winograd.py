@@ -58,6 +58,16 @@ POINTS = {
 }
 #: Largest alpha the kernels take (their matrices are at most 8 x 8).
 MAX_ALPHA = 8
+#: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on, float32,
+#: against the implicit and phases paths): fewest channels per group, by
+#: dims (a 3-d F(4^3, 3^3) does 8x fewer multiplications, F(4, 3) 2x) ...
+MIN_CHANNELS = {1: 48, 2: 48, 3: 32}
+#: ... fewest output tiles per call (the weight transform is paid once per
+#: call, the products' panels want columns) ...
+MIN_TILES = 150
+#: ... and narrowest output rows, per tile size (a row of tiles carries
+#: (alpha - 1) // m spare columns).
+MIN_WIDTH = {4: 20, 2: 8}
 #: Target size of one thread's buffers (transformed input, products and the
 #: transform rows): the GEMMs re-read them from the L2 cache (2 MiB per core
 #: here).
@@ -147,7 +157,17 @@ class Winograd(Path):
                 and any(k > 1 for k in ks) and all(self.m + k - 1 <= MAX_ALPHA for k in ks))
 
     def chosen(self, op, spec, tgt):
-        return False
+        """The measured rule (see :mod:`pyconv._cy`, the path list)."""
+        conv = self.as_conv(op, spec)
+        nd, ks, g = conv.nd, conv.kernel_size, conv.groups
+        if tgt.level < 1 or tgt.dbl or (self.m == 2 and nd != 2):
+            return False
+        if not (all(k == 3 for k in ks) or (nd == 1 and ks[0] == 5)):
+            return False
+        if min(conv.in_channels // g, conv.out_channels // g) < MIN_CHANNELS[nd]:
+            return False
+        tiles = conv.batch * prod(-(-o // self.m) for o in conv.out_size)
+        return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= MIN_TILES
 
     def plan(self, op, spec, tgt, n):
         """Blocks of segments (runs of at most ``tile`` tiles of one row of tiles),
