@@ -135,6 +135,30 @@ static void pc_wino_ranges(ptrdiff_t X, ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t w,
     }
 }
 
+/* Input and output rows are read and written channel by channel, short runs
+   that the hardware prefetchers miss: the same rows PC_WINO_AHEAD channels
+   ahead are prefetched (elements [x0, x0 + n) of a row of X, clipped). */
+#define PC_WINO_AHEAD 2
+
+static inline void pc_wino_prefetch(const void *row, ptrdiff_t x0, ptrdiff_t n,
+                                    ptrdiff_t X, size_t isz, int write)
+{
+    const char *p = (const char *)row;
+    ptrdiff_t a = x0 < 0 ? 0 : x0, b = x0 + n > X ? X : x0 + n, e;
+    for (e = a * (ptrdiff_t)isz; e < b * (ptrdiff_t)isz; e += 64) {
+        if (write)
+            __builtin_prefetch(p + e, 1, 3);
+        else
+            __builtin_prefetch(p + e, 0, 3);
+    }
+    if (b > a) {
+        if (write)
+            __builtin_prefetch(p + b * (ptrdiff_t)isz - 1, 1, 3);
+        else
+            __builtin_prefetch(p + b * (ptrdiff_t)isz - 1, 0, 3);
+    }
+}
+
 /* GCC: the rows a transform reads and writes never overlap. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define PC_IVDEP _Pragma("GCC ivdep")
@@ -406,6 +430,11 @@ static void pc_wino_load_block_##S(const pc_wino *wg, const T *x, ptrdiff_t grp,
                         (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1])     \
                         ? NULL : xc + (iz * g->isz[1] + iy) * g->isz[2];             \
                 }                                                                    \
+            if (ci + PC_WINO_AHEAD < g->cin_g)    /* the same rows, channels ahead */ \
+                for (kz = 0; kz < az * ay; kz++)                                     \
+                    if (rows[kz] != NULL)                                            \
+                        pc_wino_prefetch(rows[kz] + PC_WINO_AHEAD * g->Pin, x0, w * mx,  \
+                                         g->isz[2], sizeof(T), 0);                   \
             pc_wino_load_##S(rows, az * ay, x0, mx, w, rs, row, rng + i * (2 * mx + 2), \
                              D + ci * blk + i * w);                                  \
         }                                                                            \
@@ -484,9 +513,12 @@ static void pc_wino_store_block_##S(const pc_wino *wg, const T *F, ptrdiff_t ldv
                 for (uy = 0; uy < my; uy++) {                                        \
                     ptrdiff_t oy = sg[2] * my + uy;                                  \
                     if (oy >= g->osz[1]) break;                                      \
+                    T *yr = yc + (oz * g->osz[1] + oy) * g->osz[2];                  \
+                    if (co + PC_WINO_AHEAD < g->cout_g)                              \
+                        pc_wino_prefetch(yr + PC_WINO_AHEAD * g->Pout, sg[3] * mx,   \
+                                         nt * mx, g->osz[2], sizeof(T), 1);          \
                     pc_wino_store_##S(F + (co * mz * my + uz * my + uy) * row + i * w, ldv, \
-                                      nt, mx, sg[3] * mx, g->osz[2], bv,             \
-                                      yc + (oz * g->osz[1] + oy) * g->osz[2]);       \
+                                      nt, mx, sg[3] * mx, g->osz[2], bv, yr);        \
                 }                                                                    \
             }                                                                        \
         }                                                                            \
