@@ -363,12 +363,12 @@ RULE_CASES = [
     # a 1x1 transposed conv (no overlap) -> pointwise
     ("conv_transpose", transposed_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
     # Winograd (float32, stride 1, 3x3, enough channels and tiles): F(4x4) for
-    # rows of 20 outputs or more, F(2x2) for narrower ones (2-d only)
+    # rows of 20 outputs or more, F(2x2) for narrower ones with many channels
     ("conv", conv_spec(8, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2), "winograd4", "gemm"),
     ("conv", conv_spec(1, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2), "winograd4", "gemm"),
     ("conv", conv_spec(8, 256, 256, (14, 14), (3, 3), (1, 1), ((1, 1),) * 2), "winograd2",
      "gemm"),
-    ("conv", conv_spec(1, 128, 128, (28, 28), (3, 3), (1, 1), ((1, 1),) * 2), "winograd2",
+    ("conv", conv_spec(1, 128, 128, (28, 28), (3, 3), (1, 1), ((1, 1),) * 2), "implicit",
      "gemm"),
     ("conv", conv_spec(32, 64, 128, (1024,), (3,), (1,), ((1, 1),)), "winograd4", "gemm"),
     ("conv", conv_spec(32, 64, 128, (1024,), (5,), (1,), ((2, 2),)), "winograd4", "gemm"),

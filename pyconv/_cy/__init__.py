@@ -34,10 +34,11 @@ portable build is correct but slower, so BLAS runs instead.
    3-d 8x).  conv_transpose (a layer's input gradient): the equivalent
    stride-1 conv with the flipped kernel.
 3. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
-   under the same conditions with tiles of 2 and output rows of at least 8
-   (small images: 14x14, or 28x28 at batch 1, where tiles of 4 waste too
-   many columns).  float64 takes neither: its micro-kernel is half as wide
-   and the transforms' share of the time doubles (measured slower).
+   under the same conditions with tiles of 2, output rows of at least 8
+   and at least 192 channels per group (small images with many channels,
+   14x14 x 256: rows too short for tiles of 4).  float64 takes neither:
+   its micro-kernel is half as wide and the transforms' share of the time
+   doubles (measured slower).
 4. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the

@@ -59,9 +59,11 @@ POINTS = {
 #: Largest alpha the kernels take (their matrices are at most 8 x 8).
 MAX_ALPHA = 8
 #: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on, float32,
-#: against the implicit and phases paths): fewest channels per group, by
-#: dims (a 3-d F(4^3, 3^3) does 8x fewer multiplications, F(4, 3) 2x) ...
-MIN_CHANNELS = {1: 48, 2: 48, 3: 32}
+#: against the implicit and phases paths): fewest channels per group, by tile
+#: size and dims (a 3-d F(4^3, 3^3) does 8x fewer multiplications, F(4, 3)
+#: 2x; F(2x2, 3x3) saves less than F(4x4, 3x3) and pays off only where the
+#: products dominate the transforms) ...
+MIN_CHANNELS = {4: {1: 48, 2: 48, 3: 32}, 2: {2: 192}}
 #: ... fewest output tiles per call (the weight transform is paid once per
 #: call, the products' panels want columns) ...
 MIN_TILES = 150
@@ -160,11 +162,11 @@ class Winograd(Path):
         """The measured rule (see :mod:`pyconv._cy`, the path list)."""
         conv = self.as_conv(op, spec)
         nd, ks, g = conv.nd, conv.kernel_size, conv.groups
-        if tgt.level < 1 or tgt.dbl or (self.m == 2 and nd != 2):
+        if tgt.level < 1 or tgt.dbl or nd not in MIN_CHANNELS[self.m]:
             return False
         if not (all(k == 3 for k in ks) or (nd == 1 and ks[0] == 5)):
             return False
-        if min(conv.in_channels // g, conv.out_channels // g) < MIN_CHANNELS[nd]:
+        if min(conv.in_channels // g, conv.out_channels // g) < MIN_CHANNELS[self.m][nd]:
             return False
         tiles = conv.batch * prod(-(-o // self.m) for o in conv.out_size)
         return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= MIN_TILES
