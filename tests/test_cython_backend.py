@@ -126,6 +126,10 @@ CONV_GRID = [
     conv_spec(2, 8, 16, (4, 5, 5), (2, 2, 2), (2, 1, 1), ((0, 1), (1, 1), (1, 1)), (1, 2, 1)),
     conv_spec(1, 6, 6, (4, 4, 5), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 6),
     conv_spec(1, 16, 16, (3, 4, 5), (1, 1, 1)),
+    # stride-1 3x3 layers with enough channels for the Winograd rules' taste
+    conv_spec(2, 48, 48, (9, 22), (3, 3), (1, 1), ((1, 1), (1, 1))),
+    conv_spec(1, 32, 40, (6, 5, 7), (3, 3, 3), (1, 1, 1), ((1, 1), (0, 2), (1, 1))),
+    conv_spec(3, 48, 64, (37,), (5,), (1,), ((2, 2),)),
 ]
 
 TRANSPOSED_GRID = [
@@ -144,6 +148,9 @@ TRANSPOSED_GRID = [
     transposed_spec(2, 8, 16, (2, 3, 3), (2, 2, 2), (2, 2, 2), ((0, 0),) * 3, (1, 1, 1), 2),
     # a size-1 axis whose last phase reads only padding (lo' = -1)
     transposed_spec(1, 8, 8, (1, 5, 5), (3, 3, 3), (3, 2, 2), ((1, -1), (1, 1), (1, 1))),
+    # stride 1: the input gradient of a 3x3 layer (the Winograd paths take it)
+    transposed_spec(2, 48, 32, (10, 13), (3, 3), (1, 1), ((1, 1), (0, 2))),
+    transposed_spec(1, 16, 24, (5, 4, 6), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3),
 ]
 
 
@@ -161,7 +168,7 @@ DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")
 #: every path unit, in the planner's order
 PATHS = [unit.name for unit in cy_mod.ORDER] if CY is not None else []
 #: the paths that run on the register-blocked micro-kernels
-MICROKERNEL_PATHS = ["implicit", "strided1d", "packed", "phases"]
+MICROKERNEL_PATHS = ["implicit", "strided1d", "packed", "phases", "winograd4", "winograd2"]
 
 
 def forced_plan(path, op, spec, dtype=np.float32, nthreads=2, simd=None):
@@ -217,6 +224,7 @@ def tiny_tiles(monkeypatch):
     """Force many small tiles (and so many work items and partials)."""
     monkeypatch.setattr(cy_mod._planning, "TILE_BYTES", 1)
     monkeypatch.setattr(cy_mod._planning, "MIN_TILE", 3)
+    monkeypatch.setattr(sys.modules["pyconv._cy.paths.winograd"], "BLOCK_BYTES", 1)
 
 
 MANY_TILES = [
@@ -226,10 +234,12 @@ MANY_TILES = [
     ("conv", conv_spec(2, 16, 16, (7, 5), (1, 1))),
     ("conv", conv_spec(2, 8, 16, (101,), (5,), (2,), ((2, 2),))),
     ("conv", conv_spec(1, 8, 8, (90,), (4,), (3,), ((5, 1),), (2,))),
+    ("conv", conv_spec(3, 8, 8, (17, 70), (3, 3), (1, 1), ((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(3, 8, 8, (23,), (3,), (2,), ((1, 2),))),
     ("conv_weight", conv_spec(2, 8, 16, (7, 9), (3, 3), (1, 1), ((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(2, 16, 16, (7, 5), (1, 1))),
     ("conv_transpose", transposed_spec(1, 8, 8, (19,), (4,), (2,), ((1, 0),))),
+    ("conv_transpose", transposed_spec(2, 8, 8, (30, 9), (3, 3), (1, 1), ((1, 1), (2, 0)))),
     ("conv_transpose", transposed_spec(1, 8, 8, (5, 7), (3, 3), (2, 2), ((1, -1), (1, 0)))),
     ("conv_transpose", transposed_spec(1, 8, 8, (4, 3, 5), (3, 3, 3), (2, 2, 2),
                                        ((1, 1),) * 3)),
@@ -352,6 +362,29 @@ RULE_CASES = [
     ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (2, 2), (2, 2)), "gemm", "gemm"),
     # a 1x1 transposed conv (no overlap) -> pointwise
     ("conv_transpose", transposed_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
+    # Winograd (float32, stride 1, 3x3, enough channels and tiles): F(4x4) for
+    # rows of 20 outputs or more, F(2x2) for narrower ones with many channels
+    ("conv", conv_spec(8, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2), "winograd4", "gemm"),
+    ("conv", conv_spec(1, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2), "winograd4", "gemm"),
+    ("conv", conv_spec(8, 256, 256, (14, 14), (3, 3), (1, 1), ((1, 1),) * 2), "winograd2",
+     "gemm"),
+    ("conv", conv_spec(1, 128, 128, (28, 28), (3, 3), (1, 1), ((1, 1),) * 2), "implicit",
+     "gemm"),
+    ("conv", conv_spec(32, 64, 128, (1024,), (3,), (1,), ((1, 1),)), "winograd4", "gemm"),
+    ("conv", conv_spec(32, 64, 128, (1024,), (5,), (1,), ((2, 2),)), "winograd4", "gemm"),
+    ("conv", conv_spec(2, 32, 32, (32, 32, 32), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3),
+     "winograd4", "gemm"),
+    ("conv_transpose", transposed_spec(8, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2),
+     "winograd4", "gemm"),
+    # ... too few channels, tiles, or not 3x3 / stride 1: the exact paths
+    ("conv", conv_spec(8, 32, 32, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2), "implicit", "gemm"),
+    ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), (1, 1), ((1, 1),) * 2), "implicit",
+     "gemm"),
+    ("conv", conv_spec(8, 64, 64, (56, 56), (5, 5), (1, 1), ((2, 2),) * 2), "implicit", "gemm"),
+    ("conv", conv_spec(2, 64, 64, (30, 30, 30), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3,
+                       (2, 2, 2)), "implicit", "gemm"),
+    ("conv_transpose", transposed_spec(1, 64, 64, (20, 20), (3, 3), (1, 1), ((1, 1),) * 2),
+     "phases", "gemm"),
     # 2**31 positions per image: BLAS's int would overflow -> direct
     ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,)), "direct", "direct"),
     ("conv_transpose", transposed_spec(1, 16, 16, (2**30,), (3,), (2,)), "direct", "direct"),
@@ -391,6 +424,8 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "phases": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
         "pointwise": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
         "gemm": ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,))),
+        "winograd4": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
+        "winograd2": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3))),
     }[path]
     if unsupported is not None:
         op, spec = unsupported
@@ -451,6 +486,7 @@ AGNOSTIC_CASES = [
     ("conv_transpose", transposed_spec(1, 64, 32, (50,), (4,), (2,), ((1, 1),))),
     ("conv_transpose", transposed_spec(3, 6, 6, (50,), (4,), (2,), ((1, 1),), (1,), 6)),
     ("conv_transpose", transposed_spec(3, 16, 16, (40, 30), (1, 1))),
+    ("conv_transpose", transposed_spec(2, 16, 16, (20, 17), (3, 3), (1, 1), ((1, 1),) * 2)),
 ]
 
 
@@ -641,7 +677,7 @@ _RSS_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("path,op", [
     ("implicit", "conv"), ("packed", "conv"), ("gemm", "conv"),
     ("implicit", "conv_weight"), ("gemm", "conv_weight"),
-    ("phases", "conv_transpose"), ("gemm", "conv_transpose"),
+    ("phases", "conv_transpose"), ("gemm", "conv_transpose"), ("winograd4", "conv"),
 ])
 def test_peak_memory_bounded(path, op):
     """Extra peak RSS of a big call <= output size + 64 MiB (checked in a subprocess)."""
@@ -680,7 +716,10 @@ _SIGINT_SCRIPT = textwrap.dedent("""
         return info.uordblks + info.hblkhd
 
     # calls of seconds each (by size), over and over until interrupted
-    if op == "conv_transpose":
+    if path.startswith("winograd"):     # its kernels: 3 taps, stride 1
+        spec = ConvSpec(op == "conv_transpose", 8, 128, 128, 1, (128, 128), (128, 128),
+                        (3, 3), (1, 1), ((1, 1),) * 2, (1, 1))
+    elif op == "conv_transpose":
         spec = ConvSpec(True, 8, 128, 128, 1, (64, 64), (128, 128), (12, 12), (2, 2),
                         ((5, 5),) * 2, (1, 1))
     else:
@@ -731,6 +770,7 @@ _SIGINT_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("path,op", [
     ("implicit", "conv"), ("gemm", "conv"), ("direct", "conv"),
     ("implicit", "conv_weight"), ("phases", "conv_transpose"),
+    ("winograd4", "conv"), ("winograd2", "conv_transpose"),
 ])
 def test_ctrl_c_interrupts_a_long_call(path, op):
     """SIGINT during a call of seconds: KeyboardInterrupt within 0.5 s, no leak, usable after.

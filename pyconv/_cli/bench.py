@@ -324,6 +324,20 @@ _PAIRS = [
        dict(x_shape=(2, 4, 32), w_shape=(8, 4, 5)), stride=2, padding=2),
     _w("conv2d_weight", "conv2d_weight", (8, 64, 56, 56), (64, 64, 3, 3),
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1),
+    # stride-1 3x3 layers (ResNet stages; the Winograd paths): batch 1 and 28x28,
+    # their input gradients, and 1-d K=3 (conv2d at 56x56 batch 8 and conv3d above)
+    _w("conv2d_b1", "conv2d", (1, 64, 56, 56), (64, 64, 3, 3),
+       dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
+    _w("conv2d_28", "conv2d", (8, 128, 28, 28), (128, 128, 3, 3),
+       dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
+    _w("conv2d_28_b1", "conv2d", (1, 128, 28, 28), (128, 128, 3, 3),
+       dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
+    _w("conv2d_input", "conv2d_input", (8, 64, 56, 56), (64, 64, 3, 3),
+       dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1),
+    _w("conv2d_28_input", "conv2d_input", (8, 128, 28, 28), (128, 128, 3, 3),
+       dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1),
+    _w("conv1d_k3", "conv1d", (32, 64, 1024), (128, 64, 3),
+       dict(x_shape=(2, 4, 32), w_shape=(8, 4, 3)), padding=1, dense=True),
 ]
 
 #: The full-size workloads, in table order.

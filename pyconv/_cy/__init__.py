@@ -5,8 +5,8 @@ planner picks a *path* and, for it, tile sizes, work items and a thread
 count, from the :class:`~pyconv._spec.ConvSpec` alone; the kernels then run
 with the GIL released.  Each path is one unit in :mod:`pyconv._cy.paths`
 (when it applies, how it plans, how it runs) with one kernel module
-(``_<name>.pyx``; ``pointwise`` shares ``_gemm.pyx`` and ``phases`` uses
-``_implicit.pyx``).
+(``_<name>.pyx``; ``pointwise`` shares ``_gemm.pyx``, ``phases`` uses
+``_implicit.pyx`` and ``winograd4``/``winograd2`` share ``_winograd.pyx``).
 
 Paths (the per-call choice, in this order)
 ------------------------------------------
@@ -23,28 +23,44 @@ portable build is correct but slower, so BLAS runs instead.
    ``C_out/g * prod(kernel), C_in/g`` for conv_transpose (depthwise, small
    groups); also when BLAS's 32-bit sizes would overflow (2**31 or more
    positions per image, or ``M * K`` above 2**31 - 1).
-2. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
+2. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
+   filtering F(4, 3) on every axis (4 outputs per tile and axis), float32,
+   micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
+   (1-d: 3 or 5 taps), at least 48 channels per group in and out (3-d:
+   32), at least 150 output tiles per call and output rows of at least 20.
+   The input is transformed tile by tile, the products are one GEMM per
+   transformed position (``alpha**nd`` of them) on the micro-kernel, then
+   transformed back: 4x fewer multiplications than a 3x3 conv (1-d 2x,
+   3-d 8x).  conv_transpose (a layer's input gradient): the equivalent
+   stride-1 conv with the flipped kernel.
+3. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
+   under the same conditions with tiles of 2, output rows of at least 8
+   and at least 192 channels per group (small images with many channels,
+   14x14 x 256: rows too short for tiles of 4).  float64 takes neither:
+   its micro-kernel is half as wide and the transforms' share of the time
+   doubles (measured slower).
+4. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
-3. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
+5. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
    Implicit GEMM on a slab that de-interleaves the tile's input by residue
    modulo the stride (row r of channel c holds every s-th input from r):
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
-4. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
+6. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
-5. ``phases`` (conv_transpose): micro-kernel CPU, at least
+7. ``phases`` (conv_transpose): micro-kernel CPU, at least
    ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
    that overlap (a dilated kernel extent above the stride in some dim), no
    phase thin enough for ``direct``.  Output positions with the same
    residue modulo the stride form a stride-1 conv of the input with a
    subset of the taps (no zero insertion); each phase runs on the implicit
    path and writes its strided view of the output in place.
-6. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
+8. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
-7. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
+9. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
    row-major wrapper).  conv by tiled im2col + GEMM straight into the
    output; conv_transpose by ``W_g^T @ x`` + col2im, each item owning a
    slab of output rows, small images several to a GEMM; conv_weight by

@@ -72,6 +72,7 @@ class Plan(NamedTuple):
     images: int = 1    # conv_transpose gemm: images per GEMM (small images)
     simd: int = 0      # SIMD level of the micro-kernels (see pyconv._cy._build)
     parts: Tuple["Plan", ...] = ()   # phases: the plan of each phase's conv
+    segments: int = 0  # winograd: segments (runs of tiles of a row) per work item
 
 
 class Target(NamedTuple):

@@ -26,9 +26,10 @@ from .implicit import IMPLICIT
 from .packed import PACKED
 from .phases import PHASES
 from .strided1d import STRIDED1D
+from .winograd import WINOGRAD2, WINOGRAD4
 
 #: The planner tries the units in this order (each for the ops it computes).
-ORDER = (DIRECT, IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE, GEMM)
+ORDER = (DIRECT, WINOGRAD4, WINOGRAD2, IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE, GEMM)
 
 #: The units by name.
 BY_NAME = {unit.name: unit for unit in ORDER}

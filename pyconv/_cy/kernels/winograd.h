@@ -1,0 +1,531 @@
+/*
+ * Winograd minimal filtering: the transforms of the "winograd" paths.
+ *
+ * A stride-1, dilation-1 convolution with an r-tap kernel computes m outputs
+ * along an axis from alpha = m + r - 1 inputs with alpha multiplications
+ * instead of m * r (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+ * Networks"): y = A^T [(G g) * (B^T d)], applied separably on every axis.
+ * The matrices (B^T alpha x alpha, G alpha x r, A^T m x alpha) come from the
+ * planner (pyconv/_cy/paths/winograd.py builds them exactly, Cook-Toom); an
+ * axis that is not a real dim, or whose kernel has one tap, has m = r =
+ * alpha = 1 and identity matrices, so 1-d, 2-d and 3-d share the code.
+ *
+ * The output is cut into tiles of m_z x m_y x m_x outputs.  A block of tiles
+ * is processed in three steps:
+ *
+ *   input transform   V[p][ci][j] = (B^T d_j B)[p]     per channel ci, tile j
+ *   products          M[p] = U[p] @ V[p]               one GEMM per position p
+ *   output transform  y_j = A^T M[.][co][j] A + bias   per channel co
+ *
+ * where U[p] (C_out/g x C_in/g) is the transformed weight, packed once per
+ * call in micro-kernel panels (pc_wino_filter).  The products run on the
+ * implicit-GEMM micro-kernel (pc_ipanels with off[ci] = ci * ldv): V[p] is a
+ * plain row-major matrix whose columns are the block's tiles.
+ *
+ * Columns.  A block is a run of *segments*: up to L consecutive tiles of one
+ * row of tiles (fixed image, tz, ty).  Segment i owns the columns
+ * [i*w, i*w + w) with w = L + h, h = (alpha_x - 1) / m_x: its tiles, then h
+ * columns whose products are computed and thrown away.  Along x the input
+ * rows are loaded de-interleaved by residue modulo m_x (row[res][u] =
+ * x[x0 + u*m_x + res], u < w for each segment), so that input k of the tile
+ * in column j is row[k % m_x][j + k / m_x]: the x transform of a whole
+ * block is one contiguous run over its columns (the h extra columns absorb
+ * the reads past a segment's tiles).  The z and y transforms are whole-row
+ * operations.  Every output element is computed by exactly one tile, in an
+ * order fixed by the matrices: the result does not depend on the cutting
+ * into blocks or threads.
+ *
+ * The transforms of x and y run in the dtype of the call; the weight
+ * transform in double (rounded once).
+ */
+#ifndef PYCONV_KERNELS_WINOGRAD_H
+#define PYCONV_KERNELS_WINOGRAD_H
+
+#include "common.h"
+
+/* Largest alpha along one axis (F(6, 3), F(4, 5)). */
+#define PC_WINO_MAX_ALPHA 8
+/* Input channels per step of the weight transform. */
+#define PC_WINO_FCH 8
+
+/* The transform of one call: geometry, tiles and the per-axis matrices. */
+typedef struct {
+    pc_geo g;              /* the (stride-1, dilation-1) convolution */
+    ptrdiff_t m[3];        /* outputs per tile along each axis */
+    ptrdiff_t a[3];        /* alpha = m + r - 1 */
+    ptrdiff_t nt[3];       /* tiles along each axis: ceil(osz / m) */
+    ptrdiff_t P;           /* transformed positions: a[0] * a[1] * a[2] */
+    double bt[3][PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];   /* B^T, a x a */
+    double gm[3][PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];   /* G, a x r */
+    double at[3][PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];   /* A^T, m x a */
+} pc_wino;
+
+/* The transforms run over whole vectors of PC_WINO_VEC columns (the widest
+   float vector): the buffers' rows are rounded up to it. */
+#define PC_WINO_VEC 16
+
+/* Extra columns per segment: h = (alpha_x - 1) / m_x. */
+static inline ptrdiff_t pc_wino_halo(const pc_wino *wg)
+{
+    return (wg->a[2] - 1) / wg->m[2];
+}
+
+/* Columns of V's and M's rows for a block of q columns: whole micro-kernel
+   panels of nr columns, whole vectors. */
+static inline ptrdiff_t pc_wino_ldv(ptrdiff_t q, ptrdiff_t nr)
+{
+    ptrdiff_t n = (q + nr - 1) / nr * nr;
+    return (n + PC_WINO_VEC - 1) / PC_WINO_VEC * PC_WINO_VEC;
+}
+
+/* Elements of one residue row of the input scratch: ldv + h. */
+static inline ptrdiff_t pc_wino_rs(const pc_wino *wg, ptrdiff_t ldv)
+{
+    return ldv + pc_wino_halo(wg);
+}
+
+/* Elements of the per-thread transform scratch: two blocks of
+   max(C_in/g, C_out/g) channels x a_z * a_y rows x m_x residues x rs. */
+static ptrdiff_t pc_wino_scratch(const pc_wino *wg, ptrdiff_t ldv)
+{
+    ptrdiff_t c = wg->g.cin_g > wg->g.cout_g ? wg->g.cin_g : wg->g.cout_g;
+    return 2 * c * wg->a[0] * wg->a[1] * wg->m[2] * pc_wino_rs(wg, ldv);
+}
+
+/* The weight transform along one axis, in double:
+   out[o][i][q] = sum_j mat[i][j] in[o][j][q] for q < n. */
+PC_CLONES static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff_t cols,
+                                      ptrdiff_t outer, ptrdiff_t n, const double *in,
+                                      double *out)
+{
+    ptrdiff_t o, i, j, q;
+    for (o = 0; o < outer; o++)
+        for (i = 0; i < rows; i++) {
+            double *d = out + (o * rows + i) * n;
+            for (q = 0; q < n; q++) d[q] = 0;
+            for (j = 0; j < cols; j++) {
+                const double c = mat[i * cols + j];
+                const double *s = in + (o * cols + j) * n;
+                if (c == 0) continue;
+                for (q = 0; q < n; q++) d[q] += c * s[q];
+            }
+        }
+}
+
+/* The u ranges of pc_wino_load for a row of X inputs read from x0 on, w
+   positions per residue: rng[2*res], rng[2*res+1] the u inside the row for
+   residue res; rng[2*mx], rng[2*mx+1] the u where all residues are. */
+static void pc_wino_ranges(ptrdiff_t X, ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t w,
+                           ptrdiff_t *rng)
+{
+    ptrdiff_t res, a, b;
+    for (res = 0; res <= mx; res++) {
+        if (res < mx) {      /* 0 <= x0 + u*mx + res < X */
+            a = pc_ceildiv(-x0 - res, mx);
+            b = pc_ceildiv(X - x0 - res, mx);
+        } else {             /* x0 + u*mx >= 0 and x0 + u*mx + mx - 1 < X */
+            a = pc_ceildiv(-x0, mx);
+            b = pc_floordiv(X - x0, mx);
+        }
+        if (a < 0) a = 0;
+        if (b > w) b = w;
+        if (b < a) b = a;
+        rng[2 * res] = a;
+        rng[2 * res + 1] = b;
+    }
+}
+
+/* Input and output rows are read and written channel by channel, short runs
+   that the hardware prefetchers miss: the same rows PC_WINO_AHEAD channels
+   ahead are prefetched (elements [x0, x0 + n) of a row of X, clipped). */
+#define PC_WINO_AHEAD 2
+
+static inline void pc_wino_prefetch(const void *row, ptrdiff_t x0, ptrdiff_t n,
+                                    ptrdiff_t X, size_t isz, int write)
+{
+    const char *p = (const char *)row;
+    ptrdiff_t a = x0 < 0 ? 0 : x0, b = x0 + n > X ? X : x0 + n, e;
+    for (e = a * (ptrdiff_t)isz; e < b * (ptrdiff_t)isz; e += 64) {
+        if (write)
+            __builtin_prefetch(p + e, 1, 3);
+        else
+            __builtin_prefetch(p + e, 0, 3);
+    }
+    if (b > a) {
+        if (write)
+            __builtin_prefetch(p + b * (ptrdiff_t)isz - 1, 1, 3);
+        else
+            __builtin_prefetch(p + b * (ptrdiff_t)isz - 1, 0, 3);
+    }
+}
+
+/* GCC: the rows a transform reads and writes never overlap. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define PC_IVDEP _Pragma("GCC ivdep")
+#else
+#define PC_IVDEP
+#endif
+
+/*
+ * The one transform step, ``outer`` times (o < outer):
+ *
+ *   dst[o*ds + doff[i] + q] = sum_j c[i][j] src[o*ss + soff[j] + q],  q < n
+ *
+ * for an R x C matrix c (R destination rows, C source rows given by their
+ * offsets).  Built for the shapes of F(2, 3), F(4, 3), F(2, 5) and F(4, 5)
+ * with R and C constant (the sums unrolled, q vectorised), any other shape
+ * by the generic loop; every build sums in the same order (j increasing).
+ */
+#define PC_DEFINE_WINO_MAT(T, S, R, C)                                               \
+PC_CLONES static void pc_wino_mat_##S##_##R##x##C(                                  \
+    const T *c, const T *src, const ptrdiff_t *soff, ptrdiff_t ss, T *dst,           \
+    const ptrdiff_t *doff, ptrdiff_t ds, ptrdiff_t n, ptrdiff_t outer)               \
+{                                                                                    \
+    T k[R * C];                                                                      \
+    ptrdiff_t o, q;                                                                  \
+    int i, j;                                                                        \
+    for (i = 0; i < R * C; i++) k[i] = c[i];                                         \
+    for (o = 0; o < outer; o++) {                                                    \
+        const T *s[C];                                                               \
+        T *d[R];                                                                     \
+        for (j = 0; j < C; j++) s[j] = src + o * ss + soff[j];                       \
+        for (i = 0; i < R; i++) d[i] = dst + o * ds + doff[i];                       \
+        PC_IVDEP                                                                     \
+        for (q = 0; q < n; q++) {                                                    \
+            T v[C];                                                                  \
+            for (j = 0; j < C; j++) v[j] = s[j][q];                                  \
+            for (i = 0; i < R; i++) {                                                \
+                T acc = k[i * C] * v[0];                                             \
+                for (j = 1; j < C; j++) acc += k[i * C + j] * v[j];                  \
+                d[i][q] = acc;                                                       \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+}
+
+#define PC_WINO_SHAPES(X, T, S)                                                      \
+    X(T, S, 4, 4) X(T, S, 6, 6) X(T, S, 8, 8)                                        \
+    X(T, S, 2, 4) X(T, S, 4, 6) X(T, S, 2, 6) X(T, S, 4, 8)
+
+#define PC_WINO_CASE(T, S, R, C)                                                     \
+    if (rows == R && cols == C) {                                                    \
+        pc_wino_mat_##S##_##R##x##C(k, src, soff, ss, dst, doff, ds, n, outer);      \
+        return;                                                                      \
+    }
+
+#define PC_DEFINE_WINO(T, S)                                                         \
+PC_WINO_SHAPES(PC_DEFINE_WINO_MAT, T, S)                                             \
+                                                                                     \
+PC_CLONES static void pc_wino_mat_##S##_any(                                        \
+    int rows, int cols, const T *c, const T *src, const ptrdiff_t *soff, ptrdiff_t ss, \
+    T *dst, const ptrdiff_t *doff, ptrdiff_t ds, ptrdiff_t n, ptrdiff_t outer)       \
+{                                                                                    \
+    ptrdiff_t o, q;                                                                  \
+    int i, j;                                                                        \
+    for (o = 0; o < outer; o++)                                                      \
+        for (i = 0; i < rows; i++) {                                                 \
+            const T *s = src + o * ss;                                               \
+            T *d = dst + o * ds + doff[i];                                           \
+            for (q = 0; q < n; q++) {                                                \
+                T acc = c[i * cols] * s[soff[0] + q];                                \
+                for (j = 1; j < cols; j++) acc += c[i * cols + j] * s[soff[j] + q];  \
+                d[q] = acc;                                                          \
+            }                                                                        \
+        }                                                                            \
+}                                                                                    \
+                                                                                     \
+/* the step above for the matrix ``mat`` (rows x cols, in double) */                 \
+static void pc_wino_mat_##S(const double *mat, int rows, int cols, const T *src,     \
+                            const ptrdiff_t *soff, ptrdiff_t ss, T *dst,             \
+                            const ptrdiff_t *doff, ptrdiff_t ds, ptrdiff_t n,        \
+                            ptrdiff_t outer)                                         \
+{                                                                                    \
+    T k[PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];                                      \
+    int i;                                                                           \
+    for (i = 0; i < rows * cols; i++) k[i] = (T)mat[i];                              \
+    PC_WINO_SHAPES(PC_WINO_CASE, T, S)                                               \
+    pc_wino_mat_##S##_any(rows, cols, k, src, soff, ss, dst, doff, ds, n, outer);    \
+}                                                                                    \
+                                                                                     \
+/* The z and y steps on whole rows of ``len`` elements, for ``nch`` channels:       \
+ * in: per channel [a_z][a_y] rows; out: per channel [rz][ry] rows (the           \
+ * matrices: B^T, or A^T with rz = m_z, ry = m_y).  *result: buf or other. */       \
+static void pc_wino_zy_##S(const pc_wino *wg, const double *matz, const double *maty, \
+                           int rz, int ry, ptrdiff_t len, ptrdiff_t nch, T *buf,     \
+                           T *other, T **result)                                     \
+{                                                                                    \
+    const int az = (int)wg->a[0], ay = (int)wg->a[1];                                \
+    ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
+    T *cur = buf, *nxt = other, *tmp;                                                \
+    int i;                                                                           \
+    if (ay > 1) {                       /* (channel, z) rows of a_y -> ry rows */   \
+        for (i = 0; i < ay; i++) so[i] = i * len;                                    \
+        for (i = 0; i < ry; i++) dof[i] = i * len;                                   \
+        pc_wino_mat_##S(maty, ry, ay, cur, so, ay * len, nxt, dof, ry * len, len,    \
+                        nch * az);                                                   \
+        tmp = cur; cur = nxt; nxt = tmp;                                             \
+    }                                                                                \
+    if (az > 1) {                       /* per channel: a_z blocks -> rz blocks */  \
+        for (i = 0; i < az; i++) so[i] = i * ry * len;                               \
+        for (i = 0; i < rz; i++) dof[i] = i * ry * len;                              \
+        pc_wino_mat_##S(matz, rz, az, cur, so, az * ry * len, nxt, dof, rz * ry * len, \
+                        ry * len, nch);                                              \
+        cur = nxt;                                                                   \
+    }                                                                                \
+    *result = cur;                                                                   \
+}                                                                                    \
+                                                                                     \
+/* For each of ``nrows`` rows: dst[r*ld + res*rs + u] = row_r[x0 + u*mx + res]   \
+ * for u < w, zero outside the row (and for a NULL row): ``rng``                     \
+ * (pc_wino_ranges) holds, per residue, the u range [va, vb) inside the row,       \
+ * then the range [ua, ub) where every residue is inside. */                        \
+PC_CLONES static void pc_wino_load_##S(const T *const *rows, ptrdiff_t nrows,       \
+                                       ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t w,      \
+                                       ptrdiff_t rs, ptrdiff_t ld,                   \
+                                       const ptrdiff_t *rng, T *restrict dst)        \
+{                                                                                    \
+    const ptrdiff_t ua = rng[2 * mx], ub = rng[2 * mx + 1];                          \
+    ptrdiff_t u, res, r;                                                             \
+    for (r = 0; r < nrows; r++, dst += ld) {                                         \
+        const T *restrict src = rows[r];                                             \
+        const T *restrict s;                                                         \
+        if (src == NULL) {                                                           \
+            for (res = 0; res < mx; res++)                                           \
+                for (u = 0; u < w; u++) dst[res * rs + u] = 0;                       \
+            continue;                                                                \
+        }                                                                            \
+        for (res = 0; res < mx; res++) {    /* zeros and the partial ends */         \
+            const ptrdiff_t va = rng[2 * res], vb = rng[2 * res + 1];                \
+            T *d = dst + res * rs;                                                   \
+            for (u = 0; u < va; u++) d[u] = 0;                                       \
+            for (u = va; u < ua && u < vb; u++) d[u] = src[x0 + u * mx + res];       \
+            for (u = ub > va ? ub : va; u < vb; u++) d[u] = src[x0 + u * mx + res];  \
+            for (u = vb; u < w; u++) d[u] = 0;                                       \
+        }                                                                            \
+        s = src + x0;                                                                \
+        if (mx == 1) {                                                               \
+            for (u = ua; u < ub; u++) dst[u] = s[u];                                 \
+        } else if (mx == 2) {                                                        \
+            T *restrict d0 = dst, *restrict d1 = dst + rs;                           \
+            for (u = ua; u < ub; u++) {                                              \
+                d0[u] = s[2 * u];                                                    \
+                d1[u] = s[2 * u + 1];                                                \
+            }                                                                        \
+        } else if (mx == 4) {                                                        \
+            T *restrict d0 = dst, *restrict d1 = dst + rs;                           \
+            T *restrict d2 = dst + 2 * rs, *restrict d3 = dst + 3 * rs;              \
+            for (u = ua; u < ub; u++) {                                              \
+                d0[u] = s[4 * u];                                                    \
+                d1[u] = s[4 * u + 1];                                                \
+                d2[u] = s[4 * u + 2];                                                \
+                d3[u] = s[4 * u + 3];                                                \
+            }                                                                        \
+        } else {                                                                     \
+            for (res = 0; res < mx; res++)                                           \
+                for (u = ua; u < ub; u++) dst[res * rs + u] = s[u * mx + res];       \
+        }                                                                            \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+/* y[x0 + t*mx + j] = src[j*ld + t] + bias for t < nt, within [0, X) */               \
+PC_CLONES static void pc_wino_store_##S(const T *restrict src, ptrdiff_t ld,        \
+                                        ptrdiff_t nt, ptrdiff_t mx, ptrdiff_t x0,    \
+                                        ptrdiff_t X, T bias, T *restrict y)          \
+{                                                                                    \
+    ptrdiff_t full = (X - x0) / mx, t, j;       /* tiles wholly inside the row */    \
+    T *restrict d = y + x0;                                                          \
+    if (full > nt) full = nt;                                                        \
+    if (full < 0) full = 0;                                                          \
+    if (mx == 1) {                                                                   \
+        for (t = 0; t < full; t++) d[t] = src[t] + bias;                             \
+    } else if (mx == 2) {                                                            \
+        const T *restrict s0 = src, *restrict s1 = src + ld;                         \
+        for (t = 0; t < full; t++) {                                                 \
+            d[2 * t] = s0[t] + bias;                                                 \
+            d[2 * t + 1] = s1[t] + bias;                                             \
+        }                                                                            \
+    } else if (mx == 4) {                                                            \
+        const T *restrict s0 = src, *restrict s1 = src + ld;                         \
+        const T *restrict s2 = src + 2 * ld, *restrict s3 = src + 3 * ld;            \
+        for (t = 0; t < full; t++) {                                                 \
+            d[4 * t] = s0[t] + bias;                                                 \
+            d[4 * t + 1] = s1[t] + bias;                                             \
+            d[4 * t + 2] = s2[t] + bias;                                             \
+            d[4 * t + 3] = s3[t] + bias;                                             \
+        }                                                                            \
+    } else {                                                                         \
+        for (j = 0; j < mx; j++)                                                     \
+            for (t = 0; t < full; t++) d[t * mx + j] = src[j * ld + t] + bias;       \
+    }                                                                                \
+    for (t = full; t < nt; t++)             /* the partial tile at the row's end */  \
+        for (j = 0; j < mx && x0 + t * mx + j < X; j++)                              \
+            d[t * mx + j] = src[j * ld + t] + bias;                                  \
+}                                                                                    \
+                                                                                     \
+/* Packed transformed weights of one panel of ``mr`` output channels:              \
+ * U[grp][p] (mpad x cin_g, panels of mr rows, k-major; pc_pack_w's layout)         \
+ * for rows [panel * mr, panel * mr + mr).  The transform runs in double, with     \
+ * the lanes (input channel, row) of PC_WINO_FCH input channels at a time;       \
+ * tmp: 3 * P * PC_WINO_FCH * mr doubles. */                                          \
+PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_t grp, \
+                                         ptrdiff_t panel, ptrdiff_t mr, ptrdiff_t mpad, \
+                                         T *upack, double *tmp)                      \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
+    const ptrdiff_t rz = g->ks[0], ry = g->ks[1], rx = g->ks[2];                     \
+    const ptrdiff_t kc = g->cin_g, L = PC_WINO_FCH * mr;                             \
+    double *b0 = tmp, *b1 = tmp + wg->P * L, *b2 = tmp + 2 * wg->P * L;              \
+    ptrdiff_t c0, nc, c, m, k, p;                                                    \
+    for (c0 = 0; c0 < kc; c0 += PC_WINO_FCH) {                                       \
+        nc = kc - c0 < PC_WINO_FCH ? kc - c0 : PC_WINO_FCH;                          \
+        /* b0[k][c][m]: tap k of (input channel c0 + c, row panel*mr + m) */          \
+        for (k = 0; k < g->Kp; k++)                                                  \
+            for (c = 0; c < PC_WINO_FCH; c++)                                        \
+                for (m = 0; m < mr; m++) {                                           \
+                    ptrdiff_t co = panel * mr + m;                                   \
+                    b0[(k * PC_WINO_FCH + c) * mr + m] = co < g->cout_g && c < nc    \
+                        ? (double)w[((grp * g->cout_g + co) * kc + c0 + c) * g->Kp + k] \
+                        : 0.0;                                                       \
+                }                                                                    \
+        /* x: [rz*ry][rx][L] -> [rz*ry][ax][L]; y: [rz][ry][ax*L] -> [rz][ay][ax*L]; \
+           z: [rz][ay*ax*L] -> [az][ay*ax*L] */                                      \
+        pc_wino_axis_dd(wg->gm[2], ax, rx, rz * ry, L, b0, b1);                      \
+        pc_wino_axis_dd(wg->gm[1], ay, ry, rz, ax * L, b1, b2);                      \
+        pc_wino_axis_dd(wg->gm[0], az, rz, 1, ay * ax * L, b2, b0);                  \
+        for (p = 0; p < wg->P; p++) {                                                \
+            T *dst = upack + (grp * wg->P + p) * mpad * kc + panel * kc * mr + c0 * mr; \
+            for (k = 0; k < nc * mr; k++) dst[k] = (T)b0[p * L + k];                 \
+        }                                                                            \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+/* The input rows of a block's segments, every channel, de-interleaved into the  \
+ * scratch D: segment i (seg[4i..4i+3] = image, tz, ty, first tile a) at column    \
+ * i*w, w = L + h columns per residue row.  Channel by channel, so that the       \
+ * input is read in order; rng: room for nseg * (2 m_x + 2) ranges. */              \
+static void pc_wino_load_block_##S(const pc_wino *wg, const T *x, ptrdiff_t grp,    \
+                                   const ptrdiff_t *seg, ptrdiff_t nseg, ptrdiff_t w, \
+                                   ptrdiff_t ldv, ptrdiff_t *rng, T *D)              \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t az = wg->a[0], ay = wg->a[1], mx = wg->m[2];                     \
+    const ptrdiff_t rs = pc_wino_rs(wg, ldv), row = mx * rs, blk = az * ay * row;    \
+    ptrdiff_t ci, i, kz, ky;                                                         \
+    for (i = 0; i < nseg; i++)          /* the x ranges of each segment, once */    \
+        pc_wino_ranges(g->isz[2], seg[4 * i + 3] * mx - g->lo[2], mx, w,             \
+                       rng + i * (2 * mx + 2));                                      \
+    for (ci = 0; ci < g->cin_g; ci++)                                                \
+        for (i = 0; i < nseg; i++) {                                                 \
+            const ptrdiff_t *sg = seg + 4 * i;                                       \
+            const T *xc = x + (sg[0] * g->Cin + grp * g->cin_g + ci) * g->Pin;       \
+            const ptrdiff_t z0 = sg[1] * wg->m[0] - g->lo[0];                        \
+            const ptrdiff_t y0 = sg[2] * wg->m[1] - g->lo[1];                        \
+            const ptrdiff_t x0 = sg[3] * mx - g->lo[2];                              \
+            const T *rows[PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];                    \
+            for (kz = 0; kz < az; kz++)                                              \
+                for (ky = 0; ky < ay; ky++) {                                        \
+                    ptrdiff_t iz = z0 + kz, iy = y0 + ky;                            \
+                    rows[kz * ay + ky] =                                             \
+                        (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1])     \
+                        ? NULL : xc + (iz * g->isz[1] + iy) * g->isz[2];             \
+                }                                                                    \
+            if (ci + PC_WINO_AHEAD < g->cin_g)    /* the same rows, channels ahead */ \
+                for (kz = 0; kz < az * ay; kz++)                                     \
+                    if (rows[kz] != NULL)                                            \
+                        pc_wino_prefetch(rows[kz] + PC_WINO_AHEAD * g->Pin, x0, w * mx,  \
+                                         g->isz[2], sizeof(T), 0);                   \
+            pc_wino_load_##S(rows, az * ay, x0, mx, w, rs, row, rng + i * (2 * mx + 2), \
+                             D + ci * blk + i * w);                                  \
+        }                                                                            \
+}                                                                                    \
+                                                                                     \
+/* Input transform of a block whose q columns were loaded into scratch:            \
+ * V[p][ci][j] for j < ldv (columns past q: zeros in, finite values out). */        \
+static void pc_wino_input_##S(const pc_wino *wg, ptrdiff_t q, ptrdiff_t ldv, T *V,  \
+                              T *scratch)                                            \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2], mx = wg->m[2];      \
+    const ptrdiff_t rs = pc_wino_rs(wg, ldv), row = mx * rs, blk = az * ay * row;    \
+    T *D = scratch, *E = scratch + g->cin_g * blk, *F;                               \
+    ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
+    ptrdiff_t i, r, k;                                                               \
+    for (i = 0; i < g->cin_g * az * ay * mx; i++)      /* every residue row's tail */ \
+        memset(D + i * rs + q, 0, (size_t)(rs - q) * sizeof(T));                     \
+    pc_wino_zy_##S(wg, wg->bt[0], wg->bt[1], (int)az, (int)ay, row, g->cin_g, D, E, &F); \
+    /* x: input k of the tile in column j is row[k % mx][j + k / mx] */              \
+    for (r = 0; r < az * ay; r++) {                                                  \
+        for (k = 0; k < ax; k++) {                                                   \
+            so[k] = r * row + (k % mx) * rs + k / mx;                                \
+            dof[k] = (r * ax + k) * g->cin_g * ldv;                                  \
+        }                                                                            \
+        pc_wino_mat_##S(wg->bt[2], (int)ax, (int)ax, F, so, blk, V, dof, ldv, ldv,   \
+                        g->cin_g);                                                   \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+/* Output transform of a block: returns the outputs, per channel co the rows      \
+ * [m_z][m_y][m_x] of ldv columns (in scratch). */                                   \
+static T *pc_wino_output_##S(const pc_wino *wg, const T *M, ptrdiff_t ldv,          \
+                             T *scratch)                                             \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
+    const ptrdiff_t mz = wg->m[0], my = wg->m[1], mx = wg->m[2];                     \
+    const ptrdiff_t row = mx * ldv, blk = az * ay * row;                             \
+    T *Sx = scratch, *E = scratch + g->cout_g * blk, *F;                             \
+    ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
+    ptrdiff_t r, k;                                                                  \
+    /* x: Sx[co][r][jx][j] = sum_px A^T[jx][px] M[(r, px)][co][j] */                  \
+    for (r = 0; r < az * ay; r++) {                                                  \
+        for (k = 0; k < ax; k++)                                                     \
+            so[k] = (r * ax + k) * g->cout_g * ldv;                                  \
+        for (k = 0; k < mx; k++)                                                     \
+            dof[k] = r * row + k * ldv;                                              \
+        pc_wino_mat_##S(wg->at[2], (int)mx, (int)ax, M, so, ldv, Sx, dof, blk, ldv,  \
+                        g->cout_g);                                                  \
+    }                                                                                \
+    pc_wino_zy_##S(wg, wg->at[0], wg->at[1], (int)mz, (int)my, row, g->cout_g, Sx, E, &F); \
+    return F;                                                                        \
+}                                                                                    \
+                                                                                     \
+/* The outputs of a block's segments (seg as for pc_wino_load_block; segment i:  \
+ * its nt = min(L, tiles left in the row) tiles from column i*w) into y, plus      \
+ * bias; channel by channel. */                                                      \
+static void pc_wino_store_block_##S(const pc_wino *wg, const T *F, ptrdiff_t ldv,    \
+                                    const ptrdiff_t *seg, ptrdiff_t nseg,            \
+                                    ptrdiff_t L, ptrdiff_t w, ptrdiff_t grp, T *y,   \
+                                    const T *bias)                                   \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t mz = wg->m[0], my = wg->m[1], mx = wg->m[2], row = mx * ldv;     \
+    ptrdiff_t co, i, uz, uy;                                                         \
+    for (co = 0; co < g->cout_g; co++) {                                             \
+        const T bv = bias ? bias[grp * g->cout_g + co] : (T)0;                       \
+        for (i = 0; i < nseg; i++) {                                                 \
+            const ptrdiff_t *sg = seg + 4 * i;                                       \
+            const ptrdiff_t nt = wg->nt[2] - sg[3] < L ? wg->nt[2] - sg[3] : L;      \
+            T *yc = y + (sg[0] * g->Cout + grp * g->cout_g + co) * g->Pout;          \
+            for (uz = 0; uz < mz; uz++) {                                            \
+                ptrdiff_t oz = sg[1] * mz + uz;                                      \
+                if (oz >= g->osz[0]) break;                                          \
+                for (uy = 0; uy < my; uy++) {                                        \
+                    ptrdiff_t oy = sg[2] * my + uy;                                  \
+                    if (oy >= g->osz[1]) break;                                      \
+                    T *yr = yc + (oz * g->osz[1] + oy) * g->osz[2];                  \
+                    if (co + PC_WINO_AHEAD < g->cout_g)                              \
+                        pc_wino_prefetch(yr + PC_WINO_AHEAD * g->Pout, sg[3] * mx,   \
+                                         nt * mx, g->osz[2], sizeof(T), 1);          \
+                    pc_wino_store_##S(F + (co * mz * my + uz * my + uy) * row + i * w, ldv, \
+                                      nt, mx, sg[3] * mx, g->osz[2], bv, yr);        \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+}
+
+PC_DEFINE_WINO(float, f)
+PC_DEFINE_WINO(double, d)
+
+#endif /* PYCONV_KERNELS_WINOGRAD_H */

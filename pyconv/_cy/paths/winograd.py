@@ -1,0 +1,229 @@
+"""The ``winograd4`` and ``winograd2`` paths: stride-1 convs by Winograd minimal
+filtering (kernels: ``_winograd.pyx``, ``kernels/winograd.h``).
+
+Along an axis with an r-tap kernel, F(m, r) computes m outputs from
+alpha = m + r - 1 inputs with alpha multiplications instead of m * r::
+
+    y = A^T [(G g) * (B^T d)]
+
+and on a 2-d or 3-d kernel the 1-d algorithms nest (one per axis).  For a
+layer, the elementwise products become one GEMM per transformed position
+(alpha**nd of them): ``M[p] = U[p] @ V[p]`` with ``U[p]`` the transformed
+weight (C_out/g x C_in/g) and ``V[p]`` the transformed input tiles
+(C_in/g x tiles); they run on the implicit-GEMM micro-kernel.  F(2x2, 3x3)
+does 16 products per 4 outputs where a direct 3x3 conv does 36 (2.25x
+fewer), F(4x4, 3x3) 36 per 16 where it does 144 (4x fewer).
+
+The matrices are built exactly (rational arithmetic, :func:`matrices`) by
+the Cook-Toom construction: evaluation at alpha - 1 finite points and at
+infinity; B^T is the transposed inverse of the evaluation matrix, its rows
+scaled to small integers with the scale moved into G.  The points:
+``0, 1, -1`` (alpha 4), ``0, 1, -1, 1/2, -2`` (alpha 6) and
+``0, 1, -1, 2, -2, 1/2, -1/2`` (alpha 8): of the sets tried, those gave the
+smallest float32 error.  The input and output transforms run in the
+call's dtype, the weight transform in double.
+
+The units: ``winograd4`` tiles every axis with a kernel of 2 to 5 taps by
+4 outputs, ``winograd2`` by 2.  Both compute conv and conv_transpose (the
+input gradient of a stride-1 layer: a stride-1 conv with the flipped,
+channel-swapped kernel, made as for one phase of the ``phases`` path).
+They are not ``exact``: ``pyconv.use_algorithms("exact")`` skips them.
+
+Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
+fit when the transformed weights or one thread's blocks take more than a
+quarter of the workspace.
+"""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+from math import gcd, lcm, prod
+
+import numpy as np
+
+from .. import _planning, _winograd
+from .._planning import Path, canon, finish, fits, geo, target
+from .phases import phase_specs, phase_weight
+
+#: The finite evaluation points of F(m, r) by alpha = m + r - 1.
+POINTS = {
+    2: (0,),
+    3: (0, 1),
+    4: (0, 1, -1),
+    5: (0, 1, -1, 2),
+    6: (0, 1, -1, Fraction(1, 2), -2),
+    7: (0, 1, -1, 2, -2, Fraction(1, 2)),
+    8: (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2)),
+}
+#: Largest alpha the kernels take (their matrices are at most 8 x 8).
+MAX_ALPHA = 8
+#: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on, float32,
+#: against the implicit and phases paths): fewest channels per group, by tile
+#: size and dims (a 3-d F(4^3, 3^3) does 8x fewer multiplications, F(4, 3)
+#: 2x; F(2x2, 3x3) saves less than F(4x4, 3x3) and pays off only where the
+#: products dominate the transforms) ...
+MIN_CHANNELS = {4: {1: 48, 2: 48, 3: 32}, 2: {2: 192}}
+#: ... fewest output tiles per call (the weight transform is paid once per
+#: call, the products' panels want columns) ...
+MIN_TILES = 150
+#: ... and narrowest output rows, per tile size (a row of tiles carries
+#: (alpha - 1) // m spare columns).
+MIN_WIDTH = {4: 20, 2: 8}
+#: Target size of one thread's buffers (transformed input, products and the
+#: transform rows): the GEMMs re-read them from the L2 cache (2 MiB per core
+#: here).
+BLOCK_BYTES = 1 << 20
+
+
+def _evaluation(points, cols):
+    """Rows ``[p**0, p**1, ...]`` per point, then the point at infinity."""
+    rows = [[p ** j for j in range(cols)] for p in points]
+    rows.append([Fraction(int(j == cols - 1)) for j in range(cols)])
+    return rows
+
+
+def _inverse(a):
+    """The inverse of a square matrix of Fractions (Gauss-Jordan)."""
+    n = len(a)
+    aug = [list(row) + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(a)]
+    for c in range(n):
+        piv = next(i for i in range(c, n) if aug[i][c] != 0)
+        aug[c], aug[piv] = aug[piv], aug[c]
+        aug[c] = [v / aug[c][c] for v in aug[c]]
+        for i in range(n):
+            if i != c and aug[i][c] != 0:
+                f = aug[i][c]
+                aug[i] = [x - f * y for x, y in zip(aug[i], aug[c])]
+    return [row[n:] for row in aug]
+
+
+@functools.lru_cache(maxsize=None)
+def matrices(m: int, r: int):
+    """(B^T, G, A^T) of F(m, r) as float64 arrays (alpha x alpha, alpha x r, m x alpha).
+
+    ``A^T [(G g) * (B^T d)]`` is the correlation ``y[i] = sum_k g[k] d[i + k]``
+    (i < m) of ``alpha = m + r - 1`` inputs ``d`` with ``r`` taps ``g``.
+    Linear convolution of g and h by evaluation and interpolation is
+    ``s = E^-1 [(G g) * (A h)]``; the correlation is its transpose in h,
+    ``y = A^T [(G g) * (E^-T d)]``.
+    """
+    alpha = m + r - 1
+    points = [Fraction(p) for p in POINTS[alpha]]
+    a = _evaluation(points, m)
+    g = _evaluation(points, r)
+    c = _inverse(_evaluation(points, alpha))
+    bt = [[c[k][j] for k in range(alpha)] for j in range(alpha)]
+    for j in range(alpha):          # integer rows of B^T, the scale into G
+        den = lcm(*[v.denominator for v in bt[j]])
+        num = gcd(*[(v * den).numerator for v in bt[j]])
+        scale = Fraction(den, num)
+        bt[j] = [v * scale for v in bt[j]]
+        g[j] = [v / scale for v in g[j]]
+    at = [[a[j][i] for j in range(alpha)] for i in range(m)]
+    return tuple(np.array(mat, dtype=np.float64) for mat in (bt, g, at))
+
+
+class Winograd(Path):
+    exact = False
+    ops = frozenset({"conv", "conv_transpose"})
+
+    def __init__(self, m: int):
+        self.m = m
+        self.name = f"winograd{m}"
+
+    # -- geometry -------------------------------------------------------------
+    @staticmethod
+    def as_conv(op, spec):
+        """The stride-1 conv that computes the call (conv_transpose: its one phase)."""
+        if op == "conv":
+            return spec
+        return next(phase_specs(spec))[1]
+
+    def tiles(self, spec):
+        """Outputs per tile on each canonical axis: m where the kernel has taps, else 1."""
+        return tuple(self.m if k > 1 else 1 for k in canon(spec.kernel_size, 1))
+
+    def coefficients(self, spec):
+        """The (3, 3, 64) array of per-axis (B^T, G, A^T) the kernels take."""
+        coef = np.zeros((3, 3, 64))
+        for ax, (m, r) in enumerate(zip(self.tiles(spec), canon(spec.kernel_size, 1))):
+            for i, mat in enumerate(matrices(m, r) if r > 1 else (np.ones((1, 1)),) * 3):
+                coef[ax, i, :mat.size] = mat.ravel()
+        return coef
+
+    # -- the unit -------------------------------------------------------------
+    def supports(self, op, spec, tgt):
+        ks = spec.kernel_size
+        return (all(s == 1 for s in spec.stride) and all(d == 1 for d in spec.dilation)
+                and any(k > 1 for k in ks) and all(self.m + k - 1 <= MAX_ALPHA for k in ks))
+
+    def chosen(self, op, spec, tgt):
+        """The measured rule (see :mod:`pyconv._cy`, the path list)."""
+        conv = self.as_conv(op, spec)
+        nd, ks, g = conv.nd, conv.kernel_size, conv.groups
+        if tgt.level < 1 or tgt.dbl or nd not in MIN_CHANNELS[self.m]:
+            return False
+        if not (all(k == 3 for k in ks) or (nd == 1 and ks[0] == 5)):
+            return False
+        if min(conv.in_channels // g, conv.out_channels // g) < MIN_CHANNELS[self.m][nd]:
+            return False
+        tiles = conv.batch * prod(-(-o // self.m) for o in conv.out_size)
+        return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= MIN_TILES
+
+    def plan(self, op, spec, tgt, n):
+        """Blocks of segments (runs of at most ``tile`` tiles of one row of tiles),
+        ``segments`` of them per work item; see ``kernels/winograd.h``."""
+        conv = self.as_conv(op, spec)
+        gt, tiles = geo(conv), self.tiles(conv)
+        nr = tgt.nr
+        outs, ks = canon(conv.out_size, 1), canon(conv.kernel_size, 1)
+        halo = (tiles[2] + ks[2] - 2) // tiles[2]
+        tx = -(-outs[2] // tiles[2])
+        rows = conv.batch * (-(-outs[0] // tiles[0])) * (-(-outs[1] // tiles[1]))
+
+        def per_thread(length, count):
+            return _winograd.workspace(gt, tiles, length, count, tgt.mr, nr, tgt.dbl)[0]
+
+        # the columns of a block: as many panels as fit BLOCK_BYTES (the
+        # GEMMs re-read V and M from L2), at least one
+        cols = nr
+        while per_thread(cols + nr - halo, 1) <= BLOCK_BYTES:
+            cols += nr
+        if tx + halo <= cols:           # whole rows of tiles, several per block
+            length, chunks = tx, 1
+            count = cols // (tx + halo)
+        else:                           # long rows cut into equal chunks
+            chunks = -(-tx // (cols - halo))
+            length, count = -(-tx // chunks), 1
+        # ... and enough blocks to give every thread work: fewer segments per
+        # block, as many as fill its panels (whole panels of nr columns)
+        want = -(-_planning.TARGET_ITEMS // conv.groups)
+        if -(-rows * chunks // count) < want:
+            fewer = -(-rows * chunks // want)
+            panels = max(1, -(-fewer * (length + halo) // nr))
+            count = max(1, min(count, panels * nr // (length + halo)))
+            if count == 1 and rows * chunks < want and length + halo > nr:
+                chunks = min(-(-want // rows), -(-tx // max(1, nr - halo)))
+                length = -(-tx // chunks)
+        per, fixed = _winograd.workspace(gt, tiles, length, count, tgt.mr, nr, tgt.dbl)
+        if op == "conv_transpose":          # the conv weight made for the call
+            fixed += prod(spec.weight_shape) * tgt.itemsize
+        if not fits(per, fixed):
+            return None
+        items = conv.groups * (-(-rows * (-(-tx // length)) // count))
+        return finish(self.name, items, per, fixed, n, tile=length, segments=count,
+                      simd=tgt.level)
+
+    def run(self, op, p, spec, x, w, b, out):
+        tgt = target(x.dtype, p.simd)
+        if op == "conv_transpose":
+            _, sub, taps = next(phase_specs(spec))
+            w = phase_weight(w.reshape(spec.weight_shape), spec, taps).reshape(-1)
+            spec = sub
+        _winograd.conv(x, w, b, out, geo(spec), self.tiles(spec), self.coefficients(spec),
+                       p.tile, p.segments, tgt.level, tgt.mr, tgt.nr, p.omp_threads)
+
+
+WINOGRAD4 = Winograd(4)
+WINOGRAD2 = Winograd(2)

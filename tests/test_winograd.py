@@ -1,0 +1,146 @@
+"""The Winograd paths of the cython backend: their matrices, their accuracy, the switch.
+
+The shared matrix (``cython[winograd4]``, ``cython[winograd2]``) and
+``test_cython_backend.py`` (rules, thread counts, workspace, Ctrl-C) cover
+the paths like every other one; here are the properties of the algorithm
+itself: the transform matrices compute a correlation exactly, the float32
+error on adversarial inputs stays within the documented bound, and
+``use_algorithms("exact")`` keeps every call off these paths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pyconv
+
+cy_mod = pytest.importorskip("pyconv._cy")
+try:
+    cy_mod.load()
+except ImportError as exc:  # pragma: no cover - unbuilt checkout
+    pytest.skip(f"cython backend unavailable: {exc}", allow_module_level=True)
+
+from pyconv._cy.paths import winograd as wino  # noqa: E402
+from pyconv._spec import ConvSpec  # noqa: E402
+
+#: the documented bound (docs/backends.rst): worst float32 error relative to
+#: the largest output, against a float64 GEMM, on the adversarial inputs below
+F32_BOUND = {"winograd2": 3e-6, "winograd4": 1e-5}
+
+
+@pytest.mark.parametrize("m,r", [(2, 3), (4, 3), (6, 3), (2, 5), (4, 5), (2, 2), (3, 4)])
+def test_matrices_compute_a_correlation(m, r):
+    """A^T [(G g) * (B^T d)] == sum_k g[k] d[i + k] for random d, g (float64)."""
+    bt, g, at = wino.matrices(m, r)
+    alpha = m + r - 1
+    assert bt.shape == (alpha, alpha) and g.shape == (alpha, r) and at.shape == (m, alpha)
+    rng = np.random.default_rng(m * 10 + r)
+    for _ in range(5):
+        d, taps = rng.standard_normal(alpha), rng.standard_normal(r)
+        want = np.array([taps @ d[i:i + r] for i in range(m)])
+        np.testing.assert_allclose(at @ ((g @ taps) * (bt @ d)), want, rtol=1e-13, atol=1e-13)
+    # B^T has small integer entries (the scales live in G)
+    assert np.array_equal(bt, np.round(bt)) and np.abs(bt).max() <= 32
+
+
+def _layer(n, c, size, k=3, cout=None):
+    nd = len(size)
+    return ConvSpec(False, n, c, c if cout is None else cout, 1, size, size, (k,) * nd,
+                    (1,) * nd, ((k // 2, k // 2),) * nd, (1,) * nd)
+
+
+# long reductions: up to 768 input channels x 9 taps (3-d: 128 x 27); larger
+# ones do not fit the workspace on these paths (the plans fall back)
+ADVERSARIAL = [
+    pytest.param(_layer(1, 512, (12, 12), cout=32), id="2d-512ch"),
+    pytest.param(_layer(1, 768, (8, 8), cout=16), id="2d-768ch"),
+    pytest.param(_layer(2, 64, (20, 20)), id="2d-64ch"),
+    pytest.param(_layer(2, 512, (40,), cout=32), id="1d-512ch"),
+    pytest.param(_layer(2, 512, (40,), k=5, cout=32), id="1d-k5-512ch"),
+    pytest.param(_layer(1, 128, (6, 6, 6), cout=8), id="3d-128ch"),
+]
+
+
+def _adversarial(spec, rng):
+    """Mixed magnitudes: every input channel and weight scaled by 10**U(-3, 3)
+    and a constant offset (a large common mode the transforms must cancel)."""
+    x = rng.standard_normal(spec.input_shape)
+    x *= 10.0 ** rng.uniform(-3, 3, (1, spec.in_channels) + (1,) * spec.nd)
+    x += 100.0
+    w = rng.standard_normal(spec.weight_shape)
+    w *= 10.0 ** rng.uniform(-3, 3, spec.weight_shape[:2] + (1,) * spec.nd)
+    return x, w
+
+
+@pytest.mark.parametrize("path", ["winograd4", "winograd2"])
+@pytest.mark.parametrize("spec", ADVERSARIAL)
+def test_float32_error_within_the_documented_bound(path, spec, rng):
+    """Worst |winograd - GEMM| / max |GEMM| (float32 inputs, float64 GEMM oracle)."""
+    if path == "winograd2" and spec.nd != 2:
+        pytest.skip("the rule takes winograd2 for 2-d only (it runs elsewhere, forced)")
+    cy = cy_mod.load()
+    x, w = _adversarial(spec, rng)
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    with cy_mod.force_paths("implicit"):
+        want = cy.conv(x32.astype(np.float64), w32.astype(np.float64), None, spec)
+    with cy_mod.force_paths(path):
+        assert cy_mod.plan("conv", spec, np.float32).path == path
+        got = cy.conv(x32, w32, None, spec)
+        got64 = cy.conv(x32.astype(np.float64), w32.astype(np.float64), None, spec)
+    scale = np.abs(want).max()
+    assert np.abs(got - want).max() / scale <= F32_BOUND[path]
+    assert np.abs(got64 - want).max() / scale <= 1e-12
+
+
+def test_exact_algorithms_keep_calls_off_winograd(rng):
+    """A layer the rule gives to winograd4 runs on an exact path under "exact"."""
+    spec = _layer(8, 64, (56, 56))
+    if cy_mod._build.simd_level() < 1:
+        pytest.skip("no micro-kernel CPU: the rule never takes the Winograd paths")
+    assert cy_mod.plan("conv", spec, np.float32).path == "winograd4"
+    with pyconv.use_algorithms("exact"):
+        assert cy_mod.plan("conv", spec, np.float32).path == "implicit"
+        # forcing does not override the user's switch either
+        assert cy_mod.plan("conv", spec, np.float32, paths=("winograd4",)).path == "implicit"
+        small = _layer(1, 8, (9, 9))
+        x = rng.standard_normal(small.input_shape).astype(np.float32)
+        w = rng.standard_normal(small.weight_shape).astype(np.float32)
+        with cy_mod.force_paths("winograd4"):
+            got = pyconv.conv2d(x, w, padding=1, backend="cython")
+            exact = pyconv.conv2d(x, w, padding=1, backend="cython")
+    with cy_mod.force_paths("implicit"):
+        want = pyconv.conv2d(x, w, padding=1, backend="cython")
+    np.testing.assert_array_equal(got, want)      # bitwise: the same exact path
+    np.testing.assert_array_equal(exact, want)
+
+
+def test_input_gradient_matches_the_flipped_conv(rng):
+    """conv_transpose on the Winograd path equals the stride-1 conv with the flipped,
+    channel-swapped kernel (its definition), to rounding."""
+    cy = cy_mod.load()
+    spec = ConvSpec(True, 2, 48, 32, 1, (17, 23), (17, 23), (3, 3), (1, 1), ((1, 1),) * 2,
+                    (1, 1))
+    x = rng.standard_normal(spec.input_shape).astype(np.float32)
+    w = rng.standard_normal(spec.weight_shape).astype(np.float32)
+    conv = ConvSpec(False, 2, 48, 32, 1, (17, 23), (17, 23), (3, 3), (1, 1), ((1, 1),) * 2,
+                    (1, 1))
+    wflip = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    with cy_mod.force_paths("winograd4"):
+        assert cy_mod.plan("conv_transpose", spec, np.float32).path == "winograd4"
+        got = cy.conv_transpose(x, w, None, spec)
+        want = cy.conv(x, wflip, None, conv)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_non_finite_input_poisons_only_its_tiles():
+    """A NaN in the input makes NaN outputs near it, finite ones far from it."""
+    cy = cy_mod.load()
+    spec = _layer(1, 8, (24, 24))
+    x = np.ones(spec.input_shape, np.float32)
+    x[0, 3, 2, 2] = np.nan
+    w = np.ones(spec.weight_shape, np.float32)
+    with cy_mod.force_paths("winograd4"):
+        y = cy.conv(x, w, None, spec)
+    assert np.isnan(y[0, :, 2, 2]).all()
+    assert np.isfinite(y[0, :, 12:, 12:]).all()
