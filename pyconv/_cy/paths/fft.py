@@ -83,27 +83,28 @@ from .. import _fft, _planning
 from .._planning import Path, canon, finish
 
 # --------------------------------------------------------------------------
-# the cost model's constants (seconds, one thread; see tools/calibrate_fft.py)
+# the cost model (seconds, one thread; measured by tools/calibrate_fft.py)
 
-#: one real FFT (forward or inverse) of ``n`` points costs
-#: ``FFT_SECONDS[itemsize] * n * log2(n)``
-FFT_SECONDS = {4: 0.12e-9, 8: 0.2e-9}
-#: one complex multiply-add of the frequency-domain channel product
-CMAC_SECONDS = {4: 0.08e-9, 8: 0.16e-9}
-#: one byte of a spectrum streamed from memory: the kernel's spectrum, read
-#: once per work item
-BYTE_SECONDS = 0.2e-9
-#: moving one real value in a gather or a scatter, or one complex number
-#: in a pack
-MOVE_SECONDS = {4: 0.3e-9, 8: 0.5e-9}
-#: the fixed cost of one work item (the Python calls around it)
-ITEM_SECONDS = 40e-6
-#: the fixed cost of one call (planning the frames, the threads)
-CALL_SECONDS = 200e-6
-#: one multiply-add on the path taken otherwise, by path name (the
-#: micro-kernel / BLAS paths run near the machine's peak; ``direct`` is the
-#: one the thin (single-channel, depthwise) calls take)
-MAC_SECONDS = {"direct": {4: 0.06e-9, 8: 0.12e-9}, None: {4: 0.007e-9, 8: 0.014e-9}}
+#: The model's terms, each a count of one kind of work in a call (see
+#: :func:`fft_seconds`), in the order of :data:`COST`'s constants.
+FEATURES = ("fft", "cmac", "spectrum bytes", "moves", "group calls", "items", "call")
+#: Seconds per unit of each term, per itemsize of the transforms:
+#: ``fft`` per ``N log2 N`` of one real FFT (forward or inverse),
+#: ``cmac`` per complex multiply-add of the product, ``spectrum bytes``
+#: per byte of the kernel's spectrum streamed once per work item, ``moves``
+#: per value gathered, packed or scattered, ``group calls`` per group in a
+#: work item (the pack and product calls), ``items`` per work item (its
+#: Python calls), ``call`` per call (the kernel's spectrum set-up, threads).
+COST = {4: (0.22e-9, 0.14e-9, 0.05e-9, 0.5e-9, 5e-6, 55e-6, 100e-6),
+        8: (0.36e-9, 0.33e-9, 0.05e-9, 1.0e-9, 5e-6, 55e-6, 100e-6)}
+#: Seconds per multiply-add of the path taken otherwise, by path name (the
+#: micro-kernel and BLAS paths run near the machine's peak; ``direct`` is
+#: the one thin calls take: single channels, depthwise), per itemsize.
+MAC_SECONDS = {"direct": {4: 0.10e-9, 8: 0.28e-9}, None: {4: 0.020e-9, 8: 0.029e-9}}
+#: the fft path is taken when its modelled time is this many times shorter
+#: than the other path's (a mistake near the break-even point must not make
+#: a call slower)
+MARGIN = 1.5
 #: the kernel must have at least this many taps (the correlation's ``prod(Q)``):
 #: shorter kernels belong to the GEMM and Winograd paths
 MIN_TAPS = 32
@@ -169,11 +170,13 @@ class Geometry(NamedTuple):
     frames: int            # frames per group (images x blocks)
     per_item: int          # frames per work item, T
     chunks: int            # ceil(frames / T)
+    group_items: int       # groups per work item
     slots: int             # conv_weight: partial spectra
     compute: np.dtype      # dtype of the transforms
     seconds: float         # the modelled time (one thread)
     thread_bytes: int      # one thread's buffers
     fixed_bytes: int       # the kernel's spectrum, or conv_weight's partial sums
+    features: Tuple[float, ...]    # the cost model's terms (see :data:`FEATURES`)
 
     @property
     def frame_points(self) -> int:
@@ -184,10 +187,16 @@ class Geometry(NamedTuple):
         return prod(self.spectrum)
 
     @property
+    def ranges(self) -> int:
+        """Ranges of ``group_items`` groups."""
+        return -(-self.groups // self.group_items)
+
+    @property
     def items(self) -> int:
+        """Work items: conv_weight's slots, else (group range, chunk of frames) pairs."""
         if self.slots:
             return self.slots
-        return self.groups * self.chunks
+        return self.ranges * self.chunks
 
     def frames_map(self, which):
         """The :class:`_fft.Frames` of U (``"u"``), Z (``"z"``) or dY (``"dy"``)."""
@@ -242,15 +251,20 @@ def buffer_bytes(op, rows_in, rows_out, points, freqs, rsize):
 def fft_seconds(op, spec, dtype, n, axes=None):
     """The modelled one-thread time of the fft path with frame lengths ``n``.
 
-    Per frame: ``B_c + A`` transforms of ``N`` points (``FFT_SECONDS *
-    N log2 N`` each), ``A * B_c * F`` complex multiply-adds of the product
-    (``CMAC_SECONDS``) and the gather, pack and scatter moves
-    (``MOVE_SECONDS``); per work item of T frames: the kernel's spectrum
-    streamed once (``BYTE_SECONDS`` per byte) and ``ITEM_SECONDS``; per call:
-    the kernel's ``A * B_c`` transforms and ``CALL_SECONDS``.  T is the
-    number of frames (of :data:`PER_ITEM`) that minimises this within
-    :data:`THREAD_BYTES`.  Returns ``(seconds, geometry fields)``, or None
-    when the buffers do not fit the workspace.
+    The terms (:data:`FEATURES`), counted for the whole call:
+
+    * ``fft``: ``(B_c + A) * N log2 N`` per frame (its transforms) and
+      ``A * B_c * N log2 N`` per group (the kernel's spectrum);
+    * ``cmac``: ``A * B_c * F`` per frame (the product, F frequencies);
+    * ``spectrum bytes``: the kernel's spectrum of the item's groups, once
+      per work item (it is streamed from memory);
+    * ``moves``: ``(B_c + A) * N + B_c * F`` per frame (gather, scatter, pack);
+    * ``group calls``, ``items``, ``call``: the fixed costs.
+
+    The work items (``T`` frames of ``group_items`` groups) are cut to
+    minimise the time within :data:`THREAD_BYTES` per thread, keeping at
+    least ``TARGET_ITEMS`` items when the call has that many frames.
+    Returns ``(seconds, geometry fields)``, or None when nothing fits.
     """
     axes = axes or axes_of(op, spec)
     rsize = compute_dtype(dtype).itemsize
@@ -265,41 +279,46 @@ def fft_seconds(op, spec, dtype, n, axes=None):
     points, freqs = prod(n), prod(spectrum)
     rows = rows_in + rows_out
     frame_bytes = buffer_bytes(op, rows_in, rows_out, points, freqs, rsize)
-    spectra = g * rows_in * rows_out * (freqs + 8) * csize   # W, or one set of partial sums
+    group_spectrum = rows_in * rows_out * (freqs + 8) * csize
     # conv_weight's lags (the inverse transform's kept part, about the weight's size)
     lag_bytes = (g * rows_in * rows_out * prod(ax.q for ax in axes) * rsize
                  if op == "conv_weight" else 0)
-    if frame_bytes > THREAD_BYTES or spectra + lag_bytes > SPECTRUM_BYTES:
+    if frame_bytes > THREAD_BYTES or g * group_spectrum + lag_bytes > SPECTRUM_BYTES:
         return None
-    fft = FFT_SECONDS[rsize] * points * math.log2(points)
-    per_frame = (rows * fft + CMAC_SECONDS[rsize] * rows_in * rows_out * freqs
-                 + MOVE_SECONDS[rsize] * (rows * points + rows_in * freqs))
-    fixed = g * rows_in * rows_out * fft + CALL_SECONDS
+    nlog = points * math.log2(points)
+    per_frame = np.array([rows * nlog, rows_in * rows_out * freqs, 0,
+                          rows * points + rows_in * freqs, 0, 0, 0], float)
+    fixed = np.array([g * rows_in * rows_out * nlog, 0, 0, 0, 0, 0, 1], float)
+    want = min(_planning.TARGET_ITEMS, g * frames)
+    cost = np.array(COST[rsize])
     best = None
-    # at most this many frames per item, so that the call has TARGET_ITEMS items
-    most = max(1, -(-frames // -(-_planning.TARGET_ITEMS // g)))
-    for per_item in PER_ITEM:
-        per_item = min(per_item, frames, most)
-        if per_item * frame_bytes > THREAD_BYTES:
-            break
+    for per_item in sorted({min(t, frames) for t in PER_ITEM}):
         chunks = -(-frames // per_item)
-        slots = 0
-        if op == "conv_weight":
-            slots = max(1, min(chunks, _planning.MAX_SLOTS,
-                               (SPECTRUM_BYTES - lag_bytes) // spectra))
-            slots = -(-chunks // -(-chunks // slots))
-        items = slots or g * chunks
-        seconds = (g * frames * per_frame + fixed
-                   + g * chunks * (ITEM_SECONDS + BYTE_SECONDS * spectra / g))
-        if best is None or seconds < best[0]:
-            best = (seconds, dict(
-                groups=g, rows_in=rows_in, rows_out=rows_out, n=tuple(n), blocks=blocks,
-                fft_axes=fft_axes, spectrum=tuple(spectrum), frames=frames,
-                per_item=per_item, chunks=chunks, slots=slots, compute=compute_dtype(dtype),
-                seconds=seconds, thread_bytes=per_item * frame_bytes,
-                fixed_bytes=spectra * max(1, slots) + lag_bytes))
-        if per_item == min(frames, most):
-            break
+        for group_items in sorted({min(1 << k, g) for k in range(g.bit_length() + 1)}):
+            ranges = -(-g // group_items)
+            if per_item * group_items * frame_bytes > THREAD_BYTES:
+                break
+            if ranges * chunks < want and (per_item, group_items) != (1, 1):
+                break
+            slots = 0
+            if op == "conv_weight":
+                slots = max(1, min(chunks, _planning.MAX_SLOTS,
+                                   (SPECTRUM_BYTES - lag_bytes) // (g * group_spectrum)))
+                slots = -(-chunks // -(-chunks // slots))
+            items = slots or ranges * chunks
+            features = (g * frames * per_frame + fixed
+                        + np.array([0, 0, ranges * chunks * group_items * group_spectrum,
+                                    0, ranges * chunks * group_items, items, 0], float))
+            seconds = float(features @ cost)
+            if best is None or seconds < best[0]:
+                best = (seconds, dict(
+                    groups=g, rows_in=rows_in, rows_out=rows_out, n=tuple(n), blocks=blocks,
+                    fft_axes=fft_axes, spectrum=tuple(spectrum), frames=frames,
+                    per_item=per_item, chunks=chunks, group_items=group_items, slots=slots,
+                    compute=compute_dtype(dtype), seconds=seconds,
+                    thread_bytes=per_item * group_items * frame_bytes,
+                    fixed_bytes=g * group_spectrum * max(1, slots) + lag_bytes,
+                    features=tuple(float(v) for v in features)))
     return best
 
 
@@ -330,18 +349,22 @@ def geometry(op, spec, dtype) -> Optional[Geometry]:
     return Geometry(axes=axes, **best[1])
 
 
-def other_seconds(op, spec, tgt):
-    """The modelled one-thread time of the path the planner takes without this one."""
+def other_path(op, spec, tgt):
+    """The path the planner takes for the call when this one does not."""
     from . import ORDER  # the order holds this unit: import at call time
 
-    name = None
     for unit in ORDER:
         if unit is FFT or op not in unit.ops:
             continue
         if unit.supports(op, spec, tgt) and unit.chosen(op, spec, tgt):
-            name = unit.name
-            break
-    per_mac = MAC_SECONDS.get(name, MAC_SECONDS[None])[tgt.itemsize]
+            return unit.name
+    return "direct"
+
+
+def other_seconds(op, spec, tgt):
+    """The modelled one-thread time of :func:`other_path`: its multiply-adds
+    at the path's rate (:data:`MAC_SECONDS`)."""
+    per_mac = MAC_SECONDS.get(other_path(op, spec, tgt), MAC_SECONDS[None])[tgt.itemsize]
     return per_mac * spec.flops / 2
 
 
@@ -455,31 +478,48 @@ def _irfftn(a, geo, lead):
 
 
 def kernel_spectrum(op, spec, geo, w, level, nthreads):
-    """conj(rfftn(H)), packed per group for :func:`_fft.cgemm`: ``[group][chunk][A][B_c]``.
+    """conj(rfftn(H)) of every group: packed for :func:`_fft.cgemm`,
+    ``[group][chunk][A][B_c]``, or rows ``[group][F]`` when ``A == B_c == 1``
+    (the product is then elementwise).
 
-    Work items of a few output channels of one group: H of those rows
-    (never all of it), their transforms, packed into place.
+    Work items of a few output channels (``(group, channel)`` in order, so
+    possibly of several groups): H of those rows only, their transforms,
+    packed into place.
     """
     A, Bc, F = geo.rows_out, geo.rows_in, geo.freqs
-    cout_g = spec.out_channels // spec.groups
+    g = spec.groups
+    cout_g = spec.out_channels // g
     phases = A // cout_g                   # Z phases per output channel
     cdt = np.result_type(geo.compute, np.complex64)
     fv = _fft.chunk(cdt == np.complex128, level)
     nf = -(-F // fv) * fv
-    out = np.empty(geo.groups * A * Bc * nf, cdt)
+    elementwise = A == Bc == 1
+    out = np.empty(g * F if elementwise else g * A * Bc * nf, cdt)
     row_bytes = phases * Bc * (geo.frame_points * geo.compute.itemsize + 2 * F * cdt.itemsize)
     per = max(1, geo.thread_bytes // row_bytes)     # output channels per item
-    chunks = -(-cout_g // per)
+    total = g * cout_g
 
     def work(item, _):
-        grp, c = divmod(item, chunks)
-        c0, c1 = c * per, min(cout_g, (c + 1) * per)
-        rows = _rfftn(correlation_kernel(op, spec, geo, w, grp, c0, c1), geo, 2)
+        o0, o1 = item * per, min(total, (item + 1) * per)
+        pieces = []
+        for grp in range(o0 // cout_g, (o1 - 1) // cout_g + 1):
+            c0, c1 = max(o0, grp * cout_g) - grp * cout_g, min(o1, (grp + 1) * cout_g) - grp * cout_g
+            pieces.append((grp, c0, c1, correlation_kernel(op, spec, geo, w, grp, c0, c1)))
+        h = pieces[0][3] if len(pieces) == 1 else np.concatenate([q[3] for q in pieces])
+        rows = _rfftn(h, geo, 2)
         np.conjugate(rows, out=rows)
-        _fft.pack(level, F, (c1 - c0) * phases * Bc, F, 1, 0, rows.reshape(-1), 0, out,
-                  grp * A * Bc * nf + c0 * phases * Bc * fv, A * Bc * fv)
+        if elementwise:
+            out[o0 * F:o1 * F] = rows.reshape(-1)
+            return
+        rows = rows.reshape(-1)
+        at = 0
+        for grp, c0, c1, _ in pieces:
+            n = (c1 - c0) * phases * Bc
+            _fft.pack(level, F, n, F, 1, 0, rows, at * F, out,
+                      grp * A * Bc * nf + c0 * phases * Bc * fv, A * Bc * fv)
+            at += n
 
-    run_items(geo.groups * chunks, nthreads, work)
+    run_items(-(-total // per), nthreads, work)
     return out
 
 
@@ -495,7 +535,7 @@ class Fft(Path):
         geo = geometry(op, spec, tgt.dtype.str)
         if prod(ax.q for ax in geo.axes) < MIN_TAPS:
             return False
-        return geo.seconds < other_seconds(op, spec, tgt)
+        return geo.seconds * MARGIN < other_seconds(op, spec, tgt)
 
     def plan(self, op, spec, tgt, n):
         geo = geometry(op, spec, tgt.dtype.str)
@@ -512,108 +552,129 @@ class Fft(Path):
             _forward(op, p, spec, geo, x, w, b, out)
 
 
+class _Call:
+    """The sizes every work item of one call uses."""
+
+    def __init__(self, spec, geo, level):
+        g = spec.groups
+        self.cin_g, self.cout_g = spec.in_channels // g, spec.out_channels // g
+        self.in_ext, self.out_ext = prod(spec.in_size), prod(spec.out_size)
+        self.A, self.Bc, self.F = geo.rows_out, geo.rows_in, geo.freqs
+        self.T, self.G = geo.per_item, geo.group_items
+        self.cdt = np.result_type(geo.compute, np.complex64)
+        self.fv = _fft.chunk(self.cdt == np.complex128, level)
+        self.nf = -(-self.F // self.fv) * self.fv
+        self.level = level
+
+    def frames(self, geo, chunk):
+        """First frame and frame count of a chunk."""
+        f0 = chunk * self.T
+        return f0, min(self.T, geo.frames - f0)
+
+    def groups(self, geo, rng):
+        """First group and group count of a range."""
+        g0 = rng * self.G
+        return g0, min(self.G, geo.groups - g0)
+
+
 def _forward(op, p, spec, geo, x, w, b, out):
-    """conv and conv_transpose: items of T frames of one group."""
-    level = p.simd
-    wf = kernel_spectrum(op, spec, geo, w.reshape(spec.weight_shape), level, p.omp_threads)
+    """conv and conv_transpose: items of T frames of a range of groups."""
+    c = _Call(spec, geo, p.simd)
+    wf = kernel_spectrum(op, spec, geo, w.reshape(spec.weight_shape), c.level, p.omp_threads)
     umap, zmap = geo.frames_map("u"), geo.frames_map("z")
-    g = spec.groups
-    cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
-    in_ext, out_ext = prod(spec.in_size), prod(spec.out_size)
-    A, Bc, F = geo.rows_out, geo.rows_in, geo.freqs
-    T = geo.per_item
-    cdt = np.result_type(geo.compute, np.complex64)
-    nf = -(-F // _fft.chunk(cdt == np.complex128, level)) * _fft.chunk(cdt == np.complex128,
-                                                                       level)
+    A, Bc, F, T, G = c.A, c.Bc, c.F, c.T, c.G
+    points = geo.frame_points
 
     def state():
-        return (np.empty(T * Bc * geo.frame_points, geo.compute), np.empty(T * Bc * nf, cdt),
-                np.empty(T * A * F, cdt))
+        return (np.empty(T * G * Bc * points, geo.compute), np.empty(T * Bc * c.nf, c.cdt),
+                np.empty(T * G * A * F, c.cdt))
 
     def work(item, local):
         ubuf, xpack, ybuf = local
-        grp, chunk = divmod(item, geo.chunks)
-        f0 = chunk * T
-        t = min(T, geo.frames - f0)
-        _fft.gather(umap, x, grp * cin_g * in_ext, spec.in_channels * in_ext, f0, t, cin_g,
-                    ubuf)
-        X = _rfftn(ubuf[:t * Bc * geo.frame_points].reshape((t, Bc) + geo.n), geo, 2)
-        _fft.pack(level, F, t * Bc, F, 1, 0, X.reshape(-1), 0, xpack, 0)
+        rng, chunk = divmod(item, geo.chunks)
+        f0, t = c.frames(geo, chunk)
+        g0, ng = c.groups(geo, rng)
+        _fft.gather(umap, x, g0 * c.cin_g * c.in_ext, spec.in_channels * c.in_ext, f0, t,
+                    ng * c.cin_g, ubuf)
+        X = _rfftn(ubuf[:t * ng * Bc * points].reshape((t, ng * Bc) + geo.n), geo, 2)
+        if A == Bc == 1:      # one input and one output row per group: elementwise
+            np.multiply(X.reshape(t, ng, F), wf.reshape(geo.groups, F)[g0:g0 + ng],
+                        out=ybuf[:t * ng * F].reshape(t, ng, F))
+        else:
+            X = X.reshape(-1)
+            for k in range(ng):       # frame-major rows of group k: [t][b]
+                _fft.pack(c.level, F, t, ng * Bc * F, Bc, F, X, k * Bc * F, xpack, 0)
+                _fft.cgemm(c.level, F, A, t, Bc, wf, (g0 + k) * A * Bc * c.nf, xpack, 0,
+                           ybuf, k * A * F, F, ng * A * F, False, False, False)
         del X
-        _fft.cgemm(level, F, A, t, Bc, wf, grp * A * Bc * nf, xpack, 0, ybuf, 0, F, A * F,
-                   False, False, False)
-        z = _irfftn(ybuf[:t * A * F].reshape((t, A) + geo.spectrum), geo, 2)
-        _fft.scatter(zmap, z.reshape(-1), out, grp * cout_g * out_ext,
-                     spec.out_channels * out_ext, f0, t, cout_g, b, grp * cout_g)
+        z = _irfftn(ybuf[:t * ng * A * F].reshape((t, ng * A) + geo.spectrum), geo, 2)
+        _fft.scatter(zmap, z.reshape(-1), out, g0 * c.cout_g * c.out_ext,
+                     spec.out_channels * c.out_ext, f0, t, ng * c.cout_g, b, g0 * c.cout_g)
 
     run_items(geo.items, p.omp_threads, work, state)
 
 
 def _conv_weight(p, spec, geo, x, gy, out):
     """conv_weight: slots of frames, each summing its spectra; then one inverse."""
-    level = p.simd
+    c = _Call(spec, geo, p.simd)
     umap, dmap = geo.frames_map("u"), geo.frames_map("dy")
+    A, Bc, F, T, G = c.A, c.Bc, c.F, c.T, c.G
     g = spec.groups
-    cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
-    in_ext, out_ext = prod(spec.in_size), prod(spec.out_size)
-    A, Bc, F = geo.rows_out, geo.rows_in, geo.freqs
-    T = geo.per_item
-    cdt = np.result_type(geo.compute, np.complex64)
-    fv = _fft.chunk(cdt == np.complex128, level)
-    nf = -(-F // fv) * fv
+    points = geo.frame_points
     per_slot = -(-geo.chunks // geo.slots)
-    partial = [np.zeros(g * A * Bc * nf, cdt) for _ in range(geo.slots)]
+    partial = [np.zeros(g * A * Bc * c.nf, c.cdt) for _ in range(geo.slots)]
 
     def state():
-        return (np.empty(T * Bc * geo.frame_points, geo.compute),
-                np.empty(T * A * geo.frame_points, geo.compute),
-                np.empty(T * Bc * nf, cdt), np.empty(T * A * nf, cdt))
+        return (np.empty(T * G * Bc * points, geo.compute),
+                np.empty(T * G * A * points, geo.compute),
+                np.empty(T * Bc * c.nf, c.cdt), np.empty(T * A * c.nf, c.cdt))
 
     def work(slot, local):
         ubuf, dbuf, xpack, dpack = local
         acc = partial[slot]
         for chunk in range(slot * per_slot, min(geo.chunks, (slot + 1) * per_slot)):
-            f0 = chunk * T
-            t = min(T, geo.frames - f0)
-            for grp in range(g):
-                _fft.gather(umap, x, grp * cin_g * in_ext, spec.in_channels * in_ext, f0, t,
-                            cin_g, ubuf)
-                _fft.gather(dmap, gy, grp * cout_g * out_ext, spec.out_channels * out_ext,
-                            f0, t, cout_g, dbuf)
-                X = _rfftn(ubuf[:t * Bc * geo.frame_points].reshape((t, Bc) + geo.n), geo, 2)
-                _fft.pack(level, F, Bc, F, t, Bc * F, X.reshape(-1), 0, xpack, 0)
-                del X
-                D = _rfftn(dbuf[:t * A * geo.frame_points].reshape((t, A) + geo.n), geo, 2)
-                _fft.pack(level, F, A, F, t, A * F, D.reshape(-1), 0, dpack, 0)
-                del D
-                _fft.cgemm(level, F, A, Bc, t, dpack, 0, xpack, 0, acc, grp * A * Bc * nf,
-                           0, 0, True, True, True)
+            f0, t = c.frames(geo, chunk)
+            for rng in range(geo.ranges):
+                g0, ng = c.groups(geo, rng)
+                _fft.gather(umap, x, g0 * c.cin_g * c.in_ext, spec.in_channels * c.in_ext,
+                            f0, t, ng * c.cin_g, ubuf)
+                _fft.gather(dmap, gy, g0 * c.cout_g * c.out_ext,
+                            spec.out_channels * c.out_ext, f0, t, ng * c.cout_g, dbuf)
+                X = _rfftn(ubuf[:t * ng * Bc * points].reshape((t, ng * Bc) + geo.n), geo, 2)
+                D = _rfftn(dbuf[:t * ng * A * points].reshape((t, ng * A) + geo.n), geo, 2)
+                X, D = X.reshape(-1), D.reshape(-1)
+                for k in range(ng):   # channel-major rows of group k: [b][t], [a][t]
+                    _fft.pack(c.level, F, Bc, F, t, ng * Bc * F, X, k * Bc * F, xpack, 0)
+                    _fft.pack(c.level, F, A, F, t, ng * A * F, D, k * A * F, dpack, 0)
+                    _fft.cgemm(c.level, F, A, Bc, t, dpack, 0, xpack, 0, acc,
+                               (g0 + k) * A * Bc * c.nf, 0, 0, True, True, True)
+                del X, D
 
     run_items(geo.slots, p.omp_threads, work, state)
     total = partial[0]
     for extra in partial[1:]:
         total += extra
     del partial
-    # back to lags, chunks of rows (group, c_out) at a time; keep q < Q
+    # back to lags, a few output channels of one group at a time; keep q < Q
     qs = tuple(ax.q for ax in geo.axes)
     lags = np.empty((g * A, Bc) + qs, geo.compute)
-    per = max(1, geo.thread_bytes // (Bc * (geo.frame_points * geo.compute.itemsize
-                                            + 2 * F * cdt.itemsize)))
+    per = max(1, geo.thread_bytes // (Bc * (points * geo.compute.itemsize
+                                            + 2 * F * c.cdt.itemsize)))
     chunks = -(-A // per)
 
     def back(item, _):
-        grp, c = divmod(item, chunks)
-        a0, a1 = c * per, min(A, (c + 1) * per)
-        rows = np.empty((a1 - a0) * Bc * F, cdt)
-        _fft.unpack(level, F, (a1 - a0) * Bc, F, 1, 0, total, grp * A * Bc * nf + a0 * Bc * fv,
-                    rows, 0, A * Bc * fv)
+        grp, k = divmod(item, chunks)
+        a0, a1 = k * per, min(A, (k + 1) * per)
+        rows = np.empty((a1 - a0) * Bc * F, c.cdt)
+        _fft.unpack(c.level, F, (a1 - a0) * Bc, F, 1, 0, total,
+                    grp * A * Bc * c.nf + a0 * Bc * c.fv, rows, 0, A * Bc * c.fv)
         full = _irfftn(rows.reshape((a1 - a0, Bc) + geo.spectrum), geo, 2)
         lags[grp * A + a0:grp * A + a1] = full[(slice(None), slice(None))
                                                + tuple(slice(0, q) for q in qs)]
 
     run_items(g * chunks, p.omp_threads, back)
     pu = tuple(len(ax.u[3]) for ax in geo.axes)
-    lags = lags.reshape((g, cout_g, cin_g) + pu + qs)
+    lags = lags.reshape((g, c.cout_g, c.cin_g) + pu + qs)
     gw = lags[(slice(None),) * 3 + _taps(geo.axes, "phase") + _taps(geo.axes, "q")]
     out[...] = gw.reshape(-1)
 
