@@ -460,12 +460,15 @@ def test_bench_quick_reference_json(tmp_path):
     labels = {w.label for w in bench.QUICK_WORKLOADS}
     for row in data["rows"]:
         assert set(row) == {"workload", "op", "backend", "time_s", "torch_time_s",
-                            "speedup", "gflops", "sgemm_fraction", "peak_fraction"}
+                            "scipy_time_s", "speedup", "gflops", "sgemm_fraction",
+                            "peak_fraction"}
         assert row["backend"] == "reference"
         assert row["workload"] in labels
         assert row["time_s"] > 0
         assert row["torch_time_s"] is None and row["speedup"] is None
         wl = next(w for w in bench.QUICK_WORKLOADS if w.label == row["workload"])
+        # SciPy is timed where it has the same call: single-channel forward convs
+        assert (row["scipy_time_s"] is not None) == (bench.scipy_callable(wl) is not None)
         assert row["op"] == wl.op
         assert math.isclose(row["gflops"], wl.flops / row["time_s"] / 1e9, rel_tol=1e-9)
         assert math.isclose(row["sgemm_fraction"], row["gflops"] / data["sgemm_gflops"],
@@ -618,11 +621,25 @@ def test_gradient_workloads_of_any_public_function():
         assert wl.result_shape == out.shape
 
 
+def test_scipy_equivalent_is_the_same_call():
+    """scipy.signal.correlate image by image gives pyconv's result; only
+    single-channel forward workloads have one."""
+    fir = bench.get_workload("fir", quick=True)
+    for wl in (fir, fir.replace(padding=32), fir.replace(padding=5)):  # valid, full, padded
+        inputs = wl.make_inputs()
+        got = np.stack(bench.scipy_callable(wl, inputs)())[:, None]
+        want = bench.pyconv_callable(wl, "reference", inputs)()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    for name in ("conv1d", "conv1d_long", "conv1d_long_input", "conv1d_depthwise"):
+        assert bench.scipy_callable(bench.get_workload(name, quick=True)) is None
+
+
 def test_format_table_and_geomean():
     rows = []
     for name, t, tt in [("a", 1.0, 2.0), ("b", 2.0, 1.0), ("c", 0.5, 2.0)]:
         rows.append({"workload": name, "op": "conv1d", "backend": "cython", "time_s": t,
-                     "torch_time_s": tt, "speedup": tt / t, "gflops": 1.0 / t,
+                     "torch_time_s": tt, "scipy_time_s": 4.0 if name == "a" else None,
+                     "speedup": tt / t, "gflops": 1.0 / t,
                      "sgemm_fraction": 0.01 / t, "peak_fraction": 0.005 / t})
     result = {"machine": bench.machine_info(2, "2.13.0"), "sgemm_gflops": 100.0,
               "fma_peak_gflops": 200.0, "rows": rows}
@@ -633,6 +650,7 @@ def test_format_table_and_geomean():
     table = bench.format_table(result)
     assert "speedup" in table and "4.00x" in table and "geometric-mean" in table
     assert "% peak" in table and "FMA peak: 200.0 GFLOP/s" in table and "50% of it" in table
+    assert "vs scipy" in table and "4.00 s" in table
     bad = dict(result, rows=[dict(rows[0], extra=1)])
     with pytest.raises(ValueError):
         bench.validate_result(bad)

@@ -388,6 +388,17 @@ RULE_CASES = [
     # 2**31 positions per image: BLAS's int would overflow -> direct
     ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,)), "direct", "direct"),
     ("conv_transpose", transposed_spec(1, 16, 16, (2**30,), (3,), (2,)), "direct", "direct"),
+    # long kernels over long signals: the FFT cost model wins (single-channel
+    # FIR, a dense long-kernel layer and its gradients, a large 2-d kernel)
+    ("conv", conv_spec(8, 1, 1, (131072,), (1023,)), "fft", "fft"),
+    ("conv", conv_spec(4, 32, 32, (16384,), (511,), pad=((255, 255),)), "fft", "fft"),
+    ("conv_transpose", transposed_spec(4, 32, 32, (16384,), (511,), pad=((255, 255),)),
+     "fft", "fft"),
+    ("conv_weight", conv_spec(4, 32, 32, (16384,), (511,), pad=((255, 255),)), "fft", "fft"),
+    ("conv", conv_spec(1, 8, 8, (256, 256), (31, 31), pad=((15, 15),) * 2), "fft", "fft"),
+    # ... but not a long kernel over a short signal, nor fewer than 32 taps
+    ("conv", conv_spec(4, 1, 1, (200,), (64,)), "direct", "direct"),
+    ("conv", conv_spec(2, 64, 64, (4096,), (31,), pad=((15, 15),)), "implicit", "gemm"),
 ]
 
 
@@ -426,6 +437,7 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "gemm": ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,))),
         "winograd4": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
         "winograd2": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3))),
+        "fft": ("conv", conv_spec(2, 16, 32, (30, 30), (1, 1))),           # nothing to transform
     }[path]
     if unsupported is not None:
         op, spec = unsupported
@@ -448,7 +460,7 @@ def test_force_paths_restores_and_validates():
     with pytest.raises(ValueError, match="unknown cython path.*'winograd'"):
         cy_mod.plan("conv", spec, np.float32, 2, paths=("winograd",))
     with pytest.raises(ValueError, match="unknown cython path"):
-        with cy_mod.force_paths("fft"):
+        with cy_mod.force_paths("no-such-path"):
             pass
 
 

@@ -28,12 +28,16 @@ docs' performance page, ``docs/gen_perf.py``) has this schema::
      "sgemm_gflops": float,
      "fma_peak_gflops": float | null,
      "rows": [{"workload": str, "op": str, "backend": str, "time_s": float,
-               "torch_time_s": float | null, "speedup": float | null,
-               "gflops": float, "sgemm_fraction": float,
+               "torch_time_s": float | null, "scipy_time_s": float | null,
+               "speedup": float | null, "gflops": float, "sgemm_fraction": float,
                "peak_fraction": float | null}]}
 
 ``speedup`` is ``torch_time_s / time_s`` (above 1: pyconv is faster; null
-when PyTorch was not timed or has no function for the workload), ``gflops``
+when PyTorch was not timed or has no function for the workload);
+``scipy_time_s`` is the time of :func:`scipy.signal.correlate` with
+``method="auto"`` on the same data, one call per image
+(:func:`scipy_callable`: null for the workloads SciPy has no function for,
+everything but single-channel stride-1 convolutions); ``gflops``
 is ``2 * multiply-adds / time_s / 1e9`` and ``sgemm_fraction`` is ``gflops``
 divided by NumPy's float32 matrix-product throughput measured in the same run
 (the machine's practical ceiling for dense work).  ``fma_peak_gflops`` is the
@@ -79,6 +83,7 @@ __all__ = [
     "fma_peak",
     "pyconv_callable",
     "torch_callable",
+    "scipy_callable",
     "run_benchmarks",
     "format_table",
     "machine_info",
@@ -92,6 +97,7 @@ ROW_SCHEMA = {
     "backend": (str,),
     "time_s": (float,),
     "torch_time_s": (float, type(None)),
+    "scipy_time_s": (float, type(None)),
     "speedup": (float, type(None)),
     "gflops": (float,),
     "sgemm_fraction": (float,),
@@ -338,6 +344,22 @@ _PAIRS = [
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1),
     _w("conv1d_k3", "conv1d", (32, 64, 1024), (128, 64, 3),
        dict(x_shape=(2, 4, 32), w_shape=(8, 4, 3)), padding=1, dense=True),
+    # long kernels (the FFT path): a FIR filter, a long-kernel layer and its
+    # gradients, a large 2-d kernel
+    _w("fir", "conv1d", (8, 1, 131072), (1, 1, 1023),
+       dict(x_shape=(2, 1, 256), w_shape=(1, 1, 33)), tag="FIR"),
+    _w("conv1d_long", "conv1d", (4, 32, 16384), (32, 32, 511),
+       dict(x_shape=(1, 2, 64), w_shape=(2, 2, 17), padding=8), padding=255,
+       tag="long-kernel"),
+    _w("conv1d_long_input", "conv1d_input", (4, 32, 16384), (32, 32, 511),
+       dict(x_shape=(1, 2, 64), w_shape=(2, 2, 17), padding=8), padding=255,
+       tag="long-kernel"),
+    _w("conv1d_long_weight", "conv1d_weight", (4, 32, 16384), (32, 32, 511),
+       dict(x_shape=(1, 2, 64), w_shape=(2, 2, 17), padding=8), padding=255,
+       tag="long-kernel"),
+    _w("conv2d_large_kernel", "conv2d", (2, 8, 256, 256), (8, 8, 31, 31),
+       dict(x_shape=(1, 2, 16, 16), w_shape=(2, 2, 5, 5), padding=2), padding=15,
+       tag="large-kernel"),
 ]
 
 #: The full-size workloads, in table order.
@@ -396,6 +418,41 @@ def torch_callable(wl: Workload, inputs=None) -> Optional[Callable[[], object]]:
     def run():
         with torch.no_grad():
             return fn(*args, **wl.kwargs)
+    return run
+
+
+def scipy_callable(wl: Workload, inputs=None) -> Optional[Callable[[], object]]:
+    """The same call through :func:`scipy.signal.correlate` (``method="auto"``), or
+    None where SciPy has no equivalent.
+
+    SciPy correlates one array with one kernel: the equivalent of a forward
+    convolution with one input and one output channel, stride 1 and
+    dilation 1, done image by image (and the bias added).  Zero padding is
+    ``mode="valid"`` or ``"full"`` where it matches, else the images are
+    padded once, before the timing.
+    """
+    s = wl.spec
+    if (wl.kind != "forward" or wl.transposed or s.in_channels != 1 or s.out_channels != 1
+            or any(v != 1 for v in s.stride) or any(v != 1 for v in s.dilation)):
+        return None
+    import scipy.signal
+
+    x, w, b = wl.make_inputs() if inputs is None else inputs
+    kernel = w[0, 0]
+    pads = [tuple(p) for p in s.padding]
+    if all(p == (0, 0) for p in pads):
+        mode = "valid"
+    elif all(p == (k - 1, k - 1) for p, k in zip(pads, s.kernel_size)):
+        mode = "full"
+    else:
+        mode = "valid"
+        x = np.pad(x, ((0, 0), (0, 0)) + tuple(pads))
+    images = [np.ascontiguousarray(x[i, 0]) for i in range(x.shape[0])]
+    bias = b[0]
+
+    def run():
+        return [scipy.signal.correlate(image, kernel, mode=mode, method="auto") + bias
+                for image in images]
     return run
 
 
@@ -568,7 +625,8 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
                    progress: bool = True, stream=None,
                    max_seconds: Optional[float] = None,
                    warmup_time: float = 0.1) -> Dict[str, object]:
-    """Time every workload on every backend (and torch), all in this process.
+    """Time every workload on every backend (and torch, and SciPy where it has the
+    same call: :func:`scipy_callable`), all in this process.
 
     Parameters
     ----------
@@ -576,7 +634,8 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
         Backend names (``auto`` allowed); each must be available.
     workloads : sequence of Workload
     compare_torch : bool
-        Also time PyTorch (with the same number of threads).
+        Also time PyTorch (with the same number of threads).  SciPy is timed
+        whenever it has an equivalent call (it is single-threaded).
     repeat, warmup : int
         Each time is the best of ``repeat`` calls after ``warmup`` calls (and
         at least ``warmup_time`` seconds of warm-up calls).  The contenders of
@@ -624,12 +683,15 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
             theirs = torch_callable(wl, inputs)
             if theirs is not None:
                 fns["torch"] = theirs
+        scipy_fn = scipy_callable(wl, inputs)
+        if scipy_fn is not None:
+            fns["scipy"] = scipy_fn
         # The sgemm ceiling is measured outside the rounds: after a NumPy
         # matmul, OpenBLAS's idle workers keep spinning for tens of
         # milliseconds and would slow whichever contender runs next.
         times = interleaved_best_of(fns, repeat, warmup, max_seconds, warmup_time)
         bar.advance()
-        torch_t = times.get("torch")
+        torch_t, scipy_t = times.get("torch"), times.get("scipy")
         for name in backends:
             t = times[name]
             rows.append({
@@ -638,6 +700,7 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
                 "backend": name,
                 "time_s": float(t),
                 "torch_time_s": None if torch_t is None else float(torch_t),
+                "scipy_time_s": None if scipy_t is None else float(scipy_t),
                 "speedup": None if torch_t is None else float(torch_t / t),
                 "gflops": float(wl.flops / t / 1e9),
                 "sgemm_fraction": 0.0,  # filled in below, against the final ceiling
@@ -690,9 +753,12 @@ def format_table(result: Dict[str, object]) -> str:
     """
     rows = result["rows"]
     has_torch = any(r["torch_time_s"] is not None for r in rows)
+    has_scipy = any(r["scipy_time_s"] is not None for r in rows)
     headers = ["workload", "backend", "time"]
     if has_torch:
         headers += ["torch", "speedup"]
+    if has_scipy:
+        headers += ["scipy", "vs scipy"]
     has_peak = any(r["peak_fraction"] is not None for r in rows)
     headers += ["GFLOP/s", "% sgemm"] + (["% peak"] if has_peak else [])
     body = []
@@ -701,6 +767,9 @@ def format_table(result: Dict[str, object]) -> str:
         if has_torch:
             line += [fmt_time(r["torch_time_s"]),
                      "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"]
+        if has_scipy:
+            st = r["scipy_time_s"]
+            line += [fmt_time(st), "-" if st is None else f"{st / r['time_s']:.2f}x"]
         line += [fmt_rate(r["gflops"]), fmt_rate(100 * r["sgemm_fraction"]) + "%" +
                  ("*" if is_dense(r["workload"]) else " ")]
         if has_peak:
