@@ -17,34 +17,39 @@ the op, whose rule accepts the call and whose buffers fit the workspace
 micro-kernels of ``kernels/microkernels.h`` beat BLAS; on other CPUs their
 portable build is correct but slower, so BLAS runs instead.
 
-1. ``direct`` (all ops): loops over output rows, no GEMM, when the
+1. ``depthwise`` (conv): one input channel per group (depthwise, any
+   channel multiplier), 2-d or 3-d, micro-kernel CPU.  Channels are the
+   vector lanes: a tile of output rows of VL channels copies its input
+   box channel-interleaved, and each tap is one vector FMA per pixel, so
+   no lane idles on narrow maps.
+2. ``direct`` (all ops): loops over output rows, no GEMM, when the
    per-group GEMM would be thin, ``min(M, K) < MIN_GEMM`` (8) with
    ``M, K = C_out/g, C_in/g * prod(kernel)`` for conv and conv_weight and
    ``C_out/g * prod(kernel), C_in/g`` for conv_transpose (depthwise, small
    groups); also when BLAS's 32-bit sizes would overflow (2**31 or more
    positions per image, or ``M * K`` above 2**31 - 1).
-2. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
+3. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
-3. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
+4. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
    Implicit GEMM on a slab that de-interleaves the tile's input by residue
    modulo the stride (row r of channel c holds every s-th input from r):
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
-4. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
+5. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
-5. ``phases`` (conv_transpose): micro-kernel CPU, at least
+6. ``phases`` (conv_transpose): micro-kernel CPU, at least
    ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
    that overlap (a dilated kernel extent above the stride in some dim), no
    phase thin enough for ``direct``.  Output positions with the same
    residue modulo the stride form a stride-1 conv of the input with a
    subset of the taps (no zero insertion); each phase runs on the implicit
    path and writes its strided view of the output in place.
-6. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
+7. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
-7. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
+8. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
    row-major wrapper).  conv by tiled im2col + GEMM straight into the
    output; conv_transpose by ``W_g^T @ x`` + col2im, each item owning a
    slab of output rows, small images several to a GEMM; conv_weight by

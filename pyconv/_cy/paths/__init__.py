@@ -20,6 +20,7 @@ Adding a path:
    planner tests there.
 """
 
+from .depthwise import DEPTHWISE
 from .direct import DIRECT
 from .gemm import GEMM, POINTWISE
 from .implicit import IMPLICIT
@@ -28,7 +29,7 @@ from .phases import PHASES
 from .strided1d import STRIDED1D
 
 #: The planner tries the units in this order (each for the ops it computes).
-ORDER = (DIRECT, IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE, GEMM)
+ORDER = (DEPTHWISE, DIRECT, IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE, GEMM)
 
 #: The units by name.
 BY_NAME = {unit.name: unit for unit in ORDER}
