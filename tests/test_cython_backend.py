@@ -120,6 +120,10 @@ CONV_GRID = [
     conv_spec(1, 8, 16, (9, 8), (3, 2), (2, 1), ((2, 0), (0, 1)), (1, 2)),
     conv_spec(2, 12, 24, (6, 7), (2, 3), (1, 2), ((1, 2), (2, 1)), (2, 1), 3),
     conv_spec(2, 4, 4, (6, 6), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 4),
+    conv_spec(2, 20, 20, (7, 7), (7, 7), (1, 1), ((3, 3), (3, 3)), (1, 1), 20),  # ConvNeXt
+    conv_spec(1, 17, 34, (11, 9), (3, 5), (2, 1), ((1, 0), (2, 2)), (1, 2), 17),  # x2 multiplier
+    conv_spec(2, 9, 9, (19, 20), (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 9),
+    conv_spec(1, 18, 18, (3, 40), (3, 3), (1, 3), ((1, 1), (0, 0)), (1, 1), 18),  # stride 3
     conv_spec(2, 16, 8, (5, 4), (1, 1)),
     # 3-d
     conv_spec(1, 4, 8, (5, 4, 6), (3, 2, 3), (1, 1, 2), ((1, 1), (0, 1), (1, 0))),
@@ -330,6 +334,11 @@ def _plans(op, spec, simd=None):
 # (op, spec, path at the CPU's micro-kernel level, path without micro-kernels),
 # each from the rule the module docstring states for it
 RULE_CASES = [
+    # one input channel per group, 2-d or 3-d: channels as vector lanes -> depthwise
+    ("conv", conv_spec(2, 32, 32, (14, 14), (7, 7), pad=((3, 3),) * 2, groups=32),
+     "depthwise", "direct"),
+    ("conv", conv_spec(2, 8, 16, (9, 9), (3, 3), (2, 2), groups=8), "depthwise", "direct"),
+    ("conv", conv_spec(1, 6, 6, (5, 6, 7), (3, 3, 3), groups=6), "depthwise", "direct"),
     # depthwise / few channels per group: the GEMM is thin -> direct
     ("conv", conv_spec(2, 32, 32, (64,), (3,), groups=32), "direct", "direct"),
     ("conv", conv_spec(2, 4, 4, (9, 9), (3, 3), groups=2), "direct", "direct"),
@@ -428,6 +437,7 @@ def test_docstring_lists_the_paths_in_order():
 def test_forced_path_that_does_not_apply_falls_back(path):
     """A forced path runs where it is supported; elsewhere the normal order decides."""
     unsupported = {
+        "depthwise": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), groups=8)),
         "direct": None,                                                  # supports all
         "implicit": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
         "strided1d": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),

@@ -30,13 +30,18 @@ portable build is correct but slower, so BLAS runs instead.
    path's multiply-adds times its measured time per multiply-add, with a
    margin of ``MARGIN`` (1.5).  The frame length and work items are the
    ones that minimise the modelled time within the workspace.
-2. ``direct`` (all ops): loops over output rows, no GEMM, when the
+2. ``depthwise`` (conv): one input channel per group (depthwise, any
+   channel multiplier), 2-d or 3-d, micro-kernel CPU.  Channels are the
+   vector lanes: a tile of output rows of VL channels copies its input
+   box channel-interleaved, and each tap is one vector FMA per pixel, so
+   no lane idles on narrow maps.
+3. ``direct`` (all ops): loops over output rows, no GEMM, when the
    per-group GEMM would be thin, ``min(M, K) < MIN_GEMM`` (8) with
    ``M, K = C_out/g, C_in/g * prod(kernel)`` for conv and conv_weight and
    ``C_out/g * prod(kernel), C_in/g`` for conv_transpose (depthwise, small
    groups); also when BLAS's 32-bit sizes would overflow (2**31 or more
    positions per image, or ``M * K`` above 2**31 - 1).
-3. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
+4. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
    filtering F(4, 3) on every axis (4 outputs per tile and axis), float32,
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
    (1-d: 3 or 5 taps), at least 48 channels per group in and out (3-d:
@@ -46,34 +51,34 @@ portable build is correct but slower, so BLAS runs instead.
    transformed back: 4x fewer multiplications than a 3x3 conv (1-d 2x,
    3-d 8x).  conv_transpose (a layer's input gradient): the equivalent
    stride-1 conv with the flipped kernel.
-4. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
+5. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
    under the same conditions with tiles of 2, output rows of at least 8
    and at least 192 channels per group (small images with many channels,
    14x14 x 256: rows too short for tiles of 4).  float64 takes neither:
    its micro-kernel is half as wide and the transforms' share of the time
    doubles (measured slower).
-5. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
+6. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
-6. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
+7. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
    Implicit GEMM on a slab that de-interleaves the tile's input by residue
    modulo the stride (row r of channel c holds every s-th input from r):
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
-7. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
+8. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
-8. ``phases`` (conv_transpose): micro-kernel CPU, at least
+9. ``phases`` (conv_transpose): micro-kernel CPU, at least
    ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
    that overlap (a dilated kernel extent above the stride in some dim), no
    phase thin enough for ``direct``.  Output positions with the same
    residue modulo the stride form a stride-1 conv of the input with a
    subset of the taps (no zero insertion); each phase runs on the implicit
    path and writes its strided view of the output in place.
-9. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
+10. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
-10. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
+11. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
    row-major wrapper).  conv by tiled im2col + GEMM straight into the
    output; conv_transpose by ``W_g^T @ x`` + col2im, each item owning a
    slab of output rows, small images several to a GEMM; conv_weight by

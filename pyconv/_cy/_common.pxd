@@ -156,6 +156,27 @@ cdef extern from "_kernels.h" nogil:
     void pc_store_rows_d(const double *buf, Py_ssize_t ld, double *y, Py_ssize_t ldy,
                          Py_ssize_t rows, Py_ssize_t n, const double *bias)
 
+    # depthwise.h
+    ctypedef struct pc_dwbox:
+        Py_ssize_t o0[3]
+        Py_ssize_t o1[3]
+        Py_ssize_t start[3]
+        Py_ssize_t len[3]
+        Py_ssize_t nx
+    ctypedef struct pc_dw_shape_t:
+        int vl, r
+    pc_dw_shape_t pc_dw_shape(int dbl, int level)
+    void pc_dw_box(const pc_geo *g, Py_ssize_t A, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t R,
+                   pc_dwbox *bx)
+    Py_ssize_t pc_dw_elems(const pc_geo *g, Py_ssize_t A, Py_ssize_t rows, Py_ssize_t R,
+                           Py_ssize_t VL, Py_ssize_t *box_elems)
+    void pc_dw_item_f(int level, const pc_geo *g, const pc_dwbox *bx, const float *xn,
+                      const float *wp, const float *bp, float *box, float *out, float *yn,
+                      Py_ssize_t c0, Py_ssize_t nl)
+    void pc_dw_item_d(int level, const pc_geo *g, const pc_dwbox *bx, const double *xn,
+                      const double *wp, const double *bp, double *box, double *out,
+                      double *yn, Py_ssize_t c0, Py_ssize_t nl)
+
 ctypedef pc_geo Geo
 
 

@@ -10,6 +10,7 @@
  *   slab.h          zero-padded input slabs: implicit conv / conv_weight
  *   deint.h         de-interleaved slabs: strided 1-d conv
  *   peak.h          the CPU's multiply-add throughput (the bench's ceiling)
+ *   depthwise.h     channel-interleaved boxes: depthwise conv path
  */
 #ifndef PYCONV_KERNELS_H
 #define PYCONV_KERNELS_H
@@ -22,5 +23,6 @@
 #include "kernels/slab.h"
 #include "kernels/deint.h"
 #include "kernels/peak.h"
+#include "kernels/depthwise.h"
 
 #endif /* PYCONV_KERNELS_H */

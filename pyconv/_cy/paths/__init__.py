@@ -20,6 +20,7 @@ Adding a path:
    planner tests there.
 """
 
+from .depthwise import DEPTHWISE
 from .direct import DIRECT
 from .fft import FFT
 from .gemm import GEMM, POINTWISE
@@ -30,8 +31,8 @@ from .strided1d import STRIDED1D
 from .winograd import WINOGRAD2, WINOGRAD4
 
 #: The planner tries the units in this order (each for the ops it computes).
-ORDER = (FFT, DIRECT, WINOGRAD4, WINOGRAD2, IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE,
-         GEMM)
+ORDER = (FFT, DEPTHWISE, DIRECT, WINOGRAD4, WINOGRAD2, IMPLICIT, STRIDED1D, PACKED, PHASES,
+         POINTWISE, GEMM)
 
 #: The units by name.
 BY_NAME = {unit.name: unit for unit in ORDER}
