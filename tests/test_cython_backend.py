@@ -903,3 +903,45 @@ def test_fma_loop_counts_its_operations():
     assert _build.fma_flops(0, 2) == 0
     with pytest.raises(ValueError):
         _build.fma_flops(10, 0)
+
+
+def _stub_tool():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "gen_cy_stubs.py"
+    spec = importlib.util.spec_from_file_location("gen_cy_stubs", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_type_stubs_of_the_kernel_modules_are_current():
+    """Every kernel module has a .pyi stub, the one tools/gen_cy_stubs.py writes
+    from its .pyx, declaring exactly the functions and classes the compiled
+    module has, with the parameter names they take."""
+    import ast
+    import importlib
+    import inspect
+
+    tool = _stub_tool()
+    pyxs = sorted(tool.CY_DIR.glob("_*.pyx"))
+    assert pyxs
+    for pyx in pyxs:
+        pyi = pyx.with_suffix(".pyi")
+        assert pyi.exists(), f"{pyi.name} missing: run python tools/gen_cy_stubs.py"
+        assert pyi.read_text() == tool.stub(pyx), \
+            f"{pyi.name} out of date: run python tools/gen_cy_stubs.py"
+        module = importlib.import_module(f"pyconv._cy.{pyx.stem}")
+        compiled = {name for name, obj in vars(module).items()
+                    if not name.startswith("_") and (callable(obj) or inspect.isclass(obj))
+                    and getattr(obj, "__module__", module.__name__) == module.__name__}
+        tree = ast.parse(pyi.read_text())
+        declared = {node.name: node for node in tree.body
+                    if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        assert set(declared) == compiled, pyx.name
+        for name, node in declared.items():
+            if isinstance(node, ast.FunctionDef):
+                params = [a.arg for a in node.args.args]
+                want = list(inspect.signature(getattr(module, name)).parameters)
+                assert params == want, f"{pyx.stem}.{name}"

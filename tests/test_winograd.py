@@ -77,8 +77,6 @@ def _adversarial(spec, rng):
 @pytest.mark.parametrize("spec", ADVERSARIAL)
 def test_float32_error_within_the_documented_bound(path, spec, rng):
     """Worst |winograd - GEMM| / max |GEMM| (float32 inputs, float64 GEMM oracle)."""
-    if path == "winograd2" and spec.nd != 2:
-        pytest.skip("the rule takes winograd2 for 2-d only (it runs elsewhere, forced)")
     cy = cy_mod.load()
     x, w = _adversarial(spec, rng)
     x32, w32 = x.astype(np.float32), w.astype(np.float32)

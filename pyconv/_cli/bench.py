@@ -60,7 +60,7 @@ import re
 import sys
 import time
 from math import prod
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -281,7 +281,7 @@ class Workload:
             return normal(s.weight_shape, scale), normal(s.output_shape)
         return normal(s.input_shape), normal(s.output_shape)
 
-    def call_args(self, arrays) -> tuple:
+    def call_args(self, arrays) -> Tuple[Any, ...]:
         """The positional arguments of the call, given :meth:`make_inputs`'s arrays."""
         if self.kind == "forward":
             return tuple(arrays)
@@ -602,7 +602,7 @@ def cpu_name() -> str:
     return fallback
 
 
-def machine_info(threads: int, torch_version: Optional[str] = None) -> Dict[str, object]:
+def machine_info(threads: int, torch_version: Optional[str] = None) -> Dict[str, Any]:
     """The ``machine`` block of the JSON result."""
     try:
         cores = len(os.sched_getaffinity(0))
@@ -624,7 +624,7 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
                    threads: Optional[int] = None, sgemm_size: int = 2048,
                    progress: bool = True, stream=None,
                    max_seconds: Optional[float] = None,
-                   warmup_time: float = 0.1) -> Dict[str, object]:
+                   warmup_time: float = 0.1) -> Dict[str, Any]:
     """Time every workload on every backend (and torch, and SciPy where it has the
     same call: :func:`scipy_callable`), all in this process.
 
@@ -673,7 +673,7 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
     time.sleep(SETTLE_SECONDS * 10)  # let BLAS's spinning workers go idle
     bar.advance()
 
-    rows: List[Dict[str, object]] = []
+    rows: List[Dict[str, Any]] = []
     for wl in workloads:
         bar.step(f"{wl.name} ({', '.join(backends)}{', torch' if compare_torch else ''})")
         inputs = wl.make_inputs()
@@ -733,20 +733,17 @@ def geomean(values: Sequence[Optional[float]]) -> float:
     return math.exp(sum(math.log(v) for v in vals) / len(vals))
 
 
-def summary(result: Dict[str, object]) -> Dict[str, Dict[str, float]]:
+def summary(result: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
     """Per backend: geometric-mean speedup over torch, worst speedup, and count."""
-    out: Dict[str, Dict[str, float]] = {}
+    speedups: Dict[str, List[float]] = {}
     for row in result["rows"]:
-        if row["speedup"] is None:
-            continue
-        out.setdefault(row["backend"], {"speedups": []})["speedups"].append(row["speedup"])
-    for name, d in out.items():
-        sp = d.pop("speedups")
-        d.update(geomean=geomean(sp), worst=min(sp), count=len(sp))
-    return out
+        if row["speedup"] is not None:
+            speedups.setdefault(row["backend"], []).append(row["speedup"])
+    return {name: {"geomean": geomean(sp), "worst": min(sp), "count": len(sp)}
+            for name, sp in speedups.items()}
 
 
-def format_table(result: Dict[str, object]) -> str:
+def format_table(result: Dict[str, Any]) -> str:
     """The result as a text table, with the geometric-mean speedup at the bottom.
 
     The sgemm fraction of dense workloads (where it is a target) is marked ``*``.

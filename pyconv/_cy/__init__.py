@@ -153,15 +153,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._registry import Backend, get_algorithms, get_num_threads
 
+_IMPORT_ERROR: Optional[ImportError]
 try:
     from . import _build, _planning
-    from .paths import BY_NAME, DIRECT, ORDER
+    from .paths import BY_NAME, ORDER
+    from .paths.direct import DIRECT
     from .paths.gemm import BLAS
 except ImportError as exc:  # not built (e.g. a source checkout without a build)
     _IMPORT_ERROR = exc
@@ -174,10 +176,10 @@ _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
           np.dtype(np.float64): np.empty(0, np.float64)}
 
 #: The test hook's state: (forced path names, SIMD level or None).
-_forced = ((), None)
+_forced: Tuple[Tuple[str, ...], Optional[int]] = ((), None)
 
 
-def _check_paths(names) -> tuple:
+def _check_paths(names) -> Tuple[str, ...]:
     names = tuple(names)
     unknown = [name for name in names if name not in BY_NAME]
     if unknown:

@@ -126,7 +126,7 @@ class Path:
     #: fewer-multiplication algorithms (transforms) set it to False
     exact = True
     #: the primitives it computes ("conv", "conv_transpose", "conv_weight")
-    ops: frozenset = frozenset()
+    ops: frozenset[str] = frozenset()
 
     def supports(self, op: str, spec, tgt: Target) -> bool:
         """Whether the path computes this call correctly at all (its hard limits)."""

@@ -11,7 +11,8 @@ Adding a path:
    ``.pyx`` there), a ``Task`` struct, one fused item function run by
    ``run_items`` (``_common.pxd``) and a ``*workspace`` function that
    reports the bytes its buffers take, from the layout the kernel
-   allocates; C loops, if any, in ``kernels/<name>.h``;
+   allocates; C loops, if any, in ``kernels/<name>.h``; its type stub
+   ``_<name>.pyi`` by ``python tools/gen_cy_stubs.py``;
 2. its unit: ``paths/<name>.py``, a :class:`~pyconv._cy._planning.Path`
    (``supports``, ``chosen``, ``plan`` through ``finish``, ``run``), placed
    in :data:`ORDER` below and in the list of :mod:`pyconv._cy`'s docstring;

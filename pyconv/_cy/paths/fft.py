@@ -74,7 +74,7 @@ import functools
 import math
 import threading
 from math import prod
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import scipy.fft
@@ -124,10 +124,10 @@ class Axis(NamedTuple):
 
     q: int                 # Q: length of the correlation's kernel H
     zsize: int             # outputs Z per phase
-    u: tuple               # the U gather: (array size, S, off, residues)
-    z: tuple               # the Z scatter, or conv_weight's dY gather: likewise
-    tap_phase: tuple       # per kernel tap: its phase (U's; Z's for conv_transpose)
-    tap_q: tuple           # per kernel tap: its position q in H
+    u: Tuple[Any, ...]     # the U gather: (array size, S, off, residues)
+    z: Tuple[Any, ...]     # the Z scatter, or conv_weight's dY gather: likewise
+    tap_phase: Tuple[int, ...]  # per kernel tap: its phase (U's; Z's for conv_transpose)
+    tap_q: Tuple[int, ...]      # per kernel tap: its position q in H
 
 
 def _conv_axis(size_in, size_out, k, s, d, lo):
@@ -383,7 +383,7 @@ def run_items(nitems, nthreads, work, state=None):
     """
     lock = threading.Lock()
     cursor = [0]
-    stop = []
+    stop: List[BaseException] = []
 
     def take():
         with lock:
@@ -533,6 +533,7 @@ class Fft(Path):
 
     def chosen(self, op, spec, tgt):
         geo = geometry(op, spec, tgt.dtype.str)
+        assert geo is not None              # supports() said so
         if prod(ax.q for ax in geo.axes) < MIN_TAPS:
             return False
         return geo.seconds * MARGIN < other_seconds(op, spec, tgt)

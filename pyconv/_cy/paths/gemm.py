@@ -177,7 +177,7 @@ class _BlasLimiter:
                 return
             self._active -= 1
             if self._active == 0:
-                for lib, k in zip(ctl.lib_controllers, self._original):
+                for lib, k in zip(ctl.lib_controllers, self._original or ()):
                     if k is not None:
                         _set_threads(lib, k)
                 self._current = None

@@ -1,0 +1,19 @@
+"""Type stub of the compiled module ``pyconv._cy._gemm`` (written by tools/gen_cy_stubs.py)."""
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def conv_workspace(geo: tuple[Any, ...], tile: int, pointwise: bool, dbl: bool) -> tuple[int, int]: ...
+
+def conv(x: NDArray[Any], w: NDArray[Any], b: NDArray[Any], y: NDArray[Any], geo: tuple[Any, ...], tile: int, pointwise: bool, nthreads: int) -> None: ...
+
+def transpose_workspace(geo: tuple[Any, ...], tile: int, nb: int, pointwise: bool, dbl: bool) -> tuple[int, int]: ...
+
+def conv_transpose(x: NDArray[Any], w: NDArray[Any], b: NDArray[Any], y: NDArray[Any], geo: tuple[Any, ...], tile: int, nslabs: int, nb: int, pointwise: bool, nthreads: int) -> None: ...
+
+def weight_workspace(geo: tuple[Any, ...], tile: int, nslots: int, pointwise: bool, dbl: bool) -> tuple[int, int]: ...
+
+def conv_weight(x: NDArray[Any], gy: NDArray[Any], gw: NDArray[Any], geo: tuple[Any, ...], tile: int, nslots: int, pointwise: bool, nthreads: int) -> None: ...

@@ -1,0 +1,15 @@
+"""Type stub of the compiled module ``pyconv._cy._implicit`` (written by tools/gen_cy_stubs.py)."""
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def conv_workspace(geo: tuple[Any, ...], rows: int, mr: int, nr: int, dbl: bool) -> tuple[int, int]: ...
+
+def conv(x: NDArray[Any], w: NDArray[Any], b: NDArray[Any], y: NDArray[Any], geo: tuple[Any, ...], rows: int, level: int, mr: int, nr: int, nthreads: int, yview: tuple[Any, ...] | None = ...) -> None: ...
+
+def weight_workspace(geo: tuple[Any, ...], rows: int, nrw: int, nslots: int, dbl: bool) -> tuple[int, int]: ...
+
+def conv_weight(x: NDArray[Any], gy: NDArray[Any], gw: NDArray[Any], geo: tuple[Any, ...], rows: int, nslots: int, level: int, nrw: int, nthreads: int) -> None: ...

@@ -1,0 +1,11 @@
+"""Type stub of the compiled module ``pyconv._cy._packed`` (written by tools/gen_cy_stubs.py)."""
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def workspace(geo: tuple[Any, ...], tile: int, mr: int, nr: int, dbl: bool) -> tuple[int, int]: ...
+
+def conv(x: NDArray[Any], w: NDArray[Any], b: NDArray[Any], y: NDArray[Any], geo: tuple[Any, ...], tile: int, level: int, mr: int, nr: int, nthreads: int) -> None: ...
