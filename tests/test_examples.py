@@ -41,7 +41,7 @@ def test_the_gallery_is_there():
     assert {"plot_transposed_upsampling.py", "plot_padding_modes.py",
             "plot_edge_detection.py", "plot_volume_upsampling.py",
             "plot_train_conv1d.py", "plot_backend_timing.py", "plot_port_unet1d.py",
-            "plot_scipy_filtering.py"} <= names
+            "plot_scipy_filtering.py", "plot_dask_out_of_core.py"} <= names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
