@@ -77,7 +77,7 @@ def _result():
              {"cython": 0.04, "opencl": 0.2}, 0.08)):
         for name, t in times.items():
             rows.append({"workload": wl, "op": op, "backend": name, "time_s": t,
-                         "torch_time_s": torch_t, "speedup": torch_t / t,
+                         "torch_time_s": torch_t, "scipy_time_s": None, "speedup": torch_t / t,
                          "gflops": 1.0 / t, "sgemm_fraction": 0.01 / t,
                          "peak_fraction": 0.005 / t})
     return {"machine": {"cpu": "Test CPU", "cores": 2, "threads": 2, "python": "3.11.0",
