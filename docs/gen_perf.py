@@ -16,8 +16,9 @@ The JSON schema is the one documented in :mod:`pyconv._cli.bench`::
     {"machine": {"cpu": str, "cores": int, "threads": int, "python": str,
                  "numpy": str, "torch": str or null, "date": str},
      "sgemm_gflops": float, "fma_peak_gflops": float or null,
-     "rows": [{"workload": str, "op": str, "backend": str,
+     "rows": [{"workload": str, "op": str, "backend": str, "path": str or null,
                "time_s": float, "torch_time_s": float or null,
+               "scipy_time_s": float or null,
                "speedup": float or null, "gflops": float,
                "sgemm_fraction": float, "peak_fraction": float or null}, ...]}
 
@@ -106,6 +107,7 @@ def load(path: str) -> Dict:
             "workload": str(row["workload"]),
             "op": str(row.get("op") or ""),
             "backend": str(row["backend"]),
+            "path": None if row.get("path") is None else str(row["path"]),
             "time_s": _number(row["time_s"], f"{where}.time_s"),
             "torch_time_s": _number(row.get("torch_time_s"), f"{where}.torch_time_s", True),
             "gflops": _number(row.get("gflops"), f"{where}.gflops", True),
@@ -319,9 +321,10 @@ def render_rst(data: Dict, png_relpath: Optional[str]) -> str:
                   "   :width: 100%", ""]
 
     lines += ["Workloads", "---------", ""]
-    # Plain backend names and the perf-table class (a smaller font and tighter
-    # cells, docs/_static/perf.css) keep the seven columns inside the page's
-    # content column; the workload descriptions wrap.
+    # Plain backend names (the cython rows with the path its planner took)
+    # and the perf-table class (a smaller font and tighter cells,
+    # docs/_static/perf.css) keep the seven columns inside the page's content
+    # column; the workload descriptions wrap.
     header = ["workload", "backend", "time (ms)"]
     widths = [34, 10, 9]
     if has_torch:
@@ -335,7 +338,8 @@ def render_rst(data: Dict, png_relpath: Optional[str]) -> str:
         first = True
         for r in (r for r in rows if r["workload"] == wl):
             label = _text(wl) + (" †" if wl in dense else "")
-            line = [label if first else "", _text(r["backend"]), _ms(r["time_s"])]
+            backend = r["backend"] + (f" ({r['path']})" if r["path"] else "")
+            line = [label if first else "", _text(backend), _ms(r["time_s"])]
             if has_torch:
                 line += [_ms(r["torch_time_s"]), _x(ratio(r))]
             line += [_gf(r["gflops"]), _pct(r["sgemm_fraction"])]

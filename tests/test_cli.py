@@ -459,7 +459,7 @@ def test_bench_quick_reference_json(tmp_path):
     assert len(data["rows"]) == len(bench.QUICK_WORKLOADS)
     labels = {w.label for w in bench.QUICK_WORKLOADS}
     for row in data["rows"]:
-        assert set(row) == {"workload", "op", "backend", "time_s", "torch_time_s",
+        assert set(row) == {"workload", "op", "backend", "path", "time_s", "torch_time_s",
                             "scipy_time_s", "speedup", "gflops", "sgemm_fraction",
                             "peak_fraction"}
         assert row["backend"] == "reference"
@@ -634,10 +634,28 @@ def test_scipy_equivalent_is_the_same_call():
         assert bench.scipy_callable(bench.get_workload(name, quick=True)) is None
 
 
+def test_cython_paths_names_the_planned_path():
+    """The bench's path column is the plan the backend made for the call."""
+    pytest.importorskip("pyconv._cy")
+    from pyconv import _cy
+    if not pyconv.backends()[1]["available"]:
+        pytest.skip("the cython extension is not built")
+    for name, op in (("conv2d", "conv"), ("conv2d_weight", "conv_weight")):
+        wl = bench.get_workload(name, quick=True)
+        assert bench.cython_paths(wl) == _cy.plan(op, wl.spec, np.float32).path
+    wl = bench.get_workload("conv2d", quick=True)
+    for path in ("direct", "gemm", "implicit"):
+        with _cy.force_paths(path):
+            assert bench.cython_paths(wl) == path
+    assert bench.cython_paths(bench.get_workload("conv_transpose1d", quick=True)) \
+        in _cy.paths.BY_NAME
+
+
 def test_format_table_and_geomean():
     rows = []
     for name, t, tt in [("a", 1.0, 2.0), ("b", 2.0, 1.0), ("c", 0.5, 2.0)]:
-        rows.append({"workload": name, "op": "conv1d", "backend": "cython", "time_s": t,
+        rows.append({"workload": name, "op": "conv1d", "backend": "cython",
+                     "path": "implicit" if name == "a" else None, "time_s": t,
                      "torch_time_s": tt, "scipy_time_s": 4.0 if name == "a" else None,
                      "speedup": tt / t, "gflops": 1.0 / t,
                      "sgemm_fraction": 0.01 / t, "peak_fraction": 0.005 / t})
@@ -651,6 +669,7 @@ def test_format_table_and_geomean():
     assert "speedup" in table and "4.00x" in table and "geometric-mean" in table
     assert "% peak" in table and "FMA peak: 200.0 GFLOP/s" in table and "50% of it" in table
     assert "vs scipy" in table and "4.00 s" in table
+    assert "path" in table and "implicit" in table
     bad = dict(result, rows=[dict(rows[0], extra=1)])
     with pytest.raises(ValueError):
         bench.validate_result(bad)

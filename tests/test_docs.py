@@ -76,7 +76,7 @@ def _result():
             ("conv2d_weight N8 C64->64 56x56 K3x3 p1", "conv2d_weight",
              {"cython": 0.04, "opencl": 0.2}, 0.08)):
         for name, t in times.items():
-            rows.append({"workload": wl, "op": op, "backend": name, "time_s": t,
+            rows.append({"workload": wl, "op": op, "backend": name, "path": None, "time_s": t,
                          "torch_time_s": torch_t, "scipy_time_s": None, "speedup": torch_t / t,
                          "gflops": 1.0 / t, "sgemm_fraction": 0.01 / t,
                          "peak_fraction": 0.005 / t})

@@ -27,11 +27,15 @@ docs' performance page, ``docs/gen_perf.py``) has this schema::
                  "numpy": str, "torch": str | null, "date": iso str},
      "sgemm_gflops": float,
      "fma_peak_gflops": float | null,
-     "rows": [{"workload": str, "op": str, "backend": str, "time_s": float,
+     "rows": [{"workload": str, "op": str, "backend": str, "path": str | null,
+               "time_s": float,
                "torch_time_s": float | null, "scipy_time_s": float | null,
                "speedup": float | null, "gflops": float, "sgemm_fraction": float,
                "peak_fraction": float | null}]}
 
+``path`` is the path the ``cython`` backend's planner took for the call
+(:func:`cython_paths`; several joined by ``+`` when the call makes several
+backend calls; null on the other backends).
 ``speedup`` is ``torch_time_s / time_s`` (above 1: pyconv is faster; null
 when PyTorch was not timed or has no function for the workload);
 ``scipy_time_s`` is the time of :func:`scipy.signal.correlate` with
@@ -84,6 +88,7 @@ __all__ = [
     "pyconv_callable",
     "torch_callable",
     "scipy_callable",
+    "cython_paths",
     "run_benchmarks",
     "format_table",
     "machine_info",
@@ -95,6 +100,7 @@ ROW_SCHEMA = {
     "workload": (str,),
     "op": (str,),
     "backend": (str,),
+    "path": (str, type(None)),
     "time_s": (float,),
     "torch_time_s": (float, type(None)),
     "scipy_time_s": (float, type(None)),
@@ -392,6 +398,33 @@ def pyconv_callable(wl: Workload, backend: str, inputs=None) -> Callable[[], obj
     args = wl.call_args(wl.make_inputs() if inputs is None else inputs)
     kw = dict(wl.kwargs, backend=backend)
     return lambda: fn(*args, **kw)
+
+
+def cython_paths(wl: Workload, inputs=None) -> Optional[str]:
+    """The path(s) the ``cython`` planner takes for ``wl``: one call, watched.
+
+    The backend plans each of its calls with :func:`pyconv._cy.plan`; this
+    runs the workload once with that function wrapped to note each plan's
+    path.  None when the backend is not available.
+    """
+    from pyconv import _cy
+
+    original = _cy.plan
+    seen: List[str] = []
+
+    def noting(*args, **kwargs):
+        p = original(*args, **kwargs)
+        seen.append(p.path)
+        return p
+
+    _cy.plan = noting
+    try:
+        pyconv_callable(wl, "cython", inputs)()
+    except pyconv.BackendUnavailableError:
+        return None
+    finally:
+        _cy.plan = original
+    return "+".join(dict.fromkeys(seen)) or None
 
 
 def torch_callable(wl: Workload, inputs=None) -> Optional[Callable[[], object]]:
@@ -698,6 +731,7 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
                 "workload": wl.label,
                 "op": wl.op,
                 "backend": name,
+                "path": cython_paths(wl, inputs) if name == "cython" else None,
                 "time_s": float(t),
                 "torch_time_s": None if torch_t is None else float(torch_t),
                 "scipy_time_s": None if scipy_t is None else float(scipy_t),
@@ -751,7 +785,8 @@ def format_table(result: Dict[str, Any]) -> str:
     rows = result["rows"]
     has_torch = any(r["torch_time_s"] is not None for r in rows)
     has_scipy = any(r["scipy_time_s"] is not None for r in rows)
-    headers = ["workload", "backend", "time"]
+    has_path = any(r["path"] is not None for r in rows)
+    headers = ["workload", "backend"] + (["path"] if has_path else []) + ["time"]
     if has_torch:
         headers += ["torch", "speedup"]
     if has_scipy:
@@ -760,7 +795,8 @@ def format_table(result: Dict[str, Any]) -> str:
     headers += ["GFLOP/s", "% sgemm"] + (["% peak"] if has_peak else [])
     body = []
     for r in rows:
-        line = [r["workload"], r["backend"], fmt_time(r["time_s"])]
+        line = [r["workload"], r["backend"]] + ([r["path"] or "-"] if has_path else [])
+        line.append(fmt_time(r["time_s"]))
         if has_torch:
             line += [fmt_time(r["torch_time_s"]),
                      "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"]
