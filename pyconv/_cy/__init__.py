@@ -117,11 +117,22 @@ and the plan's ``workspace`` is computed from them in one place
 
 Threads (the per-call heuristic)
 --------------------------------
-``n = pyconv.get_num_threads()``.  The plan cuts the work into items
+``n = pyconv.get_num_threads()``, or **one** thread for a call of fewer
+than ``SERIAL_MACS`` (2**21) multiply-adds (``spec.flops / 2``, the same
+count for the three primitives): the measured break-even of a second
+thread on the development machine is near 0.5M multiply-adds and the gain
+stays under 10% up to 2M, while a call that waits at the end of its
+parallel region for a thread descheduled by a CPU-bound neighbour process
+loses a scheduler time slice (a 30 us call took 4-16 ms).  With one thread
+``run_items`` enters no parallel region, so the OpenMP team is not woken.
+A forced path (the test hook below) keeps ``n``, so that the tests run the
+threads on small shapes.  The plan cuts the work into items
 (conv: batch x group x tile; conv_weight: fixed slots of (image, tile);
 conv_transpose: per phase as conv, or batch x group x slab, or blocks of
 images; direct: batch x channel, or weight pairs) and runs them on
-``min(n, items)`` OpenMP threads while every BLAS library is held to
+``min(n, items)`` OpenMP threads, each taking the next item when it is
+free (a dynamic schedule: a thread descheduled by another process does
+not hold the others up for the rest of the call) while every BLAS library is held to
 **one** thread (threadpoolctl, ``user_api="blas"``) so that nothing is
 oversubscribed; the kernels never start more threads than they have items.
 When batch x groups alone gives fewer than ``TARGET_ITEMS`` items the plan
@@ -253,6 +264,7 @@ def _plan_cached(op, spec, dtype, n, forced, simd, exact, tuning):
             p = unit.plan(op, spec, tgt, n)
             if p is not None:
                 return p
+    n = _planning.threads_for(spec, n)       # small calls: one thread (not for forced paths)
     for unit in ORDER:
         if exact and not unit.exact:
             continue
