@@ -141,8 +141,6 @@ class OpenCLBackend(Backend):
         self.context = cl.Context([device])
         self.queue = cl.CommandQueue(self.context)
         self.fp64 = device_has_fp64(device)
-        #: read once: ``auto`` asks for every call (a device query costs microseconds)
-        self.is_gpu = bool(device.type & cl.device_type.GPU)
         self.programs = ProgramCache()
         self._plans: OrderedDict[Tuple[Any, ...], Tuple[cl.Buffer, List[Any]]] = OrderedDict()
         self._plan_lock = threading.Lock()
@@ -195,7 +193,7 @@ class OpenCLBackend(Backend):
         return None
 
     def prefers(self, op: str, spec, dtype) -> bool:
-        if not self.is_gpu:
+        if not self.device.type & cl.device_type.GPU:
             return False
         if np.dtype(dtype) != np.float32 or self.supports(op, spec, dtype) is not None:
             return False
