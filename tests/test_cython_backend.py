@@ -779,6 +779,81 @@ def test_peak_memory_bounded(path, op):
 
 
 # ---------------------------------------------------------------------------
+# threadpoolctl
+
+_THREADPOOL_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import threadpoolctl
+    import pyconv
+    from pyconv import _cy
+    from pyconv._spec import ConvSpec
+    big = ConvSpec(False, 8, 64, 64, 1, (4096,), (4094,), (3,), (1,), ((0, 0),), (1,))
+    def threads():
+        # what get_num_threads says and what a large call's plan runs
+        return [pyconv.get_num_threads(), _cy.plan("conv", big, np.float32).omp_threads]
+    x = np.ones((1, 1, 8)); w = np.ones((1, 1, 3))
+    pyconv.conv1d(x, w, backend="cython")             # the OpenMP runtime is loaded now
+    seen = {}
+    seen["openmp_libs"] = sum(i["user_api"] == "openmp" for i in threadpoolctl.threadpool_info())
+    seen["free"] = threads()
+    with threadpoolctl.threadpool_limits(1):
+        seen["limits_1"] = threads()
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        seen["openmp_1"] = threads()
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        seen["blas_1"] = threads()
+    with threadpoolctl.threadpool_limits(8):
+        seen["limits_8"] = threads()
+    pyconv.set_num_threads(2)
+    with threadpoolctl.threadpool_limits(1):
+        seen["set_2_limits_1"] = threads()
+    seen["set_2"] = threads()
+    print(json.dumps(seen))
+""")
+
+
+def _threadpool_run(**env_vars):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYCONV_NUM_THREADS", "OMP_NUM_THREADS")}
+    env.update(env_vars)
+    res = subprocess.run([sys.executable, "-c", _THREADPOOL_SCRIPT], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.mark.skipif(CY is None or not cy_mod._build.build_info()["openmp"],
+                    reason="the cython backend is built without OpenMP")
+@pytest.mark.parametrize("env_vars", [
+    pytest.param({"PYCONV_NUM_THREADS": "2"}, id="PYCONV_NUM_THREADS=2"),
+    pytest.param({"PYCONV_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"},
+                 id="PYCONV_NUM_THREADS=2,OMP_NUM_THREADS=1"),
+    pytest.param({"OMP_NUM_THREADS": "2"}, id="OMP_NUM_THREADS=2"),
+])
+def test_threadpoolctl_limits_pyconv_threads(env_vars):
+    """threadpool_limits(1) (all APIs or "openmp") holds pyconv to one thread.
+
+    Precedence: set_num_threads, PYCONV_NUM_THREADS, OMP_NUM_THREADS give the
+    count; a limit lowered by threadpoolctl caps it; a limit the runtime had
+    from the start (OMP_NUM_THREADS=1 under PYCONV_NUM_THREADS=2) does not;
+    a BLAS-only limit, or a limit above the count, changes nothing.
+    """
+    seen = _threadpool_run(**env_vars)
+    assert seen["openmp_libs"] >= 1            # threadpoolctl sees pyconv's OpenMP runtime
+    # OMP_NUM_THREADS=1 at start-up: a limit of 1 set later is not a lowering (the
+    # runtime cannot tell them apart), so pyconv's own count stands
+    capped = [2, 2] if env_vars.get("OMP_NUM_THREADS") == "1" else [1, 1]
+    assert seen["free"] == [2, 2], seen
+    assert seen["limits_1"] == capped, seen
+    assert seen["openmp_1"] == capped, seen
+    assert seen["blas_1"] == [2, 2], seen
+    assert seen["limits_8"] == [2, 2], seen
+    assert seen["set_2_limits_1"] == capped, seen
+    assert seen["set_2"] == [2, 2], seen
+
+
+# ---------------------------------------------------------------------------
 # Ctrl-C
 
 _SIGINT_SCRIPT = textwrap.dedent("""

@@ -180,6 +180,9 @@ except ImportError as exc:  # not built (e.g. a source checkout without a build)
     _IMPORT_ERROR = exc
 else:
     _IMPORT_ERROR = None
+    #: the OpenMP runtime's thread limit when this module was loaded (see
+    #: :meth:`CythonBackend.thread_limit`)
+    _OMP_INITIAL = _build.omp_max_threads()
 
 __all__ = ["CythonBackend", "force_paths", "load", "plan"]
 
@@ -286,6 +289,18 @@ class CythonBackend(Backend):
         if not 1 <= spec.nd <= 3:
             return f"{spec.nd}-d convolutions are not built (1, 2 or 3 spatial dims)"
         return None
+
+    def thread_limit(self):
+        """The OpenMP runtime's current limit when lower than at load time, else None.
+
+        ``threadpoolctl.threadpool_limits(n)`` lowers it (``omp_set_num_threads``
+        for the calling thread): pyconv then runs at most ``n`` threads.  A
+        limit the runtime had from the start (``OMP_NUM_THREADS``) is not a
+        cap: it is already one of :func:`pyconv.get_num_threads`' sources,
+        after ``set_num_threads`` and ``PYCONV_NUM_THREADS``.
+        """
+        current = _build.omp_max_threads()
+        return current if current < _OMP_INITIAL else None
 
     def info(self):
         facts = dict(_build.build_info())
