@@ -853,6 +853,33 @@ def test_threadpoolctl_limits_pyconv_threads(env_vars):
     assert seen["set_2"] == [2, 2], seen
 
 
+_POLICY_SCRIPT = textwrap.dedent("""
+    import os
+    import numpy as np
+    import pyconv
+    pyconv.conv1d(np.ones((1, 1, 8)), np.ones((1, 1, 3)), backend="cython")
+    print("after:", os.environ.get("OMP_WAIT_POLICY"))
+""")
+
+
+@pytest.mark.skipif(CY is None or not cy_mod._build.build_info()["openmp"],
+                    reason="the cython backend is built without OpenMP")
+@pytest.mark.parametrize("user,shown", [(None, "PASSIVE"), ("active", "ACTIVE"),
+                                        ("passive", "PASSIVE")])
+def test_openmp_wait_policy_default_and_user_setting(user, shown):
+    """The runtime waits passively unless the user chose; the environment is left as it was."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env["OMP_DISPLAY_ENV"] = "TRUE"      # libgomp prints its settings when it loads
+    if user is not None:
+        env["OMP_WAIT_POLICY"] = user
+    res = subprocess.run([sys.executable, "-c", _POLICY_SCRIPT], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    assert f"OMP_WAIT_POLICY = '{shown}'" in res.stderr, res.stderr
+    assert f"after: {user}" in res.stdout, res.stdout
+
+
 # ---------------------------------------------------------------------------
 # Ctrl-C
 
