@@ -610,7 +610,7 @@ def busy_neighbours(count: Optional[int] = None) -> Iterator[None]:
             count = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):  # pragma: no cover - non-Linux
             count = os.cpu_count() or 1
-    procs: List[subprocess.Popen] = []
+    procs: List["subprocess.Popen[bytes]"] = []
     try:
         for _ in range(count):
             procs.append(subprocess.Popen([sys.executable, "-c", _NEIGHBOUR]))
