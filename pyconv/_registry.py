@@ -124,6 +124,15 @@ class Backend(abc.ABC):
         """Facts for ``python -m pyconv info`` (threads, devices, build flags...)."""
         return {}
 
+    def thread_limit(self) -> Optional[int]:
+        """A cap on :func:`get_num_threads` set outside pyconv, or None.
+
+        Asked at every :func:`get_num_threads` of a loaded backend; the
+        ``cython`` backend returns its OpenMP runtime's limit when something
+        (``threadpoolctl.threadpool_limits``) lowered it.
+        """
+        return None
+
     # -- array placement ------------------------------------------------------
     # The front layer moves every operand through these hooks, so one code
     # path serves host and device arrays.  The defaults are NumPy's; a
@@ -646,7 +655,12 @@ def get_num_threads() -> int:
         process forked from one whose OpenMP runtime was loaded (see
         :func:`_after_fork_in_child`).  Inside a task of a Dask graph built
         by pyconv: that task's share of them (see the Dask page of the
-        documentation).
+        documentation).  Whichever it is, it is capped by the OpenMP
+        runtime's current limit (``omp_get_max_threads()``, read for every
+        call) when that limit is below the one it had when pyconv loaded
+        it: ``threadpoolctl.threadpool_limits(n)`` (or with
+        ``user_api="openmp"``) holds pyconv to ``n`` threads, as it does
+        scikit-learn's OpenMP code.
 
     Examples
     --------
@@ -657,15 +671,18 @@ def get_num_threads() -> int:
     """
     if _fork_single_thread:
         return 1
-    ctx = _context_threads.get()
-    if ctx is not None:
-        return ctx
-    if _num_threads is not None:
-        return _num_threads
-    env = _env_threads()
-    if env is not None:
-        return env
-    return _cpus()
+    n = _context_threads.get()
+    if n is None:
+        n = _num_threads
+    if n is None:
+        n = _env_threads()
+    if n is None:
+        n = _cpus()
+    for backend in list(_loaded.values()):   # a cap set outside pyconv (threadpoolctl)
+        limit = backend.thread_limit()
+        if limit is not None and limit < n:
+            n = max(1, limit)
+    return n
 
 
 # --------------------------------------------------------------------------

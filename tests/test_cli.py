@@ -432,6 +432,40 @@ def test_check_case_grows_a_transposed_input_whose_output_would_be_empty():
 # bench
 
 
+def _neighbour_children():
+    """Pids of this process's children running the bench's neighbour loop."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except (OSError, IndexError, ValueError):   # gone meanwhile
+            continue
+        if ppid == os.getpid() and bench._NEIGHBOUR.encode() in cmdline:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_busy_neighbours_started_and_killed():
+    """The busy workloads' neighbours run during the block and are gone after, even on error."""
+    assert _neighbour_children() == []
+    with pytest.raises(RuntimeError, match="inside"):
+        with bench.busy_neighbours(2):
+            assert len(_neighbour_children()) == 2
+            raise RuntimeError("inside")
+    assert _neighbour_children() == []
+    busy = bench.get_workload("small_call_busy")
+    assert busy.busy and busy.calls > 1 and not bench.get_workload("small_call").busy
+    assert busy.spec == bench.get_workload("small_call").spec
+    with pytest.raises(ValueError, match="calls"):
+        busy.replace(calls=0)
+
+
 def test_bench_quick_reference_json(tmp_path):
     path = tmp_path / "bench.json"
     res = run_cli("bench", "--quick", "--backend", "reference", "--repeat", "1",

@@ -488,6 +488,73 @@ def test_plan_threads_follow_items():
     assert p.items == 3 and p.omp_threads == 3
 
 
+@pytest.mark.parametrize("op", ["conv", "conv_transpose", "conv_weight"])
+def test_small_calls_plan_one_thread(op):
+    """Below SERIAL_MACS multiply-adds the planner uses one thread, from it two.
+
+    The multiply-adds are counted here from the shapes (1-d, no padding:
+    every tap of every output position is one product per channel pair),
+    independently of ``ConvSpec.flops``.
+    """
+    n, cin, cout, k = 1, 16, 32, 4
+    per_position = cin * cout * k            # products per output (conv) / input position
+    threshold = cy_mod._planning.SERIAL_MACS
+    assert threshold % per_position == 0
+    for positions, want in ((threshold // per_position - 1, 1),
+                            (threshold // per_position, 2)):
+        if op == "conv_transpose":
+            spec = transposed_spec(n, cin, cout, (positions,), (k,))
+            macs = n * cin * cout * k * spec.in_size[0]
+        else:
+            spec = conv_spec(n, cin, cout, (positions + k - 1,), (k,))
+            macs = n * cout * cin * k * spec.out_size[0]
+        assert (macs < threshold) == (want == 1)
+        p = cy_mod.plan(op, spec, np.float32, 2)
+        assert p.items >= 2, p
+        assert p.omp_threads == want, (macs, p)
+        for q in p.parts:
+            assert q.omp_threads <= want, (macs, q)
+    # a forced path keeps the threads asked for (the tests run threads on small shapes)
+    tiny = conv_spec(1, 16, 32, (200,), (4,))
+    assert forced_plan("implicit", "conv", tiny, nthreads=2).omp_threads == 2
+
+
+_NEIGHBOUR = "while True: pass"
+
+
+def test_small_call_with_busy_neighbours_is_not_slowed_down(rng):
+    """A tiny call with a CPU-bound process on every core finishes in bounded time.
+
+    The bound is generous (a median of 2 ms over 50 calls, for a call of
+    about 50 us): it guards the one-thread rule for small calls.  Two threads
+    made this call wait at the end of its parallel region for a partner
+    descheduled by a neighbour: 4-16 ms per call.  Speed itself is measured
+    by the benchmark (``python -m pyconv bench``, "small call, busy").
+    """
+    import time
+    x = rng.standard_normal((2, 4, 32)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 5)).astype(np.float32)
+    want = pyconv.conv1d(x, w, backend="reference")
+    neighbours = []
+    try:
+        for _ in range(os.cpu_count() or 1):
+            neighbours.append(subprocess.Popen([sys.executable, "-c", _NEIGHBOUR]))
+        time.sleep(0.2)
+        times = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            got = pyconv.conv1d(x, w, backend="cython")
+            times.append(time.perf_counter() - t0)
+    finally:
+        for proc in neighbours:
+            proc.kill()
+        for proc in neighbours:
+            proc.wait()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert np.median(times) < 2e-3, sorted(times)
+
+
+
 # ---------------------------------------------------------------------------
 # threads
 
@@ -709,6 +776,108 @@ def test_peak_memory_bounded(path, op):
     assert res.returncode == 0, res.stderr
     extra, out_bytes = map(int, res.stdout.split())
     assert extra <= out_bytes + cy_mod._planning.WORKSPACE_BYTES, (extra, out_bytes)
+
+
+# ---------------------------------------------------------------------------
+# threadpoolctl
+
+_THREADPOOL_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import threadpoolctl
+    import pyconv
+    from pyconv import _cy
+    from pyconv._spec import ConvSpec
+    big = ConvSpec(False, 8, 64, 64, 1, (4096,), (4094,), (3,), (1,), ((0, 0),), (1,))
+    def threads():
+        # what get_num_threads says and what a large call's plan runs
+        return [pyconv.get_num_threads(), _cy.plan("conv", big, np.float32).omp_threads]
+    x = np.ones((1, 1, 8)); w = np.ones((1, 1, 3))
+    pyconv.conv1d(x, w, backend="cython")             # the OpenMP runtime is loaded now
+    seen = {}
+    seen["openmp_libs"] = sum(i["user_api"] == "openmp" for i in threadpoolctl.threadpool_info())
+    seen["free"] = threads()
+    with threadpoolctl.threadpool_limits(1):
+        seen["limits_1"] = threads()
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        seen["openmp_1"] = threads()
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        seen["blas_1"] = threads()
+    with threadpoolctl.threadpool_limits(8):
+        seen["limits_8"] = threads()
+    pyconv.set_num_threads(2)
+    with threadpoolctl.threadpool_limits(1):
+        seen["set_2_limits_1"] = threads()
+    seen["set_2"] = threads()
+    print(json.dumps(seen))
+""")
+
+
+def _threadpool_run(**env_vars):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYCONV_NUM_THREADS", "OMP_NUM_THREADS")}
+    env.update(env_vars)
+    res = subprocess.run([sys.executable, "-c", _THREADPOOL_SCRIPT], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.mark.skipif(CY is None or not cy_mod._build.build_info()["openmp"],
+                    reason="the cython backend is built without OpenMP")
+@pytest.mark.parametrize("env_vars", [
+    pytest.param({"PYCONV_NUM_THREADS": "2"}, id="PYCONV_NUM_THREADS=2"),
+    pytest.param({"PYCONV_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"},
+                 id="PYCONV_NUM_THREADS=2,OMP_NUM_THREADS=1"),
+    pytest.param({"OMP_NUM_THREADS": "2"}, id="OMP_NUM_THREADS=2"),
+])
+def test_threadpoolctl_limits_pyconv_threads(env_vars):
+    """threadpool_limits(1) (all APIs or "openmp") holds pyconv to one thread.
+
+    Precedence: set_num_threads, PYCONV_NUM_THREADS, OMP_NUM_THREADS give the
+    count; a limit lowered by threadpoolctl caps it; a limit the runtime had
+    from the start (OMP_NUM_THREADS=1 under PYCONV_NUM_THREADS=2) does not;
+    a BLAS-only limit, or a limit above the count, changes nothing.
+    """
+    seen = _threadpool_run(**env_vars)
+    assert seen["openmp_libs"] >= 1            # threadpoolctl sees pyconv's OpenMP runtime
+    # OMP_NUM_THREADS=1 at start-up: a limit of 1 set later is not a lowering (the
+    # runtime cannot tell them apart), so pyconv's own count stands
+    capped = [2, 2] if env_vars.get("OMP_NUM_THREADS") == "1" else [1, 1]
+    assert seen["free"] == [2, 2], seen
+    assert seen["limits_1"] == capped, seen
+    assert seen["openmp_1"] == capped, seen
+    assert seen["blas_1"] == [2, 2], seen
+    assert seen["limits_8"] == [2, 2], seen
+    assert seen["set_2_limits_1"] == capped, seen
+    assert seen["set_2"] == [2, 2], seen
+
+
+_POLICY_SCRIPT = textwrap.dedent("""
+    import os
+    import numpy as np
+    import pyconv
+    pyconv.conv1d(np.ones((1, 1, 8)), np.ones((1, 1, 3)), backend="cython")
+    print("after:", os.environ.get("OMP_WAIT_POLICY"))
+""")
+
+
+@pytest.mark.skipif(CY is None or not cy_mod._build.build_info()["openmp"],
+                    reason="the cython backend is built without OpenMP")
+@pytest.mark.parametrize("user,shown", [(None, "PASSIVE"), ("active", "ACTIVE"),
+                                        ("passive", "PASSIVE")])
+def test_openmp_wait_policy_default_and_user_setting(user, shown):
+    """The runtime waits passively unless the user chose; the environment is left as it was."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env["OMP_DISPLAY_ENV"] = "TRUE"      # libgomp prints its settings when it loads
+    if user is not None:
+        env["OMP_WAIT_POLICY"] = user
+    res = subprocess.run([sys.executable, "-c", _POLICY_SCRIPT], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    assert f"OMP_WAIT_POLICY = '{shown}'" in res.stderr, res.stderr
+    assert f"after: {user}" in res.stdout, res.stdout
 
 
 # ---------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Workloads: :data:`pyconv._cli.bench.WORKLOADS` (float32, the Cython issue's list
 the parameters are ``backend`` first, then ``workload``.
 """
 
+import contextlib
+
 import numpy as np
 
 from pyconv._cli import bench
@@ -12,7 +14,12 @@ from .common import BACKENDS, WORKLOADS, finish, require_backend, touch
 
 
 class Conv:
-    """Wall time of one public call (front layer included), after a warm-up call."""
+    """Wall time of one public call (front layer included), after a warm-up call.
+
+    A workload marked ``busy`` runs with a CPU-bound neighbour process on
+    every core (started in ``setup``, killed in ``teardown``); one with
+    ``calls > 1`` is timed as that many calls in a row.
+    """
 
     params = [BACKENDS, WORKLOADS]
     param_names = ["backend", "workload"]
@@ -22,10 +29,17 @@ class Conv:
         require_backend(backend)
         self.workload = bench.get_workload(workload)
         self.fn = bench.pyconv_callable(self.workload, backend)
+        self.neighbours = contextlib.ExitStack()
+        if self.workload.busy:
+            self.neighbours.enter_context(bench.busy_neighbours())
         finish(self.fn())  # warm up: OpenCL programs compiled, caches filled
 
+    def teardown(self, backend, workload):
+        self.neighbours.close()
+
     def time_op(self, backend, workload):
-        finish(self.fn())
+        for _ in range(self.workload.calls):
+            finish(self.fn())
 
     def track_gflops(self, backend, workload):
         # GFLOP/s of the best of three calls (2 x multiply-adds / time)

@@ -55,16 +55,18 @@ checks a result against this schema exactly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
 import os
 import platform
 import re
+import subprocess
 import sys
 import time
 from math import prod
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -82,6 +84,7 @@ __all__ = [
     "WORKLOAD_NAMES",
     "get_workload",
     "best_of",
+    "busy_neighbours",
     "interleaved_best_of",
     "sgemm_callable",
     "fma_peak",
@@ -155,6 +158,13 @@ class Workload:
         sgemm fraction is a meaningful target.
     tag : str, optional
         A word put before the description in :attr:`label` ("depthwise").
+    calls : int
+        Calls per timing: each time is the mean of ``calls`` back-to-back
+        calls (a small call's occasional stall shows in it where the best
+        single call would hide it).
+    busy : bool
+        Time it with a CPU-bound neighbour process on every core
+        (:func:`busy_neighbours`): a busy machine.
     **kwargs
         The call's keyword arguments (``stride``, ``padding``, ``dilation``,
         ``groups`` and, for transposed ops, ``output_padding``).
@@ -166,7 +176,7 @@ class Workload:
     """
 
     def __init__(self, name: str, op: str, x_shape, w_shape, *, dense: bool = False,
-                 tag: Optional[str] = None, **kwargs):
+                 tag: Optional[str] = None, calls: int = 1, busy: bool = False, **kwargs):
         match = _OP_NAME.fullmatch(op)
         if match is None:
             raise ValueError(f"unknown op {op!r} (a function of pyconv or pyconv.grad)")
@@ -184,6 +194,10 @@ class Workload:
         self.kwargs = dict(kwargs)
         self.dense = dense
         self.tag = tag
+        if int(calls) < 1:
+            raise ValueError(f"calls must be at least 1, got {calls}")
+        self.calls = int(calls)
+        self.busy = bool(busy)
         #: the layer's geometry, as the front layer validates a user's call
         self.spec: ConvSpec = self._layer_call().spec
 
@@ -256,7 +270,8 @@ class Workload:
     def replace(self, **changes) -> "Workload":
         """A copy with some fields or keyword arguments changed (the quick sizes)."""
         fields = dict(name=self.name, op=self.op, x_shape=self.x_shape,
-                      w_shape=self.w_shape, dense=self.dense, tag=self.tag, **self.kwargs)
+                      w_shape=self.w_shape, dense=self.dense, tag=self.tag,
+                      calls=self.calls, busy=self.busy, **self.kwargs)
         fields.update(changes)
         return Workload(**fields)
 
@@ -366,6 +381,11 @@ _PAIRS = [
     _w("conv2d_large_kernel", "conv2d", (2, 8, 256, 256), (8, 8, 31, 31),
        dict(x_shape=(1, 2, 16, 16), w_shape=(2, 2, 5, 5), padding=2), padding=15,
        tag="large-kernel"),
+    # small calls: the per-call overhead, and the same tiny call with a CPU-bound
+    # neighbour process on every core (the runner starts and stops them)
+    _w("small_call", "conv1d", (2, 4, 32), (8, 4, 5), {}, calls=50, tag="small call"),
+    _w("small_call_busy", "conv1d", (2, 4, 32), (8, 4, 5), {}, calls=50, busy=True,
+       tag="small call, busy"),
 ]
 
 #: The full-size workloads, in table order.
@@ -574,6 +594,46 @@ def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
     return best
 
 
+#: What a neighbour process runs: a CPU-bound loop.
+_NEIGHBOUR = "while True: pass"
+
+
+@contextlib.contextmanager
+def busy_neighbours(count: Optional[int] = None) -> Iterator[None]:
+    """A busy machine for the block: ``count`` CPU-bound processes (default: one per core).
+
+    The processes are started at the beginning of the block and killed at
+    its end, whatever happens inside.
+    """
+    if count is None:
+        try:
+            count = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # pragma: no cover - non-Linux
+            count = os.cpu_count() or 1
+    procs: List["subprocess.Popen[bytes]"] = []
+    try:
+        for _ in range(count):
+            procs.append(subprocess.Popen([sys.executable, "-c", _NEIGHBOUR]))
+        time.sleep(0.2)  # let them reach their loops
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def _repeated(fn: Callable[[], object], calls: int) -> Callable[[], object]:
+    """``fn`` called ``calls`` times in a row (a workload's timed unit)."""
+    if calls == 1:
+        return fn
+
+    def run():
+        for _ in range(calls):
+            fn()
+    return run
+
+
 def _warm(fn: Callable[[], object], calls: int, seconds: float, max_calls: int = 100) -> None:
     """Call ``fn`` at least ``calls`` times and until ``seconds`` were spent in it.
 
@@ -722,7 +782,10 @@ def run_benchmarks(backends: Sequence[str], workloads: Sequence[Workload], *,
         # The sgemm ceiling is measured outside the rounds: after a NumPy
         # matmul, OpenBLAS's idle workers keep spinning for tens of
         # milliseconds and would slow whichever contender runs next.
-        times = interleaved_best_of(fns, repeat, warmup, max_seconds, warmup_time)
+        fns = {name: _repeated(fn, wl.calls) for name, fn in fns.items()}
+        with busy_neighbours() if wl.busy else contextlib.nullcontext():
+            times = interleaved_best_of(fns, repeat, warmup, max_seconds, warmup_time)
+        times = {name: t / wl.calls for name, t in times.items()}
         bar.advance()
         torch_t, scipy_t = times.get("torch"), times.get("scipy")
         for name in backends:

@@ -117,11 +117,24 @@ and the plan's ``workspace`` is computed from them in one place
 
 Threads (the per-call heuristic)
 --------------------------------
-``n = pyconv.get_num_threads()``.  The plan cuts the work into items
+``n = pyconv.get_num_threads()``, or **one** thread for a call of fewer
+than ``SERIAL_MACS`` (2**21) multiply-adds (``spec.flops / 2``, the same
+count for the three primitives): the measured break-even of a second
+thread on the development machine is near 0.5M multiply-adds and the gain
+stays under 10% up to 2M, while a call that waits at the end of its
+parallel region for a thread descheduled by a CPU-bound neighbour process
+loses a scheduler time slice (a 30 us call took 4-16 ms).  With one thread
+``run_items`` enters no parallel region, so the OpenMP team is not woken.
+A forced path (the test hook below) keeps ``n``, so that the tests run the
+threads on small shapes.  The runtime's waiting threads sleep rather than
+spin (``OMP_WAIT_POLICY=passive`` unless the user set a policy: see
+:func:`_wait_policy_default` for why).  The plan cuts the work into items
 (conv: batch x group x tile; conv_weight: fixed slots of (image, tile);
 conv_transpose: per phase as conv, or batch x group x slab, or blocks of
 images; direct: batch x channel, or weight pairs) and runs them on
-``min(n, items)`` OpenMP threads while every BLAS library is held to
+``min(n, items)`` OpenMP threads, each taking the next item when it is
+free (a dynamic schedule: a thread descheduled by another process does
+not hold the others up for the rest of the call) while every BLAS library is held to
 **one** thread (threadpoolctl, ``user_api="blas"``) so that nothing is
 oversubscribed; the kernels never start more threads than they have items.
 When batch x groups alone gives fewer than ``TARGET_ITEMS`` items the plan
@@ -153,11 +166,42 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._registry import Backend, get_algorithms, get_num_threads
+
+#: The OpenMP wait policy pyconv's runtime gets unless the user chose one.
+WAIT_POLICY = "passive"
+
+
+def _wait_policy_default() -> bool:
+    """Give the OpenMP runtime a passive wait policy while it loads, unless the
+    user set one (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``) or it is loaded already.
+
+    libgomp reads these variables once, when it is loaded; the variable is
+    removed again right after, so the environment the user and child
+    processes see is unchanged.  Why (measured on the development machine,
+    medians per process): threads that spin while they wait take the CPU from
+    their descheduled partners when other processes load the cores; a
+    2-thread call of 83M multiply-adds took 10-80 ms instead of 2.5-12 ms
+    (one thread: 2.4-19 ms), one of 5M sometimes 12-24 ms instead of 0.24
+    ms.  The price on a quiet machine: waking a sleeping thread costs some
+    tens of microseconds per call (5M multiply-adds: 0.24 instead of 0.17 ms).
+    Returns whether the variable was set (and must be removed).
+    """
+    from .._registry import _openmp_runtime_loaded
+
+    if ("OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+            or _openmp_runtime_loaded()):
+        return False
+    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+    return True
+
+
+_policy_set = _wait_policy_default()
 
 _IMPORT_ERROR: Optional[ImportError]
 try:
@@ -169,6 +213,13 @@ except ImportError as exc:  # not built (e.g. a source checkout without a build)
     _IMPORT_ERROR = exc
 else:
     _IMPORT_ERROR = None
+finally:
+    if _policy_set:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+if _IMPORT_ERROR is None:
+    #: the OpenMP runtime's thread limit when this module was loaded (see
+    #: :meth:`CythonBackend.thread_limit`)
+    _OMP_INITIAL = _build.omp_max_threads()
 
 __all__ = ["CythonBackend", "force_paths", "load", "plan"]
 
@@ -253,6 +304,7 @@ def _plan_cached(op, spec, dtype, n, forced, simd, exact, tuning):
             p = unit.plan(op, spec, tgt, n)
             if p is not None:
                 return p
+    n = _planning.threads_for(spec, n)       # small calls: one thread (not for forced paths)
     for unit in ORDER:
         if exact and not unit.exact:
             continue
@@ -274,6 +326,18 @@ class CythonBackend(Backend):
         if not 1 <= spec.nd <= 3:
             return f"{spec.nd}-d convolutions are not built (1, 2 or 3 spatial dims)"
         return None
+
+    def thread_limit(self):
+        """The OpenMP runtime's current limit when lower than at load time, else None.
+
+        ``threadpoolctl.threadpool_limits(n)`` lowers it (``omp_set_num_threads``
+        for the calling thread): pyconv then runs at most ``n`` threads.  A
+        limit the runtime had from the start (``OMP_NUM_THREADS``) is not a
+        cap: it is already one of :func:`pyconv.get_num_threads`' sources,
+        after ``set_num_threads`` and ``PYCONV_NUM_THREADS``.
+        """
+        current = _build.omp_max_threads()
+        return current if current < _OMP_INITIAL else None
 
     def info(self):
         facts = dict(_build.build_info())
@@ -297,6 +361,10 @@ class CythonBackend(Backend):
                     for lib in ctl.lib_controllers]
         except Exception as exc:  # info must never fail
             facts["blas_libraries"] = f"unknown ({exc})"
+        facts["omp_wait_policy"] = (
+            f"{WAIT_POLICY} (pyconv's default)" if _policy_set else
+            "the user's (OMP_WAIT_POLICY / GOMP_SPINCOUNT) or the runtime's, loaded before "
+            "pyconv")
         facts["tile_bytes"] = _planning.TILE_BYTES
         facts["workspace_bytes_max"] = _planning.WORKSPACE_BYTES
         return facts

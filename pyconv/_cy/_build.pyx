@@ -21,6 +21,17 @@ def build_info():
     }
 
 
+def omp_max_threads():
+    """The OpenMP runtime's current thread limit for the calling thread (1 without OpenMP).
+
+    ``omp_get_max_threads()``: what ``OMP_NUM_THREADS`` set at start-up, or
+    what ``omp_set_num_threads`` (threadpoolctl's ``threadpool_limits``)
+    set since.  Cheap enough to read for every call
+    (:meth:`pyconv._cy.CythonBackend.thread_limit`).
+    """
+    return pc_omp_max_threads()
+
+
 def simd_level():
     """The micro-kernels' SIMD level on this CPU: 2 AVX-512, 1 AVX2+FMA, 0 baseline."""
     return pc_uk_level()

@@ -464,18 +464,25 @@ cdef inline void reduce_partials(floating *gw, const floating *part, Py_ssize_t 
     """
     cdef Py_ssize_t CH = 4096
     cdef Py_ssize_t nchunks = (size + CH - 1) // CH
-    cdef Py_ssize_t e, e0, e1, s
+    cdef Py_ssize_t e
     if nparts <= 0 or nchunks == 0:
         return
     if nthreads > nchunks:
         nthreads = <int> nchunks
+    if nthreads <= 1:            # no parallel region: the OpenMP team stays asleep
+        for e in range(nchunks):
+            _reduce_chunk(gw, part, size, nparts, e * CH, CH)
+        return
     for e in prange(nchunks, schedule='static', num_threads=nthreads):
-        e0 = e * CH
-        e1 = e0 + CH
-        if e1 > size:
-            e1 = size
-        for s in range(nparts):
-            add(e1 - e0, part + s * size + e0, gw + e0)
+        _reduce_chunk(gw, part, size, nparts, e * CH, CH)
+
+
+cdef inline void _reduce_chunk(floating *gw, const floating *part, Py_ssize_t size,
+                               Py_ssize_t nparts, Py_ssize_t e0, Py_ssize_t ch) noexcept nogil:
+    """Elements ``e0 .. e0 + ch`` of :func:`reduce_partials`."""
+    cdef Py_ssize_t s, e1 = min(e0 + ch, size)
+    for s in range(nparts):
+        add(e1 - e0, part + s * size + e0, gw + e0)
 
 
 # ---------------------------------------------------------------------------
@@ -512,6 +519,29 @@ cdef inline bint stop_requested(pc_ctl *ctl) noexcept nogil:
     return ctl.stop != 0
 
 
+cdef inline void *_thread_buffer(Py_ssize_t nbytes, pc_ctl *ctl) noexcept nogil:
+    """One thread's block of ``nbytes`` (NULL when 0; sets ``ctl.failed`` when out of memory)."""
+    cdef void *buf = NULL
+    if nbytes > 0:
+        buf = pc_alloc(nbytes)
+        if buf == NULL:
+            ctl.failed = 1
+    return buf
+
+
+cdef inline void _run_slot(
+        void (*item)(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil,
+        const void *task, floating *buf, Py_ssize_t s, Py_ssize_t nitems,
+        Py_ssize_t nslots, pc_ctl *ctl) noexcept nogil:
+    """The items of slot ``s``, in order, until a stop is requested."""
+    cdef Py_ssize_t it
+    for it in range(s * nitems // nslots, (s + 1) * nitems // nslots):
+        if stop_requested(ctl):
+            return
+        item(task, buf, s, it)
+
+
 cdef inline int run_items(
         void (*item)(const void *task, floating *buf, Py_ssize_t slot,
                      Py_ssize_t it) noexcept nogil,
@@ -521,10 +551,16 @@ cdef inline int run_items(
 
     The one parallel pattern of every path.  The items are cut into
     ``nslots`` fixed ranges (``nslots == nitems``: one item each), handed out
-    statically over ``min(nthreads, nslots)`` OpenMP threads; a slot's
-    items run in order on one thread (the conv_weight paths accumulate one
-    partial per slot).  Each thread allocates one block of ``buf_bytes``
-    (its buffers, see :class:`Layout`) and frees it at the end.
+    one at a time (``schedule='dynamic'``) to ``min(nthreads, nslots)``
+    OpenMP threads; a slot's items run in order on one thread (the
+    conv_weight paths accumulate one partial per slot), so the result does
+    not depend on which thread takes which slot.  Handing slots out as the
+    threads become free keeps a call going when a thread is descheduled by
+    a CPU-bound neighbour (a static split made the others wait for it).
+    With one thread no parallel region is entered at all: the OpenMP team
+    is not woken (the planner's one-thread rule for small calls relies on
+    it).  Each thread allocates one block of ``buf_bytes`` (its buffers,
+    see :class:`Layout`) and frees it at the end.
 
     Between items the threads stop early when a signal handler raised
     (Ctrl-C) or a thread could not allocate its block; the exception
@@ -536,7 +572,7 @@ cdef inline int run_items(
     cdef pc_ctl ctl
     cdef pc_ctl *c = &ctl
     cdef floating *buf
-    cdef Py_ssize_t s, it, first, last
+    cdef Py_ssize_t s
     if nitems <= 0:
         return 0
     if nslots > nitems or nslots < 1:
@@ -553,20 +589,17 @@ cdef inline int run_items(
     ctl.exc[0] = ctl.exc[1] = ctl.exc[2] = NULL
     with nogil:
         ctl.next = pc_now() + PC_POLL_SECONDS
-        with parallel(num_threads=nthreads):
-            buf = NULL
-            if buf_bytes > 0:
-                buf = <floating *> pc_alloc(buf_bytes)
-                if buf == NULL:
-                    c.failed = 1
-            for s in prange(nslots, schedule='static'):
-                first = s * nitems // nslots
-                last = (s + 1) * nitems // nslots
-                for it in range(first, last):
-                    if stop_requested(c):
-                        break
-                    item(task, buf, s, it)
+        if nthreads == 1:
+            buf = <floating *> _thread_buffer(buf_bytes, c)
+            for s in range(nslots):
+                _run_slot(item, task, buf, s, nitems, nslots, c)
             free(buf)
+        else:
+            with parallel(num_threads=nthreads):
+                buf = <floating *> _thread_buffer(buf_bytes, c)
+                for s in prange(nslots, schedule='dynamic', chunksize=1):
+                    _run_slot(item, task, buf, s, nitems, nslots, c)
+                free(buf)
     if ctl.exc[0] != NULL:
         PyErr_Restore(<PyObject *> ctl.exc[0], <PyObject *> ctl.exc[1],
                       <PyObject *> ctl.exc[2])

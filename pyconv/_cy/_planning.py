@@ -47,13 +47,23 @@ TILE_COLS = 256
 #: ... while keeping at least this many blocks of images.
 BLOCKS_MIN = 4
 
+#: Calls of fewer multiply-adds than this run on ONE thread, without entering
+#: an OpenMP parallel region.  Measured on the development machine (2-core
+#: AVX-512 Xeon, float32, conv1d and conv2d of 0.2M to 17M multiply-adds,
+#: 1 against 2 threads interleaved): break-even near 0.5M, a second thread
+#: gains under 10% below 2M and 20-30% from 4M.  Below the threshold the
+#: gain is a few microseconds at best, while with CPU-bound neighbour
+#: processes a thread waiting for a descheduled partner loses a scheduler
+#: time slice (milliseconds: a 30 us call took 4-16 ms).
+SERIAL_MACS = 1 << 21
+
 INT_MAX = 2**31 - 1
 
 
 def tuning():
     """The constants above, as a tuple (part of the plan cache's key)."""
     return (TILE_BYTES, MIN_TILE, WORKSPACE_BYTES, PARTIAL_BYTES, MAX_SLOTS,
-            PHASE_MIN_POSITIONS, MIN_GEMM, TARGET_ITEMS, TILE_COLS, BLOCKS_MIN)
+            PHASE_MIN_POSITIONS, MIN_GEMM, TARGET_ITEMS, TILE_COLS, BLOCKS_MIN, SERIAL_MACS)
 
 
 class Plan(NamedTuple):
@@ -161,8 +171,12 @@ def canon(sizes, fill):
     return (fill,) * (3 - len(sizes)) + sizes
 
 
+@functools.lru_cache(maxsize=1024)
 def geo(spec):
-    """The kernels' geometry tuple for a spec (1-d and 2-d padded to 3-d)."""
+    """The kernels' geometry tuple for a spec (1-d and 2-d padded to 3-d).
+
+    Memoised: it is built for every call, and building it costs microseconds.
+    """
     return ((int(spec.batch), int(spec.in_channels), int(spec.out_channels), int(spec.groups))
             + canon(spec.in_size, 1) + canon(spec.out_size, 1)
             + canon(spec.kernel_size, 1) + canon(spec.stride, 1)
@@ -250,6 +264,11 @@ def slots(spec, items, itemsize):
     """conv_weight partial sums: fixed by the spec, within PARTIAL_BYTES."""
     wbytes = prod(spec.weight_shape) * itemsize
     return max(1, min(items, MAX_SLOTS, PARTIAL_BYTES // max(1, wbytes)))
+
+
+def threads_for(spec, n):
+    """The threads a call may use: ``n``, or 1 below :data:`SERIAL_MACS` multiply-adds."""
+    return 1 if spec.flops // 2 < SERIAL_MACS else n
 
 
 def finish(path, items, per_thread, fixed, n, **fields) -> Plan:
