@@ -236,6 +236,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         faulthandler.enable()
     parser, subs = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "compare", None) == "torch":
+        # before anything loads a backend: see torch_available's docstring
+        bench.torch_available()
     _complete(args, parser, subs.get(args.command, parser))
     if args.threads is not None:
         pyconv.set_num_threads(args.threads)

@@ -510,7 +510,16 @@ def scipy_callable(wl: Workload, inputs=None) -> Optional[Callable[[], object]]:
 
 
 def torch_available() -> bool:
-    """Whether ``import torch`` works here (it is imported only for ``--compare torch``)."""
+    """Whether ``import torch`` works here (it is imported only for ``--compare torch``).
+
+    The command line calls it before any backend loads: torch and the
+    ``cython`` backend share one OpenMP runtime (both link ``libgomp.so.1``)
+    and its wait policy is fixed by whichever loads it first.  Imported
+    first, torch runs with its own default policy, as in a user's program
+    that imports only torch, and pyconv runs with the same one (instead of
+    its passive default, see docs/backends.rst, "Threads"): the two are timed
+    on equal terms.
+    """
     try:
         import torch  # noqa: F401
     except Exception:
