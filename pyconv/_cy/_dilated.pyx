@@ -30,10 +30,10 @@ from pyconv._cy._common cimport (Geo, Layout, layout_add, layout_init, layout_pa
 cdef extern from "kernels/dilated.h" nogil:
     void pc_dil_item_f(int level, const pc_geo *g, const float *xg, const float *wp,
                        const float *bias, float *yg, Py_ssize_t t0, Py_ssize_t t1,
-                       Py_ssize_t kcmax, float *col, float *ybuf, Py_ssize_t *off)
+                       Py_ssize_t kcmax, float *col, float *ybuf)
     void pc_dil_item_d(int level, const pc_geo *g, const double *xg, const double *wp,
                        const double *bias, double *yg, Py_ssize_t t0, Py_ssize_t t1,
-                       Py_ssize_t kcmax, double *col, double *ybuf, Py_ssize_t *off)
+                       Py_ssize_t kcmax, double *col, double *ybuf)
     void pc_dil_pack_f(const pc_geo *g, const float *w, Py_ssize_t mr, float *wp)
     void pc_dil_pack_d(const pc_geo *g, const double *w, Py_ssize_t mr, double *wp)
 
@@ -75,7 +75,6 @@ cdef void _layout(const Geo *g, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t nr,
     layout_init(L)
     layout_add(L, kc * ldc * isz)                   # 0: im2col chunk
     layout_add(L, g.cout_g * ldc * isz)             # 1: output block
-    layout_add(L, kc * sizeof(Py_ssize_t))          # 2: row offsets
 
 
 def workspace(tuple geo, Py_ssize_t rows, Py_ssize_t kc, int level, bint dbl):
@@ -104,13 +103,11 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
     if floating is float:
         pc_dil_item_f(t.level, g, xg, wp, bg, yg, t.bounds[tt], t.bounds[tt + 1], t.kc,
                       <float *> layout_part(&t.buf, buf, 0),
-                      <float *> layout_part(&t.buf, buf, 1),
-                      <Py_ssize_t *> layout_part(&t.buf, buf, 2))
+                      <float *> layout_part(&t.buf, buf, 1))
     else:
         pc_dil_item_d(t.level, g, xg, wp, bg, yg, t.bounds[tt], t.bounds[tt + 1], t.kc,
                       <double *> layout_part(&t.buf, buf, 0),
-                      <double *> layout_part(&t.buf, buf, 1),
-                      <Py_ssize_t *> layout_part(&t.buf, buf, 2))
+                      <double *> layout_part(&t.buf, buf, 1))
 
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,

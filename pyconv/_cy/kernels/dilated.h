@@ -32,13 +32,12 @@
 
 /*
  * out block (MR x NR, ld ldo) (+)= W chunk (kc taps, packed panel of MR rows)
- * @ col rows (row k at base + off[k]); ``first``: start from zero.
+ * @ column panel (kc x NR, tap-major); ``first``: start from zero.
  */
 #define PC_DEFINE_DIL_UK(T, S, LV, ATTR, VL, MR, NRV, MRW, NRVW)                    \
 ATTR static inline void pc_dil_uk_##S##LV(                                           \
-    ptrdiff_t kc, const T *restrict wp, const T *restrict base,                      \
-    const ptrdiff_t *restrict off, T *restrict out, ptrdiff_t ldo, ptrdiff_t mrows,  \
-    int first)                                                                       \
+    ptrdiff_t kc, const T *restrict wp, const T *restrict cp, T *restrict out,       \
+    ptrdiff_t ldo, ptrdiff_t mrows, int first)                                       \
 {                                                                                    \
     pc_v##S##LV acc[MR][NRV];                                                        \
     ptrdiff_t k;                                                                     \
@@ -48,9 +47,8 @@ ATTR static inline void pc_dil_uk_##S##LV(                                      
             acc[m][v] = (first || m >= mrows) ? (pc_v##S##LV){0}                     \
                 : *(const pc_vu##S##LV *)(out + m * ldo + v * VL);                   \
     for (k = 0; k < kc; k++) {                                                       \
-        const T *src = base + off[k];                                                \
         pc_v##S##LV c[NRV];                                                          \
-        for (v = 0; v < NRV; v++) c[v] = *(const pc_vu##S##LV *)(src + v * VL);      \
+        for (v = 0; v < NRV; v++) c[v] = *(const pc_vu##S##LV *)(cp + k * NRV * VL + v * VL); \
         for (m = 0; m < MR; m++) {                                                   \
             pc_v##S##LV w = wp[k * MR + m] - (pc_v##S##LV){0};                       \
             for (v = 0; v < NRV; v++) acc[m][v] += w * c[v];                         \
@@ -60,16 +58,17 @@ ATTR static inline void pc_dil_uk_##S##LV(                                      
         for (v = 0; v < NRV; v++)                                                    \
             *(pc_vu##S##LV *)(out + m * ldo + v * VL) = acc[m][v];                   \
 }                                                                                    \
-/* every MR x NR block of a tile; panel m0 of the chunk at wp + (m0/MR) * wstride */ \
+/* every MR x NR block of a tile: weight panel m0 of the chunk at wp + (m0/MR) * \
+   wstride, the chunk's column panels (kc x NR each) at col */                      \
 ATTR static void pc_dil_panels_##S##LV(                                              \
     ptrdiff_t kc, ptrdiff_t mrows, const T *wp, ptrdiff_t wstride, const T *col,     \
-    const ptrdiff_t *off, ptrdiff_t ncols, T *out, ptrdiff_t ldo, int first)         \
+    ptrdiff_t ncols, T *out, ptrdiff_t ldo, int first)                               \
 {                                                                                    \
     const ptrdiff_t NR = NRV * VL;                                                   \
     ptrdiff_t n0, m0;                                                                \
-    for (n0 = 0; n0 < ncols; n0 += NR)                                               \
-        for (m0 = 0; m0 < mrows; m0 += MR)                                           \
-            pc_dil_uk_##S##LV(kc, wp + (m0 / MR) * wstride, col + n0, off,           \
+    for (m0 = 0; m0 < mrows; m0 += MR)                                               \
+        for (n0 = 0; n0 < ncols; n0 += NR)                                           \
+            pc_dil_uk_##S##LV(kc, wp + (m0 / MR) * wstride, col + (n0 / NR) * kc * NR, \
                               out + m0 * ldo + n0, ldo, mrows - m0, first);          \
 }
 
@@ -92,66 +91,82 @@ static void pc_dil_taps(ptrdiff_t o0, ptrdiff_t o1, ptrdiff_t k, ptrdiff_t d, pt
 }
 
 #define PC_DEFINE_DIL(T, S)                                                          \
-/* col[kk][q] = im2col row k0 + kk (k = (ky, kx, c)) at position q of the tile  \
-   [t0, t1) x [0, OX); columns ncols..ldc are zeroed */                              \
+/* the im2col rows k0..k1 (k = (ky, kx, c)) of the tile [t0, t1) x [0, OX), in  \
+   panels of nr positions: col[q / nr][k - k0][q % nr]; positions ncols..ldc are  \
+   zero */                                                                           \
 PC_CLONES static void pc_dil_fill_##S(const pc_geo *g, const T *restrict xg,         \
                                       ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t k0,      \
-                                      ptrdiff_t k1, T *restrict col, ptrdiff_t ldc)  \
+                                      ptrdiff_t k1, ptrdiff_t nr, T *restrict col,   \
+                                      ptrdiff_t ldc)                                 \
 {                                                                                    \
     const ptrdiff_t OX = g->osz[2], IY = g->isz[1], IX = g->isz[2], cin = g->cin_g;  \
+    const ptrdiff_t pstride = (k1 - k0) * nr;   /* one panel */                      \
     ptrdiff_t k, r, i;                                                               \
     for (k = k0; k < k1; k++) {                                                      \
         const ptrdiff_t c = k % cin, kx = (k / cin) % g->ks[2], ky = k / cin / g->ks[2]; \
         /* the valid outputs [a, b) of this tap along x */                           \
         const ptrdiff_t sx = kx * g->dl[2] - g->lo[2];                               \
         ptrdiff_t a = -sx, b = IX - sx;                                              \
-        T *d = col + (k - k0) * ldc;                                                 \
+        T *d = col + (k - k0) * nr;          /* position q at d[(q/nr)*pstride + q%nr] */ \
+        ptrdiff_t j = 0;                                                             \
         if (a < 0) a = 0;                                                            \
         if (b > OX) b = OX;                                                          \
         if (b < a) b = a;                                                            \
-        for (r = t0; r < t1; r++, d += OX) {                                         \
+        for (r = t0; r < t1; r++) {                                                  \
             const ptrdiff_t iy = r + ky * g->dl[1] - g->lo[1];                       \
-            if (iy < 0 || iy >= IY) {                                                \
-                for (i = 0; i < OX; i++) d[i] = 0;                                   \
-                continue;                                                            \
-            }                                                                        \
-            {                                                                        \
-                const T *src = xg + (c * IY + iy) * IX + sx;                         \
-                for (i = 0; i < a; i++) d[i] = 0;                                    \
-                for (i = a; i < b; i++) d[i] = src[i];                               \
-                for (i = b; i < OX; i++) d[i] = 0;                                   \
+            const T *src = xg + (c * IY + iy) * IX + sx;                             \
+            const ptrdiff_t ra = iy >= 0 && iy < IY ? a : OX, rb = ra < b ? b : ra;  \
+            /* runs of the row within one panel: zeros, input, zeros */             \
+            for (i = 0; i < OX;) {                                                   \
+                const ptrdiff_t e = i + (OX - i < nr - j ? OX - i : nr - j);         \
+                T *dd = d + j - i;                                                   \
+                ptrdiff_t u = i, ua = ra < e ? ra : e, ub = rb < e ? rb : e;         \
+                for (; u < ua; u++) dd[u] = 0;                                       \
+                for (; u < ub; u++) dd[u] = src[u];                                  \
+                for (; u < e; u++) dd[u] = 0;                                        \
+                j += e - i;                                                          \
+                i = e;                                                               \
+                if (j == nr) {                                                       \
+                    j = 0;                                                           \
+                    d += pstride;                                                    \
+                }                                                                    \
             }                                                                        \
         }                                                                            \
-        for (i = (t1 - t0) * OX; i < ldc; i++) col[(k - k0) * ldc + i] = 0;          \
+        for (i = (t1 - t0) * OX; i < ldc; i++) {                                     \
+            d[j] = 0;                                                                \
+            if (++j == nr) {                                                         \
+                j = 0;                                                               \
+                d += pstride;                                                        \
+            }                                                                        \
+        }                                                                            \
     }                                                                                \
 }                                                                                    \
 /*                                                                                   \
  * One work item: output rows [t0, t1) of one image and group.  xg: the group's \
  * input channels; wp: the group's packed weights (panels of mr rows, ktot taps \
  * each); yg: the group's output channels; bias: NULL or the group's.  Buffers: \
- * col (kcmax x ldc), ybuf (cout_g x ldc), off (kcmax).                          \
+ * col (kcmax x ldc), ybuf (cout_g x ldc).                                       \
  */                                                                                  \
 static void pc_dil_item_##S(int level, const pc_geo *g, const T *xg, const T *wp,    \
                             const T *bias, T *yg, ptrdiff_t t0, ptrdiff_t t1,        \
-                            ptrdiff_t kcmax, T *col, T *ybuf, ptrdiff_t *off)        \
+                            ptrdiff_t kcmax, T *col, T *ybuf)                        \
 {                                                                                    \
     const pc_uk_shape sh = pc_shape(sizeof(T) == 8, level);                          \
     const ptrdiff_t mr = sh.mr, nr = sh.nrv * sh.vl, OX = g->osz[2];                 \
     const ptrdiff_t cin = g->cin_g, KX = g->ks[2];                                   \
     const ptrdiff_t ktot = g->ks[1] * KX * cin, mrows = g->cout_g;                   \
     const ptrdiff_t ncols = (t1 - t0) * OX, ldc = (ncols + nr - 1) / nr * nr;        \
-    ptrdiff_t ya, yb, xa, xb, ky, k0, k1, kk, co, q;                                 \
+    ptrdiff_t ya, yb, xa, xb, ky, k0, k1, co, q;                                     \
     int first = 1;                                                                   \
     pc_dil_taps(t0, t1, g->ks[1], g->dl[1], g->lo[1], g->isz[1], &ya, &yb);          \
     pc_dil_taps(0, OX, KX, g->dl[2], g->lo[2], g->isz[2], &xa, &xb);                 \
-    for (kk = 0; kk < kcmax; kk++) off[kk] = kk * ldc;                               \
     for (ky = ya; ky < yb && xa < xb; ky++)                                          \
         for (k0 = (ky * KX + xa) * cin; k0 < (ky * KX + xb) * cin; k0 = k1) {        \
             k1 = (ky * KX + xb) * cin;                                               \
             if (k1 - k0 > kcmax) k1 = k0 + kcmax;                                    \
-            pc_dil_fill_##S(g, xg, t0, t1, k0, k1, col, ldc);                        \
+            pc_dil_fill_##S(g, xg, t0, t1, k0, k1, nr, col, ldc);                    \
             PC_AT_LEVEL(level, pc_dil_panels, S, (k1 - k0, mrows, wp + k0 * mr,      \
-                                                  ktot * mr, col, off, ncols, ybuf, ldc, \
+                                                  ktot * mr, col, ncols, ybuf, ldc,  \
                                                   first));                           \
             first = 0;                                                               \
         }                                                                            \
