@@ -394,6 +394,19 @@ RULE_CASES = [
                        (2, 2, 2)), "implicit", "gemm"),
     ("conv_transpose", transposed_spec(1, 64, 64, (20, 20), (3, 3), (1, 1), ((1, 1),) * 2),
      "phases", "gemm"),
+    # stride 1 with a dilation, 1-d or 2-d (ASPP branches): dilated (the input
+    # channels of the largest need a 19 MB packed weight, above the implicit
+    # path's quarter of the workspace); 3-d, strided or thin ones: not
+    ("conv", conv_spec(2, 2048, 256, (33, 33), (3, 3), pad=((24, 24),) * 2, dil=(24, 24)),
+     "dilated", "gemm"),
+    ("conv", conv_spec(2, 256, 256, (65, 65), (3, 3), pad=((12, 12),) * 2, dil=(12, 12)),
+     "dilated", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), pad=((2, 2),) * 2, dil=(1, 2)),
+     "dilated", "gemm"),
+    ("conv", conv_spec(4, 128, 128, (4000,), (2,), dil=(64,)), "dilated", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2), dil=(2, 2)), "packed", "gemm"),
+    ("conv", conv_spec(2, 4, 32, (30, 30), (3, 3), dil=(2, 2)), "implicit", "gemm"),
+    ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), dil=(2, 2)), "implicit", "gemm"),
     # 2**31 positions per image: BLAS's int would overflow -> direct
     ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,)), "direct", "direct"),
     ("conv_transpose", transposed_spec(1, 16, 16, (2**30,), (3,), (2,)), "direct", "direct"),
@@ -440,6 +453,7 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "depthwise": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), groups=8)),
         "direct": None,                                                  # supports all
         "implicit": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
+        "dilated": ("conv", conv_spec(1, 4, 8, (5, 6, 6), (3, 3, 3), dil=(1, 2, 1))),
         "strided1d": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
         "packed": ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2))),
         "phases": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),

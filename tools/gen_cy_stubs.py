@@ -65,6 +65,7 @@ RETURNS = {
     "_build.fma_flops": "float",
     "_build.omp_max_threads": "int",
     "_depthwise.block": "tuple[int, int]",
+    "_dilated.tiles": "tuple[int, ...]",
     "_fft.chunk": "int",
 }
 

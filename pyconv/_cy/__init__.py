@@ -57,28 +57,36 @@ portable build is correct but slower, so BLAS runs instead.
    14x14 x 256: rows too short for tiles of 4).  float64 takes neither:
    its micro-kernel is half as wide and the transforms' share of the time
    doubles (measured slower).
-6. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
+6. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
+   dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
+   and out, micro-kernel CPU (DeepLab ASPP branches).  A tile of whole
+   output rows visits only the kernel rows (and columns) whose taps reach
+   the input for some of its outputs (weights packed tap-major, so these
+   taps are contiguous), copies their im2col rows without padding columns
+   a chunk at a time and multiplies them on the micro-kernel; tiles are
+   cut where a kernel row starts or stops reaching the input.
+7. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
-7. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
+8. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
    Implicit GEMM on a slab that de-interleaves the tile's input by residue
    modulo the stride (row r of channel c holds every s-th input from r):
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
-8. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
+9. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
-9. ``phases`` (conv_transpose): micro-kernel CPU, at least
+10. ``phases`` (conv_transpose): micro-kernel CPU, at least
    ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
    that overlap (a dilated kernel extent above the stride in some dim), no
    phase thin enough for ``direct``.  Output positions with the same
    residue modulo the stride form a stride-1 conv of the input with a
    subset of the taps (no zero insertion); each phase runs on the implicit
    path and writes its strided view of the output in place.
-10. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
+11. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
-11. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
+12. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
    row-major wrapper).  conv by tiled im2col + GEMM straight into the
    output; conv_transpose by ``W_g^T @ x`` + col2im, each item owning a
    slab of output rows, small images several to a GEMM; conv_weight by

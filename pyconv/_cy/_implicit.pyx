@@ -14,8 +14,12 @@ directly and no im2col is ever built.
   goes to a strided view of ``y`` instead (one phase of a transposed conv,
   the ``phases`` path).
 * ``conv_weight``: items = (n, tile), cut into ``nslots`` fixed ranges; each
-  slot accumulates into its own partial weight (slot 0 is ``gw``), and the
-  partials are summed in slot order: bitwise the same for any thread count.
+  slot accumulates into its own partial weight, and the partials are summed
+  in slot order: bitwise the same for any thread count.  When every slot's
+  partial fits ``PARTIAL_BYTES`` they are tap-major (``C_in/g*K x C_out/g``
+  per group, where the micro-kernel adds whole vectors) and their sum is
+  transposed into ``gw``; otherwise slot 0 is ``gw`` itself and the others
+  share its layout.
 
 :func:`conv_workspace` and :func:`weight_workspace` report the bytes the
 kernels allocate, from the same layouts the kernels use.
@@ -43,6 +47,7 @@ cdef struct Task:
     int level           # SIMD level of the micro-kernel
     Py_ssize_t A, rows, ntiles, kc, mpad, nr, slab_n, nitems, nslots
     Py_ssize_t yoff, yimg
+    bint tapmajor       # conv_weight: every slot's partial tap-major (else slot 0 is gw)
     Py_ssize_t ys[4]    # element strides of y: channel, z, y, x
     Layout buf
 
@@ -163,14 +168,23 @@ cdef Py_ssize_t _weight_layout(Geo *g, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize
     return slab_n
 
 
+cdef bint _tapmajor(const Geo *g, Py_ssize_t nslots, Py_ssize_t isz,
+                    Py_ssize_t budget) noexcept nogil:
+    """Whether the partials of all ``nslots`` slots fit ``budget`` bytes (then
+    they are tap-major, slot 0 included)."""
+    return nslots * g.Cout * g.cin_g * g.Kp * isz <= budget
+
+
 def weight_workspace(tuple geo, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize_t nslots,
-                     bint dbl):
-    """(bytes per thread, fixed bytes: the partials) of :func:`conv_weight`."""
+                     bint dbl, Py_ssize_t budget):
+    """(bytes per thread, fixed bytes: the partials) of :func:`conv_weight`;
+    ``budget``: the bytes the partials may take (``PARTIAL_BYTES``)."""
     cdef Geo g = make_geo(geo)
     cdef Layout L
     cdef Py_ssize_t isz = 8 if dbl else 4
     _weight_layout(&g, rows, nrw, isz, &L)
-    return L.nbytes, (nslots - 1) * g.Cout * g.cin_g * g.Kp * isz
+    cdef Py_ssize_t parts = nslots if _tapmajor(&g, nslots, isz, budget) else nslots - 1
+    return L.nbytes, parts * g.Cout * g.cin_g * g.Kp * isz
 
 
 cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
@@ -179,8 +193,13 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef const Task *t = <const Task *> task
     cdef const Geo *g = &t.g
     cdef Py_ssize_t size = g.Cout * t.kc
-    cdef floating *acc = <floating *> t.y if slot == 0 else \
-        <floating *> t.part + (slot - 1) * size
+    cdef floating *acc
+    if t.tapmajor:
+        acc = <floating *> t.part + slot * size
+    elif slot == 0:
+        acc = <floating *> t.y
+    else:
+        acc = <floating *> t.part + (slot - 1) * size
     cdef floating *slab = <floating *> layout_part(&t.buf, buf, 0)
     cdef floating *gyt = <floating *> layout_part(&t.buf, buf, 1)
     cdef Py_ssize_t *off = <Py_ssize_t *> layout_part(&t.buf, buf, 2)
@@ -188,7 +207,7 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef pc_slab *sl = <pc_slab *> layout_part(&t.buf, buf, 4)
     cdef Py_ssize_t n = it // t.ntiles, tt = it % t.ntiles
     cdef Py_ssize_t grp, nseg, nval
-    if slot > 0 and it == slot * t.nitems // t.nslots:     # the slot's first item
+    if (t.tapmajor or slot > 0) and it == slot * t.nitems // t.nslots:   # its first item
         memset(acc, 0, size * sizeof(floating))
     pc_slab_geo(g, t.A, tt * t.rows, min((tt + 1) * t.rows, g.osz[t.A]), sl)
     pc_slab_offsets(g, sl, off)
@@ -199,20 +218,25 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
                   t.slab_n - g.cin_g * sl.plane)
         pack_gy(g, sl, <const floating *> t.w + (n * g.Cout + grp * g.cout_g) * g.Pout,
                 t.nr, gyt, nval)
-        wpanels(t.level, t.kc, g.cout_g, slab, off, nseg, seg, gyt, nval,
-                acc + grp * g.cout_g * t.kc)
+        if t.tapmajor:
+            wpanels(t.level, t.kc, g.cout_g, slab, off, nseg, seg, gyt, nval,
+                    acc + grp * g.cout_g * t.kc, g.cout_g, 1)
+        else:
+            wpanels(t.level, t.kc, g.cout_g, slab, off, nseg, seg, gyt, nval,
+                    acc + grp * g.cout_g * t.kc, 1, t.kc)
 
 
 def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
                 tuple geo, Py_ssize_t rows, Py_ssize_t nslots, int level, Py_ssize_t nrw,
-                int nthreads):
+                int nthreads, Py_ssize_t budget):
     """Stride-1 weight gradient; items = (n, tile of ``rows`` output rows).
 
-    ``gw`` must be zeroed; the ``nslots - 1`` other partials are allocated
-    here.
+    ``gw`` must be zeroed; the partials are allocated here (``budget``: the
+    bytes they may take, see :func:`weight_workspace`).
     """
     cdef Task t
-    cdef Py_ssize_t size
+    cdef Py_ssize_t size, grp, co, k, nparts
+    cdef floating *acc
     t.g = make_geo(geo)
     t.A = outer_axis(&t.g)
     t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
@@ -222,15 +246,27 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     t.nslots = min(nslots, t.nitems)
     t.slab_n = _weight_layout(&t.g, rows, nrw, sizeof(floating), &t.buf)
     size = t.g.Cout * t.kc
+    t.tapmajor = _tapmajor(&t.g, t.nslots, sizeof(floating), budget)
+    nparts = t.nslots if t.tapmajor else t.nslots - 1
     t.part = NULL
-    if t.nslots > 1:
-        t.part = pc_alloc((t.nslots - 1) * size * sizeof(floating))
+    if nparts > 0:
+        t.part = pc_alloc(nparts * size * sizeof(floating))
         if t.part == NULL:
             raise MemoryError()
     try:
         run_items[floating](_weight_item[floating], &t, t.nitems, t.nslots, t.buf.nbytes,
                             nthreads)
+        acc = <floating *> t.part
         with nogil:
-            reduce_partials(&gw[0], <floating *> t.part, size, t.nslots - 1, nthreads)
+            if not t.tapmajor:
+                reduce_partials(&gw[0], acc, size, nparts, nthreads)
+            else:
+                reduce_partials(acc, acc + size, size, nparts - 1, nthreads)
+                # gw[grp*cout_g + co, k] = acc[grp][k][co]
+                for grp in range(t.g.G):
+                    for co in range(t.g.cout_g):
+                        for k in range(t.kc):
+                            gw[(grp * t.g.cout_g + co) * t.kc + k] = \
+                                acc[(grp * t.kc + k) * t.g.cout_g + co]
     finally:
         free(t.part)

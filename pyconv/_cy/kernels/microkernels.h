@@ -163,16 +163,21 @@ ATTR static void pc_ipanels_##S##LV(                                            
  * output channels); the micro-kernel keeps an MRW-tap x NRW-channel block in
  * registers over every valid position of the tile (one broadcast per tap
  * from the slab, NRW/VL vector loads from the packed gy per position), then
- * adds the block into the partial weight.  Positions in the padding columns
+ * adds the block into the partial weight at element strides (ldk, ldc) per
+ * (tap, channel).  Tap-major partials (``kc x cout``, ldc 1) take the
+ * block's MRW rows as whole vectors, where the channel-major ``cout x kc``
+ * of the weight itself makes every tile's writeback NRW x MRW scattered
+ * scalar additions (most of the time on small maps).  Positions in the padding columns
  * are never visited, so a non-finite input value in them cannot leak in.
  */
 #define PC_DEFINE_WUK(T, S, LV, ATTR, MRW, NRV, VL)                                   \
 ATTR static void pc_wpanels_##S##LV(                                                 \
     ptrdiff_t kc, ptrdiff_t cout, const T *slab, const ptrdiff_t *off,               \
     ptrdiff_t nseg, const ptrdiff_t *seg, const T *gyt, ptrdiff_t nval,              \
-    T *acc)                                                                          \
+    T *acc, ptrdiff_t ldk, ptrdiff_t ldc)                                            \
 {                                                                                    \
-    /* acc[co * kc + k] += block; gyt: panels of NRW channels, nval positions */     \
+    /* acc[k * ldk + co * ldc] += block (tap-major, ldc 1: a block's rows are  \
+       contiguous vectors); gyt: panels of NRW channels, nval positions */          \
     const ptrdiff_t NRW = NRV * VL;                                                  \
     ptrdiff_t c0, k0, s_, i;                                                         \
     int m, v;                                                                        \
@@ -200,11 +205,17 @@ ATTR static void pc_wpanels_##S##LV(                                            
                 }                                                                    \
             }                                                                        \
             for (m = 0; m < MRW && k0 + m < kc; m++) {                               \
-                T tmp[NRV * VL];                                                     \
-                ptrdiff_t c;                                                         \
-                for (v = 0; v < NRV; v++) *(pc_vu##S##LV *)(tmp + v * VL) = a[m][v]; \
-                for (c = 0; c < NRW && c0 + c < cout; c++)                           \
-                    acc[(c0 + c) * kc + k0 + m] += tmp[c];                           \
+                T *row = acc + (k0 + m) * ldk + c0 * ldc;                            \
+                if (ldc == 1 && c0 + NRW <= cout) {                                  \
+                    for (v = 0; v < NRV; v++)                                        \
+                        *(pc_vu##S##LV *)(row + v * VL) =                            \
+                            *(const pc_vu##S##LV *)(row + v * VL) + a[m][v];         \
+                } else {                                                             \
+                    T tmp[NRV * VL];                                                 \
+                    ptrdiff_t c;                                                     \
+                    for (v = 0; v < NRV; v++) *(pc_vu##S##LV *)(tmp + v * VL) = a[m][v]; \
+                    for (c = 0; c < NRW && c0 + c < cout; c++) row[c * ldc] += tmp[c]; \
+                }                                                                    \
             }                                                                        \
         }                                                                            \
     }                                                                                \
@@ -232,7 +243,7 @@ PC_MICROKERNEL_TABLE(PC_DEFINE_ROW)
  *                zero rows past the end (the conv families' weight layout);
  *   pc_panels:   y block (rows x ncols, ld ldo) = W @ packed col (+ bias);
  *   pc_ipanels:  out block (rows x ncols, ld ldo) = W @ slab columns;
- *   pc_wpanels:  acc (cout x kc) += the weight-gradient blocks of a tile.
+ *   pc_wpanels:  acc (kc x cout at strides ldk, ldc) += the weight-gradient blocks of a tile.
  */
 #define PC_DEFINE_ENTRIES(T, S)                                                      \
 static void pc_pack_w_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t mr,    \
@@ -260,9 +271,11 @@ static void pc_ipanels_##S(int level, ptrdiff_t kc, ptrdiff_t mrows, const T *wp
 }                                                                                    \
 static void pc_wpanels_##S(int level, ptrdiff_t kc, ptrdiff_t cout, const T *slab,   \
                            const ptrdiff_t *off, ptrdiff_t nseg, const ptrdiff_t *seg, \
-                           const T *gyt, ptrdiff_t nval, T *acc)                     \
+                           const T *gyt, ptrdiff_t nval, T *acc, ptrdiff_t ldk,      \
+                           ptrdiff_t ldc)                                            \
 {                                                                                    \
-    PC_AT_LEVEL(level, pc_wpanels, S, (kc, cout, slab, off, nseg, seg, gyt, nval, acc)); \
+    PC_AT_LEVEL(level, pc_wpanels, S, (kc, cout, slab, off, nseg, seg, gyt, nval, acc, ldk, \
+                                       ldc));                                        \
 }
 
 PC_DEFINE_ENTRIES(float, f)

@@ -22,6 +22,7 @@ Adding a path:
 """
 
 from .depthwise import DEPTHWISE
+from .dilated import DILATED
 from .direct import DIRECT
 from .fft import FFT
 from .gemm import GEMM, POINTWISE
@@ -32,8 +33,8 @@ from .strided1d import STRIDED1D
 from .winograd import WINOGRAD2, WINOGRAD4
 
 #: The planner tries the units in this order (each for the ops it computes).
-ORDER = (FFT, DEPTHWISE, DIRECT, WINOGRAD4, WINOGRAD2, IMPLICIT, STRIDED1D, PACKED, PHASES,
-         POINTWISE, GEMM)
+ORDER = (FFT, DEPTHWISE, DIRECT, WINOGRAD4, WINOGRAD2, DILATED, IMPLICIT, STRIDED1D, PACKED,
+         PHASES, POINTWISE, GEMM)
 
 #: The units by name.
 BY_NAME = {unit.name: unit for unit in ORDER}

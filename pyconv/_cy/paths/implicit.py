@@ -43,7 +43,8 @@ class Implicit(Path):
         def per_thread(rows):
             if op == "conv":
                 return _implicit.conv_workspace(gt, rows, tgt.mr, tgt.nr, tgt.dbl)[0]
-            return _implicit.weight_workspace(gt, rows, tgt.nrw, 1, tgt.dbl)[0]
+            return _implicit.weight_workspace(gt, rows, tgt.nrw, 1, tgt.dbl,
+                                              _planning.PARTIAL_BYTES)[0]
 
         # the slab and the output block of one item stay within TILE_BYTES
         # (the micro-kernel re-reads them from L2): as many rows as fit, at
@@ -74,7 +75,8 @@ class Implicit(Path):
             return finish(self.name, spec.batch * spec.groups * ntiles, per, fixed + reserved,
                           n, tile=rows, simd=tgt.level)
         nslots = slots(spec, spec.batch * ntiles, tgt.itemsize)
-        per, fixed = _implicit.weight_workspace(gt, rows, tgt.nrw, nslots, tgt.dbl)
+        per, fixed = _implicit.weight_workspace(gt, rows, tgt.nrw, nslots, tgt.dbl,
+                                                _planning.PARTIAL_BYTES)
         if not fits(per):
             return None
         return finish(self.name, nslots, per, fixed, n, tile=rows, slots=nslots,
@@ -88,7 +90,7 @@ class Implicit(Path):
                            p.omp_threads, yview)
         else:
             _implicit.conv_weight(x, w, out, geo(spec), p.tile, p.slots, tgt.level, tgt.nrw,
-                                  p.omp_threads)
+                                  p.omp_threads, _planning.PARTIAL_BYTES)
 
 
 IMPLICIT = Implicit()
