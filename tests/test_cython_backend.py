@@ -310,9 +310,9 @@ def test_phase_of_a_size_one_axis_reads_padding(rng):
     kw = dict(stride=(3, 2, 2), padding=1, output_padding=(2, 0, 0))
     spec = transposed_spec(1, 16, 16, (1, 16, 16), (3, 3, 3), (3, 2, 2),
                            ((1, -1), (1, 1), (1, 1)))
-    assert cy_mod.plan("conv_transpose", spec, np.float32).path == (
-        "phases" if cy_mod._build.simd_level() >= 1 else "gemm")
-    got = pyconv.conv_transpose3d(x, w, **kw, backend="cython")
+    with cy_mod.force_paths("phases"):     # batch 1: the rule would take gemm
+        assert cy_mod.plan("conv_transpose", spec, np.float32).path == "phases"
+        got = pyconv.conv_transpose3d(x, w, **kw, backend="cython")
     want = pyconv.conv_transpose3d(x, w, **kw, backend="reference")
     assert_close(got, want, np.float32, "conv_transpose3d")
 
@@ -368,9 +368,16 @@ RULE_CASES = [
     ("conv", conv_spec(1, 8, 8, (9, 9, 9), (3, 3, 3), (1, 1, 2)), "packed", "gemm"),
     # conv_weight with a stride: BLAS
     ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2)), "gemm", "gemm"),
-    # conv_transpose: >= 256 input positions and overlapping taps -> phases
-    ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2)), "phases", "gemm"),
-    ("conv_transpose", transposed_spec(1, 16, 8, (300,), (3,), (2,)), "phases", "gemm"),
+    # conv_transpose: >= 256 input positions, overlapping taps and (with a
+    # stride) >= 8 images x groups -> phases
+    ("conv_transpose", transposed_spec(8, 16, 8, (16, 16), (4, 4), (2, 2)), "phases", "gemm"),
+    ("conv_transpose", transposed_spec(8, 16, 8, (300,), (3,), (2,)), "phases", "gemm"),
+    ("conv_transpose", transposed_spec(4, 32, 32, (300,), (3,), (2,), groups=2), "phases",
+     "gemm"),
+    # ... a smaller batch: BLAS, cut into blocks of output channels
+    ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2)), "gemm", "gemm"),
+    ("conv_transpose", transposed_spec(4, 128, 64, (256,), (4,), (2,), ((1, 1),)), "gemm",
+     "gemm"),
     # ... fewer positions, or taps that never overlap (K <= s): BLAS
     ("conv_transpose", transposed_spec(4, 16, 8, (15, 15), (4, 4), (2, 2)), "gemm", "gemm"),
     ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (2, 2), (2, 2)), "gemm", "gemm"),

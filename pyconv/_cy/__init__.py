@@ -80,10 +80,12 @@ portable build is correct but slower, so BLAS runs instead.
 10. ``phases`` (conv_transpose): micro-kernel CPU, at least
    ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
    that overlap (a dilated kernel extent above the stride in some dim), no
-   phase thin enough for ``direct``.  Output positions with the same
-   residue modulo the stride form a stride-1 conv of the input with a
-   subset of the taps (no zero insertion); each phase runs on the implicit
-   path and writes its strided view of the output in place.
+   phase thin enough for ``direct``, and with a stride at least
+   ``TARGET_ITEMS`` (8) images x groups (smaller batches: ``gemm``).
+   Output positions with the same residue modulo the stride form a
+   stride-1 conv of the input with a subset of the taps (no zero
+   insertion); each phase is an implicit-path conv that writes its strided
+   view of the output in place, all phases' items in one parallel region.
 11. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
 12. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
