@@ -579,6 +579,7 @@ def test_small_call_with_busy_neighbours_is_not_slowed_down(rng):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert np.median(times) < 2e-3, sorted(times)
 
+
 def test_transpose_gemm_cuts_channels_before_rows():
     """conv_transpose on BLAS: a small batch is cut into blocks of output channels
     (GEMMs of at least BLOCK_ROWS rows), then into slabs of rows."""
