@@ -155,6 +155,11 @@ TRANSPOSED_GRID = [
     # stride 1: the input gradient of a 3x3 layer (the Winograd paths take it)
     transposed_spec(2, 48, 32, (10, 13), (3, 3), (1, 1), ((1, 1), (0, 2))),
     transposed_spec(1, 16, 24, (5, 4, 6), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3),
+    # batch 1 on the gemm path: blocks of output channels (uneven: 33 per
+    # group), then slabs of rows; a vocoder-like K16 s8 and a 2-d K4 s2
+    transposed_spec(1, 8, 66, (40,), (8,), (2,), ((3, 3),), (1,), 2),
+    transposed_spec(1, 16, 32, (9,), (16,), (8,), ((4, 4),)),
+    transposed_spec(1, 16, 48, (5, 5), (4, 4), (2, 2), ((1, 1),) * 2),
 ]
 
 
@@ -305,9 +310,9 @@ def test_phase_of_a_size_one_axis_reads_padding(rng):
     kw = dict(stride=(3, 2, 2), padding=1, output_padding=(2, 0, 0))
     spec = transposed_spec(1, 16, 16, (1, 16, 16), (3, 3, 3), (3, 2, 2),
                            ((1, -1), (1, 1), (1, 1)))
-    assert cy_mod.plan("conv_transpose", spec, np.float32).path == (
-        "phases" if cy_mod._build.simd_level() >= 1 else "gemm")
-    got = pyconv.conv_transpose3d(x, w, **kw, backend="cython")
+    with cy_mod.force_paths("phases"):     # batch 1: the rule would take gemm
+        assert cy_mod.plan("conv_transpose", spec, np.float32).path == "phases"
+        got = pyconv.conv_transpose3d(x, w, **kw, backend="cython")
     want = pyconv.conv_transpose3d(x, w, **kw, backend="reference")
     assert_close(got, want, np.float32, "conv_transpose3d")
 
@@ -363,9 +368,16 @@ RULE_CASES = [
     ("conv", conv_spec(1, 8, 8, (9, 9, 9), (3, 3, 3), (1, 1, 2)), "packed", "gemm"),
     # conv_weight with a stride: BLAS
     ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2)), "gemm", "gemm"),
-    # conv_transpose: >= 256 input positions and overlapping taps -> phases
-    ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2)), "phases", "gemm"),
-    ("conv_transpose", transposed_spec(1, 16, 8, (300,), (3,), (2,)), "phases", "gemm"),
+    # conv_transpose: >= 256 input positions, overlapping taps and (with a
+    # stride) >= 8 images x groups -> phases
+    ("conv_transpose", transposed_spec(8, 16, 8, (16, 16), (4, 4), (2, 2)), "phases", "gemm"),
+    ("conv_transpose", transposed_spec(8, 16, 8, (300,), (3,), (2,)), "phases", "gemm"),
+    ("conv_transpose", transposed_spec(4, 32, 32, (300,), (3,), (2,), groups=2), "phases",
+     "gemm"),
+    # ... a smaller batch: BLAS, cut into blocks of output channels
+    ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2)), "gemm", "gemm"),
+    ("conv_transpose", transposed_spec(4, 128, 64, (256,), (4,), (2,), ((1, 1),)), "gemm",
+     "gemm"),
     # ... fewer positions, or taps that never overlap (K <= s): BLAS
     ("conv_transpose", transposed_spec(4, 16, 8, (15, 15), (4, 4), (2, 2)), "gemm", "gemm"),
     ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (2, 2), (2, 2)), "gemm", "gemm"),
@@ -568,6 +580,26 @@ def test_small_call_with_busy_neighbours_is_not_slowed_down(rng):
     assert np.median(times) < 2e-3, sorted(times)
 
 
+def test_transpose_gemm_cuts_channels_before_rows():
+    """conv_transpose on BLAS: a small batch is cut into blocks of output channels
+    (GEMMs of at least BLOCK_ROWS rows), then into slabs of rows."""
+    rows = sys.modules["pyconv._cy.paths.gemm"].BLOCK_ROWS
+    # 2 x 33 channels x 8 taps: 264 rows per group -> 2 blocks, then 2 slabs
+    p = forced_plan("gemm", "conv_transpose",
+                    transposed_spec(1, 8, 66, (40,), (8,), (2,), ((3, 3),), (1,), 2))
+    assert (p.blocks, p.slabs, p.items) == (2, 2, 8), p
+    # a vocoder stage at batch 1: 256 x 16 rows -> TARGET_ITEMS blocks, no halo
+    p = forced_plan("gemm", "conv_transpose",
+                    transposed_spec(1, 512, 256, (32,), (16,), (8,), ((4, 4),)))
+    assert (p.blocks, p.slabs) == (cy_mod._planning.TARGET_ITEMS, 1), p
+    # too few rows for two blocks: slabs only; a batch that gives the items: neither
+    p = forced_plan("gemm", "conv_transpose",
+                    transposed_spec(1, 16, 8, (12, 3, 3), (3, 3, 3), (2, 2, 2), ((1, 0),) * 3))
+    assert 8 * 27 < 2 * rows and p.blocks == 1 and p.slabs > 1, p
+    p = forced_plan("gemm", "conv_transpose",
+                    transposed_spec(8, 512, 256, (300,), (16,), (8,), ((4, 4),)))
+    assert (p.blocks, p.slabs) == (1, 1), p
+
 
 # ---------------------------------------------------------------------------
 # threads
@@ -590,6 +622,7 @@ AGNOSTIC_CASES = [
     ("conv_transpose", transposed_spec(3, 6, 6, (50,), (4,), (2,), ((1, 1),), (1,), 6)),
     ("conv_transpose", transposed_spec(3, 16, 16, (40, 30), (1, 1))),
     ("conv_transpose", transposed_spec(2, 16, 16, (20, 17), (3, 3), (1, 1), ((1, 1),) * 2)),
+    ("conv_transpose", transposed_spec(1, 8, 66, (40,), (8,), (2,), ((3, 3),), (1,), 2)),
 ]
 
 

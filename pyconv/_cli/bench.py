@@ -423,6 +423,31 @@ _PAIRS = [
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, tag="weight-grad"),
     _w("conv2d_14_weight", "conv2d_weight", (32, 256, 14, 14), (256, 256, 3, 3),
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, tag="weight-grad"),
+    # transposed convolutions: vocoder upsampling (HiFi-GAN/MelGAN stages, K16 s8
+    # and K4 s2), 1-d K4 s2 at batch 1..8, 2-d K4 s2 upsampling of 4x4..16x16 maps
+    _w("tconv1d_voc_b1", "conv_transpose1d", (1, 512, 32), (512, 256, 16),
+       dict(x_shape=(1, 8, 8), w_shape=(8, 4, 16)), stride=8, padding=4, tag="vocoder"),
+    _w("tconv1d_voc_b4", "conv_transpose1d", (4, 512, 100), (512, 256, 16),
+       dict(x_shape=(1, 8, 8), w_shape=(8, 4, 16)), stride=8, padding=4, tag="vocoder"),
+    _w("tconv1d_voc_256", "conv_transpose1d", (4, 256, 800), (256, 128, 16),
+       dict(x_shape=(1, 8, 16), w_shape=(8, 4, 16)), stride=8, padding=4, tag="vocoder"),
+    _w("tconv1d_voc_k4", "conv_transpose1d", (4, 64, 12800), (64, 32, 4),
+       dict(x_shape=(1, 8, 64), w_shape=(8, 4, 4)), stride=2, padding=1, tag="vocoder"),
+    _w("tconv1d_k4_b1", "conv_transpose1d", (1, 512, 64), (512, 256, 4),
+       dict(x_shape=(1, 8, 16), w_shape=(8, 4, 4)), stride=2, padding=1, tag="K4 s2"),
+    _w("tconv1d_k4_b4", "conv_transpose1d", (4, 128, 256), (128, 64, 4),
+       dict(x_shape=(1, 8, 16), w_shape=(8, 4, 4)), stride=2, padding=1, tag="K4 s2"),
+    _w("tconv1d_k4_b8", "conv_transpose1d", (8, 256, 128), (256, 128, 4),
+       dict(x_shape=(2, 8, 16), w_shape=(8, 4, 4)), stride=2, padding=1, tag="K4 s2"),
+    _w("tconv2d_4x4_b1", "conv_transpose2d", (1, 512, 4, 4), (512, 256, 4, 4),
+       dict(x_shape=(1, 8, 4, 4), w_shape=(8, 4, 4, 4)), stride=2, padding=1,
+       tag="small-image"),
+    _w("tconv2d_8x8_b8", "conv_transpose2d", (8, 256, 8, 8), (256, 128, 4, 4),
+       dict(x_shape=(2, 8, 4, 4), w_shape=(8, 4, 4, 4)), stride=2, padding=1,
+       tag="small-image"),
+    _w("tconv2d_16x16_b4", "conv_transpose2d", (4, 128, 16, 16), (128, 64, 4, 4),
+       dict(x_shape=(1, 8, 4, 4), w_shape=(8, 4, 4, 4)), stride=2, padding=1,
+       tag="small-image"),
 ]
 
 #: The full-size workloads, in table order.

@@ -80,10 +80,12 @@ portable build is correct but slower, so BLAS runs instead.
 10. ``phases`` (conv_transpose): micro-kernel CPU, at least
    ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
    that overlap (a dilated kernel extent above the stride in some dim), no
-   phase thin enough for ``direct``.  Output positions with the same
-   residue modulo the stride form a stride-1 conv of the input with a
-   subset of the taps (no zero insertion); each phase runs on the implicit
-   path and writes its strided view of the output in place.
+   phase thin enough for ``direct``, and with a stride at least
+   ``TARGET_ITEMS`` (8) images x groups (smaller batches: ``gemm``).
+   Output positions with the same residue modulo the stride form a
+   stride-1 conv of the input with a subset of the taps (no zero
+   insertion); each phase is an implicit-path conv that writes its strided
+   view of the output in place, all phases' items in one parallel region.
 11. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
 12. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
@@ -138,16 +140,17 @@ threads on small shapes.  The runtime's waiting threads sleep rather than
 spin (``OMP_WAIT_POLICY=passive`` unless the user set a policy: see
 :func:`_wait_policy_default` for why).  The plan cuts the work into items
 (conv: batch x group x tile; conv_weight: fixed slots of (image, tile);
-conv_transpose: per phase as conv, or batch x group x slab, or blocks of
-images; direct: batch x channel, or weight pairs) and runs them on
-``min(n, items)`` OpenMP threads, each taking the next item when it is
+conv_transpose: every phase's tiles, or batch x group x channel block x
+slab, or blocks of images; direct: batch x channel, or weight pairs) and
+runs them on ``min(n, items)`` OpenMP threads, each taking the next item when it is
 free (a dynamic schedule: a thread descheduled by another process does
 not hold the others up for the rest of the call) while every BLAS library is held to
 **one** thread (threadpoolctl, ``user_api="blas"``) so that nothing is
 oversubscribed; the kernels never start more threads than they have items.
 When batch x groups alone gives fewer than ``TARGET_ITEMS`` items the plan
-cuts smaller tiles (never below ``MIN_TILE`` columns) or output slabs, so
-that a single image still keeps every thread busy.
+cuts smaller tiles (never below ``MIN_TILE`` columns), blocks of output
+channels or output slabs, so that a single image still keeps every thread
+busy.
 
 Letting BLAS itself use the threads when there is a single chunk was
 measured and rejected: OpenBLAS picks a different kernel (a different

@@ -12,10 +12,14 @@ parallelism.
   tile into the thread's buffer, then ``y_tile = W_g @ col`` written
   straight into the output (``ldc`` = positions per image).  ``pointwise``
   (1x1, stride 1, no padding) multiplies the input directly.
-* ``conv_transpose``: item = (n, group, slab of output rows along the
-  outermost spatial axis).  The item owns its slab: for each tile of the
-  input positions that reach the slab, ``col = W_g^T @ x_tile`` and col2im
-  adds the columns that land in the slab.  No zero insertion, no two
+* ``conv_transpose``: item = (n, group, block of output channels, slab
+  of output rows along the outermost spatial axis).  The item owns its
+  channels' slab: for each tile of the input positions that reach the
+  slab, ``col = W_b^T @ x_tile`` (``W_b``: the block's columns of the
+  group's weight) and col2im adds the columns that land in the slab.
+  Blocks of channels cut the work of a small batch without re-reading the
+  weight or recomputing a halo; slabs of rows are the fallback when the
+  channels are too few.  No zero insertion, no two
   threads ever write the same output element, and the order of the
   additions is fixed by the plan alone.  Small images: item = (block of
   ``nb`` images, group), the images side by side in one GEMM.
@@ -83,7 +87,7 @@ cdef struct Task:
     const Py_ssize_t *xa
     const Py_ssize_t *xb
     bint pointwise      # the input is the GEMM's matrix (no im2col)
-    Py_ssize_t tile, ntiles, nitems, nslots, nslabs, nb, A, inner_in, inner_out
+    Py_ssize_t tile, ntiles, nitems, nslots, nslabs, nchb, nb, A, inner_in, inner_out
     Layout buf
 
 
@@ -249,20 +253,25 @@ cdef void _transpose_images_item(const void *task, floating *buf, Py_ssize_t slo
 
 cdef void _transpose_slab_item(const void *task, floating *buf, Py_ssize_t slot,
                                Py_ssize_t it) noexcept nogil:
-    """The output rows [t0, t1) along axis A of one (image, group)."""
+    """The output rows [t0, t1) along axis A of channels [c0, c1) of one (image, group)."""
     cdef const Task *t = <const Task *> task
     cdef const Geo *g = &t.g
+    cdef Geo gb = t.g     # the block's channels only (col2im's channel loop)
     cdef Py_ssize_t mt = g.cout_g * g.Kp
     cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 0)
     cdef floating *col = <floating *> layout_part(&t.buf, buf, 1)
     cdef Py_ssize_t A = t.A
-    cdef Py_ssize_t slab = it % t.nslabs, grp = (it // t.nslabs) % g.G
-    cdef Py_ssize_t n = it // (t.nslabs * g.G)
+    cdef Py_ssize_t slab = it % t.nslabs, cb = (it // t.nslabs) % t.nchb
+    cdef Py_ssize_t grp = (it // (t.nslabs * t.nchb)) % g.G
+    cdef Py_ssize_t n = it // (t.nslabs * t.nchb * g.G)
     cdef Py_ssize_t t0 = slab * g.osz[A] // t.nslabs
     cdef Py_ssize_t t1 = (slab + 1) * g.osz[A] // t.nslabs
+    cdef Py_ssize_t c0 = cb * g.cout_g // t.nchb
+    cdef Py_ssize_t c1 = (cb + 1) * g.cout_g // t.nchb
     cdef const floating *bp = <const floating *> t.b
-    cdef floating *yg = <floating *> t.y + (n * g.Cout + grp * g.cout_g) * g.Pout
+    cdef floating *yg = <floating *> t.y + (n * g.Cout + grp * g.cout_g + c0) * g.Pout
     cdef Py_ssize_t ax, j, ia, ib, q, qend, tl
+    gb.cout_g = c1 - c0
     # owned box: full range on every axis but A
     for ax in range(3):
         rng[ax] = 0
@@ -270,10 +279,10 @@ cdef void _transpose_slab_item(const void *task, floating *buf, Py_ssize_t slot,
     rng[A] = t0
     rng[3 + A] = t1
     x_ranges(g, True, rng[2], rng[5], rng + 6, rng + 6 + g.ks[2])
-    # initialise the owned slab of every output channel of the group
-    for j in range(g.cout_g):
+    # initialise the owned slab of every output channel of the block
+    for j in range(c0, c1):
         fill((t1 - t0) * t.inner_out, bp[grp * g.cout_g + j] if bp != NULL else <floating> 0,
-             yg + j * g.Pout + t0 * t.inner_out)
+             yg + (j - c0) * g.Pout + t0 * t.inner_out)
     # input rows (along A) that reach [t0, t1)
     ia = max(0, pc_ceildiv(t0 + g.lo[A] - (g.ks[A] - 1) * g.dl[A], g.st[A]))
     ib = min(g.isz[A], pc_floordiv(t1 - 1 + g.lo[A], g.st[A]) + 1)
@@ -281,31 +290,34 @@ cdef void _transpose_slab_item(const void *task, floating *buf, Py_ssize_t slot,
     qend = ib * t.inner_in
     while q < qend:
         tl = min(t.tile, qend - q)
-        _gemm(True, False, <int> mt, <int> tl, <int> g.cin_g,
-              <const floating *> t.w + grp * g.cin_g * mt, <int> mt,
+        _gemm(True, False, <int> (gb.cout_g * g.Kp), <int> tl, <int> g.cin_g,
+              <const floating *> t.w + grp * g.cin_g * mt + c0 * g.Kp, <int> mt,
               <const floating *> t.x + (n * g.Cin + grp * g.cin_g) * g.Pin + q, <int> g.Pin,
               0, col, <int> tl)
-        col2im(g, col, tl, yg, q, tl, rng, rng + 3, rng + 6, rng + 6 + g.ks[2])
+        col2im(&gb, col, tl, yg, q, tl, rng, rng + 3, rng + 6, rng + 6 + g.ks[2])
         q = q + tl
 
 
 def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[::1] b,
                    floating[::1] y, tuple geo, Py_ssize_t tile, Py_ssize_t nslabs,
-                   Py_ssize_t nb, bint pointwise, int nthreads):
+                   Py_ssize_t nb, bint pointwise, int nthreads, Py_ssize_t nchb=1):
     """Transposed conv by GEMM + col2im.  ``b`` empty = no bias.
 
     ``pointwise`` (1x1, stride 1, no crop): item = (n, group, tile of
     ``tile`` positions).  ``nb > 1``: item = (block of ``nb`` images,
-    group).  Otherwise item = (n, group, one of ``nslabs`` output slabs),
-    the input in tiles of ``tile`` positions.
+    group).  Otherwise item = (n, group, one of ``nchb`` blocks of output
+    channels, one of ``nslabs`` output slabs), the input in tiles of
+    ``tile`` positions.
     """
     cdef Task t
     cdef Py_ssize_t nitems, ax
     _start(&t, geo, True)
     try:
+        if not 1 <= nchb <= max(1, t.g.cout_g):
+            raise ValueError(f"nchb must be in [1, {max(1, t.g.cout_g)}], got {nchb}")
         t.x, t.w, t.y = &x[0], &w[0], &y[0]
         t.b = &b[0] if b.shape[0] > 0 else NULL
-        t.tile, t.nslabs, t.nb = tile, nslabs, nb
+        t.tile, t.nslabs, t.nchb, t.nb = tile, nslabs, nchb, nb
         _transpose_layout(&t.g, tile, nb, pointwise, sizeof(floating), &t.buf)
         if pointwise:
             t.ntiles = _ntiles(t.g.Pin, tile)
@@ -322,7 +334,7 @@ def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[
             for ax in range(t.A + 1, 3):
                 t.inner_in *= t.g.isz[ax]
                 t.inner_out *= t.g.osz[ax]
-            nitems = t.g.N * t.g.G * nslabs
+            nitems = t.g.N * t.g.G * nchb * nslabs
             run_items[floating](_transpose_slab_item[floating], &t, nitems, nitems,
                                 t.buf.nbytes, nthreads)
     finally:

@@ -11,8 +11,9 @@ directly and no im2col is ever built.
 
 * ``conv``: item = (n, group, tile); the micro-kernel writes an output
   block that is copied, plus bias, into ``y``.  With ``yview`` the block
-  goes to a strided view of ``y`` instead (one phase of a transposed conv,
-  the ``phases`` path).
+  goes to a strided view of ``y`` instead; :func:`conv_many` runs several
+  such convs (the phases of a transposed conv, the ``phases`` path) as the
+  items of one parallel region.
 * ``conv_weight``: items = (n, tile), cut into ``nslots`` fixed ranges; each
   slot accumulates into its own partial weight, and the partials are summed
   in slot order: bitwise the same for any thread count.  When every slot's
@@ -25,7 +26,7 @@ directly and no im2col is ever built.
 kernels allocate, from the same layouts the kernels use.
 """
 
-from libc.stdlib cimport free
+from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
 from cython cimport floating
@@ -115,6 +116,25 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
                t.ys, <const floating *> t.b + grp * g.cout_g if t.b != NULL else NULL)
 
 
+cdef int _conv_task(Task *t, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
+                    Py_ssize_t nr, const void *x, const void *w, const void *b, void *y,
+                    tuple yview, Py_ssize_t isz) except -1:
+    """Set up ``t`` for one stride-1 conv; ``t.w`` is set by the caller (packed)."""
+    t.g = make_geo(geo)
+    t.A = outer_axis(&t.g)
+    t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
+    t.kc, t.mpad, t.nr, t.level = t.g.cin_g * t.g.Kp, packed_rows(t.g.cout_g, mr), nr, level
+    t.x, t.y, t.b = x, y, b
+    if yview is None:
+        t.yoff, t.yimg = 0, t.g.Cout * t.g.Pout
+        t.ys[0], t.ys[1], t.ys[2], t.ys[3] = t.g.Pout, t.g.osz[1] * t.g.osz[2], t.g.osz[2], 1
+    else:
+        t.yoff, t.yimg, t.ys[0], t.ys[1], t.ys[2], t.ys[3] = yview
+    t.slab_n = _conv_layout(&t.g, rows, nr, isz, &t.buf)
+    t.nitems = t.g.N * t.g.G * t.ntiles
+    return 0
+
+
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
          Py_ssize_t nr, int nthreads, tuple yview=None):
@@ -122,33 +142,84 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
 
     ``b`` empty = no bias.  ``yview = (offset, image, channel, z, y, x)``
     (element strides) writes the output into a strided view of ``y``
-    instead of the contiguous output (the phases of a transposed conv).
+    instead of the contiguous output.
     """
     cdef Task t
     cdef floating *wpack
-    cdef Py_ssize_t nitems
-    t.g = make_geo(geo)
-    t.A = outer_axis(&t.g)
-    t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
-    t.kc, t.mpad, t.nr, t.level = t.g.cin_g * t.g.Kp, packed_rows(t.g.cout_g, mr), nr, level
-    t.x, t.y = &x[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
-    if yview is None:
-        t.yoff, t.yimg = 0, t.g.Cout * t.g.Pout
-        t.ys[0], t.ys[1], t.ys[2], t.ys[3] = t.g.Pout, t.g.osz[1] * t.g.osz[2], t.g.osz[2], 1
-    else:
-        t.yoff, t.yimg, t.ys[0], t.ys[1], t.ys[2], t.ys[3] = yview
-    t.slab_n = _conv_layout(&t.g, rows, nr, sizeof(floating), &t.buf)
+    _conv_task(&t, geo, rows, level, mr, nr, &x[0], NULL,
+               &b[0] if b.shape[0] > 0 else NULL, &y[0], yview, sizeof(floating))
     with nogil:
         wpack = pack_weights(&w[0], &t.g, t.kc, mr)
     if wpack == NULL:
         raise MemoryError()
     t.w = wpack
     try:
-        nitems = t.g.N * t.g.G * t.ntiles
-        run_items[floating](_conv_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
+        run_items[floating](_conv_item[floating], &t, t.nitems, t.nitems, t.buf.nbytes,
+                            nthreads)
     finally:
         free(wpack)
+
+
+cdef struct Convs:
+    Task *tasks         # one stride-1 conv each
+    Py_ssize_t *first   # global index of each conv's first item; first[n] = all items
+    Py_ssize_t n
+
+
+cdef void _convs_item(const void *task, floating *buf, Py_ssize_t slot,
+                      Py_ssize_t it) noexcept nogil:
+    cdef const Convs *cs = <const Convs *> task
+    cdef Py_ssize_t k = 0
+    while it >= cs.first[k + 1]:
+        k += 1
+    _conv_item(&cs.tasks[k], buf, slot, it - cs.first[k])
+
+
+def conv_many(const floating[::1] x, weight_of, const floating[::1] b, floating[::1] y,
+              list geos, list rows, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads,
+              list yviews):
+    """Several stride-1 convs of one input into strided views of one output, in one
+    parallel region (the phases of a transposed conv).
+
+    Conv ``k`` has geometry ``geos[k]``, the weight ``weight_of(k)`` (a flat
+    array, asked for just before it is packed, so that only one unpacked
+    weight is alive at a time), tiles of ``rows[k]`` output rows, and
+    writes the view ``yviews[k]`` (as :func:`conv`'s ``yview``); its items
+    follow those of conv ``k - 1``.  The views must not overlap: no output
+    element is written twice.
+    """
+    cdef Py_ssize_t n = len(geos), k, nbytes = 0
+    cdef Convs cs
+    cdef const floating[::1] wk
+    if not (len(rows) == len(yviews) == n) or n == 0:
+        raise ValueError("conv_many: geos, rows and yviews need one entry per conv")
+    cs.n = n
+    cs.tasks = <Task *> calloc(n, sizeof(Task))
+    cs.first = <Py_ssize_t *> calloc(n + 1, sizeof(Py_ssize_t))
+    try:
+        if cs.tasks == NULL or cs.first == NULL:
+            raise MemoryError()
+        for k in range(n):
+            _conv_task(&cs.tasks[k], geos[k], rows[k], level, mr, nr, &x[0], NULL,
+                       &b[0] if b.shape[0] > 0 else NULL, &y[0], yviews[k], sizeof(floating))
+            wk = weight_of(k)
+            if wk.shape[0] != cs.tasks[k].g.Cout * cs.tasks[k].kc:
+                raise ValueError(f"conv_many: weight {k} has {wk.shape[0]} elements")
+            with nogil:
+                cs.tasks[k].w = pack_weights(&wk[0], &cs.tasks[k].g, cs.tasks[k].kc, mr)
+            wk = None
+            if cs.tasks[k].w == NULL:
+                raise MemoryError()
+            cs.first[k + 1] = cs.first[k] + cs.tasks[k].nitems
+            nbytes = max(nbytes, cs.tasks[k].buf.nbytes)
+        run_items[floating](_convs_item[floating], &cs, cs.first[n], cs.first[n], nbytes,
+                            nthreads)
+    finally:
+        if cs.tasks != NULL:
+            for k in range(n):
+                free(<void *> cs.tasks[k].w)
+        free(cs.tasks)
+        free(cs.first)
 
 
 # ---------------------------------------------------------------------------

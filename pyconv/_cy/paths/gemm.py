@@ -26,6 +26,12 @@ from .._planning import Path, canon, finish, geo, outer_axis, slots, tile_column
 from .direct import blas_sizes_ok
 
 
+#: Fewest GEMM rows (output channels x kernel taps) in a block of output
+#: channels of conv_transpose: thinner blocks would leave the GEMM's
+#: register blocks and weight panels half used.
+BLOCK_ROWS = 128
+
+
 def is_pointwise(spec):
     """1x1 kernel, stride 1, no padding or crop (so the sizes are equal)."""
     return (all(k == 1 for k in spec.kernel_size) and all(s == 1 for s in spec.stride)
@@ -77,20 +83,26 @@ class Gemm(Path):
                 per, fixed = _gemm.transpose_workspace(gt, nb * pin, nb, False, tgt.dbl)
                 return finish(self.name, -(-spec.batch // nb) * g, per, fixed, n,
                               tile=nb * pin, slabs=1, images=nb)
-        # slabs of output rows along the outermost spatial axis, cut only when
-        # batch x groups alone gives too few items, and never so thin that the
-        # recomputed halo (about d*(K-1)/s input rows per slab) dominates
+        # when batch x groups alone gives too few items: first blocks of output
+        # channels (each item multiplies only its block's columns of the
+        # weight: nothing is read twice), GEMMs of at least BLOCK_ROWS rows ...
         tile = tile_columns(mt, pin, in_row, isz, 1)
+        want = -(-_planning.TARGET_ITEMS // max(1, spec.batch * g))
+        cout_g = spec.out_channels // g
+        nchb = int(max(1, min(want, cout_g, mt // BLOCK_ROWS)))
+        # ... then slabs of output rows along the outermost spatial axis, never
+        # so thin that the recomputed halo (about d*(K-1)/s input rows per
+        # slab) dominates
+        want = -(-want // nchb)
         axis = outer_axis(spec)
         ins, outs = canon(spec.in_size, 1), canon(spec.out_size, 1)
         k, s, d = (canon(v, 1)[axis] for v in (spec.kernel_size, spec.stride, spec.dilation))
         halo = -(-(d * (k - 1)) // s)
-        want = -(-_planning.TARGET_ITEMS // max(1, spec.batch * g))
         max_slabs = max(1, ins[axis] // max(1, 4 * halo)) if halo else outs[axis]
         nslabs = int(max(1, min(want, max_slabs, outs[axis])))
         per, fixed = _gemm.transpose_workspace(gt, tile, 1, False, tgt.dbl)
-        return finish(self.name, spec.batch * g * nslabs, per, fixed, n, tile=tile,
-                      slabs=nslabs)
+        return finish(self.name, spec.batch * g * nchb * nslabs, per, fixed, n, tile=tile,
+                      slabs=nslabs, blocks=nchb)
 
     def run(self, op, p, spec, x, w, b, out):
         with _blas_threads(1):
@@ -101,7 +113,7 @@ class Gemm(Path):
                                   p.omp_threads)
             else:
                 _gemm.conv_transpose(x, w, b, out, geo(spec), p.tile, p.slabs, p.images,
-                                     self.pointwise, p.omp_threads)
+                                     self.pointwise, p.omp_threads, p.blocks)
 
 
 class Pointwise(Gemm):

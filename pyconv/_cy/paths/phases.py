@@ -3,11 +3,19 @@
 
 Output positions with the same residue modulo the stride form a stride-1
 conv of the input with a subset of the taps (no zero insertion); each
-phase runs on the implicit path and writes its strided view of the output
-in place.  Phases no tap reaches hold only the bias.
+phase is planned as the implicit path plans it and writes its strided view
+of the output in place.  The items of all phases run in one parallel
+region (``_implicit.conv_many``): one fork and one barrier per call, not
+one per phase, which on small maps (and on a busy machine, where every
+barrier may wait for a descheduled thread) cost more than the phase's
+work.  Phases no tap reaches hold only the bias.
 
 Rule: a CPU with AVX2+FMA or AVX-512, at least
 :data:`~pyconv._cy._planning.PHASE_MIN_POSITIONS` input positions per image,
+with a stride above 1 at least :data:`~pyconv._cy._planning.TARGET_ITEMS`
+images x groups (a smaller batch is faster on ``gemm``, whose blocks of
+output channels cut one image without a halo and without the phases'
+copies of the input; measured on 1-d K4/K16 and 2-d K4 stride-2/8 layers),
 kernel taps that overlap (a dilated kernel extent above the stride in some
 dim; otherwise every phase is a 1x1 conv and one GEMM + scatter is
 faster), and no phase conv so thin that the direct path would take it.  It
@@ -22,8 +30,8 @@ from math import gcd, prod
 import numpy as np
 
 from ..._spec import ConvSpec
-from .. import _planning
-from .._planning import Path, Plan
+from .. import _implicit, _planning
+from .._planning import Path, finish, fits, geo, target
 from .direct import DIRECT
 from .implicit import IMPLICIT
 
@@ -95,26 +103,36 @@ class Phases(Path):
                                                             spec.stride))
         return (tgt.level >= 1 and overlap
                 and prod(spec.in_size) >= _planning.PHASE_MIN_POSITIONS
+                and (prod(spec.stride) == 1
+                     or spec.batch * spec.groups >= _planning.TARGET_ITEMS)
                 and not any(DIRECT.chosen("conv", sub, tgt)
                             for _, sub, _ in phase_specs(spec) if sub is not None))
 
     def plan(self, op, spec, tgt, n):
         subs = [sub for _, sub, _ in phase_specs(spec) if sub is not None]
-        # the phases run one after the other, each with its own weight (made
-        # before it runs): every phase's plan counts the largest one
-        weight = max([prod(sub.weight_shape) * tgt.itemsize for sub in subs] + [0])
-        parts = tuple(IMPLICIT.plan("conv", sub, tgt, n, reserved=weight) for sub in subs)
+        parts = tuple(IMPLICIT.plan("conv", sub, tgt, n) for sub in subs)
         if any(p is None for p in parts):
             return None
-        return Plan(self.name, 0, len(parts), 0, max([p.items for p in parts] + [1]),
-                    max([p.omp_threads for p in parts] + [1]),
-                    max([p.workspace for p in parts] + [weight]), simd=tgt.level, parts=parts)
+        # one region runs every phase: each thread holds the largest phase's
+        # buffers, the call every phase's packed weight and (while packing)
+        # the largest phase's unpacked one
+        per, fixed = 0, max([prod(sub.weight_shape) * tgt.itemsize for sub in subs] + [0])
+        for sub, part in zip(subs, parts):
+            sub_per, sub_fixed = _implicit.conv_workspace(geo(sub), part.tile, tgt.mr, tgt.nr,
+                                                          tgt.dbl)
+            per = max(per, sub_per)
+            fixed += sub_fixed
+        if not fits(per, fixed):
+            return None
+        return finish(self.name, max(1, sum(p.items for p in parts)), per, fixed, n,
+                      slabs=len(parts), simd=tgt.level, parts=parts)
 
     def run(self, op, p, spec, x, w, b, out):
         y = out.reshape(spec.output_shape)
         w = w.reshape(spec.weight_shape)
         esz = y.dtype.itemsize
         parts = iter(p.parts)
+        tapss, geos, rows, views = [], [], [], []
         for index, sub, taps in phase_specs(spec):
             if sub is None:
                 y[index] = 0 if b.size == 0 else b.reshape((1, -1) + (1,) * spec.nd)
@@ -123,9 +141,15 @@ class Phases(Path):
             offset = (view.__array_interface__["data"][0]
                       - y.__array_interface__["data"][0]) // esz
             st = (0,) * (5 - spec.nd) + tuple(v // esz for v in view.strides[2:])
-            IMPLICIT.run("conv", next(parts), sub, x, phase_weight(w, spec, taps).reshape(-1),
-                         b, out, yview=(offset, view.strides[0] // esz,
-                                        view.strides[1] // esz) + st[-3:])
+            tapss.append(taps)
+            geos.append(geo(sub))
+            rows.append(next(parts).tile)
+            views.append((offset, view.strides[0] // esz, view.strides[1] // esz) + st[-3:])
+        if geos:
+            tgt = target(x.dtype, p.simd)
+            _implicit.conv_many(x, lambda k: phase_weight(w, spec, tapss[k]).reshape(-1), b,
+                                out, geos, rows, tgt.level, tgt.mr, tgt.nr, p.omp_threads,
+                                views)
 
 
 PHASES = Phases()
