@@ -128,12 +128,15 @@ and the plan's ``workspace`` is computed from them in one place
 Threads (the per-call heuristic)
 --------------------------------
 ``n = pyconv.get_num_threads()``, or **one** thread for a call of fewer
-than ``SERIAL_MACS`` (2**21) multiply-adds (``spec.flops / 2``, the same
-count for the three primitives): the measured break-even of a second
-thread on the development machine is near 0.5M multiply-adds and the gain
-stays under 10% up to 2M, while a call that waits at the end of its
-parallel region for a thread descheduled by a CPU-bound neighbour process
-loses a scheduler time slice (a 30 us call took 4-16 ms).  With one thread
+than ``SERIAL_MACS`` (2**24) multiply-adds (``spec.flops / 2``, the same
+count for the three primitives): with the passive wait policy below,
+waking the second thread costs about 90 us per call on the development
+machine, so a second thread pays only from about 2**24 multiply-adds
+(measurements at :data:`pyconv._cy._planning.SERIAL_MACS`); spinning
+threads would pay earlier on an idle machine, but a call that waits at the
+end of its parallel region for a spinning thread descheduled by a
+CPU-bound neighbour process loses a scheduler time slice (a 30 us call
+took 4-16 ms).  With one thread
 ``run_items`` enters no parallel region, so the OpenMP team is not woken.
 A forced path (the test hook below) keeps ``n``, so that the tests run the
 threads on small shapes.  The runtime's waiting threads sleep rather than

@@ -49,13 +49,16 @@ BLOCKS_MIN = 4
 
 #: Calls of fewer multiply-adds than this run on ONE thread, without entering
 #: an OpenMP parallel region.  Measured on the development machine (2-core
-#: AVX-512 Xeon, float32, conv1d and conv2d of 0.2M to 17M multiply-adds,
-#: 1 against 2 threads interleaved): break-even near 0.5M, a second thread
-#: gains under 10% below 2M and 20-30% from 4M.  Below the threshold the
-#: gain is a few microseconds at best, while with CPU-bound neighbour
-#: processes a thread waiting for a descheduled partner loses a scheduler
-#: time slice (milliseconds: a 30 us call took 4-16 ms).
-SERIAL_MACS = 1 << 21
+#: AVX-512 Xeon, float32, 32 -> 32 channel 3x3 conv2d of 2**19 to 2**25
+#: multiply-adds, medians of 300 calls, 1 against 2 threads) with the passive
+#: wait policy pyconv sets (see pyconv._cy): waking the sleeping second
+#: thread costs about 90 us per call, so two threads lose below 2**24 (2**21:
+#: 208 against 108 us; 2**23: 245 against 215 us) and win above (2**25: 489
+#: against 589 us).  With spinning threads two would win from 2**20 on an
+#: idle machine, but with CPU-bound neighbour processes a spinning thread
+#: waiting for a descheduled partner loses a scheduler time slice (2**21:
+#: a median of 7.9 ms instead of 0.1 ms).
+SERIAL_MACS = 1 << 24
 
 INT_MAX = 2**31 - 1
 
