@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 import pyconv
+from helpers import assert_close, conv_spec, tconv_spec
 from pyconv._spec import ConvSpec
 
 cy_mod = pytest.importorskip("pyconv._cy")
@@ -46,30 +47,6 @@ REF = _load_reference()
 
 # ---------------------------------------------------------------------------
 # helpers
-
-def conv_spec(n, cin, cout, size, k, stride=None, pad=None, dil=None, groups=1):
-    """A conv spec; ``pad`` is per dim (lo, hi)."""
-    nd = len(size)
-    stride = stride or (1,) * nd
-    pad = pad or ((0, 0),) * nd
-    dil = dil or (1,) * nd
-    out = tuple((i + lo + hi - d * (kk - 1) - 1) // s + 1
-                for i, (lo, hi), kk, s, d in zip(size, pad, k, stride, dil))
-    return ConvSpec(False, n, cin, cout, groups, tuple(size), out, tuple(k), tuple(stride),
-                    tuple(pad), tuple(dil))
-
-
-def transposed_spec(n, cin, cout, size, k, stride=None, pad=None, dil=None, groups=1):
-    """A transposed spec; ``pad`` is per dim (lo, hi), hi may be negative."""
-    nd = len(size)
-    stride = stride or (1,) * nd
-    pad = pad or ((0, 0),) * nd
-    dil = dil or (1,) * nd
-    out = tuple((i - 1) * s - lo - hi + d * (kk - 1) + 1
-                for i, (lo, hi), kk, s, d in zip(size, pad, k, stride, dil))
-    return ConvSpec(True, n, cin, cout, groups, tuple(size), out, tuple(k), tuple(stride),
-                    tuple(pad), tuple(dil))
-
 
 def arrays(spec, dtype, rng, bias=True):
     x = rng.standard_normal(spec.input_shape).astype(dtype)
@@ -108,58 +85,74 @@ def run_all(op, spec, dtype, rng, bias=True):
 CONV_GRID = [
     # 1-d
     conv_spec(2, 3, 8, (11,), (3,)),
-    conv_spec(2, 8, 16, (13,), (3,), (2,), ((2, 1),)),
-    conv_spec(1, 9, 12, (17,), (4,), (3,), ((0, 3),), (2,)),
+    conv_spec(2, 8, 16, (13,), (3,), stride=(2,), padding=((2, 1),)),
+    conv_spec(1, 9, 12, (17,), (4,), stride=(3,), padding=((0, 3),), dilation=(2,)),
     conv_spec(3, 16, 16, (10,), (1,)),                       # pointwise
-    conv_spec(2, 6, 6, (12,), (5,), (1,), ((2, 2),), (1,), 6),   # depthwise
-    conv_spec(2, 6, 9, (12,), (3,), (2,), ((1, 0),), (2,), 3),   # thin groups
-    conv_spec(2, 16, 32, (9,), (2,), (1,), ((0, 0),), (4,), 2),  # dilated, groups
-    conv_spec(2, 8, 8, (5,), (3,), (1,), ((4, 4),)),         # padding > kernel
+    conv_spec(2, 6, 6, (12,), (5,), stride=(1,), padding=((2, 2),), dilation=(1,),
+              groups=6),   # depthwise
+    conv_spec(2, 6, 9, (12,), (3,), stride=(2,), padding=((1, 0),), dilation=(2,),
+              groups=3),   # thin groups
+    conv_spec(2, 16, 32, (9,), (2,), stride=(1,), padding=((0, 0),), dilation=(4,),
+              groups=2),  # dilated, groups
+    conv_spec(2, 8, 8, (5,), (3,), stride=(1,), padding=((4, 4),)),         # padding > kernel
     # 2-d
-    conv_spec(2, 4, 8, (7, 6), (3, 3), (1, 1), ((1, 1), (1, 1))),
-    conv_spec(1, 8, 16, (9, 8), (3, 2), (2, 1), ((2, 0), (0, 1)), (1, 2)),
-    conv_spec(2, 12, 24, (6, 7), (2, 3), (1, 2), ((1, 2), (2, 1)), (2, 1), 3),
-    conv_spec(2, 4, 4, (6, 6), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 4),
-    conv_spec(2, 20, 20, (7, 7), (7, 7), (1, 1), ((3, 3), (3, 3)), (1, 1), 20),  # ConvNeXt
-    conv_spec(1, 17, 34, (11, 9), (3, 5), (2, 1), ((1, 0), (2, 2)), (1, 2), 17),  # x2 multiplier
-    conv_spec(2, 9, 9, (19, 20), (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 9),
-    conv_spec(1, 18, 18, (3, 40), (3, 3), (1, 3), ((1, 1), (0, 0)), (1, 1), 18),  # stride 3
+    conv_spec(2, 4, 8, (7, 6), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1))),
+    conv_spec(1, 8, 16, (9, 8), (3, 2), stride=(2, 1), padding=((2, 0), (0, 1)), dilation=(1, 2)),
+    conv_spec(2, 12, 24, (6, 7), (2, 3), stride=(1, 2), padding=((1, 2), (2, 1)), dilation=(2, 1),
+              groups=3),
+    conv_spec(2, 4, 4, (6, 6), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1),
+              groups=4),
+    conv_spec(2, 20, 20, (7, 7), (7, 7), stride=(1, 1), padding=((3, 3), (3, 3)), dilation=(1, 1),
+              groups=20),  # ConvNeXt
+    conv_spec(1, 17, 34, (11, 9), (3, 5), stride=(2, 1), padding=((1, 0), (2, 2)),
+              dilation=(1, 2), groups=17),  # x2 multiplier
+    conv_spec(2, 9, 9, (19, 20), (5, 5), stride=(1, 1), padding=((2, 2), (2, 2)), dilation=(1, 1),
+              groups=9),
+    conv_spec(1, 18, 18, (3, 40), (3, 3), stride=(1, 3), padding=((1, 1), (0, 0)),
+              dilation=(1, 1), groups=18),  # stride 3
     conv_spec(2, 16, 8, (5, 4), (1, 1)),
     # 3-d
-    conv_spec(1, 4, 8, (5, 4, 6), (3, 2, 3), (1, 1, 2), ((1, 1), (0, 1), (1, 0))),
-    conv_spec(2, 8, 16, (4, 5, 5), (2, 2, 2), (2, 1, 1), ((0, 1), (1, 1), (1, 1)), (1, 2, 1)),
-    conv_spec(1, 6, 6, (4, 4, 5), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 6),
+    conv_spec(1, 4, 8, (5, 4, 6), (3, 2, 3), stride=(1, 1, 2), padding=((1, 1), (0, 1), (1, 0))),
+    conv_spec(2, 8, 16, (4, 5, 5), (2, 2, 2), stride=(2, 1, 1), padding=((0, 1), (1, 1), (1, 1)),
+              dilation=(1, 2, 1)),
+    conv_spec(1, 6, 6, (4, 4, 5), (3, 3, 3), stride=(1, 1, 1), padding=((1, 1),) * 3,
+              dilation=(1, 1, 1), groups=6),
     conv_spec(1, 16, 16, (3, 4, 5), (1, 1, 1)),
     # stride-1 3x3 layers with enough channels for the Winograd rules' taste
-    conv_spec(2, 48, 48, (9, 22), (3, 3), (1, 1), ((1, 1), (1, 1))),
-    conv_spec(1, 32, 40, (6, 5, 7), (3, 3, 3), (1, 1, 1), ((1, 1), (0, 2), (1, 1))),
-    conv_spec(3, 48, 64, (37,), (5,), (1,), ((2, 2),)),
+    conv_spec(2, 48, 48, (9, 22), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1))),
+    conv_spec(1, 32, 40, (6, 5, 7), (3, 3, 3), stride=(1, 1, 1), padding=((1, 1), (0, 2), (1, 1))),
+    conv_spec(3, 48, 64, (37,), (5,), stride=(1,), padding=((2, 2),)),
 ]
 
 TRANSPOSED_GRID = [
-    transposed_spec(2, 8, 4, (6,), (3,), (2,), ((1, 0),)),
-    transposed_spec(2, 8, 16, (7,), (4,), (2,), ((1, 1),)),
-    transposed_spec(1, 16, 8, (5,), (3,), (3,), ((2, -1),), (2,)),   # negative hi
-    transposed_spec(2, 16, 16, (9,), (1,)),                           # pointwise
-    transposed_spec(2, 6, 6, (8,), (3,), (2,), ((1, 0),), (1,), 6),   # depthwise
-    transposed_spec(2, 16, 8, (6,), (2,), (1,), ((0, 0),), (3,), 2),
-    transposed_spec(2, 8, 8, (4, 5), (3, 3), (2, 2), ((1, 0), (1, -1))),
-    transposed_spec(1, 12, 6, (4, 4), (4, 2), (2, 3), ((1, 2), (0, 0)), (1, 2), 3),
-    transposed_spec(9, 16, 8, (3, 3), (4, 4), (2, 2), ((1, 1), (1, 1))),  # image blocks
-    transposed_spec(2, 4, 4, (3, 4), (3, 3), (1, 2), ((0, 0), (1, 0)), (1, 1), 4),
-    transposed_spec(1, 8, 8, (3, 4, 3), (2, 3, 2), (2, 1, 2), ((0, -1), (1, 1), (0, 0))),
-    transposed_spec(1, 16, 8, (12, 3, 3), (3, 3, 3), (2, 2, 2), ((1, 0),) * 3),  # slabs
-    transposed_spec(2, 8, 16, (2, 3, 3), (2, 2, 2), (2, 2, 2), ((0, 0),) * 3, (1, 1, 1), 2),
+    tconv_spec(2, 8, 4, (6,), (3,), stride=(2,), padding=((1, 0),)),
+    tconv_spec(2, 8, 16, (7,), (4,), stride=(2,), padding=((1, 1),)),
+    tconv_spec(1, 16, 8, (5,), (3,), stride=(3,), padding=((2, -1),),
+               dilation=(2,)),   # negative hi
+    tconv_spec(2, 16, 16, (9,), (1,)),                           # pointwise
+    tconv_spec(2, 6, 6, (8,), (3,), stride=(2,), padding=((1, 0),), dilation=(1,),
+               groups=6),   # depthwise
+    tconv_spec(2, 16, 8, (6,), (2,), stride=(1,), padding=((0, 0),), dilation=(3,), groups=2),
+    tconv_spec(2, 8, 8, (4, 5), (3, 3), stride=(2, 2), padding=((1, 0), (1, -1))),
+    tconv_spec(1, 12, 6, (4, 4), (4, 2), stride=(2, 3), padding=((1, 2), (0, 0)), dilation=(1, 2),
+               groups=3),
+    tconv_spec(9, 16, 8, (3, 3), (4, 4), stride=(2, 2), padding=((1, 1), (1, 1))),  # image blocks
+    tconv_spec(2, 4, 4, (3, 4), (3, 3), stride=(1, 2), padding=((0, 0), (1, 0)), dilation=(1, 1),
+               groups=4),
+    tconv_spec(1, 8, 8, (3, 4, 3), (2, 3, 2), stride=(2, 1, 2), padding=((0, -1), (1, 1), (0, 0))),
+    tconv_spec(1, 16, 8, (12, 3, 3), (3, 3, 3), stride=(2, 2, 2), padding=((1, 0),) * 3),  # slabs
+    tconv_spec(2, 8, 16, (2, 3, 3), (2, 2, 2), stride=(2, 2, 2), padding=((0, 0),) * 3,
+               dilation=(1, 1, 1), groups=2),
     # a size-1 axis whose last phase reads only padding (lo' = -1)
-    transposed_spec(1, 8, 8, (1, 5, 5), (3, 3, 3), (3, 2, 2), ((1, -1), (1, 1), (1, 1))),
+    tconv_spec(1, 8, 8, (1, 5, 5), (3, 3, 3), stride=(3, 2, 2), padding=((1, -1), (1, 1), (1, 1))),
     # stride 1: the input gradient of a 3x3 layer (the Winograd paths take it)
-    transposed_spec(2, 48, 32, (10, 13), (3, 3), (1, 1), ((1, 1), (0, 2))),
-    transposed_spec(1, 16, 24, (5, 4, 6), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3),
+    tconv_spec(2, 48, 32, (10, 13), (3, 3), stride=(1, 1), padding=((1, 1), (0, 2))),
+    tconv_spec(1, 16, 24, (5, 4, 6), (3, 3, 3), stride=(1, 1, 1), padding=((1, 1),) * 3),
     # batch 1 on the gemm path: blocks of output channels (uneven: 33 per
     # group), then slabs of rows; a vocoder-like K16 s8 and a 2-d K4 s2
-    transposed_spec(1, 8, 66, (40,), (8,), (2,), ((3, 3),), (1,), 2),
-    transposed_spec(1, 16, 32, (9,), (16,), (8,), ((4, 4),)),
-    transposed_spec(1, 16, 48, (5, 5), (4, 4), (2, 2), ((1, 1),) * 2),
+    tconv_spec(1, 8, 66, (40,), (8,), stride=(2,), padding=((3, 3),), dilation=(1,), groups=2),
+    tconv_spec(1, 16, 32, (9,), (16,), stride=(8,), padding=((4, 4),)),
+    tconv_spec(1, 16, 48, (5, 5), (4, 4), stride=(2, 2), padding=((1, 1),) * 2),
 ]
 
 
@@ -237,21 +230,23 @@ def tiny_tiles(monkeypatch):
 
 
 MANY_TILES = [
-    ("conv", conv_spec(2, 8, 8, (23,), (3,), (1,), ((1, 2),))),
-    ("conv", conv_spec(2, 8, 16, (7, 9), (3, 3), (2, 1), ((1, 1), (0, 2)))),
-    ("conv", conv_spec(1, 8, 8, (10, 4, 5), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3)),
+    ("conv", conv_spec(2, 8, 8, (23,), (3,), stride=(1,), padding=((1, 2),))),
+    ("conv", conv_spec(2, 8, 16, (7, 9), (3, 3), stride=(2, 1), padding=((1, 1), (0, 2)))),
+    ("conv", conv_spec(1, 8, 8, (10, 4, 5), (3, 3, 3), stride=(1, 1, 1), padding=((1, 1),) * 3)),
     ("conv", conv_spec(2, 16, 16, (7, 5), (1, 1))),
-    ("conv", conv_spec(2, 8, 16, (101,), (5,), (2,), ((2, 2),))),
-    ("conv", conv_spec(1, 8, 8, (90,), (4,), (3,), ((5, 1),), (2,))),
-    ("conv", conv_spec(3, 8, 8, (17, 70), (3, 3), (1, 1), ((1, 1), (1, 1)))),
-    ("conv_weight", conv_spec(3, 8, 8, (23,), (3,), (2,), ((1, 2),))),
-    ("conv_weight", conv_spec(2, 8, 16, (7, 9), (3, 3), (1, 1), ((1, 1), (1, 1)))),
+    ("conv", conv_spec(2, 8, 16, (101,), (5,), stride=(2,), padding=((2, 2),))),
+    ("conv", conv_spec(1, 8, 8, (90,), (4,), stride=(3,), padding=((5, 1),), dilation=(2,))),
+    ("conv", conv_spec(3, 8, 8, (17, 70), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)))),
+    ("conv_weight", conv_spec(3, 8, 8, (23,), (3,), stride=(2,), padding=((1, 2),))),
+    ("conv_weight", conv_spec(2, 8, 16, (7, 9), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(2, 16, 16, (7, 5), (1, 1))),
-    ("conv_transpose", transposed_spec(1, 8, 8, (19,), (4,), (2,), ((1, 0),))),
-    ("conv_transpose", transposed_spec(2, 8, 8, (30, 9), (3, 3), (1, 1), ((1, 1), (2, 0)))),
-    ("conv_transpose", transposed_spec(1, 8, 8, (5, 7), (3, 3), (2, 2), ((1, -1), (1, 0)))),
-    ("conv_transpose", transposed_spec(1, 8, 8, (4, 3, 5), (3, 3, 3), (2, 2, 2),
-                                       ((1, 1),) * 3)),
+    ("conv_transpose", tconv_spec(1, 8, 8, (19,), (4,), stride=(2,), padding=((1, 0),))),
+    ("conv_transpose", tconv_spec(2, 8, 8, (30, 9), (3, 3), stride=(1, 1),
+                                  padding=((1, 1), (2, 0)))),
+    ("conv_transpose", tconv_spec(1, 8, 8, (5, 7), (3, 3), stride=(2, 2),
+                                  padding=((1, -1), (1, 0)))),
+    ("conv_transpose", tconv_spec(1, 8, 8, (4, 3, 5), (3, 3, 3), stride=(2, 2, 2),
+                                  padding=((1, 1),) * 3)),
 ]
 
 
@@ -275,13 +270,14 @@ def test_many_tiles_match_reference(case, dtype, rng, tiny_tiles):
 
 
 @pytest.mark.parametrize("case", path_cases([
-    ("conv", conv_spec(2, 8, 16, (9, 8), (3, 3), (1, 1), ((1, 1), (1, 1)))),
-    ("conv", conv_spec(2, 8, 16, (20,), (3,), (2,), ((1, 1),))),
+    ("conv", conv_spec(2, 8, 16, (9, 8), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)))),
+    ("conv", conv_spec(2, 8, 16, (20,), (3,), stride=(2,), padding=((1, 1),))),
     ("conv", conv_spec(2, 16, 16, (9, 8), (1, 1))),
-    ("conv_weight", conv_spec(2, 8, 16, (9, 8), (3, 3), (2, 1), ((1, 1), (1, 1)))),
-    ("conv_weight", conv_spec(2, 8, 16, (9, 8), (3, 3), (1, 1), ((1, 1), (1, 1)))),
-    ("conv_transpose", transposed_spec(2, 16, 8, (5, 6), (3, 3), (2, 2), ((1, 0), (1, 1)))),
-    ("conv_transpose", transposed_spec(2, 16, 8, (5, 6), (1, 1))),
+    ("conv_weight", conv_spec(2, 8, 16, (9, 8), (3, 3), stride=(2, 1), padding=((1, 1), (1, 1)))),
+    ("conv_weight", conv_spec(2, 8, 16, (9, 8), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)))),
+    ("conv_transpose", tconv_spec(2, 16, 8, (5, 6), (3, 3), stride=(2, 2),
+                                  padding=((1, 0), (1, 1)))),
+    ("conv_transpose", tconv_spec(2, 16, 8, (5, 6), (1, 1))),
 ]), ids=_case_id)
 def test_read_only_inputs_untouched(case, rng):
     """Read-only inputs are accepted and never written, on every path."""
@@ -308,8 +304,8 @@ def test_phase_of_a_size_one_axis_reads_padding(rng):
     x = rng.standard_normal((1, 16, 1, 16, 16)).astype(np.float32)
     w = rng.standard_normal((16, 16, 3, 3, 3)).astype(np.float32)
     kw = dict(stride=(3, 2, 2), padding=1, output_padding=(2, 0, 0))
-    spec = transposed_spec(1, 16, 16, (1, 16, 16), (3, 3, 3), (3, 2, 2),
-                           ((1, -1), (1, 1), (1, 1)))
+    spec = tconv_spec(1, 16, 16, (1, 16, 16), (3, 3, 3), stride=(3, 2, 2),
+                      padding=((1, -1), (1, 1), (1, 1)))
     with cy_mod.force_paths("phases"):     # batch 1: the rule would take gemm
         assert cy_mod.plan("conv_transpose", spec, np.float32).path == "phases"
         got = pyconv.conv_transpose3d(x, w, **kw, backend="cython")
@@ -323,7 +319,7 @@ def test_empty_and_degenerate(rng):
     assert CY.conv(x, w, b, spec).shape == (0, 8, 3)
     assert CY.conv_weight(x, np.zeros((0, 8, 3), np.float32), spec).shape == (8, 4, 3)
     assert not CY.conv_weight(x, np.zeros((0, 8, 3), np.float32), spec).any()
-    t = transposed_spec(0, 8, 4, (5,), (3,))
+    t = tconv_spec(0, 8, 4, (5,), (3,))
     x, w, b = arrays(t, np.float32, rng)
     assert CY.conv_transpose(x, w, b, t).shape == (0, 4, 7)
 
@@ -340,99 +336,114 @@ def _plans(op, spec, simd=None):
 # each from the rule the module docstring states for it
 RULE_CASES = [
     # one input channel per group, 2-d or 3-d: channels as vector lanes -> depthwise
-    ("conv", conv_spec(2, 32, 32, (14, 14), (7, 7), pad=((3, 3),) * 2, groups=32),
+    ("conv", conv_spec(2, 32, 32, (14, 14), (7, 7), padding=((3, 3),) * 2, groups=32),
      "depthwise", "direct"),
-    ("conv", conv_spec(2, 8, 16, (9, 9), (3, 3), (2, 2), groups=8), "depthwise", "direct"),
+    ("conv", conv_spec(2, 8, 16, (9, 9), (3, 3), stride=(2, 2), groups=8), "depthwise", "direct"),
     ("conv", conv_spec(1, 6, 6, (5, 6, 7), (3, 3, 3), groups=6), "depthwise", "direct"),
     # depthwise / few channels per group: the GEMM is thin -> direct
     ("conv", conv_spec(2, 32, 32, (64,), (3,), groups=32), "direct", "direct"),
     ("conv", conv_spec(2, 4, 4, (9, 9), (3, 3), groups=2), "direct", "direct"),
     ("conv_weight", conv_spec(2, 32, 32, (64,), (3,), groups=32), "direct", "direct"),
-    ("conv_transpose", transposed_spec(2, 32, 32, (64,), (4,), (2,), groups=32),
+    ("conv_transpose", tconv_spec(2, 32, 32, (64,), (4,), stride=(2,), groups=32),
      "direct", "direct"),
     # C_in/g = 4 < 8: thin for conv_transpose (K = C_in/g), not for conv (K = 4*9)
-    ("conv_transpose", transposed_spec(1, 4, 16, (40, 40), (3, 3), (2, 2)), "direct", "direct"),
+    ("conv_transpose", tconv_spec(1, 4, 16, (40, 40), (3, 3), stride=(2, 2)), "direct", "direct"),
     # dense, every stride 1 -> implicit (conv and conv_weight, any dims)
-    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (1, 1), ((1, 1),) * 2), "implicit", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "implicit", "gemm"),
     ("conv", conv_spec(1, 8, 8, (8, 8, 8), (3, 3, 3)), "implicit", "gemm"),
     ("conv_weight", conv_spec(2, 16, 32, (100,), (5,)), "implicit", "gemm"),
     # a 1x1 conv with stride 1 is still "every stride 1"; pointwise is BLAS's
     ("conv", conv_spec(2, 16, 16, (20, 20), (1, 1)), "implicit", "pointwise"),
     ("conv_weight", conv_spec(2, 16, 16, (20, 20), (1, 1)), "implicit", "pointwise"),
     # 1-d, stride 2..8 -> strided1d; stride 9 -> packed
-    ("conv", conv_spec(2, 16, 32, (100,), (5,), (2,)), "strided1d", "gemm"),
-    ("conv", conv_spec(2, 16, 32, (100,), (5,), (8,)), "strided1d", "gemm"),
-    ("conv", conv_spec(2, 16, 32, (100,), (9,), (9,)), "packed", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (100,), (5,), stride=(2,)), "strided1d", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (100,), (5,), stride=(8,)), "strided1d", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (100,), (9,), stride=(9,)), "packed", "gemm"),
     # 2-d / 3-d with a stride -> packed
-    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2)), "packed", "gemm"),
-    ("conv", conv_spec(1, 8, 8, (9, 9, 9), (3, 3, 3), (1, 1, 2)), "packed", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2)), "packed", "gemm"),
+    ("conv", conv_spec(1, 8, 8, (9, 9, 9), (3, 3, 3), stride=(1, 1, 2)), "packed", "gemm"),
     # conv_weight with a stride: BLAS
-    ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2)), "gemm", "gemm"),
+    ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2)), "gemm", "gemm"),
     # conv_transpose: >= 256 input positions, overlapping taps and (with a
     # stride) >= 8 images x groups -> phases
-    ("conv_transpose", transposed_spec(8, 16, 8, (16, 16), (4, 4), (2, 2)), "phases", "gemm"),
-    ("conv_transpose", transposed_spec(8, 16, 8, (300,), (3,), (2,)), "phases", "gemm"),
-    ("conv_transpose", transposed_spec(4, 32, 32, (300,), (3,), (2,), groups=2), "phases",
+    ("conv_transpose", tconv_spec(8, 16, 8, (16, 16), (4, 4), stride=(2, 2)), "phases", "gemm"),
+    ("conv_transpose", tconv_spec(8, 16, 8, (300,), (3,), stride=(2,)), "phases", "gemm"),
+    ("conv_transpose", tconv_spec(4, 32, 32, (300,), (3,), stride=(2,), groups=2), "phases",
      "gemm"),
     # ... a smaller batch: BLAS, cut into blocks of output channels
-    ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2)), "gemm", "gemm"),
-    ("conv_transpose", transposed_spec(4, 128, 64, (256,), (4,), (2,), ((1, 1),)), "gemm",
+    ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (4, 4), stride=(2, 2)), "gemm", "gemm"),
+    ("conv_transpose", tconv_spec(4, 128, 64, (256,), (4,), stride=(2,),
+                                  padding=((1, 1),)), "gemm",
      "gemm"),
     # ... fewer positions, or taps that never overlap (K <= s): BLAS
-    ("conv_transpose", transposed_spec(4, 16, 8, (15, 15), (4, 4), (2, 2)), "gemm", "gemm"),
-    ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (2, 2), (2, 2)), "gemm", "gemm"),
+    ("conv_transpose", tconv_spec(4, 16, 8, (15, 15), (4, 4), stride=(2, 2)), "gemm", "gemm"),
+    ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (2, 2), stride=(2, 2)), "gemm", "gemm"),
     # a 1x1 transposed conv (no overlap) -> pointwise
-    ("conv_transpose", transposed_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
+    ("conv_transpose", tconv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
     # Winograd (float32, stride 1, 3x3, enough channels and tiles): F(4x4) for
     # rows of 20 outputs or more, F(2x2) for narrower ones with many channels
-    ("conv", conv_spec(8, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2), "winograd4", "gemm"),
-    ("conv", conv_spec(1, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2), "winograd4", "gemm"),
-    ("conv", conv_spec(8, 256, 256, (14, 14), (3, 3), (1, 1), ((1, 1),) * 2), "winograd2",
+    ("conv", conv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "winograd4", "gemm"),
+    ("conv", conv_spec(1, 64, 64, (56, 56), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "winograd4", "gemm"),
+    ("conv", conv_spec(8, 256, 256, (14, 14), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "winograd2",
      "gemm"),
-    ("conv", conv_spec(1, 128, 128, (28, 28), (3, 3), (1, 1), ((1, 1),) * 2), "implicit",
+    ("conv", conv_spec(1, 128, 128, (28, 28), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "implicit",
      "gemm"),
-    ("conv", conv_spec(32, 64, 128, (1024,), (3,), (1,), ((1, 1),)), "winograd4", "gemm"),
-    ("conv", conv_spec(32, 64, 128, (1024,), (5,), (1,), ((2, 2),)), "winograd4", "gemm"),
-    ("conv", conv_spec(2, 32, 32, (32, 32, 32), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3),
+    ("conv", conv_spec(32, 64, 128, (1024,), (3,), stride=(1,),
+                       padding=((1, 1),)), "winograd4", "gemm"),
+    ("conv", conv_spec(32, 64, 128, (1024,), (5,), stride=(1,),
+                       padding=((2, 2),)), "winograd4", "gemm"),
+    ("conv", conv_spec(2, 32, 32, (32, 32, 32), (3, 3, 3), stride=(1, 1, 1),
+                       padding=((1, 1),) * 3),
      "winograd4", "gemm"),
-    ("conv_transpose", transposed_spec(8, 64, 64, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2),
+    ("conv_transpose", tconv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
+                                  padding=((1, 1),) * 2),
      "winograd4", "gemm"),
     # ... too few channels, tiles, or not 3x3 / stride 1: the exact paths
-    ("conv", conv_spec(8, 32, 32, (56, 56), (3, 3), (1, 1), ((1, 1),) * 2), "implicit", "gemm"),
-    ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), (1, 1), ((1, 1),) * 2), "implicit",
+    ("conv", conv_spec(8, 32, 32, (56, 56), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "implicit", "gemm"),
+    ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "implicit",
      "gemm"),
-    ("conv", conv_spec(8, 64, 64, (56, 56), (5, 5), (1, 1), ((2, 2),) * 2), "implicit", "gemm"),
-    ("conv", conv_spec(2, 64, 64, (30, 30, 30), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3,
-                       (2, 2, 2)), "implicit", "gemm"),
-    ("conv_transpose", transposed_spec(1, 64, 64, (20, 20), (3, 3), (1, 1), ((1, 1),) * 2),
+    ("conv", conv_spec(8, 64, 64, (56, 56), (5, 5), stride=(1, 1),
+                       padding=((2, 2),) * 2), "implicit", "gemm"),
+    ("conv", conv_spec(2, 64, 64, (30, 30, 30), (3, 3, 3), stride=(1, 1, 1),
+                       padding=((1, 1),) * 3, dilation=(2, 2, 2)), "implicit", "gemm"),
+    ("conv_transpose", tconv_spec(1, 64, 64, (20, 20), (3, 3), stride=(1, 1),
+                                  padding=((1, 1),) * 2),
      "phases", "gemm"),
     # stride 1 with a dilation, 1-d or 2-d (ASPP branches): dilated (the input
     # channels of the largest need a 19 MB packed weight, above the implicit
     # path's quarter of the workspace); 3-d, strided or thin ones: not
-    ("conv", conv_spec(2, 2048, 256, (33, 33), (3, 3), pad=((24, 24),) * 2, dil=(24, 24)),
+    ("conv", conv_spec(2, 2048, 256, (33, 33), (3, 3), padding=((24, 24),) * 2, dilation=(24, 24)),
      "dilated", "gemm"),
-    ("conv", conv_spec(2, 256, 256, (65, 65), (3, 3), pad=((12, 12),) * 2, dil=(12, 12)),
+    ("conv", conv_spec(2, 256, 256, (65, 65), (3, 3), padding=((12, 12),) * 2, dilation=(12, 12)),
      "dilated", "gemm"),
-    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), pad=((2, 2),) * 2, dil=(1, 2)),
+    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), padding=((2, 2),) * 2, dilation=(1, 2)),
      "dilated", "gemm"),
-    ("conv", conv_spec(4, 128, 128, (4000,), (2,), dil=(64,)), "dilated", "gemm"),
-    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2), dil=(2, 2)), "packed", "gemm"),
-    ("conv", conv_spec(2, 4, 32, (30, 30), (3, 3), dil=(2, 2)), "implicit", "gemm"),
-    ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), dil=(2, 2)), "implicit", "gemm"),
+    ("conv", conv_spec(4, 128, 128, (4000,), (2,), dilation=(64,)), "dilated", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2),
+                       dilation=(2, 2)), "packed", "gemm"),
+    ("conv", conv_spec(2, 4, 32, (30, 30), (3, 3), dilation=(2, 2)), "implicit", "gemm"),
+    ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), dilation=(2, 2)), "implicit", "gemm"),
     # 2**31 positions per image: BLAS's int would overflow -> direct
     ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,)), "direct", "direct"),
-    ("conv_transpose", transposed_spec(1, 16, 16, (2**30,), (3,), (2,)), "direct", "direct"),
+    ("conv_transpose", tconv_spec(1, 16, 16, (2**30,), (3,), stride=(2,)), "direct", "direct"),
     # long kernels over long signals: the FFT cost model wins (single-channel
     # FIR, a dense long-kernel layer and its gradients, a large 2-d kernel)
     ("conv", conv_spec(8, 1, 1, (131072,), (1023,)), "fft", "fft"),
-    ("conv", conv_spec(4, 32, 32, (16384,), (511,), pad=((255, 255),)), "fft", "fft"),
-    ("conv_transpose", transposed_spec(4, 32, 32, (16384,), (511,), pad=((255, 255),)),
+    ("conv", conv_spec(4, 32, 32, (16384,), (511,), padding=((255, 255),)), "fft", "fft"),
+    ("conv_transpose", tconv_spec(4, 32, 32, (16384,), (511,), padding=((255, 255),)),
      "fft", "fft"),
-    ("conv_weight", conv_spec(4, 32, 32, (16384,), (511,), pad=((255, 255),)), "fft", "fft"),
-    ("conv", conv_spec(1, 8, 8, (256, 256), (31, 31), pad=((15, 15),) * 2), "fft", "fft"),
+    ("conv_weight", conv_spec(4, 32, 32, (16384,), (511,), padding=((255, 255),)), "fft", "fft"),
+    ("conv", conv_spec(1, 8, 8, (256, 256), (31, 31), padding=((15, 15),) * 2), "fft", "fft"),
     # ... but not a long kernel over a short signal, nor fewer than 32 taps
     ("conv", conv_spec(4, 1, 1, (200,), (64,)), "direct", "direct"),
-    ("conv", conv_spec(2, 64, 64, (4096,), (31,), pad=((15, 15),)), "implicit", "gemm"),
+    ("conv", conv_spec(2, 64, 64, (4096,), (31,), padding=((15, 15),)), "implicit", "gemm"),
 ]
 
 
@@ -464,14 +475,14 @@ def test_forced_path_that_does_not_apply_falls_back(path):
     unsupported = {
         "depthwise": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), groups=8)),
         "direct": None,                                                  # supports all
-        "implicit": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
-        "dilated": ("conv", conv_spec(1, 4, 8, (5, 6, 6), (3, 3, 3), dil=(1, 2, 1))),
-        "strided1d": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
-        "packed": ("conv_transpose", transposed_spec(1, 16, 8, (16, 16), (4, 4), (2, 2))),
-        "phases": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
-        "pointwise": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
+        "implicit": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
+        "dilated": ("conv", conv_spec(1, 4, 8, (5, 6, 6), (3, 3, 3), dilation=(1, 2, 1))),
+        "strided1d": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
+        "packed": ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (4, 4), stride=(2, 2))),
+        "phases": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
+        "pointwise": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "gemm": ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,))),
-        "winograd4": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), (2, 2))),
+        "winograd4": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "winograd2": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3))),
         "fft": ("conv", conv_spec(2, 16, 32, (30, 30), (1, 1))),           # nothing to transform
     }[path]
@@ -485,7 +496,7 @@ def test_forced_path_that_does_not_apply_falls_back(path):
 
 
 def test_force_paths_restores_and_validates():
-    spec = conv_spec(2, 16, 32, (30, 30), (3, 3), (1, 1), ((1, 1),) * 2)
+    spec = conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(1, 1), padding=((1, 1),) * 2)
     before = cy_mod.plan("conv", spec, np.float32, 2)
     with cy_mod.force_paths("gemm"):
         assert cy_mod.plan("conv", spec, np.float32, 2).path == "gemm"
@@ -529,7 +540,7 @@ def test_small_calls_plan_one_thread(op):
     for positions, want in ((threshold // per_position - 1, 1),
                             (threshold // per_position, 2)):
         if op == "conv_transpose":
-            spec = transposed_spec(n, cin, cout, (positions,), (k,))
+            spec = tconv_spec(n, cin, cout, (positions,), (k,))
             macs = n * cin * cout * k * spec.in_size[0]
         else:
             spec = conv_spec(n, cin, cout, (positions + k - 1,), (k,))
@@ -586,18 +597,20 @@ def test_transpose_gemm_cuts_channels_before_rows():
     rows = sys.modules["pyconv._cy.paths.gemm"].BLOCK_ROWS
     # 2 x 33 channels x 8 taps: 264 rows per group -> 2 blocks, then 2 slabs
     p = forced_plan("gemm", "conv_transpose",
-                    transposed_spec(1, 8, 66, (40,), (8,), (2,), ((3, 3),), (1,), 2))
+                    tconv_spec(1, 8, 66, (40,), (8,), stride=(2,), padding=((3, 3),),
+                               dilation=(1,), groups=2))
     assert (p.blocks, p.slabs, p.items) == (2, 2, 8), p
     # a vocoder stage at batch 1: 256 x 16 rows -> TARGET_ITEMS blocks, no halo
     p = forced_plan("gemm", "conv_transpose",
-                    transposed_spec(1, 512, 256, (32,), (16,), (8,), ((4, 4),)))
+                    tconv_spec(1, 512, 256, (32,), (16,), stride=(8,), padding=((4, 4),)))
     assert (p.blocks, p.slabs) == (cy_mod._planning.TARGET_ITEMS, 1), p
     # too few rows for two blocks: slabs only; a batch that gives the items: neither
     p = forced_plan("gemm", "conv_transpose",
-                    transposed_spec(1, 16, 8, (12, 3, 3), (3, 3, 3), (2, 2, 2), ((1, 0),) * 3))
+                    tconv_spec(1, 16, 8, (12, 3, 3), (3, 3, 3), stride=(2, 2, 2),
+                               padding=((1, 0),) * 3))
     assert 8 * 27 < 2 * rows and p.blocks == 1 and p.slabs > 1, p
     p = forced_plan("gemm", "conv_transpose",
-                    transposed_spec(8, 512, 256, (300,), (16,), (8,), ((4, 4),)))
+                    tconv_spec(8, 512, 256, (300,), (16,), stride=(8,), padding=((4, 4),)))
     assert (p.blocks, p.slabs) == (1, 1), p
 
 
@@ -605,24 +618,31 @@ def test_transpose_gemm_cuts_channels_before_rows():
 # threads
 
 AGNOSTIC_CASES = [
-    ("conv", conv_spec(4, 16, 32, (40, 30), (3, 3), (1, 1), ((1, 1), (1, 1)))),
+    ("conv", conv_spec(4, 16, 32, (40, 30), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)))),
     ("conv", conv_spec(1, 16, 16, (12,), (3,))),
     ("conv", conv_spec(1, 512, 512, (256,), (1,))),           # pointwise, one tile
-    ("conv", conv_spec(3, 12, 12, (300,), (9,), (1,), ((4, 4),), (1,), 12)),
-    ("conv", conv_spec(4, 16, 32, (1000,), (5,), (2,), ((2, 2),))),   # strided 1-d
-    ("conv", conv_spec(2, 16, 32, (30, 31), (3, 3), (2, 2), ((1, 1), (1, 1)))),
-    ("conv_weight", conv_spec(4, 16, 32, (40, 30), (3, 3), (1, 1), ((1, 1), (1, 1)))),
+    ("conv", conv_spec(3, 12, 12, (300,), (9,), stride=(1,), padding=((4, 4),), dilation=(1,),
+                       groups=12)),
+    ("conv", conv_spec(4, 16, 32, (1000,), (5,), stride=(2,), padding=((2, 2),))),   # strided 1-d
+    ("conv", conv_spec(2, 16, 32, (30, 31), (3, 3), stride=(2, 2), padding=((1, 1), (1, 1)))),
+    ("conv_weight", conv_spec(4, 16, 32, (40, 30), (3, 3), stride=(1, 1),
+                              padding=((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(8, 32, 64, (2000,), (5,))),
-    ("conv_weight", conv_spec(3, 12, 12, (300,), (9,), (1,), ((4, 4),), (1,), 12)),
+    ("conv_weight", conv_spec(3, 12, 12, (300,), (9,), stride=(1,), padding=((4, 4),),
+                              dilation=(1,), groups=12)),
     ("conv_weight", conv_spec(4, 16, 16, (60, 30), (1, 1))),
-    ("conv_transpose", transposed_spec(2, 32, 16, (9, 9, 9), (3, 3, 3), (2, 2, 2),
-                                       ((1, 0),) * 3)),
-    ("conv_transpose", transposed_spec(16, 32, 16, (8, 8), (4, 4), (2, 2), ((1, 1),) * 2)),
-    ("conv_transpose", transposed_spec(1, 64, 32, (50,), (4,), (2,), ((1, 1),))),
-    ("conv_transpose", transposed_spec(3, 6, 6, (50,), (4,), (2,), ((1, 1),), (1,), 6)),
-    ("conv_transpose", transposed_spec(3, 16, 16, (40, 30), (1, 1))),
-    ("conv_transpose", transposed_spec(2, 16, 16, (20, 17), (3, 3), (1, 1), ((1, 1),) * 2)),
-    ("conv_transpose", transposed_spec(1, 8, 66, (40,), (8,), (2,), ((3, 3),), (1,), 2)),
+    ("conv_transpose", tconv_spec(2, 32, 16, (9, 9, 9), (3, 3, 3), stride=(2, 2, 2),
+                                  padding=((1, 0),) * 3)),
+    ("conv_transpose", tconv_spec(16, 32, 16, (8, 8), (4, 4), stride=(2, 2),
+                                  padding=((1, 1),) * 2)),
+    ("conv_transpose", tconv_spec(1, 64, 32, (50,), (4,), stride=(2,), padding=((1, 1),))),
+    ("conv_transpose", tconv_spec(3, 6, 6, (50,), (4,), stride=(2,), padding=((1, 1),),
+                                  dilation=(1,), groups=6)),
+    ("conv_transpose", tconv_spec(3, 16, 16, (40, 30), (1, 1))),
+    ("conv_transpose", tconv_spec(2, 16, 16, (20, 17), (3, 3), stride=(1, 1),
+                                  padding=((1, 1),) * 2)),
+    ("conv_transpose", tconv_spec(1, 8, 66, (40,), (8,), stride=(2,), padding=((3, 3),),
+                                  dilation=(1,), groups=2)),
 ]
 
 
@@ -669,14 +689,16 @@ def _with_threads(p, n):
 
 @pytest.mark.parametrize("case", path_cases([
     ("conv", conv_spec(2, 6, 6, (30,), (3,), groups=6)),
-    ("conv", conv_spec(2, 8, 16, (12, 10), (3, 3), (2, 1), ((1, 1), (1, 1)))),
-    ("conv", conv_spec(2, 8, 16, (40,), (3,), (2,))),
-    ("conv_weight", conv_spec(2, 8, 16, (12, 10), (3, 3), (1, 1), ((1, 1), (1, 1)))),
+    ("conv", conv_spec(2, 8, 16, (12, 10), (3, 3), stride=(2, 1), padding=((1, 1), (1, 1)))),
+    ("conv", conv_spec(2, 8, 16, (40,), (3,), stride=(2,))),
+    ("conv_weight", conv_spec(2, 8, 16, (12, 10), (3, 3), stride=(1, 1),
+                              padding=((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(2, 8, 16, (12, 10), (1, 1))),
-    ("conv_transpose", transposed_spec(2, 6, 6, (30,), (4,), (2,), groups=6)),
-    ("conv_transpose", transposed_spec(2, 16, 8, (20, 20), (4, 4), (2, 2), ((1, 1),) * 2)),
-    ("conv_transpose", transposed_spec(2, 16, 8, (5, 5), (4, 4), (2, 2), ((1, 1),) * 2)),
-    ("conv_transpose", transposed_spec(2, 16, 8, (5, 5), (1, 1))),
+    ("conv_transpose", tconv_spec(2, 6, 6, (30,), (4,), stride=(2,), groups=6)),
+    ("conv_transpose", tconv_spec(2, 16, 8, (20, 20), (4, 4), stride=(2, 2),
+                                  padding=((1, 1),) * 2)),
+    ("conv_transpose", tconv_spec(2, 16, 8, (5, 5), (4, 4), stride=(2, 2), padding=((1, 1),) * 2)),
+    ("conv_transpose", tconv_spec(2, 16, 8, (5, 5), (1, 1))),
 ]), ids=_case_id)
 def test_kernels_survive_absurd_thread_counts(case, rng):
     """A kernel given 100000 threads starts only as many as it has items."""
@@ -701,7 +723,7 @@ def test_blas_threads_restored_after_call(rng, restore_threads):
     before = [i["num_threads"] for i in threadpoolctl.threadpool_info()
               if i["user_api"] == "blas"]
     pyconv.set_num_threads(2)
-    spec = conv_spec(4, 16, 32, (40, 30), (3, 3), (1, 1), ((1, 1), (1, 1)))
+    spec = conv_spec(4, 16, 32, (40, 30), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)))
     x, w, b = arrays(spec, np.float32, rng)
     with cy_mod.force_paths("gemm"):
         CY.conv(x, w, b, spec)
@@ -746,18 +768,20 @@ def test_concurrent_calls_from_python_threads(rng):
 # memory
 
 BIG_CASES = [
-    ("conv", conv_spec(2, 256, 8, (64, 64, 64), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3)),
-    ("conv", conv_spec(2, 256, 64, (64, 64, 64), (3, 3, 3), (2, 2, 2), ((1, 1),) * 3)),
+    ("conv", conv_spec(2, 256, 8, (64, 64, 64), (3, 3, 3), stride=(1, 1, 1),
+                       padding=((1, 1),) * 3)),
+    ("conv", conv_spec(2, 256, 64, (64, 64, 64), (3, 3, 3), stride=(2, 2, 2),
+                       padding=((1, 1),) * 3)),
     ("conv", conv_spec(1, 4096, 4096, (20000,), (3,))),
-    ("conv", conv_spec(1, 4096, 4096, (20000,), (3,), (4,))),
+    ("conv", conv_spec(1, 4096, 4096, (20000,), (3,), stride=(4,))),
     ("conv", conv_spec(4, 2048, 2048, (256, 256), (1, 1))),
     ("conv_weight", conv_spec(8, 256, 512, (64, 64), (5, 5))),
     ("conv_weight", conv_spec(64, 2048, 2048, (64,), (7,))),
     ("conv_weight", conv_spec(8, 1024, 1024, (64, 64), (1, 1))),
-    ("conv_transpose", transposed_spec(2, 16, 512, (64, 64, 64), (4, 4, 4), (2, 2, 2))),
-    ("conv_transpose", transposed_spec(64, 2048, 1024, (3, 3), (5, 5), (3, 3))),
-    ("conv_transpose", transposed_spec(2, 256, 256, (64, 64, 64), (3, 3, 3), (2, 2, 2))),
-    ("conv_transpose", transposed_spec(4, 2048, 2048, (256, 256), (1, 1))),
+    ("conv_transpose", tconv_spec(2, 16, 512, (64, 64, 64), (4, 4, 4), stride=(2, 2, 2))),
+    ("conv_transpose", tconv_spec(64, 2048, 1024, (3, 3), (5, 5), stride=(3, 3))),
+    ("conv_transpose", tconv_spec(2, 256, 256, (64, 64, 64), (3, 3, 3), stride=(2, 2, 2))),
+    ("conv_transpose", tconv_spec(4, 2048, 2048, (256, 256), (1, 1))),
 ]
 
 
@@ -1096,7 +1120,7 @@ def test_output_over_2_31_elements_conv_padding():
 def test_exact_algorithms_skip_the_paths_that_are_not_exact(monkeypatch, rng):
     """Under use_algorithms("exact") the planner passes over a non-exact path."""
     from pyconv._cy.paths import BY_NAME
-    spec = conv_spec(2, 16, 16, (20, 20), (3, 3), pad=((1, 1), (1, 1)))
+    spec = conv_spec(2, 16, 16, (20, 20), (3, 3), padding=((1, 1), (1, 1)))
     assert cy_mod.plan("conv", spec, np.float32).path == "implicit"
     monkeypatch.setattr(BY_NAME["implicit"], "exact", False)   # pretend it were a transform
     assert cy_mod.plan("conv", spec, np.float32).path == "implicit"
@@ -1108,7 +1132,7 @@ def test_exact_algorithms_skip_the_paths_that_are_not_exact(monkeypatch, rng):
         w = rng.standard_normal(spec.weight_shape).astype(np.float32)
         got = pyconv.conv2d(x, w, padding=1, backend="cython")
     want = pyconv.conv2d(x, w, padding=1, backend="reference")
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert_close(got, want, dtype=np.float32)
 
 
 def test_fma_loop_counts_its_operations():
