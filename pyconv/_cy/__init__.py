@@ -129,7 +129,8 @@ Threads (the per-call heuristic)
 --------------------------------
 ``n = pyconv.get_num_threads()``, or **one** thread for a call of fewer
 than ``SERIAL_MACS`` (2**24) multiply-adds (``spec.flops / 2``, the same
-count for the three primitives): with the passive wait policy below,
+count for the three primitives; times the path's ``serial_scale``, 1/16
+for the memory-bound ``depthwise`` and ``direct`` paths): with the passive wait policy below,
 waking the second thread costs about 90 us per call on the development
 machine, so a second thread pays only from about 2**24 multiply-adds
 (measurements at :data:`pyconv._cy._planning.SERIAL_MACS`); spinning
@@ -318,15 +319,15 @@ def _plan_cached(op, spec, dtype, n, forced, simd, exact, tuning):
             p = unit.plan(op, spec, tgt, n)
             if p is not None:
                 return p
-    n = _planning.threads_for(spec, n)       # small calls: one thread (not for forced paths)
-    for unit in ORDER:
+    for unit in ORDER:                       # small calls: one thread (not for forced paths)
         if exact and not unit.exact:
             continue
         if op in unit.ops and unit.supports(op, spec, tgt) and unit.chosen(op, spec, tgt):
-            p = unit.plan(op, spec, tgt, n)
+            p = unit.plan(op, spec, tgt, _planning.threads_for(spec, n, unit))
             if p is not None:
                 return p
-    return DIRECT.plan(op, spec, tgt, n)     # computes anything; the rules rarely get here
+    # computes anything; the rules rarely get here
+    return DIRECT.plan(op, spec, tgt, _planning.threads_for(spec, n, DIRECT))
 
 
 class CythonBackend(Backend):

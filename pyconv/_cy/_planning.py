@@ -141,6 +141,11 @@ class Path:
     exact = True
     #: the primitives it computes ("conv", "conv_transpose", "conv_weight")
     ops: frozenset[str] = frozenset()
+    #: the path's multiply-add rate relative to the GEMM paths, roughly: a call
+    #: runs on one thread below ``SERIAL_MACS * serial_scale`` multiply-adds
+    #: (:func:`threads_for`), so a path that does few multiply-adds per
+    #: microsecond (depthwise, direct loops) gets its threads on smaller calls
+    serial_scale = 1.0
 
     def supports(self, op: str, spec, tgt: Target) -> bool:
         """Whether the path computes this call correctly at all (its hard limits)."""
@@ -270,9 +275,11 @@ def slots(spec, items, itemsize):
     return max(1, min(items, MAX_SLOTS, PARTIAL_BYTES // max(1, wbytes)))
 
 
-def threads_for(spec, n):
-    """The threads a call may use: ``n``, or 1 below :data:`SERIAL_MACS` multiply-adds."""
-    return 1 if spec.flops // 2 < SERIAL_MACS else n
+def threads_for(spec, n, unit=None):
+    """The threads a call may use on ``unit``: ``n``, or 1 below :data:`SERIAL_MACS`
+    (times the unit's ``serial_scale``) multiply-adds."""
+    scale = 1.0 if unit is None else unit.serial_scale
+    return 1 if spec.flops // 2 < SERIAL_MACS * scale else n
 
 
 def finish(path, items, per_thread, fixed, n, **fields) -> Plan:
