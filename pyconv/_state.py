@@ -69,6 +69,8 @@ class _Parameters:
     dtype: np.dtype[Any]
 
     def _parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The name and shape of each parameter, in PyTorch's order (every
+        module class defines it)."""
         raise NotImplementedError
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, NDArray[Any]]]:
