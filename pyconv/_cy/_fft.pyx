@@ -212,6 +212,24 @@ cdef _check_rows(a, Py_ssize_t off, Py_ssize_t F, Py_ssize_t n1, Py_ssize_t s1,
     _check_room(a, off, (n1 - 1) * s1 + (n2 - 1) * s2 + F, what)
 
 
+cdef tuple _chunks(str what, int level, Py_ssize_t F, Py_ssize_t n1, Py_ssize_t n2,
+                   Py_ssize_t cs, src, dst):
+    """The checks :func:`pack` and :func:`unpack` share: ``(kind, FV, chunks, cs)``,
+    or None when there is nothing to move."""
+    cdef int ks = _complex(src, what + " src"), kd = _complex(dst, what + " dst", True)
+    cdef Py_ssize_t fv
+    _check_level(level)
+    if ks != kd:
+        raise ValueError(f"{what}: src and dst must have one dtype")
+    if F < 1 or n1 < 1 or n2 < 1:
+        return None
+    fv = pc_fft_chunk(ks == _f64, level)
+    cs = cs or n1 * n2 * fv
+    if cs < n1 * n2 * fv:
+        raise ValueError(f"{what}: the chunk stride is shorter than a chunk")
+    return ks, fv, (F + fv - 1) // fv, cs
+
+
 def pack(int level, Py_ssize_t F, Py_ssize_t n1, Py_ssize_t s1, Py_ssize_t n2, Py_ssize_t s2,
          src, Py_ssize_t src_off, dst, Py_ssize_t dst_off, Py_ssize_t cs=0):
     """Rows of spectra into chunks:
@@ -221,18 +239,12 @@ def pack(int level, Py_ssize_t F, Py_ssize_t n1, Py_ssize_t s1, Py_ssize_t n2, P
     ``F`` in the last chunk; ``cs`` the chunk stride (0: ``n1*n2*FV``, one
     packed array; larger: these rows are part of a bigger one).
     """
-    cdef int ks = _complex(src, "pack src"), kd = _complex(dst, "pack dst", True)
+    cdef int ks
     cdef Py_ssize_t fv, nfc, ps, pd
-    _check_level(level)
-    if ks != kd:
-        raise ValueError("pack: src and dst must have one dtype")
-    if F < 1 or n1 < 1 or n2 < 1:
+    chunks = _chunks("pack", level, F, n1, n2, cs, src, dst)
+    if chunks is None:
         return
-    fv = pc_fft_chunk(ks == _f64, level)
-    nfc = (F + fv - 1) // fv
-    cs = cs or n1 * n2 * fv
-    if cs < n1 * n2 * fv:
-        raise ValueError("pack: the chunk stride is shorter than a chunk")
+    ks, fv, nfc, cs = chunks
     _check_rows(src, src_off, F, n1, s1, n2, s2, "pack src")
     _check_room(dst, dst_off, (nfc - 1) * cs + n1 * n2 * fv, "pack dst")
     ps, pd = _address(src), _address(dst)
@@ -249,18 +261,12 @@ def unpack(int level, Py_ssize_t F, Py_ssize_t n1, Py_ssize_t s1, Py_ssize_t n2,
            Py_ssize_t s2, src, Py_ssize_t src_off, dst, Py_ssize_t dst_off,
            Py_ssize_t cs=0):
     """The inverse of :func:`pack`: ``dst[dst_off + i1*s1 + i2*s2 + f]`` from the chunks."""
-    cdef int ks = _complex(src, "unpack src"), kd = _complex(dst, "unpack dst", True)
+    cdef int ks
     cdef Py_ssize_t fv, nfc, ps, pd
-    _check_level(level)
-    if ks != kd:
-        raise ValueError("unpack: src and dst must have one dtype")
-    if F < 1 or n1 < 1 or n2 < 1:
+    chunks = _chunks("unpack", level, F, n1, n2, cs, src, dst)
+    if chunks is None:
         return
-    fv = pc_fft_chunk(ks == _f64, level)
-    nfc = (F + fv - 1) // fv
-    cs = cs or n1 * n2 * fv
-    if cs < n1 * n2 * fv:
-        raise ValueError("unpack: the chunk stride is shorter than a chunk")
+    ks, fv, nfc, cs = chunks
     _check_room(src, src_off, (nfc - 1) * cs + n1 * n2 * fv, "unpack src")
     _check_rows(dst, dst_off, F, n1, s1, n2, s2, "unpack dst")
     ps, pd = _address(src), _address(dst)
