@@ -79,6 +79,8 @@ def plan_dtypes(*arrays: Optional[BackendArray], device: Optional[str] = None) -
     """
     if device is not None:
         return _device_dtypes(arrays, device)
+    if len(arrays) == 3 and arrays[2] is None:     # (x, w, no bias): the usual call
+        return _host_dtypes((arrays[0].dtype, arrays[1].dtype))  # type: ignore[union-attr]
     return _host_dtypes(tuple(a.dtype for a in arrays if a is not None))
 
 

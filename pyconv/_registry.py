@@ -268,6 +268,32 @@ def load_backend(name: str) -> Backend:
 # --------------------------------------------------------------------------
 # selection
 
+def _environ(name: str) -> str:
+    """``os.environ.get(name, "")``, read now, at a dict lookup's cost.
+
+    pyconv reads its environment variables at every call (so that setting
+    one mid-session takes effect), and most are unset: ``os.environ.get``
+    then pays for a ``KeyError`` raised and caught inside the mapping,
+    about a microsecond per variable and call.  On CPython ``os.environ``
+    keeps its values in a dict of encoded names (``_data``) that
+    ``os.environ[...] = ...`` and ``del`` update; where that is not so (a
+    replaced ``os.environ``, another Python), the public ``get`` is used.
+    """
+    env = os.environ
+    data = getattr(env, "_data", None)
+    if type(data) is not dict or not hasattr(env, "encodekey"):
+        return env.get(name, "")
+    key = _environ_keys.get(name)
+    if key is None:
+        key = _environ_keys[name] = env.encodekey(name)
+    raw = data.get(key)
+    return "" if raw is None else env.decodevalue(raw)
+
+
+#: The names :func:`_environ` read, encoded as ``os.environ`` stores them.
+_environ_keys: Dict[str, object] = {}
+
+
 _context: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
     "pyconv_backend", default=None)
 _global: Optional[str] = None
@@ -279,7 +305,7 @@ def _readenv(name: str) -> Optional[str]:
     An unknown name is a ValueError, as for every other way of naming a
     backend: a misspelt ``PYCONV_BACKEND`` must not silently run elsewhere.
     """
-    raw = os.environ.get(name, "").strip()
+    raw = _environ(name).strip()
     if raw == "":
         return None
     try:
@@ -449,7 +475,7 @@ def get_algorithms() -> str:
         return ctx
     if _algorithms_global is not None:
         return _algorithms_global
-    raw = os.environ.get("PYCONV_ALGORITHMS", "").strip()
+    raw = _environ("PYCONV_ALGORITHMS").strip()
     if not raw:
         return "fast"
     try:
@@ -578,7 +604,7 @@ def context_threads(n: int) -> Iterator[int]:
 
 def _env_threads() -> Optional[int]:
     for var in ("PYCONV_NUM_THREADS", "OMP_NUM_THREADS"):
-        raw = os.environ.get(var, "").strip()
+        raw = _environ(var).strip()
         if not raw:
             continue
         try:
@@ -622,7 +648,8 @@ def set_num_threads(n: Optional[int]) -> None:
     1
     >>> pyconv.set_num_threads(None)
     """
-    global _num_threads
+    global _num_threads, _cpu_count
+    _cpu_count = None      # read the CPUs this process may run on again
     if n is None:
         _num_threads = None
         return
@@ -637,11 +664,21 @@ def set_num_threads(n: Optional[int]) -> None:
     _num_threads = n
 
 
+#: The CPUs this process may run on, as last read (None: read at the next call).
+_cpu_count: Optional[int] = None
+
+
 def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+    """The CPUs this process may run on: read once, again after
+    :func:`set_num_threads` or a fork (the system call costs microseconds
+    that a small convolution would notice at every call)."""
+    global _cpu_count
+    if _cpu_count is None:
+        try:
+            _cpu_count = max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):  # pragma: no cover - non-Linux
+            _cpu_count = max(1, os.cpu_count() or 1)
+    return _cpu_count
 
 
 def get_num_threads() -> int:
@@ -651,7 +688,10 @@ def get_num_threads() -> int:
     -------
     int
         :func:`set_num_threads`'s value, else ``PYCONV_NUM_THREADS``, else
-        ``OMP_NUM_THREADS``, else the CPUs this process may run on; 1 in a
+        ``OMP_NUM_THREADS``, else the CPUs this process may run on (read at
+        the first call, and again after :func:`set_num_threads` or a fork:
+        call ``set_num_threads(None)`` after changing the process's CPU
+        affinity); 1 in a
         process forked from one whose OpenMP runtime was loaded (see
         :func:`_after_fork_in_child`).  Inside a task of a Dask graph built
         by pyconv: that task's share of them (see the Dask page of the
@@ -718,8 +758,9 @@ def _after_fork_in_child() -> None:
       unavailable in the child, with that reason: ``auto`` moves on to the
       next backend, and asking for it by name says why.
     """
-    global _fork_single_thread, _lock
+    global _fork_single_thread, _lock, _cpu_count
     _lock = threading.Lock()  # another thread may have held it at the fork
+    _cpu_count = None
     _fork_single_thread = _fork_single_thread or _openmp_runtime_loaded()
     for name, backend in list(_loaded.items()):
         if not getattr(backend, "fork_safe", True):

@@ -271,7 +271,7 @@ def check_output_size(op: str, shape: Shape, dtype: DTypeLike) -> None:
     Checked before any work, so that an impossible call names its output
     instead of failing with a ``MemoryError`` (or worse) from inside.
     """
-    nbytes = prod(int(s) for s in shape) * np.dtype(dtype).itemsize
+    nbytes = prod(map(int, shape)) * np.dtype(dtype).itemsize
     limit = _memory_bytes()
     if limit is not None and nbytes > limit:
         raise ValueError(
@@ -513,10 +513,17 @@ def _conv_transpose_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTup
 # None and tuples of plain ints; other forms (lists, NumPy integers, arrays)
 # are validated afresh each time.  Errors are never cached.
 
-def _plain(value: object) -> bool:
-    t = type(value)
-    return (t is int or t is str or value is None
-            or (type(value) is tuple and all(type(e) is int for e in value)))
+def _plain(args: Tuple[object, ...]) -> bool:
+    """Whether every argument is a plain int, str, None or tuple of plain ints."""
+    for value in args:          # (plain loops: this runs at every call)
+        t = type(value)
+        if t is tuple:
+            for e in value:     # type: ignore[attr-defined]
+                if type(e) is not int:
+                    return False
+        elif not (t is int or t is str or value is None):
+            return False
+    return True
 
 
 # (typed as plain callables: _plain() checked that the arguments are hashable)
@@ -530,7 +537,7 @@ def conv_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTuple,
               dilation: IntOrSeq, groups: object, padding_mode: str = "zeros") -> ConvCall:
     """Validate a conv{nd_op}d call and return its batched geometry (memoised)."""
     args = (x_shape, w_shape, b_shape, stride, padding, dilation, groups, padding_mode)
-    if all(_plain(a) for a in args):
+    if _plain(args):
         return _conv_call_cached(op, nd_op, *args)
     return _conv_call(op, nd_op, *args)
 
@@ -542,6 +549,6 @@ def conv_transpose_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTupl
     """Validate a conv_transpose{nd_op}d call and return its batched geometry (memoised)."""
     args = (x_shape, w_shape, b_shape, stride, padding, output_padding, groups, dilation,
             output_size)
-    if all(_plain(a) for a in args):
+    if _plain(args):
         return _conv_transpose_call_cached(op, nd_op, *args)
     return _conv_transpose_call(op, nd_op, *args)

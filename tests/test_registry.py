@@ -310,6 +310,40 @@ def test_num_threads_settings(restore_threads, monkeypatch):
     assert pyconv.get_num_threads() >= 1
 
 
+def test_environment_reads_follow_os_environ(monkeypatch):
+    # _environ reads os.environ's own storage (fast); it must see every change
+    name = "PYCONV_TEST_ENVIRON_READ"
+    assert _registry._environ(name) == ""
+    monkeypatch.setenv(name, "caf\u00e9 1")
+    assert _registry._environ(name) == "caf\u00e9 1"
+    monkeypatch.setenv(name, "2")
+    assert _registry._environ(name) == "2"
+    monkeypatch.delenv(name)
+    assert _registry._environ(name) == ""
+    # a replaced os.environ (a plain dict) is read through its public interface
+    monkeypatch.setattr(os, "environ", {name: "3", "PYCONV_NUM_THREADS": "4"})
+    assert _registry._environ(name) == "3"
+    assert pyconv.get_num_threads() == 4
+
+
+def test_cpu_count_read_again_after_set_num_threads(restore_threads, monkeypatch):
+    monkeypatch.delenv("PYCONV_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    pyconv.set_num_threads(None)
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no sched_getaffinity here")
+    pyconv.get_num_threads()                       # read (and kept) at first use
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    pyconv.set_num_threads(None)                   # the documented way to read it again
+    assert _registry._cpus() == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert _registry._cpus() == 3                  # not read at every call
+    pyconv.set_num_threads(None)
+    assert _registry._cpus() == 1
+    monkeypatch.undo()
+    pyconv.set_num_threads(None)
+
+
 def test_result_independent_of_thread_count(backend, restore_threads, rng):
     x = rng.standard_normal((3, 4, 11, 10))
     w = rng.standard_normal((6, 2, 3, 3))

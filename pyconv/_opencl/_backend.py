@@ -137,6 +137,8 @@ class OpenCLBackend(Backend):
         if device is None:
             device, selected_by = select_device()
         self.device = device
+        #: asked by ``prefers`` at every ``auto`` call: a property query is not free
+        self.is_gpu = bool(device.type & cl.device_type.GPU)
         self.selected_by = selected_by
         self.context = cl.Context([device])
         self.queue = cl.CommandQueue(self.context)
@@ -193,7 +195,7 @@ class OpenCLBackend(Backend):
         return None
 
     def prefers(self, op: str, spec, dtype) -> bool:
-        if not self.device.type & cl.device_type.GPU:
+        if not self.is_gpu:
             return False
         if np.dtype(dtype) != np.float32 or self.supports(op, spec, dtype) is not None:
             return False
