@@ -87,6 +87,16 @@ class ConvSpec:
     padding: Pads
     dilation: IntTuple
 
+    def __hash__(self) -> int:
+        # computed once: a spec is a key of several memo tables at every call
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.transposed, self.batch, self.in_channels, self.out_channels,
+                      self.groups, self.in_size, self.out_size, self.kernel_size,
+                      self.stride, self.padding, self.dilation))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     @property
     def nd(self) -> int:
         """Number of spatial dimensions (1, 2 or 3)."""
@@ -101,7 +111,7 @@ class ConvSpec:
     def input_shape(self) -> IntTuple:
         return (self.batch, self.in_channels) + tuple(self.in_size)
 
-    @property
+    @functools.cached_property
     def output_shape(self) -> IntTuple:
         return (self.batch, self.out_channels) + tuple(self.out_size)
 
