@@ -379,7 +379,8 @@ def test_info_lists_devices(be):
 def test_prefers_only_large_problems_on_gpus(be, monkeypatch):
     big = conv_spec(8, 64, 64, (56, 56), 3, padding=1)
     small = conv_spec(1, 2, 2, (8,), 3)
-    if not be.device.type & cl.device_type.GPU:
+    assert be.is_gpu == bool(be.device.type & cl.device_type.GPU)   # kept at init
+    if not be.is_gpu:
         assert not be.prefers("conv", big, np.float32)
 
     class FakeGPU:
@@ -388,6 +389,7 @@ def test_prefers_only_large_problems_on_gpus(be, monkeypatch):
         max_mem_alloc_size = 2**32
 
     monkeypatch.setattr(be, "device", FakeGPU())
+    monkeypatch.setattr(be, "is_gpu", True)
     assert big.flops >= ocl_backend.PREFER_MIN_FLOPS > small.flops
     assert be.prefers("conv", big, np.float32)
     assert be.prefers("conv_transpose", big.as_transposed(), np.float32)
