@@ -97,23 +97,40 @@ static ptrdiff_t pc_wino_scratch(const pc_wino *wg, ptrdiff_t ldv)
 }
 
 /* The weight transform along one axis, in double:
-   out[o][i][q] = sum_j mat[i][j] in[o][j][q] for q < n. */
+   out[o][i][q] = sum_j mat[i][j] in[o][j][q] for q < n (j increasing, the
+   zero coefficients skipped).  An axis without taps (1 x 1 identity) is no
+   step: *cur stays; else the result goes to the buffer after *cur (of 3). */
 PC_CLONES static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff_t cols,
-                                      ptrdiff_t outer, ptrdiff_t n, const double *in,
-                                      double *out)
+                                      ptrdiff_t outer, ptrdiff_t n, double *const *bufs,
+                                      int *cur)
 {
+    const double *in = bufs[*cur];
+    double *out = bufs[(*cur + 1) % 3];
     ptrdiff_t o, i, j, q;
+    if (rows == 1 && cols == 1)
+        return;
     for (o = 0; o < outer; o++)
         for (i = 0; i < rows; i++) {
-            double *d = out + (o * rows + i) * n;
-            for (q = 0; q < n; q++) d[q] = 0;
-            for (j = 0; j < cols; j++) {
+            double *restrict d = out + (o * rows + i) * n;
+            const double *s = in + o * cols * n;
+            for (j = 0; j < cols && mat[i * cols + j] == 0; j++) {}
+            if (j == cols) {
+                for (q = 0; q < n; q++) d[q] = 0;
+                continue;
+            }
+            {
                 const double c = mat[i * cols + j];
-                const double *s = in + (o * cols + j) * n;
+                const double *restrict sj = s + j * n;
+                for (q = 0; q < n; q++) d[q] = c * sj[q];
+            }
+            for (j++; j < cols; j++) {
+                const double c = mat[i * cols + j];
+                const double *restrict sj = s + j * n;
                 if (c == 0) continue;
-                for (q = 0; q < n; q++) d[q] += c * s[q];
+                for (q = 0; q < n; q++) d[q] += c * sj[q];
             }
         }
+    *cur = (*cur + 1) % 3;
 }
 
 /* The u ranges of pc_wino_load for a row of X inputs read from x0 on, w
@@ -379,27 +396,31 @@ PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
     const ptrdiff_t rz = g->ks[0], ry = g->ks[1], rx = g->ks[2];                     \
     const ptrdiff_t kc = g->cin_g, L = PC_WINO_FCH * mr;                             \
-    double *b0 = tmp, *b1 = tmp + wg->P * L, *b2 = tmp + 2 * wg->P * L;              \
+    double *const bufs[3] = {tmp, tmp + wg->P * L, tmp + 2 * wg->P * L};             \
     ptrdiff_t c0, nc, c, m, k, p;                                                    \
+    int cur;                                                                         \
     for (c0 = 0; c0 < kc; c0 += PC_WINO_FCH) {                                       \
         nc = kc - c0 < PC_WINO_FCH ? kc - c0 : PC_WINO_FCH;                          \
-        /* b0[k][c][m]: tap k of (input channel c0 + c, row panel*mr + m) */          \
-        for (k = 0; k < g->Kp; k++)                                                  \
-            for (c = 0; c < PC_WINO_FCH; c++)                                        \
-                for (m = 0; m < mr; m++) {                                           \
-                    ptrdiff_t co = panel * mr + m;                                   \
-                    b0[(k * PC_WINO_FCH + c) * mr + m] = co < g->cout_g && c < nc    \
-                        ? (double)w[((grp * g->cout_g + co) * kc + c0 + c) * g->Kp + k] \
-                        : 0.0;                                                       \
-                }                                                                    \
+        /* bufs[0][k][c][m]: tap k of (input channel c0 + c, row panel*mr + m),      \
+           each filter's taps read in order */                                       \
+        for (m = 0; m < mr; m++)                                                     \
+            for (c = 0; c < PC_WINO_FCH; c++) {                                      \
+                const ptrdiff_t co = panel * mr + m;                                 \
+                const T *f = co < g->cout_g && c < nc                                \
+                    ? w + ((grp * g->cout_g + co) * kc + c0 + c) * g->Kp : NULL;     \
+                for (k = 0; k < g->Kp; k++)                                          \
+                    bufs[0][(k * PC_WINO_FCH + c) * mr + m] = f ? (double)f[k] : 0.0; \
+            }                                                                        \
         /* x: [rz*ry][rx][L] -> [rz*ry][ax][L]; y: [rz][ry][ax*L] -> [rz][ay][ax*L]; \
            z: [rz][ay*ax*L] -> [az][ay*ax*L] */                                      \
-        pc_wino_axis_dd(wg->gm[2], ax, rx, rz * ry, L, b0, b1);                      \
-        pc_wino_axis_dd(wg->gm[1], ay, ry, rz, ax * L, b1, b2);                      \
-        pc_wino_axis_dd(wg->gm[0], az, rz, 1, ay * ax * L, b2, b0);                  \
+        cur = 0;                                                                     \
+        pc_wino_axis_dd(wg->gm[2], ax, rx, rz * ry, L, bufs, &cur);                  \
+        pc_wino_axis_dd(wg->gm[1], ay, ry, rz, ax * L, bufs, &cur);                  \
+        pc_wino_axis_dd(wg->gm[0], az, rz, 1, ay * ax * L, bufs, &cur);              \
         for (p = 0; p < wg->P; p++) {                                                \
             T *dst = upack + (grp * wg->P + p) * mpad * kc + panel * kc * mr + c0 * mr; \
-            for (k = 0; k < nc * mr; k++) dst[k] = (T)b0[p * L + k];                 \
+            const double *u = bufs[cur] + p * L;                                     \
+            for (k = 0; k < nc * mr; k++) dst[k] = (T)u[k];                          \
         }                                                                            \
     }                                                                                \
 }                                                                                    \
