@@ -18,7 +18,10 @@
  *   output transform  y_j = A^T M[.][co][j] A + bias   per channel co
  *
  * where U[p] (C_out/g x C_in/g) is the transformed weight, packed once per
- * call in micro-kernel panels (pc_wino_filter).  The products run on the
+ * call in micro-kernel panels (pc_wino_filter).  The transforms take
+ * PC_WINO_CCH channels at a time (the c0, c1 arguments): one step's rows go
+ * from the input to V, and from M to the output, without leaving the L1
+ * cache (with all channels at once they went through L2 twice each way).  The products run on the
  * implicit-GEMM micro-kernel (pc_ipanels with off[ci] = ci * ldv): V[p] is a
  * plain row-major matrix whose columns are the block's tiles.
  *
