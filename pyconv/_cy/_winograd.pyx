@@ -10,10 +10,12 @@ Two passes of :func:`run_items`:
   packed in micro-kernel panels (``kernels/winograd.h``, in double);
 * the convolution: item = (group, block of ``tb`` output tiles, in
   (image, z, y, x) order).  The
-  block's input tiles are transformed into ``V[p]`` (C_in/g x tiles), each
+  block's input tiles are transformed into ``V[p]`` (C_in/g x tiles;
+  ``PC_WINO_CCH`` channels at a time, loaded and transformed while their
+  rows are in the L1 cache), each
   of the ``P`` positions is one GEMM ``M[p] = U[p] @ V[p]`` on the
   implicit-GEMM micro-kernel, and ``M`` is transformed back into the
-  block's outputs, plus bias.
+  block's outputs, plus bias (again a few channels at a time).
 
 Each output element belongs to one tile and is computed in an order fixed
 by the transforms: bitwise the same for any block size and thread count.
@@ -42,6 +44,7 @@ cdef extern from "kernels/winograd.h" nogil:
         double gm[3][64]
         double at[3][64]
     int PC_WINO_FCH
+    enum: PC_WINO_CCH
     Py_ssize_t pc_wino_halo(const pc_wino *wg)
     Py_ssize_t pc_wino_ldv(Py_ssize_t q, Py_ssize_t nr)
     Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
@@ -52,23 +55,28 @@ cdef extern from "kernels/winograd.h" nogil:
                           double *tmp)
     void pc_wino_load_block_f(const pc_wino *wg, const float *x, Py_ssize_t grp,
                               const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                              Py_ssize_t ldv, Py_ssize_t *rng, float *D)
+                              Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1,
+                              Py_ssize_t *rng, float *D)
     void pc_wino_load_block_d(const pc_wino *wg, const double *x, Py_ssize_t grp,
                               const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                              Py_ssize_t ldv, Py_ssize_t *rng, double *D)
-    void pc_wino_input_f(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, float *V,
-                         float *scratch)
-    void pc_wino_input_d(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, double *V,
-                         double *scratch)
-    float *pc_wino_output_f(const pc_wino *wg, const float *M, Py_ssize_t ldv, float *scratch)
+                              Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1,
+                              Py_ssize_t *rng, double *D)
+    void pc_wino_input_f(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
+                         Py_ssize_t c1, float *V, float *scratch)
+    void pc_wino_input_d(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
+                         Py_ssize_t c1, double *V, double *scratch)
+    float *pc_wino_output_f(const pc_wino *wg, const float *M, Py_ssize_t ldv, Py_ssize_t c0,
+                            Py_ssize_t c1, float *scratch)
     double *pc_wino_output_d(const pc_wino *wg, const double *M, Py_ssize_t ldv,
-                             double *scratch)
+                             Py_ssize_t c0, Py_ssize_t c1, double *scratch)
     void pc_wino_store_block_f(const pc_wino *wg, const float *F, Py_ssize_t ldv,
                                const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L,
-                               Py_ssize_t w, Py_ssize_t grp, float *y, const float *bias)
+                               Py_ssize_t w, Py_ssize_t grp, Py_ssize_t c0, Py_ssize_t c1,
+                               float *y, const float *bias)
     void pc_wino_store_block_d(const pc_wino *wg, const double *F, Py_ssize_t ldv,
                                const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L,
-                               Py_ssize_t w, Py_ssize_t grp, double *y, const double *bias)
+                               Py_ssize_t w, Py_ssize_t grp, Py_ssize_t c0, Py_ssize_t c1,
+                               double *y, const double *bias)
 
 
 # ---------------------------------------------------------------------------
@@ -85,37 +93,39 @@ cdef inline void wino_filter(const pc_wino *wg, const floating *w, Py_ssize_t gr
 
 cdef inline void load_block(const pc_wino *wg, const floating *x, Py_ssize_t grp,
                             const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                            Py_ssize_t ldv, Py_ssize_t *rng, floating *D) noexcept nogil:
+                            Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t *rng,
+                            floating *D) noexcept nogil:
     if floating is float:
-        pc_wino_load_block_f(wg, x, grp, seg, nseg, w, ldv, rng, D)
+        pc_wino_load_block_f(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, D)
     else:
-        pc_wino_load_block_d(wg, x, grp, seg, nseg, w, ldv, rng, D)
+        pc_wino_load_block_d(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, D)
 
 
-cdef inline void wino_input(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, floating *V,
-                            floating *scratch) noexcept nogil:
+cdef inline void wino_input(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
+                            Py_ssize_t c1, floating *V, floating *scratch) noexcept nogil:
     if floating is float:
-        pc_wino_input_f(wg, q, ldv, V, scratch)
+        pc_wino_input_f(wg, q, ldv, c0, c1, V, scratch)
     else:
-        pc_wino_input_d(wg, q, ldv, V, scratch)
+        pc_wino_input_d(wg, q, ldv, c0, c1, V, scratch)
 
 
 cdef inline floating *wino_output(const pc_wino *wg, const floating *M, Py_ssize_t ldv,
+                                  Py_ssize_t c0, Py_ssize_t c1,
                                   floating *scratch) noexcept nogil:
     if floating is float:
-        return pc_wino_output_f(wg, M, ldv, scratch)
+        return pc_wino_output_f(wg, M, ldv, c0, c1, scratch)
     else:
-        return pc_wino_output_d(wg, M, ldv, scratch)
+        return pc_wino_output_d(wg, M, ldv, c0, c1, scratch)
 
 
 cdef inline void store_block(const pc_wino *wg, const floating *F, Py_ssize_t ldv,
                              const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L,
-                             Py_ssize_t w, Py_ssize_t grp, floating *y,
-                             const floating *bias) noexcept nogil:
+                             Py_ssize_t w, Py_ssize_t grp, Py_ssize_t c0, Py_ssize_t c1,
+                             floating *y, const floating *bias) noexcept nogil:
     if floating is float:
-        pc_wino_store_block_f(wg, F, ldv, seg, nseg, L, w, grp, y, bias)
+        pc_wino_store_block_f(wg, F, ldv, seg, nseg, L, w, grp, c0, c1, y, bias)
     else:
-        pc_wino_store_block_d(wg, F, ldv, seg, nseg, L, w, grp, y, bias)
+        pc_wino_store_block_d(wg, F, ldv, seg, nseg, L, w, grp, c0, c1, y, bias)
 
 
 # ---------------------------------------------------------------------------
@@ -221,23 +231,32 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef Py_ssize_t blk = it % t.nblocks, grp = it // t.nblocks
     cdef Py_ssize_t s0 = blk * t.sb, s1 = min(s0 + t.sb, t.nseg)
     cdef Py_ssize_t rows = wg.nt[0] * wg.nt[1]
-    cdef Py_ssize_t i, r, p
+    cdef Py_ssize_t i, r, p, c0, c1
     for i in range(s1 - s0):             # image, tz, ty, first tile of each segment
         r = (s0 + i) // t.chunks
         seg[4 * i] = r // rows
         seg[4 * i + 1] = (r % rows) // wg.nt[1]
         seg[4 * i + 2] = r % wg.nt[1]
         seg[4 * i + 3] = ((s0 + i) % t.chunks) * t.L
-    load_block(wg, <const floating *> t.x, grp, seg, s1 - s0, t.segw, t.ldv, rng, scratch)
-    wino_input(wg, (s1 - s0) * t.segw, t.ldv, V, scratch)
+    c0 = 0
+    while c0 < g.cin_g:                 # a step's rows stay in L1
+        c1 = min(c0 + PC_WINO_CCH, g.cin_g)
+        load_block(wg, <const floating *> t.x, grp, seg, s1 - s0, t.segw, t.ldv, c0, c1, rng,
+                   scratch)
+        wino_input(wg, (s1 - s0) * t.segw, t.ldv, c0, c1, V, scratch)
+        c0 = c1
     for p in range(wg.P):
         ipanels(t.level, g.cin_g, g.cout_g,
                 <const floating *> t.u + (grp * wg.P + p) * t.mpad * g.cin_g,
                 V + p * g.cin_g * t.ldv, t.off, (s1 - s0) * t.segw, M + p * g.cout_g * t.ldv,
                 t.ldv)
-    F = wino_output(wg, M, t.ldv, scratch)
-    store_block(wg, F, t.ldv, seg, s1 - s0, t.L, t.segw, grp, <floating *> t.y,
-                <const floating *> t.b)
+    c0 = 0
+    while c0 < g.cout_g:
+        c1 = min(c0 + PC_WINO_CCH, g.cout_g)
+        F = wino_output(wg, M, t.ldv, c0, c1, scratch)
+        store_block(wg, F, t.ldv, seg, s1 - s0, t.L, t.segw, grp, c0, c1, <floating *> t.y,
+                    <const floating *> t.b)
+        c0 = c1
 
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,

@@ -18,7 +18,10 @@
  *   output transform  y_j = A^T M[.][co][j] A + bias   per channel co
  *
  * where U[p] (C_out/g x C_in/g) is the transformed weight, packed once per
- * call in micro-kernel panels (pc_wino_filter).  The products run on the
+ * call in micro-kernel panels (pc_wino_filter).  The transforms take
+ * PC_WINO_CCH channels at a time (the c0, c1 arguments): one step's rows go
+ * from the input to V, and from M to the output, without leaving the L1
+ * cache (with all channels at once they went through L2 twice each way).  The products run on the
  * implicit-GEMM micro-kernel (pc_ipanels with off[ci] = ci * ldv): V[p] is a
  * plain row-major matrix whose columns are the block's tiles.
  *
@@ -47,6 +50,9 @@
 #define PC_WINO_MAX_ALPHA 8
 /* Input channels per step of the weight transform. */
 #define PC_WINO_FCH 8
+/* Channels per step of the input and output transforms: a step's rows stay
+   in the L1 cache from the load to V (and from M to the store). */
+#define PC_WINO_CCH 4
 
 /* The transform of one call: geometry, tiles and the per-axis matrices. */
 typedef struct {
@@ -84,32 +90,50 @@ static inline ptrdiff_t pc_wino_rs(const pc_wino *wg, ptrdiff_t ldv)
     return ldv + pc_wino_halo(wg);
 }
 
-/* Elements of the per-thread transform scratch: two blocks of
-   max(C_in/g, C_out/g) channels x a_z * a_y rows x m_x residues x rs. */
+/* Elements of the per-thread transform scratch: two blocks of one step's
+   channels (at most PC_WINO_CCH) x a_z * a_y rows x m_x residues x rs. */
 static ptrdiff_t pc_wino_scratch(const pc_wino *wg, ptrdiff_t ldv)
 {
     ptrdiff_t c = wg->g.cin_g > wg->g.cout_g ? wg->g.cin_g : wg->g.cout_g;
+    if (c > PC_WINO_CCH) c = PC_WINO_CCH;
     return 2 * c * wg->a[0] * wg->a[1] * wg->m[2] * pc_wino_rs(wg, ldv);
 }
 
 /* The weight transform along one axis, in double:
-   out[o][i][q] = sum_j mat[i][j] in[o][j][q] for q < n. */
+   out[o][i][q] = sum_j mat[i][j] in[o][j][q] for q < n (j increasing, the
+   zero coefficients skipped).  An axis without taps (1 x 1 identity) is no
+   step: *cur stays; else the result goes to the buffer after *cur (of 3). */
 PC_CLONES static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff_t cols,
-                                      ptrdiff_t outer, ptrdiff_t n, const double *in,
-                                      double *out)
+                                      ptrdiff_t outer, ptrdiff_t n, double *const *bufs,
+                                      int *cur)
 {
+    const double *in = bufs[*cur];
+    double *out = bufs[(*cur + 1) % 3];
     ptrdiff_t o, i, j, q;
+    if (rows == 1 && cols == 1)
+        return;
     for (o = 0; o < outer; o++)
         for (i = 0; i < rows; i++) {
-            double *d = out + (o * rows + i) * n;
-            for (q = 0; q < n; q++) d[q] = 0;
-            for (j = 0; j < cols; j++) {
+            double *restrict d = out + (o * rows + i) * n;
+            const double *s = in + o * cols * n;
+            for (j = 0; j < cols && mat[i * cols + j] == 0; j++) {}
+            if (j == cols) {
+                for (q = 0; q < n; q++) d[q] = 0;
+                continue;
+            }
+            {
                 const double c = mat[i * cols + j];
-                const double *s = in + (o * cols + j) * n;
+                const double *restrict sj = s + j * n;
+                for (q = 0; q < n; q++) d[q] = c * sj[q];
+            }
+            for (j++; j < cols; j++) {
+                const double c = mat[i * cols + j];
+                const double *restrict sj = s + j * n;
                 if (c == 0) continue;
-                for (q = 0; q < n; q++) d[q] += c * s[q];
+                for (q = 0; q < n; q++) d[q] += c * sj[q];
             }
         }
+    *cur = (*cur + 1) % 3;
 }
 
 /* The u ranges of pc_wino_load for a row of X inputs read from x0 on, w
@@ -375,38 +399,43 @@ PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
     const ptrdiff_t rz = g->ks[0], ry = g->ks[1], rx = g->ks[2];                     \
     const ptrdiff_t kc = g->cin_g, L = PC_WINO_FCH * mr;                             \
-    double *b0 = tmp, *b1 = tmp + wg->P * L, *b2 = tmp + 2 * wg->P * L;              \
+    double *const bufs[3] = {tmp, tmp + wg->P * L, tmp + 2 * wg->P * L};             \
     ptrdiff_t c0, nc, c, m, k, p;                                                    \
+    int cur;                                                                         \
     for (c0 = 0; c0 < kc; c0 += PC_WINO_FCH) {                                       \
         nc = kc - c0 < PC_WINO_FCH ? kc - c0 : PC_WINO_FCH;                          \
-        /* b0[k][c][m]: tap k of (input channel c0 + c, row panel*mr + m) */          \
-        for (k = 0; k < g->Kp; k++)                                                  \
-            for (c = 0; c < PC_WINO_FCH; c++)                                        \
-                for (m = 0; m < mr; m++) {                                           \
-                    ptrdiff_t co = panel * mr + m;                                   \
-                    b0[(k * PC_WINO_FCH + c) * mr + m] = co < g->cout_g && c < nc    \
-                        ? (double)w[((grp * g->cout_g + co) * kc + c0 + c) * g->Kp + k] \
-                        : 0.0;                                                       \
-                }                                                                    \
+        /* bufs[0][k][c][m]: tap k of (input channel c0 + c, row panel*mr + m),      \
+           each filter's taps read in order */                                       \
+        for (m = 0; m < mr; m++)                                                     \
+            for (c = 0; c < PC_WINO_FCH; c++) {                                      \
+                const ptrdiff_t co = panel * mr + m;                                 \
+                const T *f = co < g->cout_g && c < nc                                \
+                    ? w + ((grp * g->cout_g + co) * kc + c0 + c) * g->Kp : NULL;     \
+                for (k = 0; k < g->Kp; k++)                                          \
+                    bufs[0][(k * PC_WINO_FCH + c) * mr + m] = f ? (double)f[k] : 0.0; \
+            }                                                                        \
         /* x: [rz*ry][rx][L] -> [rz*ry][ax][L]; y: [rz][ry][ax*L] -> [rz][ay][ax*L]; \
            z: [rz][ay*ax*L] -> [az][ay*ax*L] */                                      \
-        pc_wino_axis_dd(wg->gm[2], ax, rx, rz * ry, L, b0, b1);                      \
-        pc_wino_axis_dd(wg->gm[1], ay, ry, rz, ax * L, b1, b2);                      \
-        pc_wino_axis_dd(wg->gm[0], az, rz, 1, ay * ax * L, b2, b0);                  \
+        cur = 0;                                                                     \
+        pc_wino_axis_dd(wg->gm[2], ax, rx, rz * ry, L, bufs, &cur);                  \
+        pc_wino_axis_dd(wg->gm[1], ay, ry, rz, ax * L, bufs, &cur);                  \
+        pc_wino_axis_dd(wg->gm[0], az, rz, 1, ay * ax * L, bufs, &cur);              \
         for (p = 0; p < wg->P; p++) {                                                \
             T *dst = upack + (grp * wg->P + p) * mpad * kc + panel * kc * mr + c0 * mr; \
-            for (k = 0; k < nc * mr; k++) dst[k] = (T)b0[p * L + k];                 \
+            const double *u = bufs[cur] + p * L;                                     \
+            for (k = 0; k < nc * mr; k++) dst[k] = (T)u[k];                          \
         }                                                                            \
     }                                                                                \
 }                                                                                    \
                                                                                      \
-/* The input rows of a block's segments, every channel, de-interleaved into the  \
- * scratch D: segment i (seg[4i..4i+3] = image, tz, ty, first tile a) at column    \
- * i*w, w = L + h columns per residue row.  Channel by channel, so that the       \
- * input is read in order; rng: room for nseg * (2 m_x + 2) ranges. */              \
+/* The input rows of a block's segments, channels [c0, c1), de-interleaved into \
+ * the scratch D: segment i (seg[4i..4i+3] = image, tz, ty, first tile a) at      \
+ * column i*w, w = L + h columns per residue row.  Channel by channel, so that    \
+ * the input is read in order; rng: room for nseg * (2 m_x + 2) ranges. */          \
 static void pc_wino_load_block_##S(const pc_wino *wg, const T *x, ptrdiff_t grp,    \
                                    const ptrdiff_t *seg, ptrdiff_t nseg, ptrdiff_t w, \
-                                   ptrdiff_t ldv, ptrdiff_t *rng, T *D)              \
+                                   ptrdiff_t ldv, ptrdiff_t c0, ptrdiff_t c1,        \
+                                   ptrdiff_t *rng, T *D)                             \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], mx = wg->m[2];                     \
@@ -415,7 +444,7 @@ static void pc_wino_load_block_##S(const pc_wino *wg, const T *x, ptrdiff_t grp,
     for (i = 0; i < nseg; i++)          /* the x ranges of each segment, once */    \
         pc_wino_ranges(g->isz[2], seg[4 * i + 3] * mx - g->lo[2], mx, w,             \
                        rng + i * (2 * mx + 2));                                      \
-    for (ci = 0; ci < g->cin_g; ci++)                                                \
+    for (ci = c0; ci < c1; ci++)                                                     \
         for (i = 0; i < nseg; i++) {                                                 \
             const ptrdiff_t *sg = seg + 4 * i;                                       \
             const T *xc = x + (sg[0] * g->Cin + grp * g->cin_g + ci) * g->Pin;       \
@@ -436,72 +465,75 @@ static void pc_wino_load_block_##S(const pc_wino *wg, const T *x, ptrdiff_t grp,
                         pc_wino_prefetch(rows[kz] + PC_WINO_AHEAD * g->Pin, x0, w * mx,  \
                                          g->isz[2], sizeof(T), 0);                   \
             pc_wino_load_##S(rows, az * ay, x0, mx, w, rs, row, rng + i * (2 * mx + 2), \
-                             D + ci * blk + i * w);                                  \
+                             D + (ci - c0) * blk + i * w);                           \
         }                                                                            \
 }                                                                                    \
                                                                                      \
-/* Input transform of a block whose q columns were loaded into scratch:            \
- * V[p][ci][j] for j < ldv (columns past q: zeros in, finite values out). */        \
-static void pc_wino_input_##S(const pc_wino *wg, ptrdiff_t q, ptrdiff_t ldv, T *V,  \
-                              T *scratch)                                            \
+/* Input transform of channels [c0, c1) of a block whose q columns were loaded   \
+ * into scratch: V[p][ci][j] for j < ldv (columns past q: zeros in, finite values \
+ * out). */                                                                          \
+static void pc_wino_input_##S(const pc_wino *wg, ptrdiff_t q, ptrdiff_t ldv,        \
+                              ptrdiff_t c0, ptrdiff_t c1, T *V, T *scratch)          \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2], mx = wg->m[2];      \
     const ptrdiff_t rs = pc_wino_rs(wg, ldv), row = mx * rs, blk = az * ay * row;    \
-    T *D = scratch, *E = scratch + g->cin_g * blk, *F;                               \
+    const ptrdiff_t nch = c1 - c0;                                                   \
+    T *D = scratch, *E = scratch + nch * blk, *F;                                    \
     ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
     ptrdiff_t i, r, k;                                                               \
-    for (i = 0; i < g->cin_g * az * ay * mx; i++)      /* every residue row's tail */ \
+    for (i = 0; i < nch * az * ay * mx; i++)          /* every residue row's tail */ \
         memset(D + i * rs + q, 0, (size_t)(rs - q) * sizeof(T));                     \
-    pc_wino_zy_##S(wg, wg->bt[0], wg->bt[1], (int)az, (int)ay, row, g->cin_g, D, E, &F); \
+    pc_wino_zy_##S(wg, wg->bt[0], wg->bt[1], (int)az, (int)ay, row, nch, D, E, &F);  \
     /* x: input k of the tile in column j is row[k % mx][j + k / mx] */              \
     for (r = 0; r < az * ay; r++) {                                                  \
         for (k = 0; k < ax; k++) {                                                   \
             so[k] = r * row + (k % mx) * rs + k / mx;                                \
-            dof[k] = (r * ax + k) * g->cin_g * ldv;                                  \
+            dof[k] = ((r * ax + k) * g->cin_g + c0) * ldv;                           \
         }                                                                            \
         pc_wino_mat_##S(wg->bt[2], (int)ax, (int)ax, F, so, blk, V, dof, ldv, ldv,   \
-                        g->cin_g);                                                   \
+                        nch);                                                        \
     }                                                                                \
 }                                                                                    \
                                                                                      \
-/* Output transform of a block: returns the outputs, per channel co the rows      \
- * [m_z][m_y][m_x] of ldv columns (in scratch). */                                   \
+/* Output transform of channels [c0, c1) of a block: returns the outputs, per    \
+ * channel co - c0 the rows [m_z][m_y][m_x] of ldv columns (in scratch). */         \
 static T *pc_wino_output_##S(const pc_wino *wg, const T *M, ptrdiff_t ldv,          \
-                             T *scratch)                                             \
+                             ptrdiff_t c0, ptrdiff_t c1, T *scratch)                 \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
     const ptrdiff_t mz = wg->m[0], my = wg->m[1], mx = wg->m[2];                     \
-    const ptrdiff_t row = mx * ldv, blk = az * ay * row;                             \
-    T *Sx = scratch, *E = scratch + g->cout_g * blk, *F;                             \
+    const ptrdiff_t row = mx * ldv, blk = az * ay * row, nch = c1 - c0;              \
+    T *Sx = scratch, *E = scratch + nch * blk, *F;                                   \
     ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
     ptrdiff_t r, k;                                                                  \
     /* x: Sx[co][r][jx][j] = sum_px A^T[jx][px] M[(r, px)][co][j] */                  \
     for (r = 0; r < az * ay; r++) {                                                  \
         for (k = 0; k < ax; k++)                                                     \
-            so[k] = (r * ax + k) * g->cout_g * ldv;                                  \
+            so[k] = ((r * ax + k) * g->cout_g + c0) * ldv;                           \
         for (k = 0; k < mx; k++)                                                     \
             dof[k] = r * row + k * ldv;                                              \
         pc_wino_mat_##S(wg->at[2], (int)mx, (int)ax, M, so, ldv, Sx, dof, blk, ldv,  \
-                        g->cout_g);                                                  \
+                        nch);                                                        \
     }                                                                                \
-    pc_wino_zy_##S(wg, wg->at[0], wg->at[1], (int)mz, (int)my, row, g->cout_g, Sx, E, &F); \
+    pc_wino_zy_##S(wg, wg->at[0], wg->at[1], (int)mz, (int)my, row, nch, Sx, E, &F); \
     return F;                                                                        \
 }                                                                                    \
                                                                                      \
-/* The outputs of a block's segments (seg as for pc_wino_load_block; segment i:  \
- * its nt = min(L, tiles left in the row) tiles from column i*w) into y, plus      \
- * bias; channel by channel. */                                                      \
+/* The outputs of channels [c0, c1) of a block's segments (seg as for            \
+ * pc_wino_load_block; segment i: its nt = min(L, tiles left in the row) tiles    \
+ * from column i*w; F as pc_wino_output returns it) into y, plus bias; channel    \
+ * by channel. */                                                                    \
 static void pc_wino_store_block_##S(const pc_wino *wg, const T *F, ptrdiff_t ldv,    \
                                     const ptrdiff_t *seg, ptrdiff_t nseg,            \
-                                    ptrdiff_t L, ptrdiff_t w, ptrdiff_t grp, T *y,   \
-                                    const T *bias)                                   \
+                                    ptrdiff_t L, ptrdiff_t w, ptrdiff_t grp,         \
+                                    ptrdiff_t c0, ptrdiff_t c1, T *y, const T *bias) \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t mz = wg->m[0], my = wg->m[1], mx = wg->m[2], row = mx * ldv;     \
     ptrdiff_t co, i, uz, uy;                                                         \
-    for (co = 0; co < g->cout_g; co++) {                                             \
+    for (co = c0; co < c1; co++) {                                                   \
         const T bv = bias ? bias[grp * g->cout_g + co] : (T)0;                       \
         for (i = 0; i < nseg; i++) {                                                 \
             const ptrdiff_t *sg = seg + 4 * i;                                       \
@@ -517,8 +549,9 @@ static void pc_wino_store_block_##S(const pc_wino *wg, const T *F, ptrdiff_t ldv
                     if (co + PC_WINO_AHEAD < g->cout_g)                              \
                         pc_wino_prefetch(yr + PC_WINO_AHEAD * g->Pout, sg[3] * mx,   \
                                          nt * mx, g->osz[2], sizeof(T), 1);          \
-                    pc_wino_store_##S(F + (co * mz * my + uz * my + uy) * row + i * w, ldv, \
-                                      nt, mx, sg[3] * mx, g->osz[2], bv, yr);        \
+                    pc_wino_store_##S(F + ((co - c0) * mz * my + uz * my + uy) * row  \
+                                      + i * w, ldv, nt, mx, sg[3] * mx, g->osz[2], bv, \
+                                      yr);                                           \
                 }                                                                    \
             }                                                                        \
         }                                                                            \

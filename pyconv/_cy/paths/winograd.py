@@ -62,11 +62,16 @@ MAX_ALPHA = 8
 #: against the implicit and phases paths): fewest channels per group, by tile
 #: size and dims (a 3-d F(4^3, 3^3) does 8x fewer multiplications, F(4, 3)
 #: 2x; F(2x2, 3x3) saves less than F(4x4, 3x3) and pays off only where the
-#: products dominate the transforms) ...
-MIN_CHANNELS = {4: {1: 48, 2: 48, 3: 32}, 2: {2: 192}}
-#: ... fewest output tiles per call (the weight transform is paid once per
-#: call, the products' panels want columns) ...
-MIN_TILES = 150
+#: products dominate the transforms; F(2x2) at batch 1 on one thread, 28x28:
+#: 1.18x ``implicit`` with 96 channels, 1.07x with 64; as an input gradient
+#: 1.19x ``phases`` with 96) ...
+MIN_CHANNELS = {4: {1: 48, 2: 48, 3: 32}, 2: {2: 96}}
+#: ... fewest output tiles per call, counted in the path's tiles (the weight
+#: transform is paid once per call, the products' panels want columns; one
+#: thread, batch 1, against ``implicit``: 2-d F(4x4) 1.35x at 98 tiles of
+#: 128 channels, 0.94x at 49, where F(2x2) on 196 of its tiles is 1.23x,
+#: on 100 1.14x and on 49 0.85x) ...
+MIN_TILES = {4: {1: 150, 2: 96, 3: 150}, 2: {2: 100}}
 #: ... and narrowest output rows, per tile size (a row of tiles carries
 #: (alpha - 1) // m spare columns).
 MIN_WIDTH = {4: 20, 2: 8}
@@ -169,7 +174,7 @@ class Winograd(Path):
         if min(conv.in_channels // g, conv.out_channels // g) < MIN_CHANNELS[self.m][nd]:
             return False
         tiles = conv.batch * prod(-(-o // self.m) for o in conv.out_size)
-        return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= MIN_TILES
+        return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= MIN_TILES[self.m][nd]
 
     def plan(self, op, spec, tgt, n):
         """Blocks of segments (runs of at most ``tile`` tiles of one row of tiles),
@@ -206,6 +211,8 @@ class Winograd(Path):
             if count == 1 and rows * chunks < want and length + halo > nr:
                 chunks = min(-(-want // rows), -(-tx // max(1, nr - halo)))
                 length = -(-tx // chunks)
+        # the same number of blocks, filled evenly (7 segments: 4 + 3, not 6 + 1)
+        count = -(-rows * chunks // -(-rows * chunks // count))
         per, fixed = _winograd.workspace(gt, tiles, length, count, tgt.mr, nr, tgt.dbl)
         if op == "conv_transpose":          # the conv weight made for the call
             fixed += prod(spec.weight_shape) * tgt.itemsize
