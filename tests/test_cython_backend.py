@@ -227,6 +227,7 @@ def tiny_tiles(monkeypatch):
     monkeypatch.setattr(cy_mod._planning, "TILE_BYTES", 1)
     monkeypatch.setattr(cy_mod._planning, "MIN_TILE", 3)
     monkeypatch.setattr(sys.modules["pyconv._cy.paths.winograd"], "BLOCK_BYTES", 1)
+    monkeypatch.setattr(sys.modules["pyconv._cy.paths.implicit"], "SLOT_POSITIONS", 1)
 
 
 MANY_TILES = [
@@ -685,6 +686,32 @@ def test_bitwise_identical_for_any_thread_count(case, dtype, rng, restore_thread
         for n in (1, 2, 3, 8, 1):
             pyconv.set_num_threads(n)
             results.append(getattr(CY, op)(*args, spec))
+    for r in results[1:]:
+        assert r.tobytes() == results[0].tobytes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", [
+    conv_spec(5, 6, 10, (5, 6), (3, 3), stride=(1, 1), padding=((1, 1), (0, 2)), groups=2),
+    conv_spec(7, 4, 70, (9,), (3,), stride=(1,), padding=((2, 1),), dilation=(2,)),
+    conv_spec(5, 3, 5, (4, 3, 5), (2, 3, 3), stride=(1, 1, 1), padding=((1, 0),) * 3),
+], ids=str)
+def test_implicit_weight_image_blocks(spec, dtype, rng, monkeypatch, restore_threads):
+    """conv_weight items of several images (the last block short, channels not
+    a multiple of the micro-kernel's block): right, and the same bits for any
+    thread count."""
+    monkeypatch.setattr(sys.modules["pyconv._cy.paths.implicit"], "WEIGHT_POSITIONS", 1 << 20)
+    monkeypatch.setattr(sys.modules["pyconv._cy.paths.implicit"], "SLOT_POSITIONS", 1)
+    monkeypatch.setattr(cy_mod._planning, "TARGET_ITEMS", 2)     # about batch / 2 per item
+    p = forced_plan("implicit", "conv_weight", spec, dtype, 2)
+    assert 1 < p.images < spec.batch and spec.batch % p.images and p.slots > 1, p
+    x, gy = _inputs("conv_weight", spec, dtype, rng)
+    results = []
+    with cy_mod.force_paths("implicit"):
+        for n in (1, 2, 3, 8):
+            pyconv.set_num_threads(n)
+            results.append(CY.conv_weight(x, gy, spec))
+    assert_close(results[0], REF.conv_weight(x, gy, spec), dtype, f"implicit {spec}")
     for r in results[1:]:
         assert r.tobytes() == results[0].tobytes()
 

@@ -14,9 +14,14 @@ directly and no im2col is ever built.
   goes to a strided view of ``y`` instead; :func:`conv_many` runs several
   such convs (the phases of a transposed conv, the ``phases`` path) as the
   items of one parallel region.
-* ``conv_weight``: items = (n, tile), cut into ``nslots`` fixed ranges; each
-  slot accumulates into its own partial weight, and the partials are summed
-  in slot order: bitwise the same for any thread count.  When every slot's
+* ``conv_weight``: items = (block of ``images`` images, tile), cut into
+  ``nslots`` fixed ranges; each slot accumulates into its own partial
+  weight, and the partials are summed in slot order: bitwise the same for
+  any thread count.  An item copies the slabs (and packs the grad_output)
+  of its images one after the other, so that one micro-kernel call runs
+  over the valid positions of all of them: on small maps a tile of one
+  image has few positions, and each call ends with a read-modify-write of
+  its block of the partial.  When every slot's
   partial fits ``PARTIAL_BYTES`` they are tap-major (``C_in/g*K x C_out/g``
   per group, where the micro-kernel adds whole vectors) and their sum is
   transposed into ``gw``; otherwise slot 0 is ``gw`` itself and the others
@@ -47,6 +52,7 @@ cdef struct Task:
     void *part          # conv_weight: the partials of slots 1, 2, ...
     int level           # SIMD level of the micro-kernel
     Py_ssize_t A, rows, ntiles, kc, mpad, nr, slab_n, nitems, nslots
+    Py_ssize_t images   # conv_weight: images per item
     Py_ssize_t yoff, yimg
     bint tapmajor       # conv_weight: every slot's partial tap-major (else slot 0 is gw)
     Py_ssize_t ys[4]    # element strides of y: channel, z, y, x
@@ -225,16 +231,20 @@ def conv_many(const floating[::1] x, weight_of, const floating[::1] b, floating[
 # ---------------------------------------------------------------------------
 # conv_weight
 
-cdef Py_ssize_t _weight_layout(Geo *g, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize_t isz,
-                               Layout *L) noexcept nogil:
-    """The per-thread block of :func:`conv_weight`; returns the slab's elements."""
+cdef Py_ssize_t _weight_layout(Geo *g, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize_t images,
+                               Py_ssize_t isz, Layout *L) noexcept nogil:
+    """The per-thread block of :func:`conv_weight` (``images`` slabs one after the
+    other, the tail after the last); returns the elements of the slabs."""
     cdef Py_ssize_t ncols, nrows
+    cdef pc_slab big
     cdef Py_ssize_t slab_n = _slab_layout(g, outer_axis(g), rows, nrw, &ncols, &nrows)
+    pc_slab_geo(g, outer_axis(g), 0, min(rows, g.osz[outer_axis(g)]), &big)
+    slab_n += (images - 1) * g.cin_g * big.plane
     layout_init(L)
-    layout_add(L, slab_n * isz)                                       # 0: slab
-    layout_add(L, packed_rows(g.cout_g, nrw) * ncols * isz)           # 1: packed grad_output
+    layout_add(L, slab_n * isz)                                       # 0: slabs
+    layout_add(L, packed_rows(g.cout_g, nrw) * images * ncols * isz)  # 1: packed grad_output
     layout_add(L, g.cin_g * g.Kp * sizeof(Py_ssize_t))                # 2: tap offsets
-    layout_add(L, 3 * nrows * sizeof(Py_ssize_t))                     # 3: valid segments
+    layout_add(L, 3 * images * nrows * sizeof(Py_ssize_t))            # 3: valid segments
     layout_add(L, sizeof(pc_slab))                                    # 4: tile geometry
     return slab_n
 
@@ -246,21 +256,21 @@ cdef bint _tapmajor(const Geo *g, Py_ssize_t nslots, Py_ssize_t isz,
     return nslots * g.Cout * g.cin_g * g.Kp * isz <= budget
 
 
-def weight_workspace(tuple geo, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize_t nslots,
-                     bint dbl, Py_ssize_t budget):
+def weight_workspace(tuple geo, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize_t images,
+                     Py_ssize_t nslots, bint dbl, Py_ssize_t budget):
     """(bytes per thread, fixed bytes: the partials) of :func:`conv_weight`;
     ``budget``: the bytes the partials may take (``PARTIAL_BYTES``)."""
     cdef Geo g = make_geo(geo)
     cdef Layout L
     cdef Py_ssize_t isz = 8 if dbl else 4
-    _weight_layout(&g, rows, nrw, isz, &L)
+    _weight_layout(&g, rows, nrw, images, isz, &L)
     cdef Py_ssize_t parts = nslots if _tapmajor(&g, nslots, isz, budget) else nslots - 1
     return L.nbytes, parts * g.Cout * g.cin_g * g.Kp * isz
 
 
 cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
                        Py_ssize_t it) noexcept nogil:
-    """Every group of one (image, tile) into the slot's partial weight."""
+    """Every group of one (block of images, tile) into the slot's partial weight."""
     cdef const Task *t = <const Task *> task
     cdef const Geo *g = &t.g
     cdef Py_ssize_t size = g.Cout * t.kc
@@ -276,31 +286,40 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef Py_ssize_t *off = <Py_ssize_t *> layout_part(&t.buf, buf, 2)
     cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
     cdef pc_slab *sl = <pc_slab *> layout_part(&t.buf, buf, 4)
-    cdef Py_ssize_t n = it // t.ntiles, tt = it % t.ntiles
-    cdef Py_ssize_t grp, nseg, nval
+    cdef Py_ssize_t n0 = it // t.ntiles * t.images, tt = it % t.ntiles
+    cdef Py_ssize_t nimg = min(t.images, g.N - n0)
+    cdef Py_ssize_t grp, nseg, nval, b, s, img
     if (t.tapmajor or slot > 0) and it == slot * t.nitems // t.nslots:   # its first item
         memset(acc, 0, size * sizeof(floating))
     pc_slab_geo(g, t.A, tt * t.rows, min((tt + 1) * t.rows, g.osz[t.A]), sl)
     pc_slab_offsets(g, sl, off)
     nseg = pc_slab_segments(g, sl, seg)
     nval = seg[3 * nseg - 2] + seg[3 * nseg - 1]
+    img = g.cin_g * sl.plane          # image b's slab starts at b * img
+    for b in range(1, nimg):          # the segments of the other images
+        for s in range(nseg):
+            seg[3 * (b * nseg + s)] = seg[3 * s] + b * img
+            seg[3 * (b * nseg + s) + 1] = seg[3 * s + 1] + b * nval
+            seg[3 * (b * nseg + s) + 2] = seg[3 * s + 2]
     for grp in range(g.G):
-        slab_fill(g, sl, <const floating *> t.x + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
-                  t.slab_n - g.cin_g * sl.plane)
-        pack_gy(g, sl, <const floating *> t.w + (n * g.Cout + grp * g.cout_g) * g.Pout,
-                t.nr, gyt, nval)
+        for b in range(nimg):
+            slab_fill(g, sl, <const floating *> t.x + ((n0 + b) * g.Cin + grp * g.cin_g) * g.Pin,
+                      slab + b * img, t.slab_n - nimg * img if b == nimg - 1 else 0)
+            pack_gy(g, sl, <const floating *> t.w + ((n0 + b) * g.Cout + grp * g.cout_g) * g.Pout,
+                    t.nr, gyt + b * nval * t.nr, nimg * nval)
         if t.tapmajor:
-            wpanels(t.level, t.kc, g.cout_g, slab, off, nseg, seg, gyt, nval,
+            wpanels(t.level, t.kc, g.cout_g, slab, off, nimg * nseg, seg, gyt, nimg * nval,
                     acc + grp * g.cout_g * t.kc, g.cout_g, 1)
         else:
-            wpanels(t.level, t.kc, g.cout_g, slab, off, nseg, seg, gyt, nval,
+            wpanels(t.level, t.kc, g.cout_g, slab, off, nimg * nseg, seg, gyt, nimg * nval,
                     acc + grp * g.cout_g * t.kc, 1, t.kc)
 
 
 def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
-                tuple geo, Py_ssize_t rows, Py_ssize_t nslots, int level, Py_ssize_t nrw,
-                int nthreads, Py_ssize_t budget):
-    """Stride-1 weight gradient; items = (n, tile of ``rows`` output rows).
+                tuple geo, Py_ssize_t rows, Py_ssize_t images, Py_ssize_t nslots, int level,
+                Py_ssize_t nrw, int nthreads, Py_ssize_t budget):
+    """Stride-1 weight gradient; items = (block of ``images`` images, tile of
+    ``rows`` output rows).
 
     ``gw`` must be zeroed; the partials are allocated here (``budget``: the
     bytes they may take, see :func:`weight_workspace`).
@@ -313,9 +332,12 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
     t.kc, t.nr, t.level = t.g.cin_g * t.g.Kp, nrw, level
     t.x, t.w, t.y, t.b = &x[0], &gy[0], &gw[0], NULL
-    t.nitems = t.g.N * t.ntiles
+    if images < 1:
+        raise ValueError("conv_weight: images must be at least 1")
+    t.images = images
+    t.nitems = (t.g.N + images - 1) // images * t.ntiles
     t.nslots = min(nslots, t.nitems)
-    t.slab_n = _weight_layout(&t.g, rows, nrw, sizeof(floating), &t.buf)
+    t.slab_n = _weight_layout(&t.g, rows, nrw, images, sizeof(floating), &t.buf)
     size = t.g.Cout * t.kc
     t.tapmajor = _tapmajor(&t.g, t.nslots, sizeof(floating), budget)
     nparts = t.nslots if t.tapmajor else t.nslots - 1

@@ -82,7 +82,7 @@ class Plan(NamedTuple):
     items: int         # independent work items
     omp_threads: int   # OpenMP threads: min(threads asked, items, what fits the workspace)
     workspace: int     # bytes of extra memory the call allocates
-    images: int = 1    # conv_transpose gemm: images per GEMM (small images)
+    images: int = 1    # conv_transpose gemm: images per GEMM; implicit conv_weight: per item
     simd: int = 0      # SIMD level of the micro-kernels (see pyconv._cy._build)
     parts: Tuple["Plan", ...] = ()   # phases: the plan of each phase's conv
     segments: int = 0  # winograd: segments (runs of tiles of a row) per work item

@@ -179,7 +179,8 @@ static ptrdiff_t pc_slab_segments(const pc_geo *g, const pc_slab *sl, ptrdiff_t 
 }
 
 #define PC_DEFINE_PACK_GY(T, S)                                                        \
-/* gyt[panel][j][c] = gy_g[c0 + c, valid position j of the tile] (0 past cout) */   \
+/* gyt[panel][j][c] = gy_g[c0 + c, valid position j of the tile] (0 past cout); \
+   nval: the positions of a panel (its stride), at least the tile's valid ones */ \
 PC_CLONES static void pc_pack_gy_##S(const pc_geo *g, const pc_slab *sl,             \
                                      const T *restrict gyg, ptrdiff_t nrw,           \
                                      T *restrict gyt, ptrdiff_t nval)                \
@@ -188,12 +189,13 @@ PC_CLONES static void pc_pack_gy_##S(const pc_geo *g, const pc_slab *sl,        
     ptrdiff_t z0 = A == 0 ? sl->t0 : 0, z1 = A == 0 ? sl->t1 : g->osz[0];            \
     ptrdiff_t y0 = A == 1 ? sl->t0 : 0, y1 = A == 1 ? sl->t1 : OY;                   \
     ptrdiff_t x0 = A == 2 ? sl->t0 : 0, x1 = A == 2 ? sl->t1 : OX;                   \
+    const ptrdiff_t nv = (z1 - z0) * (y1 - y0) * (x1 - x0);                          \
     ptrdiff_t c0, c, oz, oy, i, j;                                                   \
     for (c0 = 0; c0 < g->cout_g; c0 += nrw) {                                        \
         T *panel = gyt + (c0 / nrw) * nval * nrw;                                    \
         for (c = 0; c < nrw; c++) {                                                  \
             if (c0 + c >= g->cout_g) {                                               \
-                for (j = 0; j < nval; j++) panel[j * nrw + c] = 0;                   \
+                for (j = 0; j < nv; j++) panel[j * nrw + c] = 0;                     \
                 continue;                                                            \
             }                                                                        \
             j = 0;                                                                   \

@@ -6,6 +6,10 @@ copies the input box the rows read, zero padded, into a slab where every
 kernel tap is a constant offset, and the register-blocked micro-kernel
 reads the slab directly: no im2col.
 
+conv_weight items take several images when one tile has few positions
+(:data:`WEIGHT_POSITIONS`): the micro-kernel then runs over the positions of
+all of them before it adds its block into the partial weight.
+
 Rule: every stride is 1 and the CPU has AVX2+FMA or AVX-512 (the
 micro-kernels' baseline build is correct but slower than BLAS).  The plan
 does not fit when one slab and output block, or the packed weights, would
@@ -14,9 +18,21 @@ take more than a quarter of the workspace.
 
 from __future__ import annotations
 
+from math import prod
+
 from .. import _implicit, _planning
 from .._planning import Path, canon, finish, fits, geo, outer_axis, slots, target
 
+#: conv_weight: valid output positions wanted per item (several images of
+#: small maps); each micro-kernel call runs over them, then adds its
+#: register block into the partial weight.
+WEIGHT_POSITIONS = 768
+#: conv_weight: output positions (all images together) per partial sum, at
+#: least: a partial is allocated, zeroed and read by the reduction once per
+#: call, which costs as much as the multiply-adds of about this many
+#: positions; the slot count is a power of two (even shares for 2, 4, 8
+#: threads).
+SLOT_POSITIONS = 1024
 
 class Implicit(Path):
     name = "implicit"
@@ -40,10 +56,10 @@ class Implicit(Path):
             inner *= outs[ax] + (ks[ax] - 1) * dl[ax]
         nr = tgt.nr if op == "conv" else tgt.nrw
 
-        def per_thread(rows):
+        def per_thread(rows, images=1):
             if op == "conv":
                 return _implicit.conv_workspace(gt, rows, tgt.mr, tgt.nr, tgt.dbl)[0]
-            return _implicit.weight_workspace(gt, rows, tgt.nrw, 1, tgt.dbl,
+            return _implicit.weight_workspace(gt, rows, tgt.nrw, images, 1, tgt.dbl,
                                               _planning.PARTIAL_BYTES)[0]
 
         # the slab and the output block of one item stay within TILE_BYTES
@@ -74,13 +90,22 @@ class Implicit(Path):
                 return None
             return finish(self.name, spec.batch * spec.groups * ntiles, per, fixed + reserved,
                           n, tile=rows, simd=tgt.level)
-        nslots = slots(spec, spec.batch * ntiles, tgt.itemsize)
-        per, fixed = _implicit.weight_workspace(gt, rows, tgt.nrw, nslots, tgt.dbl,
+        # images per item: up to WEIGHT_POSITIONS valid positions, keeping
+        # TARGET_ITEMS items and the buffers within 4 TILE_BYTES
+        positions = rows * (prod(outs) // length)
+        images = max(1, min(WEIGHT_POSITIONS // max(1, positions),
+                            spec.batch * ntiles // _planning.TARGET_ITEMS))
+        while images > 1 and per_thread(rows, images) > 4 * _planning.TILE_BYTES:
+            images -= 1
+        items = -(-spec.batch // images) * ntiles
+        share = spec.batch * prod(outs) // SLOT_POSITIONS
+        nslots = min(slots(spec, items, tgt.itemsize), 1 << max(0, share.bit_length() - 1))
+        per, fixed = _implicit.weight_workspace(gt, rows, tgt.nrw, images, nslots, tgt.dbl,
                                                 _planning.PARTIAL_BYTES)
         if not fits(per):
             return None
         return finish(self.name, nslots, per, fixed, n, tile=rows, slots=nslots,
-                      simd=tgt.level)
+                      images=images, simd=tgt.level)
 
     def run(self, op, p, spec, x, w, b, out, yview=None):
         """As :meth:`Path.run`; ``yview`` writes a strided view of ``out`` (phases)."""
@@ -89,7 +114,8 @@ class Implicit(Path):
             _implicit.conv(x, w, b, out, geo(spec), p.tile, tgt.level, tgt.mr, tgt.nr,
                            p.omp_threads, yview)
         else:
-            _implicit.conv_weight(x, w, out, geo(spec), p.tile, p.slots, tgt.level, tgt.nrw,
+            _implicit.conv_weight(x, w, out, geo(spec), p.tile, p.images, p.slots, tgt.level,
+                                  tgt.nrw,
                                   p.omp_threads, _planning.PARTIAL_BYTES)
 
 
