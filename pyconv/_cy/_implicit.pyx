@@ -35,6 +35,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
 from cython cimport floating
+from cython.parallel cimport prange
 
 from pyconv._cy._common cimport (Geo, Layout, itile, layout_add, layout_init, layout_part,
                                  make_geo, outer_axis, pack_gy, pack_weights, packed_rows,
@@ -315,6 +316,22 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
                     acc + grp * g.cout_g * t.kc, 1, t.kc)
 
 
+cdef void _gather(floating *gw, const floating *acc, Py_ssize_t nparts, Py_ssize_t size,
+                  Py_ssize_t cout_g, Py_ssize_t kc, Py_ssize_t grp, Py_ssize_t k0,
+                  Py_ssize_t k1) noexcept nogil:
+    """``gw[grp*cout_g + co, k] = acc[0] + acc[1] + ...`` (in that order) at the
+    tap-major ``[grp][k][co]`` of every partial, for taps ``k0 .. k1``."""
+    cdef Py_ssize_t co, k, s, e
+    cdef floating v
+    for co in range(cout_g):
+        for k in range(k0, k1):
+            e = (grp * kc + k) * cout_g + co
+            v = acc[e]
+            for s in range(1, nparts):
+                v = v + acc[s * size + e]
+            gw[(grp * cout_g + co) * kc + k] = v
+
+
 def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
                 tuple geo, Py_ssize_t rows, Py_ssize_t images, Py_ssize_t nslots, int level,
                 Py_ssize_t nrw, int nthreads, Py_ssize_t budget):
@@ -325,7 +342,8 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     bytes they may take, see :func:`weight_workspace`).
     """
     cdef Task t
-    cdef Py_ssize_t size, grp, co, k, nparts
+    cdef Py_ssize_t size, nparts, blk, nblk
+    cdef Py_ssize_t KB = 16     # taps per block of the gather (its reads: KB rows of each partial)
     cdef floating *acc
     t.g = make_geo(geo)
     t.A = outer_axis(&t.g)
@@ -354,12 +372,16 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
             if not t.tapmajor:
                 reduce_partials(&gw[0], acc, size, nparts, nthreads)
             else:
-                reduce_partials(acc, acc + size, size, nparts - 1, nthreads)
-                # gw[grp*cout_g + co, k] = acc[grp][k][co]
-                for grp in range(t.g.G):
-                    for co in range(t.g.cout_g):
-                        for k in range(t.kc):
-                            gw[(grp * t.g.cout_g + co) * t.kc + k] = \
-                                acc[(grp * t.kc + k) * t.g.cout_g + co]
+                # the partials' sum, transposed into gw, in blocks of taps
+                nblk = (t.kc + KB - 1) // KB
+                if nthreads > 1 and t.g.G * nblk > 1:
+                    for blk in prange(t.g.G * nblk, schedule='static',
+                                      num_threads=min(nthreads, t.g.G * nblk)):
+                        _gather(&gw[0], acc, nparts, size, t.g.cout_g, t.kc, blk // nblk,
+                                blk % nblk * KB, min(t.kc, blk % nblk * KB + KB))
+                else:
+                    for blk in range(t.g.G * nblk):
+                        _gather(&gw[0], acc, nparts, size, t.g.cout_g, t.kc, blk // nblk,
+                                blk % nblk * KB, min(t.kc, blk % nblk * KB + KB))
     finally:
         free(t.part)
