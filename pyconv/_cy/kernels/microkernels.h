@@ -189,6 +189,10 @@ ATTR static void pc_wpanels_##S##LV(                                            
             for (m = 0; m < MRW; m++) {                                              \
                 o[m] = off[k0 + m < kc ? k0 + m : kc - 1];                           \
                 for (v = 0; v < NRV; v++) a[m][v] = (pc_v##S##LV){0};                \
+                /* the block's rows of a tap-major partial: fetched while it sums */ \
+                if (ldc == 1 && k0 + m < kc)                                         \
+                    for (v = 0; v < NRV; v++)                                        \
+                        __builtin_prefetch(acc + (k0 + m) * ldk + c0 + v * VL, 1, 3); \
             }                                                                        \
             for (s_ = 0; s_ < nseg; s_++) {                                          \
                 const T *sq = slab + seg[3 * s_];                                    \
