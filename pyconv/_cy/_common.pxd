@@ -103,11 +103,11 @@ cdef extern from "_kernels.h" nogil:
                       const double *slab, const Py_ssize_t *off, Py_ssize_t ncols,
                       double *out, Py_ssize_t ldo)
     void pc_wpanels_f(int level, Py_ssize_t kc, Py_ssize_t cout, const float *slab,
-                      const Py_ssize_t *off, Py_ssize_t nseg, const Py_ssize_t *seg,
+                      const Py_ssize_t *off, const Py_ssize_t *pos,
                       const float *gyt, Py_ssize_t nval, float *acc,
                       Py_ssize_t ldk, Py_ssize_t ldc)
     void pc_wpanels_d(int level, Py_ssize_t kc, Py_ssize_t cout, const double *slab,
-                      const Py_ssize_t *off, Py_ssize_t nseg, const Py_ssize_t *seg,
+                      const Py_ssize_t *off, const Py_ssize_t *pos,
                       const double *gyt, Py_ssize_t nval, double *acc,
                       Py_ssize_t ldk, Py_ssize_t ldc)
 
@@ -277,13 +277,13 @@ cdef inline void ipanels(int level, Py_ssize_t kc, Py_ssize_t mrows, const float
 
 
 cdef inline void wpanels(int level, Py_ssize_t kc, Py_ssize_t cout, const floating *slab,
-                         const Py_ssize_t *off, Py_ssize_t nseg, const Py_ssize_t *seg,
+                         const Py_ssize_t *off, const Py_ssize_t *pos,
                          const floating *gyt, Py_ssize_t nval, floating *acc,
                          Py_ssize_t ldk, Py_ssize_t ldc) noexcept nogil:
     if floating is float:
-        pc_wpanels_f(level, kc, cout, slab, off, nseg, seg, gyt, nval, acc, ldk, ldc)
+        pc_wpanels_f(level, kc, cout, slab, off, pos, gyt, nval, acc, ldk, ldc)
     else:
-        pc_wpanels_d(level, kc, cout, slab, off, nseg, seg, gyt, nval, acc, ldk, ldc)
+        pc_wpanels_d(level, kc, cout, slab, off, pos, gyt, nval, acc, ldk, ldc)
 
 
 cdef inline void im2col_packed(const Geo *g, const floating *xg, floating *pack,

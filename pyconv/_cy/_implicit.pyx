@@ -245,8 +245,9 @@ cdef Py_ssize_t _weight_layout(Geo *g, Py_ssize_t rows, Py_ssize_t nrw, Py_ssize
     layout_add(L, slab_n * isz)                                       # 0: slabs
     layout_add(L, packed_rows(g.cout_g, nrw) * images * ncols * isz)  # 1: packed grad_output
     layout_add(L, g.cin_g * g.Kp * sizeof(Py_ssize_t))                # 2: tap offsets
-    layout_add(L, 3 * images * nrows * sizeof(Py_ssize_t))            # 3: valid segments
+    layout_add(L, 3 * nrows * sizeof(Py_ssize_t))                     # 3: valid segments
     layout_add(L, sizeof(pc_slab))                                    # 4: tile geometry
+    layout_add(L, images * ncols * sizeof(Py_ssize_t))                # 5: valid positions
     return slab_n
 
 
@@ -287,9 +288,10 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef Py_ssize_t *off = <Py_ssize_t *> layout_part(&t.buf, buf, 2)
     cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
     cdef pc_slab *sl = <pc_slab *> layout_part(&t.buf, buf, 4)
+    cdef Py_ssize_t *pos = <Py_ssize_t *> layout_part(&t.buf, buf, 5)
     cdef Py_ssize_t n0 = it // t.ntiles * t.images, tt = it % t.ntiles
     cdef Py_ssize_t nimg = min(t.images, g.N - n0)
-    cdef Py_ssize_t grp, nseg, nval, b, s, img
+    cdef Py_ssize_t grp, nseg, nval, b, s, i, img
     if (t.tapmajor or slot > 0) and it == slot * t.nitems // t.nslots:   # its first item
         memset(acc, 0, size * sizeof(floating))
     pc_slab_geo(g, t.A, tt * t.rows, min((tt + 1) * t.rows, g.osz[t.A]), sl)
@@ -297,11 +299,10 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
     nseg = pc_slab_segments(g, sl, seg)
     nval = seg[3 * nseg - 2] + seg[3 * nseg - 1]
     img = g.cin_g * sl.plane          # image b's slab starts at b * img
-    for b in range(1, nimg):          # the segments of the other images
+    for b in range(nimg):             # pos[j]: the slab position of valid position j
         for s in range(nseg):
-            seg[3 * (b * nseg + s)] = seg[3 * s] + b * img
-            seg[3 * (b * nseg + s) + 1] = seg[3 * s + 1] + b * nval
-            seg[3 * (b * nseg + s) + 2] = seg[3 * s + 2]
+            for i in range(seg[3 * s + 2]):
+                pos[b * nval + seg[3 * s + 1] + i] = b * img + seg[3 * s] + i
     for grp in range(g.G):
         for b in range(nimg):
             slab_fill(g, sl, <const floating *> t.x + ((n0 + b) * g.Cin + grp * g.cin_g) * g.Pin,
@@ -309,10 +310,10 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
             pack_gy(g, sl, <const floating *> t.w + ((n0 + b) * g.Cout + grp * g.cout_g) * g.Pout,
                     t.nr, gyt + b * nval * t.nr, nimg * nval)
         if t.tapmajor:
-            wpanels(t.level, t.kc, g.cout_g, slab, off, nimg * nseg, seg, gyt, nimg * nval,
+            wpanels(t.level, t.kc, g.cout_g, slab, off, pos, gyt, nimg * nval,
                     acc + grp * g.cout_g * t.kc, g.cout_g, 1)
         else:
-            wpanels(t.level, t.kc, g.cout_g, slab, off, nimg * nseg, seg, gyt, nimg * nval,
+            wpanels(t.level, t.kc, g.cout_g, slab, off, pos, gyt, nimg * nval,
                     acc + grp * g.cout_g * t.kc, 1, t.kc)
 
 
@@ -320,16 +321,22 @@ cdef void _gather(floating *gw, const floating *acc, Py_ssize_t nparts, Py_ssize
                   Py_ssize_t cout_g, Py_ssize_t kc, Py_ssize_t grp, Py_ssize_t k0,
                   Py_ssize_t k1) noexcept nogil:
     """``gw[grp*cout_g + co, k] = acc[0] + acc[1] + ...`` (in that order) at the
-    tap-major ``[grp][k][co]`` of every partial, for taps ``k0 .. k1``."""
-    cdef Py_ssize_t co, k, s, e
-    cdef floating v
-    for co in range(cout_g):
+    tap-major ``[grp][k][co]`` of every partial, for taps ``k0 .. k1`` (at most 16):
+    16 x 16 blocks summed along the partials' rows, then transposed."""
+    cdef floating tmp[256]
+    cdef Py_ssize_t c0, cn, co, k, s, e
+    for c0 in range(0, cout_g, 16):
+        cn = min(16, cout_g - c0)
         for k in range(k0, k1):
-            e = (grp * kc + k) * cout_g + co
-            v = acc[e]
+            e = (grp * kc + k) * cout_g + c0
+            for co in range(cn):
+                tmp[(k - k0) * 16 + co] = acc[e + co]
             for s in range(1, nparts):
-                v = v + acc[s * size + e]
-            gw[(grp * cout_g + co) * kc + k] = v
+                for co in range(cn):
+                    tmp[(k - k0) * 16 + co] = tmp[(k - k0) * 16 + co] + acc[s * size + e + co]
+        for co in range(cn):
+            for k in range(k0, k1):
+                gw[(grp * cout_g + c0 + co) * kc + k] = tmp[(k - k0) * 16 + co]
 
 
 def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,

@@ -160,7 +160,9 @@ ATTR static void pc_ipanels_##S##LV(                                            
  *   gw[co, k] += sum_{valid q} slab[q + off[k]] * gy[co, q]
  *
  * The tile's gy is packed transposed (valid positions only, panels of NRW
- * output channels); the micro-kernel keeps an MRW-tap x NRW-channel block in
+ * output channels), pos[j] is the slab position of valid position j (one
+ * loop over them all: a loop per row of a small map would end every few
+ * iterations); the micro-kernel keeps an MRW-tap x NRW-channel block in
  * registers over every valid position of the tile (one broadcast per tap
  * from the slab, NRW/VL vector loads from the packed gy per position), then
  * adds the block into the partial weight at element strides (ldk, ldc) per
@@ -173,13 +175,13 @@ ATTR static void pc_ipanels_##S##LV(                                            
 #define PC_DEFINE_WUK(T, S, LV, ATTR, MRW, NRV, VL)                                   \
 ATTR static void pc_wpanels_##S##LV(                                                 \
     ptrdiff_t kc, ptrdiff_t cout, const T *slab, const ptrdiff_t *off,               \
-    ptrdiff_t nseg, const ptrdiff_t *seg, const T *gyt, ptrdiff_t nval,              \
+    const ptrdiff_t *restrict pos, const T *gyt, ptrdiff_t nval,                     \
     T *acc, ptrdiff_t ldk, ptrdiff_t ldc)                                            \
 {                                                                                    \
     /* acc[k * ldk + co * ldc] += block (tap-major, ldc 1: a block's rows are  \
        contiguous vectors); gyt: panels of NRW channels, nval positions */          \
     const ptrdiff_t NRW = NRV * VL;                                                  \
-    ptrdiff_t c0, k0, s_, i;                                                         \
+    ptrdiff_t c0, k0, j;                                                             \
     int m, v;                                                                        \
     for (c0 = 0; c0 < cout; c0 += NRW) {                                             \
         const T *gp = gyt + (c0 / NRW) * nval * NRW;                                 \
@@ -194,18 +196,14 @@ ATTR static void pc_wpanels_##S##LV(                                            
                     for (v = 0; v < NRV; v++)                                        \
                         __builtin_prefetch(acc + (k0 + m) * ldk + c0 + v * VL, 1, 3); \
             }                                                                        \
-            for (s_ = 0; s_ < nseg; s_++) {                                          \
-                const T *sq = slab + seg[3 * s_];                                    \
-                const T *gq = gp + seg[3 * s_ + 1] * NRW;                            \
-                const ptrdiff_t len = seg[3 * s_ + 2];                               \
-                for (i = 0; i < len; i++) {                                          \
-                    pc_v##S##LV b[NRV];                                              \
-                    for (v = 0; v < NRV; v++)                                        \
-                        b[v] = *(const pc_vu##S##LV *)(gq + i * NRW + v * VL);       \
-                    for (m = 0; m < MRW; m++) {                                      \
-                        pc_v##S##LV xv = sq[i + o[m]] - (pc_v##S##LV){0};            \
-                        for (v = 0; v < NRV; v++) a[m][v] += xv * b[v];              \
-                    }                                                                \
+            for (j = 0; j < nval; j++) {                                             \
+                const T *sq = slab + pos[j];                                         \
+                pc_v##S##LV b[NRV];                                                  \
+                for (v = 0; v < NRV; v++)                                            \
+                    b[v] = *(const pc_vu##S##LV *)(gp + j * NRW + v * VL);           \
+                for (m = 0; m < MRW; m++) {                                          \
+                    pc_v##S##LV xv = sq[o[m]] - (pc_v##S##LV){0};                    \
+                    for (v = 0; v < NRV; v++) a[m][v] += xv * b[v];                  \
                 }                                                                    \
             }                                                                        \
             for (m = 0; m < MRW && k0 + m < kc; m++) {                               \
@@ -274,12 +272,10 @@ static void pc_ipanels_##S(int level, ptrdiff_t kc, ptrdiff_t mrows, const T *wp
     PC_AT_LEVEL(level, pc_ipanels, S, (kc, mrows, wpack, slab, off, ncols, out, ldo)); \
 }                                                                                    \
 static void pc_wpanels_##S(int level, ptrdiff_t kc, ptrdiff_t cout, const T *slab,   \
-                           const ptrdiff_t *off, ptrdiff_t nseg, const ptrdiff_t *seg, \
-                           const T *gyt, ptrdiff_t nval, T *acc, ptrdiff_t ldk,      \
-                           ptrdiff_t ldc)                                            \
+                           const ptrdiff_t *off, const ptrdiff_t *pos, const T *gyt, \
+                           ptrdiff_t nval, T *acc, ptrdiff_t ldk, ptrdiff_t ldc)     \
 {                                                                                    \
-    PC_AT_LEVEL(level, pc_wpanels, S, (kc, cout, slab, off, nseg, seg, gyt, nval, acc, ldk, \
-                                       ldc));                                        \
+    PC_AT_LEVEL(level, pc_wpanels, S, (kc, cout, slab, off, pos, gyt, nval, acc, ldk, ldc)); \
 }
 
 PC_DEFINE_ENTRIES(float, f)
