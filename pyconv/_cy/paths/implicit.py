@@ -32,7 +32,7 @@ WEIGHT_POSITIONS = 768
 #: call, which costs as much as the multiply-adds of about this many
 #: positions; the slot count is a power of two (even shares for 2, 4, 8
 #: threads).
-SLOT_POSITIONS = 1024
+SLOT_POSITIONS = 2048
 
 class Implicit(Path):
     name = "implicit"
