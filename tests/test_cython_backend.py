@@ -372,14 +372,19 @@ RULE_CASES = [
     ("conv_transpose", tconv_spec(8, 16, 8, (300,), (3,), stride=(2,)), "phases", "gemm"),
     ("conv_transpose", tconv_spec(4, 32, 32, (300,), (3,), stride=(2,), groups=2), "phases",
      "gemm"),
-    # ... a smaller batch: BLAS, cut into blocks of output channels
-    ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (4, 4), stride=(2, 2)), "gemm", "gemm"),
+    # ... a smaller batch, fewer positions, or taps that never overlap (K <=
+    # s), with one image's input within TILE_BYTES: micro-kernels reading
+    # the weight in place (tgemm)
+    ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (4, 4), stride=(2, 2)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(4, 128, 64, (256,), (4,), stride=(2,),
-                                  padding=((1, 1),)), "gemm",
-     "gemm"),
-    # ... fewer positions, or taps that never overlap (K <= s): BLAS
-    ("conv_transpose", tconv_spec(4, 16, 8, (15, 15), (4, 4), stride=(2, 2)), "gemm", "gemm"),
-    ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (2, 2), stride=(2, 2)), "gemm", "gemm"),
+                                  padding=((1, 1),)), "tgemm", "gemm"),
+    ("conv_transpose", tconv_spec(1, 512, 256, (32,), (16,), stride=(8,),
+                                  padding=((4, 4),)), "tgemm", "gemm"),
+    ("conv_transpose", tconv_spec(4, 16, 8, (15, 15), (4, 4), stride=(2, 2)), "tgemm", "gemm"),
+    ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (2, 2), stride=(2, 2)), "tgemm", "gemm"),
+    # ... larger images: BLAS, cut into slabs and blocks of output channels
+    ("conv_transpose", tconv_spec(4, 256, 128, (800,), (16,), stride=(8,),
+                                  padding=((4, 4),)), "gemm", "gemm"),
     # a 1x1 transposed conv (no overlap) -> pointwise
     ("conv_transpose", tconv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
     # Winograd (float32, stride 1, 3x3, enough channels and tiles): F(4x4) for
@@ -489,6 +494,7 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "packed": ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (4, 4), stride=(2, 2))),
         "phases": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "pointwise": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
+        "tgemm": ("conv_transpose", tconv_spec(2, 16, 16, (20, 20), (1, 1))),  # pointwise
         "gemm": ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,))),
         "winograd4": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "winograd2": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3))),

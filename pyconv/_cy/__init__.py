@@ -90,7 +90,15 @@ portable build is correct but slower, so BLAS runs instead.
    view of the output in place, all phases' items in one parallel region.
 11. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
-12. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
+12. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
+   images small enough that one image's ``C_in/g`` channels fit
+   ``TILE_BYTES``.  ``col = W^T @ x`` + col2im as on ``gemm``, but on
+   register-blocked micro-kernels that read the weight in its own layout
+   (for an input channel the rows of ``W^T`` are contiguous: nothing of
+   the weight is packed, where BLAS packs it in every call); items are
+   (block of images side by side as one GEMM's columns, group, block of
+   output channels).
+13. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
    row-major wrapper).  conv by tiled im2col + GEMM straight into the
    output; conv_transpose by ``W_g^T @ x`` + col2im, each item owning a
    slab of output rows, small images several to a GEMM; conv_weight by

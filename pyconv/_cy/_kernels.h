@@ -24,5 +24,6 @@
 #include "kernels/deint.h"
 #include "kernels/peak.h"
 #include "kernels/depthwise.h"
+#include "kernels/tgemm.h"
 
 #endif /* PYCONV_KERNELS_H */

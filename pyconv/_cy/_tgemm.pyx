@@ -1,0 +1,147 @@
+# cython: language_level=3
+# Compiler directives (boundscheck/wraparound off, cdivision on, ...) come from
+# setup.py so that PYCONV_CYTHON_DEBUG=1 at build time can turn the checks on.
+"""Kernel of the ``tgemm`` path: conv_transpose of small images on the micro-kernels.
+
+Item = (block of ``nb`` images, group, block of output channels).  The
+item packs its images' input (``cin_g`` channels x ``nb * Pin`` columns)
+into panels, computes ``col = W_b^T @ x`` for its channels' rows
+(``kernels/tgemm.h``: the weight read in place, never packed), then
+fills its channels of each image with the bias and adds the columns in
+with col2im.  No two items write the same output element, and every
+element's sum runs in an order fixed by the plan: bitwise the same for
+any thread count.
+"""
+
+from libc.stdlib cimport free, malloc
+
+from cython cimport floating
+
+from pyconv._cy._common cimport (Geo, Layout, col2im, fill, layout_add, layout_init,
+                                 layout_part, make_geo, pc_shape, run_items, x_ranges)
+
+cdef extern from "_kernels.h" nogil:
+    int pc_tg_nrv(int dbl, int level, Py_ssize_t ncols)
+    void pc_tg_pack_f(const float *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
+                      Py_ssize_t np, Py_ssize_t nr, float *pack)
+    void pc_tg_pack_d(const double *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
+                      Py_ssize_t np, Py_ssize_t nr, double *pack)
+    void pc_tgemm_f(int level, int nrv, Py_ssize_t kc, Py_ssize_t mrows, const float *a,
+                    Py_ssize_t lda, const float *bpack, Py_ssize_t ncols, float *out,
+                    Py_ssize_t ldo)
+    void pc_tgemm_d(int level, int nrv, Py_ssize_t kc, Py_ssize_t mrows, const double *a,
+                    Py_ssize_t lda, const double *bpack, Py_ssize_t ncols, double *out,
+                    Py_ssize_t ldo)
+
+
+cdef struct Task:
+    Geo g
+    const void *x
+    const void *w
+    const void *b       # NULL: no bias
+    void *y
+    int level, nrv      # SIMD level; column vectors per panel
+    Py_ssize_t nb, nchb, vl
+    Layout buf
+
+
+cdef Py_ssize_t _vl(int dbl, int level) noexcept nogil:
+    """Lanes of one vector at ``level`` (the micro-kernel table's VL)."""
+    return pc_shape(dbl, level).vl
+
+
+cdef void _layout(const Geo *g, Py_ssize_t nb, Py_ssize_t nchb, Py_ssize_t nr,
+                  Py_ssize_t isz, Layout *L) noexcept nogil:
+    cdef Py_ssize_t ncols = nb * g.Pin
+    cdef Py_ssize_t rows = (g.cout_g + nchb - 1) // nchb * g.Kp
+    layout_init(L)
+    layout_add(L, (6 + 2 * g.ks[2]) * sizeof(Py_ssize_t))          # output box + tap ranges
+    layout_add(L, g.cin_g * ((ncols + nr - 1) // nr * nr) * isz)   # the packed input
+    layout_add(L, rows * ncols * isz)                              # the block's col
+
+
+def workspace(tuple geo, Py_ssize_t nb, Py_ssize_t nchb, int level, bint dbl):
+    """(bytes per thread, fixed bytes) of :func:`conv_transpose`."""
+    cdef Geo g = make_geo(geo)
+    cdef Layout L
+    cdef Py_ssize_t nr = pc_tg_nrv(dbl, level, nb * g.Pin) * _vl(dbl, level)
+    _layout(&g, nb, nchb, nr, 8 if dbl else 4, &L)
+    return L.nbytes, 0
+
+
+cdef inline void _pack(const floating *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
+                       Py_ssize_t np, Py_ssize_t nr, floating *pack) noexcept nogil:
+    if floating is float:
+        pc_tg_pack_f(x, nb, ldn, kc, np, nr, pack)
+    else:
+        pc_tg_pack_d(x, nb, ldn, kc, np, nr, pack)
+
+
+cdef inline void _tgemm(int level, int nrv, Py_ssize_t kc, Py_ssize_t mrows,
+                        const floating *a, Py_ssize_t lda, const floating *bpack,
+                        Py_ssize_t ncols, floating *out, Py_ssize_t ldo) noexcept nogil:
+    if floating is float:
+        pc_tgemm_f(level, nrv, kc, mrows, a, lda, bpack, ncols, out, ldo)
+    else:
+        pc_tgemm_d(level, nrv, kc, mrows, a, lda, bpack, ncols, out, ldo)
+
+
+cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it) noexcept nogil:
+    cdef const Task *t = <const Task *> task
+    cdef const Geo *g = &t.g
+    cdef Geo gb = t.g     # the block's channels only (col2im's channel loop)
+    cdef Py_ssize_t mt = g.cout_g * g.Kp
+    cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 0)
+    cdef floating *pack = <floating *> layout_part(&t.buf, buf, 1)
+    cdef floating *col = <floating *> layout_part(&t.buf, buf, 2)
+    cdef Py_ssize_t cb = it % t.nchb, grp = (it // t.nchb) % g.G
+    cdef Py_ssize_t n0 = (it // (t.nchb * g.G)) * t.nb
+    cdef Py_ssize_t nbi = min(t.nb, g.N - n0)
+    cdef Py_ssize_t ncols = nbi * g.Pin
+    cdef Py_ssize_t c0 = cb * g.cout_g // t.nchb
+    cdef Py_ssize_t c1 = (cb + 1) * g.cout_g // t.nchb
+    cdef const floating *bp = <const floating *> t.b
+    cdef floating *yn
+    cdef Py_ssize_t ax, bi, j
+    if c1 == c0:
+        return
+    gb.cout_g = c1 - c0
+    for ax in range(3):
+        rng[ax] = 0
+        rng[3 + ax] = g.osz[ax]
+    x_ranges(g, True, 0, g.osz[2], rng + 6, rng + 6 + g.ks[2])
+    _pack(<const floating *> t.x + (n0 * g.Cin + grp * g.cin_g) * g.Pin, nbi,
+          g.Cin * g.Pin, g.cin_g, g.Pin, t.nrv * t.vl, pack)
+    _tgemm(t.level, t.nrv, g.cin_g, gb.cout_g * g.Kp,
+           <const floating *> t.w + grp * g.cin_g * mt + c0 * g.Kp, mt, pack, ncols,
+           col, ncols)
+    for bi in range(nbi):
+        yn = <floating *> t.y + ((n0 + bi) * g.Cout + grp * g.cout_g + c0) * g.Pout
+        for j in range(c0, c1):
+            fill(g.Pout, bp[grp * g.cout_g + j] if bp != NULL else <floating> 0,
+                 yn + (j - c0) * g.Pout)
+        col2im(&gb, col + bi * g.Pin, ncols, yn, 0, g.Pin, rng, rng + 3, rng + 6,
+               rng + 6 + g.ks[2])
+
+
+def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+                   floating[::1] y, tuple geo, Py_ssize_t nb, Py_ssize_t nchb, int level,
+                   int nthreads):
+    """Transposed conv; item = (``nb`` images, group, one of ``nchb`` channel blocks).
+
+    ``b`` empty = no bias.
+    """
+    cdef Task t
+    cdef Py_ssize_t nitems
+    t.g = make_geo(geo)
+    if not 1 <= nchb <= max(1, t.g.cout_g) or nb < 1:
+        raise ValueError(f"need 1 <= nchb <= {max(1, t.g.cout_g)} and nb >= 1, "
+                         f"got nchb={nchb}, nb={nb}")
+    t.x, t.w, t.y = &x[0], &w[0], &y[0]
+    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.level, t.nb, t.nchb = level, nb, nchb
+    t.vl = _vl(floating is double, level)
+    t.nrv = pc_tg_nrv(floating is double, level, nb * t.g.Pin)
+    _layout(&t.g, nb, nchb, t.nrv * t.vl, sizeof(floating), &t.buf)
+    nitems = (t.g.N + nb - 1) // nb * t.g.G * nchb
+    run_items[floating](_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)

@@ -1,0 +1,164 @@
+/*
+ * The "tgemm" conv_transpose path: col = W_b^T @ x on register-blocked
+ * micro-kernels that read the weight where it lies.
+ *
+ * A conv_transpose weight is (C_in, C_out/g, kernel...): for a fixed input
+ * channel c the GEMM rows (output channel, tap) of W^T are contiguous, the
+ * direction the micro-kernel broadcasts along.  So the weight is never
+ * packed: the k-th step of a block of MR rows reads MR consecutive values
+ * at a[k * lda] (lda = C_out/g * taps), prefetched a few steps ahead since
+ * consecutive steps are lda apart.  Only x (small: it is the short side of
+ * these GEMMs) is packed, into panels of NR = nrv * VL columns.
+ *
+ * Small images and batches give few columns, so each row of
+ * PC_MICROKERNEL_TABLE gets three blocks, nrv = 1, 2, 3 vectors of columns
+ * by MR * NRV / nrv rows (the same accumulator count): a 16-column GEMM
+ * does not compute 48.  Each output element is one sum over k in order,
+ * whatever the blocking.
+ */
+#ifndef PYCONV_KERNELS_TGEMM_H
+#define PYCONV_KERNELS_TGEMM_H
+
+#include "common.h"
+#include "microkernels.h"
+
+/* Steps (input channels) the weight is prefetched ahead of the k loop. */
+#define PC_TG_PREFETCH 12
+
+/* Rows of the block of nrv column vectors: the accumulators of the table's block. */
+#define PC_TG_MR(MR, NRV, nrv) ((MR) * (NRV) / (nrv) > 0 ? (MR) * (NRV) / (nrv) : 1)
+
+#define PC_DEFINE_TGUK(T, S, LV, ATTR, VL, MR_, NRV_, nrv)                            \
+ATTR static void pc_tguk_##S##LV##_##nrv(                                            \
+    ptrdiff_t kc, const T *restrict a, ptrdiff_t lda, const T *restrict bp,          \
+    T *restrict out, ptrdiff_t ldo, ptrdiff_t mrows, ptrdiff_t ncols)                \
+{                                                                                    \
+    enum { MR = PC_TG_MR(MR_, NRV_, nrv), NR = (nrv) * (VL) };                       \
+    pc_v##S##LV acc[MR][nrv];                                                        \
+    ptrdiff_t mo[MR], k;                                                             \
+    int m, v;                                                                        \
+    for (m = 0; m < MR; m++) {                                                       \
+        mo[m] = m < mrows ? m : mrows - 1;   /* rows past the block: recomputed */   \
+        for (v = 0; v < nrv; v++) acc[m][v] = (pc_v##S##LV){0};                      \
+    }                                                                                \
+    if (mrows >= MR) {                                                               \
+        for (k = 0; k < kc; k++) {                                                   \
+            const T *ak = a + k * lda;                                               \
+            pc_v##S##LV c[nrv];                                                      \
+            __builtin_prefetch(ak + PC_TG_PREFETCH * lda);                           \
+            for (v = 0; v < nrv; v++) c[v] = *(const pc_vu##S##LV *)(bp + k * NR + v * VL); \
+            for (m = 0; m < MR; m++) {                                               \
+                pc_v##S##LV w = ak[m] - (pc_v##S##LV){0};                            \
+                for (v = 0; v < nrv; v++) acc[m][v] += w * c[v];                     \
+            }                                                                        \
+        }                                                                            \
+    } else {                                                                         \
+        for (k = 0; k < kc; k++) {                                                   \
+            const T *ak = a + k * lda;                                               \
+            pc_v##S##LV c[nrv];                                                      \
+            for (v = 0; v < nrv; v++) c[v] = *(const pc_vu##S##LV *)(bp + k * NR + v * VL); \
+            for (m = 0; m < MR; m++) {                                               \
+                pc_v##S##LV w = ak[mo[m]] - (pc_v##S##LV){0};                        \
+                for (v = 0; v < nrv; v++) acc[m][v] += w * c[v];                     \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+    for (m = 0; m < MR && m < mrows; m++) {                                          \
+        if (ncols == NR) {                                                           \
+            for (v = 0; v < nrv; v++)                                                \
+                *(pc_vu##S##LV *)(out + m * ldo + v * VL) = acc[m][v];               \
+        } else {                                                                     \
+            T tmp[NR];                                                               \
+            for (v = 0; v < nrv; v++) *(pc_vu##S##LV *)(tmp + v * VL) = acc[m][v];   \
+            memcpy(out + m * ldo, tmp, (size_t)ncols * sizeof(T));                   \
+        }                                                                            \
+    }                                                                                \
+}                                                                                    \
+ATTR static void pc_tgemm_##S##LV##_##nrv(                                           \
+    ptrdiff_t kc, ptrdiff_t mrows, const T *a, ptrdiff_t lda, const T *bpack,        \
+    ptrdiff_t ncols, T *out, ptrdiff_t ldo)                                          \
+{                                                                                    \
+    /* row blocks outside: a block's weight (kc x MR) is read from memory once \
+       and stays in L1 while the panels of x stream from L2 */                     \
+    enum { MR = PC_TG_MR(MR_, NRV_, nrv), NR = (nrv) * (VL) };                       \
+    ptrdiff_t n0, m0;                                                                \
+    for (m0 = 0; m0 < mrows; m0 += MR)                                               \
+        for (n0 = 0; n0 < ncols; n0 += NR)                                           \
+            pc_tguk_##S##LV##_##nrv(kc, a + m0, lda, bpack + (n0 / NR) * kc * NR,    \
+                                    out + m0 * ldo + n0, ldo, mrows - m0,            \
+                                    ncols - n0 < NR ? ncols - n0 : NR);              \
+}
+
+#define PC_DEFINE_TG_ROW(T, S, LV, ATTR, VL, MR, NRV, MRW, NRVW)                     \
+    PC_DEFINE_TGUK(T, S, LV, ATTR, VL, MR, NRV, 1)                                   \
+    PC_DEFINE_TGUK(T, S, LV, ATTR, VL, MR, NRV, 2)                                   \
+    PC_DEFINE_TGUK(T, S, LV, ATTR, VL, MR, NRV, 3)
+PC_MICROKERNEL_TABLE(PC_DEFINE_TG_ROW)
+
+/*
+ * The entry points, per dtype:
+ *   pc_tg_nrv:   the column vectors per panel for ncols columns at a level
+ *                (the table's NRV, fewer when the columns are fewer);
+ *   pc_tg_pack:  nb images' kc channels of np positions (image stride ldn,
+ *                channel stride np) -> panels of nr columns, column
+ *                bi * np + p, zeros past the end;
+ *   pc_tgemm:    out (mrows x ncols, ld ldo) = A^T-block @ packed x, A's
+ *                row k at a + k * lda.
+ */
+static int pc_tg_nrv(int dbl, int level, ptrdiff_t ncols)
+{
+    pc_uk_shape sh = pc_shape(dbl, level);
+    ptrdiff_t need = (ncols + sh.vl - 1) / sh.vl;
+    int nrv = sh.nrv < 3 ? sh.nrv : 3;
+    return need < nrv ? (int)(need > 0 ? need : 1) : nrv;
+}
+
+/* Call the build of pc_tgemm for (level, nrv). */
+#define PC_TG_NRV(LV, nrv, S, args)                                                  \
+    do {                                                                             \
+        if ((nrv) == 1) pc_tgemm_##S##LV##_1 args;                                   \
+        else if ((nrv) == 2) pc_tgemm_##S##LV##_2 args;                              \
+        else pc_tgemm_##S##LV##_3 args;                                              \
+    } while (0)
+#define PC_TG_AT(level, nrv, S, args)                                                \
+    do {                                                                             \
+        if ((level) == 2) PC_TG_NRV(2, nrv, S, args);                                \
+        else if ((level) == 1) PC_TG_NRV(1, nrv, S, args);                           \
+        else PC_TG_NRV(0, nrv, S, args);                                             \
+    } while (0)
+
+#define PC_DEFINE_TG_ENTRIES(T, S)                                                   \
+static void pc_tg_pack_##S(const T *restrict x, ptrdiff_t nb, ptrdiff_t ldn,        \
+                           ptrdiff_t kc, ptrdiff_t np, ptrdiff_t nr, T *restrict pack) \
+{                                                                                    \
+    /* one run per (image, channel, panel): contiguous on both sides */             \
+    const ptrdiff_t ncols = nb * np, npad = (ncols + nr - 1) / nr * nr;              \
+    ptrdiff_t c, bi, j, i;                                                           \
+    for (bi = 0; bi < nb; bi++)                                                      \
+        for (c = 0; c < kc; c++) {                                                   \
+            const T *src = x + bi * ldn + c * np;                                    \
+            ptrdiff_t q = bi * np, end = q + np;                                     \
+            while (q < end) {                                                        \
+                ptrdiff_t lane = q % nr, n = nr - lane;                              \
+                T *d = pack + (q / nr) * kc * nr + c * nr + lane;                    \
+                if (n > end - q) n = end - q;                                        \
+                for (i = 0; i < n; i++) d[i] = src[i];                               \
+                src += n;                                                            \
+                q += n;                                                              \
+            }                                                                        \
+        }                                                                            \
+    for (c = 0; c < kc; c++)                                                         \
+        for (j = ncols; j < npad; j++)                                               \
+            pack[(j / nr) * kc * nr + c * nr + j % nr] = 0;                          \
+}                                                                                    \
+static void pc_tgemm_##S(int level, int nrv, ptrdiff_t kc, ptrdiff_t mrows, const T *a, \
+                         ptrdiff_t lda, const T *bpack, ptrdiff_t ncols, T *out,     \
+                         ptrdiff_t ldo)                                              \
+{                                                                                    \
+    PC_TG_AT(level, nrv, S, (kc, mrows, a, lda, bpack, ncols, out, ldo));            \
+}
+
+PC_DEFINE_TG_ENTRIES(float, f)
+PC_DEFINE_TG_ENTRIES(double, d)
+
+#endif /* PYCONV_KERNELS_TGEMM_H */

@@ -1,0 +1,88 @@
+"""The ``tgemm`` path: conv_transpose of small images on the micro-kernels
+(kernels: ``_tgemm.pyx``, ``kernels/tgemm.h``).
+
+``col = W^T @ x`` then col2im, as on the ``gemm`` path, but the GEMM runs
+on register-blocked micro-kernels that read the weight in its own layout:
+for an input channel, the rows (output channel, tap) of ``W^T`` are
+contiguous, the direction the micro-kernel broadcasts along, so nothing
+of the weight is packed (BLAS packs it again in every call, which at
+batch 1 costs as much as the multiply-adds: each weight value meets only
+a few dozen columns).  Only the input is packed, into panels of 1 to 3
+vectors of columns (fewer for narrow images).
+
+A work item is (block of ``images`` images, group, block of output
+channels): the images side by side as the columns of one GEMM, so that
+the weight is read once per block of images, and channel blocks to give
+the threads work at batch 1 without reading any weight twice.  Each
+item's col stays in the L2 cache until col2im adds it into the output.
+
+Rule: conv_transpose on a CPU with AVX2+FMA or AVX-512, not pointwise,
+with input images small enough that one image of ``C_in/g`` channels
+fits :data:`~pyconv._cy._planning.TILE_BYTES` (larger images: ``gemm``'s
+slabs of output rows, or ``phases``).
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from .. import _planning, _tgemm
+from .._planning import Path, finish, fits, geo, target
+from .gemm import is_pointwise
+
+#: Fewest GEMM rows (output channels x taps) per channel block: every
+#: item packs its images' input once, which thinner blocks would not repay.
+MIN_ROWS = 128
+#: Work items wanted (channel blocks are cut finer to reach it while they
+#: keep MIN_ROWS rows): enough to share two threads unevenly loaded.
+ITEMS = 4
+
+
+def _cut(spec, isz):
+    """(images per item, channel blocks) of a call: fixed by the spec alone."""
+    g = spec.groups
+    cin_g, cout_g = spec.in_channels // g, spec.out_channels // g
+    kp = prod(spec.kernel_size)
+    mt = cout_g * kp
+    pin = prod(spec.in_size)
+    # as many images as keep the packed input within TILE_BYTES (L2-resident)
+    nb = int(max(1, min(spec.batch, _planning.TILE_BYTES // max(1, cin_g * pin * isz))))
+    ncols = nb * pin
+    nblk = -(-spec.batch // nb)
+    # channel blocks: a col block within TILE_BYTES, and enough items, while
+    # the blocks keep MIN_ROWS rows
+    fit = -(-mt * ncols * isz // _planning.TILE_BYTES)
+    want = -(-ITEMS // max(1, nblk * g))
+    nchb = max(fit, min(want, max(1, mt // MIN_ROWS)))
+    return nb, int(max(1, min(cout_g, nchb)))
+
+
+class TGemm(Path):
+    name = "tgemm"
+    ops = frozenset({"conv_transpose"})
+
+    def supports(self, op, spec, tgt):
+        return not is_pointwise(spec)
+
+    def chosen(self, op, spec, tgt):
+        pin = prod(spec.in_size)
+        return (tgt.level >= 1
+                and spec.in_channels // spec.groups * pin * tgt.itemsize
+                <= _planning.TILE_BYTES)
+
+    def plan(self, op, spec, tgt, n):
+        nb, nchb = _cut(spec, tgt.itemsize)
+        per, fixed = _tgemm.workspace(geo(spec), nb, nchb, tgt.level, tgt.dbl)
+        if not fits(per, fixed):
+            return None
+        items = -(-spec.batch // nb) * spec.groups * nchb
+        return finish(self.name, items, per, fixed, n, images=nb, blocks=nchb,
+                      simd=tgt.level)
+
+    def run(self, op, p, spec, x, w, b, out):
+        tgt = target(x.dtype, p.simd)
+        _tgemm.conv_transpose(x, w, b, out, geo(spec), p.images, p.blocks, tgt.level,
+                              p.omp_threads)
+
+
+TGEMM = TGemm()
