@@ -385,6 +385,8 @@ RULE_CASES = [
     # ... larger images: BLAS, cut into slabs and blocks of output channels
     ("conv_transpose", tconv_spec(4, 256, 128, (800,), (16,), stride=(8,),
                                   padding=((4, 4),)), "gemm", "gemm"),
+    ("conv_transpose", tconv_spec(4, 32, 16, (16, 16, 16), (3, 3, 3), stride=(2, 2, 2),
+                                  padding=((1, 0),) * 3), "gemm", "gemm"),
     # a 1x1 transposed conv (no overlap) -> pointwise
     ("conv_transpose", tconv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
     # Winograd (float32, stride 1, 3x3, enough channels and tiles): F(4x4) for

@@ -91,8 +91,8 @@ portable build is correct but slower, so BLAS runs instead.
 11. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
 12. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
-   images small enough that one image's ``C_in/g`` channels fit
-   ``TILE_BYTES``.  ``col = W^T @ x`` + col2im as on ``gemm``, but on
+   images of at most ``MAX_POSITIONS`` (1024) positions whose ``C_in/g``
+   channels fit ``TILE_BYTES``.  ``col = W^T @ x`` + col2im as on ``gemm``, but on
    register-blocked micro-kernels that read the weight in its own layout
    (for an input channel the rows of ``W^T`` are contiguous: nothing of
    the weight is packed, where BLAS packs it in every call); items are

@@ -25,23 +25,34 @@
 /* Steps (input channels) the weight is prefetched ahead of the k loop. */
 #define PC_TG_PREFETCH 12
 
+/* Input channels per pass over the blocks (k chunk). */
+#define PC_TG_KC 128
+
 /* Rows of the block of nrv column vectors: the accumulators of the table's block. */
 #define PC_TG_MR(MR, NRV, nrv) ((MR) * (NRV) / (nrv) > 0 ? (MR) * (NRV) / (nrv) : 1)
 
 #define PC_DEFINE_TGUK(T, S, LV, ATTR, VL, MR_, NRV_, nrv)                            \
 ATTR static void pc_tguk_##S##LV##_##nrv(                                            \
     ptrdiff_t kc, const T *restrict a, ptrdiff_t lda, const T *restrict bp,          \
-    T *restrict out, ptrdiff_t ldo, ptrdiff_t mrows, ptrdiff_t ncols)                \
+    T *restrict out, ptrdiff_t ldo, ptrdiff_t arows, ptrdiff_t mrows, ptrdiff_t ncols, \
+    int more)                                                                        \
 {                                                                                    \
+    /* more: out holds the sums over the earlier k; continue them (the same      \
+       additions in the same order as one pass over every k) */                   \
     enum { MR = PC_TG_MR(MR_, NRV_, nrv), NR = (nrv) * (VL) };                       \
     pc_v##S##LV acc[MR][nrv];                                                        \
     ptrdiff_t mo[MR], k;                                                             \
     int m, v;                                                                        \
     for (m = 0; m < MR; m++) {                                                       \
-        mo[m] = m < mrows ? m : mrows - 1;   /* rows past the block: recomputed */   \
+        mo[m] = m < arows ? m : arows - 1;   /* rows past a's: recomputed */         \
         for (v = 0; v < nrv; v++) acc[m][v] = (pc_v##S##LV){0};                      \
+        if (more && m < mrows) {                                                     \
+            T tmp[NR];                                                               \
+            memcpy(tmp, out + m * ldo, (size_t)ncols * sizeof(T));                   \
+            for (v = 0; v < nrv; v++) acc[m][v] = *(const pc_vu##S##LV *)(tmp + v * VL); \
+        }                                                                            \
     }                                                                                \
-    if (mrows >= MR) {                                                               \
+    if (arows >= MR) {                                                               \
         for (k = 0; k < kc; k++) {                                                   \
             const T *ak = a + k * lda;                                               \
             pc_v##S##LV c[nrv];                                                      \
@@ -78,15 +89,34 @@ ATTR static void pc_tgemm_##S##LV##_##nrv(                                      
     ptrdiff_t kc, ptrdiff_t mrows, const T *a, ptrdiff_t lda, const T *bpack,        \
     ptrdiff_t ncols, T *out, ptrdiff_t ldo)                                          \
 {                                                                                    \
-    /* row blocks outside: a block's weight (kc x MR) is read from memory once \
-       and stays in L1 while the panels of x stream from L2 */                     \
+    /* k in chunks of PC_TG_KC, row blocks outside panels.  With several      \
+       panels the block's strip of the weight (PC_TG_KC x MR) is first copied \
+       contiguous: its rows lie lda apart, often a multiple of 4 KiB, all in   \
+       one cache set, so in place it would not stay cached between panels */  \
     enum { MR = PC_TG_MR(MR_, NRV_, nrv), NR = (nrv) * (VL) };                       \
-    ptrdiff_t n0, m0;                                                                \
-    for (m0 = 0; m0 < mrows; m0 += MR)                                               \
-        for (n0 = 0; n0 < ncols; n0 += NR)                                           \
-            pc_tguk_##S##LV##_##nrv(kc, a + m0, lda, bpack + (n0 / NR) * kc * NR,    \
-                                    out + m0 * ldo + n0, ldo, mrows - m0,            \
-                                    ncols - n0 < NR ? ncols - n0 : NR);              \
+    T strip[PC_TG_KC * MR];                                                          \
+    ptrdiff_t n0, m0, k0, k;                                                         \
+    int m;                                                                           \
+    for (k0 = 0; k0 < kc; k0 += PC_TG_KC) {                                          \
+        ptrdiff_t kl = kc - k0 < PC_TG_KC ? kc - k0 : PC_TG_KC;                      \
+        for (m0 = 0; m0 < mrows; m0 += MR) {                                         \
+            const T *ab = a + k0 * lda + m0;                                         \
+            ptrdiff_t la = lda, ar = mrows - m0;                                     \
+            if (ncols > NR) {                                                        \
+                for (k = 0; k < kl; k++)                                             \
+                    for (m = 0; m < MR; m++)                                         \
+                        strip[k * MR + m] = m < ar ? ab[k * lda + m] : (T)0;         \
+                ab = strip;                                                          \
+                la = MR;                                                             \
+                ar = MR;                                                             \
+            }                                                                        \
+            for (n0 = 0; n0 < ncols; n0 += NR)                                       \
+                pc_tguk_##S##LV##_##nrv(kl, ab, la,                                  \
+                                        bpack + (n0 / NR) * kc * NR + k0 * NR,       \
+                                        out + m0 * ldo + n0, ldo, ar, mrows - m0,    \
+                                        ncols - n0 < NR ? ncols - n0 : NR, k0 > 0);  \
+        }                                                                            \
+    }                                                                                \
 }
 
 #define PC_DEFINE_TG_ROW(T, S, LV, ATTR, VL, MR, NRV, MRW, NRVW)                     \

@@ -17,9 +17,10 @@ the threads work at batch 1 without reading any weight twice.  Each
 item's col stays in the L2 cache until col2im adds it into the output.
 
 Rule: conv_transpose on a CPU with AVX2+FMA or AVX-512, not pointwise,
-with input images small enough that one image of ``C_in/g`` channels
-fits :data:`~pyconv._cy._planning.TILE_BYTES` (larger images: ``gemm``'s
-slabs of output rows, or ``phases``).
+with input images of at most :data:`MAX_POSITIONS` positions and small
+enough that one image of ``C_in/g`` channels fits
+:data:`~pyconv._cy._planning.TILE_BYTES` (larger images: ``gemm``'s slabs
+of output rows, or ``phases``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ from .gemm import is_pointwise
 #: Fewest GEMM rows (output channels x taps) per channel block: every
 #: item packs its images' input once, which thinner blocks would not repay.
 MIN_ROWS = 128
+#: Most input positions per image: larger images (3-d maps, long signals)
+#: were faster on ``gemm``'s slabs of output rows (measured on 16**3 maps
+#: and 12800-sample signals with few channels, where a channel block of a
+#: col within TILE_BYTES would hold only a few rows).
+MAX_POSITIONS = 1024
 #: Work items wanted (channel blocks are cut finer to reach it while they
 #: keep MIN_ROWS rows): enough to share two threads unevenly loaded.
 ITEMS = 4
@@ -66,7 +72,7 @@ class TGemm(Path):
 
     def chosen(self, op, spec, tgt):
         pin = prod(spec.in_size)
-        return (tgt.level >= 1
+        return (tgt.level >= 1 and pin <= MAX_POSITIONS
                 and spec.in_channels // spec.groups * pin * tgt.itemsize
                 <= _planning.TILE_BYTES)
 
