@@ -32,8 +32,9 @@ from .._planning import Path, finish, fits, geo, target
 from .gemm import is_pointwise
 
 #: Fewest GEMM rows (output channels x taps) per channel block: every
-#: item packs its images' input once, which thinner blocks would not repay.
-MIN_ROWS = 128
+#: item packs its images' input once, which thinner blocks would not repay
+#: (64 rows measured as fast as 128 per multiply-add on a 1-d K4 layer).
+MIN_ROWS = 64
 #: Most input positions per image: larger images (3-d maps, long signals)
 #: were faster on ``gemm``'s slabs of output rows (measured on 16**3 maps
 #: and 12800-sample signals with few channels, where a channel block of a
