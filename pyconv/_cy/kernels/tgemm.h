@@ -128,7 +128,7 @@ PC_MICROKERNEL_TABLE(PC_DEFINE_TG_ROW)
 /*
  * The entry points, per dtype:
  *   pc_tg_nrv:   the column vectors per panel for ncols columns at a level
- *                (the table's NRV, fewer when the columns are fewer);
+ *                (the table's NRV, fewer when that pads the columns less);
  *   pc_tg_pack:  nb images' kc channels of np positions (image stride ldn,
  *                channel stride np) -> panels of nr columns, column
  *                bi * np + p, zeros past the end;
@@ -137,10 +137,19 @@ PC_MICROKERNEL_TABLE(PC_DEFINE_TG_ROW)
  */
 static int pc_tg_nrv(int dbl, int level, ptrdiff_t ncols)
 {
+    /* the widest panel (at most the table's NRV) unless a narrower one pads
+       the columns at least 10% less: 64 columns are 2 panels of 32, not 48 + 16 */
     pc_uk_shape sh = pc_shape(dbl, level);
-    ptrdiff_t need = (ncols + sh.vl - 1) / sh.vl;
-    int nrv = sh.nrv < 3 ? sh.nrv : 3;
-    return need < nrv ? (int)(need > 0 ? need : 1) : nrv;
+    int nrv = sh.nrv < 3 ? sh.nrv : 3, best = nrv, v;
+    ptrdiff_t pad, best_pad = (ncols + nrv * sh.vl - 1) / (nrv * sh.vl) * (nrv * sh.vl);
+    for (v = nrv - 1; v >= 1; v--) {
+        pad = (ncols + v * sh.vl - 1) / (v * sh.vl) * (v * sh.vl);
+        if (10 * pad <= 9 * best_pad) {
+            best = v;
+            best_pad = pad;
+        }
+    }
+    return best;
 }
 
 /* Call the build of pc_tgemm for (level, nrv). */
