@@ -380,14 +380,10 @@ RULE_CASES = [
                                   padding=((1, 1),)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(1, 512, 256, (32,), (16,), stride=(8,),
                                   padding=((4, 4),)), "tgemm", "gemm"),
+    ("conv_transpose", tconv_spec(4, 512, 256, (100,), (16,), stride=(8,),
+                                  padding=((4, 4),)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(4, 16, 8, (15, 15), (4, 4), stride=(2, 2)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (2, 2), stride=(2, 2)), "tgemm", "gemm"),
-    # ... but a tall GEMM (> 1024 rows: 256 channels x 16 taps) only on
-    # items of at most 64 columns (the one above: 32)
-    ("conv_transpose", tconv_spec(4, 512, 256, (100,), (16,), stride=(8,),
-                                  padding=((4, 4),)), "gemm", "gemm"),
-    ("conv_transpose", tconv_spec(1, 512, 256, (80,), (16,), stride=(8,),
-                                  padding=((4, 4),)), "gemm", "gemm"),
     # ... larger images: BLAS, cut into slabs and blocks of output channels
     ("conv_transpose", tconv_spec(4, 256, 128, (800,), (16,), stride=(8,),
                                   padding=((4, 4),)), "gemm", "gemm"),

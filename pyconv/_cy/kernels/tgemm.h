@@ -138,11 +138,15 @@ PC_MICROKERNEL_TABLE(PC_DEFINE_TG_ROW)
 static int pc_tg_nrv(int dbl, int level, ptrdiff_t ncols)
 {
     /* the widest panel (at most the table's NRV) unless a narrower one pads
-       the columns at least 10% less: 64 columns are 2 panels of 32, not 48 + 16 */
+       the columns at least 10% less: 64 columns are 2 panels of 32, not 48 + 16.
+       Never one vector when the table has more: its block of MR * NRV rows
+       does not fit the registers (the compiler keeps the sums on the stack,
+       each multiply-add then waits for the previous store: measured 2-3x
+       slower than two-vector panels) */
     pc_uk_shape sh = pc_shape(dbl, level);
     int nrv = sh.nrv < 3 ? sh.nrv : 3, best = nrv, v;
     ptrdiff_t pad, best_pad = (ncols + nrv * sh.vl - 1) / (nrv * sh.vl) * (nrv * sh.vl);
-    for (v = nrv - 1; v >= 1; v--) {
+    for (v = nrv - 1; v >= 2; v--) {
         pad = (ncols + v * sh.vl - 1) / (v * sh.vl) * (v * sh.vl);
         if (10 * pad <= 9 * best_pad) {
             best = v;

@@ -20,9 +20,7 @@ Rule: conv_transpose on a CPU with AVX2+FMA or AVX-512, not pointwise,
 with input images of at most :data:`MAX_POSITIONS` positions and small
 enough that one image of ``C_in/g`` channels fits
 :data:`~pyconv._cy._planning.TILE_BYTES` (larger images: ``gemm``'s slabs
-of output rows, or ``phases``); with more than :data:`WIDE_ROWS` GEMM rows
-only for items of at most :data:`WIDE_COLUMNS` columns (measured: wider
-items of such tall GEMMs ran slower than BLAS).
+of output rows, or ``phases``).
 """
 
 from __future__ import annotations
@@ -42,15 +40,6 @@ MIN_ROWS = 64
 #: and 12800-sample signals with few channels, where a channel block of a
 #: col within TILE_BYTES would hold only a few rows).
 MAX_POSITIONS = 1024
-#: With more GEMM rows (output channels x taps per group) than this, only
-#: items of at most WIDE_COLUMNS columns (images x positions) take the path.
-#: Measured (2 threads, against ``gemm`` on the same call): 4096 rows
-#: (512 -> 256 channels, 16 taps) win at 16 to 64 columns (1.0-1.6x) and
-#: lose from 80 (0.6-0.7x: 80, 100 and 4 x 100 columns); 2048 rows at 512
-#: columns tie or lose (0.95x); 256 to 1024 rows win or tie up to 1024
-#: columns (1.0-1.25x).
-WIDE_ROWS = 1024
-WIDE_COLUMNS = 64
 #: Work items wanted (channel blocks are cut finer to reach it while they
 #: keep MIN_ROWS rows): enough to share two threads unevenly loaded.
 ITEMS = 4
@@ -84,12 +73,9 @@ class TGemm(Path):
 
     def chosen(self, op, spec, tgt):
         pin = prod(spec.in_size)
-        if not (tgt.level >= 1 and pin <= MAX_POSITIONS
+        return (tgt.level >= 1 and pin <= MAX_POSITIONS
                 and spec.in_channels // spec.groups * pin * tgt.itemsize
-                <= _planning.TILE_BYTES):
-            return False
-        rows = spec.out_channels // spec.groups * prod(spec.kernel_size)
-        return rows <= WIDE_ROWS or _cut(spec, tgt.itemsize)[0] * pin <= WIDE_COLUMNS
+                <= _planning.TILE_BYTES)
 
     def plan(self, op, spec, tgt, n):
         nb, nchb = _cut(spec, tgt.itemsize)
