@@ -675,9 +675,14 @@ except KeyboardInterrupt:
     print("latency", time.perf_counter() - sent[0])
 else:
     print("finished", time.perf_counter() - t0)
-small = call(1)  # the backend still works
-ref = (pyconv.conv2d(x[:1], w, padding=1, backend="cython") if op == "conv" else
-       pyconv.grad.conv2d_weight(x[:1], w.shape, x[:1], padding=1, backend="cython"))
+call(1)
+# the backend still works: a small call against the reference backend
+xs, ws = x[:1, :8, :9, :9], w[:8, :8]
+if op == "conv":
+    small, ref = (pyconv.conv2d(xs, ws, padding=1, backend=b) for b in ("opencl", "reference"))
+else:
+    small, ref = (pyconv.grad.conv2d_weight(xs, ws.shape, xs, padding=1, backend=b)
+                  for b in ("opencl", "reference"))
 print("error", float(np.abs(small - ref).max() / np.abs(ref).max()))
 """
 
