@@ -736,3 +736,52 @@ def test_algorithms_switch_follows_the_backend_switchs_conventions(monkeypatch):
     monkeypatch.setenv("PYCONV_ALGORITHMS", "exakt")       # a typo is an error, not a fallback
     with pytest.raises(ValueError, match="PYCONV_ALGORITHMS='exakt'"):
         pyconv.get_algorithms()
+
+
+def test_machine_busy_reads_the_runnable_threads(tmp_path, monkeypatch):
+    """Busy: runnable threads other than the caller occupy every CPU (/proc/loadavg's 4th field)."""
+    loadavg = tmp_path / "loadavg"
+    state = {"fd": None, "at": -1.0, "busy": False}
+    monkeypatch.setattr(_registry, "_LOADAVG_PATH", str(loadavg))
+    monkeypatch.setattr(_registry, "_busy_state", state)
+    monkeypatch.setattr(_registry.os, "cpu_count", lambda: 2)
+    try:
+        for line, busy in (("0.10 0.20 0.30 1/120 99", False),   # only the caller runs
+                           ("2.00 2.00 2.00 2/120 99", False),   # one other: a CPU is free
+                           ("3.00 3.00 3.00 3/120 99", True),    # two others on 2 CPUs
+                           ("9.00 9.00 9.00 12/300 99", True)):
+            loadavg.write_text(line + "\n")
+            state["at"] = -1.0                                 # a fresh reading
+            assert _registry.machine_busy() is busy, line
+        # a reading is kept for BUSY_READ_INTERVAL: a changed file is not read again at once
+        loadavg.write_text("0.00 0.00 0.00 1/120 99\n")
+        state["at"] = _registry.time.monotonic()
+        assert _registry.machine_busy() is True
+        state["at"] = -1.0
+        assert _registry.machine_busy() is False
+    finally:
+        if state["fd"] is not None:
+            os.close(state["fd"])
+
+
+def test_machine_busy_is_false_where_the_load_cannot_be_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(_registry, "_LOADAVG_PATH", str(tmp_path / "missing"))
+    monkeypatch.setattr(_registry, "_busy_state", {"fd": None, "at": -1.0, "busy": True})
+    assert _registry.machine_busy() is False
+
+
+def test_only_the_default_thread_count_is_marked_default(monkeypatch):
+    for var in ("PYCONV_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    try:
+        assert _registry._threads()[1] is True
+        pyconv.set_num_threads(2)
+        assert _registry._threads() == (2, False)
+        pyconv.set_num_threads(None)
+        monkeypatch.setenv("PYCONV_NUM_THREADS", "2")
+        assert _registry._threads() == (2, False)
+        monkeypatch.delenv("PYCONV_NUM_THREADS")
+        with _registry.context_threads(1):
+            assert _registry._threads() == (1, False)
+    finally:
+        pyconv.set_num_threads(None)
