@@ -445,7 +445,10 @@ def test_every_tile_configuration_is_correct(be, monkeypatch, cls, tiles):
     monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())
     monkeypatch.setitem(ocl_programs.TILE_CLASSES, cls, (tiles,))
     monkeypatch.setitem(ocl_programs.TILE_CLASSES_CPU, cls, (tiles,))
-    rows, cin = {"large": (64, 4), "mid": (12, 4), "small": (3, 12), "tiny": (2, 1)}[cls]
+    if cls in ("large_few", "mid_many"):   # the GPU occupancy classes, here on any device
+        monkeypatch.setattr(ocl_backend, "_gemm_tile_class", lambda *args: cls)
+    rows, cin = {"large": (64, 4), "large_few": (64, 4), "mid": (12, 4), "mid_many": (12, 4),
+                 "small": (3, 12), "tiny": (2, 1)}[cls]
     spec = conv_spec(2, cin, rows, (6, 5), (3, 2), stride=(2, 1), padding=((1, 0), (0, 1)),
                      dilation=(1, 2))
     x, w, b, gy = _data(spec, np.float32)
@@ -723,3 +726,23 @@ def test_launches_in_pieces_compute_the_same(be, monkeypatch):
         _check(be.conv_transpose(gy, w, None, tspec), "conv_transpose", tspec, (gy, w, None),
                np.float32, f"conv_transpose {name}")
     assert sum(o is not None and any(o) for o in enqueued) > 10  # really in pieces
+
+
+class _FakeDevice:
+    def __init__(self, kind, units):
+        self.type, self.max_compute_units = kind, units
+
+
+@pytest.mark.parametrize("rows,cols,groups,gpu,want", [
+    (64, 8 * 56 * 56, 1, True, "large"),        # 392 work-groups of 64x64 >= 2 x 132
+    (64, 56 * 56, 1, True, "large_few"),        # 49 work-groups: smaller tiles
+    (256, 4 * 100, 1, True, "large_few"),       # a transposed phase on a small input
+    (64, 56 * 56, 1, False, "large"),           # CPUs keep their lists
+    (32, 4 * 16384, 1, True, "mid_many"),       # 2048 work-groups of 16x64 > 8 x 132
+    (32, 2 * 4096, 1, True, "mid"),             # 256 work-groups
+    (32, 64, 1000, True, "mid_many"),           # groups count too
+    (4, 10 ** 6, 1, True, "small"),             # depthwise-like rows: unchanged
+])
+def test_gpu_tile_class_follows_occupancy(rows, cols, groups, gpu, want):
+    kind = cl.device_type.GPU if gpu else cl.device_type.CPU
+    assert ocl_backend._gemm_tile_class(rows, cols, groups, _FakeDevice(kind, 132)) == want

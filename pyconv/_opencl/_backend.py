@@ -37,8 +37,9 @@ import pyopencl.array as cl_array
 
 from .._registry import Backend, BackendUnavailableError
 from ._device import describe_device, device_has_fp64, enumerate_devices, select_device
-from ._programs import (PIECE_FLOPS, PLAN_LAYOUTS, ProgramCache, elementwise_local_size, index_type,
-                        launch, launch_in_pieces, scalar_index)
+from ._programs import (PIECE_FLOPS, PLAN_LAYOUTS, TILE_CLASSES, ProgramCache,
+                        elementwise_local_size, index_type, launch, launch_in_pieces,
+                        scalar_index)
 
 __all__ = ["OpenCLBackend", "PREFER_MIN_FLOPS"]
 
@@ -77,6 +78,24 @@ def _tile_class(rows: int) -> str:
     if rows >= 8:
         return "mid"
     return "small"
+
+
+def _gemm_tile_class(rows: int, cols: int, groups: int, device) -> str:
+    """The convolution kernel's tile class: :func:`_tile_class`, refined on
+    GPUs by the work-groups the class's first tiles would give (``cols``:
+    the longest launch's columns) against the device's compute units (the
+    measurements are at :data:`pyconv._opencl._programs.TILE_CLASSES`)."""
+    cls = _tile_class(rows)
+    if cls not in ("large", "mid") or not device.type & cl.device_type.GPU:
+        return cls
+    first = TILE_CLASSES[cls][0]
+    groups_of_items = ceil(rows / first.tm) * ceil(cols / first.tn) * groups
+    units = int(device.max_compute_units)
+    if cls == "large" and groups_of_items < 2 * units:
+        return "large_few"
+    if cls == "mid" and groups_of_items > 8 * units:
+        return "mid_many"
+    return cls
 
 
 def _phase_residues(spec):
@@ -443,9 +462,10 @@ class OpenCLBackend(Backend):
                                         lambda: build(spec, has_bias))
             rows = spec.out_channels // spec.groups
             defines = self._defines(dtype, spec.nd, xd.size, wd.size, y.size)
+            cls = _gemm_tile_class(rows, max((n for _, n in launches), default=0),
+                                   spec.groups, device)
             tiles, knl = self.programs.tiled_kernel(ctx, device, "conv_gemm", "conv_gemm",
-                                                    _tile_class(rows), defines,
-                                                    dtype.itemsize)
+                                                    cls, defines, dtype.itemsize)
             lx, ly = tiles.local_size
             gy = ceil(rows / tiles.tm) * ly
             bufs = (self._buf(xd, ctx), self._buf(wd, ctx), self._buf(bd, ctx),

@@ -153,11 +153,27 @@ class Tiles:
 #: (depthwise and narrow groups): one channel row per work-group and long
 #: rows of positions; "tiny": weight gradients of small groups (few rows
 #: and few columns, the work is in the reduction).
+#:
+#: On GPUs the convolution kernel (not the weight gradient's) also has two
+#: classes chosen by occupancy (:func:`pyconv._opencl._backend._gemm_tile_class`):
+#: "large_few" when the "large" tiles would give fewer work-groups than
+#: twice the device's compute units (smaller tiles, more work-groups), and
+#: "mid_many" when the "mid" tiles give more than eight times as many
+#: (bigger tiles, fewer loads per product).  Measured on an NVIDIA H200 (132
+#: compute units; ``tools/gpu_tiles.py``, 46 workloads): 64x64x32 is within
+#: 5% of the best "large" shape wherever there are many work-groups and
+#: 32x64x16 is 1.2-1.5x faster than it where there are few (transposed
+#: layers on small inputs, batch-1 layers, ASPP); 16x256x16 is 1.1-1.2x
+#: faster than 16x64x16 on long rows (long kernels, 3-D layers).
 TILE_CLASSES: Dict[str, Tuple[Tiles, ...]] = {
-    "large": (Tiles(64, 64, 16, 4, 4), Tiles(32, 32, 16, 4, 4), Tiles(16, 16, 16, 2, 2),
-              Tiles(8, 8, 8, 1, 1), Tiles(1, 4, 4, 1, 4)),
+    "large": (Tiles(64, 64, 32, 4, 4), Tiles(64, 64, 16, 4, 4), Tiles(32, 32, 16, 4, 4),
+              Tiles(16, 16, 16, 2, 2), Tiles(8, 8, 8, 1, 1), Tiles(1, 4, 4, 1, 4)),
+    "large_few": (Tiles(32, 64, 16, 2, 4), Tiles(32, 32, 16, 4, 4), Tiles(16, 16, 16, 2, 2),
+                  Tiles(8, 8, 8, 1, 1), Tiles(1, 4, 4, 1, 4)),
     "mid": (Tiles(16, 64, 16, 2, 4), Tiles(16, 32, 16, 2, 4), Tiles(8, 16, 8, 1, 2),
             Tiles(1, 4, 4, 1, 4)),
+    "mid_many": (Tiles(16, 256, 16, 2, 8), Tiles(16, 64, 16, 2, 4), Tiles(16, 32, 16, 2, 4),
+                 Tiles(8, 16, 8, 1, 2), Tiles(1, 4, 4, 1, 4)),
     "small": (Tiles(1, 256, 16, 1, 4), Tiles(1, 64, 16, 1, 4), Tiles(1, 16, 16, 1, 1),
               Tiles(1, 4, 4, 1, 4)),
     "tiny": (Tiles(4, 16, 16, 1, 1), Tiles(4, 8, 16, 1, 1), Tiles(1, 4, 4, 1, 4)),
@@ -174,6 +190,9 @@ TILE_CLASSES_CPU: Dict[str, Tuple[Tiles, ...]] = {
     "small": (Tiles(1, 256, 32, 1, 8, True),) + TILE_CLASSES["small"],
     "tiny": TILE_CLASSES["tiny"],
 }
+# (the occupancy classes are GPU rules: on CPUs they are the plain ones)
+TILE_CLASSES_CPU["large_few"] = TILE_CLASSES_CPU["large"]
+TILE_CLASSES_CPU["mid_many"] = TILE_CLASSES_CPU["mid"]
 
 
 def tile_classes(device) -> Dict[str, Tuple[Tiles, ...]]:
