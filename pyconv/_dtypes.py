@@ -89,7 +89,10 @@ def _host_dtypes(present: Tuple[np.dtype[Any], ...]) -> DtypePlan:
     result = np.result_type(*present)
     if result.kind in "biu":
         result = np.dtype(np.float64)
-    result = result.newbyteorder("=")
+    # the native-order singleton (np.dtype(np.float32) ...): an equal but
+    # distinct dtype object would make np.ascontiguousarray return a new view
+    # of every operand instead of the operand itself (about 1 us a call)
+    result = np.dtype(result.type)
     if result.kind == "c":
         compute = np.dtype(np.float32) if result == np.complex64 else np.dtype(np.float64)
         return result, compute, True
