@@ -43,6 +43,7 @@ cdef extern from "kernels/winograd.h" nogil:
         double bt[3][64]
         double gm[3][64]
         double at[3][64]
+        int level
     int PC_WINO_FCH
     enum: PC_WINO_CCH
     Py_ssize_t pc_wino_halo(const pc_wino *wg)
@@ -160,6 +161,7 @@ cdef pc_wino make_wino(tuple geo, tuple tiles, const double[:, :, ::1] coef) exc
     cdef pc_wino wg
     cdef int i, j
     wg.g = make_geo(geo)
+    wg.level = 0
     wg.P = 1
     for i in range(3):
         wg.m[i] = tiles[i]
@@ -280,6 +282,7 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     t.sb = min(sb, t.nseg)
     t.nblocks = (t.nseg + t.sb - 1) // t.sb
     t.mr, t.nr, t.level = mr, nr, level
+    t.wg.level = level
     t.mpad = packed_rows(t.wg.g.cout_g, mr)
     t.x, t.w, t.y = &x[0], &w[0], &y[0]
     t.b = &b[0] if b.shape[0] > 0 else NULL

@@ -64,6 +64,7 @@ typedef struct {
     double bt[3][PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];   /* B^T, a x a */
     double gm[3][PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];   /* G, a x r */
     double at[3][PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];   /* A^T, m x a */
+    int level;             /* the SIMD level of the call (pc_uk_level) */
 } pc_wino;
 
 /* The transforms run over whole vectors of PC_WINO_VEC columns (the widest
@@ -189,6 +190,161 @@ static inline void pc_wino_prefetch(const void *row, ptrdiff_t x0, ptrdiff_t n,
 #else
 #define PC_IVDEP
 #endif
+
+/*
+ * The de-interleaving load and the interleaving store of float rows at the
+ * AVX-512 level, for m_x = 2 and 4 (the F(2, r) and F(4, r) tiles): 16
+ * positions u per step, the m_x source vectors read with masked loads (the
+ * lanes outside the row read as zeros, nothing outside it is touched) and
+ * split by residue with two-source permutes; the stores are masked to the
+ * positions asked for.  Same values as the scalar loops (the store adds
+ * the bias to each element the same way): only the data movement changes.
+ * The other dtypes, levels and tile sizes take the scalar loops.
+ */
+#if PYCONV_HAVE_CLONES
+#include <immintrin.h>
+
+/* Lanes [a, b) of a 16-lane mask, a and b clipped to [0, 16]. */
+static inline unsigned pc_wino_lanes(ptrdiff_t a, ptrdiff_t b)
+{
+    if (a < 0) a = 0;
+    if (b > 16) b = 16;
+    if (b <= a) return 0;
+    return ((1u << b) - 1u) & ~((1u << a) - 1u);
+}
+
+/* pc_wino_load_f's rows, at the AVX-512 level (the row is [0, X)). */
+PC_TARGET("arch=x86-64-v4") static void pc_wino_load_v4(
+    const float *const *rows, ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t w,
+    ptrdiff_t X, ptrdiff_t rs, ptrdiff_t ld, float *dst)
+{
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+                                        14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    ptrdiff_t r, u0;
+    for (r = 0; r < nrows; r++, dst += ld) {
+        const float *src = rows[r];
+        for (u0 = 0; u0 < w; u0 += 16) {
+            const __mmask16 sm = (__mmask16)pc_wino_lanes(0, w - u0);
+            __m512 o[4];
+            if (src == NULL) {
+                o[0] = o[1] = o[2] = o[3] = _mm512_setzero_ps();
+            } else {
+                /* element e of the step is src[base + e], inside for e in [lo, hi) */
+                const ptrdiff_t base = x0 + u0 * mx, lo = -base, hi = X - base;
+                __m512 v[4];
+                ptrdiff_t i;
+                for (i = 0; i < mx; i++)
+                    v[i] = _mm512_maskz_loadu_ps(
+                        (__mmask16)pc_wino_lanes(lo - 16 * i, hi - 16 * i),
+                        src + base + 16 * i);
+                if (mx == 2) {
+                    o[0] = _mm512_permutex2var_ps(v[0], ev, v[1]);
+                    o[1] = _mm512_permutex2var_ps(v[0], od, v[1]);
+                } else {    /* residues (0, 2) and (1, 3) of 8 positions, then split */
+                    const __m512 e01 = _mm512_permutex2var_ps(v[0], ev, v[1]);
+                    const __m512 o01 = _mm512_permutex2var_ps(v[0], od, v[1]);
+                    const __m512 e23 = _mm512_permutex2var_ps(v[2], ev, v[3]);
+                    const __m512 o23 = _mm512_permutex2var_ps(v[2], od, v[3]);
+                    o[0] = _mm512_permutex2var_ps(e01, ev, e23);
+                    o[1] = _mm512_permutex2var_ps(o01, ev, o23);
+                    o[2] = _mm512_permutex2var_ps(e01, od, e23);
+                    o[3] = _mm512_permutex2var_ps(o01, od, o23);
+                }
+            }
+            {
+                ptrdiff_t res;
+                for (res = 0; res < mx; res++)
+                    _mm512_mask_storeu_ps(dst + res * rs + u0, sm, o[res]);
+            }
+        }
+    }
+}
+
+/* pc_wino_store_f at the AVX-512 level. */
+PC_TARGET("arch=x86-64-v4") static void pc_wino_store_v4(
+    const float *src, ptrdiff_t ld, ptrdiff_t nt, ptrdiff_t mx, ptrdiff_t x0, ptrdiff_t X,
+    float bias, float *y)
+{
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4,
+                                        19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512 b = _mm512_set1_ps(bias);
+    ptrdiff_t t0, i;
+    for (t0 = 0; t0 < nt; t0 += 16) {
+        /* the tiles [t0, t0 + 16) of each row; element e of the step is
+           y[base + e], written for e < n */
+        const __mmask16 tm = (__mmask16)pc_wino_lanes(0, nt - t0);
+        const ptrdiff_t base = x0 + t0 * mx;
+        ptrdiff_t n = (nt - t0 < 16 ? nt - t0 : 16) * mx;
+        __m512 s[4], o[4];
+        if (n > X - base) n = X - base;
+        for (i = 0; i < mx; i++)
+            s[i] = _mm512_maskz_loadu_ps(tm, src + i * ld + t0);
+        if (mx == 2) {
+            o[0] = _mm512_permutex2var_ps(s[0], lo, s[1]);
+            o[1] = _mm512_permutex2var_ps(s[0], hi, s[1]);
+        } else {    /* residues (0, 2) and (1, 3) paired, then the pairs merged */
+            const __m512 a = _mm512_permutex2var_ps(s[0], lo, s[2]);
+            const __m512 ah = _mm512_permutex2var_ps(s[0], hi, s[2]);
+            const __m512 c = _mm512_permutex2var_ps(s[1], lo, s[3]);
+            const __m512 ch = _mm512_permutex2var_ps(s[1], hi, s[3]);
+            o[0] = _mm512_permutex2var_ps(a, lo, c);
+            o[1] = _mm512_permutex2var_ps(a, hi, c);
+            o[2] = _mm512_permutex2var_ps(ah, lo, ch);
+            o[3] = _mm512_permutex2var_ps(ah, hi, ch);
+        }
+        for (i = 0; i < mx; i++)
+            _mm512_mask_storeu_ps(y + base + 16 * i,
+                                  (__mmask16)pc_wino_lanes(0, n - 16 * i),
+                                  _mm512_add_ps(o[i], b));
+    }
+}
+
+/* Whether the AVX-512 builds above take a call's rows. */
+#define PC_WINO_V4(wg) ((wg)->level == 2 && ((wg)->m[2] == 2 || (wg)->m[2] == 4))
+#define PC_WINO_FAST_f(wg) PC_WINO_V4(wg)
+static inline int pc_wino_load_fast_f(const pc_wino *wg, const float *const *rows,
+                                      ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t w,
+                                      ptrdiff_t rs, ptrdiff_t ld, float *dst)
+{
+    if (!PC_WINO_V4(wg)) return 0;
+    pc_wino_load_v4(rows, nrows, x0, wg->m[2], w, wg->g.isz[2], rs, ld, dst);
+    return 1;
+}
+static inline int pc_wino_store_fast_f(const pc_wino *wg, const float *src, ptrdiff_t ld,
+                                       ptrdiff_t nt, ptrdiff_t x0, float bias, float *y)
+{
+    if (!PC_WINO_V4(wg)) return 0;
+    pc_wino_store_v4(src, ld, nt, wg->m[2], x0, wg->g.osz[2], bias, y);
+    return 1;
+}
+#else
+#define PC_WINO_FAST_f(wg) 0
+static inline int pc_wino_load_fast_f(const pc_wino *wg, const float *const *rows,
+                                      ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t w,
+                                      ptrdiff_t rs, ptrdiff_t ld, float *dst)
+{
+    return 0;
+}
+static inline int pc_wino_store_fast_f(const pc_wino *wg, const float *src, ptrdiff_t ld,
+                                       ptrdiff_t nt, ptrdiff_t x0, float bias, float *y)
+{
+    return 0;
+}
+#endif
+#define PC_WINO_FAST_d(wg) 0
+static inline int pc_wino_load_fast_d(const pc_wino *wg, const double *const *rows,
+                                      ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t w,
+                                      ptrdiff_t rs, ptrdiff_t ld, double *dst)
+{
+    return 0;
+}
+static inline int pc_wino_store_fast_d(const pc_wino *wg, const double *src, ptrdiff_t ld,
+                                       ptrdiff_t nt, ptrdiff_t x0, double bias, double *y)
+{
+    return 0;
+}
 
 /*
  * The one transform step, ``outer`` times (o < outer):
@@ -441,7 +597,8 @@ static void pc_wino_load_block_##S(const pc_wino *wg, const T *x, ptrdiff_t grp,
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], mx = wg->m[2];                     \
     const ptrdiff_t rs = pc_wino_rs(wg, ldv), row = mx * rs, blk = az * ay * row;    \
     ptrdiff_t ci, i, kz, ky;                                                         \
-    for (i = 0; i < nseg; i++)          /* the x ranges of each segment, once */    \
+    const int fast = PC_WINO_FAST_##S(wg);                                           \
+    for (i = 0; i < nseg && !fast; i++)   /* the x ranges of each segment, once */   \
         pc_wino_ranges(g->isz[2], seg[4 * i + 3] * mx - g->lo[2], mx, w,             \
                        rng + i * (2 * mx + 2));                                      \
     for (ci = c0; ci < c1; ci++)                                                     \
@@ -464,8 +621,10 @@ static void pc_wino_load_block_##S(const pc_wino *wg, const T *x, ptrdiff_t grp,
                     if (rows[kz] != NULL)                                            \
                         pc_wino_prefetch(rows[kz] + PC_WINO_AHEAD * g->Pin, x0, w * mx,  \
                                          g->isz[2], sizeof(T), 0);                   \
-            pc_wino_load_##S(rows, az * ay, x0, mx, w, rs, row, rng + i * (2 * mx + 2), \
-                             D + (ci - c0) * blk + i * w);                           \
+            if (!pc_wino_load_fast_##S(wg, rows, az * ay, x0, w, rs, row,           \
+                                       D + (ci - c0) * blk + i * w))                 \
+                pc_wino_load_##S(rows, az * ay, x0, mx, w, rs, row,                  \
+                                 rng + i * (2 * mx + 2), D + (ci - c0) * blk + i * w); \
         }                                                                            \
 }                                                                                    \
                                                                                      \
@@ -549,9 +708,10 @@ static void pc_wino_store_block_##S(const pc_wino *wg, const T *F, ptrdiff_t ldv
                     if (co + PC_WINO_AHEAD < g->cout_g)                              \
                         pc_wino_prefetch(yr + PC_WINO_AHEAD * g->Pout, sg[3] * mx,   \
                                          nt * mx, g->osz[2], sizeof(T), 1);          \
-                    pc_wino_store_##S(F + ((co - c0) * mz * my + uz * my + uy) * row  \
-                                      + i * w, ldv, nt, mx, sg[3] * mx, g->osz[2], bv, \
-                                      yr);                                           \
+                    const T *src = F + ((co - c0) * mz * my + uz * my + uy) * row    \
+                                   + i * w;                                          \
+                    if (!pc_wino_store_fast_##S(wg, src, ldv, nt, sg[3] * mx, bv, yr))  \
+                        pc_wino_store_##S(src, ldv, nt, mx, sg[3] * mx, g->osz[2], bv, yr); \
                 }                                                                    \
             }                                                                        \
         }                                                                            \
