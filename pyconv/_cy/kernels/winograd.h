@@ -383,6 +383,74 @@ PC_CLONES static void pc_wino_mat_##S##_##R##x##C(                              
     }                                                                                \
 }
 
+/*
+ * The F(4, 3) and F(2, 3) matrices as the planner builds them
+ * (``matrices`` in paths/winograd.py), as compile-time constants: their
+ * builds below skip the zero coefficients and turn the +-1 ones into
+ * additions (B^T of F(4, 3) has 26 nonzeros of 36, A^T 18 of 24).  A call
+ * takes them only when its matrix equals the table bit for bit, else the
+ * builds above; the sums keep their order (j increasing), so the result is
+ * that of the general build up to the sign of a zero.
+ */
+static const double pc_wino_tab_bt43[36] = {
+    2, -3, -4, 3, 2, 0,   0, -2, 1, 5, 2, 0,   0, -2, 5, -1, -2, 0,
+    0, 2, 1, -2, -1, 0,   0, 1, -2, -1, 2, 0,  0, 2, -3, -4, 3, 2};
+static const double pc_wino_tab_at43[24] = {
+    1, 1, 1, 1, 1, 0,   0, 1, -1, 0.5, -2, 0,   0, 1, 1, 0.25, 4, 0,
+    0, 1, -1, 0.125, -8, 1};
+static const double pc_wino_tab_bt23[16] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, -1, 0, 1};
+static const double pc_wino_tab_at23[8] = {1, 1, 1, 0, 0, 1, -1, 1};
+
+#define PC_WINO_TABLES(X, T, S)                                                      \
+    X(T, S, bt43, 6, 6) X(T, S, at43, 4, 6) X(T, S, bt23, 4, 4) X(T, S, at23, 2, 4)
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define PC_UNROLL _Pragma("GCC unroll 8")
+#else
+#define PC_UNROLL
+#endif
+
+#define PC_DEFINE_WINO_CONST(T, S, NAME, R, C)                                       \
+PC_CLONES static void pc_wino_##NAME##_##S(                                          \
+    const T *src, const ptrdiff_t *soff, ptrdiff_t ss, T *dst,                       \
+    const ptrdiff_t *doff, ptrdiff_t ds, ptrdiff_t n, ptrdiff_t outer)               \
+{                                                                                    \
+    ptrdiff_t o, q;                                                                  \
+    int i, j;                                                                        \
+    for (o = 0; o < outer; o++) {                                                    \
+        const T *s[C];                                                               \
+        T *d[R];                                                                     \
+        for (j = 0; j < C; j++) s[j] = src + o * ss + soff[j];                       \
+        for (i = 0; i < R; i++) d[i] = dst + o * ds + doff[i];                       \
+        PC_IVDEP                                                                     \
+        for (q = 0; q < n; q++) {                                                    \
+            T v[C];                                                                  \
+            PC_UNROLL                                                                \
+            for (j = 0; j < C; j++) v[j] = s[j][q];                                  \
+            PC_UNROLL                                                                \
+            for (i = 0; i < R; i++) {                                                \
+                T acc = 0;                                                           \
+                int any = 0;                                                         \
+                PC_UNROLL                                                            \
+                for (j = 0; j < C; j++) {                                            \
+                    const T kk = (T)pc_wino_tab_##NAME[i * C + j];                   \
+                    if (kk == 0) continue;                                           \
+                    acc = any ? acc + kk * v[j] : kk * v[j];                         \
+                    any = 1;                                                         \
+                }                                                                    \
+                d[i][q] = acc;                                                       \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+}
+
+#define PC_WINO_TABLE_CASE(T, S, NAME, R, C)                                         \
+    if (rows == R && cols == C                                                       \
+        && memcmp(mat, pc_wino_tab_##NAME, sizeof pc_wino_tab_##NAME) == 0) {        \
+        pc_wino_##NAME##_##S(src, soff, ss, dst, doff, ds, n, outer);                \
+        return;                                                                      \
+    }
+
 #define PC_WINO_SHAPES(X, T, S)                                                      \
     X(T, S, 4, 4) X(T, S, 6, 6) X(T, S, 8, 8)                                        \
     X(T, S, 2, 4) X(T, S, 4, 6) X(T, S, 2, 6) X(T, S, 4, 8)
@@ -395,6 +463,7 @@ PC_CLONES static void pc_wino_mat_##S##_##R##x##C(                              
 
 #define PC_DEFINE_WINO(T, S)                                                         \
 PC_WINO_SHAPES(PC_DEFINE_WINO_MAT, T, S)                                             \
+PC_WINO_TABLES(PC_DEFINE_WINO_CONST, T, S)                                           \
                                                                                      \
 PC_CLONES static void pc_wino_mat_##S##_any(                                        \
     int rows, int cols, const T *c, const T *src, const ptrdiff_t *soff, ptrdiff_t ss, \
@@ -422,6 +491,7 @@ static void pc_wino_mat_##S(const double *mat, int rows, int cols, const T *src,
 {                                                                                    \
     T k[PC_WINO_MAX_ALPHA * PC_WINO_MAX_ALPHA];                                      \
     int i;                                                                           \
+    PC_WINO_TABLES(PC_WINO_TABLE_CASE, T, S)                                         \
     for (i = 0; i < rows * cols; i++) k[i] = (T)mat[i];                              \
     PC_WINO_SHAPES(PC_WINO_CASE, T, S)                                               \
     pc_wino_mat_##S##_any(rows, cols, k, src, soff, ss, dst, doff, ds, n, outer);    \
