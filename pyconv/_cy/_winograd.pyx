@@ -49,9 +49,10 @@ cdef extern from "kernels/winograd.h" nogil:
     Py_ssize_t pc_wino_halo(const pc_wino *wg)
     Py_ssize_t pc_wino_ldv(Py_ssize_t q, Py_ssize_t nr)
     Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
-    void pc_wino_filter_f(const pc_wino *wg, const float *w, Py_ssize_t grp, Py_ssize_t panel,
-                          Py_ssize_t mr, Py_ssize_t mpad, float *upack, double *tmp)
-    void pc_wino_filter_d(const pc_wino *wg, const double *w, Py_ssize_t grp,
+    void pc_wino_filter_f(const pc_wino *wg, const float *w, int swap, Py_ssize_t grp,
+                          Py_ssize_t panel, Py_ssize_t mr, Py_ssize_t mpad, float *upack,
+                          double *tmp)
+    void pc_wino_filter_d(const pc_wino *wg, const double *w, int swap, Py_ssize_t grp,
                           Py_ssize_t panel, Py_ssize_t mr, Py_ssize_t mpad, double *upack,
                           double *tmp)
     void pc_wino_load_block_f(const pc_wino *wg, const float *x, Py_ssize_t grp,
@@ -83,13 +84,13 @@ cdef extern from "kernels/winograd.h" nogil:
 # ---------------------------------------------------------------------------
 # fused wrappers
 
-cdef inline void wino_filter(const pc_wino *wg, const floating *w, Py_ssize_t grp,
+cdef inline void wino_filter(const pc_wino *wg, const floating *w, int swap, Py_ssize_t grp,
                              Py_ssize_t panel, Py_ssize_t mr, Py_ssize_t mpad,
                              floating *upack, double *tmp) noexcept nogil:
     if floating is float:
-        pc_wino_filter_f(wg, w, grp, panel, mr, mpad, upack, tmp)
+        pc_wino_filter_f(wg, w, swap, grp, panel, mr, mpad, upack, tmp)
     else:
-        pc_wino_filter_d(wg, w, grp, panel, mr, mpad, upack, tmp)
+        pc_wino_filter_d(wg, w, swap, grp, panel, mr, mpad, upack, tmp)
 
 
 cdef inline void load_block(const pc_wino *wg, const floating *x, Py_ssize_t grp,
@@ -136,6 +137,7 @@ cdef struct Task:
     pc_wino wg
     const void *x
     const void *w       # the weights (the weight transform's input)
+    int swap            # w: the transposed conv's weight (pc_wino_filter)
     void *u             # the packed transformed weights
     const void *b       # NULL: no bias
     void *y
@@ -210,7 +212,7 @@ cdef void _filter_item(const void *task, floating *buf, Py_ssize_t slot,
     """The transformed weights of one (group, panel of mr output channels)."""
     cdef const Task *t = <const Task *> task
     cdef Py_ssize_t npanels = t.mpad // t.mr
-    wino_filter(&t.wg, <const floating *> t.w, it // npanels, it % npanels, t.mr, t.mpad,
+    wino_filter(&t.wg, <const floating *> t.w, t.swap, it // npanels, it % npanels, t.mr, t.mpad,
                 <floating *> t.u, <double *> buf)
 
 
@@ -263,13 +265,17 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, tuple tiles, const double[:, :, ::1] coef,
-         Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads):
+         Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads,
+         bint swap=False):
     """Stride-1, dilation-1 forward conv by Winograd's F(tiles, kernel).
 
     ``tiles``: outputs per tile per canonical axis (1 on an axis whose
     kernel has one tap); ``coef[axis]`` = (B^T, G, A^T) of that axis,
     flattened row-major; work items: blocks of ``sb`` segments of ``L``
-    tiles.  ``b`` empty = no bias.
+    tiles.  ``b`` empty = no bias.  ``swap``: ``w`` is the weight of the
+    stride-1 conv_transpose that this conv computes, (C_in, C_out/g, *k):
+    the weight transform reads it with the channels of each group swapped
+    and the taps reversed (no conv weight is made for the call).
     """
     cdef Task t
     cdef Py_ssize_t nitems, ci
@@ -285,6 +291,7 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     t.wg.level = level
     t.mpad = packed_rows(t.wg.g.cout_g, mr)
     t.x, t.w, t.y = &x[0], &w[0], &y[0]
+    t.swap = swap
     t.b = &b[0] if b.shape[0] > 0 else NULL
     t.ldv = _layout(&t.wg, t.L, t.sb, nr, sizeof(floating), &t.buf)
     t.u = pc_alloc(t.wg.g.G * t.wg.P * t.mpad * t.wg.g.cin_g * sizeof(floating))

@@ -616,15 +616,20 @@ PC_CLONES static void pc_wino_store_##S(const T *restrict src, ptrdiff_t ld,    
  * U[grp][p] (mpad x cin_g, panels of mr rows, k-major; pc_pack_w's layout)         \
  * for rows [panel * mr, panel * mr + mr).  The transform runs in double, with     \
  * the lanes (input channel, row) of PC_WINO_FCH input channels at a time;       \
- * tmp: 3 * P * PC_WINO_FCH * mr doubles. */                                          \
-PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_t grp, \
-                                         ptrdiff_t panel, ptrdiff_t mr, ptrdiff_t mpad, \
-                                         T *upack, double *tmp)                      \
+ * tmp: 3 * P * PC_WINO_FCH * mr doubles.  ``swap``: w is the weight of the       \
+ * stride-1 transposed conv this conv computes, (C_in, C_out/g, *k) with each     \
+ * group's [ci][co] swapped and the taps in reverse order. */                       \
+PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, int swap,    \
+                                         ptrdiff_t grp, ptrdiff_t panel, ptrdiff_t mr, \
+                                         ptrdiff_t mpad, T *upack, double *tmp)      \
 {                                                                                    \
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
     const ptrdiff_t rz = g->ks[0], ry = g->ks[1], rx = g->ks[2];                     \
-    const ptrdiff_t kc = g->cin_g, L = PC_WINO_FCH * mr;                             \
+    const ptrdiff_t kc = g->cin_g, L = PC_WINO_FCH * mr, K = g->Kp;                 \
+    /* the strides of (co, ci) in w, and of a group */                              \
+    const ptrdiff_t sco = swap ? K : kc * K, sci = swap ? g->cout_g * K : K;         \
+    const T *wg0 = w + grp * g->cout_g * kc * K;                                     \
     double *const bufs[3] = {tmp, tmp + wg->P * L, tmp + 2 * wg->P * L};             \
     ptrdiff_t c0, nc, c, m, k, p;                                                    \
     int cur;                                                                         \
@@ -636,9 +641,10 @@ PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, ptrdiff_
             for (c = 0; c < PC_WINO_FCH; c++) {                                      \
                 const ptrdiff_t co = panel * mr + m;                                 \
                 const T *f = co < g->cout_g && c < nc                                \
-                    ? w + ((grp * g->cout_g + co) * kc + c0 + c) * g->Kp : NULL;     \
-                for (k = 0; k < g->Kp; k++)                                          \
-                    bufs[0][(k * PC_WINO_FCH + c) * mr + m] = f ? (double)f[k] : 0.0; \
+                    ? wg0 + co * sco + (c0 + c) * sci : NULL;                        \
+                for (k = 0; k < K; k++)                                              \
+                    bufs[0][(k * PC_WINO_FCH + c) * mr + m] =                        \
+                        f ? (double)f[swap ? K - 1 - k : k] : 0.0;                   \
             }                                                                        \
         /* x: [rz*ry][rx][L] -> [rz*ry][ax][L]; y: [rz][ry][ax*L] -> [rz][ay][ax*L]; \
            z: [rz][ay*ax*L] -> [az][ay*ax*L] */                                      \

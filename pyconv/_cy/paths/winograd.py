@@ -26,7 +26,8 @@ call's dtype, the weight transform in double.
 The units: ``winograd4`` tiles every axis with a kernel of 2 to 5 taps by
 4 outputs, ``winograd2`` by 2.  Both compute conv and conv_transpose (the
 input gradient of a stride-1 layer: a stride-1 conv with the flipped,
-channel-swapped kernel, made as for one phase of the ``phases`` path).
+channel-swapped kernel, which the weight transform reads in place from the
+transposed conv's weight).
 They are not ``exact``: ``pyconv.use_algorithms("exact")`` skips them.
 
 Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
@@ -44,7 +45,7 @@ import numpy as np
 
 from .. import _planning, _winograd
 from .._planning import Path, canon, finish, fits, geo, target
-from .phases import phase_specs, phase_weight
+from .phases import phase_specs
 
 #: The finite evaluation points of F(m, r) by alpha = m + r - 1.
 POINTS = {
@@ -214,8 +215,6 @@ class Winograd(Path):
         # the same number of blocks, filled evenly (7 segments: 4 + 3, not 6 + 1)
         count = -(-rows * chunks // -(-rows * chunks // count))
         per, fixed = _winograd.workspace(gt, tiles, length, count, tgt.mr, nr, tgt.dbl)
-        if op == "conv_transpose":          # the conv weight made for the call
-            fixed += prod(spec.weight_shape) * tgt.itemsize
         if not fits(per, fixed):
             return None
         items = conv.groups * (-(-rows * (-(-tx // length)) // count))
@@ -224,12 +223,12 @@ class Winograd(Path):
 
     def run(self, op, p, spec, x, w, b, out):
         tgt = target(x.dtype, p.simd)
-        if op == "conv_transpose":
-            _, sub, taps = next(phase_specs(spec))
-            w = phase_weight(w.reshape(spec.weight_shape), spec, taps).reshape(-1)
-            spec = sub
-        _winograd.conv(x, w, b, out, geo(spec), self.tiles(spec), self.coefficients(spec),
-                       p.tile, p.segments, tgt.level, tgt.mr, tgt.nr, p.omp_threads)
+        # conv_transpose: the weight transform reads the transposed conv's weight
+        # as the conv's (channels swapped, taps reversed: stride 1 has one phase
+        # with every tap, in reverse order)
+        _winograd.conv(x, w, b, out, geo(self.as_conv(op, spec)), self.tiles(spec),
+                       self.coefficients(spec), p.tile, p.segments, tgt.level, tgt.mr, tgt.nr,
+                       p.omp_threads, op == "conv_transpose")
 
 
 WINOGRAD4 = Winograd(4)
