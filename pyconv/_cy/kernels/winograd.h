@@ -301,6 +301,19 @@ PC_TARGET("arch=x86-64-v4") static void pc_wino_store_v4(
     }
 }
 
+/* row[r * rs + u] = 0 for r < nrows, q <= u < rs (the tails of the input
+   transform's rows; one masked store per 16, where memset was a call for
+   each few elements). */
+PC_TARGET("arch=x86-64-v4") static void pc_wino_tails_v4(float *row, ptrdiff_t nrows,
+                                                       ptrdiff_t rs, ptrdiff_t q)
+{
+    const __m512 z = _mm512_setzero_ps();
+    ptrdiff_t r, u;
+    for (r = 0; r < nrows; r++, row += rs)
+        for (u = q; u < rs; u += 16)
+            _mm512_mask_storeu_ps(row + u, (__mmask16)pc_wino_lanes(0, rs - u), z);
+}
+
 /* Whether the AVX-512 builds above take a call's rows. */
 #define PC_WINO_V4(wg) ((wg)->level == 2 && ((wg)->m[2] == 2 || (wg)->m[2] == 4))
 #define PC_WINO_FAST_f(wg) PC_WINO_V4(wg)
@@ -319,8 +332,20 @@ static inline int pc_wino_store_fast_f(const pc_wino *wg, const float *src, ptrd
     pc_wino_store_v4(src, ld, nt, wg->m[2], x0, wg->g.osz[2], bias, y);
     return 1;
 }
+static inline int pc_wino_tails_fast_f(const pc_wino *wg, float *row, ptrdiff_t nrows,
+                                       ptrdiff_t rs, ptrdiff_t q)
+{
+    if (!PC_WINO_V4(wg)) return 0;
+    pc_wino_tails_v4(row, nrows, rs, q);
+    return 1;
+}
 #else
 #define PC_WINO_FAST_f(wg) 0
+static inline int pc_wino_tails_fast_f(const pc_wino *wg, float *row, ptrdiff_t nrows,
+                                       ptrdiff_t rs, ptrdiff_t q)
+{
+    return 0;
+}
 static inline int pc_wino_load_fast_f(const pc_wino *wg, const float *const *rows,
                                       ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t w,
                                       ptrdiff_t rs, ptrdiff_t ld, float *dst)
@@ -334,6 +359,11 @@ static inline int pc_wino_store_fast_f(const pc_wino *wg, const float *src, ptrd
 }
 #endif
 #define PC_WINO_FAST_d(wg) 0
+static inline int pc_wino_tails_fast_d(const pc_wino *wg, double *row, ptrdiff_t nrows,
+                                       ptrdiff_t rs, ptrdiff_t q)
+{
+    return 0;
+}
 static inline int pc_wino_load_fast_d(const pc_wino *wg, const double *const *rows,
                                       ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t w,
                                       ptrdiff_t rs, ptrdiff_t ld, double *dst)
@@ -717,8 +747,9 @@ static void pc_wino_input_##S(const pc_wino *wg, ptrdiff_t q, ptrdiff_t ldv,    
     T *D = scratch, *E = scratch + nch * blk, *F;                                    \
     ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
     ptrdiff_t i, r, k;                                                               \
-    for (i = 0; i < nch * az * ay * mx; i++)          /* every residue row's tail */ \
-        memset(D + i * rs + q, 0, (size_t)(rs - q) * sizeof(T));                     \
+    if (!pc_wino_tails_fast_##S(wg, D, nch * az * ay * mx, rs, q))                  \
+        for (i = 0; i < nch * az * ay * mx; i++)      /* every residue row's tail */ \
+            memset(D + i * rs + q, 0, (size_t)(rs - q) * sizeof(T));                 \
     pc_wino_zy_##S(wg, wg->bt[0], wg->bt[1], (int)az, (int)ay, row, nch, D, E, &F);  \
     /* x: input k of the tile in column j is row[k % mx][j + k / mx] */              \
     for (r = 0; r < az * ay; r++) {                                                  \
