@@ -22,16 +22,17 @@ from pyconv._cy._common cimport (Geo, Layout, col2im, fill, layout_add, layout_i
 
 cdef extern from "_kernels.h" nogil:
     int pc_tg_nrv(int dbl, int level, Py_ssize_t ncols)
+    Py_ssize_t pc_tg_strip_len()
     void pc_tg_pack_f(const float *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
                       Py_ssize_t np, Py_ssize_t nr, float *pack)
     void pc_tg_pack_d(const double *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
                       Py_ssize_t np, Py_ssize_t nr, double *pack)
     void pc_tgemm_f(int level, int nrv, Py_ssize_t kc, Py_ssize_t mrows, const float *a,
                     Py_ssize_t lda, const float *bpack, Py_ssize_t ncols, float *out,
-                    Py_ssize_t ldo)
+                    Py_ssize_t ldo, float *apack)
     void pc_tgemm_d(int level, int nrv, Py_ssize_t kc, Py_ssize_t mrows, const double *a,
                     Py_ssize_t lda, const double *bpack, Py_ssize_t ncols, double *out,
-                    Py_ssize_t ldo)
+                    Py_ssize_t ldo, double *apack)
 
 
 cdef struct Task:
@@ -57,7 +58,8 @@ cdef void _layout(const Geo *g, Py_ssize_t nb, Py_ssize_t nchb, Py_ssize_t nr,
     layout_init(L)
     layout_add(L, (6 + 2 * g.ks[2]) * sizeof(Py_ssize_t))          # output box + tap ranges
     layout_add(L, g.cin_g * ((ncols + nr - 1) // nr * nr) * isz)   # the packed input
-    layout_add(L, rows * ncols * isz)                              # the block's col
+    layout_add(L, rows * ((ncols + nr - 1) // nr * nr) * isz)      # the block's col
+    layout_add(L, pc_tg_strip_len() * isz)                         # the weight's strips
 
 
 def workspace(tuple geo, Py_ssize_t nb, Py_ssize_t nchb, int level, bint dbl):
@@ -79,11 +81,12 @@ cdef inline void _pack(const floating *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssiz
 
 cdef inline void _tgemm(int level, int nrv, Py_ssize_t kc, Py_ssize_t mrows,
                         const floating *a, Py_ssize_t lda, const floating *bpack,
-                        Py_ssize_t ncols, floating *out, Py_ssize_t ldo) noexcept nogil:
+                        Py_ssize_t ncols, floating *out, Py_ssize_t ldo,
+                        floating *apack) noexcept nogil:
     if floating is float:
-        pc_tgemm_f(level, nrv, kc, mrows, a, lda, bpack, ncols, out, ldo)
+        pc_tgemm_f(level, nrv, kc, mrows, a, lda, bpack, ncols, out, ldo, apack)
     else:
-        pc_tgemm_d(level, nrv, kc, mrows, a, lda, bpack, ncols, out, ldo)
+        pc_tgemm_d(level, nrv, kc, mrows, a, lda, bpack, ncols, out, ldo, apack)
 
 
 cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it) noexcept nogil:
@@ -94,10 +97,12 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
     cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 0)
     cdef floating *pack = <floating *> layout_part(&t.buf, buf, 1)
     cdef floating *col = <floating *> layout_part(&t.buf, buf, 2)
+    cdef floating *strips = <floating *> layout_part(&t.buf, buf, 3)
     cdef Py_ssize_t cb = it % t.nchb, grp = (it // t.nchb) % g.G
     cdef Py_ssize_t n0 = (it // (t.nchb * g.G)) * t.nb
     cdef Py_ssize_t nbi = min(t.nb, g.N - n0)
     cdef Py_ssize_t ncols = nbi * g.Pin
+    cdef Py_ssize_t ld = (ncols + t.nrv * t.vl - 1) // (t.nrv * t.vl) * (t.nrv * t.vl)
     cdef Py_ssize_t c0 = cb * g.cout_g // t.nchb
     cdef Py_ssize_t c1 = (cb + 1) * g.cout_g // t.nchb
     cdef const floating *bp = <const floating *> t.b
@@ -114,13 +119,13 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
           g.Cin * g.Pin, g.cin_g, g.Pin, t.nrv * t.vl, pack)
     _tgemm(t.level, t.nrv, g.cin_g, gb.cout_g * g.Kp,
            <const floating *> t.w + grp * g.cin_g * mt + c0 * g.Kp, mt, pack, ncols,
-           col, ncols)
+           col, ld, strips)
     for bi in range(nbi):
         yn = <floating *> t.y + ((n0 + bi) * g.Cout + grp * g.cout_g + c0) * g.Pout
         for j in range(c0, c1):
             fill(g.Pout, bp[grp * g.cout_g + j] if bp != NULL else <floating> 0,
                  yn + (j - c0) * g.Pout)
-        col2im(&gb, col + bi * g.Pin, ncols, yn, 0, g.Pin, rng, rng + 3, rng + 6,
+        col2im(&gb, col + bi * g.Pin, ld, yn, 0, g.Pin, rng, rng + 3, rng + 6,
                rng + 6 + g.ks[2])
 
 

@@ -28,17 +28,21 @@
 /* Input channels per pass over the blocks (k chunk). */
 #define PC_TG_KC 128
 
+/* Rows of the weight copied into strips at a time (several panels): the
+   caller's strip buffer holds PC_TG_KC x PC_TG_MC values (pc_tg_strip_len). */
+#define PC_TG_MC 384
+
 /* Rows of the block of nrv column vectors: the accumulators of the table's block. */
 #define PC_TG_MR(MR, NRV, nrv) ((MR) * (NRV) / (nrv) > 0 ? (MR) * (NRV) / (nrv) : 1)
 
 #define PC_DEFINE_TGUK(T, S, LV, ATTR, VL, MR_, NRV_, nrv)                            \
 ATTR static void pc_tguk_##S##LV##_##nrv(                                            \
     ptrdiff_t kc, const T *restrict a, ptrdiff_t lda, const T *restrict bp,          \
-    T *restrict out, ptrdiff_t ldo, ptrdiff_t arows, ptrdiff_t mrows, ptrdiff_t ncols, \
-    int more)                                                                        \
+    T *restrict out, ptrdiff_t ldo, ptrdiff_t arows, ptrdiff_t mrows, int more)     \
 {                                                                                    \
     /* more: out holds the sums over the earlier k; continue them (the same      \
-       additions in the same order as one pass over every k) */                   \
+       additions in the same order as one pass over every k).  out's rows are   \
+       NR wide (the caller pads them): whole vectors in and out */              \
     enum { MR = PC_TG_MR(MR_, NRV_, nrv), NR = (nrv) * (VL) };                       \
     pc_v##S##LV acc[MR][nrv];                                                        \
     ptrdiff_t mo[MR], k;                                                             \
@@ -46,11 +50,9 @@ ATTR static void pc_tguk_##S##LV##_##nrv(                                       
     for (m = 0; m < MR; m++) {                                                       \
         mo[m] = m < arows ? m : arows - 1;   /* rows past a's: recomputed */         \
         for (v = 0; v < nrv; v++) acc[m][v] = (pc_v##S##LV){0};                      \
-        if (more && m < mrows) {                                                     \
-            T tmp[NR];                                                               \
-            memcpy(tmp, out + m * ldo, (size_t)ncols * sizeof(T));                   \
-            for (v = 0; v < nrv; v++) acc[m][v] = *(const pc_vu##S##LV *)(tmp + v * VL); \
-        }                                                                            \
+        if (more && m < mrows)                                                       \
+            for (v = 0; v < nrv; v++)                                                \
+                acc[m][v] = *(const pc_vu##S##LV *)(out + m * ldo + v * VL);         \
     }                                                                                \
     if (arows >= MR) {                                                               \
         for (k = 0; k < kc; k++) {                                                   \
@@ -74,47 +76,50 @@ ATTR static void pc_tguk_##S##LV##_##nrv(                                       
             }                                                                        \
         }                                                                            \
     }                                                                                \
-    for (m = 0; m < MR && m < mrows; m++) {                                          \
-        if (ncols == NR) {                                                           \
-            for (v = 0; v < nrv; v++)                                                \
-                *(pc_vu##S##LV *)(out + m * ldo + v * VL) = acc[m][v];               \
-        } else {                                                                     \
-            T tmp[NR];                                                               \
-            for (v = 0; v < nrv; v++) *(pc_vu##S##LV *)(tmp + v * VL) = acc[m][v];   \
-            memcpy(out + m * ldo, tmp, (size_t)ncols * sizeof(T));                   \
-        }                                                                            \
-    }                                                                                \
+    for (m = 0; m < MR && m < mrows; m++)                                            \
+        for (v = 0; v < nrv; v++)                                                    \
+            *(pc_vu##S##LV *)(out + m * ldo + v * VL) = acc[m][v];                   \
 }                                                                                    \
 ATTR static void pc_tgemm_##S##LV##_##nrv(                                           \
     ptrdiff_t kc, ptrdiff_t mrows, const T *a, ptrdiff_t lda, const T *bpack,        \
-    ptrdiff_t ncols, T *out, ptrdiff_t ldo)                                          \
+    ptrdiff_t ncols, T *out, ptrdiff_t ldo, T *apack)                                \
 {                                                                                    \
-    /* k in chunks of PC_TG_KC, row blocks outside panels.  With several      \
-       panels the block's strip of the weight (PC_TG_KC x MR) is first copied \
-       contiguous: its rows lie lda apart, often a multiple of 4 KiB, all in   \
-       one cache set, so in place it would not stay cached between panels */  \
-    enum { MR = PC_TG_MR(MR_, NRV_, nrv), NR = (nrv) * (VL) };                       \
-    T strip[PC_TG_KC * MR];                                                          \
-    ptrdiff_t n0, m0, k0, k;                                                         \
+    /* k in chunks of PC_TG_KC.  One panel: the blocks read the weight in     \
+       place.  Several: the rows are taken PC_TG_MC at a time, their chunk of \
+       the weight copied into strips of MR rows (read along the contiguous    \
+       rows of each k), then each panel of x (L1-resident) meets every strip  \
+       (from L2) before the next panel: a GEMM's usual order, where strips    \
+       read in place would sit lda apart, often a multiple of 4 KiB, in one   \
+       cache set, and the panels would stream from L2 once per block */       \
+    enum { MR = PC_TG_MR(MR_, NRV_, nrv), NR = (nrv) * (VL),                         \
+           MC = PC_TG_MC / MR * MR };                                                \
+    ptrdiff_t n0, m0, k0, k, c0;                                                     \
     int m;                                                                           \
     for (k0 = 0; k0 < kc; k0 += PC_TG_KC) {                                          \
         ptrdiff_t kl = kc - k0 < PC_TG_KC ? kc - k0 : PC_TG_KC;                      \
-        for (m0 = 0; m0 < mrows; m0 += MR) {                                         \
-            const T *ab = a + k0 * lda + m0;                                         \
-            ptrdiff_t la = lda, ar = mrows - m0;                                     \
-            if (ncols > NR) {                                                        \
-                for (k = 0; k < kl; k++)                                             \
-                    for (m = 0; m < MR; m++)                                         \
-                        strip[k * MR + m] = m < ar ? ab[k * lda + m] : (T)0;         \
-                ab = strip;                                                          \
-                la = MR;                                                             \
-                ar = MR;                                                             \
+        if (ncols <= NR) {                                                           \
+            for (m0 = 0; m0 < mrows; m0 += MR)                                       \
+                pc_tguk_##S##LV##_##nrv(kl, a + k0 * lda + m0, lda, bpack + k0 * NR, \
+                                        out + m0 * ldo, ldo, mrows - m0, mrows - m0, \
+                                        k0 > 0);                                     \
+            continue;                                                                \
+        }                                                                            \
+        for (c0 = 0; c0 < mrows; c0 += MC) {                                         \
+            ptrdiff_t cl = mrows - c0 < MC ? mrows - c0 : MC;                        \
+            ptrdiff_t cpad = (cl + MR - 1) / MR * MR;                                \
+            for (k = 0; k < kl; k++) {                                               \
+                const T *ak = a + (k0 + k) * lda + c0;                               \
+                for (m0 = 0; m0 < cpad; m0 += MR) {                                  \
+                    T *d = apack + m0 * kl + k * MR;                                 \
+                    for (m = 0; m < MR; m++) d[m] = m0 + m < cl ? ak[m0 + m] : (T)0; \
+                }                                                                    \
             }                                                                        \
             for (n0 = 0; n0 < ncols; n0 += NR)                                       \
-                pc_tguk_##S##LV##_##nrv(kl, ab, la,                                  \
-                                        bpack + (n0 / NR) * kc * NR + k0 * NR,       \
-                                        out + m0 * ldo + n0, ldo, ar, mrows - m0,    \
-                                        ncols - n0 < NR ? ncols - n0 : NR, k0 > 0);  \
+                for (m0 = 0; m0 < cl; m0 += MR)                                      \
+                    pc_tguk_##S##LV##_##nrv(kl, apack + m0 * kl, MR,                 \
+                                            bpack + (n0 / NR) * kc * NR + k0 * NR,   \
+                                            out + (c0 + m0) * ldo + n0, ldo, MR,     \
+                                            cl - m0, k0 > 0);                        \
         }                                                                            \
     }                                                                                \
 }
@@ -133,7 +138,10 @@ PC_MICROKERNEL_TABLE(PC_DEFINE_TG_ROW)
  *                channel stride np) -> panels of nr columns, column
  *                bi * np + p, zeros past the end;
  *   pc_tgemm:    out (mrows x ncols, ld ldo) = A^T-block @ packed x, A's
- *                row k at a + k * lda.
+ *                row k at a + k * lda; out's rows are written whole panels
+ *                wide (ldo at least ncols rounded up to nrv * VL, the
+ *                columns past ncols garbage); apack: pc_tg_strip_len()
+ *                values of scratch.
  */
 static int pc_tg_nrv(int dbl, int level, ptrdiff_t ncols)
 {
@@ -155,6 +163,9 @@ static int pc_tg_nrv(int dbl, int level, ptrdiff_t ncols)
     }
     return best;
 }
+
+/* Values of the strip buffer pc_tgemm needs (several panels). */
+static ptrdiff_t pc_tg_strip_len(void) { return (ptrdiff_t)PC_TG_KC * PC_TG_MC; }
 
 /* Call the build of pc_tgemm for (level, nrv). */
 #define PC_TG_NRV(LV, nrv, S, args)                                                  \
@@ -196,9 +207,9 @@ static void pc_tg_pack_##S(const T *restrict x, ptrdiff_t nb, ptrdiff_t ldn,    
 }                                                                                    \
 static void pc_tgemm_##S(int level, int nrv, ptrdiff_t kc, ptrdiff_t mrows, const T *a, \
                          ptrdiff_t lda, const T *bpack, ptrdiff_t ncols, T *out,     \
-                         ptrdiff_t ldo)                                              \
+                         ptrdiff_t ldo, T *apack)                                    \
 {                                                                                    \
-    PC_TG_AT(level, nrv, S, (kc, mrows, a, lda, bpack, ncols, out, ldo));            \
+    PC_TG_AT(level, nrv, S, (kc, mrows, a, lda, bpack, ncols, out, ldo, apack));     \
 }
 
 PC_DEFINE_TG_ENTRIES(float, f)
