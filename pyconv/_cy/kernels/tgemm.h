@@ -106,10 +106,11 @@ ATTR static void pc_tgemm_##S##LV##_##nrv(                                      
         }                                                                            \
         for (c0 = 0; c0 < mrows; c0 += MC) {                                         \
             ptrdiff_t cl = mrows - c0 < MC ? mrows - c0 : MC;                        \
-            ptrdiff_t cpad = (cl + MR - 1) / MR * MR;                                \
             for (k = 0; k < kl; k++) {                                               \
                 const T *ak = a + (k0 + k) * lda + c0;                               \
-                for (m0 = 0; m0 < cpad; m0 += MR) {                                  \
+                for (m0 = 0; m0 + MR <= cl; m0 += MR)                                \
+                    memcpy(apack + m0 * kl + k * MR, ak + m0, MR * sizeof(T));       \
+                if (m0 < cl) {                                                       \
                     T *d = apack + m0 * kl + k * MR;                                 \
                     for (m = 0; m < MR; m++) d[m] = m0 + m < cl ? ak[m0 + m] : (T)0; \
                 }                                                                    \
