@@ -8,7 +8,8 @@ item packs its images' input (``cin_g`` channels x ``nb * Pin`` columns)
 into panels, computes ``col = W_b^T @ x`` for its channels' rows
 (``kernels/tgemm.h``: the weight read in place, never packed), then
 fills its channels of each image with the bias and adds the columns in
-with col2im.  No two items write the same output element, and every
+with col2im (``pc_tg_col2im``: through a plane of one channel's uncropped
+output when it holds at most ``PC_TG_PLANE`` values).  No two items write the same output element, and every
 element's sum runs in an order fixed by the plan: bitwise the same for
 any thread count.
 """
@@ -23,6 +24,11 @@ from pyconv._cy._common cimport (Geo, Layout, col2im, fill, layout_add, layout_i
 cdef extern from "_kernels.h" nogil:
     int pc_tg_nrv(int dbl, int level, Py_ssize_t ncols)
     Py_ssize_t pc_tg_strip_len()
+    Py_ssize_t pc_tg_plane(const Geo *g)
+    void pc_tg_col2im_f(const Geo *g, const float *col, Py_ssize_t ld, Py_ssize_t cout,
+                        const float *bias, float *y, float *plane)
+    void pc_tg_col2im_d(const Geo *g, const double *col, Py_ssize_t ld, Py_ssize_t cout,
+                        const double *bias, double *y, double *plane)
     void pc_tg_pack_f(const float *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
                       Py_ssize_t np, Py_ssize_t nr, float *pack)
     void pc_tg_pack_d(const double *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
@@ -60,6 +66,7 @@ cdef void _layout(const Geo *g, Py_ssize_t nb, Py_ssize_t nchb, Py_ssize_t nr,
     layout_add(L, g.cin_g * ((ncols + nr - 1) // nr * nr) * isz)   # the packed input
     layout_add(L, rows * ((ncols + nr - 1) // nr * nr) * isz)      # the block's col
     layout_add(L, pc_tg_strip_len() * isz)                         # the weight's strips
+    layout_add(L, pc_tg_plane(g) * isz)                            # col2im's plane
 
 
 def workspace(tuple geo, Py_ssize_t nb, Py_ssize_t nchb, int level, bint dbl):
@@ -77,6 +84,14 @@ cdef inline void _pack(const floating *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssiz
         pc_tg_pack_f(x, nb, ldn, kc, np, nr, pack)
     else:
         pc_tg_pack_d(x, nb, ldn, kc, np, nr, pack)
+
+
+cdef inline void _col2im(const Geo *g, const floating *col, Py_ssize_t ld, Py_ssize_t cout,
+                         const floating *bias, floating *y, floating *plane) noexcept nogil:
+    if floating is float:
+        pc_tg_col2im_f(g, col, ld, cout, bias, y, plane)
+    else:
+        pc_tg_col2im_d(g, col, ld, cout, bias, y, plane)
 
 
 cdef inline void _tgemm(int level, int nrv, Py_ssize_t kc, Py_ssize_t mrows,
@@ -98,6 +113,7 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
     cdef floating *pack = <floating *> layout_part(&t.buf, buf, 1)
     cdef floating *col = <floating *> layout_part(&t.buf, buf, 2)
     cdef floating *strips = <floating *> layout_part(&t.buf, buf, 3)
+    cdef floating *plane = <floating *> layout_part(&t.buf, buf, 4)
     cdef Py_ssize_t cb = it % t.nchb, grp = (it // t.nchb) % g.G
     cdef Py_ssize_t n0 = (it // (t.nchb * g.G)) * t.nb
     cdef Py_ssize_t nbi = min(t.nb, g.N - n0)
@@ -122,6 +138,10 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
            col, ld, strips)
     for bi in range(nbi):
         yn = <floating *> t.y + ((n0 + bi) * g.Cout + grp * g.cout_g + c0) * g.Pout
+        if pc_tg_plane(g) > 0:
+            _col2im(g, col + bi * g.Pin, ld, c1 - c0,
+                    bp + grp * g.cout_g + c0 if bp != NULL else NULL, yn, plane)
+            continue
         for j in range(c0, c1):
             fill(g.Pout, bp[grp * g.cout_g + j] if bp != NULL else <floating> 0,
                  yn + (j - c0) * g.Pout)
