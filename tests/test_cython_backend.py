@@ -657,6 +657,26 @@ def test_transpose_gemm_cuts_channels_before_rows():
     assert (p.blocks, p.slabs) == (1, 1), p
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", [
+    # one channel's uncropped output within PC_TG_PLANE (16384) values: the plane
+    tconv_spec(2, 8, 6, (40, 36), (4, 4), stride=2, padding=((0, -1), (2, 1))),
+    tconv_spec(2, 8, 6, (30,), (16,), stride=8, padding=((4, -3),)),
+    tconv_spec(2, 8, 6, (5, 6, 4), (3, 3, 2), stride=(2, 1, 3), padding=1, dilation=(1, 2, 1)),
+    # above it: the col2im that clips taps per row
+    tconv_spec(1, 8, 6, (70, 66), (4, 4), stride=2, padding=1),
+    tconv_spec(2, 8, 6, (3000,), (16,), stride=8, padding=((4, -2),)),
+], ids=lambda s: f"{s.in_size}k{s.kernel_size}s{s.stride}")
+def test_tgemm_col2im_with_and_without_its_plane(spec, dtype, rng):
+    """tgemm adds each channel's taps into a plane of its uncropped output when that
+    holds at most PC_TG_PLANE values (the window copied out; output padding beyond
+    the plane holds the bias), and clips them per row otherwise."""
+    with cy_mod.force_paths("tgemm"):
+        assert cy_mod.plan("conv_transpose", spec, dtype).path == "tgemm"
+        got, want = run_all("conv_transpose", spec, dtype, rng)
+    assert_close(got, want, dtype, f"tgemm {spec}")
+
+
 # ---------------------------------------------------------------------------
 # threads
 
