@@ -4,11 +4,13 @@
  *
  * A conv_transpose weight is (C_in, C_out/g, kernel...): for a fixed input
  * channel c the GEMM rows (output channel, tap) of W^T are contiguous, the
- * direction the micro-kernel broadcasts along.  So the weight is never
- * packed: the k-th step of a block of MR rows reads MR consecutive values
- * at a[k * lda] (lda = C_out/g * taps), prefetched a few steps ahead since
- * consecutive steps are lda apart.  Only x (small: it is the short side of
- * these GEMMs) is packed, into panels of NR = nrv * VL columns.
+ * direction the micro-kernel broadcasts along.  So the weight needs no
+ * packing: with one panel of columns the k-th step of a block of MR rows
+ * reads MR consecutive values at a[k * lda] (lda = C_out/g * taps),
+ * prefetched a few steps ahead since consecutive steps are lda apart; with
+ * several, chunks of rows are copied into strips along those contiguous
+ * rows (pc_tgemm).  x (small: it is the short side of these GEMMs) is
+ * packed into panels of NR = nrv * VL columns.
  *
  * Small images and batches give few columns, so each row of
  * PC_MICROKERNEL_TABLE gets three blocks, nrv = 1, 2, 3 vectors of columns

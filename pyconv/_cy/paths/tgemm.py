@@ -4,11 +4,13 @@
 ``col = W^T @ x`` then col2im, as on the ``gemm`` path, but the GEMM runs
 on register-blocked micro-kernels that read the weight in its own layout:
 for an input channel, the rows (output channel, tap) of ``W^T`` are
-contiguous, the direction the micro-kernel broadcasts along, so nothing
-of the weight is packed (BLAS packs it again in every call, which at
+contiguous, the direction the micro-kernel broadcasts along, so the
+weight needs no packing (BLAS packs it again in every call, which at
 batch 1 costs as much as the multiply-adds: each weight value meets only
-a few dozen columns).  Only the input is packed, into panels of 1 to 3
-vectors of columns (fewer for narrow images).
+a few dozen columns): one panel of columns reads it in place, several
+copy a chunk of its rows at a time into strips, read along those
+contiguous rows.  The input is packed into panels of 2 or 3 vectors of
+columns.
 
 A work item is (block of ``images`` images, group, block of output
 channels): the images side by side as the columns of one GEMM, so that
@@ -18,7 +20,8 @@ item's col stays in the L2 cache until col2im adds it into the output.
 col2im adds each channel's taps into a small plane holding the channel's
 whole uncropped output (no tap clipped per image row, whole rows added in
 one loop) and copies its window out; on 8x8 maps the clipped per-row
-col2im took a third of the call.
+col2im (with the bias fill) took a third of the kernels' time (perf,
+K4 s2, 16 images).
 
 Rule: conv_transpose on a CPU with AVX2+FMA or AVX-512, not pointwise,
 with input images of at most :data:`MAX_POSITIONS` positions and small
