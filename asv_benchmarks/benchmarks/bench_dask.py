@@ -76,6 +76,55 @@ def _cluster(local_cluster):
     return cluster
 
 
+def _spread(client, source):
+    """``source`` persisted as even runs of whole batch chunks, one run per worker.
+
+    Left to itself, the scheduler may put every chunk of a freshly generated
+    array on one worker (it did here under load: 16 of 16), and the other
+    worker then fetches its blocks' inputs (32 MiB each) before it can
+    compute them: a cost of the data's placement, not of the convolution.  A
+    pipeline reading its input from storage (Zarr) spreads it over the
+    workers; this gives each worker a contiguous run of batch chunks, so
+    blocks that gather a halo find their neighbours on the same worker.
+    """
+    import dask.array as da
+
+    workers = sorted(client.scheduler_info()["workers"])
+    bounds = np.cumsum((0,) + source.chunks[0])
+    nblocks = len(source.chunks[0])
+    if nblocks < len(workers):
+        raise ValueError(f"{nblocks} batch chunks for {len(workers)} workers")
+    edges = [nblocks * i // len(workers) for i in range(len(workers) + 1)]
+    parts = [client.persist(source[bounds[lo]:bounds[hi]], workers=[w])
+             for w, lo, hi in zip(workers, edges, edges[1:])]
+    return client.persist(da.concatenate(parts, axis=0))
+
+
+def _gathered(client, x):
+    """The persisted Dask array ``x`` as one NumPy array, assembled in this process.
+
+    (``compute()`` would join the chunks on one worker first, leaving copies
+    of the other worker's chunks there.)
+    """
+    from distributed import futures_of
+
+    out = np.empty(x.shape, dtype=x.dtype)
+    starts = [np.cumsum((0,) + c) for c in x.chunks]
+    futures = futures_of(x)
+    for future, block in zip(futures, client.gather(futures)):
+        index = future.key[1:]
+        out[tuple(slice(s[i], s[i + 1]) for s, i in zip(starts, index))] = block
+    return out
+
+
+def _placement(client, x):
+    """How many of ``x``'s chunks each worker holds, e.g. ``'8+8'``."""
+    from collections import Counter
+
+    held = Counter(addr for holders in client.who_has(x).values() for addr in holders)
+    return "+".join(str(held[w]) for w in sorted(client.scheduler_info()["workers"]))
+
+
 class Runner:
     """The three ways of running one workload, each returning once the result exists."""
 
@@ -99,9 +148,10 @@ class Runner:
         self._wait = settle
         source = da.random.default_rng(0).standard_normal(spec["shape"], chunks=self.chunks,
                                                            dtype=np.float32)
-        self.xd = self.client.persist(source)
+        self.xd = _spread(self.client, source)
         self._wait(self.xd)
-        self.x = self.client.compute(self.xd).result()
+        self.x = _gathered(self.client, self.xd)
+        self.placement = _placement(self.client, self.xd)
         self.xt = da.from_array(self.x, chunks=self.chunks)  # hashed once, not per call
         self.calls = 0
 
@@ -204,6 +254,7 @@ def compare(workload, rounds, chunks=None, schedulers=("distributed", "threads")
             out[name] = {"time": float(np.median(times[name])),
                          "cpu": float(np.median(cpus[name])),
                          "ratio": tuple(float(np.percentile(ratios, q)) for q in (50, 25, 75))}
+        out["placement"] = f"{runner.placement}, after {_placement(runner.client, runner.xd)}"
         return out
     finally:
         runner.close()
@@ -217,6 +268,7 @@ def _row(label, res):
             r = res[name]
             parts.append(f"{name} {r['time']:6.3f} s ({r['cpu']:5.2f} CPU s) ratio "
                          f"{r['ratio'][0]:.2f} [{r['ratio'][1]:.2f}-{r['ratio'][2]:.2f}]")
+    parts.append(f"input chunks per worker {res['placement']}")
     return "  ".join(parts)
 
 
