@@ -11,8 +11,9 @@ Workloads (float32, zero padding 1, 3x3(x3) kernels):
   few channels, so little arithmetic per byte moved.
 
 Schedulers: ``distributed`` (a ``LocalCluster`` with two process workers of
-one thread each; the input is persisted on the workers first and the result
-is persisted there, as a pipeline stage would leave it) and ``threads``
+one thread each; the input is persisted on the workers first, a contiguous
+run of batch chunks on each, and the result is persisted there, as a
+pipeline stage would leave it) and ``threads``
 (Dask's threaded scheduler on a NumPy array wrapped with ``from_array``,
 result persisted in this process).  The in-memory baseline is the same
 call on the whole NumPy array (the ``cython`` backend on all threads).
@@ -25,8 +26,10 @@ As a script, ``python bench_dask.py [--rounds N] [--sweep]`` times the
 three side by side, interleaved round by round (alternating the order), and
 prints the median times, the CPU seconds of all processes (workers
 included) and the ratio in-memory time / Dask time of each round (median and
-quartiles: 1.0 is the in-memory throughput); ``--sweep`` also tries several
-chunk sizes of the conv2d workload.
+quartiles: 1.0 is the in-memory throughput) and how many input chunks each
+worker holds; ``--setups`` picks the cluster set-ups (:data:`SETUPS`: the
+input where the scheduler put it or spread, default or quiet settings),
+``--sweep`` also tries several chunk sizes of the conv2d workload.
 """
 
 import argparse
@@ -95,13 +98,15 @@ def _cluster(local_cluster, config=None):
 def _spread(client, source):
     """``source`` persisted as even runs of whole batch chunks, one run per worker.
 
-    Left to itself, the scheduler may put every chunk of a freshly generated
-    array on one worker (it did here under load: 16 of 16), and the other
-    worker then fetches its blocks' inputs (32 MiB each) before it can
-    compute them: a cost of the data's placement, not of the convolution.  A
-    pipeline reading its input from storage (Zarr) spreads it over the
-    workers; this gives each worker a contiguous run of batch chunks, so
-    blocks that gather a halo find their neighbours on the same worker.
+    Where the chunks of a generated array end up is the scheduler's choice
+    (and an earlier ``compute()`` of it joined them all on one worker, after
+    which the active memory manager could leave every chunk there: 16 of 16,
+    twice); a worker without its blocks' chunks fetches them (32 MiB each)
+    before computing: a cost of the data's placement, not of the
+    convolution.  A pipeline reading its input from storage (Zarr) spreads
+    it over the workers; this gives each worker a contiguous run of batch
+    chunks, so blocks that gather a halo find their neighbours on the same
+    worker.
     """
     import dask.array as da
 
