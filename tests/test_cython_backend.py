@@ -723,6 +723,48 @@ def _inputs(op, spec, dtype, rng):
     return arrays(spec, dtype, rng)
 
 
+#: dilated convs whose kernel columns reach the input for only some output
+#: columns (the dilated path cuts its row tiles there): symmetric (ASPP-like),
+#: asymmetric padding, 1-d, and outputs that no tap reaches (the bias alone)
+DILATED_PIECES = [
+    conv_spec(2, 16, 24, (13, 13), (3, 3), padding=((4, 4),) * 2, dilation=(4, 4)),
+    conv_spec(1, 16, 16, (11, 17), (3, 3), padding=((5, 1), (6, 2)), dilation=(5, 6)),
+    conv_spec(2, 16, 16, (40,), (3,), padding=((20, 20),), dilation=(16,)),
+    conv_spec(1, 16, 20, (6, 7), (2, 3), padding=((7, 7), (9, 8)), dilation=(3, 4)),
+]
+
+
+@pytest.mark.parametrize("spec", DILATED_PIECES, ids=_id)
+@pytest.mark.parametrize("rows", [1, 2, 64])
+def test_dilated_pieces_cover_every_output_once(spec, rows):
+    """The rectangles of the dilated path partition the output, and the rows where
+    every kernel column reaches the input are not cut along x."""
+    geo = cy_mod._planning.geo(spec)
+    oy, ox = (1, *spec.out_size) if spec.nd == 1 else spec.out_size
+    rects = cy_mod._dilated.tiles(geo, rows, 48)
+    seen = np.zeros((oy, ox), int)
+    for r0, r1, x0, x1 in zip(*[iter(rects)] * 4):
+        assert r1 - r0 <= rows and x0 < x1
+        seen[r0:r1, x0:x1] += 1
+    assert (seen == 1).all()
+    assert cy_mod._dilated.positions(rects) == max(
+        (r1 - r0) * (x1 - x0) for r0, r1, x0, x1 in zip(*[iter(rects)] * 4))
+    if rows == 64 and spec.nd == 2:   # whole row ranges: some piece skips a kernel column
+        assert len(rects) // 4 > len({rects[i] for i in range(0, len(rects), 4)})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", DILATED_PIECES, ids=_id)
+@pytest.mark.parametrize("tile_cols", [1, 512])
+def test_dilated_pieces_match_reference(spec, dtype, tile_cols, rng, monkeypatch):
+    """The dilated path on column pieces (one row per tile, or whole row ranges)."""
+    monkeypatch.setattr(sys.modules["pyconv._cy.paths.dilated"], "TILE_COLS", tile_cols)
+    with cy_mod.force_paths("dilated"):
+        assert cy_mod.plan("conv", spec, dtype).path == "dilated"
+        got, want = run_all("conv", spec, dtype, rng)
+    assert_close(got, want, dtype, f"dilated {spec}")
+
+
 def _cutting(p):
     """Plan ``p`` (and its parts) without what depends on the thread count."""
     return p._replace(omp_threads=0, workspace=0, parts=tuple(_cutting(q) for q in p.parts))

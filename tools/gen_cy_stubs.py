@@ -66,6 +66,8 @@ RETURNS = {
     "_build.omp_max_threads": "int",
     "_depthwise.block": "tuple[int, int]",
     "_dilated.tiles": "tuple[int, ...]",
+    "_dilated.pieces": "int",
+    "_dilated.positions": "int",
     "_fft.chunk": "int",
 }
 

@@ -8,12 +8,14 @@
  * halo (the implicit path) is mostly zeros and its padding columns are
  * computed and thrown away; an im2col of all taps (the gemm path) multiplies
  * those zeros too.  Here the reduction index runs over taps first, k = (ky,
- * kx, c), and a work item, a tile of whole output rows of one image and
- * group, only visits the kernel rows ky (and columns kx) that reach the
- * input for some output of the tile: with this order the taps of one
- * kernel row are one contiguous range of k, so the skipped ones are simply
- * never packed nor multiplied.  The planner cuts the tiles at the rows where
- * a kernel row starts or stops reaching the input.
+ * kx, c), and a work item, a rectangle of output rows and columns of one
+ * image and group, only visits the kernel rows ky (and columns kx) that
+ * reach the input for some output of the rectangle: with this order the
+ * taps of one kernel row are one contiguous range of k, so the skipped ones
+ * are simply never packed nor multiplied.  The planner cuts the rectangles
+ * at the rows and columns where a kernel row or column starts or stops
+ * reaching the input (with dilation 12 on a 33x33 map, three pieces per
+ * axis: a quarter of the multiply-adds of whole-row tiles skipped).
  *
  * The visited range of k is cut into chunks of at most KC: a chunk's
  * im2col rows (only the tile's positions, no padding columns) are copied
@@ -91,15 +93,15 @@ static void pc_dil_taps(ptrdiff_t o0, ptrdiff_t o1, ptrdiff_t k, ptrdiff_t d, pt
 }
 
 #define PC_DEFINE_DIL(T, S)                                                          \
-/* the im2col rows k0..k1 (k = (ky, kx, c)) of the tile [t0, t1) x [0, OX), in  \
+/* the im2col rows k0..k1 (k = (ky, kx, c)) of the tile [t0, t1) x [x0, x1), in   \
    panels of nr positions: col[q / nr][k - k0][q % nr]; positions ncols..ldc are  \
    zero */                                                                           \
 PC_CLONES static void pc_dil_fill_##S(const pc_geo *g, const T *restrict xg,         \
-                                      ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t k0,      \
-                                      ptrdiff_t k1, ptrdiff_t nr, T *restrict col,   \
-                                      ptrdiff_t ldc)                                 \
+                                      ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t x0,      \
+                                      ptrdiff_t x1, ptrdiff_t k0, ptrdiff_t k1,      \
+                                      ptrdiff_t nr, T *restrict col, ptrdiff_t ldc)  \
 {                                                                                    \
-    const ptrdiff_t OX = g->osz[2], IY = g->isz[1], IX = g->isz[2], cin = g->cin_g;  \
+    const ptrdiff_t IY = g->isz[1], IX = g->isz[2], cin = g->cin_g;                  \
     const ptrdiff_t pstride = (k1 - k0) * nr;   /* one panel */                      \
     ptrdiff_t k, r, i;                                                               \
     for (k = k0; k < k1; k++) {                                                      \
@@ -109,16 +111,16 @@ PC_CLONES static void pc_dil_fill_##S(const pc_geo *g, const T *restrict xg,    
         ptrdiff_t a = -sx, b = IX - sx;                                              \
         T *d = col + (k - k0) * nr;          /* position q at d[(q/nr)*pstride + q%nr] */ \
         ptrdiff_t j = 0;                                                             \
-        if (a < 0) a = 0;                                                            \
-        if (b > OX) b = OX;                                                          \
+        if (a < x0) a = x0;                                                          \
+        if (b > x1) b = x1;                                                          \
         if (b < a) b = a;                                                            \
         for (r = t0; r < t1; r++) {                                                  \
             const ptrdiff_t iy = r + ky * g->dl[1] - g->lo[1];                       \
             const T *src = xg + (c * IY + iy) * IX + sx;                             \
-            const ptrdiff_t ra = iy >= 0 && iy < IY ? a : OX, rb = ra < b ? b : ra;  \
+            const ptrdiff_t ra = iy >= 0 && iy < IY ? a : x1, rb = ra < b ? b : ra;  \
             /* runs of the row within one panel: zeros, input, zeros */             \
-            for (i = 0; i < OX;) {                                                   \
-                const ptrdiff_t e = i + (OX - i < nr - j ? OX - i : nr - j);         \
+            for (i = x0; i < x1;) {                                                  \
+                const ptrdiff_t e = i + (x1 - i < nr - j ? x1 - i : nr - j);         \
                 T *dd = d + j - i;                                                   \
                 ptrdiff_t u = i, ua = ra < e ? ra : e, ub = rb < e ? rb : e;         \
                 for (; u < ua; u++) dd[u] = 0;                                       \
@@ -132,7 +134,7 @@ PC_CLONES static void pc_dil_fill_##S(const pc_geo *g, const T *restrict xg,    
                 }                                                                    \
             }                                                                        \
         }                                                                            \
-        for (i = (t1 - t0) * OX; i < ldc; i++) {                                     \
+        for (i = (t1 - t0) * (x1 - x0); i < ldc; i++) {                              \
             d[j] = 0;                                                                \
             if (++j == nr) {                                                         \
                 j = 0;                                                               \
@@ -142,29 +144,30 @@ PC_CLONES static void pc_dil_fill_##S(const pc_geo *g, const T *restrict xg,    
     }                                                                                \
 }                                                                                    \
 /*                                                                                   \
- * One work item: output rows [t0, t1) of one image and group.  xg: the group's \
- * input channels; wp: the group's packed weights (panels of mr rows, ktot taps \
- * each); yg: the group's output channels; bias: NULL or the group's.  Buffers: \
- * col (kcmax x ldc), ybuf (cout_g x ldc).                                       \
+ * One work item: output rows [t0, t1), columns [x0, x1) of one image and group. \
+ * xg: the group's input channels; wp: the group's packed weights (panels of mr \
+ * rows, ktot taps each); yg: the group's output channels; bias: NULL or the \
+ * group's.  Buffers: col (kcmax x ldc), ybuf (cout_g x ldc).                    \
  */                                                                                  \
 static void pc_dil_item_##S(int level, const pc_geo *g, const T *xg, const T *wp,    \
                             const T *bias, T *yg, ptrdiff_t t0, ptrdiff_t t1,        \
-                            ptrdiff_t kcmax, T *col, T *ybuf)                        \
+                            ptrdiff_t x0, ptrdiff_t x1, ptrdiff_t kcmax, T *col,     \
+                            T *ybuf)                                                 \
 {                                                                                    \
     const pc_uk_shape sh = pc_shape(sizeof(T) == 8, level);                          \
-    const ptrdiff_t mr = sh.mr, nr = sh.nrv * sh.vl, OX = g->osz[2];                 \
+    const ptrdiff_t mr = sh.mr, nr = sh.nrv * sh.vl, OX = g->osz[2], W = x1 - x0;    \
     const ptrdiff_t cin = g->cin_g, KX = g->ks[2];                                   \
     const ptrdiff_t ktot = g->ks[1] * KX * cin, mrows = g->cout_g;                   \
-    const ptrdiff_t ncols = (t1 - t0) * OX, ldc = (ncols + nr - 1) / nr * nr;        \
-    ptrdiff_t ya, yb, xa, xb, ky, k0, k1, co, q;                                     \
+    const ptrdiff_t ncols = (t1 - t0) * W, ldc = (ncols + nr - 1) / nr * nr;         \
+    ptrdiff_t ya, yb, xa, xb, ky, k0, k1, co, r, q;                                  \
     int first = 1;                                                                   \
     pc_dil_taps(t0, t1, g->ks[1], g->dl[1], g->lo[1], g->isz[1], &ya, &yb);          \
-    pc_dil_taps(0, OX, KX, g->dl[2], g->lo[2], g->isz[2], &xa, &xb);                 \
+    pc_dil_taps(x0, x1, KX, g->dl[2], g->lo[2], g->isz[2], &xa, &xb);                \
     for (ky = ya; ky < yb && xa < xb; ky++)                                          \
         for (k0 = (ky * KX + xa) * cin; k0 < (ky * KX + xb) * cin; k0 = k1) {        \
             k1 = (ky * KX + xb) * cin;                                               \
             if (k1 - k0 > kcmax) k1 = k0 + kcmax;                                    \
-            pc_dil_fill_##S(g, xg, t0, t1, k0, k1, nr, col, ldc);                    \
+            pc_dil_fill_##S(g, xg, t0, t1, x0, x1, k0, k1, nr, col, ldc);            \
             PC_AT_LEVEL(level, pc_dil_panels, S, (k1 - k0, mrows, wp + k0 * mr,      \
                                                   ktot * mr, col, ncols, ybuf, ldc,  \
                                                   first));                           \
@@ -172,12 +175,14 @@ static void pc_dil_item_##S(int level, const pc_geo *g, const T *xg, const T *wp
         }                                                                            \
     for (co = 0; co < mrows; co++) {                                                 \
         const T bv = bias ? bias[co] : (T)0;                                         \
-        const T *s = ybuf + co * ldc;                                                \
-        T *d = yg + co * g->Pout + t0 * OX;                                          \
-        if (first)                  /* no tap reaches the input: the bias alone */  \
-            for (q = 0; q < ncols; q++) d[q] = bv;                                   \
-        else                                                                         \
-            for (q = 0; q < ncols; q++) d[q] = s[q] + bv;                            \
+        for (r = t0; r < t1; r++) {                                                  \
+            const T *s = ybuf + co * ldc + (r - t0) * W;                             \
+            T *d = yg + co * g->Pout + r * OX + x0;                                  \
+            if (first)              /* no tap reaches the input: the bias alone */  \
+                for (q = 0; q < W; q++) d[q] = bv;                                   \
+            else                                                                     \
+                for (q = 0; q < W; q++) d[q] = s[q] + bv;                            \
+        }                                                                            \
     }                                                                                \
 }                                                                                    \
 /* wp[grp][panel][k][m] = w[grp*cout_g + panel*mr + m, c, ky, kx] with k = (ky, kx, \
