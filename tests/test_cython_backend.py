@@ -727,6 +727,8 @@ def _inputs(op, spec, dtype, rng):
 #: columns (the dilated path cuts its row tiles there): symmetric (ASPP-like),
 #: asymmetric padding, 1-d, and outputs that no tap reaches (the bias alone)
 DILATED_PIECES = [
+    conv_spec(1, 16, 16, (33, 33), (3, 3), padding=((12, 12),) * 2, dilation=(12, 12)),
+    conv_spec(1, 16, 16, (30, 26), (3, 3), padding=((11, 9), (10, 7)), dilation=(10, 9)),
     conv_spec(2, 16, 24, (13, 13), (3, 3), padding=((4, 4),) * 2, dilation=(4, 4)),
     conv_spec(1, 16, 16, (11, 17), (3, 3), padding=((5, 1), (6, 2)), dilation=(5, 6)),
     conv_spec(2, 16, 16, (40,), (3,), padding=((20, 20),), dilation=(16,)),
