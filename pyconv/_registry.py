@@ -740,7 +740,7 @@ BUSY_READ_INTERVAL = 0.01
 #: The kernel's load figures (Linux).
 _LOADAVG_PATH = "/proc/loadavg"
 
-_busy_state: Dict[str, Any] = {"fd": None, "at": -1.0, "crowded": False, "busy": False}
+_busy_state: Dict[str, Any] = {"fd": None, "at": -1.0, "busy": False}
 _busy_lock = threading.Lock()
 
 
@@ -750,11 +750,10 @@ def machine_busy() -> bool:
     Reads the kernel's instantaneous count of runnable threads (the fourth
     field of ``/proc/loadavg``, ``running/total``), minus the calling
     thread, against the machine's CPUs (:func:`os.cpu_count`: the count
-    covers the whole machine, not only the CPUs this process may use); the
-    machine is busy when this reading and the one before both find every
-    CPU taken.  A reading is kept for :data:`BUSY_READ_INTERVAL` so that a
-    loop of calls reads it once per interval (about 2 us each).  False
-    where the file does not exist (not Linux) or cannot be read.
+    covers the whole machine, not only the CPUs this process may use).  A
+    reading is kept for :data:`BUSY_READ_INTERVAL` so that a loop of calls
+    reads it once per interval (about 2 us each).  False where the file
+    does not exist (not Linux) or cannot be read.
 
     Why: on a busy machine a second thread of a call of a few milliseconds
     waits for a core, and the call waits for it at the end of its parallel
@@ -766,18 +765,16 @@ def machine_busy() -> bool:
     state = _busy_state
     if now - state["at"] < BUSY_READ_INTERVAL:
         return bool(state["busy"])
-    crowded = False
+    busy = False
     try:
         with _busy_lock:
             if state["fd"] is None:
                 state["fd"] = os.open(_LOADAVG_PATH, os.O_RDONLY)
         running = int(os.pread(state["fd"], 128, 0).split()[3].split(b"/")[0])
-        crowded = running - 1 >= (os.cpu_count() or 1)
+        busy = running - 1 >= (os.cpu_count() or 1)
     except (OSError, ValueError, IndexError):
         pass
-    # two readings in a row: a burst of short-lived processes is not a busy machine
-    busy = crowded and state["crowded"]
-    state["at"], state["crowded"], state["busy"] = now, crowded, busy
+    state["at"], state["busy"] = now, busy
     return busy
 
 

@@ -151,7 +151,7 @@ took 4-16 ms).  With one thread
 ``run_items`` enters no parallel region, so the OpenMP team is not woken.
 On a busy machine (every CPU already has another runnable thread:
 :func:`pyconv._registry.machine_busy`, one read of ``/proc/loadavg`` per
-10 ms, two in a row finding every CPU taken) a call of fewer than ``BUSY_MACS`` (2**28) multiply-adds also runs
+10 ms) a call of fewer than ``BUSY_MACS`` (2**28) multiply-adds also runs
 on one thread, when the count is pyconv's default (not one set by
 ``set_num_threads``, the environment or a Dask task): its second thread
 would wait for a core, and the call for it (measurements at
