@@ -28,7 +28,6 @@ import importlib
 import operator
 import os
 import threading
-import time
 import warnings
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, TypedDict
 
@@ -710,72 +709,20 @@ def get_num_threads() -> int:
     >>> with_default >= 1
     True
     """
-    return _threads()[0]
-
-
-def _threads() -> Tuple[int, bool]:
-    """:func:`get_num_threads`, and whether that count is pyconv's default
-    (no count set by :func:`set_num_threads`, the environment, a Dask task
-    or a cap): only a default count gives way on a busy machine (see
-    :func:`machine_busy`)."""
     if _fork_single_thread:
-        return 1, False
+        return 1
     n = _context_threads.get()
     if n is None:
         n = _num_threads
     if n is None:
         n = _env_threads()
-    default = n is None
     if n is None:
         n = _cpus()
     for backend in list(_loaded.values()):   # a cap set outside pyconv (threadpoolctl)
         limit = backend.thread_limit()
         if limit is not None and limit < n:
-            n, default = max(1, limit), False
-    return n, default
-
-
-#: How long one reading of the machine's load is used (seconds).
-BUSY_READ_INTERVAL = 0.01
-#: The kernel's load figures (Linux).
-_LOADAVG_PATH = "/proc/loadavg"
-
-_busy_state: Dict[str, Any] = {"fd": None, "at": -1.0, "busy": False}
-_busy_lock = threading.Lock()
-
-
-def machine_busy() -> bool:
-    """Whether other runnable threads already occupy every CPU of the machine.
-
-    Reads the kernel's instantaneous count of runnable threads (the fourth
-    field of ``/proc/loadavg``, ``running/total``), minus the calling
-    thread, against the machine's CPUs (:func:`os.cpu_count`: the count
-    covers the whole machine, not only the CPUs this process may use).  A
-    reading is kept for :data:`BUSY_READ_INTERVAL` so that a loop of calls
-    reads it once per interval (about 2 us each).  False where the file
-    does not exist (not Linux) or cannot be read.
-
-    Why: on a busy machine a second thread of a call of a few milliseconds
-    waits for a core, and the call waits for it at the end of its parallel
-    region; the cython backend then runs such calls on one thread (see
-    ``BUSY_MACS`` in ``pyconv._cy._planning`` and the documentation's
-    backends page, "Threads").
-    """
-    now = time.monotonic()
-    state = _busy_state
-    if now - state["at"] < BUSY_READ_INTERVAL:
-        return bool(state["busy"])
-    busy = False
-    try:
-        with _busy_lock:
-            if state["fd"] is None:
-                state["fd"] = os.open(_LOADAVG_PATH, os.O_RDONLY)
-        running = int(os.pread(state["fd"], 128, 0).split()[3].split(b"/")[0])
-        busy = running - 1 >= (os.cpu_count() or 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    state["at"], state["busy"] = now, busy
-    return busy
+            n = max(1, limit)
+    return n
 
 
 # --------------------------------------------------------------------------

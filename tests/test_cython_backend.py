@@ -574,31 +574,6 @@ def test_small_calls_plan_one_thread(op):
     assert forced_plan("implicit", "conv", tiny, nthreads=2).omp_threads == 2
 
 
-def test_busy_machine_plans_one_thread_for_calls_of_milliseconds(restore_threads, monkeypatch):
-    """On a busy machine a call below BUSY_MACS runs on one thread -- with the default count only."""
-    from pyconv import _registry
-    for var in ("PYCONV_NUM_THREADS", "OMP_NUM_THREADS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(_registry, "_cpu_count", 4)    # the default count: 4 threads
-    cin, cout, k = 64, 64, 4
-    per_position = cin * cout * k
-    mid = conv_spec(1, cin, cout, (cy_mod._planning.SERIAL_MACS * 4 // per_position + k - 1,),
-                    (k,))
-    big = conv_spec(1, cin, cout, (cy_mod._planning.BUSY_MACS // per_position + k - 1,), (k,))
-    assert cy_mod._planning.SERIAL_MACS < mid.flops // 2 < cy_mod._planning.BUSY_MACS
-    assert big.flops // 2 >= cy_mod._planning.BUSY_MACS
-    for busy in (False, True):
-        monkeypatch.setattr(cy_mod, "machine_busy", lambda: busy)
-        assert cy_mod.plan("conv", mid, np.float32).omp_threads == (1 if busy else 4), busy
-        assert cy_mod.plan("conv", big, np.float32).omp_threads == 4   # long calls keep theirs
-    # busy, but a count the user set is obeyed, and a forced path keeps its threads
-    pyconv.set_num_threads(3)
-    assert cy_mod.plan("conv", mid, np.float32).omp_threads == 3
-    pyconv.set_num_threads(None)
-    with cy_mod.force_paths("implicit"):
-        assert cy_mod.plan("conv", mid, np.float32).omp_threads > 1
-
-
 _NEIGHBOUR = "while True: pass"
 
 

@@ -149,13 +149,6 @@ end of its parallel region for a spinning thread descheduled by a
 CPU-bound neighbour process loses a scheduler time slice (a 30 us call
 took 4-16 ms).  With one thread
 ``run_items`` enters no parallel region, so the OpenMP team is not woken.
-On a busy machine (every CPU already has another runnable thread:
-:func:`pyconv._registry.machine_busy`, one read of ``/proc/loadavg`` per
-10 ms) a call of fewer than ``BUSY_MACS`` (2**28) multiply-adds also runs
-on one thread, when the count is pyconv's default (not one set by
-``set_num_threads``, the environment or a Dask task): its second thread
-would wait for a core, and the call for it (measurements at
-:data:`pyconv._cy._planning.BUSY_MACS`).
 A forced path (the test hook below) keeps ``n``, so that the tests run the
 threads on small shapes.  The runtime's waiting threads sleep rather than
 spin (``OMP_WAIT_POLICY=passive`` unless the user set a policy: see
@@ -203,7 +196,7 @@ from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._registry import Backend, _threads, get_algorithms, get_num_threads, machine_busy
+from .._registry import Backend, get_algorithms, get_num_threads
 
 #: The OpenMP wait policy pyconv's runtime gets unless the user chose one.
 WAIT_POLICY = "passive"
@@ -317,19 +310,10 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None,
     Plans are memoised (keyed by the arguments and the tuning constants):
     planning costs microseconds that small calls would notice.
     """
+    n = get_num_threads() if nthreads is None else int(nthreads)
     forced, simd = _forced
     if paths is not None:
         forced = _check_paths(paths)
-    if nthreads is None:
-        n, default = _threads()
-        # a busy machine: one thread for calls of a few milliseconds (only
-        # where the count is pyconv's default, never for a forced path)
-        if (default and n > 1 and not forced
-                and _planning.SERIAL_MACS // 16 <= spec.flops // 2 < _planning.BUSY_MACS
-                and machine_busy()):
-            n = 1
-    else:
-        n = int(nthreads)
     exact = get_algorithms() == "exact"
     return _plan_cached(op, spec, np.dtype(dtype).str, n, forced, simd, exact,
                         _planning.tuning())

@@ -60,26 +60,13 @@ BLOCKS_MIN = 4
 #: a median of 7.9 ms instead of 0.1 ms).
 SERIAL_MACS = 1 << 24
 
-#: On a busy machine (every CPU already has a runnable thread of another
-#: process or thread: :func:`pyconv._registry.machine_busy`), calls of fewer
-#: multiply-adds than this run on one thread when the thread count is
-#: pyconv's default.  Measured on the development machine with two CPU-bound
-#: neighbour processes (medians of 20 calls, 1 against 2 threads): 34M
-#: multiply-adds (a K4 stride-2 conv_transpose1d) 3.2 against 40 ms, 116M (a
-#: batch-1 3x3 conv2d) 1.4 against 1.5 ms, 134M (a 16x16 conv_transpose2d)
-#: 34 against 52 ms, 925M (a batch-8 3x3 conv2d) 88 against 91 ms: a second
-#: thread that has to wait for a core holds the call up at the end of the
-#: parallel region, and only long calls win it back.
-BUSY_MACS = 1 << 28
-
 INT_MAX = 2**31 - 1
 
 
 def tuning():
     """The constants above, as a tuple (part of the plan cache's key)."""
     return (TILE_BYTES, MIN_TILE, WORKSPACE_BYTES, PARTIAL_BYTES, MAX_SLOTS,
-            PHASE_MIN_POSITIONS, MIN_GEMM, TARGET_ITEMS, TILE_COLS, BLOCKS_MIN, SERIAL_MACS,
-            BUSY_MACS)
+            PHASE_MIN_POSITIONS, MIN_GEMM, TARGET_ITEMS, TILE_COLS, BLOCKS_MIN, SERIAL_MACS)
 
 
 class Plan(NamedTuple):
