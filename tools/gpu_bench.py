@@ -62,6 +62,15 @@ def _median_time(fn, sync, budget: float, min_calls: int = 3, max_calls: int = 5
     return statistics.median(times)
 
 
+def workloads_named(names: str):
+    """The bench workloads named in ``names`` (comma-separated), or every
+    full-size one that is timed alone (not the busy-neighbour or repeated-call rows)."""
+    chosen = [n for n in names.split(",") if n]
+    if chosen:
+        return [bench.get_workload(n) for n in chosen]
+    return [full for full, _ in bench._PAIRS if not full.busy and full.calls == 1]
+
+
 def _torch_setup():
     import torch
 
@@ -141,11 +150,8 @@ def main(argv=None) -> int:
     }
     print(json.dumps(info), flush=True)
 
-    names = [n for n in args.workloads.split(",") if n]
-    workloads = [bench.get_workload(n) for n in names] if names else [
-        full for full, _ in bench._PAIRS if not full.busy and full.calls == 1]
     rows = []
-    for wl in workloads:
+    for wl in workloads_named(args.workloads):
         arrays = [np.ascontiguousarray(a) for a in wl.make_inputs()]
         row = {"name": wl.name, "label": wl.label}
         try:

@@ -31,7 +31,7 @@ from pyconv._opencl import _programs  # noqa: E402
 from pyconv._opencl._programs import Tiles  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_bench import _median_time  # noqa: E402
+from gpu_bench import _median_time, workloads_named  # noqa: E402
 
 #: Candidates per class (each keeps TK % (TM / RM) == 0).
 CANDIDATES = {
@@ -65,11 +65,8 @@ def main(argv=None) -> int:
                                     max_calls=2000)
     print(json.dumps(out), flush=True)
 
-    names = [n for n in args.workloads.split(",") if n]
-    workloads = [bench.get_workload(n) for n in names] if names else [
-        full for full, _ in bench._PAIRS if not full.busy and full.calls == 1]
     rows = []
-    for wl in workloads:
+    for wl in workloads_named(args.workloads):
         arrays = [be.to_device(a) if isinstance(a, np.ndarray) else a for a in wl.make_inputs()]
         call = bench.pyconv_callable(wl, "opencl", arrays)
         be.programs.clear()
