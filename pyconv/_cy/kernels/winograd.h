@@ -345,42 +345,38 @@ static inline int pc_wino_tails_fast_f(const pc_wino *wg, float *row, ptrdiff_t 
     pc_wino_tails_v4(row, nrows, rs, q);
     return 1;
 }
-#else
+#endif
+
+/* Where there is no vector load/store (float without AVX-512, and double):
+ * the fast entry points decline (return 0) and the scalar code runs. */
+#define PC_DEFINE_WINO_NO_FAST(T, S)                                                 \
+static inline int pc_wino_tails_fast_##S(const pc_wino *wg, T *row, ptrdiff_t nrows,  \
+                                         ptrdiff_t rs, ptrdiff_t q)                  \
+{                                                                                    \
+    (void)wg; (void)row; (void)nrows; (void)rs; (void)q;                             \
+    return 0;                                                                        \
+}                                                                                    \
+static inline int pc_wino_load_fast_##S(const pc_wino *wg, const T *const *rows,      \
+                                        ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t w,  \
+                                        ptrdiff_t rs, ptrdiff_t ld, T *dst)          \
+{                                                                                    \
+    (void)wg; (void)rows; (void)nrows; (void)x0; (void)w; (void)rs; (void)ld;        \
+    (void)dst;                                                                       \
+    return 0;                                                                        \
+}                                                                                    \
+static inline int pc_wino_store_fast_##S(const pc_wino *wg, const T *src, ptrdiff_t ld, \
+                                         ptrdiff_t nt, ptrdiff_t x0, T bias, T *y)   \
+{                                                                                    \
+    (void)wg; (void)src; (void)ld; (void)nt; (void)x0; (void)bias; (void)y;          \
+    return 0;                                                                        \
+}
+
+#if !PYCONV_HAVE_CLONES
 #define PC_WINO_FAST_f(wg, w) 0
-static inline int pc_wino_tails_fast_f(const pc_wino *wg, float *row, ptrdiff_t nrows,
-                                       ptrdiff_t rs, ptrdiff_t q)
-{
-    return 0;
-}
-static inline int pc_wino_load_fast_f(const pc_wino *wg, const float *const *rows,
-                                      ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t w,
-                                      ptrdiff_t rs, ptrdiff_t ld, float *dst)
-{
-    return 0;
-}
-static inline int pc_wino_store_fast_f(const pc_wino *wg, const float *src, ptrdiff_t ld,
-                                       ptrdiff_t nt, ptrdiff_t x0, float bias, float *y)
-{
-    return 0;
-}
+PC_DEFINE_WINO_NO_FAST(float, f)
 #endif
 #define PC_WINO_FAST_d(wg, w) 0
-static inline int pc_wino_tails_fast_d(const pc_wino *wg, double *row, ptrdiff_t nrows,
-                                       ptrdiff_t rs, ptrdiff_t q)
-{
-    return 0;
-}
-static inline int pc_wino_load_fast_d(const pc_wino *wg, const double *const *rows,
-                                      ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t w,
-                                      ptrdiff_t rs, ptrdiff_t ld, double *dst)
-{
-    return 0;
-}
-static inline int pc_wino_store_fast_d(const pc_wino *wg, const double *src, ptrdiff_t ld,
-                                       ptrdiff_t nt, ptrdiff_t x0, double bias, double *y)
-{
-    return 0;
-}
+PC_DEFINE_WINO_NO_FAST(double, d)
 
 /*
  * The one transform step, ``outer`` times (o < outer):
