@@ -213,6 +213,32 @@ static inline unsigned pc_wino_lanes(ptrdiff_t a, ptrdiff_t b)
     return ((1u << b) - 1u) & ~((1u << a) - 1u);
 }
 
+/* The permute network of the vector load and store, with (a, i, b) for
+ * _mm512_permutex2var_ps(a, i, b) and the pairs (x[0], x[a]), (x[b], x[a+b]):
+ * n = 2 gives o[0] = (x[0], p, x[a]) and o[1] = (x[0], q, x[a]); n = 4
+ * gives, with e = (x[0], p, x[a]), f = (x[0], q, x[a]), g = (x[b], p,
+ * x[a+b]) and h = (x[b], q, x[a+b]), o = {(e, p, g), (f, p, h), (e, q, g),
+ * (f, q, h)}.  Only the n inputs are read. */
+PC_TARGET("arch=x86-64-v4") static inline void pc_wino_perm_v4(
+    const __m512 *x, ptrdiff_t a, ptrdiff_t b, ptrdiff_t n, __m512i p, __m512i q, __m512 *o)
+{
+    const __m512 e = _mm512_permutex2var_ps(x[0], p, x[a]);
+    const __m512 f = _mm512_permutex2var_ps(x[0], q, x[a]);
+    if (n == 2) {
+        o[0] = e;
+        o[1] = f;
+        return;
+    }
+    {
+        const __m512 g = _mm512_permutex2var_ps(x[b], p, x[a + b]);
+        const __m512 h = _mm512_permutex2var_ps(x[b], q, x[a + b]);
+        o[0] = _mm512_permutex2var_ps(e, p, g);
+        o[1] = _mm512_permutex2var_ps(f, p, h);
+        o[2] = _mm512_permutex2var_ps(e, q, g);
+        o[3] = _mm512_permutex2var_ps(f, q, h);
+    }
+}
+
 /* pc_wino_load_f's rows, at the AVX-512 level (the row is [0, X)). */
 PC_TARGET("arch=x86-64-v4") static void pc_wino_load_v4(
     const float *const *rows, ptrdiff_t nrows, ptrdiff_t x0, ptrdiff_t mx, ptrdiff_t w,
@@ -238,19 +264,8 @@ PC_TARGET("arch=x86-64-v4") static void pc_wino_load_v4(
                     v[i] = _mm512_maskz_loadu_ps(
                         (__mmask16)pc_wino_lanes(lo - 16 * i, hi - 16 * i),
                         src + base + 16 * i);
-                if (mx == 2) {
-                    o[0] = _mm512_permutex2var_ps(v[0], ev, v[1]);
-                    o[1] = _mm512_permutex2var_ps(v[0], od, v[1]);
-                } else {    /* residues (0, 2) and (1, 3) of 8 positions, then split */
-                    const __m512 e01 = _mm512_permutex2var_ps(v[0], ev, v[1]);
-                    const __m512 o01 = _mm512_permutex2var_ps(v[0], od, v[1]);
-                    const __m512 e23 = _mm512_permutex2var_ps(v[2], ev, v[3]);
-                    const __m512 o23 = _mm512_permutex2var_ps(v[2], od, v[3]);
-                    o[0] = _mm512_permutex2var_ps(e01, ev, e23);
-                    o[1] = _mm512_permutex2var_ps(o01, ev, o23);
-                    o[2] = _mm512_permutex2var_ps(e01, od, e23);
-                    o[3] = _mm512_permutex2var_ps(o01, od, o23);
-                }
+                /* residues (0, 2) and (1, 3) of 8 positions, then split */
+                pc_wino_perm_v4(v, 1, 2, mx, ev, od, o);
             }
             {
                 ptrdiff_t res;
@@ -281,18 +296,12 @@ PC_TARGET("arch=x86-64-v4") static void pc_wino_store_v4(
         if (n > X - base) n = X - base;
         for (i = 0; i < mx; i++)
             s[i] = _mm512_maskz_loadu_ps(tm, src + i * ld + t0);
-        if (mx == 2) {
-            o[0] = _mm512_permutex2var_ps(s[0], lo, s[1]);
-            o[1] = _mm512_permutex2var_ps(s[0], hi, s[1]);
-        } else {    /* residues (0, 2) and (1, 3) paired, then the pairs merged */
-            const __m512 a = _mm512_permutex2var_ps(s[0], lo, s[2]);
-            const __m512 ah = _mm512_permutex2var_ps(s[0], hi, s[2]);
-            const __m512 c = _mm512_permutex2var_ps(s[1], lo, s[3]);
-            const __m512 ch = _mm512_permutex2var_ps(s[1], hi, s[3]);
-            o[0] = _mm512_permutex2var_ps(a, lo, c);
-            o[1] = _mm512_permutex2var_ps(a, hi, c);
-            o[2] = _mm512_permutex2var_ps(ah, lo, ch);
-            o[3] = _mm512_permutex2var_ps(ah, hi, ch);
+        /* residues (0, 2) and (1, 3) paired, then the pairs merged */
+        pc_wino_perm_v4(s, mx == 2 ? 1 : 2, 1, mx, lo, hi, o);
+        if (mx == 4) {
+            const __m512 t = o[1];
+            o[1] = o[2];
+            o[2] = t;
         }
         for (i = 0; i < mx; i++)
             _mm512_mask_storeu_ps(y + base + 16 * i,
