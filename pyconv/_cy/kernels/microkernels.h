@@ -119,8 +119,8 @@ ATTR static void pc_panels_##S##LV(                                        \
  * that fall in the padding columns are computed and thrown away when the
  * valid ones are copied (with the bias) into y.
  */
-#define PC_DEFINE_UKI(T, S, LV, ATTR, MR, NRV, VL)                                    \
-ATTR static inline void pc_uki_##S##LV(                                              \
+#define PC_DEFINE_UKI_BLOCK(T, S, LV, ATTR, MR, NRV, VL, NAME)                        \
+ATTR static inline void NAME(                                                        \
     ptrdiff_t kc, const T *restrict wp, const T *restrict base,                      \
     const ptrdiff_t *restrict off, T *restrict out, ptrdiff_t ldo, ptrdiff_t mrows)  \
 {                                                                                    \
@@ -141,17 +141,32 @@ ATTR static inline void pc_uki_##S##LV(                                         
     for (m = 0; m < MR && m < mrows; m++)                                            \
         for (v = 0; v < NRV; v++)                                                    \
             *(pc_vu##S##LV *)(out + m * ldo + v * VL) = acc[m][v];                   \
-}                                                                                    \
+}
+/* The block of a whole panel (NRV vectors) and, for a last panel of one or two
+ * vectors, narrower ones: the columns up to the end of ncols' last vector are
+ * written, none beyond. */
+#define PC_DEFINE_UKI(T, S, LV, ATTR, MR, NRV, VL)                                    \
+PC_DEFINE_UKI_BLOCK(T, S, LV, ATTR, MR, NRV, VL, pc_uki_##S##LV)                     \
+PC_DEFINE_UKI_BLOCK(T, S, LV, ATTR, MR, 1, VL, pc_uki1_##S##LV)                      \
+PC_DEFINE_UKI_BLOCK(T, S, LV, ATTR, MR, 2, VL, pc_uki2_##S##LV)                      \
 ATTR static void pc_ipanels_##S##LV(                                                 \
     ptrdiff_t kc, ptrdiff_t mrows, const T *wpack, const T *slab,                    \
     const ptrdiff_t *off, ptrdiff_t ncols, T *out, ptrdiff_t ldo)                    \
 {                                                                                    \
     const ptrdiff_t NR = NRV * VL;                                                   \
     ptrdiff_t n0, m0;                                                                \
-    for (n0 = 0; n0 < ncols; n0 += NR)                                               \
-        for (m0 = 0; m0 < mrows; m0 += MR)                                           \
-            pc_uki_##S##LV(kc, wpack + (m0 / MR) * kc * MR, slab + n0, off,          \
-                           out + m0 * ldo + n0, ldo, mrows - m0);                    \
+    for (n0 = 0; n0 < ncols; n0 += NR) {                                             \
+        const ptrdiff_t nv = (ncols - n0 + VL - 1) / VL;                             \
+        for (m0 = 0; m0 < mrows; m0 += MR) {                                         \
+            const T *wp = wpack + (m0 / MR) * kc * MR;                               \
+            if (nv >= NRV)                                                           \
+                pc_uki_##S##LV(kc, wp, slab + n0, off, out + m0 * ldo + n0, ldo, mrows - m0); \
+            else if (nv == 2)                                                        \
+                pc_uki2_##S##LV(kc, wp, slab + n0, off, out + m0 * ldo + n0, ldo, mrows - m0); \
+            else                                                                     \
+                pc_uki1_##S##LV(kc, wp, slab + n0, off, out + m0 * ldo + n0, ldo, mrows - m0); \
+        }                                                                            \
+    }                                                                                \
 }
 
 /*
