@@ -392,8 +392,8 @@ RULE_CASES = [
     # a 1x1 transposed conv (no overlap) -> pointwise
     ("conv_transpose", tconv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
     # Winograd (float32, stride 1, 3x3, enough channels and tiles): F(4x4) for
-    # rows of 20 outputs or more and enough tiles, F(2x2) for fewer tiles or
-    # narrower rows with more channels
+    # rows of 20 outputs or more and enough tiles (fewer with 128 channels),
+    # F(2x2) for fewer tiles or narrower rows with more channels
     ("conv", conv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "winograd4", "gemm"),
     ("conv", conv_spec(1, 64, 64, (56, 56), (3, 3), stride=(1, 1),
@@ -402,6 +402,9 @@ RULE_CASES = [
                        padding=((1, 1),) * 2), "winograd2",
      "gemm"),
     ("conv", conv_spec(1, 128, 128, (28, 28), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "winograd4",
+     "gemm"),
+    ("conv", conv_spec(1, 96, 96, (28, 28), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "winograd2",
      "gemm"),
     ("conv", conv_spec(2, 128, 128, (28, 28), (3, 3), stride=(1, 1),

@@ -45,8 +45,8 @@ portable build is correct but slower, so BLAS runs instead.
    filtering F(4, 3) on every axis (4 outputs per tile and axis), float32,
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
    (1-d: 3 or 5 taps), at least 48 channels per group in and out (3-d:
-   32), at least 96 output tiles of 4x4 per call (1-d, 3-d: 150) and
-   output rows of at least 20.
+   32), at least 96 output tiles of 4x4 per call (1-d, 3-d: 150; 2-d with
+   128 channels or more: 49) and output rows of at least 20.
    The input is transformed tile by tile, the products are one GEMM per
    transformed position (``alpha**nd`` of them) on the micro-kernel, then
    transformed back: 4x fewer multiplications than a 3x3 conv (1-d 2x,
@@ -56,7 +56,7 @@ portable build is correct but slower, so BLAS runs instead.
    under the same conditions with tiles of 2, at least 100 of them, output
    rows of at least 8 and at least 96 channels per group (small images
    with many channels, 14x14 x 256: rows too short for tiles of 4; batch-1
-   28x28 x 128: too few tiles of 4 to pay for their weight transform).  float64 takes neither:
+   28x28 x 96: too few tiles of 4 to pay for their weight transform).  float64 takes neither:
    its micro-kernel is half as wide and the transforms' share of the time
    doubles (measured slower).
 6. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some

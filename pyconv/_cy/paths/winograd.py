@@ -73,6 +73,13 @@ MIN_CHANNELS = {4: {1: 48, 2: 48, 3: 32}, 2: {2: 96}}
 #: 128 channels, 0.94x at 49, where F(2x2) on 196 of its tiles is 1.23x,
 #: on 100 1.14x and on 49 0.85x) ...
 MIN_TILES = {4: {1: 150, 2: 96, 3: 150}, 2: {2: 100}}
+#: ... or, with at least WIDE_CHANNELS channels per group in and out, this
+#: many (the products dominate: batch 1, 28x28 x 128, one thread, F(4x4) on
+#: 49 tiles in 2 work items took 1.55 ms, F(2x2) 1.51 ms in 5 items; on two
+#: threads with a CPU-bound neighbour 1.25-1.32 against 1.53-1.58 ms, the
+#: 2 items sharing the threads evenly where the 5 do not) ...
+MIN_TILES_WIDE = {4: {2: 49}}
+WIDE_CHANNELS = 128
 #: ... and narrowest output rows, per tile size (a row of tiles carries
 #: (alpha - 1) // m spare columns).
 MIN_WIDTH = {4: 20, 2: 8}
@@ -175,7 +182,10 @@ class Winograd(Path):
         if min(conv.in_channels // g, conv.out_channels // g) < MIN_CHANNELS[self.m][nd]:
             return False
         tiles = conv.batch * prod(-(-o // self.m) for o in conv.out_size)
-        return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= MIN_TILES[self.m][nd]
+        least = MIN_TILES[self.m][nd]
+        if min(conv.in_channels // g, conv.out_channels // g) >= WIDE_CHANNELS:
+            least = MIN_TILES_WIDE.get(self.m, {}).get(nd, least)
+        return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= least
 
     def plan(self, op, spec, tgt, n):
         """Blocks of segments (runs of at most ``tile`` tiles of one row of tiles),
