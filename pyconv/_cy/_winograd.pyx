@@ -47,7 +47,7 @@ cdef extern from "kernels/winograd.h" nogil:
     int PC_WINO_FCH
     enum: PC_WINO_CCH
     Py_ssize_t pc_wino_halo(const pc_wino *wg)
-    Py_ssize_t pc_wino_ldv(Py_ssize_t q, Py_ssize_t nr)
+    Py_ssize_t pc_wino_ldv(Py_ssize_t q)
     Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
     void pc_wino_filter_f(const pc_wino *wg, const float *w, int swap, Py_ssize_t grp,
                           Py_ssize_t panel, Py_ssize_t mr, Py_ssize_t mpad, float *upack,
@@ -143,7 +143,7 @@ cdef struct Task:
     void *y
     const Py_ssize_t *off   # off[ci] = ci * ldv: V[p] as the micro-kernel's slab
     int level           # SIMD level of the micro-kernel
-    Py_ssize_t mr, nr, mpad
+    Py_ssize_t mr, mpad
     Py_ssize_t L        # tiles per segment
     Py_ssize_t segw     # columns per segment: L + h
     Py_ssize_t chunks   # segments per row of tiles
@@ -177,11 +177,11 @@ cdef pc_wino make_wino(tuple geo, tuple tiles, const double[:, :, ::1] coef) exc
     return wg
 
 
-cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nr,
-                        Py_ssize_t isz, Layout *lay) noexcept nogil:
+cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t isz,
+                        Layout *lay) noexcept nogil:
     """The per-thread block of the convolution items (``sb`` segments of ``L``
     tiles); returns ``ldv``, the columns of V's and M's rows."""
-    cdef Py_ssize_t ldv = pc_wino_ldv(sb * (L + pc_wino_halo(wg)), nr)
+    cdef Py_ssize_t ldv = pc_wino_ldv(sb * (L + pc_wino_halo(wg)))
     layout_init(lay)
     layout_add(lay, wg.P * wg.g.cin_g * ldv * isz)           # 0: V, transformed input
     layout_add(lay, wg.P * wg.g.cout_g * ldv * isz)          # 1: M, the products
@@ -191,14 +191,13 @@ cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize
     return ldv
 
 
-def workspace(tuple geo, tuple tiles, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t mr,
-              Py_ssize_t nr, bint dbl):
+def workspace(tuple geo, tuple tiles, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t mr, bint dbl):
     """(bytes per thread, fixed bytes: the transformed weights, the offsets) of
     :func:`conv` with blocks of ``sb`` segments of ``L`` tiles."""
     cdef pc_wino wg = make_wino(geo, tiles, _NO_COEF)
     cdef Layout lay
     cdef Py_ssize_t isz = 8 if dbl else 4
-    _layout(&wg, L, sb, nr, isz, &lay)
+    _layout(&wg, L, sb, isz, &lay)
     return (max(lay.nbytes, <Py_ssize_t> (3 * wg.P * PC_WINO_FCH * mr * sizeof(double))),
             wg.g.G * wg.P * packed_rows(wg.g.cout_g, mr) * wg.g.cin_g * isz
             + wg.g.cin_g * sizeof(Py_ssize_t))
@@ -265,7 +264,7 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, tuple tiles, const double[:, :, ::1] coef,
-         Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads,
+         Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t mr, int nthreads,
          bint swap=False):
     """Stride-1, dilation-1 forward conv by Winograd's F(tiles, kernel).
 
@@ -287,13 +286,13 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     t.nseg = t.wg.g.N * t.wg.nt[0] * t.wg.nt[1] * t.chunks
     t.sb = min(sb, t.nseg)
     t.nblocks = (t.nseg + t.sb - 1) // t.sb
-    t.mr, t.nr, t.level = mr, nr, level
+    t.mr, t.level = mr, level
     t.wg.level = level
     t.mpad = packed_rows(t.wg.g.cout_g, mr)
     t.x, t.w, t.y = &x[0], &w[0], &y[0]
     t.swap = swap
     t.b = &b[0] if b.shape[0] > 0 else NULL
-    t.ldv = _layout(&t.wg, t.L, t.sb, nr, sizeof(floating), &t.buf)
+    t.ldv = _layout(&t.wg, t.L, t.sb, sizeof(floating), &t.buf)
     t.u = pc_alloc(t.wg.g.G * t.wg.P * t.mpad * t.wg.g.cin_g * sizeof(floating))
     off = <Py_ssize_t *> malloc(max(1, t.wg.g.cin_g) * sizeof(Py_ssize_t))
     try:

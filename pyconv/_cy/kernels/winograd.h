@@ -77,12 +77,12 @@ static inline ptrdiff_t pc_wino_halo(const pc_wino *wg)
     return (wg->a[2] - 1) / wg->m[2];
 }
 
-/* Columns of V's and M's rows for a block of q columns: whole micro-kernel
-   panels of nr columns, whole vectors. */
-static inline ptrdiff_t pc_wino_ldv(ptrdiff_t q, ptrdiff_t nr)
+/* Columns of V's and M's rows for a block of q columns: whole vectors (the
+   micro-kernel's last panel of a block is as many vectors wide as it needs,
+   pc_ipanels). */
+static inline ptrdiff_t pc_wino_ldv(ptrdiff_t q)
 {
-    ptrdiff_t n = (q + nr - 1) / nr * nr;
-    return (n + PC_WINO_VEC - 1) / PC_WINO_VEC * PC_WINO_VEC;
+    return (q + PC_WINO_VEC - 1) / PC_WINO_VEC * PC_WINO_VEC;
 }
 
 /* Elements of one residue row of the input scratch: ldv + h. */

@@ -87,6 +87,11 @@ MIN_WIDTH = {4: 20, 2: 8}
 #: transform rows): the GEMMs re-read them from the L2 cache (2 MiB per core
 #: here).
 BLOCK_BYTES = 1 << 20
+#: V's and M's rows are whole vectors of this many columns (PC_WINO_VEC).
+VEC = 16
+#: Transformed weights of at most this size stay in the L2 cache from block
+#: to block (half of it).
+U_CACHED_BYTES = 1 << 20
 
 
 def _evaluation(points, cols):
@@ -199,7 +204,7 @@ class Winograd(Path):
         rows = conv.batch * (-(-outs[0] // tiles[0])) * (-(-outs[1] // tiles[1]))
 
         def per_thread(length, count):
-            return _winograd.workspace(gt, tiles, length, count, tgt.mr, nr, tgt.dbl)[0]
+            return _winograd.workspace(gt, tiles, length, count, tgt.mr, tgt.dbl)[0]
 
         # the columns of a block: as many panels as fit BLOCK_BYTES (the
         # GEMMs re-read V and M from L2), at least one
@@ -213,18 +218,26 @@ class Winograd(Path):
             chunks = -(-tx // (cols - halo))
             length, count = -(-tx // chunks), 1
         # ... and enough blocks to give every thread work: fewer segments per
-        # block, as many as fill its panels (whole panels of nr columns)
+        # block, as many as fill whole vectors (a block's last panel is only as
+        # wide as it needs: at batch 1, 7 blocks of 2 rows of 15 tiles' columns
+        # share two threads 4:3 where 5 blocks of 3 rows did 3:2; 56x56 x 64,
+        # one thread, 1.07 against 1.12 ms), two vectors at least when every
+        # block must read U from beyond the L2 cache (28x28 x 128: 4 blocks of
+        # 16 columns 1.65 ms, 2 of 32 1.43)
         want = -(-_planning.TARGET_ITEMS // conv.groups)
         if -(-rows * chunks // count) < want:
             fewer = -(-rows * chunks // want)
-            panels = max(1, -(-fewer * (length + halo) // nr))
-            count = max(1, min(count, panels * nr // (length + halo)))
+            ubytes = prod(t + k - 1 for t, k in zip(tiles, ks)) * (
+                conv.in_channels // conv.groups) * (conv.out_channels // conv.groups) * tgt.itemsize
+            vecs = max(1 if ubytes <= U_CACHED_BYTES else 2,
+                       -(-fewer * (length + halo) // VEC))
+            count = max(1, min(count, vecs * VEC // (length + halo)))
             if count == 1 and rows * chunks < want and length + halo > nr:
                 chunks = min(-(-want // rows), -(-tx // max(1, nr - halo)))
                 length = -(-tx // chunks)
         # the same number of blocks, filled evenly (7 segments: 4 + 3, not 6 + 1)
         count = -(-rows * chunks // -(-rows * chunks // count))
-        per, fixed = _winograd.workspace(gt, tiles, length, count, tgt.mr, nr, tgt.dbl)
+        per, fixed = _winograd.workspace(gt, tiles, length, count, tgt.mr, tgt.dbl)
         if not fits(per, fixed):
             return None
         items = conv.groups * (-(-rows * (-(-tx // length)) // count))
@@ -237,7 +250,7 @@ class Winograd(Path):
         # as the conv's (channels swapped, taps reversed: stride 1 has one phase
         # with every tap, in reverse order)
         _winograd.conv(x, w, b, out, geo(self.as_conv(op, spec)), self.tiles(spec),
-                       self.coefficients(spec), p.tile, p.segments, tgt.level, tgt.mr, tgt.nr,
+                       self.coefficients(spec), p.tile, p.segments, tgt.level, tgt.mr,
                        p.omp_threads, op == "conv_transpose")
 
 
