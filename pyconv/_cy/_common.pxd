@@ -32,6 +32,7 @@ cdef extern from "_kernels.h" nogil:
     int PYCONV_HAVE_CLONES
     int pc_omp_max_threads()
     int pc_thread_num()
+    void pc_barrier()
     int pc_uk_level()
     const char *pc_simd_level()
     ctypedef struct pc_geo:
@@ -571,16 +572,42 @@ cdef inline int run_items(
     when ``buf_bytes`` is 0); its type only selects the float or double
     build of ``item``.
     """
+    return _run(item, task, nitems, nslots, NULL, 0, buf_bytes, nthreads)
+
+
+cdef inline int run_passes(
+        void (*first)(const void *task, floating *buf, Py_ssize_t slot,
+                      Py_ssize_t it) noexcept nogil,
+        Py_ssize_t nfirst,
+        void (*then)(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil,
+        Py_ssize_t nthen, const void *task, Py_ssize_t buf_bytes, int nthreads) except -1:
+    """:func:`run_items` of ``first`` (``nfirst`` items), then of ``then``
+    (``nthen``), in ONE parallel region: every item of the first pass has
+    ended before any of the second starts (the barrier of the first loop),
+    and the team is woken once, not twice (with the passive wait policy a
+    wake-up costs tens of microseconds).  One slot per item."""
+    return _run(first, task, nfirst, nfirst, then, nthen, buf_bytes, nthreads)
+
+
+cdef inline int _run(
+        void (*item)(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil,
+        const void *task, Py_ssize_t nitems, Py_ssize_t nslots,
+        void (*then)(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil,
+        Py_ssize_t nthen, Py_ssize_t buf_bytes, int nthreads) except -1:
+    """The driver of :func:`run_items` and :func:`run_passes` (``then`` NULL: one pass)."""
     cdef pc_ctl ctl
     cdef pc_ctl *c = &ctl
     cdef floating *buf
     cdef Py_ssize_t s
-    if nitems <= 0:
+    if nitems <= 0 and nthen <= 0:
         return 0
     if nslots > nitems or nslots < 1:
-        nslots = nitems
-    if nthreads > nslots:
-        nthreads = <int> nslots
+        nslots = max(nitems, 0)
+    if nthreads > max(nslots, nthen):
+        nthreads = <int> max(nslots, nthen)
     if nthreads < 1:
         nthreads = 1
     ctl.stop = 0
@@ -595,12 +622,18 @@ cdef inline int run_items(
             buf = <floating *> _thread_buffer(buf_bytes, c)
             for s in range(nslots):
                 _run_slot(item, task, buf, s, nitems, nslots, c)
+            for s in range(nthen):
+                _run_slot(then, task, buf, s, nthen, nthen, c)
             free(buf)
         else:
             with parallel(num_threads=nthreads):
                 buf = <floating *> _thread_buffer(buf_bytes, c)
                 for s in prange(nslots, schedule='dynamic', chunksize=1):
                     _run_slot(item, task, buf, s, nitems, nslots, c)
+                if then != NULL:
+                    pc_barrier()            # the first pass has ended on every thread
+                for s in prange(nthen, schedule='dynamic', chunksize=1):
+                    _run_slot(then, task, buf, s, nthen, nthen, c)
                 free(buf)
     if ctl.exc[0] != NULL:
         PyErr_Restore(<PyObject *> ctl.exc[0], <PyObject *> ctl.exc[1],

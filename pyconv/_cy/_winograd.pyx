@@ -3,7 +3,7 @@
 # setup.py so that PYCONV_CYTHON_DEBUG=1 at build time can turn the checks on.
 """Kernels of the ``winograd`` paths: stride-1 conv by Winograd minimal filtering.
 
-Two passes of :func:`run_items`:
+Two passes, in one parallel region (:func:`run_passes`):
 
 * the weight transform: item = (group, panel of ``mr`` output channels);
   each writes its rows of every position's transformed weight ``U[p]``,
@@ -31,7 +31,7 @@ from cython cimport floating
 import numpy as np
 
 from pyconv._cy._common cimport (Geo, Layout, ipanels, layout_add, layout_init, layout_part,
-                                 make_geo, packed_rows, pc_alloc, pc_geo, run_items)
+                                 make_geo, packed_rows, pc_alloc, pc_geo, run_passes)
 
 cdef extern from "kernels/winograd.h" nogil:
     ctypedef struct pc_wino:
@@ -301,11 +301,11 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
         for ci in range(t.wg.g.cin_g):
             off[ci] = ci * t.ldv
         t.off = off
-        nitems = t.wg.g.G * (t.mpad // mr)
-        run_items[floating](_filter_item[floating], &t, nitems, nitems,
-                            3 * t.wg.P * PC_WINO_FCH * mr * sizeof(double), nthreads)
-        nitems = t.wg.g.G * t.nblocks
-        run_items[floating](_conv_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
+        run_passes[floating](_filter_item[floating], t.wg.g.G * (t.mpad // mr),
+                             _conv_item[floating], t.wg.g.G * t.nblocks, &t,
+                             max(t.buf.nbytes,
+                                 <Py_ssize_t> (3 * t.wg.P * PC_WINO_FCH * mr * sizeof(double))),
+                             nthreads)
     finally:
         free(t.u)
         free(off)

@@ -28,10 +28,17 @@
 #define PYCONV_HAVE_OPENMP 1
 static int pc_omp_max_threads(void) { return omp_get_max_threads(); }
 static int pc_thread_num(void) { return omp_get_thread_num(); }
+/* A barrier of the enclosing parallel region (Cython's prange loops in one
+   region end without one) */
+static inline void pc_barrier(void)
+{
+#pragma omp barrier
+}
 #else
 #define PYCONV_HAVE_OPENMP 0
 static int pc_omp_max_threads(void) { return 1; }
 static int pc_thread_num(void) { return 0; }
+static inline void pc_barrier(void) {}
 #endif
 
 #if defined(PYCONV_USE_TARGET_CLONES) && defined(__GNUC__) && defined(__x86_64__)
