@@ -227,8 +227,8 @@ class Winograd(Path):
         want = -(-_planning.TARGET_ITEMS // conv.groups)
         if -(-rows * chunks // count) < want:
             fewer = -(-rows * chunks // want)
-            ubytes = prod(t + k - 1 for t, k in zip(tiles, ks)) * (
-                conv.in_channels // conv.groups) * (conv.out_channels // conv.groups) * tgt.itemsize
+            cin, cout = conv.in_channels // conv.groups, conv.out_channels // conv.groups
+            ubytes = prod(t + k - 1 for t, k in zip(tiles, ks)) * cin * cout * tgt.itemsize
             vecs = max(1 if ubytes <= U_CACHED_BYTES else 2,
                        -(-fewer * (length + halo) // VEC))
             count = max(1, min(count, vecs * VEC // (length + halo)))
