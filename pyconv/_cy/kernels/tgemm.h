@@ -25,11 +25,18 @@
 #include "cols.h"
 #include "microkernels.h"
 
-/* Steps (input channels) the weight is prefetched ahead of the k loop. */
-#define PC_TG_PREFETCH 12
+/* Steps (input channels) the weight is prefetched ahead of the k loop: the
+   steps' lines are lda apart, often in one L1 set, so lines fetched further
+   ahead were evicted before use (16 columns, 512 x 4096 weight, one thread:
+   12 steps 1.27 ms, 32 1.25, 4 1.02) */
+#define PC_TG_PREFETCH 4
 
-/* Input channels per pass over the blocks (k chunk). */
+/* Input channels per pass over the blocks (k chunk) ... */
 #define PC_TG_KC 128
+/* ... and with one panel, where each step of a block reads a line of another
+   weight row (lda apart): few enough rows per pass that their lines stay
+   cached from one block of rows to the next (1.02 against 1.16 ms above). */
+#define PC_TG_KC1 16
 
 /* Most values of the col2im plane (pc_tg_col2im): one output channel's
    uncropped output, 64 KiB of float32, L1/L2-resident. */
@@ -39,8 +46,11 @@
    caller's strip buffer holds PC_TG_KC x PC_TG_MC values (pc_tg_strip_len). */
 #define PC_TG_MC 384
 
-/* Rows of the block of nrv column vectors: the accumulators of the table's block. */
-#define PC_TG_MR(MR, NRV, nrv) ((MR) * (NRV) / (nrv) > 0 ? (MR) * (NRV) / (nrv) : 1)
+/* Rows of the block of nrv column vectors: the accumulators of the table's
+   block, or at most 16 rows of one vector (24 single-vector sums did not stay
+   in the registers). */
+#define PC_TG_MR(MR, NRV, nrv)                                                       \
+    ((nrv) == 1 && (MR) * (NRV) > 16 ? 16 : (MR) * (NRV) / (nrv) > 0 ? (MR) * (NRV) / (nrv) : 1)
 
 #define PC_DEFINE_TGUK(T, S, LV, ATTR, VL, MR_, NRV_, nrv)                            \
 ATTR static void pc_tguk_##S##LV##_##nrv(                                            \
@@ -102,8 +112,9 @@ ATTR static void pc_tgemm_##S##LV##_##nrv(                                      
            MC = PC_TG_MC / MR * MR };                                                \
     ptrdiff_t n0, m0, k0, k, c0;                                                     \
     int m;                                                                           \
-    for (k0 = 0; k0 < kc; k0 += PC_TG_KC) {                                          \
-        ptrdiff_t kl = kc - k0 < PC_TG_KC ? kc - k0 : PC_TG_KC;                      \
+    const ptrdiff_t KC = ncols <= NR ? PC_TG_KC1 : PC_TG_KC;                        \
+    for (k0 = 0; k0 < kc; k0 += KC) {                                                \
+        ptrdiff_t kl = kc - k0 < KC ? kc - k0 : KC;                                  \
         if (ncols <= NR) {                                                           \
             for (m0 = 0; m0 < mrows; m0 += MR)                                       \
                 pc_tguk_##S##LV##_##nrv(kl, a + k0 * lda + m0, lda, bpack + k0 * NR, \
@@ -168,15 +179,12 @@ static ptrdiff_t pc_tg_plane(const pc_geo *g)
 static int pc_tg_nrv(int dbl, int level, ptrdiff_t ncols)
 {
     /* the widest panel (at most the table's NRV) unless a narrower one pads
-       the columns at least 10% less: 64 columns are 2 panels of 32, not 48 + 16.
-       Never one vector when the table has more: its block of MR * NRV rows
-       does not fit the registers (the compiler keeps the sums on the stack,
-       each multiply-add then waits for the previous store: measured 2-3x
-       slower than two-vector panels) */
+       the columns at least 10% less: 64 columns are 2 panels of 32, not 48 + 16,
+       and 16 columns one vector (a block of 16 rows, PC_TG_MR), not 32 */
     pc_uk_shape sh = pc_shape(dbl, level);
     int nrv = sh.nrv < 3 ? sh.nrv : 3, best = nrv, v;
     ptrdiff_t pad, best_pad = (ncols + nrv * sh.vl - 1) / (nrv * sh.vl) * (nrv * sh.vl);
-    for (v = nrv - 1; v >= 2; v--) {
+    for (v = nrv - 1; v >= 1; v--) {
         pad = (ncols + v * sh.vl - 1) / (v * sh.vl) * (v * sh.vl);
         if (10 * pad <= 9 * best_pad) {
             best = v;
