@@ -1,0 +1,111 @@
+"""The ``winograd_w`` path: the weight gradient of 2-d 3x3 stride-1 convs by
+Winograd minimal filtering (kernels: ``_winograd_w.pyx``, ``kernels/winograd_w.h``).
+
+Per (output channel, input channel) and axis, the weight gradient
+``dW[k] = sum_j gy[j] x[j + k - pad]`` is a correlation whose kernel is the
+output gradient and whose 3 outputs are the taps.  Cut gy into tiles of 4
+per axis (the forward ``winograd4`` path's output tiles); a tile gives its
+share of the 3 taps by F(3, 4) (alpha = 6)::
+
+    dW_tile = A^T [(G g G^T) * (B^T d B)] A
+
+where ``d`` is the 6x6 input window the tile's taps read (the forward
+F(4x4, 3x3) tile's window: B^T is the same, it depends only on the
+evaluation points).  Summed over the tiles, each of the 36 transformed
+positions is one GEMM with the tiles as its reduction,
+``Mw[p] = X[p] Gy[p]^T`` (C_in/g x C_out/g), on the weight-gradient
+micro-kernel; ``dW = A^T Mw A`` once per call, in double.  36 multiply-adds
+per tile and channel pair where the direct sum does 144 (4x fewer; a map
+that is not a multiple of 4 wide pays for the padded last tile, and each
+row of tiles for one spare column of the input transform).
+
+Work items are blocks of rows of tiles (as the forward path cuts them),
+cut into a fixed number of slots that each accumulate their own partial
+``Mw`` (a power of two, within :data:`~pyconv._cy._planning.PARTIAL_BYTES`);
+the partials are summed in slot order: bitwise the same for any thread
+count.  Not ``exact``: ``pyconv.use_algorithms("exact")`` skips it.
+
+Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
+fit when one thread's block or the partials take more than a quarter of the
+workspace.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from .. import _planning, _winograd_w
+from .._planning import Path, finish, fits, geo, target
+from .winograd import matrices
+
+#: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on,
+#: float32, against ``implicit``): fewest channels per group in and out ...
+MIN_CHANNELS = 32
+#: ... and fewest 4x4 tiles of the output gradient per call (all images).
+MIN_TILES = 256
+#: Target columns (tiles, plus one spare column per row of tiles) per work
+#: item: the micro-kernel sums over them before it adds its block into the
+#: partial, so fewer columns means more traffic on the partials.
+BLOCK_COLS = 256
+#: Fewest work items wanted (the slots are cut from them).
+MIN_ITEMS = 4
+#: Most slots (partial sums).
+MAX_SLOTS = 8
+
+
+class WinogradWeight(Path):
+    name = "winograd_w"
+    exact = False
+    ops = frozenset({"conv_weight"})
+
+    def supports(self, op, spec, tgt):
+        return (spec.nd == 2 and not tgt.dbl and tuple(spec.kernel_size) == (3, 3)
+                and all(s == 1 for s in spec.stride) and all(d == 1 for d in spec.dilation))
+
+    def chosen(self, op, spec, tgt):
+        """The measured rule (see :mod:`pyconv._cy`, the path list)."""
+        g = spec.groups
+        if tgt.level < 1 or min(spec.in_channels // g, spec.out_channels // g) < MIN_CHANNELS:
+            return False
+        tiles = spec.batch * prod(-(-o // 4) for o in spec.out_size)
+        return tiles >= MIN_TILES
+
+    @staticmethod
+    def _partial_bytes(spec):
+        g = spec.groups
+        return 36 * g * (spec.in_channels // g) * (spec.out_channels // g) * 4
+
+    def plan(self, op, spec, tgt, n):
+        """Blocks of ``segments`` runs of at most ``tile`` tiles of one row of tiles."""
+        gt = geo(spec)
+        oy, ox = spec.out_size
+        tx, ty = -(-ox // 4), -(-oy // 4)
+        if tx + 1 <= BLOCK_COLS:        # whole rows of tiles, several per block
+            length, chunks = tx, 1
+        else:                           # long rows cut into equal chunks
+            chunks = -(-tx // (BLOCK_COLS - 1))
+            length = -(-tx // chunks)
+        nseg = spec.batch * ty * chunks
+        count = max(1, min(BLOCK_COLS // (length + 1), -(-nseg // MIN_ITEMS)))
+        room = _planning.PARTIAL_BYTES // self._partial_bytes(spec)
+        while True:
+            items = -(-nseg // count)
+            nslots = 1 << (min(items, MAX_SLOTS, max(1, room)).bit_length() - 1)
+            per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots)
+            if fits(per, fixed) or count == 1:
+                break
+            count = -(-count // 2)
+        if not fits(per, fixed):
+            return None
+        return finish(self.name, nslots, per, fixed, n, tile=length, segments=count,
+                      slots=nslots, simd=tgt.level)
+
+    def run(self, op, p, spec, x, w, b, out):
+        tgt = target(x.dtype, p.simd)
+        bt = matrices(4, 3)[0]
+        _, gm, at = matrices(3, 4)
+        _winograd_w.conv_weight(x, w, out, geo(spec), bt, gm, at, p.tile, p.segments, p.slots,
+                                tgt.level, tgt.nrw, p.omp_threads)
+
+
+WINOGRAD_W = WinogradWeight()
