@@ -41,6 +41,7 @@ cdef extern from "kernels/winograd_w.h" nogil:
         double at[3][64]
         int level
     enum: PC_WINO_CCH
+    enum: PC_WGW_CCH
     Py_ssize_t pc_wino_halo(const pc_wino *wg)
     Py_ssize_t pc_wino_ldv(Py_ssize_t q, Py_ssize_t nr)
     Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
@@ -53,8 +54,8 @@ cdef extern from "kernels/winograd_w.h" nogil:
     Py_ssize_t pc_wgw_scratch(Py_ssize_t ldv)
     void pc_wgw_gy_f(const pc_wino *wg, const double *G, const float *gy, Py_ssize_t grp,
                      const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L, Py_ssize_t w,
-                     Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t nrw, float *Gp,
-                     float *scratch)
+                     Py_ssize_t ldv, const Py_ssize_t *pos, Py_ssize_t nval, Py_ssize_t c0,
+                     Py_ssize_t c1, Py_ssize_t nrw, float *Gp, float *scratch)
     void pc_wgw_finish_f(const double *At, const float *mw, Py_ssize_t nslots, Py_ssize_t G,
                          Py_ssize_t cin_g, Py_ssize_t cout_g, Py_ssize_t grp, Py_ssize_t ci,
                          double *tmp, float *dw)
@@ -70,7 +71,6 @@ cdef struct Task:
     float *dw           # the weight gradient
     Py_ssize_t nslots
     const Py_ssize_t *off   # off[ci] = ci * ldv: X[p] as the micro-kernel's slab
-    const Py_ssize_t *pos   # pos[j] = j
     int level
     Py_ssize_t nrw, npan
     Py_ssize_t L, segw, chunks, nseg, sb, ldv
@@ -108,10 +108,11 @@ cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize
     cdef Py_ssize_t isz = sizeof(float)
     layout_init(lay)
     layout_add(lay, wg.P * wg.g.cin_g * ldv * isz)                 # 0: X, transformed input
-    layout_add(lay, wg.P * npan * nrw * q * isz)                   # 1: Gy, packed
+    layout_add(lay, wg.P * npan * nrw * sb * L * isz)              # 1: Gy, packed
     layout_add(lay, max(pc_wino_scratch(wg, ldv), pc_wgw_scratch(ldv)) * isz)   # 2: scratch
     layout_add(lay, 4 * sb * sizeof(Py_ssize_t))                   # 3: the segments
     layout_add(lay, (2 * wg.m[2] + 2) * sb * sizeof(Py_ssize_t))   # 4: their x ranges
+    layout_add(lay, sb * L * sizeof(Py_ssize_t))                   # 5: the tiles' columns
     return ldv
 
 
@@ -123,8 +124,8 @@ def workspace(tuple geo, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw, Py_ssize_t
     cdef Layout lay
     cdef Py_ssize_t ldv = _layout(&wg, L, sb, nrw, &lay)
     cdef Py_ssize_t mw = wg.g.G * wg.P * wg.g.cin_g * wg.g.cout_g
-    return (max(lay.nbytes, <Py_ssize_t> (54 * wg.g.cout_g * sizeof(double))),
-            nslots * mw * sizeof(float) + (wg.g.cin_g + ldv) * sizeof(Py_ssize_t))
+    return (max(lay.nbytes, <Py_ssize_t> (63 * wg.g.cout_g * sizeof(double))),
+            nslots * mw * sizeof(float) + wg.g.cin_g * sizeof(Py_ssize_t))
 
 
 cdef void _item(const void *task, float *buf, Py_ssize_t slot, Py_ssize_t it) noexcept nogil:
@@ -137,17 +138,21 @@ cdef void _item(const void *task, float *buf, Py_ssize_t slot, Py_ssize_t it) no
     cdef float *scratch = <float *> layout_part(&t.buf, buf, 2)
     cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
     cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 4)
+    cdef Py_ssize_t *pos = <Py_ssize_t *> layout_part(&t.buf, buf, 5)
     cdef Py_ssize_t s0 = it * t.sb, s1 = min(s0 + t.sb, t.nseg)
-    cdef Py_ssize_t nseg = s1 - s0, q = nseg * t.segw
+    cdef Py_ssize_t nseg = s1 - s0, q = nseg * t.segw, nval = 0
     cdef Py_ssize_t mwg = wg.P * g.cin_g * g.cout_g
     cdef float *mw = t.mw + slot * g.G * mwg
-    cdef Py_ssize_t i, r, p, c0, c1, grp
+    cdef Py_ssize_t i, j, r, p, c0, c1, grp
     for i in range(nseg):                # image, tz, ty, first tile of each segment
         r = (s0 + i) // t.chunks
         seg[4 * i] = r // wg.nt[1]
         seg[4 * i + 1] = 0
         seg[4 * i + 2] = r % wg.nt[1]
         seg[4 * i + 3] = ((s0 + i) % t.chunks) * t.L
+        for j in range(min(t.L, wg.nt[2] - seg[4 * i + 3])):   # its tiles' columns
+            pos[nval] = i * t.segw + j
+            nval += 1
     for grp in range(g.G):
         c0 = 0
         while c0 < g.cin_g:
@@ -157,14 +162,14 @@ cdef void _item(const void *task, float *buf, Py_ssize_t slot, Py_ssize_t it) no
             c0 = c1
         c0 = 0
         while c0 < g.cout_g:
-            c1 = min(c0 + PC_WINO_CCH, g.cout_g)
-            pc_wgw_gy_f(wg, t.gmat, t.gy, grp, seg, nseg, t.L, t.segw, t.ldv, c0, c1, t.nrw,
-                        Gp, scratch)
+            c1 = min(c0 + PC_WGW_CCH, g.cout_g)
+            pc_wgw_gy_f(wg, t.gmat, t.gy, grp, seg, nseg, t.L, t.segw, t.ldv, pos, nval, c0,
+                        c1, t.nrw, Gp, scratch)
             c0 = c1
         for p in range(wg.P):
-            wpanels(t.level, g.cin_g, g.cout_g, X + p * g.cin_g * t.ldv, t.off, t.pos,
-                    Gp + p * t.npan * t.nrw * q, q, mw + grp * mwg + p * g.cin_g * g.cout_g,
-                    g.cout_g, 1)
+            wpanels(t.level, g.cin_g, g.cout_g, X + p * g.cin_g * t.ldv, t.off, pos,
+                    Gp + p * t.npan * t.nrw * nval, nval,
+                    mw + grp * mwg + p * g.cin_g * g.cout_g, g.cout_g, 1)
 
 
 cdef void _finish_item(const void *task, float *buf, Py_ssize_t slot,
@@ -191,7 +196,6 @@ def conv_weight(const float[::1] x, const float[::1] gy, float[::1] gw, tuple ge
     cdef Task t
     cdef Py_ssize_t nitems, i, mwsize
     cdef Py_ssize_t *off = NULL
-    cdef Py_ssize_t *pos = NULL
     t.wg = make_wino(geo, bt)
     t.wg.level = level
     for i in range(24):
@@ -213,20 +217,16 @@ def conv_weight(const float[::1] x, const float[::1] gy, float[::1] gw, tuple ge
     t.dw = &gw[0]
     t.mw = <float *> calloc(t.nslots * mwsize, sizeof(float))
     off = <Py_ssize_t *> malloc(max(1, t.wg.g.cin_g) * sizeof(Py_ssize_t))
-    pos = <Py_ssize_t *> malloc(max(1, t.ldv) * sizeof(Py_ssize_t))
     try:
-        if t.mw == NULL or off == NULL or pos == NULL:
+        if t.mw == NULL or off == NULL:
             raise MemoryError()
         for i in range(t.wg.g.cin_g):
             off[i] = i * t.ldv
-        for i in range(t.ldv):
-            pos[i] = i
-        t.off, t.pos = off, pos
+        t.off = off
         run_items[float](_item, &t, nitems, t.nslots, t.buf.nbytes, nthreads)
         nitems = t.wg.g.G * t.wg.g.cin_g
         run_items[float](_finish_item, &t, nitems, nitems,
-                         54 * t.wg.g.cout_g * sizeof(double), nthreads)
+                         63 * t.wg.g.cout_g * sizeof(double), nthreads)
     finally:
         free(t.mw)
         free(off)
-        free(pos)

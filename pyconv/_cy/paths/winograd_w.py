@@ -26,8 +26,8 @@ the partials are summed in slot order: bitwise the same for any thread
 count.  Not ``exact``: ``pyconv.use_algorithms("exact")`` skips it.
 
 Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
-fit when one thread's block or the partials take more than a quarter of the
-workspace.
+fit when one thread's block takes more than a quarter of the workspace or
+the partials more than ``PARTIAL_BYTES``.
 """
 
 from __future__ import annotations
@@ -39,14 +39,27 @@ from .._planning import Path, finish, fits, geo, target
 from .winograd import matrices
 
 #: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on,
-#: float32, against ``implicit``): fewest channels per group in and out ...
-MIN_CHANNELS = 32
-#: ... and fewest 4x4 tiles of the output gradient per call (all images).
-MIN_TILES = 256
+#: float32, one thread, against ``implicit``): fewest channels per group in
+#: and out (N8 16->16 56x56: 2.1x ``implicit``, 24->24 32x32: 1.7x) ...
+MIN_CHANNELS = 16
+#: ... fewest 4x4 tiles of the output gradient per call, all images (the
+#: partials are allocated, summed and transformed back once per call, the
+#: transforms' rows want columns: 28x28 at 128 channels 0.65x ``implicit``
+#: with batch 1 (49 tiles), 0.96x with 98, 1.16x with 196; 56x56 at 64
+#: channels, batch 1 (196 tiles): 1.17x) ...
+MIN_TILES = 192
+#: ... and output rows of at least MIN_WIDTH, where the 4-wide tiles waste
+#: little and the rows of tiles are long (14x14 maps: 0.76x at N32 64->64,
+#: 0.99x at 128->128), unless the channels are at least WIDE_CHANNELS and the
+#: tiles at least WIDE_TILES (N32 256->256 14x14: 1.17x; ``implicit`` is
+#: weakest on many channels).
+MIN_WIDTH = 20
+WIDE_CHANNELS = 256
+WIDE_TILES = 512
 #: Target columns (tiles, plus one spare column per row of tiles) per work
 #: item: the micro-kernel sums over them before it adds its block into the
 #: partial, so fewer columns means more traffic on the partials.
-BLOCK_COLS = 256
+BLOCK_COLS = 128
 #: Fewest work items wanted (the slots are cut from them).
 MIN_ITEMS = 4
 #: Most slots (partial sums).
@@ -65,10 +78,13 @@ class WinogradWeight(Path):
     def chosen(self, op, spec, tgt):
         """The measured rule (see :mod:`pyconv._cy`, the path list)."""
         g = spec.groups
-        if tgt.level < 1 or min(spec.in_channels // g, spec.out_channels // g) < MIN_CHANNELS:
+        channels = min(spec.in_channels // g, spec.out_channels // g)
+        if tgt.level < 1 or channels < MIN_CHANNELS:
             return False
         tiles = spec.batch * prod(-(-o // 4) for o in spec.out_size)
-        return tiles >= MIN_TILES
+        if spec.out_size[-1] >= MIN_WIDTH:
+            return tiles >= MIN_TILES
+        return channels >= WIDE_CHANNELS and tiles >= WIDE_TILES
 
     @staticmethod
     def _partial_bytes(spec):
@@ -92,10 +108,10 @@ class WinogradWeight(Path):
             items = -(-nseg // count)
             nslots = 1 << (min(items, MAX_SLOTS, max(1, room)).bit_length() - 1)
             per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots)
-            if fits(per, fixed) or count == 1:
+            if fits(per) or count == 1:
                 break
             count = -(-count // 2)
-        if not fits(per, fixed):
+        if not fits(per) or fixed > _planning.PARTIAL_BYTES:
             return None
         return finish(self.name, nslots, per, fixed, n, tile=length, segments=count,
                       slots=nslots, simd=tgt.level)
