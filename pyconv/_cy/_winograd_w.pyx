@@ -24,6 +24,8 @@ in double: bitwise the same for any thread count.  :func:`workspace` reports the
 
 from libc.stdlib cimport calloc, free, malloc
 
+from cython cimport floating
+
 import numpy as np
 
 from pyconv._cy._common cimport (Layout, layout_add, layout_init, layout_part, make_geo, pc_geo,
@@ -49,30 +51,87 @@ cdef extern from "kernels/winograd_w.h" nogil:
                               const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
                               Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1,
                               Py_ssize_t *rng, float *D)
+    void pc_wino_load_block_d(const pc_wino *wg, const double *x, Py_ssize_t grp,
+                              const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
+                              Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1,
+                              Py_ssize_t *rng, double *D)
     void pc_wino_input_f(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
                          Py_ssize_t c1, float *V, float *scratch)
+    void pc_wino_input_d(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
+                         Py_ssize_t c1, double *V, double *scratch)
     Py_ssize_t pc_wgw_scratch(Py_ssize_t ldv)
     void pc_wgw_gy_f(const pc_wino *wg, const double *G, const float *gy, Py_ssize_t grp,
                      const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L, Py_ssize_t w,
                      Py_ssize_t ldv, const Py_ssize_t *pos, Py_ssize_t nval, Py_ssize_t c0,
                      Py_ssize_t c1, Py_ssize_t nrw, float *Gp, float *scratch)
+    void pc_wgw_gy_d(const pc_wino *wg, const double *G, const double *gy, Py_ssize_t grp,
+                     const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L, Py_ssize_t w,
+                     Py_ssize_t ldv, const Py_ssize_t *pos, Py_ssize_t nval, Py_ssize_t c0,
+                     Py_ssize_t c1, Py_ssize_t nrw, double *Gp, double *scratch)
     void pc_wgw_finish_f(const double *At, const float *mw, Py_ssize_t nslots, Py_ssize_t G,
                          Py_ssize_t cin_g, Py_ssize_t cout_g, Py_ssize_t grp, Py_ssize_t ci,
                          double *tmp, float *dw)
+    void pc_wgw_finish_d(const double *At, const double *mw, Py_ssize_t nslots, Py_ssize_t G,
+                         Py_ssize_t cin_g, Py_ssize_t cout_g, Py_ssize_t grp, Py_ssize_t ci,
+                         double *tmp, double *dw)
 
+
+# ---------------------------------------------------------------------------
+# fused wrappers
+
+cdef inline void load_block(const pc_wino *wg, const floating *x, Py_ssize_t grp,
+                            const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
+                            Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t *rng,
+                            floating *D) noexcept nogil:
+    if floating is float:
+        pc_wino_load_block_f(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, D)
+    else:
+        pc_wino_load_block_d(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, D)
+
+
+cdef inline void wino_input(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
+                            Py_ssize_t c1, floating *V, floating *scratch) noexcept nogil:
+    if floating is float:
+        pc_wino_input_f(wg, q, ldv, c0, c1, V, scratch)
+    else:
+        pc_wino_input_d(wg, q, ldv, c0, c1, V, scratch)
+
+
+cdef inline void wgw_gy(const pc_wino *wg, const double *G, const floating *gy, Py_ssize_t grp,
+                        const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L, Py_ssize_t w,
+                        Py_ssize_t ldv, const Py_ssize_t *pos, Py_ssize_t nval, Py_ssize_t c0,
+                        Py_ssize_t c1, Py_ssize_t nrw, floating *Gp,
+                        floating *scratch) noexcept nogil:
+    if floating is float:
+        pc_wgw_gy_f(wg, G, gy, grp, seg, nseg, L, w, ldv, pos, nval, c0, c1, nrw, Gp, scratch)
+    else:
+        pc_wgw_gy_d(wg, G, gy, grp, seg, nseg, L, w, ldv, pos, nval, c0, c1, nrw, Gp, scratch)
+
+
+cdef inline void wgw_finish(const double *At, const floating *mw, Py_ssize_t nslots,
+                            Py_ssize_t G, Py_ssize_t cin_g, Py_ssize_t cout_g, Py_ssize_t grp,
+                            Py_ssize_t ci, double *tmp, floating *dw) noexcept nogil:
+    if floating is float:
+        pc_wgw_finish_f(At, mw, nslots, G, cin_g, cout_g, grp, ci, tmp, dw)
+    else:
+        pc_wgw_finish_d(At, mw, nslots, G, cin_g, cout_g, grp, ci, tmp, dw)
+
+
+# ---------------------------------------------------------------------------
+# geometry and buffers
 
 cdef struct Task:
     pc_wino wg
-    const float *x
-    const float *gy
+    const void *x
+    const void *gy
     double gmat[24]     # G of F(3, 4), 6 x 4
     double at[18]       # A^T of F(3, 4), 3 x 6
-    float *mw           # the slots' partials: [slot][group][p][ci][co]
-    float *dw           # the weight gradient
+    void *mw            # the slots' partials: [slot][group][p][ci][co]
+    void *dw            # the weight gradient
     Py_ssize_t nslots
     const Py_ssize_t *off   # off[ci] = ci * ldv: X[p] as the micro-kernel's slab
     int level
-    Py_ssize_t nrw, npan
+    Py_ssize_t nrw, npan, step
     Py_ssize_t L, segw, chunks, nseg, sb, ldv
     Layout buf
 
@@ -100,12 +159,11 @@ cdef pc_wino make_wino(tuple geo, const double[:, ::1] bt) except *:
 
 
 cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw,
-                        Layout *lay) noexcept nogil:
+                        Py_ssize_t isz, Layout *lay) noexcept nogil:
     """One thread's buffers for blocks of ``sb`` segments of ``L`` tiles; returns ldv."""
     cdef Py_ssize_t q = sb * (L + pc_wino_halo(wg))
     cdef Py_ssize_t ldv = pc_wino_ldv(q, 16)
     cdef Py_ssize_t npan = (wg.g.cout_g + nrw - 1) // nrw
-    cdef Py_ssize_t isz = sizeof(float)
     layout_init(lay)
     layout_add(lay, wg.P * wg.g.cin_g * ldv * isz)                 # 0: X, transformed input
     layout_add(lay, wg.P * npan * nrw * sb * L * isz)              # 1: Gy, packed
@@ -116,33 +174,36 @@ cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize
     return ldv
 
 
-def workspace(tuple geo, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw, Py_ssize_t nslots):
+def workspace(tuple geo, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw, Py_ssize_t nslots,
+              bint dbl):
     """(bytes per thread, fixed bytes: the slots' partials and the offsets) of
     :func:`conv_weight` with ``nslots`` slots and blocks of ``sb`` segments of
     ``L`` tiles."""
     cdef pc_wino wg = make_wino(geo, np.zeros((6, 6)))
     cdef Layout lay
-    cdef Py_ssize_t ldv = _layout(&wg, L, sb, nrw, &lay)
+    cdef Py_ssize_t isz = 8 if dbl else 4
+    cdef Py_ssize_t ldv = _layout(&wg, L, sb, nrw, isz, &lay)
     cdef Py_ssize_t mw = wg.g.G * wg.P * wg.g.cin_g * wg.g.cout_g
     return (max(lay.nbytes, <Py_ssize_t> (63 * wg.g.cout_g * sizeof(double))),
-            nslots * mw * sizeof(float) + wg.g.cin_g * sizeof(Py_ssize_t))
+            nslots * mw * isz + wg.g.cin_g * sizeof(Py_ssize_t))
 
 
-cdef void _item(const void *task, float *buf, Py_ssize_t slot, Py_ssize_t it) noexcept nogil:
+cdef void _item(const void *task, floating *buf, Py_ssize_t slot,
+                Py_ssize_t it) noexcept nogil:
     """One block of segments, every group, into the slot's partials."""
     cdef const Task *t = <const Task *> task
     cdef const pc_wino *wg = &t.wg
     cdef const pc_geo *g = &t.wg.g
-    cdef float *X = <float *> layout_part(&t.buf, buf, 0)
-    cdef float *Gp = <float *> layout_part(&t.buf, buf, 1)
-    cdef float *scratch = <float *> layout_part(&t.buf, buf, 2)
+    cdef floating *X = <floating *> layout_part(&t.buf, buf, 0)
+    cdef floating *Gp = <floating *> layout_part(&t.buf, buf, 1)
+    cdef floating *scratch = <floating *> layout_part(&t.buf, buf, 2)
     cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
     cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 4)
     cdef Py_ssize_t *pos = <Py_ssize_t *> layout_part(&t.buf, buf, 5)
     cdef Py_ssize_t s0 = it * t.sb, s1 = min(s0 + t.sb, t.nseg)
     cdef Py_ssize_t nseg = s1 - s0, q = nseg * t.segw, nval = 0
     cdef Py_ssize_t mwg = wg.P * g.cin_g * g.cout_g
-    cdef float *mw = t.mw + slot * g.G * mwg
+    cdef floating *mw = <floating *> t.mw + slot * g.G * mwg
     cdef Py_ssize_t i, j, r, p, c0, c1, grp
     for i in range(nseg):                # image, tz, ty, first tile of each segment
         r = (s0 + i) // t.chunks
@@ -157,14 +218,15 @@ cdef void _item(const void *task, float *buf, Py_ssize_t slot, Py_ssize_t it) no
         c0 = 0
         while c0 < g.cin_g:
             c1 = min(c0 + PC_WINO_CCH, g.cin_g)
-            pc_wino_load_block_f(wg, t.x, grp, seg, nseg, t.segw, t.ldv, c0, c1, rng, scratch)
-            pc_wino_input_f(wg, q, t.ldv, c0, c1, X, scratch)
+            load_block(wg, <const floating *> t.x, grp, seg, nseg, t.segw, t.ldv, c0, c1, rng,
+                       scratch)
+            wino_input(wg, q, t.ldv, c0, c1, X, scratch)
             c0 = c1
         c0 = 0
         while c0 < g.cout_g:
-            c1 = min(c0 + PC_WGW_CCH, g.cout_g)
-            pc_wgw_gy_f(wg, t.gmat, t.gy, grp, seg, nseg, t.L, t.segw, t.ldv, pos, nval, c0,
-                        c1, t.nrw, Gp, scratch)
+            c1 = min(c0 + t.step, g.cout_g)
+            wgw_gy(wg, t.gmat, <const floating *> t.gy, grp, seg, nseg, t.L, t.segw, t.ldv, pos,
+                   nval, c0, c1, t.nrw, Gp, scratch)
             c0 = c1
         for p in range(wg.P):
             wpanels(t.level, g.cin_g, g.cout_g, X + p * g.cin_g * t.ldv, t.off, pos,
@@ -172,20 +234,20 @@ cdef void _item(const void *task, float *buf, Py_ssize_t slot, Py_ssize_t it) no
                     mw + grp * mwg + p * g.cin_g * g.cout_g, g.cout_g, 1)
 
 
-cdef void _finish_item(const void *task, float *buf, Py_ssize_t slot,
+cdef void _finish_item(const void *task, floating *buf, Py_ssize_t slot,
                        Py_ssize_t it) noexcept nogil:
     """The weight gradient of one (group, input channel)."""
     cdef const Task *t = <const Task *> task
     cdef const pc_geo *g = &t.wg.g
-    pc_wgw_finish_f(t.at, t.mw, t.nslots, g.G, g.cin_g, g.cout_g, it // g.cin_g,
-                    it % g.cin_g, <double *> buf, t.dw)
+    wgw_finish(t.at, <const floating *> t.mw, t.nslots, g.G, g.cin_g, g.cout_g, it // g.cin_g,
+               it % g.cin_g, <double *> buf, <floating *> t.dw)
 
 
-def conv_weight(const float[::1] x, const float[::1] gy, float[::1] gw, tuple geo,
+def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw, tuple geo,
                 const double[:, ::1] bt, const double[:, ::1] gmat, const double[:, ::1] at,
                 Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nslots, int level, Py_ssize_t nrw,
                 int nthreads):
-    """The weight gradient ``gw`` of a 2-d 3x3 stride-1, dilation-1 conv, float32.
+    """The weight gradient ``gw`` of a 2-d 3x3 stride-1, dilation-1 conv.
 
     ``bt`` (6 x 6): B^T, ``gmat`` (6 x 4): G, ``at`` (3 x 6): A^T of
     F(3, 4); work items: blocks of ``sb`` segments of ``L`` tiles, cut into
@@ -208,14 +270,15 @@ def conv_weight(const float[::1] x, const float[::1] gy, float[::1] gw, tuple ge
     t.nseg = t.wg.g.N * t.wg.nt[1] * t.chunks
     t.sb = min(sb, t.nseg)
     t.nrw, t.level = nrw, level
+    t.step = min(<Py_ssize_t> PC_WGW_CCH, nrw)
     t.npan = (t.wg.g.cout_g + nrw - 1) // nrw
     t.x, t.gy = &x[0], &gy[0]
-    t.ldv = _layout(&t.wg, t.L, t.sb, nrw, &t.buf)
+    t.ldv = _layout(&t.wg, t.L, t.sb, nrw, sizeof(floating), &t.buf)
     nitems = (t.nseg + t.sb - 1) // t.sb
     mwsize = t.wg.g.G * t.wg.P * t.wg.g.cin_g * t.wg.g.cout_g
     t.nslots = max(1, min(nslots, nitems))
     t.dw = &gw[0]
-    t.mw = <float *> calloc(t.nslots * mwsize, sizeof(float))
+    t.mw = calloc(t.nslots * mwsize, sizeof(floating))
     off = <Py_ssize_t *> malloc(max(1, t.wg.g.cin_g) * sizeof(Py_ssize_t))
     try:
         if t.mw == NULL or off == NULL:
@@ -223,9 +286,9 @@ def conv_weight(const float[::1] x, const float[::1] gy, float[::1] gw, tuple ge
         for i in range(t.wg.g.cin_g):
             off[i] = i * t.ldv
         t.off = off
-        run_items[float](_item, &t, nitems, t.nslots, t.buf.nbytes, nthreads)
+        run_items[floating](_item[floating], &t, nitems, t.nslots, t.buf.nbytes, nthreads)
         nitems = t.wg.g.G * t.wg.g.cin_g
-        run_items[float](_finish_item, &t, nitems, nitems,
+        run_items[floating](_finish_item[floating], &t, nitems, nitems,
                          63 * t.wg.g.cout_g * sizeof(double), nthreads)
     finally:
         free(t.mw)

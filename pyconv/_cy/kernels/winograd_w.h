@@ -21,7 +21,8 @@
  * tiles as its reduction; A^T Mw A once per call gives dW (in the planner,
  * in double).
  *
- * Only 2-d (z is a unit axis) float32 calls take it.
+ * Only 2-d calls (z is a unit axis) take it; the planner's rule only float32
+ * ones (the double build is for the tests and forced paths).
  */
 #ifndef PYCONV_KERNELS_WINOGRAD_W_H
 #define PYCONV_KERNELS_WINOGRAD_W_H
@@ -34,9 +35,11 @@
 
 /* The 6 x 4 transform step (G), unrolled like winograd.h's shapes. */
 PC_DEFINE_WINO_MAT(float, f, 6, 4)
+PC_DEFINE_WINO_MAT(double, d, 6, 4)
 
-/* Output channels per step of the gy transform: 16 (a divisor of every nrw),
-   so that the packing writes whole 64-byte runs of a panel's rows. */
+/* Most output channels per step of the gy transform: 16 (float: a divisor of
+   every nrw), so that the packing writes whole 64-byte runs of a panel's
+   rows; the step is min(16, nrw). */
 #define PC_WGW_CCH 16
 
 /* Floats of the per-thread scratch of pc_wgw_gy_f: per step channel the
@@ -64,156 +67,172 @@ PC_TARGET("arch=x86-64-v4") static void pc_wgw_pack_v4(const float *src, ptrdiff
 }
 #endif
 
-static void pc_wgw_pack(int level, const float *src, ptrdiff_t ldv, const ptrdiff_t *pos,
-                        ptrdiff_t nval, ptrdiff_t nch, ptrdiff_t pad, ptrdiff_t nrw, float *dst)
+static int pc_wgw_pack_fast_f(int level, const float *src, ptrdiff_t ldv,
+                              const ptrdiff_t *pos, ptrdiff_t nval, ptrdiff_t nch,
+                              ptrdiff_t pad, ptrdiff_t nrw, float *dst)
 {
-    ptrdiff_t n, c;
 #if PYCONV_HAVE_CLONES
     if (level == 2 && nch == 16 && pad == 0 && 16 * ldv < ((ptrdiff_t)1 << 31)) {
         pc_wgw_pack_v4(src, ldv, pos, nval, nrw, dst);
-        return;
+        return 1;
     }
 #else
-    (void)level;
+    (void)level; (void)src; (void)ldv; (void)pos; (void)nval; (void)nch; (void)pad;
+    (void)nrw; (void)dst;
 #endif
-    for (n = 0; n < nval; n++) {
-        for (c = 0; c < nch; c++) dst[n * nrw + c] = src[c * ldv + pos[n]];
-        for (c = nch; c < nch + pad; c++) dst[n * nrw + c] = 0.0f;
-    }
+    return 0;
 }
 
-/*
- * The transformed gy tiles of output channels [c0, c1) of group grp
- * (c1 - c0 <= PC_WGW_CCH, c0 a multiple of it) for a block of nseg
- * segments (seg[4i..4i+3] = image, tz, ty, first tile, as for
- * pc_wino_load_block; segment i owns columns [i*w, i*w + w), its first
- * min(L, tiles left in the row) are tiles, the rest zeros), q = nseg * w
- * columns in all; the nval columns pos[n] that hold tiles are packed into
- * Gp: transformed position p, tile n, channel co at
- * Gp[(p * npan + co / nrw) * nval * nrw + n * nrw + co % nrw] (npan panels
- * of nrw channels, nrw a multiple of PC_WGW_CCH; the last panel's padding
- * channels are zeros).  G: the 6 x 4 matrix of F(3, 4), row-major.
- * scratch: pc_wgw_scratch(ldv) floats, ldv >= q.
- */
-PC_CLONES static void pc_wgw_gy_f(const pc_wino *wg, const double *G, const float *gy,
-                        ptrdiff_t grp, const ptrdiff_t *seg, ptrdiff_t nseg, ptrdiff_t L,
-                        ptrdiff_t w, ptrdiff_t ldv, const ptrdiff_t *pos, ptrdiff_t nval,
-                        ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t nrw, float *Gp, float *scratch)
+static int pc_wgw_pack_fast_d(int level, const double *src, ptrdiff_t ldv,
+                              const ptrdiff_t *pos, ptrdiff_t nval, ptrdiff_t nch,
+                              ptrdiff_t pad, ptrdiff_t nrw, double *dst)
 {
-    const pc_geo *g = &wg->g;
-    const ptrdiff_t R = PC_WGW_R, A = PC_WGW_A;
-    const ptrdiff_t nch = c1 - c0, OY = g->osz[1], OX = g->osz[2], q = nseg * w;
-    const ptrdiff_t npan = (g->cout_g + nrw - 1) / nrw;
-    const ptrdiff_t pad = c1 == g->cout_g ? (nrw - g->cout_g % nrw) % nrw : 0;
-    float *D = scratch, *E = D + nch * R * R * ldv, *T = E + nch * A * R * ldv;
-    float gf[PC_WGW_A * PC_WGW_R];
-    ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];
-    ptrdiff_t c, i, ky, k, j, py, px;
-    for (i = 0; i < A * R; i++) gf[i] = (float)G[i];
-    /* D[c][ky][k][i*w + j] = gy row ty*R + ky, column (a + j)*R + k; zero
-       outside the map and past the segment's tiles */
-    for (c = 0; c < nch; c++)
-        for (i = 0; i < nseg; i++) {
-            const ptrdiff_t *sg = seg + 4 * i;
-            const ptrdiff_t a = sg[3];
-            const ptrdiff_t nt = wg->nt[2] - a < L ? wg->nt[2] - a : L;
-            const float *gn = gy + (sg[0] * g->Cout + grp * g->cout_g + c0 + c) * g->Pout;
-            /* the tiles wholly inside the row */
-            ptrdiff_t full = (OX - a * R) / R;
-            if (full > nt) full = nt;
-            for (ky = 0; ky < R; ky++) {
-                const ptrdiff_t oy = sg[2] * R + ky;
-                float *d = D + (c * R + ky) * R * ldv + i * w;
-                if (oy >= OY) {
-                    for (k = 0; k < R; k++) memset(d + k * ldv, 0, (size_t)w * sizeof(float));
-                    continue;
-                }
-                {
-                    const float *row = gn + oy * OX + a * R;
-                    float *restrict d0 = d, *restrict d1 = d + ldv;
-                    float *restrict d2 = d + 2 * ldv, *restrict d3 = d + 3 * ldv;
-                    for (j = 0; j < full; j++) {
-                        d0[j] = row[R * j];
-                        d1[j] = row[R * j + 1];
-                        d2[j] = row[R * j + 2];
-                        d3[j] = row[R * j + 3];
-                    }
-                    for (k = 0; k < R; k++)
-                        for (j = full; j < w; j++)
-                            d[k * ldv + j] = (j < nt && (a + j) * R + k < OX) ? row[R * j + k] : 0.0f;
-                }
-            }
-        }
-    /* y: E[c][py][k] = sum_ky G[py][ky] D[c][ky][k] */
-    for (k = 0; k < R; k++) {
-        for (ky = 0; ky < R; ky++) so[ky] = (ky * R + k) * ldv;
-        for (py = 0; py < A; py++) dof[py] = (py * R + k) * ldv;
-        pc_wino_mat_f_6x4(gf, D, so, R * R * ldv, E, dof, A * R * ldv, q, nch);
-    }
-    for (py = 0; py < A; py++) {
-        /* x: T[px][c] = sum_k G[px][k] E[c][py][k] */
-        for (k = 0; k < R; k++) so[k] = (py * R + k) * ldv;
-        for (px = 0; px < A; px++) dof[px] = px * nch * ldv;
-        pc_wino_mat_f_6x4(gf, E, so, A * R * ldv, T, dof, ldv, q, nch);
-        /* the panels: position p = py * A + px, channels c0 + c */
-        for (px = 0; px < A; px++) {
-            const ptrdiff_t p = py * A + px;
-            pc_wgw_pack(wg->level, T + px * nch * ldv, ldv, pos, nval, nch, pad, nrw,
-                        Gp + (p * npan + c0 / nrw) * nval * nrw + c0 % nrw);
-        }
-    }
+    (void)level; (void)src; (void)ldv; (void)pos; (void)nval; (void)nch; (void)pad;
+    (void)nrw; (void)dst;
+    return 0;
 }
 
-/*
- * The weight gradient of input channel ci of group grp from the slots'
- * partials mw[slot][grp][p][ci][co] (each G * 36 * cin_g * cout_g floats):
- * their sum in slot order, then A^T S A per output channel (At: the 3 x 6
- * A^T of F(3, 4)), all in double and vectorised over the output channels;
- * dw is the (C_out, cin_g, 3, 3) gradient.  tmp: 63 * cout_g doubles.
- */
-PC_CLONES static void pc_wgw_finish_f(const double *At, const float *mw, ptrdiff_t nslots,
-                                      ptrdiff_t G, ptrdiff_t cin_g, ptrdiff_t cout_g,
-                                      ptrdiff_t grp, ptrdiff_t ci, double *tmp, float *dw)
-{
-    const ptrdiff_t A = PC_WGW_A, P = PC_WGW_A * PC_WGW_A, mwg = P * cin_g * cout_g;
-    double *S = tmp, *Tq = tmp + P * cout_g, *Rw = Tq + 3 * A * cout_g;
-    ptrdiff_t s, p, co, py, px, a, b;
-    for (p = 0; p < P; p++) {
-        double *restrict d = S + p * cout_g;
-        for (co = 0; co < cout_g; co++) d[co] = 0.0;
-        for (s = 0; s < nslots; s++) {
-            const float *restrict m = mw + (s * G + grp) * mwg + (p * cin_g + ci) * cout_g;
-            for (co = 0; co < cout_g; co++) d[co] += (double)m[co];
-        }
-    }
-    /* x: Tq[py][b][co] = sum_px A^T[b][px] S[py * A + px][co] */
-    for (py = 0; py < A; py++)
-        for (b = 0; b < 3; b++) {
-            double *restrict d = Tq + (py * 3 + b) * cout_g;
-            for (co = 0; co < cout_g; co++) d[co] = 0.0;
-            for (px = 0; px < A; px++) {
-                const double c = At[b * A + px];
-                const double *restrict src = S + (py * A + px) * cout_g;
-                if (c == 0.0) continue;
-                for (co = 0; co < cout_g; co++) d[co] += c * src[co];
-            }
-        }
-    /* y: Rw[a][b][co] = sum_py A^T[a][py] Tq[py][b][co] */
-    for (a = 0; a < 3; a++)
-        for (b = 0; b < 3; b++) {
-            double *restrict d = Rw + (a * 3 + b) * cout_g;
-            for (co = 0; co < cout_g; co++) d[co] = 0.0;
-            for (py = 0; py < A; py++) {
-                const double c = At[a * A + py];
-                const double *restrict src = Tq + (py * 3 + b) * cout_g;
-                if (c == 0.0) continue;
-                for (co = 0; co < cout_g; co++) d[co] += c * src[co];
-            }
-        }
-    for (co = 0; co < cout_g; co++) {
-        float *w = dw + ((grp * cout_g + co) * cin_g + ci) * 9;
-        for (a = 0; a < 9; a++) w[a] = (float)Rw[a * cout_g + co];
-    }
-}
+#define PC_DEFINE_WGW(T, S)                                                          \
+/*                                                                                   \
+ * The transformed gy tiles of output channels [c0, c1) of group grp                 \
+ * (c1 - c0 <= PC_WGW_CCH, c0 a multiple of c1 - c0, which divides nrw) for a block of nseg                  \
+ * segments (seg[4i..4i+3] = image, tz, ty, first tile, as for                       \
+ * pc_wino_load_block; segment i owns columns [i*w, i*w + w), its first              \
+ * min(L, tiles left in the row) are tiles, the rest zeros), q = nseg * w            \
+ * columns in all; the nval columns pos[n] that hold tiles are packed into           \
+ * Gp: transformed position p, tile n, channel co at                                 \
+ * Gp[(p * npan + co / nrw) * nval * nrw + n * nrw + co % nrw] (npan panels          \
+ * of nrw channels, nrw a multiple of PC_WGW_CCH; the last panel's padding           \
+ * channels are zeros).  G: the 6 x 4 matrix of F(3, 4), row-major.                  \
+ * scratch: pc_wgw_scratch(ldv) elements, ldv >= q.                                        \
+ */                                                                                  \
+PC_CLONES static void pc_wgw_gy_##S(const pc_wino *wg, const double *G, const T *gy, \
+                        ptrdiff_t grp, const ptrdiff_t *seg, ptrdiff_t nseg, ptrdiff_t L, \
+                        ptrdiff_t w, ptrdiff_t ldv, const ptrdiff_t *pos, ptrdiff_t nval, \
+                        ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t nrw, T *Gp, T *scratch) \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t R = PC_WGW_R, A = PC_WGW_A;                                      \
+    const ptrdiff_t nch = c1 - c0, OY = g->osz[1], OX = g->osz[2], q = nseg * w;     \
+    const ptrdiff_t npan = (g->cout_g + nrw - 1) / nrw;                              \
+    const ptrdiff_t pad = c1 == g->cout_g ? (nrw - g->cout_g % nrw) % nrw : 0;       \
+    T *D = scratch, *E = D + nch * R * R * ldv, *Tb = E + nch * A * R * ldv;         \
+    T gf[PC_WGW_A * PC_WGW_R];                                                       \
+    ptrdiff_t so[PC_WINO_MAX_ALPHA], dof[PC_WINO_MAX_ALPHA];                         \
+    ptrdiff_t c, i, ky, k, j, py, px;                                                \
+    for (i = 0; i < A * R; i++) gf[i] = (T)G[i];                                     \
+    /* D[c][ky][k][i*w + j] = gy row ty*R + ky, column (a + j)*R + k; zero           \
+       outside the map and past the segment's tiles */                               \
+    for (c = 0; c < nch; c++)                                                        \
+        for (i = 0; i < nseg; i++) {                                                 \
+            const ptrdiff_t *sg = seg + 4 * i;                                       \
+            const ptrdiff_t a = sg[3];                                               \
+            const ptrdiff_t nt = wg->nt[2] - a < L ? wg->nt[2] - a : L;              \
+            const T *gn = gy + (sg[0] * g->Cout + grp * g->cout_g + c0 + c) * g->Pout; \
+            /* the tiles wholly inside the row */                                    \
+            ptrdiff_t full = (OX - a * R) / R;                                       \
+            if (full > nt) full = nt;                                                \
+            for (ky = 0; ky < R; ky++) {                                             \
+                const ptrdiff_t oy = sg[2] * R + ky;                                 \
+                T *d = D + (c * R + ky) * R * ldv + i * w;                           \
+                if (oy >= OY) {                                                      \
+                    for (k = 0; k < R; k++) memset(d + k * ldv, 0, (size_t)w * sizeof(T)); \
+                    continue;                                                        \
+                }                                                                    \
+                {                                                                    \
+                    const T *row = gn + oy * OX + a * R;                             \
+                    T *restrict d0 = d, *restrict d1 = d + ldv;                      \
+                    T *restrict d2 = d + 2 * ldv, *restrict d3 = d + 3 * ldv;        \
+                    for (j = 0; j < full; j++) {                                     \
+                        d0[j] = row[R * j];                                          \
+                        d1[j] = row[R * j + 1];                                      \
+                        d2[j] = row[R * j + 2];                                      \
+                        d3[j] = row[R * j + 3];                                      \
+                    }                                                                \
+                    for (k = 0; k < R; k++)                                          \
+                        for (j = full; j < w; j++)                                   \
+                            d[k * ldv + j] = (j < nt && (a + j) * R + k < OX) ? row[R * j + k] : (T)0; \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+    /* y: E[c][py][k] = sum_ky G[py][ky] D[c][ky][k] */                              \
+    for (k = 0; k < R; k++) {                                                        \
+        for (ky = 0; ky < R; ky++) so[ky] = (ky * R + k) * ldv;                      \
+        for (py = 0; py < A; py++) dof[py] = (py * R + k) * ldv;                     \
+        pc_wino_mat_##S##_6x4(gf, D, so, R * R * ldv, E, dof, A * R * ldv, q, nch);  \
+    }                                                                                \
+    for (py = 0; py < A; py++) {                                                     \
+        /* x: Tb[px][c] = sum_k G[px][k] E[c][py][k] */                              \
+        for (k = 0; k < R; k++) so[k] = (py * R + k) * ldv;                          \
+        for (px = 0; px < A; px++) dof[px] = px * nch * ldv;                         \
+        pc_wino_mat_##S##_6x4(gf, E, so, A * R * ldv, Tb, dof, ldv, q, nch);         \
+        /* the panels: position p = py * A + px, channels c0 + c */                  \
+        for (px = 0; px < A; px++) {                                                 \
+            const ptrdiff_t p = py * A + px;                                         \
+            const T *src = Tb + px * nch * ldv;                                      \
+            T *dst = Gp + (p * npan + c0 / nrw) * nval * nrw + c0 % nrw;             \
+            if (!pc_wgw_pack_fast_##S(wg->level, src, ldv, pos, nval, nch, pad, nrw, dst)) \
+                for (j = 0; j < nval; j++) {                                         \
+                    for (c = 0; c < nch; c++) dst[j * nrw + c] = src[c * ldv + pos[j]]; \
+                    for (c = nch; c < nch + pad; c++) dst[j * nrw + c] = (T)0;       \
+                }                                                                    \
+        }                                                                            \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+/*                                                                                   \
+ * The weight gradient of input channel ci of group grp from the slots'              \
+ * partials mw[slot][grp][p][ci][co] (each G * 36 * cin_g * cout_g elements):              \
+ * their sum in slot order, then A^T S A per output channel (At: the 3 x 6           \
+ * A^T of F(3, 4)), all in double and vectorised over the output channels;           \
+ * dw is the (C_out, cin_g, 3, 3) gradient.  tmp: 63 * cout_g doubles.               \
+ */                                                                                  \
+PC_CLONES static void pc_wgw_finish_##S(const double *At, const T *mw, ptrdiff_t nslots, \
+                                      ptrdiff_t G, ptrdiff_t cin_g, ptrdiff_t cout_g, \
+                                      ptrdiff_t grp, ptrdiff_t ci, double *tmp, T *dw) \
+{                                                                                    \
+    const ptrdiff_t A = PC_WGW_A, P = PC_WGW_A * PC_WGW_A, mwg = P * cin_g * cout_g; \
+    double *Sm = tmp, *Tq = tmp + P * cout_g, *Rw = Tq + 3 * A * cout_g;              \
+    ptrdiff_t s, p, co, py, px, a, b;                                                \
+    for (p = 0; p < P; p++) {                                                        \
+        double *restrict d = Sm + p * cout_g;                                         \
+        for (co = 0; co < cout_g; co++) d[co] = 0.0;                                 \
+        for (s = 0; s < nslots; s++) {                                               \
+            const T *restrict m = mw + (s * G + grp) * mwg + (p * cin_g + ci) * cout_g; \
+            for (co = 0; co < cout_g; co++) d[co] += (double)m[co];                  \
+        }                                                                            \
+    }                                                                                \
+    /* x: Tq[py][b][co] = sum_px A^T[b][px] S[py * A + px][co] */                    \
+    for (py = 0; py < A; py++)                                                       \
+        for (b = 0; b < 3; b++) {                                                    \
+            double *restrict d = Tq + (py * 3 + b) * cout_g;                         \
+            for (co = 0; co < cout_g; co++) d[co] = 0.0;                             \
+            for (px = 0; px < A; px++) {                                             \
+                const double c = At[b * A + px];                                     \
+                const double *restrict src = Sm + (py * A + px) * cout_g;             \
+                if (c == 0.0) continue;                                              \
+                for (co = 0; co < cout_g; co++) d[co] += c * src[co];                \
+            }                                                                        \
+        }                                                                            \
+    /* y: Rw[a][b][co] = sum_py A^T[a][py] Tq[py][b][co] */                          \
+    for (a = 0; a < 3; a++)                                                          \
+        for (b = 0; b < 3; b++) {                                                    \
+            double *restrict d = Rw + (a * 3 + b) * cout_g;                          \
+            for (co = 0; co < cout_g; co++) d[co] = 0.0;                             \
+            for (py = 0; py < A; py++) {                                             \
+                const double c = At[a * A + py];                                     \
+                const double *restrict src = Tq + (py * 3 + b) * cout_g;             \
+                if (c == 0.0) continue;                                              \
+                for (co = 0; co < cout_g; co++) d[co] += c * src[co];                \
+            }                                                                        \
+        }                                                                            \
+    for (co = 0; co < cout_g; co++) {                                                \
+        T *w = dw + ((grp * cout_g + co) * cin_g + ci) * 9;                          \
+        for (a = 0; a < 9; a++) w[a] = (T)Rw[a * cout_g + co];                       \
+    }                                                                                \
+}                                                                                    \
+
+PC_DEFINE_WGW(float, f)
+PC_DEFINE_WGW(double, d)
 
 #endif /* PYCONV_KERNELS_WINOGRAD_W_H */

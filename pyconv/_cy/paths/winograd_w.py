@@ -72,14 +72,14 @@ class WinogradWeight(Path):
     ops = frozenset({"conv_weight"})
 
     def supports(self, op, spec, tgt):
-        return (spec.nd == 2 and not tgt.dbl and tuple(spec.kernel_size) == (3, 3)
+        return (spec.nd == 2 and tuple(spec.kernel_size) == (3, 3)
                 and all(s == 1 for s in spec.stride) and all(d == 1 for d in spec.dilation))
 
     def chosen(self, op, spec, tgt):
         """The measured rule (see :mod:`pyconv._cy`, the path list)."""
         g = spec.groups
         channels = min(spec.in_channels // g, spec.out_channels // g)
-        if tgt.level < 1 or channels < MIN_CHANNELS:
+        if tgt.level < 1 or tgt.dbl or channels < MIN_CHANNELS:
             return False
         tiles = spec.batch * prod(-(-o // 4) for o in spec.out_size)
         if spec.out_size[-1] >= MIN_WIDTH:
@@ -96,18 +96,19 @@ class WinogradWeight(Path):
         gt = geo(spec)
         oy, ox = spec.out_size
         tx, ty = -(-ox // 4), -(-oy // 4)
-        if tx + 1 <= BLOCK_COLS:        # whole rows of tiles, several per block
+        cols = max(2, BLOCK_COLS)       # a tile and its spare column at least
+        if tx + 1 <= cols:              # whole rows of tiles, several per block
             length, chunks = tx, 1
         else:                           # long rows cut into equal chunks
-            chunks = -(-tx // (BLOCK_COLS - 1))
+            chunks = -(-tx // (cols - 1))
             length = -(-tx // chunks)
         nseg = spec.batch * ty * chunks
-        count = max(1, min(BLOCK_COLS // (length + 1), -(-nseg // MIN_ITEMS)))
+        count = max(1, min(cols // (length + 1), -(-nseg // MIN_ITEMS)))
         room = _planning.PARTIAL_BYTES // self._partial_bytes(spec)
         while True:
             items = -(-nseg // count)
             nslots = 1 << (min(items, MAX_SLOTS, max(1, room)).bit_length() - 1)
-            per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots)
+            per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots, tgt.dbl)
             if fits(per) or count == 1:
                 break
             count = -(-count // 2)
