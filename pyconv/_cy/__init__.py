@@ -69,7 +69,7 @@ portable build is correct but slower, so BLAS runs instead.
    multiplications).  float32, micro-kernel CPU, at least 16 channels per
    group in and out, at least 192 output tiles of 4x4 per call and output
    rows of at least 20 (narrower rows: at least 256 channels and 512
-   tiles), partials within ``PARTIAL_BYTES``.
+   tiles), partials within its ``PARTIAL_BYTES`` (36 MiB).
 7. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
    dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
    and out, micro-kernel CPU (DeepLab ASPP branches).  A tile of whole

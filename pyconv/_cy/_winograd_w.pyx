@@ -22,14 +22,14 @@ accumulating into its own partial ``Mw``; a second pass, one item per
 in double: bitwise the same for any thread count.  :func:`workspace` reports the bytes the kernels allocate.
 """
 
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
 import numpy as np
 
 from pyconv._cy._common cimport (Layout, layout_add, layout_init, layout_part, make_geo, pc_geo,
-                                 run_items, wpanels)
+                                 pc_thread_num, run_items, wpanels)
 
 cdef extern from "kernels/winograd_w.h" nogil:
     ctypedef struct pc_wino:
@@ -60,6 +60,10 @@ cdef extern from "kernels/winograd_w.h" nogil:
     void pc_wino_input_d(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
                          Py_ssize_t c1, double *V, double *scratch)
     Py_ssize_t pc_wgw_scratch(Py_ssize_t ldv)
+    ctypedef struct pc_wgw_mem:
+        pass
+    void *pc_wgw_map(size_t nbytes, pc_wgw_mem *m)
+    void pc_wgw_unmap(pc_wgw_mem *m)
     void pc_wgw_gy_f(const pc_wino *wg, const double *G, const float *gy, Py_ssize_t grp,
                      const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L, Py_ssize_t w,
                      Py_ssize_t ldv, const Py_ssize_t *pos, Py_ssize_t nval, Py_ssize_t c0,
@@ -127,6 +131,7 @@ cdef struct Task:
     double gmat[24]     # G of F(3, 4), 6 x 4
     double at[18]       # A^T of F(3, 4), 3 x 6
     void *mw            # the slots' partials: [slot][group][p][ci][co]
+    char *blocks        # the threads' blocks (buf), one per OpenMP thread
     void *dw            # the weight gradient
     Py_ssize_t nslots
     const Py_ssize_t *off   # off[ci] = ci * ldv: X[p] as the micro-kernel's slab
@@ -176,22 +181,24 @@ cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize
 
 def workspace(tuple geo, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw, Py_ssize_t nslots,
               bint dbl):
-    """(bytes per thread, fixed bytes: the slots' partials and the offsets) of
-    :func:`conv_weight` with ``nslots`` slots and blocks of ``sb`` segments of
-    ``L`` tiles."""
+    """(bytes per thread, fixed bytes: the slots' partials, the offsets and
+    the two mappings' rounding to 2 MiB pages) of :func:`conv_weight` with
+    ``nslots`` slots and blocks of ``sb`` segments of ``L`` tiles."""
     cdef pc_wino wg = make_wino(geo, np.zeros((6, 6)))
     cdef Layout lay
     cdef Py_ssize_t isz = 8 if dbl else 4
     cdef Py_ssize_t ldv = _layout(&wg, L, sb, nrw, isz, &lay)
     cdef Py_ssize_t mw = wg.g.G * wg.P * wg.g.cin_g * wg.g.cout_g
     return (max(lay.nbytes, <Py_ssize_t> (63 * wg.g.cout_g * sizeof(double))),
-            nslots * mw * isz + wg.g.cin_g * sizeof(Py_ssize_t))
+            nslots * mw * isz + wg.g.cin_g * sizeof(Py_ssize_t) + (4 << 20))
 
 
-cdef void _item(const void *task, floating *buf, Py_ssize_t slot,
+cdef void _item(const void *task, floating *unused, Py_ssize_t slot,
                 Py_ssize_t it) noexcept nogil:
-    """One block of segments, every group, into the slot's partials."""
+    """One block of segments, every group, into the slot's partials (in the
+    calling thread's block of ``t.blocks``)."""
     cdef const Task *t = <const Task *> task
+    cdef void *buf = t.blocks + pc_thread_num() * t.buf.nbytes
     cdef const pc_wino *wg = &t.wg
     cdef const pc_geo *g = &t.wg.g
     cdef floating *X = <floating *> layout_part(&t.buf, buf, 0)
@@ -258,6 +265,8 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     cdef Task t
     cdef Py_ssize_t nitems, i, mwsize
     cdef Py_ssize_t *off = NULL
+    cdef pc_wgw_mem mwmem, blkmem
+    cdef int nblk
     t.wg = make_wino(geo, bt)
     t.wg.level = level
     for i in range(24):
@@ -278,18 +287,23 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     mwsize = t.wg.g.G * t.wg.P * t.wg.g.cin_g * t.wg.g.cout_g
     t.nslots = max(1, min(nslots, nitems))
     t.dw = &gw[0]
-    t.mw = calloc(t.nslots * mwsize, sizeof(floating))
+    nblk = <int> max(1, min(nthreads, t.nslots))
+    # the partials and the blocks (of the threads run_items starts: at most
+    # nslots), zeroed, in huge pages
+    t.mw = pc_wgw_map(t.nslots * mwsize * sizeof(floating), &mwmem)
+    t.blocks = <char *> pc_wgw_map(nblk * t.buf.nbytes, &blkmem)
     off = <Py_ssize_t *> malloc(max(1, t.wg.g.cin_g) * sizeof(Py_ssize_t))
     try:
-        if t.mw == NULL or off == NULL:
+        if t.mw == NULL or t.blocks == NULL or off == NULL:
             raise MemoryError()
         for i in range(t.wg.g.cin_g):
             off[i] = i * t.ldv
         t.off = off
-        run_items[floating](_item[floating], &t, nitems, t.nslots, t.buf.nbytes, nthreads)
+        run_items[floating](_item[floating], &t, nitems, t.nslots, 0, nblk)
         nitems = t.wg.g.G * t.wg.g.cin_g
         run_items[floating](_finish_item[floating], &t, nitems, nitems,
                          63 * t.wg.g.cout_g * sizeof(double), nthreads)
     finally:
-        free(t.mw)
+        pc_wgw_unmap(&mwmem)
+        pc_wgw_unmap(&blkmem)
         free(off)

@@ -21,20 +21,20 @@ row of tiles for one spare column of the input transform).
 
 Work items are blocks of rows of tiles (as the forward path cuts them),
 cut into a fixed number of slots that each accumulate their own partial
-``Mw`` (a power of two, within :data:`~pyconv._cy._planning.PARTIAL_BYTES`);
+``Mw`` (a power of two, within :data:`PARTIAL_BYTES`);
 the partials are summed in slot order: bitwise the same for any thread
 count.  Not ``exact``: ``pyconv.use_algorithms("exact")`` skips it.
 
 Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
 fit when one thread's block takes more than a quarter of the workspace or
-the partials more than ``PARTIAL_BYTES``.
+the partials more than :data:`PARTIAL_BYTES`.
 """
 
 from __future__ import annotations
 
 from math import prod
 
-from .. import _planning, _winograd_w
+from .. import _winograd_w
 from .._planning import Path, finish, fits, geo, target
 from .winograd import matrices
 
@@ -64,6 +64,11 @@ BLOCK_COLS = 128
 MIN_ITEMS = 4
 #: Most slots (partial sums).
 MAX_SLOTS = 8
+#: Bytes the partials may take: the project's conv_weight budget
+#: (``_planning.PARTIAL_BYTES``, 32 MiB) plus the rounding of the two
+#: buffers to 2 MiB pages.  (4 slots of a 256 x 256 layer, 38 MB, were
+#: measured slower than 2 on two threads: 32 against 28 ms.)
+PARTIAL_BYTES = 36 << 20
 
 
 class WinogradWeight(Path):
@@ -86,11 +91,6 @@ class WinogradWeight(Path):
             return tiles >= MIN_TILES
         return channels >= WIDE_CHANNELS and tiles >= WIDE_TILES
 
-    @staticmethod
-    def _partial_bytes(spec):
-        g = spec.groups
-        return 36 * g * (spec.in_channels // g) * (spec.out_channels // g) * 4
-
     def plan(self, op, spec, tgt, n):
         """Blocks of ``segments`` runs of at most ``tile`` tiles of one row of tiles."""
         gt = geo(spec)
@@ -104,15 +104,17 @@ class WinogradWeight(Path):
             length = -(-tx // chunks)
         nseg = spec.batch * ty * chunks
         count = max(1, min(cols // (length + 1), -(-nseg // MIN_ITEMS)))
-        room = _planning.PARTIAL_BYTES // self._partial_bytes(spec)
         while True:
             items = -(-nseg // count)
-            nslots = 1 << (min(items, MAX_SLOTS, max(1, room)).bit_length() - 1)
+            nslots = 1 << (min(items, MAX_SLOTS).bit_length() - 1)
             per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots, tgt.dbl)
+            while nslots > 1 and fixed > PARTIAL_BYTES:      # fewer partials
+                nslots //= 2
+                per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots, tgt.dbl)
             if fits(per) or count == 1:
                 break
             count = -(-count // 2)
-        if not fits(per) or fixed > _planning.PARTIAL_BYTES:
+        if not fits(per) or fixed > PARTIAL_BYTES:
             return None
         return finish(self.name, nslots, per, fixed, n, tile=length, segments=count,
                       slots=nslots, simd=tgt.level)
