@@ -45,7 +45,7 @@ cdef extern from "kernels/winograd_w.h" nogil:
     enum: PC_WINO_CCH
     enum: PC_WGW_CCH
     Py_ssize_t pc_wino_halo(const pc_wino *wg)
-    Py_ssize_t pc_wino_ldv(Py_ssize_t q, Py_ssize_t nr)
+    Py_ssize_t pc_wino_ldv(Py_ssize_t q)
     Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
     void pc_wino_load_block_f(const pc_wino *wg, const float *x, Py_ssize_t grp,
                               const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
@@ -141,9 +141,9 @@ cdef struct Task:
     Layout buf
 
 
-cdef pc_wino make_wino(tuple geo, const double[:, ::1] bt) except *:
+cdef pc_wino make_wino(tuple geo, const double[::1] bt) except *:
     """The forward F(4x4, 3x3) geometry of the call: tiles of 4 on y and x;
-    ``bt`` (6 x 6) is the input transform of both axes."""
+    ``bt`` (6 x 6, row-major) is the input transform of both axes."""
     cdef pc_wino wg
     cdef int i, j
     wg.g = make_geo(geo)
@@ -158,7 +158,7 @@ cdef pc_wino make_wino(tuple geo, const double[:, ::1] bt) except *:
             wg.bt[i][j] = wg.gm[i][j] = wg.at[i][j] = 0.0
         if i > 0:
             for j in range(36):
-                wg.bt[i][j] = bt[j // 6, j % 6]
+                wg.bt[i][j] = bt[j]
     wg.bt[0][0] = wg.gm[0][0] = wg.at[0][0] = 1.0
     return wg
 
@@ -167,7 +167,7 @@ cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize
                         Py_ssize_t isz, Layout *lay) noexcept nogil:
     """One thread's buffers for blocks of ``sb`` segments of ``L`` tiles; returns ldv."""
     cdef Py_ssize_t q = sb * (L + pc_wino_halo(wg))
-    cdef Py_ssize_t ldv = pc_wino_ldv(q, 16)
+    cdef Py_ssize_t ldv = pc_wino_ldv(q)
     cdef Py_ssize_t npan = (wg.g.cout_g + nrw - 1) // nrw
     layout_init(lay)
     layout_add(lay, wg.P * wg.g.cin_g * ldv * isz)                 # 0: X, transformed input
@@ -184,7 +184,7 @@ def workspace(tuple geo, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw, Py_ssize_t
     """(bytes per thread, fixed bytes: the slots' partials, the offsets and
     the two mappings' rounding to 2 MiB pages) of :func:`conv_weight` with
     ``nslots`` slots and blocks of ``sb`` segments of ``L`` tiles."""
-    cdef pc_wino wg = make_wino(geo, np.zeros((6, 6)))
+    cdef pc_wino wg = make_wino(geo, np.zeros(36))
     cdef Layout lay
     cdef Py_ssize_t isz = 8 if dbl else 4
     cdef Py_ssize_t ldv = _layout(&wg, L, sb, nrw, isz, &lay)
@@ -251,13 +251,13 @@ cdef void _finish_item(const void *task, floating *buf, Py_ssize_t slot,
 
 
 def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw, tuple geo,
-                const double[:, ::1] bt, const double[:, ::1] gmat, const double[:, ::1] at,
+                const double[::1] bt, const double[::1] gmat, const double[::1] at,
                 Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nslots, int level, Py_ssize_t nrw,
                 int nthreads):
     """The weight gradient ``gw`` of a 2-d 3x3 stride-1, dilation-1 conv.
 
     ``bt`` (6 x 6): B^T, ``gmat`` (6 x 4): G, ``at`` (3 x 6): A^T of
-    F(3, 4); work items: blocks of ``sb`` segments of ``L`` tiles, cut into
+    F(3, 4), each flattened row-major; work items: blocks of ``sb`` segments of ``L`` tiles, cut into
     ``nslots`` fixed ranges, each summing into its own partial ``Mw``; then
     one item per (group, input channel) sums the partials in slot order
     and transforms them back (in double).
@@ -270,9 +270,9 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     t.wg = make_wino(geo, bt)
     t.wg.level = level
     for i in range(24):
-        t.gmat[i] = gmat[i // 4, i % 4]
+        t.gmat[i] = gmat[i]
     for i in range(18):
-        t.at[i] = at[i // 6, i % 6]
+        t.at[i] = at[i]
     t.L = min(L, t.wg.nt[2])
     t.segw = t.L + pc_wino_halo(&t.wg)
     t.chunks = (t.wg.nt[2] + t.L - 1) // t.L

@@ -123,8 +123,8 @@ class WinogradWeight(Path):
         tgt = target(x.dtype, p.simd)
         bt = matrices(4, 3)[0]
         _, gm, at = matrices(3, 4)
-        _winograd_w.conv_weight(x, w, out, geo(spec), bt, gm, at, p.tile, p.segments, p.slots,
-                                tgt.level, tgt.nrw, p.omp_threads)
+        _winograd_w.conv_weight(x, w, out, geo(spec), bt.ravel(), gm.ravel(), at.ravel(), p.tile,
+                                p.segments, p.slots, tgt.level, tgt.nrw, p.omp_threads)
 
 
 WINOGRAD_W = WinogradWeight()
