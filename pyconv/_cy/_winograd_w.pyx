@@ -134,6 +134,7 @@ cdef struct Task:
     char *blocks        # the threads' blocks (buf), one per OpenMP thread
     void *dw            # the weight gradient
     Py_ssize_t nslots
+    Py_ssize_t nblk     # blocks in t.blocks: run_items' threads
     const Py_ssize_t *off   # off[ci] = ci * ldv: X[p] as the micro-kernel's slab
     int level
     Py_ssize_t nrw, npan, step
@@ -196,9 +197,12 @@ def workspace(tuple geo, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw, Py_ssize_t
 cdef void _item(const void *task, floating *unused, Py_ssize_t slot,
                 Py_ssize_t it) noexcept nogil:
     """One block of segments, every group, into the slot's partials (in the
-    calling thread's block of ``t.blocks``)."""
+    calling thread's block of ``t.blocks``: its number in run_items' team;
+    with one block run_items opens no team, and a caller's own OpenMP
+    thread number must not index past it)."""
     cdef const Task *t = <const Task *> task
-    cdef void *buf = t.blocks + pc_thread_num() * t.buf.nbytes
+    cdef Py_ssize_t tid = pc_thread_num() if t.nblk > 1 else 0
+    cdef void *buf = t.blocks + tid * t.buf.nbytes
     cdef const pc_wino *wg = &t.wg
     cdef const pc_geo *g = &t.wg.g
     cdef floating *X = <floating *> layout_part(&t.buf, buf, 0)
@@ -266,7 +270,6 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     cdef Py_ssize_t nitems, i, mwsize
     cdef Py_ssize_t *off = NULL
     cdef pc_wgw_mem mwmem, blkmem
-    cdef int nblk
     t.wg = make_wino(geo, bt)
     t.wg.level = level
     for i in range(24):
@@ -287,11 +290,11 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     mwsize = t.wg.g.G * t.wg.P * t.wg.g.cin_g * t.wg.g.cout_g
     t.nslots = max(1, min(nslots, nitems))
     t.dw = &gw[0]
-    nblk = <int> max(1, min(nthreads, t.nslots))
+    t.nblk = max(1, min(<Py_ssize_t> nthreads, t.nslots))
     # the partials and the blocks (of the threads run_items starts: at most
     # nslots), zeroed, in huge pages
     t.mw = pc_wgw_map(t.nslots * mwsize * sizeof(floating), &mwmem)
-    t.blocks = <char *> pc_wgw_map(nblk * t.buf.nbytes, &blkmem)
+    t.blocks = <char *> pc_wgw_map(t.nblk * t.buf.nbytes, &blkmem)
     off = <Py_ssize_t *> malloc(max(1, t.wg.g.cin_g) * sizeof(Py_ssize_t))
     try:
         if t.mw == NULL or t.blocks == NULL or off == NULL:
@@ -299,7 +302,7 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
         for i in range(t.wg.g.cin_g):
             off[i] = i * t.ldv
         t.off = off
-        run_items[floating](_item[floating], &t, nitems, t.nslots, 0, nblk)
+        run_items[floating](_item[floating], &t, nitems, t.nslots, 0, <int> t.nblk)
         nitems = t.wg.g.G * t.wg.g.cin_g
         run_items[floating](_finish_item[floating], &t, nitems, nitems,
                          63 * t.wg.g.cout_g * sizeof(double), nthreads)
