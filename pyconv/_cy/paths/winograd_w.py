@@ -16,8 +16,9 @@ positions is one GEMM with the tiles as its reduction,
 ``Mw[p] = X[p] Gy[p]^T`` (C_in/g x C_out/g), on the weight-gradient
 micro-kernel; ``dW = A^T Mw A`` once per call, in double.  36 multiply-adds
 per tile and channel pair where the direct sum does 144 (4x fewer; a map
-that is not a multiple of 4 wide pays for the padded last tile, and each
-row of tiles for one spare column of the input transform).
+that is not a multiple of 4 wide pays for the padded last tile; the spare
+column each row of tiles carries through the input transform is left out
+of the products).
 
 Work items are blocks of rows of tiles (as the forward path cuts them),
 cut into a fixed number of slots that each accumulate their own partial
