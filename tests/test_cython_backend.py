@@ -170,7 +170,8 @@ DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")
 #: every path unit, in the planner's order
 PATHS = [unit.name for unit in cy_mod.ORDER] if CY is not None else []
 #: the paths that run on the register-blocked micro-kernels
-MICROKERNEL_PATHS = ["implicit", "strided1d", "packed", "phases", "winograd4", "winograd2"]
+MICROKERNEL_PATHS = ["implicit", "strided1d", "packed", "phases", "winograd4", "winograd2",
+                     "winograd_w"]
 
 
 def forced_plan(path, op, spec, dtype=np.float32, nthreads=2, simd=None):
@@ -228,6 +229,7 @@ def tiny_tiles(monkeypatch):
     monkeypatch.setattr(cy_mod._planning, "MIN_TILE", 3)
     monkeypatch.setattr(sys.modules["pyconv._cy.paths.winograd"], "BLOCK_BYTES", 1)
     monkeypatch.setattr(sys.modules["pyconv._cy.paths.implicit"], "SLOT_POSITIONS", 1)
+    monkeypatch.setattr(sys.modules["pyconv._cy.paths.winograd_w"], "BLOCK_COLS", 1)
 
 
 MANY_TILES = [
@@ -420,6 +422,28 @@ RULE_CASES = [
     ("conv_transpose", tconv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                                   padding=((1, 1),) * 2),
      "winograd4", "gemm"),
+    # the weight gradient of a 2-d 3x3 stride-1 layer: winograd_w with enough
+    # channels and tiles and rows of 20 or more (14x14 maps: many channels)
+    ("conv_weight", conv_spec(8, 64, 64, (56, 56), (3, 3), padding=((1, 1),) * 2),
+     "winograd_w", "gemm"),
+    ("conv_weight", conv_spec(16, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2),
+     "winograd_w", "gemm"),
+    ("conv_weight", conv_spec(32, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2),
+     "winograd_w", "gemm"),
+    ("conv_weight", conv_spec(8, 16, 16, (56, 56), (3, 3), padding=((1, 1),) * 2),
+     "winograd_w", "gemm"),
+    # ... not with few tiles, narrow rows and few channels, thin channels, the
+    # partials above PARTIAL_BYTES (512 x 512 channels), nor a 5x5 kernel
+    ("conv_weight", conv_spec(1, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
+    ("conv_weight", conv_spec(32, 64, 64, (14, 14), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
+    ("conv_weight", conv_spec(8, 12, 12, (56, 56), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
+    ("conv_weight", conv_spec(64, 512, 512, (14, 14), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
+    ("conv_weight", conv_spec(8, 64, 64, (56, 56), (5, 5), padding=((2, 2),) * 2),
+     "implicit", "gemm"),
     # ... too few channels, tiles, or not 3x3 / stride 1: the exact paths
     ("conv", conv_spec(8, 32, 32, (56, 56), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit", "gemm"),
@@ -505,6 +529,7 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "gemm": ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,))),
         "winograd4": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "winograd2": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3))),
+        "winograd_w": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "fft": ("conv", conv_spec(2, 16, 32, (30, 30), (1, 1))),           # nothing to transform
     }[path]
     if unsupported is not None:
@@ -669,6 +694,7 @@ AGNOSTIC_CASES = [
     ("conv_weight", conv_spec(4, 16, 32, (40, 30), (3, 3), stride=(1, 1),
                               padding=((1, 1), (1, 1)))),
     ("conv_weight", conv_spec(8, 32, 64, (2000,), (5,))),
+    ("conv_weight", conv_spec(3, 32, 48, (29, 37), (3, 3), padding=((2, 0), (1, 1)), groups=2)),
     ("conv_weight", conv_spec(3, 12, 12, (300,), (9,), stride=(1,), padding=((4, 4),),
                               dilation=(1,), groups=12)),
     ("conv_weight", conv_spec(4, 16, 16, (60, 30), (1, 1))),
@@ -889,6 +915,7 @@ BIG_CASES = [
     ("conv_weight", conv_spec(8, 256, 512, (64, 64), (5, 5))),
     ("conv_weight", conv_spec(64, 2048, 2048, (64,), (7,))),
     ("conv_weight", conv_spec(8, 1024, 1024, (64, 64), (1, 1))),
+    ("conv_weight", conv_spec(64, 256, 256, (112, 112), (3, 3), padding=((1, 1),) * 2)),
     ("conv_transpose", tconv_spec(2, 16, 512, (64, 64, 64), (4, 4, 4), stride=(2, 2, 2))),
     ("conv_transpose", tconv_spec(64, 2048, 1024, (3, 3), (5, 5), stride=(3, 3))),
     ("conv_transpose", tconv_spec(2, 256, 256, (64, 64, 64), (3, 3, 3), stride=(2, 2, 2))),
@@ -925,6 +952,9 @@ _RSS_SCRIPT = textwrap.dedent("""
         # transposed: col of the whole problem would be 32*64 x 48**3 = 0.9 GB
         spec = ConvSpec(True, 1, 32, 32, 1, (48, 48, 48), (96, 96, 96), (4, 4, 4),
                         (2, 2, 2), ((1, 1),) * 3, (1, 1, 1))
+    if path == "winograd_w":     # 2-d only: 8 x 256 x 96 x 96, 256 channels
+        spec = ConvSpec(False, 8, 256, 256, 1, (96, 96), (96, 96), (3, 3), (1, 1),
+                        ((1, 1),) * 2, (1, 1))
     x = np.ones(spec.input_shape, np.float32)
     w = np.ones(spec.weight_shape, np.float32)
     gy = np.ones(spec.output_shape, np.float32) if op == "conv_weight" else None
@@ -936,7 +966,10 @@ _RSS_SCRIPT = textwrap.dedent("""
             assert float(y[0, 0, 5, 5, 5]) == 96 * 27
         elif op == "conv_weight":
             y = cy.conv_weight(x, gy, spec)
-            assert float(y[0, 0, 1, 1, 1]) == 96 ** 3
+            if path == "winograd_w":     # the centre tap: every position, rounded
+                assert abs(float(y[0, 0, 1, 1]) - 8 * 96 ** 2) <= 1e-5 * 8 * 96 ** 2
+            else:
+                assert float(y[0, 0, 1, 1, 1]) == 96 ** 3
         else:
             y = cy.conv_transpose(x, w, None, spec)
             assert float(y[0, 0, 5, 5, 5]) == 32 * 8
@@ -949,6 +982,7 @@ _RSS_SCRIPT = textwrap.dedent("""
     ("implicit", "conv"), ("packed", "conv"), ("gemm", "conv"),
     ("implicit", "conv_weight"), ("gemm", "conv_weight"),
     ("phases", "conv_transpose"), ("gemm", "conv_transpose"), ("winograd4", "conv"),
+    ("winograd_w", "conv_weight"),
 ])
 def test_peak_memory_bounded(path, op):
     """Extra peak RSS of a big call <= output size + 64 MiB (checked in a subprocess)."""
@@ -1143,7 +1177,7 @@ _SIGINT_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("path,op", [
     ("implicit", "conv"), ("gemm", "conv"), ("direct", "conv"),
     ("implicit", "conv_weight"), ("phases", "conv_transpose"),
-    ("winograd4", "conv"), ("winograd2", "conv_transpose"),
+    ("winograd4", "conv"), ("winograd2", "conv_transpose"), ("winograd_w", "conv_weight"),
 ])
 def test_ctrl_c_interrupts_a_long_call(path, op):
     """SIGINT during a call of seconds: KeyboardInterrupt within 0.5 s, no leak, usable after.

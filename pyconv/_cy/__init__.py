@@ -6,7 +6,8 @@ count, from the :class:`~pyconv._spec.ConvSpec` alone; the kernels then run
 with the GIL released.  Each path is one unit in :mod:`pyconv._cy.paths`
 (when it applies, how it plans, how it runs) with one kernel module
 (``_<name>.pyx``; ``pointwise`` shares ``_gemm.pyx``, ``phases`` uses
-``_implicit.pyx`` and ``winograd4``/``winograd2`` share ``_winograd.pyx``).
+``_implicit.pyx`` and ``winograd4``/``winograd2`` share ``_winograd.pyx``;
+``winograd_w`` reuses its input transform).
 
 Paths (the per-call choice, in this order)
 ------------------------------------------
@@ -59,7 +60,17 @@ portable build is correct but slower, so BLAS runs instead.
    28x28 x 96: too few tiles of 4 to pay for their weight transform).  float64 takes neither:
    its micro-kernel is half as wide and the transforms' share of the time
    doubles (measured slower).
-6. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
+6. ``winograd_w`` (conv_weight; not exact): the weight gradient of a 2-d
+   3x3 layer, stride 1, dilation 1, by Winograd F(3x3, 4x4): the output
+   gradient in tiles of 4x4 is the "kernel", the taps the 3x3 "outputs";
+   the 6x6 input window of a tile is transformed as on ``winograd4``, the
+   products are one GEMM per transformed position (36) over the tiles on
+   the weight-gradient micro-kernel, accumulated in fixed slots (4x fewer
+   multiplications).  float32, micro-kernel CPU, at least 16 channels per
+   group in and out, at least 192 output tiles of 4x4 per call and output
+   rows of at least 20 (narrower rows: at least 256 channels and 512
+   tiles), partials within its ``PARTIAL_BYTES`` (36 MiB).
+7. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
    dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
    and out, micro-kernel CPU (DeepLab ASPP branches).  A tile of whole
    output rows visits only the kernel rows (and columns) whose taps reach
@@ -67,19 +78,19 @@ portable build is correct but slower, so BLAS runs instead.
    taps are contiguous), copies their im2col rows without padding columns
    a chunk at a time and multiplies them on the micro-kernel; tiles are
    cut where a kernel row starts or stops reaching the input.
-7. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
+8. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
-8. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
+9. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
    Implicit GEMM on a slab that de-interleaves the tile's input by residue
    modulo the stride (row r of channel c holds every s-th input from r):
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
-9. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
+10. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
-10. ``phases`` (conv_transpose): micro-kernel CPU, at least
+11. ``phases`` (conv_transpose): micro-kernel CPU, at least
    ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
    that overlap (a dilated kernel extent above the stride in some dim), no
    phase thin enough for ``direct``, and with a stride at least
@@ -88,9 +99,9 @@ portable build is correct but slower, so BLAS runs instead.
    stride-1 conv of the input with a subset of the taps (no zero
    insertion); each phase is an implicit-path conv that writes its strided
    view of the output in place, all phases' items in one parallel region.
-11. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
+12. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
-12. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
+13. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
    images of at most ``MAX_POSITIONS`` (1024) positions whose ``C_in/g``
    channels fit ``TILE_BYTES``.  ``col = W^T @ x`` + col2im as on ``gemm``, but on
    register-blocked micro-kernels that read the weight in its own layout
@@ -98,7 +109,7 @@ portable build is correct but slower, so BLAS runs instead.
    the weight is packed, where BLAS packs it in every call); items are
    (block of images side by side as one GEMM's columns, group, block of
    output channels).
-13. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
+14. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
    row-major wrapper).  conv by tiled im2col + GEMM straight into the
    output; conv_transpose by ``W_g^T @ x`` + col2im, each item owning a
    slab of output rows, small images several to a GEMM; conv_weight by

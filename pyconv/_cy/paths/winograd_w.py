@@ -1,0 +1,131 @@
+"""The ``winograd_w`` path: the weight gradient of 2-d 3x3 stride-1 convs by
+Winograd minimal filtering (kernels: ``_winograd_w.pyx``, ``kernels/winograd_w.h``).
+
+Per (output channel, input channel) and axis, the weight gradient
+``dW[k] = sum_j gy[j] x[j + k - pad]`` is a correlation whose kernel is the
+output gradient and whose 3 outputs are the taps.  Cut gy into tiles of 4
+per axis (the forward ``winograd4`` path's output tiles); a tile gives its
+share of the 3 taps by F(3, 4) (alpha = 6)::
+
+    dW_tile = A^T [(G g G^T) * (B^T d B)] A
+
+where ``d`` is the 6x6 input window the tile's taps read (the forward
+F(4x4, 3x3) tile's window: B^T is the same, it depends only on the
+evaluation points).  Summed over the tiles, each of the 36 transformed
+positions is one GEMM with the tiles as its reduction,
+``Mw[p] = X[p] Gy[p]^T`` (C_in/g x C_out/g), on the weight-gradient
+micro-kernel; ``dW = A^T Mw A`` once per call, in double.  36 multiply-adds
+per tile and channel pair where the direct sum does 144 (4x fewer; a map
+that is not a multiple of 4 wide pays for the padded last tile; the spare
+column each row of tiles carries through the input transform is left out
+of the products).
+
+Work items are blocks of rows of tiles (as the forward path cuts them),
+cut into a fixed number of slots that each accumulate their own partial
+``Mw`` (a power of two, within :data:`PARTIAL_BYTES`);
+the partials are summed in slot order: bitwise the same for any thread
+count.  Not ``exact``: ``pyconv.use_algorithms("exact")`` skips it.
+
+Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
+fit when one thread's block takes more than a quarter of the workspace or
+the partials more than :data:`PARTIAL_BYTES`.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from .. import _winograd_w
+from .._planning import Path, finish, fits, geo, target
+from .winograd import matrices
+
+#: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on,
+#: float32, one thread, against ``implicit``): fewest channels per group in
+#: and out (N8 16->16 56x56: 2.1x ``implicit``, 24->24 32x32: 1.7x) ...
+MIN_CHANNELS = 16
+#: ... fewest 4x4 tiles of the output gradient per call, all images (the
+#: partials are allocated, summed and transformed back once per call, the
+#: transforms' rows want columns: 28x28 at 128 channels 0.65x ``implicit``
+#: with batch 1 (49 tiles), 0.96x with 98, 1.16x with 196; 56x56 at 64
+#: channels, batch 1 (196 tiles): 1.17x) ...
+MIN_TILES = 192
+#: ... and output rows of at least MIN_WIDTH, where the 4-wide tiles waste
+#: little and the rows of tiles are long (14x14 maps: 0.76x at N32 64->64,
+#: 0.99x at 128->128), unless the channels are at least WIDE_CHANNELS and the
+#: tiles at least WIDE_TILES (N32 256->256 14x14: 1.17x; ``implicit`` is
+#: weakest on many channels).
+MIN_WIDTH = 20
+WIDE_CHANNELS = 256
+WIDE_TILES = 512
+#: Target columns (tiles, plus one spare column per row of tiles) per work
+#: item: the micro-kernel sums over them before it adds its block into the
+#: partial, so fewer columns means more traffic on the partials.
+BLOCK_COLS = 128
+#: Fewest work items wanted (the slots are cut from them).
+MIN_ITEMS = 4
+#: Most slots (partial sums).
+MAX_SLOTS = 8
+#: Bytes the partials may take: the project's conv_weight budget
+#: (``_planning.PARTIAL_BYTES``, 32 MiB) plus the rounding of the two
+#: buffers to 2 MiB pages.  (4 slots of a 256 x 256 layer, 38 MB, were
+#: measured slower than 2 on two threads: 32 against 28 ms.)
+PARTIAL_BYTES = 36 << 20
+
+
+class WinogradWeight(Path):
+    name = "winograd_w"
+    exact = False
+    ops = frozenset({"conv_weight"})
+
+    def supports(self, op, spec, tgt):
+        return (spec.nd == 2 and tuple(spec.kernel_size) == (3, 3)
+                and all(s == 1 for s in spec.stride) and all(d == 1 for d in spec.dilation))
+
+    def chosen(self, op, spec, tgt):
+        """The measured rule (see :mod:`pyconv._cy`, the path list)."""
+        g = spec.groups
+        channels = min(spec.in_channels // g, spec.out_channels // g)
+        if tgt.level < 1 or tgt.dbl or channels < MIN_CHANNELS:
+            return False
+        tiles = spec.batch * prod(-(-o // 4) for o in spec.out_size)
+        if spec.out_size[-1] >= MIN_WIDTH:
+            return tiles >= MIN_TILES
+        return channels >= WIDE_CHANNELS and tiles >= WIDE_TILES
+
+    def plan(self, op, spec, tgt, n):
+        """Blocks of ``segments`` runs of at most ``tile`` tiles of one row of tiles."""
+        gt = geo(spec)
+        oy, ox = spec.out_size
+        tx, ty = -(-ox // 4), -(-oy // 4)
+        cols = max(2, BLOCK_COLS)       # a tile and its spare column at least
+        if tx + 1 <= cols:              # whole rows of tiles, several per block
+            length, chunks = tx, 1
+        else:                           # long rows cut into equal chunks
+            chunks = -(-tx // (cols - 1))
+            length = -(-tx // chunks)
+        nseg = spec.batch * ty * chunks
+        count = max(1, min(cols // (length + 1), -(-nseg // MIN_ITEMS)))
+        while True:
+            items = -(-nseg // count)
+            nslots = 1 << (min(items, MAX_SLOTS).bit_length() - 1)
+            per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots, tgt.dbl)
+            while nslots > 1 and fixed > PARTIAL_BYTES:      # fewer partials
+                nslots //= 2
+                per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots, tgt.dbl)
+            if fits(per) or count == 1:
+                break
+            count = -(-count // 2)
+        if not fits(per) or fixed > PARTIAL_BYTES:
+            return None
+        return finish(self.name, nslots, per, fixed, n, tile=length, segments=count,
+                      slots=nslots, simd=tgt.level)
+
+    def run(self, op, p, spec, x, w, b, out):
+        tgt = target(x.dtype, p.simd)
+        bt = matrices(4, 3)[0]
+        _, gm, at = matrices(3, 4)
+        _winograd_w.conv_weight(x, w, out, geo(spec), bt.ravel(), gm.ravel(), at.ravel(), p.tile,
+                                p.segments, p.slots, tgt.level, tgt.nrw, p.omp_threads)
+
+
+WINOGRAD_W = WinogradWeight()
