@@ -422,16 +422,17 @@ RULE_CASES = [
     ("conv_transpose", tconv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                                   padding=((1, 1),) * 2),
      "winograd4", "gemm"),
-    # the weight gradient of a 2-d 3x3 stride-1 layer: winograd_w with enough
-    # channels and tiles and rows of 20 or more (14x14 maps: many channels)
-    ("conv_weight", conv_spec(8, 64, 64, (56, 56), (3, 3), padding=((1, 1),) * 2),
-     "winograd_w", "gemm"),
-    ("conv_weight", conv_spec(16, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2),
-     "winograd_w", "gemm"),
-    ("conv_weight", conv_spec(32, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2),
-     "winograd_w", "gemm"),
+    # the weight gradient of a 2-d 3x3 stride-1 layer: winograd_w with 16 to
+    # 48 channels, enough tiles and rows of 20 or more ...
     ("conv_weight", conv_spec(8, 16, 16, (56, 56), (3, 3), padding=((1, 1),) * 2),
      "winograd_w", "gemm"),
+    ("conv_weight", conv_spec(8, 48, 32, (56, 56), (3, 3), padding=((1, 1),) * 2),
+     "winograd_w", "gemm"),
+    # ... not with more channels (per-call partials of tens of MB)
+    ("conv_weight", conv_spec(8, 64, 64, (56, 56), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
+    ("conv_weight", conv_spec(32, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
     # ... not with few tiles, narrow rows and few channels, thin channels, the
     # partials above PARTIAL_BYTES (512 x 512 channels), nor a 5x5 kernel
     ("conv_weight", conv_spec(1, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2),

@@ -86,7 +86,7 @@ def test_float32_error_within_the_documented_bound(spec, rng):
 
 def test_exact_algorithms_keep_calls_off_winograd_w(rng):
     """A layer the rule gives to winograd_w runs on an exact path under "exact"."""
-    spec = _layer(8, 64, (56, 56))
+    spec = _layer(8, 32, (56, 56))
     if cy_mod._build.simd_level() < 1:
         pytest.skip("no micro-kernel CPU: the rule never takes the Winograd paths")
     assert cy_mod.plan("conv_weight", spec, np.float32).path == "winograd_w"

@@ -66,10 +66,11 @@ portable build is correct but slower, so BLAS runs instead.
    the 6x6 input window of a tile is transformed as on ``winograd4``, the
    products are one GEMM per transformed position (36) over the tiles on
    the weight-gradient micro-kernel, accumulated in fixed slots (4x fewer
-   multiplications).  float32, micro-kernel CPU, at least 16 channels per
-   group in and out, at least 192 output tiles of 4x4 per call and output
-   rows of at least 20 (narrower rows: at least 256 channels and 512
-   tiles), partials within its ``PARTIAL_BYTES`` (36 MiB).
+   multiplications).  float32, micro-kernel CPU, 16 to 48 channels per
+   group in and out (with more, its per-call partial sums of tens of MB
+   measured no faster than ``implicit`` and less steady), at least 192
+   output tiles of 4x4 per call and output rows of at least 20, partials
+   within its ``PARTIAL_BYTES`` (36 MiB).
 7. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
    dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
    and out, micro-kernel CPU (DeepLab ASPP branches).  A tile of whole

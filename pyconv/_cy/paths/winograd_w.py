@@ -57,6 +57,16 @@ MIN_TILES = 192
 MIN_WIDTH = 20
 WIDE_CHANNELS = 256
 WIDE_TILES = 512
+#: ... and at most MAX_CHANNELS channels per group in or out: with more, the
+#: partials (36 x C_in x C_out floats per slot, tens of MB at 256 channels)
+#: are mapped and faulted in at every call, and on a quiet machine, two
+#: threads, medians of 9 or 12 calls, the path measured no faster than
+#: ``implicit`` and less steady (N8 64->64 56x56: 9.4 against 9.5 ms; N16
+#: 128->128 28x28 21-23 against 16-17 ms; N32 256->256 14x14 30-98 against
+#: 32-34 ms, the slow calls waiting for 2 MiB pages to be compacted), while
+#: with few channels it stayed ahead (N8 16->16 56x56 1.14x, N8 32->32
+#: 112x112 1.30x, N8 48->48 56x56 1.14x).
+MAX_CHANNELS = 48
 #: Target columns (tiles, plus one spare column per row of tiles) per work
 #: item: the micro-kernel sums over them before it adds its block into the
 #: partial, so fewer columns means more traffic on the partials.
@@ -86,6 +96,8 @@ class WinogradWeight(Path):
         g = spec.groups
         channels = min(spec.in_channels // g, spec.out_channels // g)
         if tgt.level < 1 or tgt.dbl or channels < MIN_CHANNELS:
+            return False
+        if max(spec.in_channels // g, spec.out_channels // g) > MAX_CHANNELS:
             return False
         tiles = spec.batch * prod(-(-o // 4) for o in spec.out_size)
         if spec.out_size[-1] >= MIN_WIDTH:
