@@ -157,7 +157,8 @@ class BuildExt(build_ext):
 
 #: One extension module per kernel file; every module sees the shared files.
 PYX_SOURCES = sorted(glob.glob(os.path.join(CY_DIR, "*.pyx")))
-SHARED_SOURCES = ([os.path.join(CY_DIR, "_common.pxd"), os.path.join(CY_DIR, "_kernels.h")]
+SHARED_SOURCES = ([os.path.join(CY_DIR, "_common.pxd"), os.path.join(CY_DIR, "_wino.pxd"),
+                   os.path.join(CY_DIR, "_kernels.h")]
                   + sorted(glob.glob(os.path.join(CY_DIR, "kernels", "*.h"))))
 
 extensions = [

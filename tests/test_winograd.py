@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import pyconv
+import pyconv.grad
 
 cy_mod = pytest.importorskip("pyconv._cy")
 try:
@@ -91,26 +92,33 @@ def test_float32_error_within_the_documented_bound(path, spec, rng):
     assert np.abs(got64 - want).max() / scale <= 1e-12
 
 
-def test_exact_algorithms_keep_calls_off_winograd(rng):
-    """A layer the rule gives to winograd4 runs on an exact path under "exact"."""
-    spec = _layer(8, 64, (56, 56))
+@pytest.mark.parametrize("op, path, channels", [("conv", "winograd4", 64),
+                                                 ("conv_weight", "winograd_w", 32)])
+def test_exact_algorithms_keep_calls_off_winograd(rng, op, path, channels):
+    """A layer the rule gives to a Winograd path runs on an exact path under "exact"."""
+    spec = _layer(8, channels, (56, 56))
     if cy_mod._build.simd_level() < 1:
         pytest.skip("no micro-kernel CPU: the rule never takes the Winograd paths")
-    assert cy_mod.plan("conv", spec, np.float32).path == "winograd4"
+    assert cy_mod.plan(op, spec, np.float32).path == path
+    small = _layer(2, 8, (9, 9))
+    x = rng.standard_normal(small.input_shape).astype(np.float32)
+    w = rng.standard_normal(small.weight_shape).astype(np.float32)
+    gy = rng.standard_normal(small.output_shape).astype(np.float32)
+
+    def call():
+        if op == "conv":
+            return pyconv.conv2d(x, w, padding=1, backend="cython")
+        return pyconv.grad.conv2d_weight(x, w.shape, gy, padding=1, backend="cython")
+
     with pyconv.use_algorithms("exact"):
-        assert cy_mod.plan("conv", spec, np.float32).path == "implicit"
+        assert cy_mod.plan(op, spec, np.float32).path == "implicit"
         # forcing does not override the user's switch either
-        assert cy_mod.plan("conv", spec, np.float32, paths=("winograd4",)).path == "implicit"
-        small = _layer(1, 8, (9, 9))
-        x = rng.standard_normal(small.input_shape).astype(np.float32)
-        w = rng.standard_normal(small.weight_shape).astype(np.float32)
-        with cy_mod.force_paths("winograd4"):
-            got = pyconv.conv2d(x, w, padding=1, backend="cython")
-            exact = pyconv.conv2d(x, w, padding=1, backend="cython")
+        assert cy_mod.plan(op, spec, np.float32, paths=(path,)).path == "implicit"
+        with cy_mod.force_paths(path):
+            got = call()
     with cy_mod.force_paths("implicit"):
-        want = pyconv.conv2d(x, w, padding=1, backend="cython")
+        want = call()
     np.testing.assert_array_equal(got, want)      # bitwise: the same exact path
-    np.testing.assert_array_equal(exact, want)
 
 
 def test_input_gradient_matches_the_flipped_conv(rng):

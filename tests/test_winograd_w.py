@@ -13,9 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import pyconv
-import pyconv.grad
-
 cy_mod = pytest.importorskip("pyconv._cy")
 try:
     cy_mod.load()
@@ -82,23 +79,3 @@ def test_float32_error_within_the_documented_bound(spec, rng):
     scale = np.abs(want).max()
     assert np.abs(got - want).max() / scale <= F32_BOUND
     assert np.abs(got64 - want).max() / scale <= 1e-12
-
-
-def test_exact_algorithms_keep_calls_off_winograd_w(rng):
-    """A layer the rule gives to winograd_w runs on an exact path under "exact"."""
-    spec = _layer(8, 32, (56, 56))
-    if cy_mod._build.simd_level() < 1:
-        pytest.skip("no micro-kernel CPU: the rule never takes the Winograd paths")
-    assert cy_mod.plan("conv_weight", spec, np.float32).path == "winograd_w"
-    with pyconv.use_algorithms("exact"):
-        assert cy_mod.plan("conv_weight", spec, np.float32).path == "implicit"
-        # forcing does not override the user's switch either
-        assert cy_mod.plan("conv_weight", spec, np.float32,
-                           paths=("winograd_w",)).path == "implicit"
-        x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
-        gy = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
-        with cy_mod.force_paths("winograd_w"):
-            got = pyconv.grad.conv2d_weight(x, (8, 8, 3, 3), gy, padding=1, backend="cython")
-    with cy_mod.force_paths("implicit"):
-        want = pyconv.grad.conv2d_weight(x, (8, 8, 3, 3), gy, padding=1, backend="cython")
-    np.testing.assert_array_equal(got, want)      # bitwise: the same exact path

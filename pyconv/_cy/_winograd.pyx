@@ -31,42 +31,17 @@ from cython cimport floating
 import numpy as np
 
 from pyconv._cy._common cimport (Geo, Layout, ipanels, layout_add, layout_init, layout_part,
-                                 make_geo, packed_rows, pc_alloc, pc_geo, run_passes)
+                                 make_geo, packed_rows, pc_alloc, run_passes)
+from pyconv._cy._wino cimport (PC_WINO_CCH, PC_WINO_FCH, input_block, pc_wino, pc_wino_halo,
+                               pc_wino_ldv, pc_wino_scratch)
 
 cdef extern from "kernels/winograd.h" nogil:
-    ctypedef struct pc_wino:
-        pc_geo g
-        Py_ssize_t m[3]
-        Py_ssize_t a[3]
-        Py_ssize_t nt[3]
-        Py_ssize_t P
-        double bt[3][64]
-        double gm[3][64]
-        double at[3][64]
-        int level
-    int PC_WINO_FCH
-    enum: PC_WINO_CCH
-    Py_ssize_t pc_wino_halo(const pc_wino *wg)
-    Py_ssize_t pc_wino_ldv(Py_ssize_t q)
-    Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
     void pc_wino_filter_f(const pc_wino *wg, const float *w, int swap, Py_ssize_t grp,
                           Py_ssize_t panel, Py_ssize_t mr, Py_ssize_t mpad, float *upack,
                           double *tmp)
     void pc_wino_filter_d(const pc_wino *wg, const double *w, int swap, Py_ssize_t grp,
                           Py_ssize_t panel, Py_ssize_t mr, Py_ssize_t mpad, double *upack,
                           double *tmp)
-    void pc_wino_load_block_f(const pc_wino *wg, const float *x, Py_ssize_t grp,
-                              const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                              Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1,
-                              Py_ssize_t *rng, float *D)
-    void pc_wino_load_block_d(const pc_wino *wg, const double *x, Py_ssize_t grp,
-                              const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                              Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1,
-                              Py_ssize_t *rng, double *D)
-    void pc_wino_input_f(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
-                         Py_ssize_t c1, float *V, float *scratch)
-    void pc_wino_input_d(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
-                         Py_ssize_t c1, double *V, double *scratch)
     float *pc_wino_output_f(const pc_wino *wg, const float *M, Py_ssize_t ldv, Py_ssize_t c0,
                             Py_ssize_t c1, float *scratch)
     double *pc_wino_output_d(const pc_wino *wg, const double *M, Py_ssize_t ldv,
@@ -91,24 +66,6 @@ cdef inline void wino_filter(const pc_wino *wg, const floating *w, int swap, Py_
         pc_wino_filter_f(wg, w, swap, grp, panel, mr, mpad, upack, tmp)
     else:
         pc_wino_filter_d(wg, w, swap, grp, panel, mr, mpad, upack, tmp)
-
-
-cdef inline void load_block(const pc_wino *wg, const floating *x, Py_ssize_t grp,
-                            const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                            Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t *rng,
-                            floating *D) noexcept nogil:
-    if floating is float:
-        pc_wino_load_block_f(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, D)
-    else:
-        pc_wino_load_block_d(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, D)
-
-
-cdef inline void wino_input(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
-                            Py_ssize_t c1, floating *V, floating *scratch) noexcept nogil:
-    if floating is float:
-        pc_wino_input_f(wg, q, ldv, c0, c1, V, scratch)
-    else:
-        pc_wino_input_d(wg, q, ldv, c0, c1, V, scratch)
 
 
 cdef inline floating *wino_output(const pc_wino *wg, const floating *M, Py_ssize_t ldv,
@@ -241,13 +198,8 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
         seg[4 * i + 1] = (r % rows) // wg.nt[1]
         seg[4 * i + 2] = r % wg.nt[1]
         seg[4 * i + 3] = ((s0 + i) % t.chunks) * t.L
-    c0 = 0
-    while c0 < g.cin_g:                 # a step's rows stay in L1
-        c1 = min(c0 + PC_WINO_CCH, g.cin_g)
-        load_block(wg, <const floating *> t.x, grp, seg, s1 - s0, t.segw, t.ldv, c0, c1, rng,
-                   scratch)
-        wino_input(wg, (s1 - s0) * t.segw, t.ldv, c0, c1, V, scratch)
-        c0 = c1
+    input_block(wg, <const floating *> t.x, grp, seg, s1 - s0, t.segw, t.ldv, 0, g.cin_g, V,
+                scratch, rng)
     for p in range(wg.P):
         ipanels(t.level, g.cin_g, g.cout_g,
                 <const floating *> t.u + (grp * wg.P + p) * t.mpad * g.cin_g,

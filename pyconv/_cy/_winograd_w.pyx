@@ -30,35 +30,10 @@ import numpy as np
 
 from pyconv._cy._common cimport (Layout, layout_add, layout_init, layout_part, make_geo, pc_geo,
                                  pc_thread_num, run_items, wpanels)
+from pyconv._cy._wino cimport input_block, pc_wino, pc_wino_halo, pc_wino_ldv, pc_wino_scratch
 
 cdef extern from "kernels/winograd_w.h" nogil:
-    ctypedef struct pc_wino:
-        pc_geo g
-        Py_ssize_t m[3]
-        Py_ssize_t a[3]
-        Py_ssize_t nt[3]
-        Py_ssize_t P
-        double bt[3][64]
-        double gm[3][64]
-        double at[3][64]
-        int level
-    enum: PC_WINO_CCH
     enum: PC_WGW_CCH
-    Py_ssize_t pc_wino_halo(const pc_wino *wg)
-    Py_ssize_t pc_wino_ldv(Py_ssize_t q)
-    Py_ssize_t pc_wino_scratch(const pc_wino *wg, Py_ssize_t ldv)
-    void pc_wino_load_block_f(const pc_wino *wg, const float *x, Py_ssize_t grp,
-                              const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                              Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1,
-                              Py_ssize_t *rng, float *D)
-    void pc_wino_load_block_d(const pc_wino *wg, const double *x, Py_ssize_t grp,
-                              const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                              Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1,
-                              Py_ssize_t *rng, double *D)
-    void pc_wino_input_f(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
-                         Py_ssize_t c1, float *V, float *scratch)
-    void pc_wino_input_d(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
-                         Py_ssize_t c1, double *V, double *scratch)
     Py_ssize_t pc_wgw_scratch(Py_ssize_t ldv)
     ctypedef struct pc_wgw_mem:
         pass
@@ -82,24 +57,6 @@ cdef extern from "kernels/winograd_w.h" nogil:
 
 # ---------------------------------------------------------------------------
 # fused wrappers
-
-cdef inline void load_block(const pc_wino *wg, const floating *x, Py_ssize_t grp,
-                            const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t w,
-                            Py_ssize_t ldv, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t *rng,
-                            floating *D) noexcept nogil:
-    if floating is float:
-        pc_wino_load_block_f(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, D)
-    else:
-        pc_wino_load_block_d(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, D)
-
-
-cdef inline void wino_input(const pc_wino *wg, Py_ssize_t q, Py_ssize_t ldv, Py_ssize_t c0,
-                            Py_ssize_t c1, floating *V, floating *scratch) noexcept nogil:
-    if floating is float:
-        pc_wino_input_f(wg, q, ldv, c0, c1, V, scratch)
-    else:
-        pc_wino_input_d(wg, q, ldv, c0, c1, V, scratch)
-
 
 cdef inline void wgw_gy(const pc_wino *wg, const double *G, const floating *gy, Py_ssize_t grp,
                         const Py_ssize_t *seg, Py_ssize_t nseg, Py_ssize_t L, Py_ssize_t w,
@@ -212,7 +169,7 @@ cdef void _item(const void *task, floating *unused, Py_ssize_t slot,
     cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 4)
     cdef Py_ssize_t *pos = <Py_ssize_t *> layout_part(&t.buf, buf, 5)
     cdef Py_ssize_t s0 = it * t.sb, s1 = min(s0 + t.sb, t.nseg)
-    cdef Py_ssize_t nseg = s1 - s0, q = nseg * t.segw, nval = 0
+    cdef Py_ssize_t nseg = s1 - s0, nval = 0
     cdef Py_ssize_t mwg = wg.P * g.cin_g * g.cout_g
     cdef floating *mw = <floating *> t.mw + slot * g.G * mwg
     cdef Py_ssize_t i, j, r, p, c0, c1, grp
@@ -226,13 +183,8 @@ cdef void _item(const void *task, floating *unused, Py_ssize_t slot,
             pos[nval] = i * t.segw + j
             nval += 1
     for grp in range(g.G):
-        c0 = 0
-        while c0 < g.cin_g:
-            c1 = min(c0 + PC_WINO_CCH, g.cin_g)
-            load_block(wg, <const floating *> t.x, grp, seg, nseg, t.segw, t.ldv, c0, c1, rng,
-                       scratch)
-            wino_input(wg, q, t.ldv, c0, c1, X, scratch)
-            c0 = c1
+        input_block(wg, <const floating *> t.x, grp, seg, nseg, t.segw, t.ldv, 0, g.cin_g, X,
+                    scratch, rng)
         c0 = 0
         while c0 < g.cout_g:
             c1 = min(c0 + t.step, g.cout_g)
