@@ -2,8 +2,8 @@
 """What the two Winograd kernel modules share (``_winograd.pyx``, ``_winograd_w.pyx``):
 the transform's struct and the input side (``kernels/winograd.h``): the
 de-interleaving load of a block's input rows and the input transform, with
-their fused float/double wrappers, and the two in steps of a few channels
-(:func:`input_block`)."""
+their fused float/double wrappers, the two in steps of a few channels
+(:func:`input_block`), and where a block's segments lie (:func:`segments`)."""
 
 from cython cimport floating
 
@@ -70,3 +70,18 @@ cdef inline void input_block(const pc_wino *wg, const floating *x, Py_ssize_t gr
         load_block(wg, x, grp, seg, nseg, w, ldv, c0, c1, rng, scratch)
         wino_input(wg, nseg * w, ldv, c0, c1, V, scratch)
         c0 = c1
+
+
+cdef inline void segments(const pc_wino *wg, Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t chunks,
+                          Py_ssize_t L, Py_ssize_t *seg) noexcept nogil:
+    """(image, tz, ty, first tile) of segments [s0, s1) into ``seg``, 4 each:
+    segments in (image, z, y, x) order, each row of tiles cut into ``chunks``
+    segments of ``L`` tiles."""
+    cdef Py_ssize_t rows = wg.nt[0] * wg.nt[1]
+    cdef Py_ssize_t i, r
+    for i in range(s1 - s0):
+        r = (s0 + i) // chunks
+        seg[4 * i] = r // rows
+        seg[4 * i + 1] = (r % rows) // wg.nt[1]
+        seg[4 * i + 2] = r % wg.nt[1]
+        seg[4 * i + 3] = ((s0 + i) % chunks) * L

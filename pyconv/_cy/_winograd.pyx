@@ -33,7 +33,7 @@ import numpy as np
 from pyconv._cy._common cimport (Geo, Layout, ipanels, layout_add, layout_init, layout_part,
                                  make_geo, packed_rows, pc_alloc, run_passes)
 from pyconv._cy._wino cimport (PC_WINO_CCH, PC_WINO_FCH, input_block, pc_wino, pc_wino_halo,
-                               pc_wino_ldv, pc_wino_scratch)
+                               pc_wino_ldv, pc_wino_scratch, segments)
 
 cdef extern from "kernels/winograd.h" nogil:
     void pc_wino_filter_f(const pc_wino *wg, const float *w, int swap, Py_ssize_t grp,
@@ -190,14 +190,8 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef floating *F
     cdef Py_ssize_t blk = it % t.nblocks, grp = it // t.nblocks
     cdef Py_ssize_t s0 = blk * t.sb, s1 = min(s0 + t.sb, t.nseg)
-    cdef Py_ssize_t rows = wg.nt[0] * wg.nt[1]
-    cdef Py_ssize_t i, r, p, c0, c1
-    for i in range(s1 - s0):             # image, tz, ty, first tile of each segment
-        r = (s0 + i) // t.chunks
-        seg[4 * i] = r // rows
-        seg[4 * i + 1] = (r % rows) // wg.nt[1]
-        seg[4 * i + 2] = r % wg.nt[1]
-        seg[4 * i + 3] = ((s0 + i) % t.chunks) * t.L
+    cdef Py_ssize_t p, c0, c1
+    segments(wg, s0, s1, t.chunks, t.L, seg)
     input_block(wg, <const floating *> t.x, grp, seg, s1 - s0, t.segw, t.ldv, 0, g.cin_g, V,
                 scratch, rng)
     for p in range(wg.P):

@@ -30,13 +30,15 @@ import numpy as np
 
 from pyconv._cy._common cimport (Layout, layout_add, layout_init, layout_part, make_geo, pc_geo,
                                  pc_thread_num, run_items, wpanels)
-from pyconv._cy._wino cimport input_block, pc_wino, pc_wino_halo, pc_wino_ldv, pc_wino_scratch
+from pyconv._cy._wino cimport (input_block, pc_wino, pc_wino_halo, pc_wino_ldv, pc_wino_scratch,
+                               segments)
 
 cdef extern from "kernels/winograd_w.h" nogil:
     enum: PC_WGW_CCH
     Py_ssize_t pc_wgw_scratch(Py_ssize_t ldv)
     ctypedef struct pc_wgw_mem:
-        pass
+        void *base
+        size_t len
     void *pc_wgw_map(size_t nbytes, pc_wgw_mem *m)
     void pc_wgw_unmap(pc_wgw_mem *m)
     void pc_wgw_gy_f(const pc_wino *wg, const double *G, const float *gy, Py_ssize_t grp,
@@ -172,14 +174,10 @@ cdef void _item(const void *task, floating *unused, Py_ssize_t slot,
     cdef Py_ssize_t nseg = s1 - s0, nval = 0
     cdef Py_ssize_t mwg = wg.P * g.cin_g * g.cout_g
     cdef floating *mw = <floating *> t.mw + slot * g.G * mwg
-    cdef Py_ssize_t i, j, r, p, c0, c1, grp
-    for i in range(nseg):                # image, tz, ty, first tile of each segment
-        r = (s0 + i) // t.chunks
-        seg[4 * i] = r // wg.nt[1]
-        seg[4 * i + 1] = 0
-        seg[4 * i + 2] = r % wg.nt[1]
-        seg[4 * i + 3] = ((s0 + i) % t.chunks) * t.L
-        for j in range(min(t.L, wg.nt[2] - seg[4 * i + 3])):   # its tiles' columns
+    cdef Py_ssize_t i, j, p, c0, c1, grp
+    segments(wg, s0, s1, t.chunks, t.L, seg)
+    for i in range(nseg):
+        for j in range(min(t.L, wg.nt[2] - seg[4 * i + 3])):   # each segment's tiles' columns
             pos[nval] = i * t.segw + j
             nval += 1
     for grp in range(g.G):
