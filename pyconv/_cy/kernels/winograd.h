@@ -103,7 +103,10 @@ static ptrdiff_t pc_wino_scratch(const pc_wino *wg, ptrdiff_t ldv)
 /* The weight transform along one axis, in double:
    out[o][i][q] = sum_j mat[i][j] in[o][j][q] for q < n (j increasing, the
    zero coefficients skipped).  An axis without taps (1 x 1 identity) is no
-   step: *cur stays; else the result goes to the buffer after *cur (of 3). */
+   step: *cur stays; else the result goes to the buffer after *cur (of 3).
+   Rows of up to 3 nonzero coefficients (every row of the 3-tap matrices)
+   are one pass over q with the sum in a register; longer ones add term by
+   term. */
 PC_CLONES static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff_t cols,
                                       ptrdiff_t outer, ptrdiff_t n, double *const *bufs,
                                       int *cur)
@@ -117,21 +120,41 @@ PC_CLONES static void pc_wino_axis_dd(const double *mat, ptrdiff_t rows, ptrdiff
         for (i = 0; i < rows; i++) {
             double *restrict d = out + (o * rows + i) * n;
             const double *s = in + o * cols * n;
-            for (j = 0; j < cols && mat[i * cols + j] == 0; j++) {}
-            if (j == cols) {
-                for (q = 0; q < n; q++) d[q] = 0;
-                continue;
-            }
-            {
+            const double *s0 = NULL, *s1 = NULL, *s2 = NULL;
+            double c0 = 0, c1 = 0, c2 = 0;
+            int nz = 0;
+            for (j = 0; j < cols; j++) {
                 const double c = mat[i * cols + j];
-                const double *restrict sj = s + j * n;
-                for (q = 0; q < n; q++) d[q] = c * sj[q];
-            }
-            for (j++; j < cols; j++) {
-                const double c = mat[i * cols + j];
-                const double *restrict sj = s + j * n;
                 if (c == 0) continue;
-                for (q = 0; q < n; q++) d[q] += c * sj[q];
+                if (nz == 0) { c0 = c; s0 = s + j * n; }
+                else if (nz == 1) { c1 = c; s1 = s + j * n; }
+                else if (nz == 2) { c2 = c; s2 = s + j * n; }
+                nz++;
+            }
+            if (nz == 0) {
+                for (q = 0; q < n; q++) d[q] = 0;
+            } else if (nz == 1) {
+                const double *restrict a0 = s0;
+                for (q = 0; q < n; q++) d[q] = c0 * a0[q];
+            } else if (nz == 2) {
+                const double *restrict a0 = s0, *restrict a1 = s1;
+                for (q = 0; q < n; q++) d[q] = c0 * a0[q] + c1 * a1[q];
+            } else if (nz == 3) {
+                const double *restrict a0 = s0, *restrict a1 = s1, *restrict a2 = s2;
+                for (q = 0; q < n; q++) d[q] = c0 * a0[q] + c1 * a1[q] + c2 * a2[q];
+            } else {
+                for (j = 0; j < cols && mat[i * cols + j] == 0; j++) {}
+                {
+                    const double c = mat[i * cols + j];
+                    const double *restrict sj = s + j * n;
+                    for (q = 0; q < n; q++) d[q] = c * sj[q];
+                }
+                for (j++; j < cols; j++) {
+                    const double c = mat[i * cols + j];
+                    const double *restrict sj = s + j * n;
+                    if (c == 0) continue;
+                    for (q = 0; q < n; q++) d[q] += c * sj[q];
+                }
             }
         }
     *cur = (*cur + 1) % 3;
@@ -323,6 +346,32 @@ PC_TARGET("arch=x86-64-v4") static void pc_wino_tails_v4(float *row, ptrdiff_t n
             _mm512_mask_storeu_ps(row + u, (__mmask16)pc_wino_lanes(0, rs - u), z);
 }
 
+/* The taps of pc_wino_filter_f, at the AVX-512 level with 8-row panels: for
+   c < nc and k < K, dst[(k * PC_WINO_FCH + c) * 8 + m] = f_m,c[tap k] for the
+   nm rows m of the layer, zero for the others (f_m,c = w0 + m * sco + c *
+   sci; tap k is K - 1 - k when swap).  One masked 8-lane gather per (c, k):
+   the scalar copy spent its time on the scattered 8-byte stores. */
+PC_TARGET("arch=x86-64-v4") static void pc_wino_taps_v4(const float *w0, ptrdiff_t sco,
+                                                      ptrdiff_t sci, ptrdiff_t K, int swap,
+                                                      ptrdiff_t nm, ptrdiff_t nc, double *dst)
+{
+    const __m256i idx = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm256_set1_epi32((int)sco));
+    const __mmask8 rows = (__mmask8)((1u << nm) - 1u);
+    ptrdiff_t c, k;
+    for (c = 0; c < PC_WINO_FCH; c++)
+        for (k = 0; k < K; k++) {
+            double *d = dst + (k * PC_WINO_FCH + c) * 8;
+            if (c < nc) {
+                const float *f = w0 + c * sci + (swap ? K - 1 - k : k);
+                const __m256 v = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), rows, idx, f, 4);
+                _mm512_storeu_pd(d, _mm512_cvtps_pd(v));
+            } else {
+                _mm512_storeu_pd(d, _mm512_setzero_pd());
+            }
+        }
+}
+
 /* Whether the AVX-512 builds above take a call's rows. */
 #define PC_WINO_V4(wg) ((wg)->level == 2 && ((wg)->m[2] == 2 || (wg)->m[2] == 4))
 /* ... and its loads and stores: segments of at most this many columns.  On
@@ -347,6 +396,15 @@ static inline int pc_wino_store_fast_f(const pc_wino *wg, const float *src, ptrd
     pc_wino_store_v4(src, ld, nt, wg->m[2], x0, wg->g.osz[2], bias, y);
     return 1;
 }
+static inline int pc_wino_taps_fast_f(const pc_wino *wg, const float *w0, ptrdiff_t sco,
+                                      ptrdiff_t sci, ptrdiff_t K, int swap, ptrdiff_t mr,
+                                      ptrdiff_t nm, ptrdiff_t nc, double *dst)
+{
+    /* the lane offsets m * sco are 32-bit */
+    if (wg->level != 2 || mr != 8 || nm < 1 || sco > ((ptrdiff_t)1 << 27)) return 0;
+    pc_wino_taps_v4(w0, sco, sci, K, swap, nm, nc, dst);
+    return 1;
+}
 static inline int pc_wino_tails_fast_f(const pc_wino *wg, float *row, ptrdiff_t nrows,
                                        ptrdiff_t rs, ptrdiff_t q)
 {
@@ -363,6 +421,14 @@ static inline int pc_wino_tails_fast_##S(const pc_wino *wg, T *row, ptrdiff_t nr
                                          ptrdiff_t rs, ptrdiff_t q)                  \
 {                                                                                    \
     (void)wg; (void)row; (void)nrows; (void)rs; (void)q;                             \
+    return 0;                                                                        \
+}                                                                                    \
+static inline int pc_wino_taps_fast_##S(const pc_wino *wg, const T *w0, ptrdiff_t sco, \
+                                        ptrdiff_t sci, ptrdiff_t K, int swap, ptrdiff_t mr, \
+                                        ptrdiff_t nm, ptrdiff_t nc, double *dst)     \
+{                                                                                    \
+    (void)wg; (void)w0; (void)sco; (void)sci; (void)K; (void)swap; (void)mr;         \
+    (void)nm; (void)nc; (void)dst;                                                   \
     return 0;                                                                        \
 }                                                                                    \
 static inline int pc_wino_load_fast_##S(const pc_wino *wg, const T *const *rows,      \
@@ -678,6 +744,9 @@ PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, int swap
         nc = kc - c0 < PC_WINO_FCH ? kc - c0 : PC_WINO_FCH;                          \
         /* bufs[0][k][c][m]: tap k of (input channel c0 + c, row panel*mr + m),      \
            each filter's taps read in order */                                       \
+        if (!pc_wino_taps_fast_##S(wg, wg0 + panel * mr * sco + c0 * sci, sco, sci, K,  \
+                                   swap, mr, g->cout_g - panel * mr < mr             \
+                                   ? g->cout_g - panel * mr : mr, nc, bufs[0]))      \
         for (m = 0; m < mr; m++)                                                     \
             for (c = 0; c < PC_WINO_FCH; c++) {                                      \
                 const ptrdiff_t co = panel * mr + m;                                 \
