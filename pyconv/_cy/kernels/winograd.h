@@ -719,13 +719,40 @@ PC_CLONES static void pc_wino_store_##S(const T *restrict src, ptrdiff_t ld,    
             d[t * mx + j] = src[j * ld + t] + bias;                                  \
 }                                                                                    \
                                                                                      \
+/* The taps of the weight transform's lanes, in double: bufs0[k][c][m] = tap k  \
+ * of (input channel c0 + c, row panel*mr + m) of group grp, zeros for the rows \
+ * past C_out/g and the channels past nc (c < PC_WINO_FCH).  ``swap``: w is the  \
+ * weight of the stride-1 transposed conv this conv computes, (C_in, C_out/g,   \
+ * *k) with each group's [ci][co] swapped and the taps in reverse order. */       \
+static void pc_wino_taps_##S(const pc_wino *wg, const T *w, int swap, ptrdiff_t grp, \
+                             ptrdiff_t panel, ptrdiff_t mr, ptrdiff_t c0, ptrdiff_t nc, \
+                             double *bufs0)                                          \
+{                                                                                    \
+    const pc_geo *g = &wg->g;                                                        \
+    const ptrdiff_t kc = g->cin_g, K = g->Kp;                                        \
+    /* the strides of (co, ci) in w, and of a group */                              \
+    const ptrdiff_t sco = swap ? K : kc * K, sci = swap ? g->cout_g * K : K;         \
+    const T *wg0 = w + grp * g->cout_g * kc * K;                                     \
+    const ptrdiff_t nm = g->cout_g - panel * mr < mr ? g->cout_g - panel * mr : mr;  \
+    ptrdiff_t m, c, k;                                                               \
+    if (pc_wino_taps_fast_##S(wg, wg0 + panel * mr * sco + c0 * sci, sco, sci, K,     \
+                              swap, mr, nm, nc, bufs0))                              \
+        return;                                                                      \
+    for (m = 0; m < mr; m++)                 /* each filter's taps read in order */  \
+        for (c = 0; c < PC_WINO_FCH; c++) {                                          \
+            const T *f = m < nm && c < nc ? wg0 + (panel * mr + m) * sco + (c0 + c) * sci \
+                                          : NULL;                                    \
+            for (k = 0; k < K; k++)                                                  \
+                bufs0[(k * PC_WINO_FCH + c) * mr + m] =                              \
+                    f ? (double)f[swap ? K - 1 - k : k] : 0.0;                       \
+        }                                                                            \
+}                                                                                    \
+                                                                                     \
 /* Packed transformed weights of one panel of ``mr`` output channels:              \
  * U[grp][p] (mpad x cin_g, panels of mr rows, k-major; pc_pack_w's layout)         \
  * for rows [panel * mr, panel * mr + mr).  The transform runs in double, with     \
  * the lanes (input channel, row) of PC_WINO_FCH input channels at a time;       \
- * tmp: 3 * P * PC_WINO_FCH * mr doubles.  ``swap``: w is the weight of the       \
- * stride-1 transposed conv this conv computes, (C_in, C_out/g, *k) with each     \
- * group's [ci][co] swapped and the taps in reverse order. */                       \
+ * tmp: 3 * P * PC_WINO_FCH * mr doubles; swap as for pc_wino_taps. */             \
 PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, int swap,    \
                                          ptrdiff_t grp, ptrdiff_t panel, ptrdiff_t mr, \
                                          ptrdiff_t mpad, T *upack, double *tmp)      \
@@ -733,29 +760,13 @@ PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, int swap
     const pc_geo *g = &wg->g;                                                        \
     const ptrdiff_t az = wg->a[0], ay = wg->a[1], ax = wg->a[2];                     \
     const ptrdiff_t rz = g->ks[0], ry = g->ks[1], rx = g->ks[2];                     \
-    const ptrdiff_t kc = g->cin_g, L = PC_WINO_FCH * mr, K = g->Kp;                 \
-    /* the strides of (co, ci) in w, and of a group */                              \
-    const ptrdiff_t sco = swap ? K : kc * K, sci = swap ? g->cout_g * K : K;         \
-    const T *wg0 = w + grp * g->cout_g * kc * K;                                     \
+    const ptrdiff_t kc = g->cin_g, L = PC_WINO_FCH * mr;                             \
     double *const bufs[3] = {tmp, tmp + wg->P * L, tmp + 2 * wg->P * L};             \
-    ptrdiff_t c0, nc, c, m, k, p;                                                    \
+    ptrdiff_t c0, nc, k, p;                                                          \
     int cur;                                                                         \
     for (c0 = 0; c0 < kc; c0 += PC_WINO_FCH) {                                       \
         nc = kc - c0 < PC_WINO_FCH ? kc - c0 : PC_WINO_FCH;                          \
-        /* bufs[0][k][c][m]: tap k of (input channel c0 + c, row panel*mr + m),      \
-           each filter's taps read in order */                                       \
-        if (!pc_wino_taps_fast_##S(wg, wg0 + panel * mr * sco + c0 * sci, sco, sci, K,  \
-                                   swap, mr, g->cout_g - panel * mr < mr             \
-                                   ? g->cout_g - panel * mr : mr, nc, bufs[0]))      \
-        for (m = 0; m < mr; m++)                                                     \
-            for (c = 0; c < PC_WINO_FCH; c++) {                                      \
-                const ptrdiff_t co = panel * mr + m;                                 \
-                const T *f = co < g->cout_g && c < nc                                \
-                    ? wg0 + co * sco + (c0 + c) * sci : NULL;                        \
-                for (k = 0; k < K; k++)                                              \
-                    bufs[0][(k * PC_WINO_FCH + c) * mr + m] =                        \
-                        f ? (double)f[swap ? K - 1 - k : k] : 0.0;                   \
-            }                                                                        \
+        pc_wino_taps_##S(wg, w, swap, grp, panel, mr, c0, nc, bufs[0]);              \
         /* x: [rz*ry][rx][L] -> [rz*ry][ax][L]; y: [rz][ry][ax*L] -> [rz][ay][ax*L]; \
            z: [rz][ay*ax*L] -> [az][ay*ax*L] */                                      \
         cur = 0;                                                                     \
