@@ -369,7 +369,7 @@ RULE_CASES = [
     # conv_weight with a stride: BLAS
     ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2)), "gemm", "gemm"),
     # conv_transpose: >= 256 input positions, overlapping taps and (with a
-    # stride) >= 8 images x groups -> phases
+    # stride) >= 8 images x groups, or images too large for tgemm -> phases
     ("conv_transpose", tconv_spec(8, 16, 8, (16, 16), (4, 4), stride=(2, 2)), "phases", "gemm"),
     ("conv_transpose", tconv_spec(8, 16, 8, (300,), (3,), stride=(2,)), "phases", "gemm"),
     ("conv_transpose", tconv_spec(4, 32, 32, (300,), (3,), stride=(2,), groups=2), "phases",
@@ -386,11 +386,17 @@ RULE_CASES = [
                                   padding=((4, 4),)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(4, 16, 8, (15, 15), (4, 4), stride=(2, 2)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (2, 2), stride=(2, 2)), "tgemm", "gemm"),
-    # ... larger images: BLAS, cut into slabs and blocks of output channels
+    # ... larger images, a small batch: the phases
     ("conv_transpose", tconv_spec(4, 256, 128, (800,), (16,), stride=(8,),
-                                  padding=((4, 4),)), "gemm", "gemm"),
+                                  padding=((4, 4),)), "phases", "gemm"),
     ("conv_transpose", tconv_spec(4, 32, 16, (16, 16, 16), (3, 3, 3), stride=(2, 2, 2),
-                                  padding=((1, 0),) * 3), "gemm", "gemm"),
+                                  padding=((1, 0),) * 3), "phases", "gemm"),
+    ("conv_transpose", tconv_spec(1, 32, 32, (128, 128), (3, 3), stride=(2, 2),
+                                  padding=((1, 0),) * 2), "phases", "gemm"),
+    # ... no overlap (K <= s) on large images: BLAS, cut into slabs and blocks
+    # of output channels
+    ("conv_transpose", tconv_spec(2, 64, 32, (16, 16, 16), (2, 2, 2), stride=(2, 2, 2)),
+     "gemm", "gemm"),
     # a 1x1 transposed conv (no overlap) -> pointwise
     ("conv_transpose", tconv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
     # Winograd (float32, stride 1, 3x3, enough channels and tiles): F(4x4) for

@@ -95,7 +95,8 @@ portable build is correct but slower, so BLAS runs instead.
    ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
    that overlap (a dilated kernel extent above the stride in some dim), no
    phase thin enough for ``direct``, and with a stride at least
-   ``TARGET_ITEMS`` (8) images x groups (smaller batches: ``gemm``).
+   ``TARGET_ITEMS`` (8) images x groups or an input too large for
+   ``tgemm``'s rule (smaller batches of small images: ``tgemm``).
    Output positions with the same residue modulo the stride form a
    stride-1 conv of the input with a subset of the taps (no zero
    insertion); each phase is an implicit-path conv that writes its strided

@@ -13,9 +13,11 @@ work.  Phases no tap reaches hold only the bias.
 Rule: a CPU with AVX2+FMA or AVX-512, at least
 :data:`~pyconv._cy._planning.PHASE_MIN_POSITIONS` input positions per image,
 with a stride above 1 at least :data:`~pyconv._cy._planning.TARGET_ITEMS`
-images x groups (a smaller batch is faster on ``gemm``, whose blocks of
-output channels cut one image without a halo and without the phases'
-copies of the input; measured on 1-d K4/K16 and 2-d K4 stride-2/8 layers),
+images x groups or, for a smaller batch, an input that ``tgemm``'s rule
+does not take (small images: there ``tgemm`` is faster; on larger ones
+the phases beat ``gemm``, one thread: 1-d N4 256->128 L800 K16 s8 42 ms
+against 52, 3-d N4 32->16 16^3 K3 s2 8.5 against 11.4, 2-d N4 64->32 64^2 K4
+s2 11.4 against 14.8, N1 32->32 128^2 K3 s2 4.8 against 5.7),
 kernel taps that overlap (a dilated kernel extent above the stride in some
 dim; otherwise every phase is a 1x1 conv and one GEMM + scatter is
 faster), and no phase conv so thin that the direct path would take it.  It
@@ -34,6 +36,7 @@ from .. import _implicit, _planning
 from .._planning import Path, finish, fits, geo, target
 from .direct import DIRECT
 from .implicit import IMPLICIT
+from .tgemm import TGEMM
 
 
 def phases_1d(size_in, size_out, k, s, d, lo):
@@ -104,7 +107,8 @@ class Phases(Path):
         return (tgt.level >= 1 and overlap
                 and prod(spec.in_size) >= _planning.PHASE_MIN_POSITIONS
                 and (prod(spec.stride) == 1
-                     or spec.batch * spec.groups >= _planning.TARGET_ITEMS)
+                     or spec.batch * spec.groups >= _planning.TARGET_ITEMS
+                     or not TGEMM.chosen(op, spec, tgt))
                 and not any(DIRECT.chosen("conv", sub, tgt)
                             for _, sub, _ in phase_specs(spec) if sub is not None))
 
