@@ -375,8 +375,8 @@ RULE_CASES = [
     ("conv_transpose", tconv_spec(4, 32, 32, (300,), (3,), stride=(2,), groups=2), "phases",
      "gemm"),
     # ... a smaller batch, fewer positions, or taps that never overlap (K <=
-    # s), with one image's input within TILE_BYTES: micro-kernels reading
-    # the weight in place (tgemm)
+    # s), with one image's input within 2 MiB: micro-kernels reading the
+    # weight in place (tgemm)
     ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (4, 4), stride=(2, 2)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(4, 128, 64, (256,), (4,), stride=(2,),
                                   padding=((1, 1),)), "tgemm", "gemm"),
@@ -386,8 +386,12 @@ RULE_CASES = [
                                   padding=((4, 4),)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(4, 16, 8, (15, 15), (4, 4), stride=(2, 2)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (2, 2), stride=(2, 2)), "tgemm", "gemm"),
-    # ... larger images, a small batch: the phases
     ("conv_transpose", tconv_spec(4, 256, 128, (800,), (16,), stride=(8,),
+                                  padding=((4, 4),)), "tgemm", "gemm"),
+    ("conv_transpose", tconv_spec(1, 512, 256, (32, 32), (4, 4), stride=(2, 2),
+                                  padding=((1, 1),) * 2), "tgemm", "gemm"),
+    # ... larger images, a small batch: the phases
+    ("conv_transpose", tconv_spec(4, 512, 256, (1100,), (16,), stride=(8,),
                                   padding=((4, 4),)), "phases", "gemm"),
     ("conv_transpose", tconv_spec(4, 32, 16, (16, 16, 16), (3, 3, 3), stride=(2, 2, 2),
                                   padding=((1, 0),) * 3), "phases", "gemm"),

@@ -105,7 +105,7 @@ portable build is correct but slower, so BLAS runs instead.
    that read the input directly.
 13. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
    images of at most ``MAX_POSITIONS`` (1024) positions whose ``C_in/g``
-   channels fit ``TILE_BYTES``.  ``col = W^T @ x`` + col2im as on ``gemm``, but on
+   channels take at most ``MAX_IMAGE_BYTES`` (2 MiB).  ``col = W^T @ x`` + col2im as on ``gemm``, but on
    register-blocked micro-kernels that read the weight in its own layout
    (for an input channel the rows of ``W^T`` are contiguous: nothing of
    the weight is packed, where BLAS packs it in every call); items are

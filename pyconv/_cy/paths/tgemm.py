@@ -24,10 +24,9 @@ col2im (with the bias fill) took a third of the kernels' time (perf,
 K4 s2, 16 images).
 
 Rule: conv_transpose on a CPU with AVX2+FMA or AVX-512, not pointwise,
-with input images of at most :data:`MAX_POSITIONS` positions and small
-enough that one image of ``C_in/g`` channels fits
-:data:`~pyconv._cy._planning.TILE_BYTES` (larger images: ``gemm``'s slabs
-of output rows, or ``phases``).
+with input images of at most :data:`MAX_POSITIONS` positions and one image
+of ``C_in/g`` channels within :data:`MAX_IMAGE_BYTES` (larger images:
+``gemm``'s slabs of output rows, or ``phases``).
 """
 
 from __future__ import annotations
@@ -47,6 +46,12 @@ MIN_ROWS = 64
 #: and 12800-sample signals with few channels, where a channel block of a
 #: col within TILE_BYTES would hold only a few rows).
 MAX_POSITIONS = 1024
+#: Largest image (``C_in/g`` channels) taken.  Up to 2 MiB measured faster
+#: than ``phases`` and ``gemm`` (one thread: 1-d N2 512->256 L800 K16 s8 59 ms
+#: against 87 and 101; 2-d N1 512->256 32^2 K4 s2 39 against 63 and 61;
+#: N1 1024->512 16^2 37 against 66 and 66; N1 256->128 32^2 10.6 against
+#: 12.7 and 14.0), where the rule once stopped at TILE_BYTES (512 KiB).
+MAX_IMAGE_BYTES = 1 << 21
 #: Work items wanted (channel blocks are cut finer to reach it while they
 #: keep MIN_ROWS rows): enough to share two threads unevenly loaded.
 ITEMS = 4
@@ -81,8 +86,7 @@ class TGemm(Path):
     def chosen(self, op, spec, tgt):
         pin = prod(spec.in_size)
         return (tgt.level >= 1 and pin <= MAX_POSITIONS
-                and spec.in_channels // spec.groups * pin * tgt.itemsize
-                <= _planning.TILE_BYTES)
+                and spec.in_channels // spec.groups * pin * tgt.itemsize <= MAX_IMAGE_BYTES)
 
     def plan(self, op, spec, tgt, n):
         nb, nchb = _cut(spec, tgt.itemsize)
