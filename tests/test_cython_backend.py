@@ -343,14 +343,23 @@ RULE_CASES = [
      "depthwise", "direct"),
     ("conv", conv_spec(2, 8, 16, (9, 9), (3, 3), stride=(2, 2), groups=8), "depthwise", "direct"),
     ("conv", conv_spec(1, 6, 6, (5, 6, 7), (3, 3, 3), groups=6), "depthwise", "direct"),
-    # depthwise / few channels per group: the GEMM is thin -> direct
+    # 1-d depthwise, at most 4 channel pairs per group (conv), one (conv_weight):
+    # the loops -> direct
     ("conv", conv_spec(2, 32, 32, (64,), (3,), groups=32), "direct", "direct"),
     ("conv", conv_spec(2, 4, 4, (9, 9), (3, 3), groups=2), "direct", "direct"),
+    ("conv", conv_spec(2, 32, 64, (64,), (3,), groups=32), "direct", "direct"),
     ("conv_weight", conv_spec(2, 32, 32, (64,), (3,), groups=32), "direct", "direct"),
+    # ... wider groups with few output channels, and every conv_transpose: the
+    # GEMM paths, some micro-kernel rows idle (ResNeXt's 4 x 4 groups)
+    ("conv", conv_spec(2, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2, groups=32),
+     "implicit", "gemm"),
+    ("conv", conv_spec(2, 64, 2, (28, 28), (3, 3), padding=((1, 1),) * 2), "implicit", "gemm"),
+    ("conv", conv_spec(2, 128, 128, (28, 28), (3, 3), stride=(2, 2), groups=32), "gemm", "gemm"),
+    ("conv_weight", conv_spec(2, 64, 2, (28, 28), (3, 3), padding=((1, 1),) * 2), "gemm", "gemm"),
+    ("conv_weight", conv_spec(2, 128, 128, (28, 28), (3, 3), groups=32), "gemm", "gemm"),
     ("conv_transpose", tconv_spec(2, 32, 32, (64,), (4,), stride=(2,), groups=32),
-     "direct", "direct"),
-    # C_in/g = 4 < 8: thin for conv_transpose (K = C_in/g), not for conv (K = 4*9)
-    ("conv_transpose", tconv_spec(1, 4, 16, (40, 40), (3, 3), stride=(2, 2)), "direct", "direct"),
+     "tgemm", "gemm"),
+    ("conv_transpose", tconv_spec(1, 4, 16, (40, 40), (3, 3), stride=(2, 2)), "gemm", "gemm"),
     # dense, every stride 1 -> implicit (conv and conv_weight, any dims)
     ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit", "gemm"),

@@ -38,10 +38,13 @@ portable build is correct but slower, so BLAS runs instead.
    no lane idles on narrow maps.
 3. ``direct`` (all ops): loops over output rows, no GEMM, when the
    per-group GEMM would be thin, ``min(M, K) < MIN_GEMM`` (8) with
-   ``M, K = C_out/g, C_in/g * prod(kernel)`` for conv and conv_weight and
-   ``C_out/g * prod(kernel), C_in/g`` for conv_transpose (depthwise, small
-   groups); also when BLAS's 32-bit sizes would overflow (2**31 or more
-   positions per image, or ``M * K`` above 2**31 - 1).
+   ``M, K = C_out/g, C_in/g * prod(kernel)`` for conv and conv_weight, and
+   the loops measured faster than a GEMM with idle micro-kernel rows:
+   ``K < MIN_GEMM``, or at most 4 channel pairs per group for conv
+   (``C_in/g * C_out/g <= 4``: 1-d depthwise, small multipliers), one for
+   conv_weight (never for conv_transpose: the GEMM paths were faster even
+   at one channel per group); also when BLAS's 32-bit sizes would overflow
+   (2**31 or more positions per image, or ``M * K`` above 2**31 - 1).
 4. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
    filtering F(4, 3) on every axis (4 outputs per tile and axis), float32,
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
@@ -79,7 +82,8 @@ portable build is correct but slower, so BLAS runs instead.
    taps are contiguous), copies their im2col rows without padding columns
    a chunk at a time and multiplies them on the micro-kernel; tiles are
    cut where a kernel row starts or stops reaching the input.
-8. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU.  A
+8. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU
+   (conv_weight: ``min(M, K) >= MIN_GEMM``, thinner ones on ``gemm``).  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
@@ -88,7 +92,8 @@ portable build is correct but slower, so BLAS runs instead.
    modulo the stride (row r of channel c holds every s-th input from r):
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
-10. ``packed`` (conv): micro-kernel CPU (strided 2-d and 3-d convs, mostly).
+10. ``packed`` (conv): micro-kernel CPU, at least ``MIN_GEMM`` output channels
+   per group (strided 2-d and 3-d convs, mostly; fewer: BLAS was faster).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
 11. ``phases`` (conv_transpose): micro-kernel CPU, at least

@@ -21,7 +21,7 @@ from __future__ import annotations
 from math import prod
 
 from .. import _implicit, _planning
-from .._planning import Path, canon, finish, fits, geo, outer_axis, slots, target
+from .._planning import Path, canon, finish, fits, gemm_shape, geo, outer_axis, slots, target
 
 #: conv_weight: valid output positions wanted per item (several images of
 #: small maps); each micro-kernel call runs over them, then adds its
@@ -42,7 +42,11 @@ class Implicit(Path):
         return all(s == 1 for s in spec.stride)
 
     def chosen(self, op, spec, tgt):
-        return tgt.level >= 1
+        # a thin weight gradient (few output channels per group) leaves its
+        # MRW x NRW block mostly empty: ``gemm`` (one thread, N8 64->2 56^2
+        # 3x3: 3.7 ms against 16.1)
+        return tgt.level >= 1 and (op != "conv_weight"
+                                   or min(gemm_shape(op, spec)) >= _planning.MIN_GEMM)
 
     def plan(self, op, spec, tgt, n, reserved=0):
         """As :meth:`Path.plan`; ``reserved`` bytes held by the caller during the
