@@ -367,7 +367,7 @@ RULE_CASES = [
     ("conv_weight", conv_spec(2, 16, 32, (100,), (5,)), "implicit", "gemm"),
     # a 1x1 conv with stride 1 is still "every stride 1"; pointwise is BLAS's
     ("conv", conv_spec(2, 16, 16, (20, 20), (1, 1)), "implicit", "pointwise"),
-    ("conv_weight", conv_spec(2, 16, 16, (20, 20), (1, 1)), "implicit", "pointwise"),
+    ("conv_weight", conv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
     # 1-d, stride 2..8 -> strided1d; stride 9 -> packed
     ("conv", conv_spec(2, 16, 32, (100,), (5,), stride=(2,)), "strided1d", "gemm"),
     ("conv", conv_spec(2, 16, 32, (100,), (5,), stride=(8,)), "strided1d", "gemm"),

@@ -22,6 +22,7 @@ from math import prod
 
 from .. import _implicit, _planning
 from .._planning import Path, canon, finish, fits, gemm_shape, geo, outer_axis, slots, target
+from .gemm import is_pointwise
 
 #: conv_weight: valid output positions wanted per item (several images of
 #: small maps); each micro-kernel call runs over them, then adds its
@@ -44,9 +45,12 @@ class Implicit(Path):
     def chosen(self, op, spec, tgt):
         # a thin weight gradient (few output channels per group) leaves its
         # MRW x NRW block mostly empty: ``gemm`` (one thread, N8 64->2 56^2
-        # 3x3: 3.7 ms against 16.1)
+        # 3x3: 3.7 ms against 16.1); a 1x1 one is one BLAS GEMM on the
+        # arrays as they are: ``pointwise`` (N8 64->256 56^2: 10.0 against
+        # 21.0; N2 32->64 112^2: 1.5 against 4.4)
         return tgt.level >= 1 and (op != "conv_weight"
-                                   or min(gemm_shape(op, spec)) >= _planning.MIN_GEMM)
+                                   or (min(gemm_shape(op, spec)) >= _planning.MIN_GEMM
+                                       and not is_pointwise(spec)))
 
     def plan(self, op, spec, tgt, n, reserved=0):
         """As :meth:`Path.plan`; ``reserved`` bytes held by the caller during the
