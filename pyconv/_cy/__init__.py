@@ -76,7 +76,11 @@ portable build is correct but slower, so BLAS runs instead.
    within its ``PARTIAL_BYTES`` (36 MiB).
 7. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
    dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
-   and out, micro-kernel CPU (DeepLab ASPP branches).  A tile of whole
+   and out, micro-kernel CPU (DeepLab ASPP branches); 1-d only when under
+   80% of the (tap, output) pairs read the input, 2-d not with a dilation
+   of 2 and at most 128 input channels per group or output rows of at
+   most 28, nor with a dilation of at most 4 and at most 64 channels
+   (there ``implicit`` measured faster).  A tile of whole
    output rows visits only the kernel rows (and columns) whose taps reach
    the input for some of its outputs (weights packed tap-major, so these
    taps are contiguous), copies their im2col rows without padding columns
