@@ -465,7 +465,7 @@ RULE_CASES = [
     ("conv_weight", conv_spec(8, 64, 64, (56, 56), (5, 5), padding=((2, 2),) * 2),
      "implicit", "gemm"),
     # ... too few channels, tiles, or not 3x3 / stride 1: the exact paths
-    ("conv", conv_spec(8, 32, 32, (56, 56), (3, 3), stride=(1, 1),
+    ("conv", conv_spec(8, 24, 24, (56, 56), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit", "gemm"),
     ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit",
@@ -473,8 +473,18 @@ RULE_CASES = [
     ("conv", conv_spec(1, 64, 64, (28, 28), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit",
      "gemm"),
-    ("conv", conv_spec(8, 64, 64, (56, 56), (5, 5), stride=(1, 1),
+    ("conv", conv_spec(8, 16, 16, (56, 56), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "implicit", "gemm"),
+    ("conv", conv_spec(1, 16, 16, (14, 14), (5, 5), stride=(1, 1),
                        padding=((2, 2),) * 2), "implicit", "gemm"),
+    # ... but 2-d F(4x4) takes 5x5 kernels and narrower 3x3 layers from 16
+    # channels and 196 tiles of 4x4
+    ("conv", conv_spec(8, 64, 64, (56, 56), (5, 5), stride=(1, 1),
+                       padding=((2, 2),) * 2), "winograd4", "gemm"),
+    ("conv", conv_spec(8, 16, 16, (28, 28), (5, 5), stride=(1, 1),
+                       padding=((2, 2),) * 2), "winograd4", "gemm"),
+    ("conv", conv_spec(2, 32, 32, (56, 56), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "winograd4", "gemm"),
     ("conv", conv_spec(2, 64, 64, (30, 30, 30), (3, 3, 3), stride=(1, 1, 1),
                        padding=((1, 1),) * 3, dilation=(2, 2, 2)), "implicit", "gemm"),
     ("conv_transpose", tconv_spec(1, 64, 64, (20, 20), (3, 3), stride=(1, 1),

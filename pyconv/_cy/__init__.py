@@ -50,7 +50,9 @@ portable build is correct but slower, so BLAS runs instead.
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
    (1-d: 3 or 5 taps), at least 48 channels per group in and out (3-d:
    32), at least 96 output tiles of 4x4 per call (1-d, 3-d: 150; 2-d with
-   128 channels or more: 49) and output rows of at least 20.
+   128 channels or more: 49) and output rows of at least 20; also 2-d 5x5
+   kernels, and 3x3 ones with at least 1024 channel pairs per group, from
+   16 channels per group and 196 tiles (``NARROW_*``).
    The input is transformed tile by tile, the products are one GEMM per
    transformed position (``alpha**nd`` of them) on the micro-kernel, then
    transformed back: 4x fewer multiplications than a 3x3 conv (1-d 2x,
