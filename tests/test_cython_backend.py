@@ -371,7 +371,10 @@ RULE_CASES = [
     # 1-d, stride 2..8 -> strided1d; stride 9 -> packed
     ("conv", conv_spec(2, 16, 32, (100,), (5,), stride=(2,)), "strided1d", "gemm"),
     ("conv", conv_spec(2, 16, 32, (100,), (5,), stride=(8,)), "strided1d", "gemm"),
-    ("conv", conv_spec(2, 16, 32, (100,), (9,), stride=(9,)), "packed", "gemm"),
+    ("conv", conv_spec(2, 16, 32, (1000,), (9,), stride=(9,)), "packed", "gemm"),
+    # ... but few output positions per image (a stride-2 conv onto 7x7): BLAS
+    ("conv", conv_spec(8, 256, 256, (14, 14), (3, 3), stride=(2, 2),
+                       padding=((1, 1),) * 2), "gemm", "gemm"),
     # 2-d / 3-d with a stride -> packed
     ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2)), "packed", "gemm"),
     ("conv", conv_spec(1, 8, 8, (9, 9, 9), (3, 3, 3), stride=(1, 1, 2)), "packed", "gemm"),

@@ -100,7 +100,8 @@ portable build is correct but slower, so BLAS runs instead.
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
 10. ``packed`` (conv): micro-kernel CPU, at least ``MIN_GEMM`` output channels
-   per group (strided 2-d and 3-d convs, mostly; fewer: BLAS was faster).
+   per group and 100 output positions per image (strided 2-d and 3-d convs,
+   mostly; thinner or smaller: BLAS was faster).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
 11. ``phases`` (conv_transpose): micro-kernel CPU, at least
