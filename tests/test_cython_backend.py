@@ -398,6 +398,12 @@ RULE_CASES = [
                                   padding=((4, 4),)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(4, 16, 8, (15, 15), (4, 4), stride=(2, 2)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(1, 16, 8, (16, 16), (2, 2), stride=(2, 2)), "tgemm", "gemm"),
+    # ... but few input channels, at least twice as many outputs, over many
+    # positions: the phases
+    ("conv_transpose", tconv_spec(16, 16, 256, (7, 7), (3, 3), padding=((1, 1),) * 2),
+     "phases", "gemm"),
+    ("conv_transpose", tconv_spec(16, 32, 64, (14, 14), (4, 4), stride=(2, 2),
+                                  padding=((1, 1),) * 2), "phases", "gemm"),
     ("conv_transpose", tconv_spec(4, 256, 128, (800,), (16,), stride=(8,),
                                   padding=((4, 4),)), "tgemm", "gemm"),
     ("conv_transpose", tconv_spec(1, 512, 256, (32, 32), (4, 4), stride=(2, 2),

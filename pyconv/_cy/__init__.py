@@ -104,10 +104,13 @@ portable build is correct but slower, so BLAS runs instead.
    mostly; thinner or smaller: BLAS was faster).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
-11. ``phases`` (conv_transpose): micro-kernel CPU, at least
-   ``PHASE_MIN_POSITIONS`` (256) input positions per image, kernel taps
-   that overlap (a dilated kernel extent above the stride in some dim), no
-   phase thin enough for ``direct``, and with a stride at least
+11. ``phases`` (conv_transpose): micro-kernel CPU, kernel taps that
+   overlap (a dilated kernel extent above the stride in some dim), no
+   phase thin enough for ``direct``, and either at most 64 input channels
+   per group, at least twice as many output channels and 49 input
+   positions (batch x image) per input channel,
+   or at least ``PHASE_MIN_POSITIONS`` (256) input positions per image
+   and with a stride at least
    ``TARGET_ITEMS`` (8) images x groups or an input too large for
    ``tgemm``'s rule (smaller batches of small images: ``tgemm``).
    Output positions with the same residue modulo the stride form a

@@ -10,18 +10,21 @@ one per phase, which on small maps (and on a busy machine, where every
 barrier may wait for a descheduled thread) cost more than the phase's
 work.  Phases no tap reaches hold only the bias.
 
-Rule: a CPU with AVX2+FMA or AVX-512, at least
+Rule: a CPU with AVX2+FMA or AVX-512, kernel taps that overlap, no phase
+conv so thin that the direct path would take it, and either at most
+:data:`FEW_INPUTS` input channels per group, at least twice as many
+output channels and :data:`FEW_INPUTS_POSITIONS` input positions (batch
+x image) per input channel, or at least
 :data:`~pyconv._cy._planning.PHASE_MIN_POSITIONS` input positions per image,
 with a stride above 1 at least :data:`~pyconv._cy._planning.TARGET_ITEMS`
 images x groups or, for a smaller batch, an input that ``tgemm``'s rule
 does not take (small images: there ``tgemm`` is faster; on larger ones
 the phases beat ``gemm``, one thread: 1-d N4 256->128 L800 K16 s8 42 ms
 against 52, 3-d N4 32->16 16^3 K3 s2 8.5 against 11.4, 2-d N4 64->32 64^2 K4
-s2 11.4 against 14.8, N1 32->32 128^2 K3 s2 4.8 against 5.7),
-kernel taps that overlap (a dilated kernel extent above the stride in some
-dim; otherwise every phase is a 1x1 conv and one GEMM + scatter is
-faster), and no phase conv so thin that the direct path would take it.  It
-supports any call whose phase convs all fit the implicit path.
+s2 11.4 against 14.8, N1 32->32 128^2 K3 s2 4.8 against 5.7).  Taps
+overlap when a dilated kernel extent is above the stride in some dim
+(otherwise every phase is a 1x1 conv and one GEMM + scatter is faster).
+It supports any call whose phase convs all fit the implicit path.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ from .._planning import Path, finish, fits, geo, target
 from .direct import DIRECT
 from .implicit import IMPLICIT
 from .tgemm import TGEMM
+
+#: Small images also take the phases with at most FEW_INPUTS input channels
+#: per group, at least twice as many output channels and at least
+#: FEW_INPUTS_POSITIONS input positions (batch x image) per input channel:
+#: one thread against ``tgemm``, N16 16->256 7^2 3x3 s1 0.76 ms against
+#: 2.07, 7x7 s2 4.0 against 8.0; N16 32->64 14^2 4x4 s2 2.4 against 3.0
+#: (with 256 input channels ``tgemm`` was faster everywhere, and so it was
+#: with fewer positions or fewer output channels: N16 32->3 32^2 4x4 s2 1.9
+#: against 0.8).
+FEW_INPUTS = 64
+FEW_INPUTS_POSITIONS = 49
 
 
 def phases_1d(size_in, size_out, k, s, d, lo):
@@ -104,11 +118,19 @@ class Phases(Path):
     def chosen(self, op, spec, tgt):
         overlap = any((k - 1) * d + 1 > s for k, d, s in zip(spec.kernel_size, spec.dilation,
                                                             spec.stride))
-        return (tgt.level >= 1 and overlap
-                and prod(spec.in_size) >= _planning.PHASE_MIN_POSITIONS
-                and (prod(spec.stride) == 1
-                     or spec.batch * spec.groups >= _planning.TARGET_ITEMS
-                     or not TGEMM.chosen(op, spec, tgt))
+        if not (tgt.level >= 1 and overlap):
+            return False
+        pin, cin = prod(spec.in_size), spec.in_channels // spec.groups
+        # few input channels, at least twice as many outputs, many positions:
+        # tgemm's GEMM (K = C_in/g) would be thin, the phases' is not (K =
+        # C_in/g x taps, M = C_out/g)
+        few_inputs = (cin <= FEW_INPUTS and spec.out_channels // spec.groups >= 2 * cin
+                      and spec.batch * pin >= FEW_INPUTS_POSITIONS * cin)
+        return ((few_inputs
+                 or (pin >= _planning.PHASE_MIN_POSITIONS
+                     and (prod(spec.stride) == 1
+                          or spec.batch * spec.groups >= _planning.TARGET_ITEMS
+                          or not TGEMM.chosen(op, spec, tgt))))
                 and not any(DIRECT.chosen("conv", sub, tgt)
                             for _, sub, _ in phase_specs(spec) if sub is not None))
 
