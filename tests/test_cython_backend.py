@@ -364,7 +364,9 @@ RULE_CASES = [
     ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit", "gemm"),
     ("conv", conv_spec(1, 8, 8, (8, 8, 8), (3, 3, 3)), "implicit", "gemm"),
-    ("conv_weight", conv_spec(2, 16, 32, (100,), (5,)), "implicit", "gemm"),
+    ("conv_weight", conv_spec(2, 64, 64, (100,), (5,)), "implicit", "gemm"),
+    # ... a weight gradient with fewer than 48 channels per group: BLAS
+    ("conv_weight", conv_spec(2, 16, 32, (100,), (5,)), "gemm", "gemm"),
     # a 1x1 conv with stride 1 is still "every stride 1"; pointwise is BLAS's
     ("conv", conv_spec(2, 16, 16, (20, 20), (1, 1)), "implicit", "pointwise"),
     ("conv_weight", conv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
@@ -468,7 +470,7 @@ RULE_CASES = [
     ("conv_weight", conv_spec(32, 64, 64, (14, 14), (3, 3), padding=((1, 1),) * 2),
      "implicit", "gemm"),
     ("conv_weight", conv_spec(8, 12, 12, (56, 56), (3, 3), padding=((1, 1),) * 2),
-     "implicit", "gemm"),
+     "gemm", "gemm"),
     ("conv_weight", conv_spec(64, 512, 512, (14, 14), (3, 3), padding=((1, 1),) * 2),
      "implicit", "gemm"),
     ("conv_weight", conv_spec(8, 64, 64, (56, 56), (5, 5), padding=((2, 2),) * 2),
@@ -524,7 +526,7 @@ RULE_CASES = [
     ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2),
                        dilation=(2, 2)), "packed", "gemm"),
     ("conv", conv_spec(2, 4, 32, (30, 30), (3, 3), dilation=(2, 2)), "implicit", "gemm"),
-    ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), dilation=(2, 2)), "implicit", "gemm"),
+    ("conv_weight", conv_spec(2, 64, 64, (30, 30), (3, 3), dilation=(2, 2)), "implicit", "gemm"),
     # 2**31 positions per image: BLAS's int would overflow -> direct
     ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,)), "direct", "direct"),
     ("conv_transpose", tconv_spec(1, 16, 16, (2**30,), (3,), stride=(2,)), "direct", "direct"),

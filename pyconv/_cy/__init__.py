@@ -52,7 +52,8 @@ portable build is correct but slower, so BLAS runs instead.
    32), at least 96 output tiles of 4x4 per call (1-d, 3-d: 150; 2-d with
    128 channels or more: 49) and output rows of at least 20; also 2-d 5x5
    kernels, and 3x3 ones with at least 1024 channel pairs per group, from
-   16 channels per group and 196 tiles (``NARROW_*``).
+   16 channels per group and 196 tiles (``NARROW_*``; 5x5 with 1024 pairs
+   from 49 tiles and rows of 14).
    The input is transformed tile by tile, the products are one GEMM per
    transformed position (``alpha**nd`` of them) on the micro-kernel, then
    transformed back: 4x fewer multiplications than a 3x3 conv (1-d 2x,
@@ -89,8 +90,9 @@ portable build is correct but slower, so BLAS runs instead.
    a chunk at a time and multiplies them on the micro-kernel; tiles are
    cut where a kernel row starts or stops reaching the input.
 8. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU
-   (conv_weight: ``min(M, K) >= MIN_GEMM``, thinner ones on ``gemm``, and
-   not 1x1 without padding: ``pointwise``).  A
+   (conv_weight: ``min(M, K) >= MIN_GEMM`` and at least 48 channels per
+   group in and out, thinner ones on ``gemm``, and not 1x1 without padding:
+   ``pointwise``).  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.

@@ -35,6 +35,10 @@ WEIGHT_POSITIONS = 768
 #: threads).
 SLOT_POSITIONS = 2048
 
+#: Fewest channels per group (in and out) of a weight gradient taken.
+WGRAD_MIN_CHANNELS = 48
+
+
 class Implicit(Path):
     name = "implicit"
     ops = frozenset({"conv", "conv_weight"})
@@ -48,8 +52,15 @@ class Implicit(Path):
         # 3x3: 3.7 ms against 16.1); a 1x1 one is one BLAS GEMM on the
         # arrays as they are: ``pointwise`` (N8 64->256 56^2: 10.0 against
         # 21.0; N2 32->64 112^2: 1.5 against 4.4)
+        # ... and so is one with fewer than WGRAD_MIN_CHANNELS channels per
+        # group (one thread, on ``gemm``: N8 12->12 56^2 3x3 1.7 ms against 5.8,
+        # N8 32->32 112^2 29.7 against 38.3, N1 16->512 56^2 3.8 against 6.2,
+        # 1-d N2 96->16 L4096 K5 d2 2.6 against 4.5; at 48 a tie, at 64
+        # ``implicit`` 16.4 against 21.9)
+        cmin = min(spec.in_channels, spec.out_channels) // spec.groups
         return tgt.level >= 1 and (op != "conv_weight"
                                    or (min(gemm_shape(op, spec)) >= _planning.MIN_GEMM
+                                       and cmin >= WGRAD_MIN_CHANNELS
                                        and not is_pointwise(spec)))
 
     def plan(self, op, spec, tgt, n, reserved=0):

@@ -95,6 +95,12 @@ MIN_WIDTH = {4: 20, 2: 8}
 NARROW_MIN_CHANNELS = 16
 NARROW_MIN_PAIRS = 1024
 NARROW_MIN_TILES = 196
+#: ... and 5x5 kernels with at least NARROW_MIN_PAIRS channel pairs from
+#: WIDE5_MIN_TILES tiles and rows of WIDE5_MIN_WIDTH (one thread, against
+#: ``implicit``: N8 16->64 14^2 1.13x, N8 48->48 14^2 1.30x, N1 32->128 28^2
+#: 1.31x, N16 256->96 14^2 2.00x; 16 tiles, batch-1 14^2, lost).
+WIDE5_MIN_TILES = 49
+WIDE5_MIN_WIDTH = 14
 #: Target size of one thread's buffers (transformed input, products and the
 #: transform rows): the GEMMs re-read them from the L2 cache (2 MiB per core
 #: here).
@@ -200,6 +206,10 @@ class Winograd(Path):
                 and min(cin, cout) >= NARROW_MIN_CHANNELS
                 and (ks[0] == 5 or cin * cout >= NARROW_MIN_PAIRS)
                 and tiles >= NARROW_MIN_TILES and conv.out_size[-1] >= MIN_WIDTH[4]):
+            return True
+        if (self.m == 4 and nd == 2 and ks == (5, 5) and min(cin, cout) >= NARROW_MIN_CHANNELS
+                and cin * cout >= NARROW_MIN_PAIRS and tiles >= WIDE5_MIN_TILES
+                and conv.out_size[-1] >= WIDE5_MIN_WIDTH):
             return True
         if not (all(k == 3 for k in ks) or (nd == 1 and ks[0] == 5)):
             return False
