@@ -230,6 +230,7 @@ def tiny_tiles(monkeypatch):
     monkeypatch.setattr(sys.modules["pyconv._cy.paths.winograd"], "BLOCK_BYTES", 1)
     monkeypatch.setattr(sys.modules["pyconv._cy.paths.implicit"], "SLOT_POSITIONS", 1)
     monkeypatch.setattr(sys.modules["pyconv._cy.paths.winograd_w"], "BLOCK_COLS", 1)
+    monkeypatch.setattr(sys.modules["pyconv._cy.paths.winograd_w"], "ROUND_COLS", 1)
 
 
 MANY_TILES = [

@@ -3,33 +3,44 @@
 # setup.py so that PYCONV_CYTHON_DEBUG=1 at build time can turn the checks on.
 """Kernels of the ``winograd_w`` path: 2-d 3x3 stride-1 conv_weight by Winograd F(3, 4).
 
-One pass of :func:`run_items`.  A work item is a block of ``sb``
-segments (runs of at most ``L`` tiles of 4x4 outputs of one row of tiles,
-in (image, y, x) order, as the forward ``winograd4`` path cuts them); for
-every group it
+The tiles (segments of at most ``L`` tiles of 4x4 outputs of one row of
+tiles, in (image, y, x) order, as the forward ``winograd4`` path cuts them)
+are taken in ROUNDS of ``sb`` segments, in order.  Each round is one
+:func:`run_passes` (two passes, one OpenMP region):
 
-* transforms the input windows of the block's tiles into ``X[p]``
-  (C_in/g x columns, the forward path's input transform: ``B^T d B``),
-* transforms the output-gradient tiles into ``Gy[p]`` (``G g G^T``,
-  packed in panels of ``nrw`` output channels, ``kernels/winograd_w.h``),
-* and adds ``X[p] Gy[p]^T`` to its slot's ``Mw[p]`` (C_in/g x C_out/g,
-  tap-major) for each of the 36 transformed positions ``p``, on the
-  weight-gradient micro-kernel (the columns are its reduction).
+1. the transforms, one item per (group, step of 16 input or output
+   channels): the input windows of the round's tiles into ``X[p]``
+   (C_in/g x columns, the forward path's input transform ``B^T d B``) and
+   the output-gradient tiles into ``Gy[p]`` (``G g G^T``, packed in panels
+   of ``nrw`` output channels, ``kernels/winograd_w.h``), both shared by the
+   threads;
+2. the products, one item per (group, transformed position ``p``, 36 of
+   them): ``Mw[p] += X[p] Gy[p]^T`` (C_in/g x C_out/g, tap-major) on the
+   weight-gradient micro-kernel (the round's tiles are its reduction).
 
-The items are cut into ``nslots`` fixed ranges (``run_items``), each
-accumulating into its own partial ``Mw``; a second pass, one item per
-(group, input channel), sums them in slot order and applies ``A^T Mw A``
-in double: bitwise the same for any thread count.  :func:`workspace` reports the bytes the kernels allocate.
+A position's ``Mw[p]`` is written by one item per round and the rounds come
+in order, so each element is one sum in a fixed order whatever the thread
+count (bitwise determinism without partial sums).  Last, one item per
+(group, input channel) applies ``A^T Mw A`` in double.
+
+``Mw``, ``X``, ``Gy`` and the threads' blocks (tens of MB at 256 channels)
+live in one buffer kept from call to call while the sizes fit
+(:func:`_acquire`): a call does not map and fault in its memory again.  A
+call made while another Python thread's call holds it maps its own.
+:func:`workspace` reports the bytes the kernels use.
 """
 
-from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 from cython cimport floating
 
 import numpy as np
 
-from pyconv._cy._common cimport (Layout, layout_add, layout_init, layout_part, make_geo, pc_geo,
-                                 pc_thread_num, run_items, wpanels)
+from cython.parallel cimport parallel
+
+from pyconv._cy._common cimport (PC_POLL_SECONDS, PyErr_Restore, PyObject, Layout, _in_main_thread,
+                                 layout_add, layout_init, layout_part, make_geo, pc_ctl, pc_geo,
+                                 pc_now, pc_thread_num, stop_requested, wpanels)
 from pyconv._cy._wino cimport (input_block, pc_wino, pc_wino_halo, pc_wino_ldv, pc_wino_scratch,
                                segments)
 
@@ -39,6 +50,11 @@ cdef extern from "kernels/winograd_w.h" nogil:
     ctypedef struct pc_wgw_mem:
         void *base
         size_t len
+    ctypedef struct pc_wgw_bar:
+        int count, sense
+    int pc_wgw_team()
+    Py_ssize_t pc_wgw_take(Py_ssize_t *ctr)
+    void pc_wgw_wait(pc_wgw_bar *b, int team, int *sense)
     void *pc_wgw_map(size_t nbytes, pc_wgw_mem *m)
     void pc_wgw_unmap(pc_wgw_mem *m)
     void pc_wgw_gy_f(const pc_wino *wg, const double *G, const float *gy, Py_ssize_t grp,
@@ -89,15 +105,20 @@ cdef struct Task:
     const void *gy
     double gmat[24]     # G of F(3, 4), 6 x 4
     double at[18]       # A^T of F(3, 4), 3 x 6
-    void *mw            # the slots' partials: [slot][group][p][ci][co]
+    void *mw            # the accumulators: [group][p][ci][co]
+    void *X             # the round's transformed input: [group][p][ci][ldv]
+    void *Gp            # the round's transformed gy: [group][p][panel][column][nrw]
     char *blocks        # the threads' blocks (buf), one per OpenMP thread
     void *dw            # the weight gradient
-    Py_ssize_t nslots
-    Py_ssize_t nblk     # blocks in t.blocks: run_items' threads
+    Py_ssize_t nblk     # blocks in t.blocks: run_passes' threads
     const Py_ssize_t *off   # off[ci] = ci * ldv: X[p] as the micro-kernel's slab
     int level
     Py_ssize_t nrw, npan, step
     Py_ssize_t L, segw, chunks, nseg, sb, ldv
+    Py_ssize_t nin, nout    # transform items per group: input, output channel steps
+    Py_ssize_t nrounds
+    Py_ssize_t *ctr         # the passes' item counters (2 per round, then the last pass)
+    pc_wgw_bar bar
     Layout buf
 
 
@@ -123,103 +144,216 @@ cdef pc_wino make_wino(tuple geo, const double[::1] bt) except *:
     return wg
 
 
+cdef Py_ssize_t _rounds(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb) noexcept nogil:
+    """Rounds of ``sb`` segments of ``L`` tiles."""
+    cdef Py_ssize_t chunks = (wg.nt[2] + L - 1) // L
+    return (wg.g.N * wg.nt[1] * chunks + sb - 1) // sb
+
+
 cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw,
-                        Py_ssize_t isz, Layout *lay) noexcept nogil:
-    """One thread's buffers for blocks of ``sb`` segments of ``L`` tiles; returns ldv."""
+                        Py_ssize_t isz, Layout *shared, Layout *lay) noexcept nogil:
+    """The buffers of rounds of ``sb`` segments of ``L`` tiles: the shared
+    ones (``shared``) and one thread's (``lay``); returns ldv."""
     cdef Py_ssize_t q = sb * (L + pc_wino_halo(wg))
     cdef Py_ssize_t ldv = pc_wino_ldv(q)
     cdef Py_ssize_t npan = (wg.g.cout_g + nrw - 1) // nrw
+    cdef Py_ssize_t G = wg.g.G
+    layout_init(shared)
+    layout_add(shared, G * wg.P * wg.g.cin_g * wg.g.cout_g * isz)   # 0: Mw
+    layout_add(shared, G * wg.P * wg.g.cin_g * ldv * isz)           # 1: X, transformed input
+    layout_add(shared, G * wg.P * npan * nrw * sb * L * isz)        # 2: Gy, packed
+    layout_add(shared, wg.g.cin_g * sizeof(Py_ssize_t))             # 3: the slab offsets
+    layout_add(shared, (2 * _rounds(wg, L, sb) + 1) * sizeof(Py_ssize_t))  # 4: the counters
     layout_init(lay)
-    layout_add(lay, wg.P * wg.g.cin_g * ldv * isz)                 # 0: X, transformed input
-    layout_add(lay, wg.P * npan * nrw * sb * L * isz)              # 1: Gy, packed
-    layout_add(lay, max(pc_wino_scratch(wg, ldv), pc_wgw_scratch(ldv)) * isz)   # 2: scratch
-    layout_add(lay, 4 * sb * sizeof(Py_ssize_t))                   # 3: the segments
-    layout_add(lay, (2 * wg.m[2] + 2) * sb * sizeof(Py_ssize_t))   # 4: their x ranges
-    layout_add(lay, sb * L * sizeof(Py_ssize_t))                   # 5: the tiles' columns
+    layout_add(lay, max(max(pc_wino_scratch(wg, ldv), pc_wgw_scratch(ldv)) * isz,  # 0: scratch
+                        <Py_ssize_t> (63 * wg.g.cout_g * sizeof(double))))   # (back transform)
+    layout_add(lay, 4 * sb * sizeof(Py_ssize_t))                   # 1: the segments
+    layout_add(lay, (2 * wg.m[2] + 2) * sb * sizeof(Py_ssize_t))   # 2: their x ranges
+    layout_add(lay, sb * L * sizeof(Py_ssize_t))                   # 3: the tiles' columns
     return ldv
 
 
-def workspace(tuple geo, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw, Py_ssize_t nslots,
-              bint dbl):
-    """(bytes per thread, fixed bytes: the slots' partials, the offsets and
-    the two mappings' rounding to 2 MiB pages) of :func:`conv_weight` with
-    ``nslots`` slots and blocks of ``sb`` segments of ``L`` tiles."""
+def workspace(tuple geo, Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nrw, bint dbl):
+    """(bytes per thread, shared bytes) of :func:`conv_weight` with rounds
+    of ``sb`` segments of ``L`` tiles (the shared bytes include the rounding
+    of their mapping to 2 MiB pages)."""
     cdef pc_wino wg = make_wino(geo, np.zeros(36))
-    cdef Layout lay
+    cdef Layout shared, lay
     cdef Py_ssize_t isz = 8 if dbl else 4
-    cdef Py_ssize_t ldv = _layout(&wg, L, sb, nrw, isz, &lay)
-    cdef Py_ssize_t mw = wg.g.G * wg.P * wg.g.cin_g * wg.g.cout_g
-    return (max(lay.nbytes, <Py_ssize_t> (63 * wg.g.cout_g * sizeof(double))),
-            nslots * mw * isz + wg.g.cin_g * sizeof(Py_ssize_t) + (4 << 20))
+    _layout(&wg, L, sb, nrw, isz, &shared, &lay)
+    return lay.nbytes, shared.nbytes + (4 << 20)
 
 
-cdef void _item(const void *task, floating *unused, Py_ssize_t slot,
-                Py_ssize_t it) noexcept nogil:
-    """One block of segments, every group, into the slot's partials (in the
-    calling thread's block of ``t.blocks``: its number in run_items' team;
-    with one block run_items opens no team, and a caller's own OpenMP
-    thread number must not index past it)."""
-    cdef const Task *t = <const Task *> task
-    cdef Py_ssize_t tid = pc_thread_num() if t.nblk > 1 else 0
-    cdef void *buf = t.blocks + tid * t.buf.nbytes
+# ---------------------------------------------------------------------------
+# the buffer kept from call to call
+
+cdef pc_wgw_mem _pool_mem
+cdef char *_pool = NULL
+cdef size_t _pool_bytes = 0
+cdef bint _pool_busy = False
+_pool_mem.base = NULL
+_pool_mem.len = 0
+
+
+cdef char *_acquire(size_t nbytes, pc_wgw_mem *own) except? NULL:
+    """``nbytes`` of memory for one call: the kept buffer (remapped when it is
+    smaller than ``nbytes``) or, while another call holds it, a fresh mapping
+    in ``own`` (``own.base`` NULL: the kept one was taken).  Runs with the
+    GIL, so the check of the flag and its setting are one step."""
+    global _pool, _pool_bytes, _pool_busy
+    own.base = NULL
+    own.len = 0
+    if _pool_busy:
+        return <char *> pc_wgw_map(nbytes, own)
+    if _pool_bytes < nbytes:
+        pc_wgw_unmap(&_pool_mem)
+        _pool_bytes = 0
+        _pool = <char *> pc_wgw_map(nbytes, &_pool_mem)
+        if _pool == NULL:
+            return NULL
+        _pool_bytes = nbytes
+    _pool_busy = True
+    return _pool
+
+
+cdef void _release(pc_wgw_mem *own) noexcept:
+    """Give back what :func:`_acquire` handed out."""
+    global _pool_busy
+    if own.base != NULL:
+        pc_wgw_unmap(own)
+    else:
+        _pool_busy = False
+
+
+def release():
+    """Unmap the buffer kept from call to call (the next call maps a new one)."""
+    global _pool, _pool_bytes
+    if not _pool_busy:
+        pc_wgw_unmap(&_pool_mem)
+        _pool = NULL
+        _pool_bytes = 0
+
+
+# ---------------------------------------------------------------------------
+# the passes
+
+cdef inline Py_ssize_t _round_tiles(const Task *t, Py_ssize_t r, Py_ssize_t *seg,
+                                    Py_ssize_t *pos, Py_ssize_t *nseg) noexcept nogil:
+    """The round's segments (``seg``) and the columns that hold tiles
+    (``pos``); returns their count, ``nseg`` the segments'."""
     cdef const pc_wino *wg = &t.wg
-    cdef const pc_geo *g = &t.wg.g
-    cdef floating *X = <floating *> layout_part(&t.buf, buf, 0)
-    cdef floating *Gp = <floating *> layout_part(&t.buf, buf, 1)
-    cdef floating *scratch = <floating *> layout_part(&t.buf, buf, 2)
-    cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
-    cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 4)
-    cdef Py_ssize_t *pos = <Py_ssize_t *> layout_part(&t.buf, buf, 5)
-    cdef Py_ssize_t s0 = it * t.sb, s1 = min(s0 + t.sb, t.nseg)
-    cdef Py_ssize_t nseg = s1 - s0, nval = 0
-    cdef Py_ssize_t mwg = wg.P * g.cin_g * g.cout_g
-    cdef floating *mw = <floating *> t.mw + slot * g.G * mwg
-    cdef Py_ssize_t i, j, p, c0, c1, grp
+    cdef Py_ssize_t s0 = r * t.sb, s1 = min(s0 + t.sb, t.nseg)
+    cdef Py_ssize_t nval = 0, i, j
     segments(wg, s0, s1, t.chunks, t.L, seg)
-    for i in range(nseg):
-        for j in range(min(t.L, wg.nt[2] - seg[4 * i + 3])):   # each segment's tiles' columns
+    for i in range(s1 - s0):
+        for j in range(min(t.L, wg.nt[2] - seg[4 * i + 3])):
             pos[nval] = i * t.segw + j
             nval += 1
-    for grp in range(g.G):
-        input_block(wg, <const floating *> t.x, grp, seg, nseg, t.segw, t.ldv, 0, g.cin_g, X,
-                    scratch, rng)
-        c0 = 0
-        while c0 < g.cout_g:
-            c1 = min(c0 + t.step, g.cout_g)
-            wgw_gy(wg, t.gmat, <const floating *> t.gy, grp, seg, nseg, t.L, t.segw, t.ldv, pos,
-                   nval, c0, c1, t.nrw, Gp, scratch)
-            c0 = c1
-        for p in range(wg.P):
-            wpanels(t.level, g.cin_g, g.cout_g, X + p * g.cin_g * t.ldv, t.off, pos,
-                    Gp + p * t.npan * t.nrw * nval, nval,
-                    mw + grp * mwg + p * g.cin_g * g.cout_g, g.cout_g, 1)
+    nseg[0] = s1 - s0
+    return nval
 
 
-cdef void _finish_item(const void *task, floating *buf, Py_ssize_t slot,
-                       Py_ssize_t it) noexcept nogil:
-    """The weight gradient of one (group, input channel)."""
-    cdef const Task *t = <const Task *> task
+cdef void _transform(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
+                     floating *unused) noexcept nogil:
+    """Pass 1: one group's step of input channels (into X) or of output
+    channels (into Gy) for the round's tiles."""
+    cdef const pc_wino *wg = &t.wg
     cdef const pc_geo *g = &t.wg.g
-    wgw_finish(t.at, <const floating *> t.mw, t.nslots, g.G, g.cin_g, g.cout_g, it // g.cin_g,
+    cdef floating *scratch = <floating *> layout_part(&t.buf, buf, 0)
+    cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 1)
+    cdef Py_ssize_t *rng = <Py_ssize_t *> layout_part(&t.buf, buf, 2)
+    cdef Py_ssize_t *pos = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
+    cdef Py_ssize_t grp = it // (t.nin + t.nout), k = it % (t.nin + t.nout)
+    cdef Py_ssize_t nseg, c0
+    cdef Py_ssize_t nval = _round_tiles(t, r, seg, pos, &nseg)
+    if k < t.nin:
+        c0 = k * PC_WGW_CCH
+        input_block(wg, <const floating *> t.x, grp, seg, nseg, t.segw, t.ldv, c0,
+                    min(c0 + PC_WGW_CCH, g.cin_g),
+                    <floating *> t.X + grp * wg.P * g.cin_g * t.ldv, scratch, rng)
+    else:
+        c0 = (k - t.nin) * t.step
+        wgw_gy(wg, t.gmat, <const floating *> t.gy, grp, seg, nseg, t.L, t.segw, t.ldv, pos,
+               nval, c0, min(c0 + t.step, g.cout_g), t.nrw,
+               <floating *> t.Gp + grp * wg.P * t.npan * t.nrw * t.sb * t.L, scratch)
+
+
+cdef void _products(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
+                    floating *unused) noexcept nogil:
+    """Pass 2: ``Mw[p] += X[p] Gy[p]^T`` of one (group, position) over the
+    round's tiles (the first round starts the sum from zero)."""
+    cdef const pc_wino *wg = &t.wg
+    cdef const pc_geo *g = &t.wg.g
+    cdef Py_ssize_t *seg = <Py_ssize_t *> layout_part(&t.buf, buf, 1)
+    cdef Py_ssize_t *pos = <Py_ssize_t *> layout_part(&t.buf, buf, 3)
+    cdef Py_ssize_t grp = it // wg.P, p = it % wg.P
+    cdef Py_ssize_t nseg
+    cdef Py_ssize_t nval = _round_tiles(t, r, seg, pos, &nseg)
+    cdef floating *mw = <floating *> t.mw + (grp * wg.P + p) * g.cin_g * g.cout_g
+    if r == 0:
+        memset(mw, 0, g.cin_g * g.cout_g * sizeof(floating))
+    wpanels(t.level, g.cin_g, g.cout_g,
+            <floating *> t.X + (grp * wg.P + p) * g.cin_g * t.ldv, t.off, pos,
+            <floating *> t.Gp + grp * wg.P * t.npan * t.nrw * t.sb * t.L
+            + p * t.npan * t.nrw * nval, nval,
+            mw, g.cout_g, 1)
+
+
+cdef void _finish_item(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
+                       floating *unused) noexcept nogil:
+    """The weight gradient of one (group, input channel)."""
+    cdef const pc_geo *g = &t.wg.g
+    wgw_finish(t.at, <const floating *> t.mw, 1, g.G, g.cin_g, g.cout_g, it // g.cin_g,
                it % g.cin_g, <double *> buf, <floating *> t.dw)
+
+
+cdef void _pass(Task *t, char *buf, Py_ssize_t k, Py_ssize_t r, Py_ssize_t n,
+                void (*item)(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
+                             floating *unused) noexcept nogil,
+                pc_ctl *ctl) noexcept nogil:
+    """The items of pass ``k`` (``n`` of them, of round ``r``), taken one at a
+    time from its counter until none is left or a stop is requested."""
+    cdef Py_ssize_t it
+    while not stop_requested(ctl):
+        it = pc_wgw_take(&t.ctr[k])
+        if it >= n:
+            return
+        item(t, buf, r, it, NULL)
+
+
+cdef void _passes(Task *t, Py_ssize_t tid, pc_ctl *ctl, floating *unused) noexcept nogil:
+    """One thread's share of every pass: per round the transforms, a barrier,
+    the products, a barrier; then the back transforms.  ``tid``: the
+    thread's block."""
+    cdef char *buf = t.blocks + tid * t.buf.nbytes
+    cdef int team = pc_wgw_team()
+    cdef int sense = 0
+    cdef Py_ssize_t r
+    for r in range(t.nrounds):
+        _pass(t, buf, 2 * r, r, t.wg.g.G * (t.nin + t.nout), _transform[floating], ctl)
+        pc_wgw_wait(&t.bar, team, &sense)
+        _pass(t, buf, 2 * r + 1, r, t.wg.g.G * t.wg.P, _products[floating], ctl)
+        pc_wgw_wait(&t.bar, team, &sense)
+    _pass(t, buf, 2 * t.nrounds, 0, t.wg.g.G * t.wg.g.cin_g, _finish_item[floating], ctl)
 
 
 def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw, tuple geo,
                 const double[::1] bt, const double[::1] gmat, const double[::1] at,
-                Py_ssize_t L, Py_ssize_t sb, Py_ssize_t nslots, int level, Py_ssize_t nrw,
-                int nthreads):
+                Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t nrw, int nthreads):
     """The weight gradient ``gw`` of a 2-d 3x3 stride-1, dilation-1 conv.
 
     ``bt`` (6 x 6): B^T, ``gmat`` (6 x 4): G, ``at`` (3 x 6): A^T of
-    F(3, 4), each flattened row-major; work items: blocks of ``sb`` segments of ``L`` tiles, cut into
-    ``nslots`` fixed ranges, each summing into its own partial ``Mw``; then
-    one item per (group, input channel) sums the partials in slot order
-    and transforms them back (in double).
+    F(3, 4), each flattened row-major; rounds of ``sb`` segments of ``L``
+    tiles, each two passes (transforms, then one product per transformed
+    position); then one item per (group, input channel) transforms the sums
+    back (in double).
     """
     cdef Task t
-    cdef Py_ssize_t nitems, i, mwsize
-    cdef Py_ssize_t *off = NULL
-    cdef pc_wgw_mem mwmem, blkmem
+    cdef Layout shared
+    cdef Py_ssize_t i
+    cdef Py_ssize_t *off
+    cdef char *mem
+    cdef pc_wgw_mem own
     t.wg = make_wino(geo, bt)
     t.wg.level = level
     for i in range(24):
@@ -230,33 +364,60 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     t.segw = t.L + pc_wino_halo(&t.wg)
     t.chunks = (t.wg.nt[2] + t.L - 1) // t.L
     t.nseg = t.wg.g.N * t.wg.nt[1] * t.chunks
-    t.sb = min(sb, t.nseg)
+    t.sb = max(1, min(sb, t.nseg))
     t.nrw, t.level = nrw, level
     t.step = min(<Py_ssize_t> PC_WGW_CCH, nrw)
     t.npan = (t.wg.g.cout_g + nrw - 1) // nrw
+    t.nin = (t.wg.g.cin_g + PC_WGW_CCH - 1) // PC_WGW_CCH
+    t.nout = (t.wg.g.cout_g + t.step - 1) // t.step
     t.x, t.gy = &x[0], &gy[0]
-    t.ldv = _layout(&t.wg, t.L, t.sb, nrw, sizeof(floating), &t.buf)
-    nitems = (t.nseg + t.sb - 1) // t.sb
-    mwsize = t.wg.g.G * t.wg.P * t.wg.g.cin_g * t.wg.g.cout_g
-    t.nslots = max(1, min(nslots, nitems))
     t.dw = &gw[0]
-    t.nblk = max(1, min(<Py_ssize_t> nthreads, t.nslots))
-    # the partials and the blocks (of the threads run_items starts: at most
-    # nslots), zeroed, in huge pages
-    t.mw = pc_wgw_map(t.nslots * mwsize * sizeof(floating), &mwmem)
-    t.blocks = <char *> pc_wgw_map(t.nblk * t.buf.nbytes, &blkmem)
-    off = <Py_ssize_t *> malloc(max(1, t.wg.g.cin_g) * sizeof(Py_ssize_t))
+    t.ldv = _layout(&t.wg, t.L, t.sb, nrw, sizeof(floating), &shared, &t.buf)
+    t.nrounds = (t.nseg + t.sb - 1) // t.sb
+    t.nblk = max(1, min(<Py_ssize_t> nthreads,
+                        t.wg.g.G * max(t.wg.P, t.nin + t.nout, t.wg.g.cin_g)))
+    mem = _acquire(shared.nbytes + t.nblk * t.buf.nbytes, &own)
+    if mem == NULL:
+        raise MemoryError("cython backend: could not map the winograd_w buffers")
     try:
-        if t.mw == NULL or t.blocks == NULL or off == NULL:
-            raise MemoryError()
+        t.mw = layout_part(&shared, mem, 0)
+        t.X = layout_part(&shared, mem, 1)
+        t.Gp = layout_part(&shared, mem, 2)
+        off = <Py_ssize_t *> layout_part(&shared, mem, 3)
+        t.ctr = <Py_ssize_t *> layout_part(&shared, mem, 4)
+        t.blocks = mem + shared.nbytes
         for i in range(t.wg.g.cin_g):
             off[i] = i * t.ldv
+        for i in range(2 * t.nrounds + 1):
+            t.ctr[i] = 0
         t.off = off
-        run_items[floating](_item[floating], &t, nitems, t.nslots, 0, <int> t.nblk)
-        nitems = t.wg.g.G * t.wg.g.cin_g
-        run_items[floating](_finish_item[floating], &t, nitems, nitems,
-                         63 * t.wg.g.cout_g * sizeof(double), nthreads)
+        t.bar.count = t.bar.sense = 0
+        _run(&t, <int> t.nblk, <floating *> NULL)
     finally:
-        pc_wgw_unmap(&mwmem)
-        pc_wgw_unmap(&blkmem)
-        free(off)
+        _release(&own)
+
+
+cdef int _run(Task *t, int nthreads, floating *unused) except -1:
+    """:func:`_passes` on ``nthreads`` threads, in one parallel region (none
+    for one thread), with the Ctrl-C handling of ``run_items``: thread 0 of
+    a call from the main Python thread polls for signals between items, and
+    the exception is raised once the threads have joined."""
+    cdef pc_ctl ctl
+    cdef pc_ctl *c = &ctl
+    ctl.stop = 0
+    ctl.failed = 0
+    ctl.poll = _in_main_thread()
+    ctl.interval = PC_POLL_SECONDS
+    ctl.exc[0] = ctl.exc[1] = ctl.exc[2] = NULL
+    with nogil:
+        ctl.next = pc_now() + PC_POLL_SECONDS
+        if nthreads <= 1:
+            _passes(t, 0, c, unused)
+        else:
+            with parallel(num_threads=nthreads):
+                _passes(t, pc_thread_num(), c, unused)
+    if ctl.exc[0] != NULL:
+        PyErr_Restore(<PyObject *> ctl.exc[0], <PyObject *> ctl.exc[1],
+                      <PyObject *> ctl.exc[2])
+        return -1
+    return 0

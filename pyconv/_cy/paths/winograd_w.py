@@ -20,15 +20,20 @@ that is not a multiple of 4 wide pays for the padded last tile; the spare
 column each row of tiles carries through the input transform is left out
 of the products).
 
-Work items are blocks of rows of tiles (as the forward path cuts them),
-cut into a fixed number of slots that each accumulate their own partial
-``Mw`` (a power of two, within :data:`PARTIAL_BYTES`);
-the partials are summed in slot order: bitwise the same for any thread
-count.  Not ``exact``: ``pyconv.use_algorithms("exact")`` skips it.
+The tiles are taken in rounds of a fixed number of segments (runs of tiles
+of one row of tiles, as the forward path cuts them); per round the threads
+transform the round's input windows and output-gradient tiles (items: steps
+of 16 channels), then compute the 36 products (items: one per transformed
+position and group), each adding into the position's one sum ``Mw[p]``.
+Each sum is written by one item per round and the rounds come in order: the
+result is bitwise the same for any thread count, and there are no partial
+sums.  The sums, one round's transforms and the threads' blocks are kept
+from call to call (``_winograd_w``).  Not ``exact``:
+``pyconv.use_algorithms("exact")`` skips it.
 
 Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
 fit when one thread's block takes more than a quarter of the workspace or
-the partials more than :data:`PARTIAL_BYTES`.
+the shared buffers more than :data:`SHARED_BYTES`.
 """
 
 from __future__ import annotations
@@ -67,19 +72,19 @@ WIDE_TILES = 512
 #: with few channels it stayed ahead (N8 16->16 56x56 1.14x, N8 32->32
 #: 112x112 1.30x, N8 48->48 56x56 1.14x).
 MAX_CHANNELS = 48
-#: Target columns (tiles, plus one spare column per row of tiles) per work
-#: item: the micro-kernel sums over them before it adds its block into the
-#: partial, so fewer columns means more traffic on the partials.
+#: Most columns (tiles, plus one spare column per row of tiles) of a
+#: segment: longer rows of tiles are cut into equal segments.
 BLOCK_COLS = 128
-#: Fewest work items wanted (the slots are cut from them).
-MIN_ITEMS = 4
-#: Most slots (partial sums).
-MAX_SLOTS = 8
-#: Bytes the partials may take: the project's conv_weight budget
-#: (``_planning.PARTIAL_BYTES``, 32 MiB) plus the rounding of the two
-#: buffers to 2 MiB pages.  (4 slots of a 256 x 256 layer, 38 MB, were
-#: measured slower than 2 on two threads: 32 against 28 ms.)
-PARTIAL_BYTES = 36 << 20
+#: Columns (tiles and spare columns) of one round: the micro-kernel's
+#: reduction per pass over the sums ... 
+ROUND_COLS = 96
+#: ... fewer if one round's transformed input and output gradient (X and Gy,
+#: all groups) would take more bytes (the rounds are fixed by the call's
+#: shape alone, never the thread count).
+ROUND_BYTES = 8 << 20
+#: Most bytes of the buffers the threads share (the sums ``Mw``, 36 x C_in x
+#: C_out / groups floats, and one round's X and Gy), within the workspace.
+SHARED_BYTES = 48 << 20
 
 
 class WinogradWeight(Path):
@@ -105,39 +110,33 @@ class WinogradWeight(Path):
         return channels >= WIDE_CHANNELS and tiles >= WIDE_TILES
 
     def plan(self, op, spec, tgt, n):
-        """Blocks of ``segments`` runs of at most ``tile`` tiles of one row of tiles."""
+        """Rounds of ``segments`` runs of at most ``tile`` tiles of one row of tiles."""
         gt = geo(spec)
         oy, ox = spec.out_size
         tx, ty = -(-ox // 4), -(-oy // 4)
         cols = max(2, BLOCK_COLS)       # a tile and its spare column at least
-        if tx + 1 <= cols:              # whole rows of tiles, several per block
-            length, chunks = tx, 1
-        else:                           # long rows cut into equal chunks
-            chunks = -(-tx // (cols - 1))
-            length = -(-tx // chunks)
+        chunks = -(-tx // (cols - 1))   # segments per row of tiles
+        length = -(-tx // chunks)
         nseg = spec.batch * ty * chunks
-        count = max(1, min(cols // (length + 1), -(-nseg // MIN_ITEMS)))
+        _, sums = _winograd_w.workspace(gt, length, 1, tgt.nrw, tgt.dbl)
+        count = max(1, min(nseg, ROUND_COLS // (length + 1)))
         while True:
-            items = -(-nseg // count)
-            nslots = 1 << (min(items, MAX_SLOTS).bit_length() - 1)
-            per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots, tgt.dbl)
-            while nslots > 1 and fixed > PARTIAL_BYTES:      # fewer partials
-                nslots //= 2
-                per, fixed = _winograd_w.workspace(gt, length, count, tgt.nrw, nslots, tgt.dbl)
-            if fits(per) or count == 1:
+            per, shared = _winograd_w.workspace(gt, length, count, tgt.nrw, tgt.dbl)
+            if count == 1 or shared - sums <= ROUND_BYTES:
                 break
             count = -(-count // 2)
-        if not fits(per) or fixed > PARTIAL_BYTES:
+        if not fits(per) or shared > SHARED_BYTES:
             return None
-        return finish(self.name, nslots, per, fixed, n, tile=length, segments=count,
-                      slots=nslots, simd=tgt.level)
+        items = spec.groups * 36
+        return finish(self.name, items, per, shared, n, tile=length, segments=count,
+                      slots=1, simd=tgt.level)
 
     def run(self, op, p, spec, x, w, b, out):
         tgt = target(x.dtype, p.simd)
         bt = matrices(4, 3)[0]
         _, gm, at = matrices(3, 4)
         _winograd_w.conv_weight(x, w, out, geo(spec), bt.ravel(), gm.ravel(), at.ravel(), p.tile,
-                                p.segments, p.slots, tgt.level, tgt.nrw, p.omp_threads)
+                                p.segments, tgt.level, tgt.nrw, p.omp_threads)
 
 
 WINOGRAD_W = WinogradWeight()
