@@ -45,33 +45,24 @@ from .._planning import Path, finish, fits, geo, target
 from .winograd import matrices
 
 #: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on,
-#: float32, one thread, against ``implicit``): fewest channels per group in
-#: and out (N8 16->16 56x56: 2.1x ``implicit``, 24->24 32x32: 1.7x) ...
+#: float32, one thread CPU time, against ``implicit``, medians of 5): fewest
+#: channels per group in and out (N8 16->16 56x56: 2.2x ``implicit``) ...
 MIN_CHANNELS = 16
-#: ... fewest 4x4 tiles of the output gradient per call, all images (the
-#: partials are allocated, summed and transformed back once per call, the
-#: transforms' rows want columns: 28x28 at 128 channels 0.65x ``implicit``
-#: with batch 1 (49 tiles), 0.96x with 98, 1.16x with 196; 56x56 at 64
-#: channels, batch 1 (196 tiles): 1.17x) ...
-MIN_TILES = 192
-#: ... and output rows of at least MIN_WIDTH, where the 4-wide tiles waste
-#: little and the rows of tiles are long (14x14 maps: 0.76x at N32 64->64,
-#: 0.99x at 128->128), unless the channels are at least WIDE_CHANNELS and the
-#: tiles at least WIDE_TILES (N32 256->256 14x14: 1.17x; ``implicit`` is
-#: weakest on many channels).
-MIN_WIDTH = 20
-WIDE_CHANNELS = 256
-WIDE_TILES = 512
-#: ... and at most MAX_CHANNELS channels per group in or out: with more, the
-#: partials (36 x C_in x C_out floats per slot, tens of MB at 256 channels)
-#: are mapped and faulted in at every call, and on a quiet machine, two
-#: threads, medians of 9 or 12 calls, the path measured no faster than
-#: ``implicit`` and less steady (N8 64->64 56x56: 9.4 against 9.5 ms; N16
-#: 128->128 28x28 21-23 against 16-17 ms; N32 256->256 14x14 30-98 against
-#: 32-34 ms, the slow calls waiting for 2 MiB pages to be compacted), while
-#: with few channels it stayed ahead (N8 16->16 56x56 1.14x, N8 32->32
-#: 112x112 1.30x, N8 48->48 56x56 1.14x).
-MAX_CHANNELS = 48
+#: ... fewest 4x4 tiles of the output gradient per call, all images (batch 1
+#: 28x28 at 128 channels, 49 tiles: 1.10x; batch 2, 98 tiles: 1.41x; N4
+#: 256->256 14x14, 64 tiles: 1.14x) ...
+MIN_TILES = 96
+#: ... output maps of at least MIN_WIDTH rows and columns (7x7 maps, a 4x4 tile of 16 holding
+#: 12.25 outputs: N8 512->512 0.76x, N32 0.98x) ...
+MIN_WIDTH = 8
+#: ... and below WIDE_WIDTH (14x14: each row of 4 tiles has a quarter of
+#: padding) at least WIDE_CHANNELS channels (N32 64->64 14x14 0.91x,
+#: 128->128 1.19x, 256->256 1.6x).  More channels need no rule: the sums
+#: (36 x C_in x C_out floats) are the only buffer that grows with them, kept
+#: from call to call, and the plan does not fit above :data:`SHARED_BYTES`
+#: (N8 256->256 28x28: 2.2x; N64 512->512 14x14: 1.4x).
+WIDE_WIDTH = 20
+WIDE_CHANNELS = 128
 #: Most columns (tiles, plus one spare column per row of tiles) of a
 #: segment: longer rows of tiles are cut into equal segments.
 BLOCK_COLS = 128
@@ -102,12 +93,11 @@ class WinogradWeight(Path):
         channels = min(spec.in_channels // g, spec.out_channels // g)
         if tgt.level < 1 or tgt.dbl or channels < MIN_CHANNELS:
             return False
-        if max(spec.in_channels // g, spec.out_channels // g) > MAX_CHANNELS:
-            return False
         tiles = spec.batch * prod(-(-o // 4) for o in spec.out_size)
-        if spec.out_size[-1] >= MIN_WIDTH:
-            return tiles >= MIN_TILES
-        return channels >= WIDE_CHANNELS and tiles >= WIDE_TILES
+        width = min(spec.out_size)
+        if tiles < MIN_TILES or width < MIN_WIDTH:
+            return False
+        return width >= WIDE_WIDTH or channels >= WIDE_CHANNELS
 
     def plan(self, op, spec, tgt, n):
         """Rounds of ``segments`` runs of at most ``tile`` tiles of one row of tiles."""
