@@ -454,21 +454,24 @@ RULE_CASES = [
                                   padding=((1, 1),) * 2),
      "winograd4", "gemm"),
     # the weight gradient of a 2-d 3x3 stride-1 layer: winograd_w with 16 to
-    # 48 channels, enough tiles and rows of 20 or more ...
+    # 256 channels and enough tiles, 14x14 maps from 128 channels ...
     ("conv_weight", conv_spec(8, 16, 16, (56, 56), (3, 3), padding=((1, 1),) * 2),
      "winograd_w", "gemm"),
     ("conv_weight", conv_spec(8, 48, 32, (56, 56), (3, 3), padding=((1, 1),) * 2),
      "winograd_w", "gemm"),
-    # ... not with more channels (per-call partials of tens of MB)
     ("conv_weight", conv_spec(8, 64, 64, (56, 56), (3, 3), padding=((1, 1),) * 2),
-     "implicit", "gemm"),
+     "winograd_w", "gemm"),
+    ("conv_weight", conv_spec(16, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2),
+     "winograd_w", "gemm"),
     ("conv_weight", conv_spec(32, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2),
-     "implicit", "gemm"),
-    # ... not with few tiles, narrow rows and few channels, thin channels, the
-    # partials above PARTIAL_BYTES (512 x 512 channels), nor a 5x5 kernel
+     "winograd_w", "gemm"),
+    # ... not with few tiles, 14x14 maps and fewer channels, 7x7 maps, thin
+    # channels, more than 256 channels, nor a 5x5 kernel
     ("conv_weight", conv_spec(1, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2),
      "implicit", "gemm"),
     ("conv_weight", conv_spec(32, 64, 64, (14, 14), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
+    ("conv_weight", conv_spec(32, 256, 256, (7, 7), (3, 3), padding=((1, 1),) * 2),
      "implicit", "gemm"),
     ("conv_weight", conv_spec(8, 12, 12, (56, 56), (3, 3), padding=((1, 1),) * 2),
      "gemm", "gemm"),

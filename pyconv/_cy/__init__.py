@@ -71,12 +71,12 @@ portable build is correct but slower, so BLAS runs instead.
    gradient in tiles of 4x4 is the "kernel", the taps the 3x3 "outputs";
    the 6x6 input window of a tile is transformed as on ``winograd4``, the
    products are one GEMM per transformed position (36) over the tiles on
-   the weight-gradient micro-kernel, accumulated in fixed slots (4x fewer
-   multiplications).  float32, micro-kernel CPU, 16 to 48 channels per
-   group in and out (with more, its per-call partial sums of tens of MB
-   measured no faster than ``implicit`` and less steady), at least 192
-   output tiles of 4x4 per call and output rows of at least 20, partials
-   within its ``PARTIAL_BYTES`` (36 MiB).
+   the weight-gradient micro-kernel, each position's sum written by one
+   item per round of tiles (4x fewer multiplications).  float32,
+   micro-kernel CPU, 16 to 256 channels per group in and out, at least 96
+   output tiles of 4x4 per call, output maps of at least 8x8, and below
+   20x20 (14x14: rows of 4 tiles with a quarter of padding) at least 128
+   channels.
 7. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
    dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
    and out, micro-kernel CPU (DeepLab ASPP branches); 1-d only when under

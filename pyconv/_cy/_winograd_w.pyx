@@ -117,7 +117,8 @@ cdef struct Task:
     Py_ssize_t L, segw, chunks, nseg, sb, ldv
     Py_ssize_t nin, nout    # transform items per group: input, output channel steps
     Py_ssize_t nrounds
-    Py_ssize_t *ctr         # the passes' item counters (2 per round, then the last pass)
+    Py_ssize_t xsize, gsize     # elements of one round's X, Gy (two of each: rounds alternate)
+    Py_ssize_t *ctr         # the passes' item counters
     pc_wgw_bar bar
     Layout buf
 
@@ -160,10 +161,10 @@ cdef Py_ssize_t _layout(const pc_wino *wg, Py_ssize_t L, Py_ssize_t sb, Py_ssize
     cdef Py_ssize_t G = wg.g.G
     layout_init(shared)
     layout_add(shared, G * wg.P * wg.g.cin_g * wg.g.cout_g * isz)   # 0: Mw
-    layout_add(shared, G * wg.P * wg.g.cin_g * ldv * isz)           # 1: X, transformed input
-    layout_add(shared, G * wg.P * npan * nrw * sb * L * isz)        # 2: Gy, packed
+    layout_add(shared, 2 * G * wg.P * wg.g.cin_g * ldv * isz)       # 1: X, two rounds'
+    layout_add(shared, 2 * G * wg.P * npan * nrw * sb * L * isz)    # 2: Gy, packed, two rounds'
     layout_add(shared, wg.g.cin_g * sizeof(Py_ssize_t))             # 3: the slab offsets
-    layout_add(shared, (2 * _rounds(wg, L, sb) + 1) * sizeof(Py_ssize_t))  # 4: the counters
+    layout_add(shared, (_rounds(wg, L, sb) + 2) * sizeof(Py_ssize_t))   # 4: the counters
     layout_init(lay)
     layout_add(lay, max(max(pc_wino_scratch(wg, ldv), pc_wgw_scratch(ldv)) * isz,  # 0: scratch
                         <Py_ssize_t> (63 * wg.g.cout_g * sizeof(double))))   # (back transform)
@@ -270,12 +271,14 @@ cdef void _transform(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
         c0 = k * PC_WGW_CCH
         input_block(wg, <const floating *> t.x, grp, seg, nseg, t.segw, t.ldv, c0,
                     min(c0 + PC_WGW_CCH, g.cin_g),
-                    <floating *> t.X + grp * wg.P * g.cin_g * t.ldv, scratch, rng)
+                    <floating *> t.X + (r & 1) * t.xsize + grp * wg.P * g.cin_g * t.ldv,
+                    scratch, rng)
     else:
         c0 = (k - t.nin) * t.step
         wgw_gy(wg, t.gmat, <const floating *> t.gy, grp, seg, nseg, t.L, t.segw, t.ldv, pos,
                nval, c0, min(c0 + t.step, g.cout_g), t.nrw,
-               <floating *> t.Gp + grp * wg.P * t.npan * t.nrw * t.sb * t.L, scratch)
+               <floating *> t.Gp + (r & 1) * t.gsize + grp * wg.P * t.npan * t.nrw * t.sb * t.L,
+               scratch)
 
 
 cdef void _products(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
@@ -293,8 +296,8 @@ cdef void _products(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
     if r == 0:
         memset(mw, 0, g.cin_g * g.cout_g * sizeof(floating))
     wpanels(t.level, g.cin_g, g.cout_g,
-            <floating *> t.X + (grp * wg.P + p) * g.cin_g * t.ldv, t.off, pos,
-            <floating *> t.Gp + grp * wg.P * t.npan * t.nrw * t.sb * t.L
+            <floating *> t.X + (r & 1) * t.xsize + (grp * wg.P + p) * g.cin_g * t.ldv, t.off, pos,
+            <floating *> t.Gp + (r & 1) * t.gsize + grp * wg.P * t.npan * t.nrw * t.sb * t.L
             + p * t.npan * t.nrw * nval, nval,
             mw, g.cout_g, 1)
 
@@ -307,34 +310,41 @@ cdef void _finish_item(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
                it % g.cin_g, <double *> buf, <floating *> t.dw)
 
 
-cdef void _pass(Task *t, char *buf, Py_ssize_t k, Py_ssize_t r, Py_ssize_t n,
-                void (*item)(const Task *t, char *buf, Py_ssize_t r, Py_ssize_t it,
-                             floating *unused) noexcept nogil,
-                pc_ctl *ctl) noexcept nogil:
-    """The items of pass ``k`` (``n`` of them, of round ``r``), taken one at a
-    time from its counter until none is left or a stop is requested."""
+cdef void _pass(Task *t, char *buf, Py_ssize_t k, pc_ctl *ctl, floating *unused) noexcept nogil:
+    """Pass ``k`` (0 to nrounds): the products of round k - 1 (if any), then
+    the transforms of round k (if any, into the other of the two buffers),
+    taken one at a time from the pass's counter until none is left or a stop
+    is requested."""
+    cdef Py_ssize_t nprod = t.wg.g.G * t.wg.P if k > 0 else 0
+    cdef Py_ssize_t ntr = t.wg.g.G * (t.nin + t.nout) if k < t.nrounds else 0
     cdef Py_ssize_t it
     while not stop_requested(ctl):
         it = pc_wgw_take(&t.ctr[k])
-        if it >= n:
+        if it >= nprod + ntr:
             return
-        item(t, buf, r, it, NULL)
+        if it < nprod:
+            _products(t, buf, k - 1, it, unused)
+        else:
+            _transform(t, buf, k, it - nprod, unused)
 
 
 cdef void _passes(Task *t, Py_ssize_t tid, pc_ctl *ctl, floating *unused) noexcept nogil:
-    """One thread's share of every pass: per round the transforms, a barrier,
-    the products, a barrier; then the back transforms.  ``tid``: the
-    thread's block."""
+    """One thread's share of every pass, a barrier after each (the products
+    of a round start when its transforms have ended, and the transforms of
+    round r + 2 when the products of round r have), then the back
+    transforms.  ``tid``: the thread's block."""
     cdef char *buf = t.blocks + tid * t.buf.nbytes
     cdef int team = pc_wgw_team()
     cdef int sense = 0
-    cdef Py_ssize_t r
-    for r in range(t.nrounds):
-        _pass(t, buf, 2 * r, r, t.wg.g.G * (t.nin + t.nout), _transform[floating], ctl)
+    cdef Py_ssize_t k, it, n = t.wg.g.G * t.wg.g.cin_g
+    for k in range(t.nrounds + 1):
+        _pass(t, buf, k, ctl, unused)
         pc_wgw_wait(&t.bar, team, &sense)
-        _pass(t, buf, 2 * r + 1, r, t.wg.g.G * t.wg.P, _products[floating], ctl)
-        pc_wgw_wait(&t.bar, team, &sense)
-    _pass(t, buf, 2 * t.nrounds, 0, t.wg.g.G * t.wg.g.cin_g, _finish_item[floating], ctl)
+    while not stop_requested(ctl):
+        it = pc_wgw_take(&t.ctr[t.nrounds + 1])
+        if it >= n:
+            return
+        _finish_item(t, buf, 0, it, unused)
 
 
 def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw, tuple geo,
@@ -374,6 +384,8 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     t.dw = &gw[0]
     t.ldv = _layout(&t.wg, t.L, t.sb, nrw, sizeof(floating), &shared, &t.buf)
     t.nrounds = (t.nseg + t.sb - 1) // t.sb
+    t.xsize = t.wg.g.G * t.wg.P * t.wg.g.cin_g * t.ldv
+    t.gsize = t.wg.g.G * t.wg.P * t.npan * t.nrw * t.sb * t.L
     t.nblk = max(1, min(<Py_ssize_t> nthreads,
                         t.wg.g.G * max(t.wg.P, t.nin + t.nout, t.wg.g.cin_g)))
     mem = _acquire(shared.nbytes + t.nblk * t.buf.nbytes, &own)
@@ -388,7 +400,7 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
         t.blocks = mem + shared.nbytes
         for i in range(t.wg.g.cin_g):
             off[i] = i * t.ldv
-        for i in range(2 * t.nrounds + 1):
+        for i in range(t.nrounds + 2):
             t.ctr[i] = 0
         t.off = off
         t.bar.count = t.bar.sense = 0

@@ -57,24 +57,27 @@ MIN_TILES = 96
 MIN_WIDTH = 8
 #: ... and below WIDE_WIDTH (14x14: each row of 4 tiles has a quarter of
 #: padding) at least WIDE_CHANNELS channels (N32 64->64 14x14 0.91x,
-#: 128->128 1.19x, 256->256 1.6x).  More channels need no rule: the sums
-#: (36 x C_in x C_out floats) are the only buffer that grows with them, kept
-#: from call to call, and the plan does not fit above :data:`SHARED_BYTES`
-#: (N8 256->256 28x28: 2.2x; N64 512->512 14x14: 1.4x).
+#: 128->128 1.19x, 256->256 1.6x) ...
 WIDE_WIDTH = 20
 WIDE_CHANNELS = 128
+#: ... and at most MAX_CHANNELS channels per group in or out (the sums, 36 x
+#: C_in x C_out floats, are the buffer that grows with them: N8 256->256
+#: 28x28 2.2x; N64 512->512 14x14 1.1-1.4x on one thread, not measured on
+#: two, is left to ``implicit``).
+MAX_CHANNELS = 256
 #: Most columns (tiles, plus one spare column per row of tiles) of a
 #: segment: longer rows of tiles are cut into equal segments.
 BLOCK_COLS = 128
 #: Columns (tiles and spare columns) of one round: the micro-kernel's
 #: reduction per pass over the sums ... 
 ROUND_COLS = 96
-#: ... fewer if one round's transformed input and output gradient (X and Gy,
-#: all groups) would take more bytes (the rounds are fixed by the call's
-#: shape alone, never the thread count).
-ROUND_BYTES = 8 << 20
+#: ... fewer if two rounds' transformed input and output gradient (X and Gy,
+#: all groups; the transforms of a round are computed while the products of
+#: the one before run) would take more bytes (the rounds are fixed by the
+#: call's shape alone, never the thread count).
+ROUND_BYTES = 16 << 20
 #: Most bytes of the buffers the threads share (the sums ``Mw``, 36 x C_in x
-#: C_out / groups floats, and one round's X and Gy), within the workspace.
+#: C_out / groups floats, and two rounds' X and Gy), within the workspace.
 SHARED_BYTES = 48 << 20
 
 
@@ -92,6 +95,8 @@ class WinogradWeight(Path):
         g = spec.groups
         channels = min(spec.in_channels // g, spec.out_channels // g)
         if tgt.level < 1 or tgt.dbl or channels < MIN_CHANNELS:
+            return False
+        if max(spec.in_channels // g, spec.out_channels // g) > MAX_CHANNELS:
             return False
         tiles = spec.batch * prod(-(-o // 4) for o in spec.out_size)
         width = min(spec.out_size)
@@ -112,7 +117,7 @@ class WinogradWeight(Path):
         count = max(1, min(nseg, ROUND_COLS // (length + 1)))
         while True:
             per, shared = _winograd_w.workspace(gt, length, count, tgt.nrw, tgt.dbl)
-            if count == 1 or shared - sums <= ROUND_BYTES:
+            if count == 1 or (shared - sums <= ROUND_BYTES and shared <= SHARED_BYTES):
                 break
             count = -(-count // 2)
         if not fits(per) or shared > SHARED_BYTES:
