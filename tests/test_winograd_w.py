@@ -79,3 +79,40 @@ def test_float32_error_within_the_documented_bound(spec, rng):
     scale = np.abs(want).max()
     assert np.abs(got - want).max() / scale <= F32_BOUND
     assert np.abs(got64 - want).max() / scale <= 1e-12
+
+
+def test_concurrent_calls_from_python_threads(rng):
+    """Calls from several Python threads at once (one holds the buffer kept
+    from call to call, the others map their own): each gives the bits of the
+    same call made alone, and the kept buffer is released cleanly after."""
+    import threading
+
+    from pyconv._cy import _winograd_w
+
+    cy = cy_mod.load()
+    spec = _layer(4, 32, (24, 24))
+    inputs = [(rng.standard_normal(spec.input_shape).astype(np.float32),
+               rng.standard_normal(spec.output_shape).astype(np.float32)) for _ in range(4)]
+    with cy_mod.force_paths("winograd_w"):
+        assert cy_mod.plan("conv_weight", spec, np.float32).path == "winograd_w"
+        alone = [cy.conv_weight(x, gy, spec) for x, gy in inputs]
+        got = [[] for _ in inputs]
+        start = threading.Barrier(len(inputs))
+
+        def work(i):
+            start.wait()
+            for _ in range(5):
+                got[i].append(cy.conv_weight(*inputs[i], spec))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for want, results in zip(alone, got):
+        assert len(results) == 5
+        for r in results:
+            assert r.tobytes() == want.tobytes()
+    _winograd_w.release()
+    with cy_mod.force_paths("winograd_w"):
+        assert cy.conv_weight(*inputs[0], spec).tobytes() == alone[0].tobytes()
