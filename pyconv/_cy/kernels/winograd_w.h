@@ -105,8 +105,10 @@ static void pc_wgw_unmap(pc_wgw_mem *m)
 #else
 #define PC_WGW_PAUSE() ((void)0)
 #endif
-/* Spins (pause instructions) before a waiting thread starts yielding. */
-#define PC_WGW_SPINS 4000
+/* Spins (pause instructions, some microseconds) before a waiting thread
+   starts yielding: on an idle core sched_yield returns at once (the wait
+   stays a spin), on a busy one it lets the neighbour or the partner run. */
+#define PC_WGW_SPINS 256
 
 typedef struct {
     int count;         /* threads arrived at the current barrier */
