@@ -5,8 +5,8 @@
 
 The tiles (segments of at most ``L`` tiles of 4x4 outputs of one row of
 tiles, in (image, y, x) order, as the forward ``winograd4`` path cuts them)
-are taken in ROUNDS of ``sb`` segments, in order.  Each round is one
-:func:`run_passes` (two passes, one OpenMP region):
+are taken in ROUNDS of ``sb`` segments, in order.  Each round has two
+kinds of work items:
 
 1. the transforms, one item per (group, step of 16 input or output
    channels): the input windows of the round's tiles into ``X[p]``
@@ -22,6 +22,13 @@ A position's ``Mw[p]`` is written by one item per round and the rounds come
 in order, so each element is one sum in a fixed order whatever the thread
 count (bitwise determinism without partial sums).  Last, one item per
 (group, input channel) applies ``A^T Mw A`` in double.
+
+All of it runs in ONE OpenMP region (:func:`_run`, with ``run_items``'
+Ctrl-C handling): pass ``k`` holds the products of round ``k - 1`` and the
+transforms of round ``k`` (two buffers of X and Gy, used by alternate
+rounds), the items of a pass are handed out by an atomic counter, and the
+passes are separated by a barrier that spins briefly, then yields
+(``pc_wgw_wait``): one barrier per round.
 
 ``Mw``, ``X``, ``Gy`` and the threads' blocks (tens of MB at 256 channels)
 live in one buffer kept from call to call while the sizes fit
@@ -110,7 +117,7 @@ cdef struct Task:
     void *Gp            # the round's transformed gy: [group][p][panel][column][nrw]
     char *blocks        # the threads' blocks (buf), one per OpenMP thread
     void *dw            # the weight gradient
-    Py_ssize_t nblk     # blocks in t.blocks: run_passes' threads
+    Py_ssize_t nblk     # blocks in t.blocks: the region's threads
     const Py_ssize_t *off   # off[ci] = ci * ldv: X[p] as the micro-kernel's slab
     int level
     Py_ssize_t nrw, npan, step
