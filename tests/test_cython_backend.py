@@ -453,10 +453,12 @@ RULE_CASES = [
     ("conv_transpose", tconv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                                   padding=((1, 1),) * 2),
      "winograd4", "gemm"),
-    # the weight gradient of a 2-d 3x3 stride-1 layer: winograd_w with 16 to
+    # the weight gradient of a 2-d 3x3 stride-1 layer: winograd_w with 32 to
     # 256 channels and enough tiles, 14x14 maps from 128 channels ...
-    ("conv_weight", conv_spec(8, 16, 16, (56, 56), (3, 3), padding=((1, 1),) * 2),
+    ("conv_weight", conv_spec(8, 32, 32, (56, 56), (3, 3), padding=((1, 1),) * 2),
      "winograd_w", "gemm"),
+    ("conv_weight", conv_spec(8, 16, 16, (56, 56), (3, 3), padding=((1, 1),) * 2),
+     "gemm", "gemm"),
     ("conv_weight", conv_spec(8, 48, 32, (56, 56), (3, 3), padding=((1, 1),) * 2),
      "winograd_w", "gemm"),
     ("conv_weight", conv_spec(8, 64, 64, (56, 56), (3, 3), padding=((1, 1),) * 2),

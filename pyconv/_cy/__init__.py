@@ -73,7 +73,7 @@ portable build is correct but slower, so BLAS runs instead.
    products are one GEMM per transformed position (36) over the tiles on
    the weight-gradient micro-kernel, each position's sum written by one
    item per round of tiles (4x fewer multiplications).  float32,
-   micro-kernel CPU, 16 to 256 channels per group in and out, at least 96
+   micro-kernel CPU, 32 to 256 channels per group in and out, at least 96
    output tiles of 4x4 per call, output maps of at least 8x8, and below
    20x20 (14x14: rows of 4 tiles with a quarter of padding) at least 128
    channels.

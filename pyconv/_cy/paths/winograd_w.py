@@ -47,7 +47,10 @@ from .winograd import matrices
 #: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on,
 #: float32, one thread CPU time, against ``implicit``, medians of 5): fewest
 #: channels per group in and out (N8 16->16 56x56: 2.2x ``implicit``) ...
-MIN_CHANNELS = 16
+#: (raised from 16 after measuring against ``gemm``, which takes the thinner
+#: weight gradients since: two threads, N8 16->16 56^2 2.35 ms against 1.68,
+#: 24->24 3.30 against 2.83; 32->32 4.2 against 4.7) ...
+MIN_CHANNELS = 32
 #: ... fewest 4x4 tiles of the output gradient per call, all images (batch 1
 #: 28x28 at 128 channels, 49 tiles: 1.10x; batch 2, 98 tiles: 1.41x; N4
 #: 256->256 14x14, 64 tiles: 1.14x) ...
