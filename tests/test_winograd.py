@@ -93,7 +93,7 @@ def test_float32_error_within_the_documented_bound(path, spec, rng):
 
 
 @pytest.mark.parametrize("op, path, channels", [("conv", "winograd4", 64),
-                                                 ("conv_weight", "winograd_w", 32)])
+                                                 ("conv_weight", "winograd_w", 64)])
 def test_exact_algorithms_keep_calls_off_winograd(rng, op, path, channels):
     """A layer the rule gives to a Winograd path runs on an exact path under "exact"."""
     spec = _layer(8, channels, (56, 56))
@@ -116,7 +116,9 @@ def test_exact_algorithms_keep_calls_off_winograd(rng, op, path, channels):
         assert cy_mod.plan(op, spec, np.float32, paths=(path,)).path == "implicit"
         with cy_mod.force_paths(path):
             got = call()
-    with cy_mod.force_paths("implicit"):
+        exact = cy_mod.plan(op, small, np.float32).path     # the small call's exact path
+    assert not exact.startswith("winograd")
+    with cy_mod.force_paths(exact):
         want = call()
     np.testing.assert_array_equal(got, want)      # bitwise: the same exact path
 
