@@ -366,8 +366,10 @@ RULE_CASES = [
                        padding=((1, 1),) * 2), "implicit", "gemm"),
     ("conv", conv_spec(1, 8, 8, (8, 8, 8), (3, 3, 3)), "implicit", "gemm"),
     ("conv_weight", conv_spec(2, 64, 64, (100,), (5,)), "implicit", "gemm"),
-    # ... a weight gradient with fewer than 48 channels per group: BLAS
+    # ... a weight gradient with fewer than 48 channels per group and at most
+    # 9 taps: BLAS
     ("conv_weight", conv_spec(2, 16, 32, (100,), (5,)), "gemm", "gemm"),
+    ("conv_weight", conv_spec(16, 96, 32, (14, 14), (4, 4)), "implicit", "gemm"),
     # a 1x1 conv with stride 1 is still "every stride 1"; pointwise is BLAS's
     ("conv", conv_spec(2, 16, 16, (20, 20), (1, 1)), "implicit", "pointwise"),
     ("conv_weight", conv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),

@@ -90,8 +90,8 @@ portable build is correct but slower, so BLAS runs instead.
    a chunk at a time and multiplies them on the micro-kernel; tiles are
    cut where a kernel row starts or stops reaching the input.
 8. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU
-   (conv_weight: ``min(M, K) >= MIN_GEMM`` and at least 48 channels per
-   group in and out, thinner ones on ``gemm``, and not 1x1 without padding:
+   (conv_weight: ``min(M, K) >= MIN_GEMM`` and, with at most 9 taps, at
+   least 48 channels per group in and out, thinner ones on ``gemm``, and not 1x1 without padding:
    ``pointwise``).  A
    tile of output rows copies the input box it reads, zero padded, into a
    slab; in the slab every kernel tap is a constant offset, so the

@@ -53,14 +53,17 @@ class Implicit(Path):
         # arrays as they are: ``pointwise`` (N8 64->256 56^2: 10.0 against
         # 21.0; N2 32->64 112^2: 1.5 against 4.4)
         # ... and so is one with fewer than WGRAD_MIN_CHANNELS channels per
-        # group (one thread, on ``gemm``: N8 12->12 56^2 3x3 1.7 ms against 5.8,
-        # N8 32->32 112^2 29.7 against 38.3, N1 16->512 56^2 3.8 against 6.2,
-        # 1-d N2 96->16 L4096 K5 d2 2.6 against 4.5; at 48 a tie, at 64
-        # ``implicit`` 16.4 against 21.9)
+        # group and at most 9 taps (one thread, on ``gemm``: N8 12->12 56^2 3x3
+        # 1.7 ms against 5.8, N8 32->32 112^2 29.7 against 38.3, N1 16->512
+        # 56^2 3.8 against 6.2, 1-d N2 96->16 L4096 K5 d2 2.6 against 4.5; at
+        # 48 a tie, at 64 ``implicit`` 16.4 against 21.9; with more taps
+        # ``implicit`` stayed ahead: 3-d N2 64->64 g2 8^3 4x4x4 2.5 against 5.6,
+        # 2-d N16 96->32 14^2 4x4 3.7 against 5.8)
         cmin = min(spec.in_channels, spec.out_channels) // spec.groups
         return tgt.level >= 1 and (op != "conv_weight"
                                    or (min(gemm_shape(op, spec)) >= _planning.MIN_GEMM
-                                       and cmin >= WGRAD_MIN_CHANNELS
+                                       and (cmin >= WGRAD_MIN_CHANNELS
+                                            or prod(spec.kernel_size) > 9)
                                        and not is_pointwise(spec)))
 
     def plan(self, op, spec, tgt, n, reserved=0):
