@@ -160,6 +160,18 @@ def matrices(m: int, r: int):
     return tuple(np.array(mat, dtype=np.float64) for mat in (bt, g, at))
 
 
+def _narrow(ks, cin, cout, tiles, width):
+    """Whether 2-d F(4x4) takes a layer below MIN_CHANNELS (the NARROW_* and
+    WIDE5_* rules)."""
+    k = ks[0]
+    if ks[1] != k or k not in (3, 5) or min(cin, cout) < NARROW_MIN_CHANNELS:
+        return False
+    wide = cin * cout >= NARROW_MIN_PAIRS
+    if k == 5 and wide and tiles >= WIDE5_MIN_TILES and width >= WIDE5_MIN_WIDTH:
+        return True
+    return (k == 5 or wide) and tiles >= NARROW_MIN_TILES and width >= MIN_WIDTH[4]
+
+
 class Winograd(Path):
     exact = False
     ops = frozenset({"conv", "conv_transpose"})
@@ -202,14 +214,7 @@ class Winograd(Path):
             return False
         cin, cout = conv.in_channels // g, conv.out_channels // g
         tiles = conv.batch * prod(-(-o // self.m) for o in conv.out_size)
-        if (self.m == 4 and nd == 2 and ks[0] == ks[1] and ks[0] in (3, 5)
-                and min(cin, cout) >= NARROW_MIN_CHANNELS
-                and (ks[0] == 5 or cin * cout >= NARROW_MIN_PAIRS)
-                and tiles >= NARROW_MIN_TILES and conv.out_size[-1] >= MIN_WIDTH[4]):
-            return True
-        if (self.m == 4 and nd == 2 and ks == (5, 5) and min(cin, cout) >= NARROW_MIN_CHANNELS
-                and cin * cout >= NARROW_MIN_PAIRS and tiles >= WIDE5_MIN_TILES
-                and conv.out_size[-1] >= WIDE5_MIN_WIDTH):
+        if self.m == 4 and nd == 2 and _narrow(ks, cin, cout, tiles, conv.out_size[-1]):
             return True
         if not (all(k == 3 for k in ks) or (nd == 1 and ks[0] == 5)):
             return False
