@@ -598,16 +598,15 @@ cdef enum:
 cdef inline Py_ssize_t _chunk(Py_ssize_t nslots, int nthreads) noexcept nogil:
     """Slots a thread takes at a time: about ``CHUNKS_PER_THREAD`` runs per thread.
 
-    One slot at a time makes every slot an atomic increment of the loop
-    counter, whose cache line then moves between the cores: on calls of
+    One slot at a time made every slot a contended atomic increment of the
+    loop counter, its cache line bouncing between the cores: on calls of
     hundreds of ~1 us items (a depthwise 3x3 layer on 7x7 maps, 480 items)
-    a two-thread profile had 6-8% of its samples on that increment.  Runs of
-    slots cut it to a few increments per thread (the layer: 0.43 against
-    0.35 ms a call in one comparison; within the machine's noise, 0.36-0.39
-    against 0.35-0.38 ms, in a later interleaved one).  Eight runs per
-    thread still let one thread take over the work of a partner descheduled
-    by another process, with at most one run left to wait for.  Which
-    thread takes which slot never changes a result.
+    the increments took about a quarter of the threads' time, and two
+    threads were barely faster than one (0.43 against 0.42 ms; in runs of
+    nslots / 16 on two threads, 0.35 ms).  Eight runs per thread still let
+    one thread take over the work of a partner descheduled by another
+    process, with at most one run left to wait for.  Which thread takes
+    which slot never changes a result.
     """
     return max(1, nslots // (CHUNKS_PER_THREAD * nthreads))
 
