@@ -554,9 +554,8 @@ cdef inline int run_items(
 
     The one parallel pattern of every path.  The items are cut into
     ``nslots`` fixed ranges (``nslots == nitems``: one item each), handed out
-    in runs of consecutive slots (``schedule='dynamic'``, about
-    ``CHUNKS_PER_THREAD`` runs per thread, see :func:`_chunk`) to
-    ``min(nthreads, nslots)`` OpenMP threads; a slot's items run in order on one thread (the
+    one at a time (``schedule='dynamic'``) to ``min(nthreads, nslots)``
+    OpenMP threads; a slot's items run in order on one thread (the
     conv_weight paths accumulate one partial per slot), so the result does
     not depend on which thread takes which slot.  Handing slots out as the
     threads become free keeps a call going when a thread is descheduled by
@@ -591,26 +590,6 @@ cdef inline int run_passes(
     return _run(first, task, nfirst, nfirst, then, nthen, buf_bytes, nthreads)
 
 
-cdef enum:
-    CHUNKS_PER_THREAD = 8
-
-
-cdef inline Py_ssize_t _chunk(Py_ssize_t nslots, int nthreads) noexcept nogil:
-    """Slots a thread takes at a time: about ``CHUNKS_PER_THREAD`` runs per thread.
-
-    One slot at a time made every slot a contended atomic increment of the
-    loop counter, its cache line bouncing between the cores: on calls of
-    hundreds of ~1 us items (a depthwise 3x3 layer on 7x7 maps, 480 items)
-    the increments took about a quarter of the threads' time, and two
-    threads were barely faster than one (0.43 against 0.42 ms; in runs of
-    nslots / 16 on two threads, 0.35 ms).  Eight runs per thread still let
-    one thread take over the work of a partner descheduled by another
-    process, with at most one run left to wait for.  Which thread takes
-    which slot never changes a result.
-    """
-    return max(1, nslots // (CHUNKS_PER_THREAD * nthreads))
-
-
 cdef inline int _run(
         void (*item)(const void *task, floating *buf, Py_ssize_t slot,
                      Py_ssize_t it) noexcept nogil,
@@ -622,7 +601,7 @@ cdef inline int _run(
     cdef pc_ctl ctl
     cdef pc_ctl *c = &ctl
     cdef floating *buf
-    cdef Py_ssize_t s, chunk, chunk_then
+    cdef Py_ssize_t s
     if nitems <= 0 and nthen <= 0:
         return 0
     if nslots > nitems or nslots < 1:
@@ -647,15 +626,13 @@ cdef inline int _run(
                 _run_slot(then, task, buf, s, nthen, nthen, c)
             free(buf)
         else:
-            chunk = _chunk(nslots, nthreads)
-            chunk_then = _chunk(nthen, nthreads)
             with parallel(num_threads=nthreads):
                 buf = <floating *> _thread_buffer(buf_bytes, c)
-                for s in prange(nslots, schedule='dynamic', chunksize=chunk):
+                for s in prange(nslots, schedule='dynamic', chunksize=1):
                     _run_slot(item, task, buf, s, nitems, nslots, c)
                 if then != NULL:
                     pc_barrier()            # the first pass has ended on every thread
-                for s in prange(nthen, schedule='dynamic', chunksize=chunk_then):
+                for s in prange(nthen, schedule='dynamic', chunksize=1):
                     _run_slot(then, task, buf, s, nthen, nthen, c)
                 free(buf)
     if ctl.exc[0] != NULL:
