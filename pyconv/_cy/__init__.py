@@ -187,9 +187,11 @@ spin (``OMP_WAIT_POLICY=passive`` unless the user set a policy: see
 (conv: batch x group x tile; conv_weight: fixed slots of (image, tile);
 conv_transpose: every phase's tiles, or batch x group x channel block x
 slab, or blocks of images; direct: batch x channel, or weight pairs) and
-runs them on ``min(n, items)`` OpenMP threads, each taking the next item when it is
-free (a dynamic schedule: a thread descheduled by another process does
-not hold the others up for the rest of the call) while every BLAS library is held to
+runs them on ``min(n, items)`` OpenMP threads, each taking the next run of
+consecutive items when it is free (a dynamic schedule, about eight runs per
+thread: a thread descheduled by another process does not hold the others
+up for the rest of the call, and the threads do not contend for the loop
+counter at every item) while every BLAS library is held to
 **one** thread (threadpoolctl, ``user_api="blas"``) so that nothing is
 oversubscribed; the kernels never start more threads than they have items.
 When batch x groups alone gives fewer than ``TARGET_ITEMS`` items the plan
