@@ -8,7 +8,11 @@ Workloads (float32, zero padding 1, 3x3(x3) kernels):
   chunks ``(1, 32, 16, 128, 128)`` (32 MiB, 16 blocks);
 * ``conv3d_c16``: input ``(2, 16, 96, 128, 128)`` (192 MiB), weight
   ``(16, 16, 3, 3, 3)``, chunks ``(1, 16, 24, 128, 128)`` (24 MiB, 8 blocks):
-  few channels, so little arithmetic per byte moved.
+  few channels, so little arithmetic per byte moved;
+* ``conv3d_whole``: input ``(4, 32, 64, 128, 128)`` (512 MiB), weight
+  ``(32, 32, 3, 3, 3)``, chunks ``(1, 32, 64, 128, 128)`` (128 MiB, 4
+  blocks): volumes chunked along the batch only, as docs/dask.rst advises
+  (no halo, no window copy).
 
 Schedulers: ``distributed`` (a ``LocalCluster`` with two process workers of
 one thread each; the input is persisted on the workers first, a contiguous
@@ -43,6 +47,8 @@ WORKLOADS = {
                    chunks=(1, 32, 16, 128, 128)),
     "conv3d_c16": dict(shape=(2, 16, 96, 128, 128), weight=(16, 16, 3, 3, 3),
                        chunks=(1, 16, 24, 128, 128)),
+    "conv3d_whole": dict(shape=(4, 32, 64, 128, 128), weight=(32, 32, 3, 3, 3),
+                         chunks=(1, 32, 64, 128, 128)),
 }
 SWEEP = [(8, 64, 256, 256), (4, 64, 256, 256), (2, 64, 256, 256), (1, 64, 128, 256),
          (1, 64, 64, 256), (1, 64, 32, 128)]
