@@ -86,6 +86,39 @@ static const char *pc_simd_level(void)
 #endif
 }
 
+/*
+ * The transposing copy of the packing routines, at the AVX-512 level: for
+ * n < count, dst[n * ldd + c] = src[c * ld + col] with col = pos[n] (or n when
+ * pos is NULL), for the channels c < 16 set in ``lanes`` (zero in the others):
+ * one masked 16-lane gather per column.  Element-by-element, the copy's
+ * stores land a whole panel row apart.  The lane offsets c * ld are 32-bit:
+ * callers keep 16 * ld below 2**31 (pc_gather16_ok).
+ */
+#define pc_gather16_ok(ld) ((ld) < ((ptrdiff_t)1 << 27))
+#if PYCONV_HAVE_CLONES
+#include <immintrin.h>
+PC_TARGET("arch=x86-64-v4") static void pc_gather16_v4(const float *src, ptrdiff_t ld,
+                                                     const ptrdiff_t *pos, ptrdiff_t count,
+                                                     unsigned lanes, ptrdiff_t ldd,
+                                                     float *dst)
+{
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)ld));
+    const __mmask16 m = (__mmask16)lanes;
+    ptrdiff_t n;
+    for (n = 0; n < count; n++)
+        _mm512_storeu_ps(dst + n * ldd, _mm512_mask_i32gather_ps(
+            _mm512_setzero_ps(), m, idx, src + (pos ? pos[n] : n), 4));
+}
+#endif
+
+/* The lanes mask of the first nc (clamped to 0..16) of 16 channels. */
+static inline unsigned pc_lanes16(ptrdiff_t nc)
+{
+    return nc >= 16 ? 0xffffu : nc <= 0 ? 0u : (1u << nc) - 1u;
+}
+
 /* Geometry of one call, canonicalised to three spatial dims (z, y, x). */
 typedef struct {
     ptrdiff_t N, Cin, Cout, G, cin_g, cout_g;

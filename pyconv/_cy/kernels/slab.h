@@ -178,37 +178,12 @@ static ptrdiff_t pc_slab_segments(const pc_geo *g, const pc_slab *sl, ptrdiff_t 
     return n;
 }
 
-#if PYCONV_HAVE_CLONES
-#include <immintrin.h>
-/* One run of pc_pack_gy_f at the AVX-512 level: dst[i * nrw + c] = src[c * ld
-   + i] for i < n and the first nc of 16 channels (zero for the others), one
-   masked 16-lane gather per position.  The scalar transpose stored each
-   element 4 * nrw bytes from the last, one cache line per store, and took a
-   quarter of a long 1-d weight gradient (conv1d_weight N32 C64->128 L1024
-   K5: 28% of the samples on one thread). */
-PC_TARGET("arch=x86-64-v4") static void pc_pack_run_v4(const float *src, ptrdiff_t ld,
-                                                     ptrdiff_t nc, ptrdiff_t n,
-                                                     ptrdiff_t nrw, float *dst)
-{
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32((int)ld));
-    const __mmask16 lanes = (__mmask16)(nc >= 16 ? 0xffffu : nc <= 0 ? 0u : (1u << nc) - 1u);
-    ptrdiff_t i;
-    for (i = 0; i < n; i++)
-        _mm512_storeu_ps(dst + i * nrw,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, idx, src + i, 4));
-}
-#define PC_PACK_V4(nrw, ld) ((nrw) % 16 == 0 && (ld) < ((ptrdiff_t)1 << 26) \
+/* Whether pc_pack_gy_f takes 16 channels at a time (pc_gather16_v4): the
+   scalar transpose stored each element 4 * nrw bytes from the last, one cache
+   line per store, and took a quarter of a long 1-d weight gradient
+   (conv1d_weight N32 C64->128 L1024 K5: 28% of the samples on one thread). */
+#define PC_PACK_V4(nrw, ld) (PYCONV_HAVE_CLONES && (nrw) % 16 == 0 && pc_gather16_ok(ld) \
                              && pc_uk_level() == 2)
-#else
-#define PC_PACK_V4(nrw, ld) 0
-static void pc_pack_run_v4(const float *src, ptrdiff_t ld, ptrdiff_t nc, ptrdiff_t n,
-                           ptrdiff_t nrw, float *dst)
-{
-    (void)src; (void)ld; (void)nc; (void)n; (void)nrw; (void)dst;
-}
-#endif
 
 #define PC_DEFINE_PACK_GY(T, S, FAST)                                                  \
 /* gyt[panel][j][c] = gy_g[c0 + c, valid position j of the tile] (0 past cout); \
@@ -234,9 +209,7 @@ PC_CLONES static void pc_pack_gy_##S(const pc_geo *g, const pc_slab *sl,        
             for (oy = y0; oy < y1; oy++, j += nx) {                                  \
                 const T *src = gyg + c0 * g->Pout + (oz * OY + oy) * OX + x0;        \
                 if (fast) {                                                          \
-                    for (c = 0; c < nrw; c += 16)                                    \
-                        pc_pack_run_v4((const float *)src + c * g->Pout, g->Pout,    \
-                                       nc - c, nx, nrw, (float *)panel + j * nrw + c); \
+                    PC_PACK_GATHER(src, nc, nx, nrw, g->Pout, panel + j * nrw);      \
                     continue;                                                        \
                 }                                                                    \
                 for (i0 = 0; i0 < nx; i0 = i1) {                                     \
@@ -259,6 +232,18 @@ PC_CLONES static void pc_pack_gy_##S(const pc_geo *g, const pc_slab *sl,        
    PC_PACK_BLOCK * nrw elements, 16 KiB at nrw = 64 floats). */
 #define PC_PACK_BLOCK 64
 #define PC_PACK_NONE(nrw, ld) 0
+/* 16 channels at a time of one row run (float, AVX-512 builds only) */
+#if PYCONV_HAVE_CLONES
+#define PC_PACK_GATHER(src, nc, nx, nrw, ld, dst)                                    \
+    do {                                                                             \
+        ptrdiff_t c_;                                                                \
+        for (c_ = 0; c_ < (nrw); c_ += 16)                                           \
+            pc_gather16_v4((const float *)(src) + c_ * (ld), (ld), NULL, (nx),       \
+                           pc_lanes16((nc) - c_), (nrw), (float *)(dst) + c_);       \
+    } while (0)
+#else
+#define PC_PACK_GATHER(src, nc, nx, nrw, ld, dst) ((void)0)
+#endif
 
 PC_DEFINE_PACK_GY(float, f, PC_PACK_V4)
 PC_DEFINE_PACK_GY(double, d, PC_PACK_NONE)

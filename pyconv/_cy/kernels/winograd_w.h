@@ -177,28 +177,15 @@ static inline ptrdiff_t pc_wgw_scratch(ptrdiff_t ldv)
 
 /* The panels of one transformed position for PC_WGW_CCH channels: dst[n * nrw
    + c] = src[c * ldv + pos[n]] (c < nch, then zeros up to nch + pad), n < nval;
-   at the AVX-512 level one gather per column when nch is a full step. */
-#if PYCONV_HAVE_CLONES
-PC_TARGET("arch=x86-64-v4") static void pc_wgw_pack_v4(const float *src, ptrdiff_t ldv,
-                                                     const ptrdiff_t *pos, ptrdiff_t nval,
-                                                     ptrdiff_t nrw, float *dst)
-{
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)ldv));
-    ptrdiff_t n;
-    for (n = 0; n < nval; n++)
-        _mm512_storeu_ps(dst + n * nrw, _mm512_i32gather_ps(idx, src + pos[n], 4));
-}
-#endif
-
+   at the AVX-512 level one gather per column (pc_gather16_v4) when nch is a
+   full step. */
 static int pc_wgw_pack_fast_f(int level, const float *src, ptrdiff_t ldv,
                               const ptrdiff_t *pos, ptrdiff_t nval, ptrdiff_t nch,
                               ptrdiff_t pad, ptrdiff_t nrw, float *dst)
 {
 #if PYCONV_HAVE_CLONES
-    if (level == 2 && nch == 16 && pad == 0 && 16 * ldv < ((ptrdiff_t)1 << 31)) {
-        pc_wgw_pack_v4(src, ldv, pos, nval, nrw, dst);
+    if (level == 2 && nch == 16 && pad == 0 && pc_gather16_ok(ldv)) {
+        pc_gather16_v4(src, ldv, pos, nval, 0xffffu, nrw, dst);
         return 1;
     }
 #else
