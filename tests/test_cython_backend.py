@@ -832,6 +832,52 @@ def test_dilated_pieces_match_reference(spec, dtype, tile_cols, rng, monkeypatch
     assert_close(got, want, dtype, f"dilated {spec}")
 
 
+_WAITING_SCRIPT = """
+import sys
+import numpy as np
+import pyconv
+from pyconv import _cy
+x, w, b = (np.load(sys.argv[1])[k] for k in "xwb")
+with _cy.force_paths("winograd4"):
+    pyconv.set_num_threads(1)
+    want = pyconv.conv2d(x, w, b, padding=1, backend="cython")
+    pyconv.set_num_threads(int(sys.argv[2]))
+    for _ in range(100):
+        got = pyconv.conv2d(x, w, b, padding=1, backend="cython")
+        assert got.tobytes() == want.tobytes()
+print("ok")
+"""
+
+
+def test_threads_waiting_for_descheduled_partners(tmp_path, rng):
+    """Calls whose threads wait for each other (the barrier between the two
+    passes of ``winograd4``, the end of every parallel region) give the
+    one-thread result with more threads than cores and a CPU-bound process
+    on every core.  There the waits outlast their spinning (50 us) and go to
+    sleep: a missed wake-up hangs the call (the subprocess's timeout turns
+    that into a failure)."""
+    import time
+    spec = conv_spec(8, 32, 64, (20, 20), (3, 3), stride=(1, 1), padding=((1, 1),) * 2)
+    nthreads = 2 * (os.cpu_count() or 1) + 1
+    assert forced_plan("winograd4", "conv", spec, nthreads=nthreads).omp_threads > 2
+    x, w, b = arrays(spec, np.float32, rng)
+    np.savez(tmp_path / "args.npz", x=x, w=w, b=b)
+    neighbours = []
+    try:
+        for _ in range(os.cpu_count() or 1):
+            neighbours.append(subprocess.Popen([sys.executable, "-c", _NEIGHBOUR]))
+        time.sleep(0.2)
+        done = subprocess.run([sys.executable, "-c", _WAITING_SCRIPT,
+                               str(tmp_path / "args.npz"), str(nthreads)],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        for proc in neighbours:
+            proc.kill()
+        for proc in neighbours:
+            proc.wait()
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
 def _cutting(p):
     """Plan ``p`` (and its parts) without what depends on the thread count."""
     return p._replace(omp_threads=0, workspace=0, parts=tuple(_cutting(q) for q in p.parts))

@@ -32,7 +32,7 @@ cdef extern from "_kernels.h" nogil:
     int PYCONV_HAVE_CLONES
     int pc_omp_max_threads()
     int pc_thread_num()
-    void pc_barrier()
+    int pc_team_size()
     int pc_uk_level()
     const char *pc_simd_level()
     ctypedef struct pc_geo:
@@ -48,11 +48,13 @@ cdef extern from "_kernels.h" nogil:
     Py_ssize_t pc_floordiv(Py_ssize_t a, Py_ssize_t b)
     Py_ssize_t pc_ceildiv(Py_ssize_t a, Py_ssize_t b)
     ctypedef struct pc_ctl:
-        int stop, failed, poll
+        int stop, failed, arrived, done, poll
         double interval, next
         void *exc[3]
     double PC_POLL_SECONDS
     double pc_now()
+    void pc_team_barrier(pc_ctl *c, int n)
+    void pc_team_end(pc_ctl *c, int n)
 
     # peak.h
     double pc_fma_peak_run(Py_ssize_t iters, int threads)
@@ -637,6 +639,8 @@ cdef inline int _run(
         nthreads = 1
     ctl.stop = 0
     ctl.failed = 0
+    ctl.arrived = 0
+    ctl.done = 0
     ctl.poll = _in_main_thread()
     ctl.interval = PC_POLL_SECONDS
     ctl.next = 0
@@ -657,11 +661,12 @@ cdef inline int _run(
                 buf = <floating *> _thread_buffer(buf_bytes, c)
                 for s in prange(nslots, schedule='dynamic', chunksize=chunk):
                     _run_slot(item, task, buf, s, nitems, nslots, c)
-                if then != NULL:
-                    pc_barrier()            # the first pass has ended on every thread
+                if then != NULL:            # the first pass has ended on every thread
+                    pc_team_barrier(c, pc_team_size())
                 for s in prange(nthen, schedule='dynamic', chunksize=chunk_then):
                     _run_slot(then, task, buf, s, nthen, nthen, c)
                 free(buf)
+                pc_team_end(c, pc_team_size())
     if ctl.exc[0] != NULL:
         PyErr_Restore(<PyObject *> ctl.exc[0], <PyObject *> ctl.exc[1],
                       <PyObject *> ctl.exc[2])

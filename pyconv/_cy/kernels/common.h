@@ -28,17 +28,12 @@
 #define PYCONV_HAVE_OPENMP 1
 static int pc_omp_max_threads(void) { return omp_get_max_threads(); }
 static int pc_thread_num(void) { return omp_get_thread_num(); }
-/* A barrier of the enclosing parallel region (Cython's prange loops in one
-   region end without one) */
-static inline void pc_barrier(void)
-{
-#pragma omp barrier
-}
+static int pc_team_size(void) { return omp_get_num_threads(); }
 #else
 #define PYCONV_HAVE_OPENMP 0
 static int pc_omp_max_threads(void) { return 1; }
 static int pc_thread_num(void) { return 0; }
-static inline void pc_barrier(void) {}
+static int pc_team_size(void) { return 1; }
 #endif
 
 #if defined(PYCONV_USE_TARGET_CLONES) && defined(__GNUC__) && defined(__x86_64__)
@@ -175,6 +170,7 @@ static inline ptrdiff_t pc_ceildiv(ptrdiff_t a, ptrdiff_t b)
 typedef struct {
     volatile int stop;
     volatile int failed;
+    int arrived, done;     /* threads past the first pass / done (pc_team_*) */
     int poll;
     double interval, next;
     void *exc[3];
@@ -185,6 +181,95 @@ static double pc_now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/*
+ * Waiting for the other threads of a call, inside its parallel region.
+ *
+ * The OpenMP runtime runs with a passive wait policy (pyconv._cy explains
+ * why): a thread that waits at one of its barriers goes to sleep at once,
+ * and on the development machine (a VM) waking it took 50-100 us, paid at
+ * the barrier between two passes and by thread 0 at the region's end
+ * barrier whenever another thread finished last.  Both waits now spin on a
+ * counter first, for at most PC_SPIN_SECONDS: on a quiet machine the other
+ * thread usually arrives within that time; on a loaded one a waiter gives
+ * its core up after it (the runtime's own spinning, which lasts
+ * milliseconds and also runs between calls, is what the passive policy
+ * turns off).
+ */
+#define PC_SPIN_SECONDS 50e-6
+
+static inline void pc_pause(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spin until *count >= target, for at most ``seconds``: whether it got there. */
+static int pc_spin_until(int *count, int target, double seconds)
+{
+    double end = -1;
+    int i;
+    for (;;) {
+        for (i = 0; i < 32; i++) {
+            if (__atomic_load_n(count, __ATOMIC_SEQ_CST) >= target)
+                return 1;
+            pc_pause();
+        }
+        {
+            const double now = pc_now();
+            if (end < 0)
+                end = now + seconds;
+            else if (now >= end)
+                return 0;
+        }
+    }
+}
+
+#ifdef __linux__
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void pc_sleep_while(int *addr, int val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+static void pc_wake_all(int *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+#else
+#include <sched.h>
+static void pc_sleep_while(int *addr, int val) { (void)addr; (void)val; sched_yield(); }
+static void pc_wake_all(int *addr) { (void)addr; }
+#endif
+
+/* The barrier between the two passes of a call, for the n threads of its
+   team: spin, then sleep on the counter; the last thread wakes the
+   sleepers (a futex wake with none asleep is a ~1 us system call). */
+static void pc_team_barrier(pc_ctl *c, int n)
+{
+    int v = __atomic_add_fetch(&c->arrived, 1, __ATOMIC_SEQ_CST);
+    if (v >= n) {
+        pc_wake_all(&c->arrived);
+        return;
+    }
+    if (pc_spin_until(&c->arrived, n, PC_SPIN_SECONDS))
+        return;
+    while ((v = __atomic_load_n(&c->arrived, __ATOMIC_SEQ_CST)) < n)
+        pc_sleep_while(&c->arrived, v);
+}
+
+/* The last statement of a call's parallel region on each of its n threads:
+   thread 0 waits (spinning, at most PC_SPIN_SECONDS) until the others are
+   done too, so that it reaches the runtime's end barrier last and returns
+   from it without sleeping; the others go on to that barrier. */
+static void pc_team_end(pc_ctl *c, int n)
+{
+    if (__atomic_add_fetch(&c->done, 1, __ATOMIC_SEQ_CST) < n && pc_thread_num() == 0)
+        pc_spin_until(&c->done, n, PC_SPIN_SECONDS);
 }
 
 #endif /* PYCONV_KERNELS_COMMON_H */
