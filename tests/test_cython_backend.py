@@ -851,11 +851,11 @@ print("ok")
 
 def test_threads_waiting_for_descheduled_partners(tmp_path, rng):
     """Calls whose threads wait for each other (the barrier between the two
-    passes of ``winograd4``, the end of every parallel region) give the
-    one-thread result with more threads than cores and a CPU-bound process
-    on every core.  There the waits outlast their spinning (50 us) and go to
-    sleep: a missed wake-up hangs the call (the subprocess's timeout turns
-    that into a failure)."""
+    passes of ``winograd4``, thread 0 at the end of every parallel region)
+    give the one-thread result with more threads than cores and a CPU-bound
+    process on every core, where the waits outlast their spinning (50 us)
+    and go to sleep.  A missed wake-up or a miscounted wait hangs the call
+    (the subprocess's timeout turns that into a failure)."""
     import time
     spec = conv_spec(8, 32, 64, (20, 20), (3, 3), stride=(1, 1), padding=((1, 1),) * 2)
     nthreads = 2 * (os.cpu_count() or 1) + 1

@@ -184,10 +184,10 @@ A forced path (the test hook below) keeps ``n``, so that the tests run the
 threads on small shapes.  The runtime's waiting threads sleep rather than
 spin (``OMP_WAIT_POLICY=passive`` unless the user set a policy: see
 :func:`_wait_policy_default` for why).  Inside a call, the waits of its own
-threads for each other (between the two passes of the ``winograd`` paths,
+threads for each other (between the passes of the ``winograd`` paths,
 and thread 0 for the others before the region ends) spin for at most
-50 us before they sleep (``pc_team_barrier``, ``pc_team_end`` in
-``kernels/common.h``): a sleeping thread took 50-100 us to wake here.  The plan cuts the work into items
+50 us before they sleep (``pc_team_*`` in ``kernels/common.h``): a
+sleeping thread took 50-100 us to wake here.  The plan cuts the work into items
 (conv: batch x group x tile; conv_weight: fixed slots of (image, tile);
 conv_transpose: every phase's tiles, or batch x group x channel block x
 slab, or blocks of images; direct: batch x channel, or weight pairs) and

@@ -47,12 +47,16 @@ cdef extern from "_kernels.h" nogil:
     void *pc_alloc(size_t nbytes)
     Py_ssize_t pc_floordiv(Py_ssize_t a, Py_ssize_t b)
     Py_ssize_t pc_ceildiv(Py_ssize_t a, Py_ssize_t b)
+    ctypedef struct pc_team_bar:
+        int count, sense, sleepers
     ctypedef struct pc_ctl:
-        int stop, failed, arrived, done, poll
+        int stop, failed, done, poll
+        pc_team_bar passes
         double interval, next
         void *exc[3]
     double PC_POLL_SECONDS
     double pc_now()
+    void pc_team_wait(pc_team_bar *b, int team, int *sense)
     void pc_team_barrier(pc_ctl *c, int n)
     void pc_team_end(pc_ctl *c, int n)
 
@@ -639,7 +643,7 @@ cdef inline int _run(
         nthreads = 1
     ctl.stop = 0
     ctl.failed = 0
-    ctl.arrived = 0
+    ctl.passes.count = ctl.passes.sense = ctl.passes.sleepers = 0
     ctl.done = 0
     ctl.poll = _in_main_thread()
     ctl.interval = PC_POLL_SECONDS

@@ -27,8 +27,8 @@ All of it runs in ONE OpenMP region (:func:`_run`, with ``run_items``'
 Ctrl-C handling): pass ``k`` holds the products of round ``k - 1`` and the
 transforms of round ``k`` (two buffers of X and Gy, used by alternate
 rounds), the items of a pass are handed out by an atomic counter, and the
-passes are separated by a barrier that spins briefly, then yields
-(``pc_wgw_wait``): one barrier per round.
+passes are separated by a barrier that spins for at most 50 us, then
+sleeps (``pc_team_wait``): one barrier per round.
 
 ``Mw``, ``X``, ``Gy`` and the threads' blocks (tens of MB at 256 channels)
 live in one buffer kept from call to call while the sizes fit
@@ -47,7 +47,8 @@ from cython.parallel cimport parallel
 
 from pyconv._cy._common cimport (PC_POLL_SECONDS, PyErr_Restore, PyObject, Layout, _in_main_thread,
                                  layout_add, layout_init, layout_part, make_geo, pc_ctl, pc_geo,
-                                 pc_now, pc_thread_num, stop_requested, wpanels)
+                                 pc_now, pc_team_bar, pc_team_size, pc_team_wait,
+                                 pc_thread_num, stop_requested, wpanels)
 from pyconv._cy._wino cimport (input_block, pc_wino, pc_wino_halo, pc_wino_ldv, pc_wino_scratch,
                                segments)
 
@@ -57,11 +58,7 @@ cdef extern from "kernels/winograd_w.h" nogil:
     ctypedef struct pc_wgw_mem:
         void *base
         size_t len
-    ctypedef struct pc_wgw_bar:
-        int count, sense
-    int pc_wgw_team()
     Py_ssize_t pc_wgw_take(Py_ssize_t *ctr)
-    void pc_wgw_wait(pc_wgw_bar *b, int team, int *sense)
     void *pc_wgw_map(size_t nbytes, pc_wgw_mem *m)
     void pc_wgw_unmap(pc_wgw_mem *m)
     void pc_wgw_gy_f(const pc_wino *wg, const double *G, const float *gy, Py_ssize_t grp,
@@ -126,7 +123,7 @@ cdef struct Task:
     Py_ssize_t nrounds
     Py_ssize_t xsize, gsize     # elements of one round's X, Gy (two of each: rounds alternate)
     Py_ssize_t *ctr         # the passes' item counters
-    pc_wgw_bar bar
+    pc_team_bar bar
     Layout buf
 
 
@@ -341,12 +338,12 @@ cdef void _passes(Task *t, Py_ssize_t tid, pc_ctl *ctl, floating *unused) noexce
     round r + 2 when the products of round r have), then the back
     transforms.  ``tid``: the thread's block."""
     cdef char *buf = t.blocks + tid * t.buf.nbytes
-    cdef int team = pc_wgw_team()
+    cdef int team = pc_team_size()
     cdef int sense = 0
     cdef Py_ssize_t k, it, n = t.wg.g.G * t.wg.g.cin_g
     for k in range(t.nrounds + 1):
         _pass(t, buf, k, ctl, unused)
-        pc_wgw_wait(&t.bar, team, &sense)
+        pc_team_wait(&t.bar, team, &sense)
     while not stop_requested(ctl):
         it = pc_wgw_take(&t.ctr[t.nrounds + 1])
         if it >= n:
@@ -410,7 +407,7 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
         for i in range(t.nrounds + 2):
             t.ctr[i] = 0
         t.off = off
-        t.bar.count = t.bar.sense = 0
+        t.bar.count = t.bar.sense = t.bar.sleepers = 0
         _run(&t, <int> t.nblk, <floating *> NULL)
     finally:
         _release(&own)

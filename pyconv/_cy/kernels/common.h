@@ -167,10 +167,20 @@ static inline ptrdiff_t pc_ceildiv(ptrdiff_t a, ptrdiff_t b)
  */
 #define PC_POLL_SECONDS 0.02
 
+/* A barrier for the threads of a call that meets several times (sense-reversing; *sense is
+   the calling thread's own flag, 0 at the start).  Everything a thread
+   wrote before it arrived is visible to all after. */
+typedef struct {
+    int count;         /* threads arrived at the current barrier */
+    int sense;         /* flips when the last one arrives */
+    int sleepers;      /* pc_team_while's count */
+} pc_team_bar;
+
 typedef struct {
     volatile int stop;
     volatile int failed;
-    int arrived, done;     /* threads past the first pass / done (pc_team_*) */
+    pc_team_bar passes;    /* between the passes (pc_team_barrier) */
+    int done;              /* threads done (pc_team_end) */
     int poll;
     double interval, next;
     void *exc[3];
@@ -188,50 +198,31 @@ static double pc_now(void)
  *
  * The OpenMP runtime runs with a passive wait policy (pyconv._cy explains
  * why): a thread that waits at one of its barriers goes to sleep at once,
- * and on the development machine (a VM) waking it took 50-100 us, paid at
- * the barrier between two passes and by thread 0 at the region's end
- * barrier whenever another thread finished last.  Both waits now spin on a
- * counter first, for at most PC_SPIN_SECONDS: on a quiet machine the other
- * thread usually arrives within that time; on a loaded one a waiter gives
- * its core up after it (the runtime's own spinning, which lasts
- * milliseconds and also runs between calls, is what the passive policy
- * turns off).
+ * and on the development machine (a VM) waking it took 50-100 us.  The
+ * waits inside a call (between passes, and thread 0's for the others at
+ * the end of the region) spin first instead, for at most PC_SPIN_SECONDS:
+ * on a quiet machine the other threads usually arrive within that time.
+ * Then they sleep (a futex on Linux, sched_yield in a loop elsewhere): on
+ * a machine whose cores other processes keep busy, a waiter that kept
+ * spinning, or yielding in a loop, took CPU time its partners needed (a
+ * batch-1 conv2d: medians of 1.3-4.7 ms per call against 1.2).  The
+ * runtime's own spinning, which lasts milliseconds and also runs between
+ * calls, is what the passive policy turns off.
  */
 #define PC_SPIN_SECONDS 50e-6
 
-static inline void pc_pause(void)
-{
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_ia32_pause();
+#define PC_PAUSE() __builtin_ia32_pause()
+#else
+#define PC_PAUSE() ((void)0)
 #endif
-}
-
-/* Spin until *count >= target, for at most ``seconds``: whether it got there. */
-static int pc_spin_until(int *count, int target, double seconds)
-{
-    double end = -1;
-    int i;
-    for (;;) {
-        for (i = 0; i < 32; i++) {
-            if (__atomic_load_n(count, __ATOMIC_SEQ_CST) >= target)
-                return 1;
-            pc_pause();
-        }
-        {
-            const double now = pc_now();
-            if (end < 0)
-                end = now + seconds;
-            else if (now >= end)
-                return 0;
-        }
-    }
-}
 
 #ifdef __linux__
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+/* Sleep while *addr == val (returns at once if it is not; may return early). */
 static void pc_sleep_while(int *addr, int val)
 {
     syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
@@ -246,20 +237,61 @@ static void pc_sleep_while(int *addr, int val) { (void)addr; (void)val; sched_yi
 static void pc_wake_all(int *addr) { (void)addr; }
 #endif
 
-/* The barrier between the two passes of a call, for the n threads of its
-   team: spin, then sleep on the counter; the last thread wakes the
-   sleepers (a futex wake with none asleep is a ~1 us system call). */
-static void pc_team_barrier(pc_ctl *c, int n)
+/* Wait while *addr == val: spin for at most ``seconds``, then sleep,
+   counted in *sleepers so that the thread that changes *addr wakes it
+   (pc_team_set). */
+static void pc_team_while(int *addr, int val, int *sleepers, double seconds)
 {
-    int v = __atomic_add_fetch(&c->arrived, 1, __ATOMIC_SEQ_CST);
-    if (v >= n) {
-        pc_wake_all(&c->arrived);
+    double end = -1;
+    int i;
+    for (;;) {
+        for (i = 0; i < 32; i++) {
+            if (__atomic_load_n(addr, __ATOMIC_SEQ_CST) != val)
+                return;
+            PC_PAUSE();
+        }
+        {
+            const double now = pc_now();
+            if (end < 0)
+                end = now + seconds;
+            else if (now >= end)
+                break;
+        }
+    }
+    __atomic_add_fetch(sleepers, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(addr, __ATOMIC_SEQ_CST) == val)
+        pc_sleep_while(addr, val);
+}
+
+/* *addr = val, waking the threads asleep in pc_team_while on it (once one
+   has slept there, every later change wakes: a ~1 us system call). */
+static void pc_team_set(int *addr, int val, int *sleepers)
+{
+    __atomic_store_n(addr, val, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST))
+        pc_wake_all(addr);
+}
+
+static void pc_team_wait(pc_team_bar *b, int team, int *sense)
+{
+    const int s = !*sense;
+    *sense = s;
+    if (team <= 1)
+        return;
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_SEQ_CST) == team) {
+        __atomic_store_n(&b->count, 0, __ATOMIC_SEQ_CST);
+        pc_team_set(&b->sense, s, &b->sleepers);
         return;
     }
-    if (pc_spin_until(&c->arrived, n, PC_SPIN_SECONDS))
-        return;
-    while ((v = __atomic_load_n(&c->arrived, __ATOMIC_SEQ_CST)) < n)
-        pc_sleep_while(&c->arrived, v);
+    pc_team_while(&b->sense, !s, &b->sleepers, PC_SPIN_SECONDS);
+}
+
+/* The barrier between the two passes of a call (once per call; n: the
+   size of its team). */
+static void pc_team_barrier(pc_ctl *c, int n)
+{
+    int sense = 0;
+    pc_team_wait(&c->passes, n, &sense);
 }
 
 /* The last statement of a call's parallel region on each of its n threads:
@@ -268,8 +300,24 @@ static void pc_team_barrier(pc_ctl *c, int n)
    from it without sleeping; the others go on to that barrier. */
 static void pc_team_end(pc_ctl *c, int n)
 {
-    if (__atomic_add_fetch(&c->done, 1, __ATOMIC_SEQ_CST) < n && pc_thread_num() == 0)
-        pc_spin_until(&c->done, n, PC_SPIN_SECONDS);
+    double end = -1;
+    int i;
+    if (__atomic_add_fetch(&c->done, 1, __ATOMIC_SEQ_CST) >= n || pc_thread_num() != 0)
+        return;
+    for (;;) {
+        for (i = 0; i < 32; i++) {
+            if (__atomic_load_n(&c->done, __ATOMIC_SEQ_CST) >= n)
+                return;
+            PC_PAUSE();
+        }
+        {
+            const double now = pc_now();
+            if (end < 0)
+                end = now + PC_SPIN_SECONDS;
+            else if (now >= end)
+                return;
+        }
+    }
 }
 
 #endif /* PYCONV_KERNELS_COMMON_H */

@@ -89,69 +89,17 @@ static void pc_wgw_unmap(pc_wgw_mem *m)
 /*
  * The team's synchronisation inside the path's one parallel region (see
  * _winograd_w.pyx): work items handed out by an atomic counter per pass, and
- * a barrier between passes that spins briefly, then yields the CPU.  A call
- * passes a barrier twice per round of tiles (tens of times); the OpenMP
- * barrier, with the passive wait policy pyconv sets, puts a waiting thread to
- * sleep and waking it costs tens of microseconds each time.
+ * a barrier between passes (pc_team_wait, common.h: it spins for at most
+ * 50 us, then sleeps).  A call passes a barrier twice per round of tiles (tens of
+ * times); the OpenMP barrier, with the passive wait policy pyconv sets, puts
+ * a waiting thread to sleep and waking it costs tens of microseconds each
+ * time.
  */
-#if defined(__unix__) || defined(__APPLE__)
-#include <sched.h>
-#define PC_WGW_YIELD() sched_yield()
-#else
-#define PC_WGW_YIELD() ((void)0)
-#endif
-#if defined(__x86_64__) || defined(__i386__)
-#define PC_WGW_PAUSE() __builtin_ia32_pause()
-#else
-#define PC_WGW_PAUSE() ((void)0)
-#endif
-/* Spins (pause instructions, some microseconds) before a waiting thread
-   starts yielding: on an idle core sched_yield returns at once (the wait
-   stays a spin), on a busy one it lets the neighbour or the partner run. */
-#define PC_WGW_SPINS 256
-
-typedef struct {
-    int count;         /* threads arrived at the current barrier */
-    int sense;         /* flips when the last one arrives */
-} pc_wgw_bar;
-
-/* The number of threads of the enclosing team (1 outside a parallel region). */
-static inline int pc_wgw_team(void)
-{
-#if defined(_OPENMP)
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
 
 /* The next item of a pass: its counter's value before the increment. */
 static inline ptrdiff_t pc_wgw_take(ptrdiff_t *ctr)
 {
     return __atomic_fetch_add(ctr, (ptrdiff_t)1, __ATOMIC_RELAXED);
-}
-
-/* Wait until all `team` threads have arrived (a sense-reversing barrier;
-   *sense is the calling thread's own flag, 0 at the start).  Everything a
-   thread wrote before it arrived is visible to all after. */
-static void pc_wgw_wait(pc_wgw_bar *b, int team, int *sense)
-{
-    const int s = !*sense;
-    long spins = 0;
-    *sense = s;
-    if (team <= 1)
-        return;
-    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == team) {
-        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
-        return;
-    }
-    while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s) {
-        if (++spins < PC_WGW_SPINS)
-            PC_WGW_PAUSE();
-        else
-            PC_WGW_YIELD();
-    }
 }
 
 /* gy rows per tile (r of F(3, 4)) and transformed rows per axis (alpha). */
