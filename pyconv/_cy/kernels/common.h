@@ -167,9 +167,10 @@ static inline ptrdiff_t pc_ceildiv(ptrdiff_t a, ptrdiff_t b)
  */
 #define PC_POLL_SECONDS 0.02
 
-/* A barrier for the threads of a call that meets several times (sense-reversing; *sense is
-   the calling thread's own flag, 0 at the start).  Everything a thread
-   wrote before it arrived is visible to all after. */
+/* A barrier for the threads of a call, which they may pass several times
+   (sense-reversing: *sense is the calling thread's own flag, 0 at the
+   start; pc_team_wait).  Everything a thread wrote before it arrived is
+   visible to all after. */
 typedef struct {
     int count;         /* threads arrived at the current barrier */
     int sense;         /* flips when the last one arrives */
@@ -237,27 +238,34 @@ static void pc_sleep_while(int *addr, int val) { (void)addr; (void)val; sched_yi
 static void pc_wake_all(int *addr) { (void)addr; }
 #endif
 
-/* Wait while *addr == val: spin for at most ``seconds``, then sleep,
-   counted in *sleepers so that the thread that changes *addr wakes it
-   (pc_team_set). */
-static void pc_team_while(int *addr, int val, int *sleepers, double seconds)
+/* Spin while *addr == val, until the deadline *end (PC_SPIN_SECONDS after
+   the first check when *end < 0): whether *addr changed in time. */
+static int pc_spin_while(int *addr, int val, double *end)
 {
-    double end = -1;
     int i;
     for (;;) {
         for (i = 0; i < 32; i++) {
             if (__atomic_load_n(addr, __ATOMIC_SEQ_CST) != val)
-                return;
+                return 1;
             PC_PAUSE();
         }
         {
             const double now = pc_now();
-            if (end < 0)
-                end = now + seconds;
-            else if (now >= end)
-                break;
+            if (*end < 0)
+                *end = now + PC_SPIN_SECONDS;
+            else if (now >= *end)
+                return 0;
         }
     }
+}
+
+/* Wait while *addr == val: spin (pc_spin_while), then sleep, counted in
+   *sleepers so that the thread that changes *addr wakes it (pc_team_set). */
+static void pc_team_while(int *addr, int val, int *sleepers)
+{
+    double end = -1;
+    if (pc_spin_while(addr, val, &end))
+        return;
     __atomic_add_fetch(sleepers, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(addr, __ATOMIC_SEQ_CST) == val)
         pc_sleep_while(addr, val);
@@ -283,7 +291,7 @@ static void pc_team_wait(pc_team_bar *b, int team, int *sense)
         pc_team_set(&b->sense, s, &b->sleepers);
         return;
     }
-    pc_team_while(&b->sense, !s, &b->sleepers, PC_SPIN_SECONDS);
+    pc_team_while(&b->sense, !s, &b->sleepers);
 }
 
 /* The barrier between the two passes of a call (once per call; n: the
@@ -301,23 +309,11 @@ static void pc_team_barrier(pc_ctl *c, int n)
 static void pc_team_end(pc_ctl *c, int n)
 {
     double end = -1;
-    int i;
-    if (__atomic_add_fetch(&c->done, 1, __ATOMIC_SEQ_CST) >= n || pc_thread_num() != 0)
+    int v = __atomic_add_fetch(&c->done, 1, __ATOMIC_SEQ_CST);
+    if (pc_thread_num() != 0)
         return;
-    for (;;) {
-        for (i = 0; i < 32; i++) {
-            if (__atomic_load_n(&c->done, __ATOMIC_SEQ_CST) >= n)
-                return;
-            PC_PAUSE();
-        }
-        {
-            const double now = pc_now();
-            if (end < 0)
-                end = now + PC_SPIN_SECONDS;
-            else if (now >= end)
-                return;
-        }
-    }
+    while (v < n && pc_spin_while(&c->done, v, &end))
+        v = __atomic_load_n(&c->done, __ATOMIC_SEQ_CST);
 }
 
 #endif /* PYCONV_KERNELS_COMMON_H */
