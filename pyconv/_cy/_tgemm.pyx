@@ -5,7 +5,8 @@
 
 Item = (block of ``nb`` images, group, block of output channels).  The
 item packs its images' input (``cin_g`` channels x ``nb * Pin`` columns)
-into panels, computes ``col = W_b^T @ x`` for its channels' rows
+into panels (unless the same thread's previous item had the same images:
+the channel blocks share them), computes ``col = W_b^T @ x`` for its channels' rows
 (``kernels/tgemm.h``: the weight read in place, never packed), then
 fills its channels of each image with the bias and adds the columns in
 with col2im (``pc_tg_col2im``: through a plane of one channel's uncropped
@@ -19,7 +20,8 @@ from libc.stdlib cimport free, malloc
 from cython cimport floating
 
 from pyconv._cy._common cimport (Geo, Layout, col2im, fill, layout_add, layout_init,
-                                 layout_part, make_geo, pc_shape, run_items, x_ranges)
+                                 layout_part, make_geo, pc_shape, pc_thread_num, run_items,
+                                 x_ranges)
 
 cdef extern from "_kernels.h" nogil:
     int pc_tg_nrv(int dbl, int level, Py_ssize_t ncols)
@@ -49,6 +51,7 @@ cdef struct Task:
     void *y
     int level, nrv      # SIMD level; column vectors per panel
     Py_ssize_t nb, nchb, vl
+    Py_ssize_t *packed  # per thread: the (images, group) its packed input holds
     Layout buf
 
 
@@ -123,6 +126,7 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
     cdef Py_ssize_t c1 = (cb + 1) * g.cout_g // t.nchb
     cdef const floating *bp = <const floating *> t.b
     cdef floating *yn
+    cdef Py_ssize_t *packed
     cdef Py_ssize_t ax, bi, j
     if c1 == c0:
         return
@@ -131,8 +135,13 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
         rng[ax] = 0
         rng[3 + ax] = g.osz[ax]
     x_ranges(g, True, 0, g.osz[2], rng + 6, rng + 6 + g.ks[2])
-    _pack(<const floating *> t.x + (n0 * g.Cin + grp * g.cin_g) * g.Pin, nbi,
-          g.Cin * g.Pin, g.cin_g, g.Pin, t.nrv * t.vl, pack)
+    # the channel blocks of one block of images share its packed input: a
+    # thread packs it again only when its previous item had other images
+    packed = t.packed + 2 * pc_thread_num()
+    if packed[0] != n0 or packed[1] != grp:
+        _pack(<const floating *> t.x + (n0 * g.Cin + grp * g.cin_g) * g.Pin, nbi,
+              g.Cin * g.Pin, g.cin_g, g.Pin, t.nrv * t.vl, pack)
+        packed[0], packed[1] = n0, grp
     _tgemm(t.level, t.nrv, g.cin_g, gb.cout_g * g.Kp,
            <const floating *> t.w + grp * g.cin_g * mt + c0 * g.Kp, mt, pack, ncols,
            col, ld, strips)
@@ -157,7 +166,7 @@ def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[
     ``b`` empty = no bias.
     """
     cdef Task t
-    cdef Py_ssize_t nitems
+    cdef Py_ssize_t nitems, i
     t.g = make_geo(geo)
     if not 1 <= nchb <= max(1, t.g.cout_g) or nb < 1:
         raise ValueError(f"need 1 <= nchb <= {max(1, t.g.cout_g)} and nb >= 1, "
@@ -169,4 +178,12 @@ def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[
     t.nrv = pc_tg_nrv(floating is double, level, nb * t.g.Pin)
     _layout(&t.g, nb, nchb, t.nrv * t.vl, sizeof(floating), &t.buf)
     nitems = (t.g.N + nb - 1) // nb * t.g.G * nchb
-    run_items[floating](_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
+    t.packed = <Py_ssize_t *> malloc(2 * max(1, nthreads) * sizeof(Py_ssize_t))
+    if t.packed == NULL:
+        raise MemoryError()
+    try:
+        for i in range(2 * max(1, nthreads)):
+            t.packed[i] = -1
+        run_items[floating](_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
+    finally:
+        free(t.packed)
