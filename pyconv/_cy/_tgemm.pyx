@@ -9,8 +9,9 @@ into panels (unless the same thread's previous item had the same images:
 the channel blocks share them), computes ``col = W_b^T @ x`` for its channels' rows
 (``kernels/tgemm.h``: the weight read in place, never packed), then
 fills its channels of each image with the bias and adds the columns in
-with col2im (``pc_tg_col2im``: through a plane of one channel's uncropped
-output when it holds at most ``PC_TG_PLANE`` values).  No two items write the same output element, and every
+with col2im (``pc_tg_col2im``: through planes of one channel's uncropped
+output, one per image, as many images at a time as fit ``PC_TG_PLANE``
+values, when one image's does).  No two items write the same output element, and every
 element's sum runs in an order fixed by the plan: bitwise the same for
 any thread count.
 """
@@ -27,10 +28,13 @@ cdef extern from "_kernels.h" nogil:
     int pc_tg_nrv(int dbl, int level, Py_ssize_t ncols)
     Py_ssize_t pc_tg_strip_len()
     Py_ssize_t pc_tg_plane(const Geo *g)
-    void pc_tg_col2im_f(const Geo *g, const float *col, Py_ssize_t ld, Py_ssize_t cout,
-                        const float *bias, float *y, float *plane)
-    void pc_tg_col2im_d(const Geo *g, const double *col, Py_ssize_t ld, Py_ssize_t cout,
-                        const double *bias, double *y, double *plane)
+    Py_ssize_t pc_tg_plane_images(const Geo *g, Py_ssize_t nb)
+    void pc_tg_col2im_f(const Geo *g, const float *col, Py_ssize_t ld, Py_ssize_t nb,
+                        Py_ssize_t cout, const float *bias, float *y, Py_ssize_t ldy,
+                        float *plane)
+    void pc_tg_col2im_d(const Geo *g, const double *col, Py_ssize_t ld, Py_ssize_t nb,
+                        Py_ssize_t cout, const double *bias, double *y, Py_ssize_t ldy,
+                        double *plane)
     void pc_tg_pack_f(const float *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
                       Py_ssize_t np, Py_ssize_t nr, float *pack)
     void pc_tg_pack_d(const double *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssize_t kc,
@@ -69,7 +73,7 @@ cdef void _layout(const Geo *g, Py_ssize_t nb, Py_ssize_t nchb, Py_ssize_t nr,
     layout_add(L, g.cin_g * ((ncols + nr - 1) // nr * nr) * isz)   # the packed input
     layout_add(L, rows * ((ncols + nr - 1) // nr * nr) * isz)      # the block's col
     layout_add(L, pc_tg_strip_len() * isz)                         # the weight's strips
-    layout_add(L, pc_tg_plane(g) * isz)                            # col2im's plane
+    layout_add(L, pc_tg_plane_images(g, nb) * pc_tg_plane(g) * isz)  # col2im's planes
 
 
 def workspace(tuple geo, Py_ssize_t nb, Py_ssize_t nchb, int level, bint dbl):
@@ -89,12 +93,13 @@ cdef inline void _pack(const floating *x, Py_ssize_t nb, Py_ssize_t ldn, Py_ssiz
         pc_tg_pack_d(x, nb, ldn, kc, np, nr, pack)
 
 
-cdef inline void _col2im(const Geo *g, const floating *col, Py_ssize_t ld, Py_ssize_t cout,
-                         const floating *bias, floating *y, floating *plane) noexcept nogil:
+cdef inline void _col2im(const Geo *g, const floating *col, Py_ssize_t ld, Py_ssize_t nb,
+                         Py_ssize_t cout, const floating *bias, floating *y, Py_ssize_t ldy,
+                         floating *plane) noexcept nogil:
     if floating is float:
-        pc_tg_col2im_f(g, col, ld, cout, bias, y, plane)
+        pc_tg_col2im_f(g, col, ld, nb, cout, bias, y, ldy, plane)
     else:
-        pc_tg_col2im_d(g, col, ld, cout, bias, y, plane)
+        pc_tg_col2im_d(g, col, ld, nb, cout, bias, y, ldy, plane)
 
 
 cdef inline void _tgemm(int level, int nrv, Py_ssize_t kc, Py_ssize_t mrows,
@@ -127,7 +132,7 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
     cdef const floating *bp = <const floating *> t.b
     cdef floating *yn
     cdef Py_ssize_t *packed
-    cdef Py_ssize_t ax, bi, j
+    cdef Py_ssize_t ax, bi, j, per
     if c1 == c0:
         return
     gb.cout_g = c1 - c0
@@ -145,12 +150,16 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
     _tgemm(t.level, t.nrv, g.cin_g, gb.cout_g * g.Kp,
            <const floating *> t.w + grp * g.cin_g * mt + c0 * g.Kp, mt, pack, ncols,
            col, ld, strips)
-    for bi in range(nbi):
+    per = pc_tg_plane_images(g, nbi)
+    bi = 0
+    while per > 0 and bi < nbi:     # through planes, ``per`` images at a time
         yn = <floating *> t.y + ((n0 + bi) * g.Cout + grp * g.cout_g + c0) * g.Pout
-        if pc_tg_plane(g) > 0:
-            _col2im(g, col + bi * g.Pin, ld, c1 - c0,
-                    bp + grp * g.cout_g + c0 if bp != NULL else NULL, yn, plane)
-            continue
+        _col2im(g, col + bi * g.Pin, ld, min(per, nbi - bi), c1 - c0,
+                bp + grp * g.cout_g + c0 if bp != NULL else NULL, yn, g.Cout * g.Pout,
+                plane)
+        bi += per
+    for bi in range(nbi if per == 0 else 0):
+        yn = <floating *> t.y + ((n0 + bi) * g.Cout + grp * g.cout_g + c0) * g.Pout
         for j in range(c0, c1):
             fill(g.Pout, bp[grp * g.cout_g + j] if bp != NULL else <floating> 0,
                  yn + (j - c0) * g.Pout)

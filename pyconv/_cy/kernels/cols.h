@@ -25,40 +25,55 @@
  * happen in the order (kz, ky, input row, kx), fixed by the tile alone.
  */
 /*
- * dd[2m] += p0[m], dd[2m+1] += p1[m] for m < 4 (one interleaved pair of
- * col2im rows; the very additions of the scalar loop, so bitwise the same).
+ * dd[2m] += p0[m], dd[2m+1] += p1[m] for m < N, N = 4 or 8 (one interleaved
+ * pair of col2im rows; the very additions of the scalar loop, so bitwise the
+ * same).
  */
 #if defined(__GNUC__) && !defined(__clang__)
 typedef float pc_c4_f __attribute__((vector_size(16)));
 typedef int pc_i4_f __attribute__((vector_size(16)));
 typedef double pc_c4_d __attribute__((vector_size(32)));
 typedef long long pc_i4_d __attribute__((vector_size(32)));
-#define PC_IL4(T, S)                                                                 \
-static inline void pc_il4_##S(T *dd, const T *p0, const T *p1)                       \
+typedef float pc_c8_f __attribute__((vector_size(32)));
+typedef int pc_i8_f __attribute__((vector_size(32)));
+typedef double pc_c8_d __attribute__((vector_size(64)));
+typedef long long pc_i8_d __attribute__((vector_size(64)));
+#define PC_IL(T, S, N, LO, HI)                                                       \
+static inline void pc_il##N##_##S(T *dd, const T *p0, const T *p1)                   \
 {                                                                                    \
-    pc_c4_##S a, b, y0, y1;                                                          \
+    pc_c##N##_##S a, b, y0, y1;                                                      \
     memcpy(&a, p0, sizeof a);                                                        \
     memcpy(&b, p1, sizeof b);                                                        \
     memcpy(&y0, dd, sizeof y0);                                                      \
-    memcpy(&y1, dd + 4, sizeof y1);                                                  \
-    y0 += __builtin_shuffle(a, b, (pc_i4_##S){0, 4, 1, 5});                          \
-    y1 += __builtin_shuffle(a, b, (pc_i4_##S){2, 6, 3, 7});                          \
+    memcpy(&y1, dd + N, sizeof y1);                                                  \
+    y0 += __builtin_shuffle(a, b, (pc_i##N##_##S)LO);                                \
+    y1 += __builtin_shuffle(a, b, (pc_i##N##_##S)HI);                                \
     memcpy(dd, &y0, sizeof y0);                                                      \
-    memcpy(dd + 4, &y1, sizeof y1);                                                  \
+    memcpy(dd + N, &y1, sizeof y1);                                                  \
 }
+#define PC_IL4_LO {0, 4, 1, 5}
+#define PC_IL4_HI {2, 6, 3, 7}
+#define PC_IL8_LO {0, 8, 1, 9, 2, 10, 3, 11}
+#define PC_IL8_HI {4, 12, 5, 13, 6, 14, 7, 15}
 #else
-#define PC_IL4(T, S)                                                                 \
-static inline void pc_il4_##S(T *dd, const T *p0, const T *p1)                       \
+#define PC_IL(T, S, N, LO, HI)                                                       \
+static inline void pc_il##N##_##S(T *dd, const T *p0, const T *p1)                   \
 {                                                                                    \
     int m;                                                                           \
-    for (m = 0; m < 4; m++) {                                                        \
+    for (m = 0; m < N; m++) {                                                        \
         dd[2 * m] += p0[m];                                                          \
         dd[2 * m + 1] += p1[m];                                                      \
     }                                                                                \
 }
+#define PC_IL4_LO
+#define PC_IL4_HI
+#define PC_IL8_LO
+#define PC_IL8_HI
 #endif
-PC_IL4(float, f)
-PC_IL4(double, d)
+PC_IL(float, f, 4, PC_IL4_LO, PC_IL4_HI)
+PC_IL(double, d, 4, PC_IL4_LO, PC_IL4_HI)
+PC_IL(float, f, 8, PC_IL8_LO, PC_IL8_HI)
+PC_IL(double, d, 8, PC_IL8_LO, PC_IL8_HI)
 
 #define PC_DEFINE_COLS(T, S)                                                         \
 PC_CLONES static void pc_im2col_##S(const pc_geo *g, const T *restrict xg,           \
@@ -172,7 +187,9 @@ PC_CLONES static void pc_col2im_##S(const pc_geo *g, const T *restrict col,     
                                     ptrdiff_t len = c1 - c0;                         \
                                     for (m = a; m < c0; m++) d0[2 * m] += s0[m];     \
                                     for (m = a1; m < c0; m++) d0[2 * m + 1] += s1[m]; \
-                                    for (m = 0; m + 4 <= len; m += 4)                \
+                                    for (m = 0; m + 8 <= len; m += 8)                \
+                                        pc_il8_##S(dd + 2 * m, p0 + m, p1 + m);      \
+                                    for (; m + 4 <= len; m += 4)                     \
                                         pc_il4_##S(dd + 2 * m, p0 + m, p1 + m);      \
                                     for (; m < len; m++) {                           \
                                         dd[2 * m] += p0[m];                          \

@@ -17,11 +17,13 @@ channels): the images side by side as the columns of one GEMM, so that
 the weight is read once per block of images, and channel blocks to give
 the threads work at batch 1 without reading any weight twice.  Each
 item's col stays in the L2 cache until col2im adds it into the output.
-col2im adds each channel's taps into a small plane holding the channel's
-whole uncropped output (no tap clipped per image row, whole rows added in
-one loop) and copies its window out; on 8x8 maps the clipped per-row
+col2im adds each channel's taps into small planes holding the channel's
+whole uncropped output, one per image (no tap clipped per image row, whole
+rows added in one loop), reading each row of col across the images in one
+sweep, and copies their windows out; on 8x8 maps the clipped per-row
 col2im (with the bias fill) took a third of the kernels' time (perf,
-K4 s2, 16 images).
+K4 s2, 16 images).  The channel blocks of one block of images share its
+packed input: a thread packs it once for all the blocks it takes.
 
 Rule: conv_transpose on a CPU with AVX2+FMA or AVX-512, not pointwise,
 with input images of at most :data:`MAX_POSITIONS` positions and one image
