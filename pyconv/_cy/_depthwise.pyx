@@ -25,6 +25,12 @@ from pyconv._cy._common cimport (Geo, Layout, layout_add, layout_init, layout_pa
                                  pc_dw_item_d, pc_dw_item_f, pc_dw_shape, pc_dw_shape_t,
                                  pc_dwbox, run_items)
 
+cdef extern from "_kernels.h" nogil:
+    void pc_dw_pack_f(int level, const Geo *g, const float *w, const float *b, Py_ssize_t vl,
+                      float *wp, float *bp)
+    void pc_dw_pack_d(int level, const Geo *g, const double *w, const double *b,
+                      Py_ssize_t vl, double *wp, double *bp)
+
 
 cdef struct Task:
     Geo g
@@ -69,18 +75,14 @@ def workspace(tuple geo, Py_ssize_t rows, Py_ssize_t vl, Py_ssize_t r, bint dbl)
     return L.nbytes, _packed_elems(&g, vl) * isz
 
 
-cdef void _pack(const Geo *g, const floating *w, const floating *b, Py_ssize_t vl,
-                floating *wp, floating *bp) noexcept nogil:
-    """wp[block][tap][lane] = w[block*VL + lane, 0, tap]; bp[block][lane] = b (0 past C_out)."""
-    cdef Py_ssize_t nb = (g.Cout + vl - 1) // vl
-    cdef Py_ssize_t blk, k, l, co
-    for blk in range(nb):
-        for l in range(vl):
-            co = blk * vl + l
-            for k in range(g.Kp):
-                wp[(blk * g.Kp + k) * vl + l] = w[co * g.Kp + k] if co < g.Cout else 0
-            if bp != NULL:
-                bp[blk * vl + l] = b[co] if co < g.Cout else 0
+cdef inline void _pack(int level, const Geo *g, const floating *w, const floating *b,
+                       Py_ssize_t vl, floating *wp, floating *bp) noexcept nogil:
+    """wp[block][tap][lane] = w[block*VL + lane, 0, tap]; bp[block][lane] = b (0 past
+    C_out; ``kernels/depthwise.h``)."""
+    if floating is float:
+        pc_dw_pack_f(level, g, w, b, vl, wp, bp)
+    else:
+        pc_dw_pack_d(level, g, w, b, vl, wp, bp)
 
 
 cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it) noexcept nogil:
@@ -130,7 +132,7 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
         raise MemoryError()
     try:
         with nogil:
-            _pack(&t.g, &w[0], &b[0] if b.shape[0] > 0 else NULL, t.vl, packed,
+            _pack(level, &t.g, &w[0], &b[0] if b.shape[0] > 0 else NULL, t.vl, packed,
                   packed + t.nblocks * t.g.Kp * t.vl if b.shape[0] > 0 else NULL)
         t.w = packed
         t.b = packed + t.nblocks * t.g.Kp * t.vl if b.shape[0] > 0 else NULL
