@@ -89,12 +89,14 @@ portable build is correct but slower, so BLAS runs instead.
    taps are contiguous), copies their im2col rows without padding columns
    a chunk at a time and multiplies them on the micro-kernel; tiles are
    cut where a kernel row starts or stops reaching the input.
-8. ``implicit`` (conv, conv_weight): every stride 1, micro-kernel CPU
-   (conv_weight: ``min(M, K) >= MIN_GEMM`` and, with at most 9 taps, at
-   least 48 channels per group in and out, thinner ones on ``gemm``, and not 1x1 without padding:
-   ``pointwise``).  A
+8. ``implicit`` (conv, conv_weight): micro-kernel CPU; conv: every stride
+   1; conv_weight: ``min(M, K) >= MIN_GEMM`` and, with at most 9 taps, at
+   least 48 channels per group in and out, thinner ones on ``gemm``, and not
+   1x1 without padding: ``pointwise``; strided: more than one tap and at
+   least ``STRIDED_MIN_POSITIONS`` output positions.  A
    tile of output rows copies the input box it reads, zero padded, into a
-   slab; in the slab every kernel tap is a constant offset, so the
+   slab (with a stride: split into the stride's phases); in the slab every
+   kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
 9. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
    Implicit GEMM on a slab that de-interleaves the tile's input by residue
@@ -148,7 +150,7 @@ Forcing a path (tests)
 ``plan(..., paths=("packed",))`` or ``with force_paths("packed"):`` tries
 the named paths first, skipping their rules: a forced path runs every call
 it supports.  A call it does not support (``strided1d`` on a 2-d conv,
-``implicit`` with a stride, ``pointwise`` with a 3x3 kernel ...), or whose
+``implicit`` on a strided conv, ``pointwise`` with a 3x3 kernel ...), or whose
 buffers do not fit, falls back to the normal order above.  ``simd=``
 plans the micro-kernels for a lower SIMD level than the CPU's (to test the
 AVX2 and baseline builds on an AVX-512 machine).  This is a test hook, not

@@ -12,96 +12,140 @@
 
 /*
  * Slab geometry of one tile: output rows [t0, t1) along axis A.  Per axis
- * ax: start[ax] is the input coordinate of slab index 0, len[ax] the slab
- * extent.  Axes before A are trivial (one output, one input, one tap) but
- * may still shift the input: a phase of a transposed conv can read input
- * position 1 (lo = -1) of a size-1 axis, which is then padding.
+ * ax: start[ax] is the input coordinate of slab index 0, st[ax] the stride
+ * and len[ax] the slab extent of one phase.  Axes before A are trivial
+ * (one output, one input, one tap) but may still shift the input: a phase
+ * of a transposed conv can read input position 1 (lo = -1) of a size-1
+ * axis, which is then padding.
+ *
+ * With stride 1 a channel's slab is the input box itself.  With a stride s
+ * (the weight gradient of a strided conv) the box is stored as its s-phases
+ * per axis: phase r holds box positions r, r + s, r + 2s, ... (len of them),
+ * so that output o meets tap k at phase (k d) mod s, index o + (k d) div s:
+ * the same layout as stride 1 (a row of len[2] per output row), every tap
+ * a constant offset into one phase.
  */
 #define PC_SLAB_ALIGN 16
 
 typedef struct {
     ptrdiff_t A, t0, t1;
-    ptrdiff_t start[3], len[3];
-    ptrdiff_t plane;     /* one channel: len[0]*len[1]*len[2], rounded up to PC_SLAB_ALIGN */
+    ptrdiff_t start[3], len[3], st[3];
+    ptrdiff_t phase;     /* one phase: len[0]*len[1]*len[2] */
+    ptrdiff_t plane;     /* one channel: its phases, rounded up to PC_SLAB_ALIGN */
     ptrdiff_t ncols;     /* virtual output positions of the tile */
 } pc_slab;
 
 static void pc_slab_geo(const pc_geo *g, ptrdiff_t A, ptrdiff_t t0, ptrdiff_t t1,
                         pc_slab *sl)
 {
-    ptrdiff_t ax;
+    ptrdiff_t ax, phases = 1;
     sl->A = A;
     sl->t0 = t0;
     sl->t1 = t1;
     for (ax = 0; ax < 3; ax++) {
-        ptrdiff_t halo = (g->ks[ax] - 1) * g->dl[ax];
+        ptrdiff_t halo = (g->ks[ax] - 1) * g->dl[ax], s = g->st[ax], full;
         if (ax < A) {
             sl->start[ax] = -g->lo[ax];
+            sl->st[ax] = 1;
             sl->len[ax] = 1;
-        } else if (ax == A) {
-            sl->start[ax] = t0 - g->lo[ax];
-            sl->len[ax] = (t1 - t0) + halo;
+            continue;
+        }
+        if (ax == A) {
+            sl->start[ax] = t0 * s - g->lo[ax];
+            full = (t1 - t0 - 1) * s + halo + 1;
         } else {
             sl->start[ax] = -g->lo[ax];
-            sl->len[ax] = g->osz[ax] + halo;
+            full = (g->osz[ax] - 1) * s + halo + 1;
         }
+        sl->st[ax] = s;
+        sl->len[ax] = (full + s - 1) / s;
+        phases *= s;
     }
+    sl->phase = sl->len[0] * sl->len[1] * sl->len[2];
     /* channel planes start 16 elements apart (64 bytes or more): the same
        alignment for every channel's vector loads, none split by a cache line
        when the tile's is not */
-    sl->plane = (sl->len[0] * sl->len[1] * sl->len[2] + PC_SLAB_ALIGN - 1)
-                / PC_SLAB_ALIGN * PC_SLAB_ALIGN;
+    sl->plane = (phases * sl->phase + PC_SLAB_ALIGN - 1) / PC_SLAB_ALIGN * PC_SLAB_ALIGN;
     sl->ncols = (t1 - t0) * (A == 0 ? sl->len[1] * sl->len[2] : (A == 1 ? sl->len[2] : 1));
 }
 
-/* off[k] for k = (c, kz, ky, kx), c < cin_g */
+/* off[k] for k = (c, kz, ky, kx), c < cin_g: the tap's phase, then its shift */
 static void pc_slab_offsets(const pc_geo *g, const pc_slab *sl, ptrdiff_t *off)
 {
     ptrdiff_t c, kz, ky, kx, k = 0;
     for (c = 0; c < g->cin_g; c++)
         for (kz = 0; kz < g->ks[0]; kz++)
             for (ky = 0; ky < g->ks[1]; ky++)
-                for (kx = 0; kx < g->ks[2]; kx++)
-                    off[k++] = c * sl->plane
-                               + (kz * g->dl[0] * sl->len[1] + ky * g->dl[1]) * sl->len[2]
-                               + kx * g->dl[2];
+                for (kx = 0; kx < g->ks[2]; kx++) {
+                    const ptrdiff_t uz = kz * g->dl[0], uy = ky * g->dl[1], ux = kx * g->dl[2];
+                    const ptrdiff_t ph = ((uz % sl->st[0]) * sl->st[1] + uy % sl->st[1])
+                                         * sl->st[2] + ux % sl->st[2];
+                    off[k++] = c * sl->plane + ph * sl->phase
+                               + ((uz / sl->st[0]) * sl->len[1] + uy / sl->st[1]) * sl->len[2]
+                               + ux / sl->st[2];
+                }
+}
+
+/* Whether some tap reads phase r of axis ax (k d = r mod s for some k). */
+static int pc_slab_phase_used(const pc_geo *g, int ax, ptrdiff_t r)
+{
+    ptrdiff_t k;
+    for (k = 0; k < g->ks[ax]; k++)
+        if ((k * g->dl[ax]) % g->st[ax] == r) return 1;
+    return 0;
 }
 
 #define PC_DEFINE_SLAB(T, S)                                                         \
-/* slab[c, u] = x_g[c, start + u] (zero outside the input); tail zeroed */           \
+/* slab[c, phase r, u] = x_g[c, start + u s + r] (zero outside the input); the    \
+   gaps between the planes and the tail zeroed */                                    \
 PC_CLONES static void pc_slab_fill_##S(const pc_geo *g, const pc_slab *sl,           \
                                        const T *restrict xg, T *restrict slab,       \
                                        ptrdiff_t tail)                               \
 {                                                                                    \
     const ptrdiff_t LZ = sl->len[0], LY = sl->len[1], LX = sl->len[2];               \
-    ptrdiff_t c, uz, uy, i;                                                          \
+    const ptrdiff_t SZ = sl->st[0], SY = sl->st[1], SX = sl->st[2];                  \
+    ptrdiff_t c, rz, ry, rx, uz, uy, i;                                              \
     for (c = 0; c < g->cin_g; c++) {                                                 \
         const T *xc = xg + c * g->Pin;                                               \
-        T *sc = slab + c * sl->plane;                                                \
-        for (uz = 0; uz < LZ; uz++) {                                                \
-            ptrdiff_t iz = sl->start[0] + uz;                                        \
-            for (uy = 0; uy < LY; uy++) {                                            \
-                ptrdiff_t iy = sl->start[1] + uy;                                    \
-                T *d = sc + (uz * LY + uy) * LX;                                     \
-                ptrdiff_t a = -sl->start[2], b = g->isz[2] - sl->start[2];          \
-                if (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1]) {        \
-                    for (i = 0; i < LX; i++) d[i] = 0;                               \
-                    continue;                                                        \
-                }                                                                    \
-                if (a < 0) a = 0;                                                    \
-                if (b > LX) b = LX;                                                  \
-                if (b < a) b = a;                                                    \
-                {                                                                    \
-                    const T *src = xc + (iz * g->isz[1] + iy) * g->isz[2] + sl->start[2]; \
-                    for (i = 0; i < a; i++) d[i] = 0;                                \
-                    for (i = a; i < b; i++) d[i] = src[i];                           \
-                    for (i = b; i < LX; i++) d[i] = 0;                               \
+        for (rz = 0; rz < SZ; rz++)                                                  \
+        for (ry = 0; ry < SY; ry++)                                                  \
+        for (rx = 0; rx < SX; rx++) {                                                \
+            T *sc = slab + c * sl->plane + ((rz * SY + ry) * SX + rx) * sl->phase;   \
+            if (!(pc_slab_phase_used(g, 0, rz) && pc_slab_phase_used(g, 1, ry)        \
+                  && pc_slab_phase_used(g, 2, rx)))                                  \
+                continue;                   /* no tap reads it (a 1x1 kernel) */    \
+            const ptrdiff_t x0 = sl->start[2] + rx;  /* input column of index 0 */   \
+            /* the indices a <= i < b read input columns inside the row */           \
+            ptrdiff_t a = x0 < 0 ? (-x0 + SX - 1) / SX : 0;                          \
+            ptrdiff_t b = x0 < g->isz[2] ? (g->isz[2] - x0 + SX - 1) / SX : 0;       \
+            if (a > LX) a = LX;                                                      \
+            if (b > LX) b = LX;                                                      \
+            if (b < a) b = a;                                                        \
+            for (uz = 0; uz < LZ; uz++) {                                            \
+                ptrdiff_t iz = sl->start[0] + uz * SZ + rz;                          \
+                for (uy = 0; uy < LY; uy++) {                                        \
+                    ptrdiff_t iy = sl->start[1] + uy * SY + ry;                      \
+                    T *d = sc + (uz * LY + uy) * LX;                                 \
+                    if (iz < 0 || iz >= g->isz[0] || iy < 0 || iy >= g->isz[1]) {    \
+                        for (i = 0; i < LX; i++) d[i] = 0;                           \
+                        continue;                                                    \
+                    }                                                                \
+                    {                                                                \
+                        const T *src = xc + (iz * g->isz[1] + iy) * g->isz[2] + x0;  \
+                        for (i = 0; i < a; i++) d[i] = 0;                            \
+                        if (SX == 1)                                                 \
+                            for (i = a; i < b; i++) d[i] = src[i];                   \
+                        else                                                         \
+                            for (i = a; i < b; i++) d[i] = src[i * SX];              \
+                        for (i = b; i < LX; i++) d[i] = 0;                           \
+                    }                                                                \
                 }                                                                    \
             }                                                                        \
         }                                                                            \
     }                                                                                \
     for (c = 0; c < g->cin_g; c++)          /* the gaps between the planes */        \
-        for (i = LZ * LY * LX; i < sl->plane; i++) slab[c * sl->plane + i] = 0;      \
+        for (i = SZ * SY * SX * sl->phase; i < sl->plane; i++)                       \
+            slab[c * sl->plane + i] = 0;                                             \
     for (i = 0; i < tail; i++) slab[g->cin_g * sl->plane + i] = 0;                   \
 }                                                                                    \
 /* y_g[co, valid outputs of the tile] = ybuf[co, q] + bias[co] */                     \

@@ -1,5 +1,5 @@
-"""The ``implicit`` path: stride-1 conv and conv_weight on input slabs (kernels:
-``_implicit.pyx``).
+"""The ``implicit`` path: stride-1 conv and any conv_weight on input slabs
+(kernels: ``_implicit.pyx``, ``kernels/slab.h``).
 
 A work item is a tile of output rows along the outermost real axis; it
 copies the input box the rows read, zero padded, into a slab where every
@@ -10,8 +10,14 @@ conv_weight items take several images when one tile has few positions
 (:data:`WEIGHT_POSITIONS`): the micro-kernel then runs over the positions of
 all of them before it adds its block into the partial weight.
 
-Rule: every stride is 1 and the CPU has AVX2+FMA or AVX-512 (the
-micro-kernels' baseline build is correct but slower than BLAS).  The plan
+A strided weight gradient splits each slab into the stride's phases (the
+box positions with one residue modulo the stride per axis), where every
+tap is again a constant offset: no im2col there either.
+
+Rule: the CPU has AVX2+FMA or AVX-512 (the micro-kernels' baseline build
+is correct but slower than BLAS); a conv with every stride 1; a
+conv_weight with enough channels or taps, and when strided, with more
+than one tap and :data:`STRIDED_MIN_POSITIONS` output positions.  The plan
 does not fit when one slab and output block, or the packed weights, would
 take more than a quarter of the workspace.
 """
@@ -37,6 +43,17 @@ SLOT_POSITIONS = 2048
 
 #: Fewest channels per group (in and out) of a weight gradient taken.
 WGRAD_MIN_CHANNELS = 48
+#: A strided weight gradient (slabs split into the stride's phases) is taken
+#: from this many output positions (all images) and with more than one tap;
+#: ``gemm`` otherwise.  Two threads, against ``gemm``: 2-d 3x3 s2 N8 64->128
+#: 56^2 5.35 ms against 5.86, 7x7 s2 N2 3->64 224^2 2.70 against 4.18, 3-d
+#: 3x3x3 s2 N2 32->64 16x32x32 3.74 against 4.79, 1-d K5 s2 N32 64->128 L1024
+#: 6.82 against 7.60; with fewer positions for a larger weight ``gemm`` won
+#: (3x3 s2 N8 128->256 28^2, 1568 positions: 7.75 against 5.70; 256->512
+#: 14^2: 9.88 against 6.71: each tile's block sums go through a partial
+#: weight of millions of values), and so it did on 1x1 kernels (N8 64->128
+#: 56^2 s2 1.16 against 1.08).
+STRIDED_MIN_POSITIONS = 4096
 
 
 class Implicit(Path):
@@ -44,7 +61,8 @@ class Implicit(Path):
     ops = frozenset({"conv", "conv_weight"})
 
     def supports(self, op, spec, tgt):
-        return all(s == 1 for s in spec.stride)
+        # a weight gradient reads its slabs split into the stride's phases
+        return op == "conv_weight" or all(s == 1 for s in spec.stride)
 
     def chosen(self, op, spec, tgt):
         # a thin weight gradient (few output channels per group) leaves its
@@ -60,22 +78,28 @@ class Implicit(Path):
         # ``implicit`` stayed ahead: 3-d N2 64->64 g2 8^3 4x4x4 2.5 against 5.6,
         # 2-d N16 96->32 14^2 4x4 3.7 against 5.8)
         cmin = min(spec.in_channels, spec.out_channels) // spec.groups
+        strided = any(s > 1 for s in spec.stride)
         return tgt.level >= 1 and (op != "conv_weight"
                                    or (min(gemm_shape(op, spec)) >= _planning.MIN_GEMM
                                        and (cmin >= WGRAD_MIN_CHANNELS
                                             or prod(spec.kernel_size) > 9)
-                                       and not is_pointwise(spec)))
+                                       and not is_pointwise(spec)
+                                       and not (strided and (
+                                           prod(spec.kernel_size) == 1
+                                           or spec.batch * prod(spec.out_size)
+                                           < STRIDED_MIN_POSITIONS))))
 
     def plan(self, op, spec, tgt, n, reserved=0):
         """As :meth:`Path.plan`; ``reserved`` bytes held by the caller during the
         call (the phases path's phase weight) count against the workspace."""
         gt = geo(spec)
         axis = outer_axis(spec)
-        outs, ks, dl = (canon(v, 1) for v in (spec.out_size, spec.kernel_size, spec.dilation))
+        outs, ks, dl, st = (canon(v, 1) for v in (spec.out_size, spec.kernel_size,
+                                                  spec.dilation, spec.stride))
         length = outs[axis]
         inner = 1
-        for ax in range(axis + 1, 3):
-            inner *= outs[ax] + (ks[ax] - 1) * dl[ax]
+        for ax in range(axis + 1, 3):     # a slab row: one phase's (the stride's)
+            inner *= -(-((outs[ax] - 1) * st[ax] + (ks[ax] - 1) * dl[ax] + 1) // st[ax])
         nr = tgt.nr if op == "conv" else tgt.nrw
 
         def per_thread(rows, images=1):
