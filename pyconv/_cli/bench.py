@@ -423,6 +423,14 @@ _PAIRS = [
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, tag="weight-grad"),
     _w("conv2d_14_weight", "conv2d_weight", (32, 256, 14, 14), (256, 256, 3, 3),
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, tag="weight-grad"),
+    # weight gradients of strided layers: ResNet's stride-2 3x3 (56x56 -> 28x28)
+    # and its 7x7 stride-2 stem
+    _w("conv2d_s2_weight", "conv2d_weight", (8, 64, 56, 56), (128, 64, 3, 3),
+       dict(x_shape=(1, 4, 9, 9), w_shape=(4, 4, 3, 3)), stride=2, padding=1,
+       tag="strided weight-grad"),
+    _w("stem_weight", "conv2d_weight", (2, 3, 224, 224), (64, 3, 7, 7),
+       dict(x_shape=(1, 3, 16, 16), w_shape=(4, 3, 7, 7)), stride=2, padding=3,
+       tag="strided weight-grad"),
     # transposed convolutions: vocoder upsampling (HiFi-GAN/MelGAN stages, K16 s8
     # and K4 s2), 1-d K4 s2 at batch 1..8, 2-d K4 s2 upsampling of 4x4..16x16 maps
     _w("tconv1d_voc_b1", "conv_transpose1d", (1, 512, 32), (512, 256, 16),
