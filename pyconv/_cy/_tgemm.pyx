@@ -56,6 +56,7 @@ cdef struct Task:
     int level, nrv      # SIMD level; column vectors per panel
     Py_ssize_t nb, nchb, vl
     Py_ssize_t *packed  # per thread: the (images, group) its packed input holds
+    int nthreads        # threads with such an entry
     Layout buf
 
 
@@ -133,6 +134,7 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
     cdef floating *yn
     cdef Py_ssize_t *packed
     cdef Py_ssize_t ax, bi, j, per
+    cdef int tid
     if c1 == c0:
         return
     gb.cout_g = c1 - c0
@@ -142,11 +144,15 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
     x_ranges(g, True, 0, g.osz[2], rng + 6, rng + 6 + g.ks[2])
     # the channel blocks of one block of images share its packed input: a
     # thread packs it again only when its previous item had other images
-    packed = t.packed + 2 * pc_thread_num()
-    if packed[0] != n0 or packed[1] != grp:
+    # (a thread number past the entries, as inside a caller's own OpenMP
+    # region, packs every time)
+    tid = pc_thread_num()
+    packed = t.packed + 2 * tid if tid < t.nthreads else NULL
+    if packed == NULL or packed[0] != n0 or packed[1] != grp:
         _pack(<const floating *> t.x + (n0 * g.Cin + grp * g.cin_g) * g.Pin, nbi,
               g.Cin * g.Pin, g.cin_g, g.Pin, t.nrv * t.vl, pack)
-        packed[0], packed[1] = n0, grp
+        if packed != NULL:
+            packed[0], packed[1] = n0, grp
     _tgemm(t.level, t.nrv, g.cin_g, gb.cout_g * g.Kp,
            <const floating *> t.w + grp * g.cin_g * mt + c0 * g.Kp, mt, pack, ncols,
            col, ld, strips)
@@ -187,11 +193,12 @@ def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[
     t.nrv = pc_tg_nrv(floating is double, level, nb * t.g.Pin)
     _layout(&t.g, nb, nchb, t.nrv * t.vl, sizeof(floating), &t.buf)
     nitems = (t.g.N + nb - 1) // nb * t.g.G * nchb
-    t.packed = <Py_ssize_t *> malloc(2 * max(1, nthreads) * sizeof(Py_ssize_t))
+    t.nthreads = max(1, nthreads)
+    t.packed = <Py_ssize_t *> malloc(2 * t.nthreads * sizeof(Py_ssize_t))
     if t.packed == NULL:
         raise MemoryError()
     try:
-        for i in range(2 * max(1, nthreads)):
+        for i in range(2 * t.nthreads):
             t.packed[i] = -1
         run_items[floating](_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
     finally:
