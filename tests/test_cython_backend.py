@@ -535,6 +535,18 @@ RULE_CASES = [
                        dilation=(2, 2)), "packed", "gemm"),
     ("conv", conv_spec(2, 4, 32, (30, 30), (3, 3), dilation=(2, 2)), "implicit", "gemm"),
     ("conv_weight", conv_spec(2, 64, 64, (30, 30), (3, 3), dilation=(2, 2)), "implicit", "gemm"),
+    # strided weight gradients: implicit's phase slabs from 4096 output
+    # positions with more than one tap (ResNet's stride-2 3x3 on 56x56, its 7x7
+    # stem, a strided 1-d layer), gemm with fewer positions or a 1x1 kernel
+    ("conv_weight", conv_spec(8, 64, 128, (56, 56), (3, 3), stride=(2, 2),
+                              padding=((1, 1),) * 2), "implicit", "gemm"),
+    ("conv_weight", conv_spec(2, 3, 64, (224, 224), (7, 7), stride=(2, 2),
+                              padding=((3, 3),) * 2), "implicit", "gemm"),
+    ("conv_weight", conv_spec(32, 64, 128, (1024,), (5,), stride=(2,), padding=((2, 2),)),
+     "implicit", "gemm"),
+    ("conv_weight", conv_spec(8, 128, 256, (28, 28), (3, 3), stride=(2, 2),
+                              padding=((1, 1),) * 2), "gemm", "gemm"),
+    ("conv_weight", conv_spec(8, 64, 128, (56, 56), (1, 1), stride=(2, 2)), "gemm", "gemm"),
     # 2**31 positions per image: BLAS's int would overflow -> direct
     ("conv", conv_spec(1, 16, 16, (2**31 + 2,), (3,)), "direct", "direct"),
     ("conv_transpose", tconv_spec(1, 16, 16, (2**30,), (3,), stride=(2,)), "direct", "direct"),
