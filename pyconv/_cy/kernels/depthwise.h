@@ -409,7 +409,7 @@ PC_DEFINE_DW_ENTRY(double, d)
  *   wp[block][tap][lane] = w[block * vl + lane, 0, tap],  bp[block][lane] = b[...]
  * (zero past C_out; bp NULL: no bias).  A block's taps are the columns of
  * its vl weight rows: at the AVX-512 level, float32, one 16-lane gather per
- * tap (pc_gather16_v4), where the element-by-element copy, its stores a
+ * tap (slab.h's PC_PACK_GATHER), where the element-by-element copy, its stores a
  * vector apart, took a sixth of a batch-1 7x7 map's call (768 channels, 7x7
  * kernel).
  */
@@ -418,30 +418,22 @@ static void pc_dw_pack_##S(int level, const pc_geo *g, const T *w, const T *b,  
                            ptrdiff_t vl, T *restrict wp, T *restrict bp)             \
 {                                                                                    \
     const ptrdiff_t nb = (g->Cout + vl - 1) / vl, K = g->Kp;                         \
+    const int fast = FAST && level == 2 && vl == 16 && pc_gather16_ok(K);            \
     ptrdiff_t blk, k, l;                                                             \
     for (blk = 0; blk < nb; blk++) {                                                 \
         const ptrdiff_t c0 = blk * vl, nl = g->Cout - c0 < vl ? g->Cout - c0 : vl;   \
         T *d = wp + blk * K * vl;                                                    \
-        if (!(FAST && level == 2 && vl == 16 && pc_gather16_v4_fits(K))) {           \
+        if (fast)                                                                    \
+            PC_PACK_GATHER(w + c0 * K, nl, K, 16, K, d);                             \
+        else                                                                         \
             for (l = 0; l < vl; l++)                                                 \
                 for (k = 0; k < K; k++)                                              \
                     d[k * vl + l] = l < nl ? w[(c0 + l) * K + k] : (T)0;             \
-        } else {                                                                     \
-            PC_DW_GATHER(w + c0 * K, K, K, pc_lanes16(nl), d);                       \
-        }                                                                            \
         if (bp != NULL)                                                              \
             for (l = 0; l < vl; l++) bp[blk * vl + l] = l < nl ? b[c0 + l] : (T)0;   \
     }                                                                                \
 }
-#if PYCONV_HAVE_CLONES
-#define pc_gather16_v4_fits(ld) pc_gather16_ok(ld)
-#define PC_DW_GATHER(src, ld, count, lanes, dst)                                     \
-    pc_gather16_v4((const float *)(src), (ld), NULL, (count), (lanes), 16, (float *)(dst))
-#else
-#define pc_gather16_v4_fits(ld) 0
-#define PC_DW_GATHER(src, ld, count, lanes, dst) ((void)0)
-#endif
-PC_DEFINE_DW_PACK(float, f, 1)
+PC_DEFINE_DW_PACK(float, f, PYCONV_HAVE_CLONES)
 PC_DEFINE_DW_PACK(double, d, 0)
 
 #endif /* PYCONV_KERNELS_DEPTHWISE_H */

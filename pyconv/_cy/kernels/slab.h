@@ -105,22 +105,22 @@ PC_CLONES static void pc_slab_fill_##S(const pc_geo *g, const pc_slab *sl,      
     const ptrdiff_t LZ = sl->len[0], LY = sl->len[1], LX = sl->len[2];               \
     const ptrdiff_t SZ = sl->st[0], SY = sl->st[1], SX = sl->st[2];                  \
     ptrdiff_t c, rz, ry, rx, uz, uy, i;                                              \
-    for (c = 0; c < g->cin_g; c++) {                                                 \
-        const T *xc = xg + c * g->Pin;                                               \
-        for (rz = 0; rz < SZ; rz++)                                                  \
-        for (ry = 0; ry < SY; ry++)                                                  \
-        for (rx = 0; rx < SX; rx++) {                                                \
+    for (rz = 0; rz < SZ; rz++)                                                      \
+    for (ry = 0; ry < SY; ry++)                                                      \
+    for (rx = 0; rx < SX; rx++) {                                                    \
+        const ptrdiff_t x0 = sl->start[2] + rx;  /* input column of index 0 */       \
+        /* the indices a <= i < b read input columns inside the row */               \
+        ptrdiff_t a = x0 < 0 ? (-x0 + SX - 1) / SX : 0;                              \
+        ptrdiff_t b = x0 < g->isz[2] ? (g->isz[2] - x0 + SX - 1) / SX : 0;           \
+        if (!(pc_slab_phase_used(g, 0, rz) && pc_slab_phase_used(g, 1, ry)            \
+              && pc_slab_phase_used(g, 2, rx)))                                      \
+            continue;                       /* no tap reads it (a 1x1 kernel) */    \
+        if (a > LX) a = LX;                                                          \
+        if (b > LX) b = LX;                                                          \
+        if (b < a) b = a;                                                            \
+        for (c = 0; c < g->cin_g; c++) {                                             \
+            const T *xc = xg + c * g->Pin;                                           \
             T *sc = slab + c * sl->plane + ((rz * SY + ry) * SX + rx) * sl->phase;   \
-            if (!(pc_slab_phase_used(g, 0, rz) && pc_slab_phase_used(g, 1, ry)        \
-                  && pc_slab_phase_used(g, 2, rx)))                                  \
-                continue;                   /* no tap reads it (a 1x1 kernel) */    \
-            const ptrdiff_t x0 = sl->start[2] + rx;  /* input column of index 0 */   \
-            /* the indices a <= i < b read input columns inside the row */           \
-            ptrdiff_t a = x0 < 0 ? (-x0 + SX - 1) / SX : 0;                          \
-            ptrdiff_t b = x0 < g->isz[2] ? (g->isz[2] - x0 + SX - 1) / SX : 0;       \
-            if (a > LX) a = LX;                                                      \
-            if (b > LX) b = LX;                                                      \
-            if (b < a) b = a;                                                        \
             for (uz = 0; uz < LZ; uz++) {                                            \
                 ptrdiff_t iz = sl->start[0] + uz * SZ + rz;                          \
                 for (uy = 0; uy < LY; uy++) {                                        \
