@@ -10,6 +10,11 @@ times, with the device synchronised around every timed call:
 
 * ``ocl dev``: pyconv's ``opencl`` backend on device arrays
   (:class:`pyopencl.array.Array` in, device array out, ``queue.finish()``);
+* ``ocl kernels``: the device's time in the kernels of that call (event
+  profiling, :func:`kernel_seconds`) and how many it launches: the rest of
+  ``ocl dev`` is the host's share;
+* ``ocl dev, no pool``: ``ocl dev`` with every buffer a new driver
+  allocation (``pyconv._opencl._backend.USE_POOL = False``);
 * ``ocl np``: the same call from NumPy arrays to a NumPy array (uploads and
   the download included), the way most pyconv users call it;
 * ``torch fp32``: PyTorch on CUDA tensors with TF32 off (cuDNN and cuBLAS),
@@ -60,6 +65,94 @@ def _median_time(fn, sync, budget: float, min_calls: int = 3, max_calls: int = 5
         sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def kernel_seconds(be, wl, arrays, calls: int = 5):
+    """(seconds the device spent in the kernels of one call, kernels per call).
+
+    The call runs on device arrays bound to a queue with profiling enabled
+    (the backend enqueues on its operands' queue); every launch is recorded
+    and its event's start-to-end time summed.  The difference between this
+    and the call's wall time is the host's share: Python, the driver's
+    enqueue, allocation and the wait.
+    """
+    import pyopencl as cl
+    import pyopencl.array as cl_array
+    from pyconv._opencl import _backend, _programs
+
+    queue = cl.CommandQueue(be.context,
+                            properties=cl.command_queue_properties.PROFILING_ENABLE)
+    dev = [cl_array.to_device(queue, a) if isinstance(a, np.ndarray) else a for a in arrays]
+    call = bench.pyconv_callable(wl, "opencl", dev)
+    events = []
+    real = _programs.launch
+
+    def recording(*args, **kwargs):
+        event = real(*args, **kwargs)
+        events.append(event)
+        return event
+
+    call()
+    queue.finish()
+    _programs.launch = _backend.launch = recording
+    try:
+        for _ in range(calls):
+            call()
+        queue.finish()
+    finally:
+        _programs.launch = _backend.launch = real
+    busy = sum(e.profile.end - e.profile.start for e in events) * 1e-9
+    return busy / calls, len(events) / calls
+
+
+def host_costs(be):
+    """Microseconds of the pieces of a tiny call on the device (median of many)."""
+    import pyopencl.array as cl_array
+
+    sync = be.queue.finish
+    x = be.to_device(np.ones((1, 1, 8), np.float32))
+    w = be.to_device(np.ones((1, 1, 1), np.float32))
+    knl = be.programs.kernel(be.context, "util", "sum_splits", (("PRECISION", 32),))
+    out = cl_array.empty(be.queue, (64,), np.float32)
+    from pyconv._opencl._programs import launch
+
+    def one_launch():
+        launch(be.queue, knl, (64,), (64,), (out.base_data, out.base_data, np.int32(0),
+                                             np.int32(1)))
+    import pyopencl as cl
+
+    def raw(n, set_args):
+        def run():
+            for _ in range(n):
+                if set_args:
+                    knl.set_args(out.base_data, out.base_data, np.int32(0), np.int32(1))
+                cl.enqueue_nd_range_kernel(be.queue, knl, (64,), (64,))
+        return run
+    knl.set_args(out.base_data, out.base_data, np.int32(0), np.int32(1))
+    pieces = {
+        "8 empty launches (pyconv's launch) + finish": lambda: [one_launch() for _ in range(8)],
+        "8 raw enqueues + finish": raw(8, False),
+        "8 (set_args + raw enqueue) + finish": raw(8, True),
+        "queue.device": lambda: be.queue.device,
+        "tiny conv1d, device arrays, + finish": lambda: pyconv.conv1d(x, w, backend="opencl"),
+        "an empty kernel launch + finish": one_launch,
+        "finish alone": lambda: None,
+        "pyopencl Array of 8 floats + finish": lambda: cl_array.empty(be.queue, (1, 1, 8),
+                                                                      np.float32),
+    }
+    costs = {name: _median_time(fn, sync, 0.3, max_calls=3000) * 1e6
+             for name, fn in pieces.items()}
+    # the device's own gap between back-to-back kernels of an in-order queue
+    queue = cl.CommandQueue(be.context,
+                            properties=cl.command_queue_properties.PROFILING_ENABLE)
+    gaps = []
+    for _ in range(20):
+        events = [cl.enqueue_nd_range_kernel(queue, knl, (64,), (64,)) for _ in range(8)]
+        queue.finish()
+        busy = sum(e.profile.end - e.profile.start for e in events)
+        gaps.append((events[-1].profile.end - events[0].profile.start - busy) / 7e3)
+    costs["device gap between 2 queued kernels"] = sorted(gaps)[len(gaps) // 2]
+    return costs
 
 
 def workloads_named(names: str):
@@ -148,6 +241,7 @@ def main(argv=None) -> int:
         "torch_device": torch_device,
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
     }
+    info["host_us"] = host_costs(be)
     print(json.dumps(info), flush=True)
 
     rows = []
@@ -165,6 +259,13 @@ def main(argv=None) -> int:
                 row["ocl_rel_err"] = float(np.max(np.abs(result - expected))) / scale
             row["ocl_dev"] = _median_time(on_device, sync_ocl, args.budget)
             row["ocl_np"] = _median_time(from_host, sync_ocl, args.budget)
+            row["ocl_kernels"], row["launches"] = kernel_seconds(be, wl, arrays)
+            from pyconv._opencl import _backend
+            _backend.USE_POOL = False        # every buffer a new driver allocation
+            try:
+                row["ocl_dev_nopool"] = _median_time(on_device, sync_ocl, args.budget)
+            finally:
+                _backend.USE_POOL = True
         except Exception as exc:  # a failure is a row of the report, not the end of it
             row["ocl_error"] = f"{type(exc).__name__}: {exc}"
         fns = _torch_fn(torch, wl, arrays, device)
@@ -203,9 +304,9 @@ def table(info, rows) -> str:
     lines = [f"OpenCL: {info['opencl_device']} ({info['opencl_platform']}, driver "
              f"{info['opencl_driver']}); torch {info['torch']} on {info['torch_device']}",
              "",
-             "| workload | ocl dev | ocl np | torch fp32 | torch tf32 | torch np | "
-             "torch fp32 / ocl dev | ocl err | torch err |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| workload | ocl dev | ocl kernels (launches) | ocl dev, no pool | ocl np | "
+             "torch fp32 | torch tf32 | torch np | torch fp32 / ocl dev | ocl err | torch err |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     ratios = []
     for r in rows:
         ratio = (r["torch_fp32"] / r["ocl_dev"]) if "torch_fp32" in r and "ocl_dev" in r else None
@@ -214,7 +315,8 @@ def table(info, rows) -> str:
         err = r.get("ocl_error")
         lines.append(
             f"| {r['label']} | {_fmt(r.get('ocl_dev')) if not err else 'error'} | "
-            f"{_fmt(r.get('ocl_np'))} | {_fmt(r.get('torch_fp32'))} | "
+            f"{_fmt(r.get('ocl_kernels'))} ({r.get('launches', 0):g}) | "
+            f"{_fmt(r.get('ocl_dev_nopool'))} | {_fmt(r.get('ocl_np'))} | {_fmt(r.get('torch_fp32'))} | "
             f"{_fmt(r.get('torch_tf32'))} | {_fmt(r.get('torch_np'))} | "
             f"{f'{ratio:.2f}×' if ratio else '-'} | {r.get('ocl_rel_err', float('nan')):.1e} | "
             f"{r.get('torch_rel_err', float('nan')):.1e} |")

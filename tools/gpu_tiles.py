@@ -44,6 +44,9 @@ CANDIDATES = {
               Tiles(1, 128, 16, 1, 1), Tiles(1, 256, 16, 1, 1), Tiles(1, 64, 16, 1, 4)],
     "tiny": [Tiles(4, 16, 16, 1, 1), Tiles(4, 32, 16, 1, 2), Tiles(8, 32, 16, 1, 2)],
 }
+# the occupancy classes (few output tiles, many of them) try their plain class's shapes
+CANDIDATES["large_few"] = [Tiles(32, 64, 16, 2, 4), Tiles(16, 64, 16, 2, 4)] + CANDIDATES["large"]
+CANDIDATES["mid_many"] = [Tiles(16, 256, 16, 2, 8)] + CANDIDATES["mid"]
 
 
 def main(argv=None) -> int:
