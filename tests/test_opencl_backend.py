@@ -728,6 +728,70 @@ def test_launches_in_pieces_compute_the_same(be, monkeypatch):
     assert sum(o is not None and any(o) for o in enqueued) > 10  # really in pieces
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("splits", [2, 5])
+def test_split_reduction_computes_the_same(be, monkeypatch, dtype, splits):
+    """Convolutions with their reduction cut into slices (the GPU rule for too few
+    work-groups, forced here on any device, empty trailing slices included) add the
+    slices and the bias into the same result as the reference."""
+    _dtype_or_skip(be, dtype)
+    chosen = []
+
+    def forced(device, tiles, rows, launches, groups, out_bytes):
+        chosen.append(splits)
+        return splits
+
+    monkeypatch.setattr(ocl_backend, "_gemm_splits", forced)
+    for name, spec in CONV_CASES + TCONV_CASES:
+        x, w, b, _ = _data(spec, dtype)
+        op = "conv_transpose" if spec.transposed else "conv"
+        for bias in (b, None):
+            _check(getattr(be, op)(x, w, bias, spec), op, spec, (x, w, bias), dtype,
+                   f"{op} {name} split {splits}")
+    assert len(chosen) > len(CONV_CASES)  # the rule was asked, except for tapless phases
+
+
+@pytest.mark.parametrize("rows,cols,kred,gpu,want", [
+    (64, 8 * 56 * 56, 576, True, 1),     # 392 work-groups of 64x64: enough
+    (256, 16, 4096, True, 33),           # one 4x4 image, 8 row tiles: 2 x 132 / 8
+    (256, 16, 256, True, 4),             # ... at most kred / (4 tk) slices
+    (256, 16, 2048, False, 1),           # CPUs never split
+])
+def test_gemm_split_rule(rows, cols, kred, gpu, want):
+    kind = cl.device_type.GPU if gpu else cl.device_type.CPU
+    tiles = ocl_programs.Tiles(32, 64, 16, 2, 4)
+    got = ocl_backend._gemm_splits(_FakeDevice(kind, 132), tiles, rows, [(0, cols, kred)], 1,
+                                   4 * rows * cols)
+    assert got == want
+
+
+def test_memory_pool_reuses_and_returns_blocks(be, monkeypatch):
+    """Device results come from the queue's pool; a dropped result's block is
+    held for the next call and clear_cache gives it back to the driver."""
+    spec = CONV_CASES[6][1]
+    x, w, b, _ = _data(spec, np.float32)
+    xd, wd = be.to_device(x), be.to_device(w)
+    be.clear_cache()
+    before = be.pool_info()
+    y = be.conv(xd, wd, None, spec)
+    assert be.pool_info()["active_bytes"] >= before["active_bytes"] + y.nbytes
+    expected = y.get()
+    del y
+    held = be.pool_info()["held_bytes"]
+    assert held >= expected.nbytes
+    again = be.conv(xd, wd, None, spec)      # served from the held block
+    assert be.pool_info()["held_bytes"] < held
+    np.testing.assert_array_equal(again.get(), expected)
+    del again
+    be.clear_cache()
+    assert be.pool_info()["held_bytes"] == 0
+    monkeypatch.setattr(ocl_backend, "USE_POOL", False)
+    active = be.pool_info()["active_bytes"]
+    y = be.conv(xd, wd, None, spec)          # a plain driver buffer
+    assert be.pool_info()["active_bytes"] == active
+    np.testing.assert_array_equal(y.get(), expected)
+
+
 class _FakeDevice:
     def __init__(self, kind, units):
         self.type, self.max_compute_units = kind, units

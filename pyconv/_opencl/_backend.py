@@ -18,8 +18,9 @@ No atomics anywhere: every sum runs in one fixed order, so results are
 bit-for-bit the same from run to run.
 
 A "plan" is the small int32 buffer of geometry and tap tables a launch
-reads; plans are cached per (context, op, spec) in a bounded LRU.  Output
-buffers are always new.
+reads; plans are cached per (context, op, spec) in a bounded LRU.  Device
+buffers (results, uploads, partial sums) come from a memory pool per
+command queue (see :data:`POOL_HOLD_BYTES`).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pyopencl as cl
 import pyopencl.array as cl_array
+import pyopencl.tools as cl_tools
 
 from .._registry import Backend, BackendUnavailableError
 from ._device import describe_device, device_has_fp64, enumerate_devices, select_device
 from ._programs import (PIECE_FLOPS, PLAN_LAYOUTS, TILE_CLASSES, ProgramCache,
-                        elementwise_local_size, index_type, launch, launch_in_pieces,
+                        device_kind, elementwise_local_size, index_type, launch, launch_in_pieces,
                         scalar_index)
 
 __all__ = ["OpenCLBackend", "PREFER_MIN_FLOPS"]
@@ -50,6 +52,15 @@ __all__ = ["OpenCLBackend", "PREFER_MIN_FLOPS"]
 #: each) cost more than a CPU backend needs for the whole call.  A CPU
 #: OpenCL driver (PoCL) is never preferred: the cython backend is faster.
 PREFER_MIN_FLOPS = 2.0e8
+
+#: Device buffers come from a memory pool per command queue (as PyTorch's
+#: CUDA allocator caches blocks): a fresh driver allocation costs about
+#: 0.1-0.3 ms a call on an NVIDIA GPU, often more than the kernels.  A pool
+#: keeps the blocks of arrays that are gone for reuse on the same in-order
+#: queue, up to this many bytes; beyond it they go back to the driver.
+POOL_HOLD_BYTES = 256 * 2**20
+#: False: every buffer is a new driver allocation (for tests and comparisons).
+USE_POOL = True
 
 _OPS = ("conv", "conv_transpose", "conv_weight")
 _PAD_MODES = {"reflect": 0, "replicate": 1, "circular": 2}
@@ -86,16 +97,41 @@ def _gemm_tile_class(rows: int, cols: int, groups: int, device) -> str:
     the longest launch's columns) against the device's compute units (the
     measurements are at :data:`pyconv._opencl._programs.TILE_CLASSES`)."""
     cls = _tile_class(rows)
-    if cls not in ("large", "mid") or not device.type & cl.device_type.GPU:
+    _, is_gpu, units = device_kind(device)
+    if cls not in ("large", "mid") or not is_gpu:
         return cls
     first = TILE_CLASSES[cls][0]
     groups_of_items = ceil(rows / first.tm) * ceil(cols / first.tn) * groups
-    units = int(device.max_compute_units)
     if cls == "large" and groups_of_items < 2 * units:
         return "large_few"
     if cls == "mid" and groups_of_items > 8 * units:
         return "mid_many"
     return cls
+
+
+def _gemm_splits(device, tiles, rows: int, launches, groups: int, out_bytes: int) -> int:
+    """Into how many slices a convolution's reduction is cut (1: not cut).
+
+    Only on GPUs: when the longest launch has fewer work-groups than two per
+    compute unit (a batch-1 layer, a transposed phase on a small image),
+    most of the device would idle through a long serial reduction.  Each
+    slice keeps at least 4 steps of ``tiles.tk``, and the partial buffer
+    (``slices x out_bytes``) stays under ``_SPLIT_BYTES``.  The choice
+    depends on the shapes and the device alone, so results stay the same
+    from run to run.
+    """
+    _, is_gpu, units = device_kind(device)
+    if not is_gpu or not launches:
+        return 1
+    longest = max(ncols for _, ncols, _ in launches)
+    work_groups = ceil(rows / tiles.tm) * ceil(longest / tiles.tn) * groups
+    target = 2 * units
+    if work_groups >= target:
+        return 1
+    kred = max(k for _, _, k in launches)
+    splits = min(ceil(target / work_groups), kred // (4 * tiles.tk),
+                 _SPLIT_BYTES // max(out_bytes, 1))
+    return max(1, splits)
 
 
 def _phase_residues(spec):
@@ -167,6 +203,8 @@ class OpenCLBackend(Backend):
         self._plan_lock = threading.Lock()
         self._dummy: Dict[int, cl.Buffer] = {}
         self._queues: Dict[int, cl.CommandQueue] = {}
+        self._pools: Dict[int, Tuple[cl.CommandQueue, Any]] = {}
+        self._supported: Dict[Tuple[Any, ...], Optional[str]] = {}
 
     # ------------------------------------------------------------------
     # capabilities
@@ -185,6 +223,18 @@ class OpenCLBackend(Backend):
         return f"dtype {dt} is not computed natively by the opencl backend (float32/float64 only)"
 
     def supports(self, op: str, spec, dtype) -> Optional[str]:
+        key = (op, spec, np.dtype(dtype), self.device)
+        try:
+            return self._supported[key]
+        except KeyError:
+            pass
+        reason = self._supports(op, spec, dtype)
+        if len(self._supported) > 4096:
+            self._supported.clear()
+        self._supported[key] = reason
+        return reason
+
+    def _supports(self, op: str, spec, dtype) -> Optional[str]:
         if op not in _OPS:
             return f"unknown primitive {op!r}"
         reason = self._dtype_reason(dtype, self.device)
@@ -242,13 +292,50 @@ class OpenCLBackend(Backend):
             "programs_built": self.programs.builds,
             "programs_cached": len(self.programs),
             "prefer_min_flops": PREFER_MIN_FLOPS,
+            "memory_pool": self.pool_info(),
         }
 
     def clear_cache(self) -> None:
-        """Drop the built programs and cached plans (outputs are never cached)."""
+        """Drop the built programs and cached plans, and give the memory the
+        pools hold back to the driver (arrays still in use keep theirs)."""
         self.programs.clear()
         with self._plan_lock:
             self._plans.clear()
+        for _, pool in list(self._pools.values()):
+            if pool:
+                pool.free_held()
+
+    def pool_info(self) -> Dict[str, int]:
+        """Bytes of device memory the pools hand out (``active``) and keep for reuse (``held``)."""
+        pools = [pool for _, pool in list(self._pools.values()) if pool]
+        active = sum(int(p.active_bytes) for p in pools)
+        return {"queues": len(pools), "active_bytes": active,
+                "held_bytes": sum(int(p.managed_bytes) for p in pools) - active}
+
+    def _allocator(self, queue):
+        """The memory pool for buffers used on ``queue``, or None (the driver's allocation).
+
+        A block is reused only on the queue it was allocated for: on an
+        in-order queue, commands enqueued later run after every command
+        that used the block before, so reuse cannot race.  Out-of-order
+        queues get no pool.
+        """
+        if not USE_POOL:
+            return None
+        entry = self._pools.get(queue.int_ptr)
+        if entry is None:
+            props = queue.properties
+            in_order = not props & cl.command_queue_properties.OUT_OF_ORDER_EXEC_MODE_ENABLE
+            pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(queue)) if in_order else None
+            # (the queue is kept alive with its pool, so its handle is never reused)
+            entry = self._pools.setdefault(queue.int_ptr, (queue, pool))
+        return entry[1]
+
+    @staticmethod
+    def _trim(pool) -> None:
+        """Give a pool's held blocks back to the driver once they pass :data:`POOL_HOLD_BYTES`."""
+        if pool is not None and int(pool.managed_bytes) - int(pool.active_bytes) > POOL_HOLD_BYTES:
+            pool.free_held()
 
     # ------------------------------------------------------------------
     # data
@@ -280,9 +367,10 @@ class OpenCLBackend(Backend):
             return super().zeros(shape, dtype, like)
         first = on_dev[0]
         queue = first.queue if first.queue is not None else self._queue_for(first.context)
+        pool = self._allocator(queue)
         if prod(shape) == 0:
-            return cl_array.empty(queue, tuple(shape), dtype)
-        return cl_array.zeros(queue, tuple(shape), dtype)
+            return cl_array.empty(queue, tuple(shape), dtype, allocator=pool)
+        return cl_array.zeros(queue, tuple(shape), dtype, allocator=pool)
 
     def _queue_for(self, ctx) -> cl.CommandQueue:
         if ctx == self.context:
@@ -313,7 +401,8 @@ class OpenCLBackend(Backend):
                         a = a.copy(queue=queue)  # kernels take whole buffers
                 out.append(a)
             else:
-                out.append(cl_array.to_device(queue, np.ascontiguousarray(a)))
+                out.append(cl_array.to_device(queue, np.ascontiguousarray(a),
+                                              allocator=self._allocator(queue)))
         return queue, bool(on_dev), out
 
     def _require(self, dtype, device) -> None:
@@ -373,7 +462,7 @@ class OpenCLBackend(Backend):
             XC=spec.in_channels, SPROD=prod(spec.in_size), YC=spec.out_channels,
             OPROD=prod(spec.out_size), AM=cin_g * kk, AC=kk, OBASE=0, HASBIAS=int(has_bias),
             TAB=_CONV_LAYOUT.size, WGS=cout_g * cin_g * kk)
-        return hdr + tab, [(0, spec.batch * qprod)]
+        return hdr + tab, [(0, spec.batch * qprod, cin_g * kk)]
 
     @staticmethod
     def _conv_transpose_plan(spec, has_bias: bool):
@@ -409,7 +498,7 @@ class OpenCLBackend(Backend):
                 YC=spec.out_channels, OPROD=prod(spec.out_size), AM=kk, AC=cout_g * kk,
                 OBASE=sum(rd * os_ for rd, os_ in zip(r, ostr)), HASBIAS=int(has_bias),
                 TAB=poff + _CONV_LAYOUT.size, WGS=cin_g * cout_g * kk) + tab
-            launches.append((poff, spec.batch * prod(q)))
+            launches.append((poff, spec.batch * prod(q), cin_g * taps))
         return ints, launches
 
     def _fill_bias(self, queue, y, bd):
@@ -454,32 +543,47 @@ class OpenCLBackend(Backend):
         queue, on_dev, (xd, wd, bd) = self._prepare(x, w, b)
         ctx, device = queue.context, queue.device
         self._require(dtype, device)
-        y = cl_array.empty(queue, spec.output_shape, dtype)
+        pool = self._allocator(queue)
+        y = cl_array.empty(queue, spec.output_shape, dtype, allocator=pool)
         if y.size:
             has_bias = bd is not None
             build = self._conv_transpose_plan if spec.transposed else self._conv_plan
             plan, launches = self._plan(ctx, (op, spec, has_bias),
                                         lambda: build(spec, has_bias))
             rows = spec.out_channels // spec.groups
-            defines = self._defines(dtype, spec.nd, xd.size, wd.size, y.size)
-            cls = _gemm_tile_class(rows, max((n for _, n in launches), default=0),
+            cls = _gemm_tile_class(rows, max((n for _, n, _ in launches), default=0),
                                    spec.groups, device)
+            defines = self._defines(dtype, spec.nd, xd.size, wd.size, y.size)
             tiles, knl = self.programs.tiled_kernel(ctx, device, "conv_gemm", "conv_gemm",
                                                     cls, defines, dtype.itemsize)
+            # (output positions no tap reaches get the bias from a fill, which a
+            # partial buffer would not carry: no split there.  The partial buffer
+            # stays under _SPLIT_BYTES, so its indices fit the same index type.)
+            tapless = spec.transposed and _tapless_phases(spec)
+            splits = 1 if tapless else _gemm_splits(device, tiles, rows, launches,
+                                                    spec.groups, y.nbytes)
             lx, ly = tiles.local_size
             gy = ceil(rows / tiles.tm) * ly
+            out = y if splits == 1 else cl_array.empty(queue, (splits,) + y.shape, dtype,
+                                                        allocator=pool)
             bufs = (self._buf(xd, ctx), self._buf(wd, ctx), self._buf(bd, ctx),
-                    self._buf(y, ctx), plan)
-            if spec.transposed and _tapless_phases(spec):
+                    self._buf(out, ctx), plan)
+            if tapless:
                 self._fill_bias(queue, y, bd)
             flops_per_col = 2 * spec.out_channels * spec.in_channels // spec.groups * prod(
                 spec.kernel_size) / max(1, prod(spec.stride) if spec.transposed else 1)
-            for poff, ncols in launches:
+            for poff, ncols, kred in launches:
                 if ncols == 0:
                     continue
-                launch_in_pieces(queue, knl, (ceil(ncols / tiles.tn) * lx, gy, spec.groups),
-                                 (lx, ly, 1), bufs + (np.int32(poff),), axes=(0,),
-                                 flops=ncols * flops_per_col)
+                kchunk = ceil(ceil(kred / splits) / tiles.tk) * tiles.tk
+                launch_in_pieces(queue, knl, (ceil(ncols / tiles.tn) * lx, gy,
+                                              spec.groups * splits),
+                                 (lx, ly, 1), bufs + (np.int32(poff), np.int32(splits),
+                                                      np.int32(kchunk)),
+                                 axes=(0,), flops=ncols * flops_per_col)
+            if splits > 1:
+                self._sum_conv_splits(queue, out, y, splits, bd)
+        self._trim(pool)
         return y if on_dev else y.get(queue)
 
     def conv(self, x, w, b, spec):
@@ -495,9 +599,10 @@ class OpenCLBackend(Backend):
         if reduction <= tiles.tk * 16:
             return 1
         groups_of_items = ceil(rows / tiles.tm) * ceil(cols / tiles.tn) * spec.groups
-        target = 4 * int(device.max_compute_units)
+        is_cpu, _, units = device_kind(device)
+        target = 4 * units
         # ... and slices short enough to be enqueued in pieces (Ctrl-C between them)
-        piece = PIECE_FLOPS["cpu" if device.type & cl.device_type.CPU else "gpu"]
+        piece = PIECE_FLOPS["cpu" if is_cpu else "gpu"]
         splits = min(max(ceil(target / groups_of_items), ceil(spec.flops / piece)),
                      ceil(reduction / (tiles.tk * 16)))
         splits = min(splits, max(1, _SPLIT_BYTES // max(out_bytes, 1)))
@@ -510,7 +615,8 @@ class OpenCLBackend(Backend):
         queue, on_dev, (xd, gd) = self._prepare(x, grad_out)
         ctx, device = queue.context, queue.device
         self._require(dtype, device)
-        gw = cl_array.empty(queue, spec.weight_shape, dtype)
+        pool = self._allocator(queue)
+        gw = cl_array.empty(queue, spec.weight_shape, dtype, allocator=pool)
         if gw.size:
             rows = spec.out_channels // spec.groups
             cols = spec.in_channels // spec.groups * prod(spec.kernel_size)
@@ -524,7 +630,8 @@ class OpenCLBackend(Backend):
             splits = ceil(reduction / rchunk) if reduction else 1
             plan, _ = self._plan(ctx, ("conv_weight", spec, rchunk),
                                  lambda: self._wgrad_plan(spec, rchunk))
-            out = gw if splits == 1 else cl_array.empty(queue, (splits,) + gw.shape, dtype)
+            out = gw if splits == 1 else cl_array.empty(queue, (splits,) + gw.shape, dtype,
+                                                        allocator=pool)
             lx, ly = tiles.local_size
             launch_in_pieces(queue, knl, (ceil(cols / tiles.tn) * lx,
                                           ceil(rows / tiles.tm) * ly, spec.groups * splits),
@@ -533,6 +640,7 @@ class OpenCLBackend(Backend):
                              axes=(2, 0), flops=spec.flops)
             if splits > 1:
                 self._sum_splits(queue, out, gw, splits)
+        self._trim(pool)
         return gw if on_dev else gw.get(queue)
 
     def _util(self, queue, dtype, name, *sizes):
@@ -547,6 +655,17 @@ class OpenCLBackend(Backend):
         launch(queue, knl, (ceil(out.size / local) * local,), (local,),
                (self._buf(part, queue.context), self._buf(out, queue.context),
                 scalar_index(out.size, i64), np.int32(splits)))
+
+    def _sum_conv_splits(self, queue, part, y, splits, bias):
+        """``y`` = the slices of a split convolution's ``part`` added in order, plus the bias."""
+        ctx = queue.context
+        knl, i64 = self._util(queue, y.dtype, "sum_splits_bias", part.size)
+        local = elementwise_local_size(knl, queue.device, y.size)
+        launch(queue, knl, (ceil(y.size / local) * local,), (local,),
+               (self._buf(part, ctx), self._buf(y, ctx), self._buf(bias, ctx),
+                scalar_index(y.size, i64), np.int32(splits),
+                scalar_index(prod(y.shape[2:]), i64), np.int32(y.shape[1]),
+                np.int32(bias is not None)))
 
     def pad(self, x, mode: str, pads):
         """Pad the spatial dims of a batched device array with a non-zero ``padding_mode``.
@@ -563,7 +682,8 @@ class OpenCLBackend(Backend):
         pads = [tuple(int(v) for v in p) for p in pads]
         sizes = xd.shape[2:]
         out_sizes = tuple(n + lo + hi for (lo, hi), n in zip(pads, sizes))
-        y = cl_array.empty(queue, xd.shape[:2] + out_sizes, xd.dtype)
+        y = cl_array.empty(queue, xd.shape[:2] + out_sizes, xd.dtype,
+                           allocator=self._allocator(queue))
         if y.size:
             knl, i64 = self._util(queue, xd.dtype, "pad_nd", xd.size, y.size)
             fill = (1,) * (3 - nd)

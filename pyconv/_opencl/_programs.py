@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -28,7 +29,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 import numpy as np
 import pyopencl as cl
 
-__all__ = ["PlanLayout", "PLAN_LAYOUTS", "Tiles", "TILE_CLASSES", "TILE_CLASSES_CPU", "tile_classes", "ProgramCache",
+__all__ = ["PlanLayout", "PLAN_LAYOUTS", "Tiles", "TILE_CLASSES", "TILE_CLASSES_CPU", "tile_classes", "ProgramCache", "device_kind",
            "LaunchError", "launch", "launch_in_pieces", "kernel_source", "device_limits"]
 
 _KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
@@ -290,6 +291,35 @@ def device_limits(device):
 
 
 _launch_lock = threading.Lock()
+#: Kernels whose scalar argument types are declared (see :func:`launch`).
+_typed_kernels: set = set()
+
+
+@functools.lru_cache(maxsize=512)
+def _work_group_limits(kernel, device) -> Tuple[int, List[int]]:
+    """(largest work-group of ``kernel`` on ``device``, max_work_item_sizes).
+
+    Each is a driver query (microseconds each, at every launch otherwise);
+    the answers never change for a built kernel.
+    """
+    limit = min(int(device.max_work_group_size),
+                kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device))
+    return limit, [int(v) for v in device.max_work_item_sizes]
+
+
+@functools.lru_cache(maxsize=64)
+def device_kind(device) -> Tuple[bool, bool, int]:
+    """``(is_cpu, is_gpu, compute units)`` of a device, asked of the driver once."""
+    try:
+        kind = device.type
+        is_cpu, is_gpu = bool(kind & cl.device_type.CPU), bool(kind & cl.device_type.GPU)
+    except (AttributeError, TypeError, cl.Error):
+        is_cpu = is_gpu = False
+    try:
+        units = int(device.max_compute_units)
+    except (AttributeError, TypeError, cl.Error):
+        units = 1
+    return is_cpu, is_gpu, units
 
 
 def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Sequence[int]],
@@ -308,10 +338,7 @@ def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Seque
         raise LaunchError(f"{name}: empty global size {gsize}")
     if local_size is not None:
         lsize = tuple(int(v) for v in local_size)
-        limit = min(int(device.max_work_group_size),
-                    kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE,
-                                               device))
-        items = list(device.max_work_item_sizes)
+        limit, items = _work_group_limits(kernel, device)
         if len(lsize) != len(gsize):
             raise LaunchError(f"{name}: global size {gsize} and local size {lsize} differ in rank")
         if any(g % v for g, v in zip(gsize, lsize)):
@@ -324,6 +351,15 @@ def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Seque
     else:
         lsize = None
     with _launch_lock:  # kernel objects hold their arguments: one launch at a time
+        if kernel not in _typed_kernels:
+            # declared scalar types let PyOpenCL pack the arguments directly:
+            # about 1 us instead of about 20 for every launch (a kernel's scalar
+            # arguments always come as the same NumPy scalar types)
+            kernel.set_scalar_arg_dtypes([a.dtype if isinstance(a, np.generic) else None
+                                          for a in args])
+            if len(_typed_kernels) > 4096:
+                _typed_kernels.clear()
+            _typed_kernels.add(kernel)
         kernel.set_args(*args)
         return cl.enqueue_nd_range_kernel(queue, kernel, gsize, lsize,
                                           None if offset is None else tuple(offset))
@@ -350,10 +386,7 @@ def launch_in_pieces(queue, kernel, global_size: Sequence[int], local_size: Sequ
     get_local_size(a)`` to its group id along each of ``axes``.
     """
     gsize, lsize = list(global_size), list(local_size)
-    try:
-        is_cpu = bool(queue.device.type & cl.device_type.CPU)
-    except (AttributeError, TypeError, cl.Error):
-        is_cpu = False
+    is_cpu = device_kind(queue.device)[0]
     wanted = int(flops // PIECE_FLOPS["cpu" if is_cpu else "gpu"]) + 1
     cuts = []  # per axis: (axis, groups per piece)
     for axis in axes:
@@ -382,8 +415,7 @@ def launch_in_pieces(queue, kernel, global_size: Sequence[int], local_size: Sequ
 
 def elementwise_local_size(kernel, device, n: int) -> int:
     """A 1-D work-group size for element-wise kernels (power of two, <= 256)."""
-    limit = min(256, int(device.max_work_group_size),
-                kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device))
+    limit = min(256, _work_group_limits(kernel, device)[0])
     size = 1
     while size * 2 <= limit:
         size *= 2

@@ -19,8 +19,14 @@
  * they read x at q + (r + pad_lo - k*dilation)/stride, so istep = 1,
  * ioff = 0 and koff(tap) is that quotient.  No zero is ever inserted.
  *
- * Every work-item accumulates RM x RN outputs in registers, over the
- * whole reduction, in a fixed order: results are deterministic.
+ * Every work-item accumulates RM x RN outputs in registers, over its
+ * reduction range, in a fixed order: results are deterministic.
+ *
+ * Split reduction (nsplit > 1, when the output has too few tiles to fill
+ * the device): work-group z = g * nsplit + s sums only the reduction
+ * slice [s * kchunk, (s + 1) * kchunk) and writes it, without the bias,
+ * to slice s of a partial buffer shaped (nsplit, *y); util.cl's
+ * sum_splits_bias then adds the slices in order s = 0, 1, ... and the bias.
  */
 
 /* The plan header's field offsets (H_M ... H_WGS, H_DIM, H_DIMW and the
@@ -33,7 +39,9 @@ void conv_gemm(__global const real* restrict x,
                __global const real* restrict bias,
                __global real* restrict y,
                __global const int* restrict plan,
-               const int poff)
+               const int poff,
+               const int nsplit,
+               const int kchunk)
 {
     __local real As[TK][TM + 1];
     __local real Bs[TK][TN];
@@ -42,7 +50,8 @@ void conv_gemm(__global const real* restrict x,
     const int tx = get_local_id(0);
     const int ty = get_local_id(1);
     const int lid = ty * WGN + tx;
-    const int g = get_group_id(2);
+    const int g = get_group_id(2) / nsplit;
+    const int split = get_group_id(2) - g * nsplit;
     const int m0 = get_group_id(1) * TM;
     /* the host may enqueue the columns in pieces (global offsets along dim 0) */
     const idx_t col0 = ((idx_t)get_group_id(0) + get_global_offset(0) / WGN) * TN;
@@ -94,10 +103,12 @@ void conv_gemm(__global const real* restrict x,
     }
 
     const idx_t wg = (idx_t)g * P[H_WGS];
+    const int kbeg = split * kchunk;
+    const int kend = min(KRED, kbeg + kchunk);
     ACC_DECL;
     ACC_ZERO();
 
-    for (int k0 = 0; k0 < KRED; k0 += TK) {
+    for (int k0 = kbeg; k0 < kend; k0 += TK) {
         /* A tile: TM x TK weights, consecutive work-items along kk */
         for (int e = lid; e < TM * TK; e += WG) {
             const int mm = e / TK;
@@ -105,7 +116,7 @@ void conv_gemm(__global const real* restrict x,
             const int kk = k0 + kr;
             const int m = m0 + mm;
             real v = ZERO;
-            if (m < M && kk < KRED) {
+            if (m < M && kk < kend) {
                 const int c = kk / T;
                 const int tap = kk - c * T;
                 v = w[wg + (idx_t)m * AM + (idx_t)c * AC + tab[tap * TAB_STRIDE + 4]];
@@ -116,7 +127,7 @@ void conv_gemm(__global const real* restrict x,
          * RN columns for rows ty, ty + WGM, ... */
         for (int kr = ty; kr < TK; kr += WGM) {
             const int kk = k0 + kr;
-            const bool kvalid = kk < KRED;
+            const bool kvalid = kk < kend;
             const int c = kvalid ? kk / T : 0;
             const int tap = kvalid ? kk - c * T : 0;
             __global const int* tr = tab + tap * TAB_STRIDE;
@@ -139,7 +150,9 @@ void conv_gemm(__global const real* restrict x,
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    const int hasbias = P[H_HASBIAS];
+    const int hasbias = nsplit == 1 && P[H_HASBIAS];
+    /* slice `split` of the partial buffer (slice 0 is y itself when nsplit == 1) */
+    y += (idx_t)split * P[H_N] * P[H_YC] * OPROD;
     for (int i = 0; i < RM; ++i) {
         const int m = m0 + RIDX(ty, i);
         if (m >= M) continue;

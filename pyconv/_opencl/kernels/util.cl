@@ -1,5 +1,5 @@
-/* util.cl -- small element-wise kernels: the fixed-order sum of the
- * weight-gradient splits, and the non-zero padding modes.
+/* util.cl -- small element-wise kernels: the fixed-order sums of split
+ * reductions (weight gradients, convolutions), and the non-zero padding modes.
  * Compiled with the default tile defines (unused here). */
 
 /* out[i] = part[i] + part[L + i] + ... + part[(S-1)*L + i], in that order */
@@ -11,6 +11,22 @@ __kernel void sum_splits(__global const real* restrict part,
     if (i >= L) return;
     real s = part[i];
     for (int k = 1; k < S; ++k) s += part[(idx_t)k * L + i];
+    out[i] = s;
+}
+
+/* out[i] = (part[i] + part[L + i] + ... + part[(S-1) L + i]) + bias of i's
+ * channel (layout (N, C, inner)), in that order: a split convolution's result. */
+__kernel void sum_splits_bias(__global const real* restrict part,
+                              __global real* restrict out,
+                              __global const real* restrict bias,
+                              const idx_t L, const int S, const idx_t inner,
+                              const int C, const int hasbias)
+{
+    const idx_t i = get_global_id(0);
+    if (i >= L) return;
+    real s = part[i];
+    for (int k = 1; k < S; ++k) s += part[(idx_t)k * L + i];
+    if (hasbias) s += bias[(i / inner) % C];
     out[i] = s;
 }
 
