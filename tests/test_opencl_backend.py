@@ -8,6 +8,7 @@ skipped, with the reason, when pyopencl or an OpenCL device is missing.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -749,6 +750,29 @@ def test_split_reduction_computes_the_same(be, monkeypatch, dtype, splits):
             _check(getattr(be, op)(x, w, bias, spec), op, spec, (x, w, bias), dtype,
                    f"{op} {name} split {splits}")
     assert len(chosen) > len(CONV_CASES)  # the rule was asked, except for tapless phases
+
+
+@pytest.mark.parametrize("max_grid_z", [1, 65535])
+def test_transposed_phases_fused_or_one_by_one(be, monkeypatch, max_grid_z):
+    """A transposed convolution's phases go out in one launch, or one launch each
+    when groups x phases would pass the grid's limit; both compute the same."""
+    monkeypatch.setattr(ocl_backend, "_MAX_GRID_Z", max_grid_z)
+    launched = []
+    real_launch = ocl_programs.launch
+
+    def counting(queue, kernel, *args, **kwargs):
+        launched.append(kernel.function_name)
+        return real_launch(queue, kernel, *args, **kwargs)
+
+    monkeypatch.setattr(ocl_programs, "launch", counting)
+    for name, spec in TCONV_CASES:
+        x, w, b, _ = _data(spec, np.float32)
+        launched.clear()
+        _check(be.conv_transpose(x, w, b, spec), "conv_transpose", spec, (x, w, b),
+               np.float32, f"conv_transpose {name} max_grid_z {max_grid_z}")
+        phases = len([r for r in itertools.product(*ocl_backend._phase_residues(spec))])
+        gemm = launched.count("conv_gemm")
+        assert gemm == (1 if max_grid_z > 1 or phases == 0 else phases), (name, launched)
 
 
 @pytest.mark.parametrize("rows,cols,kred,gpu,want", [

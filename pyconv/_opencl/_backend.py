@@ -8,8 +8,11 @@ Design (see ``kernels/conv_gemm.cl`` and ``kernels/conv_wgrad.cl``):
   materialised.
 * ``conv_transpose`` is decomposed by output phase (``o mod stride``):
   each phase is a stride-1 correlation with the subset of taps that reach
-  it, run by the same kernel (one launch per phase, ``prod(stride)``
-  launches at most); no zero is inserted and no tap is wasted.
+  it, run by the same kernel; one launch covers every phase (the plan
+  starts with a phase table); no zero is inserted and no tap is wasted.
+* On GPUs a launch with too few work-groups for the device splits its
+  reduction into slices (see ``_gemm_splits``), added in a fixed order by
+  a second kernel.
 * ``conv_weight`` is an implicit GEMM over (batch, positions); when the
   output has few tiles the reduction is split, each split writes its own
   partial slice and a second kernel adds them in a fixed order.
@@ -63,6 +66,9 @@ POOL_HOLD_BYTES = 256 * 2**20
 USE_POOL = True
 
 _OPS = ("conv", "conv_transpose", "conv_weight")
+#: Work-groups along a launch's third dimension that every driver takes
+#: (CUDA's grid, under NVIDIA's OpenCL, stops at 65535).
+_MAX_GRID_Z = 65535
 _PAD_MODES = {"reflect": 0, "replicate": 1, "circular": 2}
 _INT32_MAX = 2**31 - 1
 _PLAN_CACHE_SIZE = 256
@@ -132,6 +138,15 @@ def _gemm_splits(device, tiles, rows: int, launches, groups: int, out_bytes: int
     splits = min(ceil(target / work_groups), kred // (4 * tiles.tk),
                  _SPLIT_BYTES // max(out_bytes, 1))
     return max(1, splits)
+
+
+def _with_phase_table(ints: List[int], phases):
+    """A convolution plan with its phase table in front (see conv_gemm.cl):
+    ``[nphase, start of phase 0, start of phase 1, ...] + ints``; the
+    phases' ``(start, columns, reduction)`` are shifted to match."""
+    head = 1 + len(phases)
+    shifted = [(start + head, ncols, kred) for start, ncols, kred in phases]
+    return [len(phases)] + [start for start, _, _ in shifted] + ints, shifted
 
 
 def _phase_residues(spec):
@@ -462,7 +477,7 @@ class OpenCLBackend(Backend):
             XC=spec.in_channels, SPROD=prod(spec.in_size), YC=spec.out_channels,
             OPROD=prod(spec.out_size), AM=cin_g * kk, AC=kk, OBASE=0, HASBIAS=int(has_bias),
             TAB=_CONV_LAYOUT.size, WGS=cout_g * cin_g * kk)
-        return hdr + tab, [(0, spec.batch * qprod, cin_g * kk)]
+        return _with_phase_table(hdr + tab, [(0, spec.batch * qprod, cin_g * kk)])
 
     @staticmethod
     def _conv_transpose_plan(spec, has_bias: bool):
@@ -497,9 +512,9 @@ class OpenCLBackend(Backend):
                 CIN_G=cin_g, XC=spec.in_channels, SPROD=prod(spec.in_size),
                 YC=spec.out_channels, OPROD=prod(spec.out_size), AM=kk, AC=cout_g * kk,
                 OBASE=sum(rd * os_ for rd, os_ in zip(r, ostr)), HASBIAS=int(has_bias),
-                TAB=poff + _CONV_LAYOUT.size, WGS=cin_g * cout_g * kk) + tab
+                TAB=_CONV_LAYOUT.size, WGS=cin_g * cout_g * kk) + tab
             launches.append((poff, spec.batch * prod(q), cin_g * taps))
-        return ints, launches
+        return _with_phase_table(ints, launches)
 
     def _fill_bias(self, queue, y, bd):
         """Set every element of ``y`` to its channel's bias (or 0)."""
@@ -560,8 +575,13 @@ class OpenCLBackend(Backend):
             # partial buffer would not carry: no split there.  The partial buffer
             # stays under _SPLIT_BYTES, so its indices fit the same index type.)
             tapless = spec.transposed and _tapless_phases(spec)
+            # all phases in one launch, unless group x phase work-groups would
+            # pass the grid's limit along dim 2 (then one launch per phase)
+            fused = spec.groups * len(launches) <= _MAX_GRID_Z
+            per_launch = max(1, len(launches)) if fused else 1
             splits = 1 if tapless else _gemm_splits(device, tiles, rows, launches,
                                                     spec.groups, y.nbytes)
+            splits = min(splits, max(1, _MAX_GRID_Z // (spec.groups * per_launch)))
             lx, ly = tiles.local_size
             gy = ceil(rows / tiles.tm) * ly
             out = y if splits == 1 else cl_array.empty(queue, (splits,) + y.shape, dtype,
@@ -572,15 +592,16 @@ class OpenCLBackend(Backend):
                 self._fill_bias(queue, y, bd)
             flops_per_col = 2 * spec.out_channels * spec.in_channels // spec.groups * prod(
                 spec.kernel_size) / max(1, prod(spec.stride) if spec.transposed else 1)
-            for poff, ncols, kred in launches:
-                if ncols == 0:
+            batches = [(0, launches)] if fused else [(p, [ph]) for p, ph in enumerate(launches)]
+            for pfirst, phases in batches:
+                widest = max((ncols for _, ncols, _ in phases), default=0)
+                if widest == 0:
                     continue
-                kchunk = ceil(ceil(kred / splits) / tiles.tk) * tiles.tk
-                launch_in_pieces(queue, knl, (ceil(ncols / tiles.tn) * lx, gy,
-                                              spec.groups * splits),
-                                 (lx, ly, 1), bufs + (np.int32(poff), np.int32(splits),
-                                                      np.int32(kchunk)),
-                                 axes=(0,), flops=ncols * flops_per_col)
+                launch_in_pieces(queue, knl, (ceil(widest / tiles.tn) * lx, gy,
+                                              spec.groups * len(phases) * splits),
+                                 (lx, ly, 1), bufs + (np.int32(splits), np.int32(pfirst),
+                                                      np.int32(len(phases))),
+                                 axes=(0,), flops=sum(n for _, n, _ in phases) * flops_per_col)
             if splits > 1:
                 self._sum_conv_splits(queue, out, y, splits, bd)
         self._trim(pool)

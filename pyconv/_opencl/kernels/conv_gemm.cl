@@ -13,8 +13,8 @@
  *
  * conv: one launch; istep = stride, ioff = pad_lo, koff(tap) = k*dilation,
  * output position o = q.
- * conv_transpose: one launch per output phase r (o = r + stride*q in
- * every dim, o mod stride = r); only the taps k with
+ * conv_transpose: one plan per output phase r (o = r + stride*q in
+ * every dim, o mod stride = r), all phases in one launch; only the taps k with
  * (r + pad_lo - k*dilation) divisible by the stride reach phase r, and
  * they read x at q + (r + pad_lo - k*dilation)/stride, so istep = 1,
  * ioff = 0 and koff(tap) is that quotient.  No zero is ever inserted.
@@ -22,10 +22,19 @@
  * Every work-item accumulates RM x RN outputs in registers, over its
  * reduction range, in a fixed order: results are deterministic.
  *
+ * The plan buffer starts with the phase table: plan[0] = the number of
+ * phases, plan[1 + p] = where phase p's header starts; a header's tap
+ * table lies H_TAB ints after the header.  A launch covers phases
+ * pfirst .. pfirst + pcount - 1 (all of them, unless the groups alone
+ * fill the device's grid): work-group z along dim 2 is
+ * (g * pcount + p - pfirst) * nsplit + s; the launch's columns cover the
+ * widest phase, and a work-group past its own phase's columns returns at
+ * once.
+ *
  * Split reduction (nsplit > 1, when the output has too few tiles to fill
- * the device): work-group z = g * nsplit + s sums only the reduction
- * slice [s * kchunk, (s + 1) * kchunk) and writes it, without the bias,
- * to slice s of a partial buffer shaped (nsplit, *y); util.cl's
+ * the device): work-group z sums only the reduction slice
+ * [s * kchunk, (s + 1) * kchunk) of its phase and writes it, without the
+ * bias, to slice s of a partial buffer shaped (nsplit, *y); util.cl's
  * sum_splits_bias then adds the slices in order s = 0, 1, ... and the bias.
  */
 
@@ -39,19 +48,20 @@ void conv_gemm(__global const real* restrict x,
                __global const real* restrict bias,
                __global real* restrict y,
                __global const int* restrict plan,
-               const int poff,
                const int nsplit,
-               const int kchunk)
+               const int pfirst,
+               const int pcount)
 {
     __local real As[TK][TM + 1];
     __local real Bs[TK][TN];
 
-    __global const int* P = plan + poff;
+    const int split = get_group_id(2) % nsplit;
+    const int gp = get_group_id(2) / nsplit;
+    const int g = gp / pcount;
+    __global const int* P = plan + plan[1 + pfirst + gp - g * pcount];
     const int tx = get_local_id(0);
     const int ty = get_local_id(1);
     const int lid = ty * WGN + tx;
-    const int g = get_group_id(2) / nsplit;
-    const int split = get_group_id(2) - g * nsplit;
     const int m0 = get_group_id(1) * TM;
     /* the host may enqueue the columns in pieces (global offsets along dim 0) */
     const idx_t col0 = ((idx_t)get_group_id(0) + get_global_offset(0) / WGN) * TN;
@@ -66,7 +76,8 @@ void conv_gemm(__global const real* restrict x,
     const idx_t OPROD = P[H_OPROD];
     const int AM = P[H_AM];
     const int AC = P[H_AC];
-    __global const int* tab = plan + P[H_TAB];
+    __global const int* tab = P + P[H_TAB];
+    if (col0 >= NCOLS) return;  /* past this phase's columns: the whole work-group */
 
     int Q[ND], S[ND], IST[ND], IOF[ND], OMUL[ND];
     idx_t XSTR[ND];
@@ -103,6 +114,7 @@ void conv_gemm(__global const real* restrict x,
     }
 
     const idx_t wg = (idx_t)g * P[H_WGS];
+    const int kchunk = ((KRED + nsplit - 1) / nsplit + TK - 1) / TK * TK;
     const int kbeg = split * kchunk;
     const int kend = min(KRED, kbeg + kchunk);
     ACC_DECL;
