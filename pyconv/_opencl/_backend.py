@@ -626,7 +626,8 @@ class OpenCLBackend(Backend):
         piece = PIECE_FLOPS["cpu" if is_cpu else "gpu"]
         splits = min(max(ceil(target / groups_of_items), ceil(spec.flops / piece)),
                      ceil(reduction / (tiles.tk * 16)))
-        splits = min(splits, max(1, _SPLIT_BYTES // max(out_bytes, 1)))
+        splits = min(splits, max(1, _SPLIT_BYTES // max(out_bytes, 1)),
+                     max(1, _MAX_GRID_Z // spec.groups))  # groups x slices along dim 2
         return max(splits, ceil(reduction / 2**30), 1)
 
     def conv_weight(self, x, grad_out, spec):

@@ -24,7 +24,7 @@ import os
 import threading
 from dataclasses import dataclass
 from math import prod
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import pyopencl as cl
@@ -292,7 +292,7 @@ def device_limits(device):
 
 _launch_lock = threading.Lock()
 #: Kernels whose scalar argument types are declared (see :func:`launch`).
-_typed_kernels: set = set()
+_typed_kernels: Set[Any] = set()
 
 
 @functools.lru_cache(maxsize=512)
