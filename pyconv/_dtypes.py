@@ -17,7 +17,7 @@ accepted input dtype onto those two and back:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,14 +105,17 @@ def _device_dtypes(arrays: Tuple[Optional[BackendArray], ...], device: str) -> D
     """The dtypes of a call with device arrays: theirs, unconverted."""
     from ._registry import device_owner
 
-    on_dev = [a for a in arrays if a is not None and device_owner(a) is not None]
-    dtypes = {np.dtype(a.dtype) for a in on_dev}
+    on_dev: List[BackendArray] = []
+    on_host: List[BackendArray] = []
+    for a in arrays:
+        if a is not None:
+            (on_host if device_owner(a) is None else on_dev).append(a)
     dtype = np.dtype(on_dev[0].dtype)
-    if len(dtypes) > 1 or dtype not in _NATIVE:
+    if dtype not in _NATIVE or any(np.dtype(a.dtype) != dtype for a in on_dev[1:]):
         raise TypeError(f"device arrays ({device} backend) must all be float32 or all "
                         f"float64, got {', '.join(str(a.dtype) for a in on_dev)}")
-    for a in arrays:
-        if a is not None and device_owner(a) is None and np.result_type(a.dtype, dtype) != dtype:
+    for a in on_host:
+        if np.result_type(a.dtype, dtype) != dtype:
             raise TypeError(f"a {a.dtype} operand cannot be combined with {dtype} device "
                             "arrays (device arrays are never converted)")
     return dtype, dtype, False

@@ -524,14 +524,18 @@ def device_owner(*arrays: object) -> Optional[str]:
     ValueError
         If the arrays live on the devices of two different backends.
     """
-    owners = {owner for a in arrays if a is not None
-              if (owner := _ARRAY_OWNERS.get((type(a).__module__ or "").partition(".")[0]))}
-    if not owners:
-        return None
-    if len(owners) > 1:
-        raise ValueError(f"the operands live on the devices of several backends "
-                         f"({', '.join(sorted(owners))}); move them to one first")
-    return owners.pop()
+    found = None
+    for a in arrays:
+        if a is None or type(a) is np.ndarray:
+            continue
+        owner = _ARRAY_OWNERS.get((type(a).__module__ or "").partition(".")[0])
+        if owner is None or owner == found:
+            continue
+        if found is not None:
+            raise ValueError(f"the operands live on the devices of several backends "
+                             f"({', '.join(sorted((found, owner)))}); move them to one first")
+        found = owner
+    return found
 
 
 def resolve(op: str, spec: ConvSpec, dtype: np.dtype[Any], backend: Optional[str] = None,

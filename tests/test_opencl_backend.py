@@ -743,6 +743,7 @@ def test_split_reduction_computes_the_same(be, monkeypatch, dtype, splits):
         return splits
 
     monkeypatch.setattr(ocl_backend, "_gemm_splits", forced)
+    monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())  # no recipe from before
     for name, spec in CONV_CASES + TCONV_CASES:
         x, w, b, _ = _data(spec, dtype)
         op = "conv_transpose" if spec.transposed else "conv"
@@ -757,6 +758,7 @@ def test_transposed_phases_fused_or_one_by_one(be, monkeypatch, max_grid_z):
     """A transposed convolution's phases go out in one launch, or one launch each
     when groups x phases would pass the grid's limit; both compute the same."""
     monkeypatch.setattr(ocl_backend, "_MAX_GRID_Z", max_grid_z)
+    monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())  # no recipe from before
     launched = []
     real_launch = ocl_programs.launch
 

@@ -18,7 +18,9 @@ in the order the call runs them:
 
 The pieces overlap (a whole includes its parts) and a piece timed alone
 runs with warmer caches than inside a call, so they do not add up exactly;
-the public call is the number that counts.  torch, when installed, is
+the public call is the number that counts.  With PyOpenCL and a device,
+the ``opencl`` backend's host cost on device arrays follows, with the
+driver's enqueue stubbed out (:func:`opencl_pieces`).  torch, when installed, is
 timed on one thread with oneDNN (its default for this call) and with
 oneDNN off (its own loops: the smallest overhead it has), on tensors and
 on NumPy arrays converted both ways, as a NumPy user would call it.
@@ -71,6 +73,53 @@ def pyconv_pieces():
     ]
 
 
+def opencl_pieces():
+    """The ``opencl`` backend's host cost on device arrays, the driver left out.
+
+    ``cl.enqueue_nd_range_kernel`` is replaced by a no-op while these run, so
+    the time is pyconv's Python (front layer, plan lookup, output
+    allocation from the pool, argument setting): on a GPU the launch and the
+    wait come on top (about 20 us there), on a CPU driver the enqueue itself
+    is far slower, which would hide the Python.  Nothing is computed.
+    """
+    try:
+        import pyopencl as cl
+        import pyopencl.array as cl_array
+    except ImportError:
+        return []
+    import pyconv
+    from pyconv import _registry
+
+    try:
+        be = _registry.load_backend("opencl")
+    except pyconv.BackendUnavailableError:
+        return []
+    x = be.to_device(np.ones((1, 8, 32), np.float32))
+    w = be.to_device(np.ones((8, 8, 3), np.float32))
+    xt = be.to_device(np.ones((1, 8, 4), np.float32))
+    wt = be.to_device(np.ones((8, 4, 16), np.float32))
+    calls = [("opencl conv1d, device arrays (driver stubbed)",
+              lambda: pyconv.conv1d(x, w, backend="opencl")),
+             ("opencl conv_transpose1d K16 s8 (8 phases)",
+              lambda: pyconv.conv_transpose1d(xt, wt, stride=8, padding=4, backend="opencl")),
+             ("  pyopencl Array of 8 floats",
+              lambda: cl_array.empty(be.queue, (1, 8, 32), np.float32))]
+    for _, fn in calls:
+        fn()
+    be.queue.finish()
+
+    def stubbed(fn):
+        def run():
+            real = cl.enqueue_nd_range_kernel
+            cl.enqueue_nd_range_kernel = lambda *args, **kwargs: None
+            try:
+                return fn()
+            finally:
+                cl.enqueue_nd_range_kernel = real
+        return run
+    return [(name, stubbed(fn)) for name, fn in calls]
+
+
 def torch_pieces():
     try:
         import torch
@@ -104,7 +153,7 @@ def torch_pieces():
 
 def main():
     width = 52
-    for pieces in (pyconv_pieces, torch_pieces):   # torch imported only after pyconv's
+    for pieces in (pyconv_pieces, opencl_pieces, torch_pieces):   # torch imported last
         for name, fn in pieces():
             fn()
             print(f"{name:<{width}}  {best(fn):8.2f} us")

@@ -552,6 +552,45 @@ class OpenCLBackend(Backend):
         return ((("PRECISION", 64 if np.dtype(dtype) == np.float64 else 32), ("ND", nd))
                 + index_type(*sizes))
 
+    def _gemm_recipe(self, ctx, device, op, spec, has_bias, dtype, xsize, wsize, ysize):
+        """Everything a convolution call of this kind launches, worked out once:
+        ``(plan, kernel, local size, tapless, slices, [(global size, the
+        arguments after the buffers, flops), ...])``, cached with the kernels
+        (:attr:`ProgramCache.recipes`)."""
+        build = self._conv_transpose_plan if spec.transposed else self._conv_plan
+        plan, launches = self._plan(ctx, (op, spec, has_bias), lambda: build(spec, has_bias))
+        rows = spec.out_channels // spec.groups
+        cls = _gemm_tile_class(rows, max((n for _, n, _ in launches), default=0),
+                               spec.groups, device)
+        defines = self._defines(dtype, spec.nd, xsize, wsize, ysize)
+        tiles, knl = self.programs.tiled_kernel(ctx, device, "conv_gemm", "conv_gemm",
+                                                cls, defines, dtype.itemsize)
+        # (output positions no tap reaches get the bias from a fill, which a
+        # partial buffer would not carry: no split there.  The partial buffer
+        # stays under _SPLIT_BYTES, so its indices fit the same index type.)
+        tapless = spec.transposed and _tapless_phases(spec)
+        # all phases in one launch, unless group x phase work-groups would
+        # pass the grid's limit along dim 2 (then one launch per phase)
+        fused = spec.groups * len(launches) <= _MAX_GRID_Z
+        per_launch = max(1, len(launches)) if fused else 1
+        splits = 1 if tapless else _gemm_splits(device, tiles, rows, launches, spec.groups,
+                                                ysize * dtype.itemsize)
+        splits = min(splits, max(1, _MAX_GRID_Z // (spec.groups * per_launch)))
+        lx, ly = tiles.local_size
+        gy = ceil(rows / tiles.tm) * ly
+        flops_per_col = 2 * spec.out_channels * spec.in_channels // spec.groups * prod(
+            spec.kernel_size) / max(1, prod(spec.stride) if spec.transposed else 1)
+        batches = []
+        for pfirst, phases in ([(0, launches)] if fused
+                               else [(p, [ph]) for p, ph in enumerate(launches)]):
+            widest = max((ncols for _, ncols, _ in phases), default=0)
+            if widest:
+                batches.append(((ceil(widest / tiles.tn) * lx, gy,
+                                 spec.groups * len(phases) * splits),
+                                (np.int32(splits), np.int32(pfirst), np.int32(len(phases))),
+                                sum(n for _, n, _ in phases) * flops_per_col))
+        return plan, knl, (lx, ly, 1), tapless, splits, batches
+
     def _gemm(self, op, x, w, b, spec):
         spec = _canonical(spec)
         dtype = np.dtype(x.dtype)
@@ -562,46 +601,22 @@ class OpenCLBackend(Backend):
         y = cl_array.empty(queue, spec.output_shape, dtype, allocator=pool)
         if y.size:
             has_bias = bd is not None
-            build = self._conv_transpose_plan if spec.transposed else self._conv_plan
-            plan, launches = self._plan(ctx, (op, spec, has_bias),
-                                        lambda: build(spec, has_bias))
-            rows = spec.out_channels // spec.groups
-            cls = _gemm_tile_class(rows, max((n for _, n, _ in launches), default=0),
-                                   spec.groups, device)
-            defines = self._defines(dtype, spec.nd, xd.size, wd.size, y.size)
-            tiles, knl = self.programs.tiled_kernel(ctx, device, "conv_gemm", "conv_gemm",
-                                                    cls, defines, dtype.itemsize)
-            # (output positions no tap reaches get the bias from a fill, which a
-            # partial buffer would not carry: no split there.  The partial buffer
-            # stays under _SPLIT_BYTES, so its indices fit the same index type.)
-            tapless = spec.transposed and _tapless_phases(spec)
-            # all phases in one launch, unless group x phase work-groups would
-            # pass the grid's limit along dim 2 (then one launch per phase)
-            fused = spec.groups * len(launches) <= _MAX_GRID_Z
-            per_launch = max(1, len(launches)) if fused else 1
-            splits = 1 if tapless else _gemm_splits(device, tiles, rows, launches,
-                                                    spec.groups, y.nbytes)
-            splits = min(splits, max(1, _MAX_GRID_Z // (spec.groups * per_launch)))
-            lx, ly = tiles.local_size
-            gy = ceil(rows / tiles.tm) * ly
+            key = ("conv_gemm", ctx.int_ptr, device.int_ptr, op, spec, has_bias, dtype.char)
+            recipe = self.programs.recipes.get(key)
+            if recipe is None:
+                recipe = self._gemm_recipe(ctx, device, op, spec, has_bias, dtype,
+                                           xd.size, wd.size, y.size)
+                self.programs.remember(key, recipe)
+            plan, knl, local, tapless, splits, batches = recipe
             out = y if splits == 1 else cl_array.empty(queue, (splits,) + y.shape, dtype,
                                                         allocator=pool)
             bufs = (self._buf(xd, ctx), self._buf(wd, ctx), self._buf(bd, ctx),
                     self._buf(out, ctx), plan)
             if tapless:
                 self._fill_bias(queue, y, bd)
-            flops_per_col = 2 * spec.out_channels * spec.in_channels // spec.groups * prod(
-                spec.kernel_size) / max(1, prod(spec.stride) if spec.transposed else 1)
-            batches = [(0, launches)] if fused else [(p, [ph]) for p, ph in enumerate(launches)]
-            for pfirst, phases in batches:
-                widest = max((ncols for _, ncols, _ in phases), default=0)
-                if widest == 0:
-                    continue
-                launch_in_pieces(queue, knl, (ceil(widest / tiles.tn) * lx, gy,
-                                              spec.groups * len(phases) * splits),
-                                 (lx, ly, 1), bufs + (np.int32(splits), np.int32(pfirst),
-                                                      np.int32(len(phases))),
-                                 axes=(0,), flops=sum(n for _, n, _ in phases) * flops_per_col)
+            for global_size, tail, flops in batches:
+                launch_in_pieces(queue, knl, global_size, local, bufs + tail, axes=(0,),
+                                 flops=flops)
             if splits > 1:
                 self._sum_conv_splits(queue, out, y, splits, bd)
         self._trim(pool)

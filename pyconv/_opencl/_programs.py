@@ -217,6 +217,9 @@ class ProgramCache:
         self._programs: Dict[Tuple[Any, ...], cl.Program] = {}
         self._kernels: Dict[Tuple[Any, ...], cl.Kernel] = {}
         self._tiles: Dict[Tuple[Any, ...], Tuple[Tiles, cl.Kernel]] = {}
+        #: what a call of one kind launches, worked out from these kernels once
+        #: (the backend's launch recipes; cleared with them)
+        self.recipes: Dict[Tuple[Any, ...], Any] = {}
         self.builds = 0
 
     def clear(self) -> None:
@@ -225,6 +228,15 @@ class ProgramCache:
             self._programs.clear()
             self._kernels.clear()
             self._tiles.clear()
+            self.recipes.clear()
+
+    def remember(self, key: Tuple[Any, ...], recipe: Any) -> None:
+        """Keep a launch recipe (at most 1024: the oldest half goes first)."""
+        with self._lock:
+            if len(self.recipes) >= 1024:
+                for old in list(self.recipes)[:512]:
+                    del self.recipes[old]
+            self.recipes[key] = recipe
 
     def __len__(self) -> int:
         return len(self._programs)
