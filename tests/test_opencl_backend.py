@@ -777,6 +777,23 @@ def test_transposed_phases_fused_or_one_by_one(be, monkeypatch, max_grid_z):
         assert gemm == (1 if max_grid_z > 1 or phases == 0 else phases), (name, launched)
 
 
+def test_split_rule_counts_the_phases_launched_together(be, monkeypatch):
+    """The phases of a fused launch run side by side: the split rule sees
+    groups x phases work-group sets, so it does not over-split."""
+    seen = []
+
+    def recording(device, tiles, rows, launches, groups, out_bytes):
+        seen.append((len(launches), groups))
+        return 1
+
+    monkeypatch.setattr(ocl_backend, "_gemm_splits", recording)
+    monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())
+    spec = tconv_spec(1, 4, 6, (5, 5), 4, stride=2, padding=1, groups=2)  # 4 phases
+    x, w, b, _ = _data(spec, np.float32)
+    be.conv_transpose(x, w, b, spec)
+    assert seen == [(4, 2 * 4)]
+
+
 @pytest.mark.parametrize("rows,cols,kred,gpu,want", [
     (64, 8 * 56 * 56, 576, True, 1),     # 392 work-groups of 64x64: enough
     (256, 16, 4096, True, 33),           # one 4x4 image, 8 row tiles: 2 x 132 / 8

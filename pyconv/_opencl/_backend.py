@@ -118,8 +118,10 @@ def _gemm_tile_class(rows: int, cols: int, groups: int, device) -> str:
 def _gemm_splits(device, tiles, rows: int, launches, groups: int, out_bytes: int) -> int:
     """Into how many slices a convolution's reduction is cut (1: not cut).
 
-    Only on GPUs: when the longest launch has fewer work-groups than two per
-    compute unit (a batch-1 layer, a transposed phase on a small image),
+    Only on GPUs: when a launch has fewer work-groups than two per compute
+    unit (``groups``: the work-group sets side by side along dim 2, groups
+    times the phases launched together; a batch-1 layer, a transposed
+    convolution of a small image),
     most of the device would idle through a long serial reduction.  Each
     slice keeps at least 4 steps of ``tiles.tk``, and the partial buffer
     (``slices x out_bytes``) stays under ``_SPLIT_BYTES``.  The choice
@@ -573,7 +575,9 @@ class OpenCLBackend(Backend):
         # pass the grid's limit along dim 2 (then one launch per phase)
         fused = spec.groups * len(launches) <= _MAX_GRID_Z
         per_launch = max(1, len(launches)) if fused else 1
-        splits = 1 if tapless else _gemm_splits(device, tiles, rows, launches, spec.groups,
+        # (the phases of one launch run side by side: they count as groups)
+        splits = 1 if tapless else _gemm_splits(device, tiles, rows, launches,
+                                                spec.groups * per_launch,
                                                 ysize * dtype.itemsize)
         splits = min(splits, max(1, _MAX_GRID_Z // (spec.groups * per_launch)))
         lx, ly = tiles.local_size
