@@ -835,6 +835,18 @@ def test_memory_pool_reuses_and_returns_blocks(be, monkeypatch):
     np.testing.assert_array_equal(y.get(), expected)
 
 
+def test_pools_are_kept_for_a_few_queues_only(be):
+    """Calls on many queues (one per call, say) do not keep a pool each."""
+    spec = CONV_CASES[0][1]
+    x, w, b, _ = _data(spec, np.float32)
+    expected = be.conv(x, w, b, spec)
+    for _ in range(3 * ocl_backend._POOL_QUEUES):
+        queue = cl.CommandQueue(be.context)
+        xd, wd = cl_array.to_device(queue, x), cl_array.to_device(queue, w)
+        np.testing.assert_array_equal(be.conv(xd, wd, b, spec).get(), expected)
+    assert be.pool_info()["queues"] <= ocl_backend._POOL_QUEUES
+
+
 class _FakeDevice:
     def __init__(self, kind, units):
         self.type, self.max_compute_units = kind, units

@@ -64,6 +64,9 @@ PREFER_MIN_FLOPS = 2.0e8
 POOL_HOLD_BYTES = 256 * 2**20
 #: False: every buffer is a new driver allocation (for tests and comparisons).
 USE_POOL = True
+#: Queues that keep a pool at once (a program that makes a queue per call
+#: would otherwise keep a pool, and its held memory, per queue).
+_POOL_QUEUES = 4
 
 _OPS = ("conv", "conv_transpose", "conv_weight")
 #: Work-groups along a launch's third dimension that every driver takes
@@ -220,7 +223,7 @@ class OpenCLBackend(Backend):
         self._plan_lock = threading.Lock()
         self._dummy: Dict[int, cl.Buffer] = {}
         self._queues: Dict[int, cl.CommandQueue] = {}
-        self._pools: Dict[int, Tuple[cl.CommandQueue, Any]] = {}
+        self._pools: OrderedDict[int, Tuple[cl.CommandQueue, Any]] = OrderedDict()
         self._supported: Dict[Tuple[Any, ...], Optional[str]] = {}
 
     # ------------------------------------------------------------------
@@ -344,8 +347,15 @@ class OpenCLBackend(Backend):
             props = queue.properties
             in_order = not props & cl.command_queue_properties.OUT_OF_ORDER_EXEC_MODE_ENABLE
             pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(queue)) if in_order else None
-            # (the queue is kept alive with its pool, so its handle is never reused)
-            entry = self._pools.setdefault(queue.int_ptr, (queue, pool))
+            # (the queue is kept alive with its pool, so its handle is never reused;
+            # past _POOL_QUEUES queues the oldest pool lets go of its held blocks and
+            # is dropped: blocks still in use keep it alive until they are freed)
+            with self._plan_lock:
+                entry = self._pools.setdefault(queue.int_ptr, (queue, pool))
+                while len(self._pools) > _POOL_QUEUES:
+                    _, (_, old) = self._pools.popitem(last=False)
+                    if old:
+                        old.free_held()
         return entry[1]
 
     @staticmethod
