@@ -343,7 +343,11 @@ class OpenCLBackend(Backend):
         if not USE_POOL:
             return None
         entry = self._pools.get(queue.int_ptr)
-        if entry is None:
+        if entry is not None:
+            with self._plan_lock:
+                if queue.int_ptr in self._pools:
+                    self._pools.move_to_end(queue.int_ptr)  # used last: kept longest
+        else:
             props = queue.properties
             in_order = not props & cl.command_queue_properties.OUT_OF_ORDER_EXEC_MODE_ENABLE
             pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(queue)) if in_order else None
