@@ -841,13 +841,14 @@ def test_pools_are_kept_for_a_few_queues_only(be):
     x, w, b, _ = _data(spec, np.float32)
     expected = be.conv(x, w, b, spec)
     main = (be.to_device(x), be.to_device(w))          # on the backend's own queue
+    first = be._allocator(be.queue)
     for _ in range(3 * ocl_backend._POOL_QUEUES):
         queue = cl.CommandQueue(be.context)
         xd, wd = cl_array.to_device(queue, x), cl_array.to_device(queue, w)
         np.testing.assert_array_equal(be.conv(xd, wd, b, spec).get(), expected)
         np.testing.assert_array_equal(be.conv(*main, b, spec).get(), expected)
     assert be.pool_info()["queues"] <= ocl_backend._POOL_QUEUES
-    assert be.queue.int_ptr in be._pools      # used last all along: never dropped
+    assert be._allocator(be.queue) is first   # used last all along: never dropped
 
 
 class _FakeDevice:
