@@ -851,6 +851,23 @@ def test_pools_are_kept_for_a_few_queues_only(be):
     assert be._allocator(be.queue) is first   # used last all along: never dropped
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 5), (1, 4, 0, 3), (7,)])
+def test_fast_empty_matches_pyopencl_empty(be, shape):
+    """The backend's template-based allocation gives what cl_array.empty gives,
+    a new buffer from the queue's pool every time."""
+    pool = be._allocator(be.queue)
+    want = cl_array.empty(be.queue, shape, np.float32, allocator=pool)
+    got = [be._empty(be.queue, shape, np.float32, pool) for _ in range(2)]
+    for a in got:
+        assert (a.shape, a.strides, a.dtype, a.size, a.nbytes) == (
+            want.shape, want.strides, want.dtype, want.size, want.nbytes)
+        assert a.flags.c_contiguous and a.queue == be.queue and a.allocator is pool
+    if want.size:
+        assert got[0].base_data.int_ptr != got[1].base_data.int_ptr
+        got[0].set(np.arange(want.size, dtype=np.float32).reshape(shape))
+        np.testing.assert_array_equal(got[0].get().ravel(), np.arange(want.size))
+
+
 class _FakeDevice:
     def __init__(self, kind, units):
         self.type, self.max_compute_units = kind, units
