@@ -245,10 +245,8 @@ class OpenCLBackend(Backend):
 
     def supports(self, op: str, spec, dtype) -> Optional[str]:
         key = (op, spec, np.dtype(dtype), self.device)
-        try:
+        if key in self._supported:
             return self._supported[key]
-        except KeyError:
-            pass
         reason = self._supports(op, spec, dtype)
         if len(self._supported) > 4096:
             self._supported.clear()
@@ -556,12 +554,11 @@ class OpenCLBackend(Backend):
     def _fill_bias(self, queue, y, bd):
         """Set every element of ``y`` to its channel's bias (or 0)."""
         knl, i64 = self._util(queue, y.dtype, "fill_bias", y.size)
-        local = elementwise_local_size(knl, queue.device, y.size)
         ctx = queue.context
-        launch(queue, knl, (ceil(y.size / local) * local,), (local,),
-               (self._buf(bd, ctx), self._buf(y, ctx), scalar_index(y.size, i64),
-                scalar_index(prod(y.shape[2:]), i64), np.int32(y.shape[1]),
-                np.int32(bd is not None)))
+        self._elementwise(queue, knl, y.size,
+                          (self._buf(bd, ctx), self._buf(y, ctx), scalar_index(y.size, i64),
+                           scalar_index(prod(y.shape[2:]), i64), np.int32(y.shape[1]),
+                           np.int32(bd is not None)))
 
     @staticmethod
     def _wgrad_plan(spec, rchunk: int):
@@ -723,23 +720,27 @@ class OpenCLBackend(Backend):
         return self.programs.kernel(queue.context, "util", name, defines), bool(
             index_type(*sizes))
 
+    @staticmethod
+    def _elementwise(queue, knl, n: int, args) -> None:
+        """Launch a util.cl kernel over ``n`` elements (1-d, padded to whole work-groups)."""
+        local = elementwise_local_size(knl, queue.device, n)
+        launch(queue, knl, (ceil(n / local) * local,), (local,), args)
+
     def _sum_splits(self, queue, part, out, splits):
         knl, i64 = self._util(queue, out.dtype, "sum_splits", part.size)
-        local = elementwise_local_size(knl, queue.device, out.size)
-        launch(queue, knl, (ceil(out.size / local) * local,), (local,),
-               (self._buf(part, queue.context), self._buf(out, queue.context),
-                scalar_index(out.size, i64), np.int32(splits)))
+        self._elementwise(queue, knl, out.size,
+                          (self._buf(part, queue.context), self._buf(out, queue.context),
+                           scalar_index(out.size, i64), np.int32(splits)))
 
     def _sum_conv_splits(self, queue, part, y, splits, bias):
         """``y`` = the slices of a split convolution's ``part`` added in order, plus the bias."""
         ctx = queue.context
         knl, i64 = self._util(queue, y.dtype, "sum_splits_bias", part.size)
-        local = elementwise_local_size(knl, queue.device, y.size)
-        launch(queue, knl, (ceil(y.size / local) * local,), (local,),
-               (self._buf(part, ctx), self._buf(y, ctx), self._buf(bias, ctx),
-                scalar_index(y.size, i64), np.int32(splits),
-                scalar_index(prod(y.shape[2:]), i64), np.int32(y.shape[1]),
-                np.int32(bias is not None)))
+        self._elementwise(queue, knl, y.size,
+                          (self._buf(part, ctx), self._buf(y, ctx), self._buf(bias, ctx),
+                           scalar_index(y.size, i64), np.int32(splits),
+                           scalar_index(prod(y.shape[2:]), i64), np.int32(y.shape[1]),
+                           np.int32(bias is not None)))
 
     def pad(self, x, mode: str, pads):
         """Pad the spatial dims of a batched device array with a non-zero ``padding_mode``.
@@ -764,9 +765,8 @@ class OpenCLBackend(Backend):
             lens = fill + tuple(sizes)
             outs = fill + out_sizes
             los = (0,) * (3 - nd) + tuple(lo for lo, _ in pads)
-            local = elementwise_local_size(knl, queue.device, y.size)
-            launch(queue, knl, (ceil(y.size / local) * local,), (local,),
-                   (self._buf(xd, queue.context), self._buf(y, queue.context),
-                    scalar_index(y.size, i64), np.int32(_PAD_MODES[mode]))
-                   + tuple(np.int32(v) for v in lens + outs + los))
+            self._elementwise(queue, knl, y.size,
+                              (self._buf(xd, queue.context), self._buf(y, queue.context),
+                               scalar_index(y.size, i64), np.int32(_PAD_MODES[mode]))
+                              + tuple(np.int32(v) for v in lens + outs + los))
         return y
