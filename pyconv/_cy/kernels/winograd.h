@@ -372,6 +372,96 @@ PC_TARGET("arch=x86-64-v4") static void pc_wino_taps_v4(const float *w0, ptrdiff
         }
 }
 
+/* The whole weight transform of one panel of 8 rows for 2-d 3x3 kernels,
+   F(2x2, 3x3) and F(4x4, 3x3), at the AVX-512 level: the 8 rows are the
+   lanes; per input channel the 9 taps are gathered (as pc_wino_taps_v4),
+   both axis steps run in registers, in double, and the a*a positions are
+   rounded once and stored.  pc_wino_filter's buffered steps spent most of
+   their time moving the steps' rows through the cache (a third of a batch-1
+   call at 28x28 x 128).  G's zero pattern is the one both matrices have
+   (row 0 [g, 0, 0], row a-1 [0, 0, g], the rows between dense): the known
+   zeros are skipped as pc_wino_axis_dd skips them, and each sum runs in the
+   same order (j increasing).  dst: the panel's first element of position 0
+   and channel 0; ps: elements between positions (mpad * cin_g). */
+PC_TARGET("arch=x86-64-v4") static inline __attribute__((always_inline)) void
+pc_wino_f33_body_v4(const int A, const double *gy, const double *gx, const float *w0,
+                    ptrdiff_t sco, ptrdiff_t sci, int swap, ptrdiff_t nm, ptrdiff_t kc,
+                    float *dst, ptrdiff_t ps)
+{
+    const __m256i idx = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm256_set1_epi32((int)sco));
+    const __mmask8 rows = (__mmask8)((1u << nm) - 1u);
+    /* PC_WINO_FCH channels' positions, then copied out position by position
+       (the positions lie ps apart: one channel at a time, each store was half
+       a cache line of a different line, of 36 in the same cache set) */
+    float stage[36 * PC_WINO_FCH * 8] __attribute__((aligned(64)));
+    ptrdiff_t c0, c, nc, p, e;
+    int k, ky, i, j;
+    for (c0 = 0; c0 < kc; c0 += PC_WINO_FCH) {
+        nc = kc - c0 < PC_WINO_FCH ? kc - c0 : PC_WINO_FCH;
+        for (c = 0; c < nc; c++) {
+            const float *f = w0 + (c0 + c) * sci;
+            __m512d t[9], r[3][6];
+            for (k = 0; k < 9; k++)
+                t[k] = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(
+                    _mm256_setzero_ps(), rows, idx, f + (swap ? 8 - k : k), 4));
+            for (ky = 0; ky < 3; ky++) {  /* along x: r[ky][i] = sum_j gx[i][j] t[ky][j] */
+                const __m512d *tk = t + 3 * ky;
+                r[ky][0] = _mm512_mul_pd(_mm512_set1_pd(gx[0]), tk[0]);
+                for (i = 1; i < A - 1; i++)
+                    r[ky][i] = _mm512_fmadd_pd(
+                        _mm512_set1_pd(gx[3 * i + 2]), tk[2],
+                        _mm512_fmadd_pd(_mm512_set1_pd(gx[3 * i + 1]), tk[1],
+                                        _mm512_mul_pd(_mm512_set1_pd(gx[3 * i]), tk[0])));
+                r[ky][A - 1] = _mm512_mul_pd(_mm512_set1_pd(gx[3 * (A - 1) + 2]), tk[2]);
+            }
+            for (i = 0; i < A; i++)       /* along y: u[i][j] = sum_ky gy[i][ky] r[ky][j] */
+                for (j = 0; j < A; j++) {
+                    __m512d u;
+                    if (i == 0)
+                        u = _mm512_mul_pd(_mm512_set1_pd(gy[0]), r[0][j]);
+                    else if (i == A - 1)
+                        u = _mm512_mul_pd(_mm512_set1_pd(gy[3 * i + 2]), r[2][j]);
+                    else
+                        u = _mm512_fmadd_pd(
+                            _mm512_set1_pd(gy[3 * i + 2]), r[2][j],
+                            _mm512_fmadd_pd(_mm512_set1_pd(gy[3 * i + 1]), r[1][j],
+                                            _mm512_mul_pd(_mm512_set1_pd(gy[3 * i]),
+                                                          r[0][j])));
+                    _mm256_store_ps(stage + ((i * A + j) * PC_WINO_FCH + c) * 8,
+                                    _mm512_cvtpd_ps(u));
+                }
+        }
+        for (p = 0; p < A * A; p++)
+            for (e = 0; e < nc * 8; e += 16)
+                _mm512_mask_storeu_ps(dst + p * ps + c0 * 8 + e,
+                                      (__mmask16)pc_wino_lanes(0, nc * 8 - e),
+                                      _mm512_load_ps(stage + p * PC_WINO_FCH * 8 + e));
+    }
+}
+
+/* Whether an alpha x 3 matrix G has the zero pattern pc_wino_f33_body_v4 assumes. */
+static inline int pc_wino_g3_pattern(const double *g, ptrdiff_t A)
+{
+    ptrdiff_t i, j;
+    if (g[0] == 0 || g[1] != 0 || g[2] != 0) return 0;
+    if (g[3 * (A - 1)] != 0 || g[3 * (A - 1) + 1] != 0 || g[3 * (A - 1) + 2] == 0) return 0;
+    for (i = 1; i < A - 1; i++)
+        for (j = 0; j < 3; j++)
+            if (g[3 * i + j] == 0) return 0;
+    return 1;
+}
+
+PC_TARGET("arch=x86-64-v4") static void pc_wino_f33_v4(
+    ptrdiff_t A, const double *gy, const double *gx, const float *w0, ptrdiff_t sco,
+    ptrdiff_t sci, int swap, ptrdiff_t nm, ptrdiff_t kc, float *dst, ptrdiff_t ps)
+{
+    if (A == 6)
+        pc_wino_f33_body_v4(6, gy, gx, w0, sco, sci, swap, nm, kc, dst, ps);
+    else
+        pc_wino_f33_body_v4(4, gy, gx, w0, sco, sci, swap, nm, kc, dst, ps);
+}
+
 /* Whether the AVX-512 builds above take a call's rows. */
 #define PC_WINO_V4(wg) ((wg)->level == 2 && ((wg)->m[2] == 2 || (wg)->m[2] == 4))
 /* ... and its loads and stores: segments of at most this many columns.  On
@@ -405,6 +495,25 @@ static inline int pc_wino_taps_fast_f(const pc_wino *wg, const float *w0, ptrdif
     pc_wino_taps_v4(w0, sco, sci, K, swap, nm, nc, dst);
     return 1;
 }
+/* pc_wino_filter_f for one panel by pc_wino_f33_v4, where it applies. */
+static inline int pc_wino_filter_fast_f(const pc_wino *wg, const float *w, int swap,
+                                        ptrdiff_t grp, ptrdiff_t panel, ptrdiff_t mr,
+                                        ptrdiff_t mpad, float *upack)
+{
+    const pc_geo *g = &wg->g;
+    const ptrdiff_t kc = g->cin_g, A = wg->a[2];
+    const ptrdiff_t sco = swap ? 9 : kc * 9, sci = swap ? g->cout_g * 9 : 9;
+    const ptrdiff_t nm = g->cout_g - panel * mr < mr ? g->cout_g - panel * mr : mr;
+    if (wg->level != 2 || mr != 8 || nm < 1 || sco > ((ptrdiff_t)1 << 27)
+        || g->ks[0] != 1 || g->ks[1] != 3 || g->ks[2] != 3 || wg->a[1] != A
+        || (A != 4 && A != 6) || !pc_wino_g3_pattern(wg->gm[1], A)
+        || !pc_wino_g3_pattern(wg->gm[2], A))
+        return 0;
+    pc_wino_f33_v4(A, wg->gm[1], wg->gm[2],
+                   w + grp * g->cout_g * kc * 9 + panel * mr * sco, sco, sci, swap, nm, kc,
+                   upack + grp * wg->P * mpad * kc + panel * kc * mr, mpad * kc);
+    return 1;
+}
 static inline int pc_wino_tails_fast_f(const pc_wino *wg, float *row, ptrdiff_t nrows,
                                        ptrdiff_t rs, ptrdiff_t q)
 {
@@ -429,6 +538,14 @@ static inline int pc_wino_taps_fast_##S(const pc_wino *wg, const T *w0, ptrdiff_
 {                                                                                    \
     (void)wg; (void)w0; (void)sco; (void)sci; (void)K; (void)swap; (void)mr;         \
     (void)nm; (void)nc; (void)dst;                                                   \
+    return 0;                                                                        \
+}                                                                                    \
+static inline int pc_wino_filter_fast_##S(const pc_wino *wg, const T *w, int swap,   \
+                                          ptrdiff_t grp, ptrdiff_t panel, ptrdiff_t mr, \
+                                          ptrdiff_t mpad, T *upack)                  \
+{                                                                                    \
+    (void)wg; (void)w; (void)swap; (void)grp; (void)panel; (void)mr; (void)mpad;     \
+    (void)upack;                                                                     \
     return 0;                                                                        \
 }                                                                                    \
 static inline int pc_wino_load_fast_##S(const pc_wino *wg, const T *const *rows,      \
@@ -764,6 +881,8 @@ PC_CLONES static void pc_wino_filter_##S(const pc_wino *wg, const T *w, int swap
     double *const bufs[3] = {tmp, tmp + wg->P * L, tmp + 2 * wg->P * L};             \
     ptrdiff_t c0, nc, k, p;                                                          \
     int cur;                                                                         \
+    if (pc_wino_filter_fast_##S(wg, w, swap, grp, panel, mr, mpad, upack))           \
+        return;                                                                      \
     for (c0 = 0; c0 < kc; c0 += PC_WINO_FCH) {                                       \
         nc = kc - c0 < PC_WINO_FCH ? kc - c0 : PC_WINO_FCH;                          \
         pc_wino_taps_##S(wg, w, swap, grp, panel, mr, c0, nc, bufs[0]);              \
