@@ -455,6 +455,16 @@ RULE_CASES = [
     ("conv_transpose", tconv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                                   padding=((1, 1),) * 2),
      "winograd4", "gemm"),
+    # a 1-d dilated K2/K3 conv whose length and padding are multiples of the
+    # dilation, on its (L/d, d) view: winograd4 from 128 channels and rows of
+    # 32 (K2) / 16 (K3); narrower rows, fewer channels or a length that is
+    # not a multiple: implicit
+    ("conv", conv_spec(4, 128, 128, (16000,), (2,), dilation=(64,)), "winograd4", "gemm"),
+    ("conv", conv_spec(1, 256, 256, (4096,), (3,), dilation=(16,), padding=((16, 16),)),
+     "winograd4", "gemm"),
+    ("conv", conv_spec(4, 128, 128, (16384,), (2,), dilation=(16,)), "implicit", "gemm"),
+    ("conv", conv_spec(4, 64, 64, (16000,), (2,), dilation=(64,)), "implicit", "gemm"),
+    ("conv", conv_spec(4, 128, 128, (16001,), (2,), dilation=(64,)), "implicit", "gemm"),
     # the weight gradient of a 2-d 3x3 stride-1 layer: winograd_w with 32 to
     # 256 channels and enough tiles, 14x14 maps from 128 channels ...
     ("conv_weight", conv_spec(8, 32, 32, (56, 56), (3, 3), padding=((1, 1),) * 2),

@@ -60,6 +60,11 @@ ADVERSARIAL = [
     pytest.param(_layer(2, 512, (40,), cout=32), id="1d-512ch"),
     pytest.param(_layer(2, 512, (40,), k=5, cout=32), id="1d-k5-512ch"),
     pytest.param(_layer(1, 128, (6, 6, 6), cout=8), id="3d-128ch"),
+    # 1-d dilated, on the (L/d, d) view
+    pytest.param(ConvSpec(False, 2, 512, 32, 1, (256,), (192,), (2,), (1,), ((0, 0),), (64,)),
+                 id="1d-dilated-k2-512ch"),
+    pytest.param(ConvSpec(False, 2, 512, 32, 1, (256,), (256,), (3,), (1,), ((32, 32),),
+                          (32,)), id="1d-dilated-k3-512ch"),
 ]
 
 
@@ -152,3 +157,39 @@ def test_non_finite_input_poisons_only_its_tiles():
         y = cy.conv(x, w, None, spec)
     assert np.isnan(y[0, :, 2, 2]).all()
     assert np.isfinite(y[0, :, 12:, 12:]).all()
+
+
+@pytest.mark.parametrize("n,cin,cout,length,k,d,pad,groups", [
+    (2, 16, 24, 96, 2, 8, 0, 1),       # WaveNet-style: K2, no padding
+    (1, 8, 12, 120, 3, 4, 4, 2),       # K3, 'same' padding, groups
+    (1, 8, 8, 60, 3, 5, 10, 1),        # padding of two rows of the view
+    (1, 4, 6, 40, 5, 4, 0, 1),         # F(4, 5)
+])
+def test_dilated_conv1d_on_its_2d_view(rng, n, cin, cout, length, k, d, pad, groups):
+    """A 1-d dilated conv whose length and padding are multiples of the dilation runs
+    on winograd4 as the 2-d conv of its (L/d, d) view; it matches the reference."""
+    x = rng.standard_normal((n, cin, length)).astype(np.float32)
+    w = rng.standard_normal((cout, cin // groups, k)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    kw = dict(dilation=d, padding=pad, groups=groups)
+    spec = ConvSpec(False, n, cin, cout, groups, (length,), (length + 2 * pad - d * (k - 1),),
+                    (k,), (1,), ((pad, pad),), (d,))
+    assert wino.dilated_view(spec).kernel_size == (k, 1)
+    with cy_mod.force_paths("winograd4"):
+        assert cy_mod.plan("conv", spec, np.float32).path == "winograd4"
+        got = pyconv.conv1d(x, w, b, backend="cython", **kw)
+    want = pyconv.conv1d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                         backend="reference", **kw)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("length,pad,stride", [(61, 0, 1), (60, 3, 1), (60, 0, 2)])
+def test_dilated_conv1d_without_a_view_stays_off_winograd(length, pad, stride):
+    """A length or padding that is not a multiple of the dilation, or a stride: no view."""
+    spec = ConvSpec(False, 1, 8, 8, 1, (length,),
+                    ((length + 2 * pad - 5 * 1 - 1) // stride + 1,), (2,), (stride,),
+                    ((pad, pad),), (5,))
+    assert wino.dilated_view(spec) is None
+    with cy_mod.force_paths("winograd4"):
+        assert cy_mod.plan("conv", spec, np.float32).path != "winograd4"
+

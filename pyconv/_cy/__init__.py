@@ -58,7 +58,11 @@ portable build is correct but slower, so BLAS runs instead.
    transformed position (``alpha**nd`` of them) on the micro-kernel, then
    transformed back: 4x fewer multiplications than a 3x3 conv (1-d 2x,
    3-d 8x).  conv_transpose (a layer's input gradient): the equivalent
-   stride-1 conv with the flipped kernel.
+   stride-1 conv with the flipped kernel.  Also a 1-d conv with dilation
+   d, stride 1, length and padding multiples of d, K = 2 (d >= 32) or 3
+   (d >= 16), at least 128 channels per group in and out: the 2-d conv
+   with kernel (K, 1) on its (L/d, d) view (``paths/winograd.py``,
+   ``dilated_view``).
 5. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
    under the same conditions with tiles of 2, at least 100 of them, output
    rows of at least 8 and at least 96 channels per group (small images

@@ -576,7 +576,8 @@ PC_DEFINE_WINO_NO_FAST(double, d)
  *   dst[o*ds + doff[i] + q] = sum_j c[i][j] src[o*ss + soff[j] + q],  q < n
  *
  * for an R x C matrix c (R destination rows, C source rows given by their
- * offsets).  Built for the shapes of F(2, 3), F(4, 3), F(2, 5) and F(4, 5)
+ * offsets).  Built for the shapes of F(2, 2), F(4, 2), F(2, 3), F(4, 3),
+ * F(2, 5), F(4, 5) and the identity of an axis without taps (1 x 1)
  * with R and C constant (the sums unrolled, q vectorised), any other shape
  * by the generic loop; every build sums in the same order (j increasing).
  */
@@ -676,8 +677,9 @@ PC_CLONES static void pc_wino_##NAME##_##S(                                     
     }
 
 #define PC_WINO_SHAPES(X, T, S)                                                      \
-    X(T, S, 4, 4) X(T, S, 6, 6) X(T, S, 8, 8)                                        \
-    X(T, S, 2, 4) X(T, S, 4, 6) X(T, S, 2, 6) X(T, S, 4, 8)
+    X(T, S, 1, 1) X(T, S, 3, 3) X(T, S, 4, 4) X(T, S, 5, 5) X(T, S, 6, 6)            \
+    X(T, S, 8, 8) X(T, S, 2, 3) X(T, S, 2, 4) X(T, S, 4, 5) X(T, S, 4, 6)            \
+    X(T, S, 2, 6) X(T, S, 4, 8)
 
 #define PC_WINO_CASE(T, S, R, C)                                                     \
     if (rows == R && cols == C) {                                                    \

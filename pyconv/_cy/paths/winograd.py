@@ -30,6 +30,14 @@ channel-swapped kernel, which the weight transform reads in place from the
 transposed conv's weight).
 They are not ``exact``: ``pyconv.use_algorithms("exact")`` skips them.
 
+A 1-d conv with dilation d > 1 whose length and padding are multiples of
+d is, on the ``(L / d, d)`` view of its input and output (no copy), the
+2-d stride-1 conv with kernel ``(K, 1)``: each column is one residue class
+of the positions modulo d, a dense stride-1 conv (:func:`dilated_view`).
+``winograd4`` takes such layers (WaveNet's and TCNs' dilated K2/K3 convs)
+as that 2-d conv: F(4, 2) does 5 products per 4 outputs where the direct
+sum does 8.
+
 Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
 fit when the transformed weights or one thread's blocks take more than a
 quarter of the workspace.
@@ -43,6 +51,7 @@ from math import gcd, lcm, prod
 
 import numpy as np
 
+from ..._spec import ConvSpec
 from .. import _planning, _winograd
 from .._planning import Path, canon, finish, fits, geo, target
 from .phases import phase_specs
@@ -101,6 +110,14 @@ NARROW_MIN_TILES = 196
 #: 1.31x, N16 256->96 14^2 2.00x; 16 tiles, batch-1 14^2, lost).
 WIDE5_MIN_TILES = 49
 WIDE5_MIN_WIDTH = 14
+#: 1-d dilated convs on their 2-d view (:func:`dilated_view`) take F(4, K)
+#: with at least DILATED_MIN_CHANNELS channels per group in and out and a
+#: dilation (the view's row) of at least DILATED_MIN_WIDTH[K] (two threads,
+#: against ``implicit``: K2 N4 128ch L16000 d64 1.19x, d256 256ch 1.26x,
+#: d512 1.30x, N1 d64 1.17x, but d16 0.94x, d8 0.75x, 64 channels d64
+#: 0.95x, 32 channels 0.68x; K3 128ch d32 1.34x, 256ch d16 1.51x).
+DILATED_MIN_CHANNELS = 128
+DILATED_MIN_WIDTH = {2: 32, 3: 16}
 #: Target size of one thread's buffers (transformed input, products and the
 #: transform rows): the GEMMs re-read them from the L2 cache (2 MiB per core
 #: here).
@@ -160,6 +177,22 @@ def matrices(m: int, r: int):
     return tuple(np.array(mat, dtype=np.float64) for mat in (bt, g, at))
 
 
+@functools.lru_cache(maxsize=256)
+def dilated_view(spec):
+    """The 2-d stride-1 conv a 1-d dilated conv is on the ``(L / d, d)`` view of its
+    input and output, or None (not 1-d, not dilated, strided, or a length or
+    padding that is not a multiple of the dilation)."""
+    if spec.transposed or spec.nd != 1 or spec.dilation[0] == 1 or spec.stride[0] != 1:
+        return None
+    d = spec.dilation[0]
+    (lo, hi), = spec.padding
+    if spec.in_size[0] % d or lo % d or hi % d:
+        return None
+    return ConvSpec(False, spec.batch, spec.in_channels, spec.out_channels, spec.groups,
+                    (spec.in_size[0] // d, d), (spec.out_size[0] // d, d),
+                    (spec.kernel_size[0], 1), (1, 1), ((lo // d, hi // d), (0, 0)), (1, 1))
+
+
 def _narrow(ks, cin, cout, tiles, width):
     """Whether 2-d F(4x4) takes a layer below MIN_CHANNELS (the NARROW_* and
     WIDE5_* rules)."""
@@ -183,9 +216,10 @@ class Winograd(Path):
     # -- geometry -------------------------------------------------------------
     @staticmethod
     def as_conv(op, spec):
-        """The stride-1 conv that computes the call (conv_transpose: its one phase)."""
+        """The stride-1 conv that computes the call (conv_transpose: its one phase;
+        a 1-d dilated conv: its 2-d view)."""
         if op == "conv":
-            return spec
+            return dilated_view(spec) or spec
         return next(phase_specs(spec))[1]
 
     def tiles(self, spec):
@@ -202,6 +236,8 @@ class Winograd(Path):
 
     # -- the unit -------------------------------------------------------------
     def supports(self, op, spec, tgt):
+        if op == "conv":
+            spec = dilated_view(spec) or spec
         ks = spec.kernel_size
         return (all(s == 1 for s in spec.stride) and all(d == 1 for d in spec.dilation)
                 and any(k > 1 for k in ks) and all(self.m + k - 1 <= MAX_ALPHA for k in ks))
@@ -214,6 +250,9 @@ class Winograd(Path):
             return False
         cin, cout = conv.in_channels // g, conv.out_channels // g
         tiles = conv.batch * prod(-(-o // self.m) for o in conv.out_size)
+        if conv is not spec and op == "conv":       # a 1-d dilated conv's view
+            return (self.m == 4 and min(cin, cout) >= DILATED_MIN_CHANNELS
+                    and conv.in_size[1] >= DILATED_MIN_WIDTH.get(ks[0], conv.in_size[1] + 1))
         if self.m == 4 and nd == 2 and _narrow(ks, cin, cout, tiles, conv.out_size[-1]):
             return True
         if not (all(k == 3 for k in ks) or (nd == 1 and ks[0] == 5)):
@@ -279,12 +318,13 @@ class Winograd(Path):
 
     def run(self, op, p, spec, x, w, b, out):
         tgt = target(x.dtype, p.simd)
+        conv = self.as_conv(op, spec)
         # conv_transpose: the weight transform reads the transposed conv's weight
         # as the conv's (channels swapped, taps reversed: stride 1 has one phase
         # with every tap, in reverse order)
-        _winograd.conv(x, w, b, out, geo(self.as_conv(op, spec)), self.tiles(spec),
-                       self.coefficients(spec), p.tile, p.segments, tgt.level, tgt.mr,
-                       p.omp_threads, op == "conv_transpose")
+        _winograd.conv(x, w, b, out, geo(conv), self.tiles(conv), self.coefficients(conv),
+                       p.tile, p.segments, tgt.level, tgt.mr, p.omp_threads,
+                       op == "conv_transpose")
 
 
 WINOGRAD4 = Winograd(4)
