@@ -465,6 +465,8 @@ RULE_CASES = [
     ("conv", conv_spec(4, 128, 128, (16384,), (2,), dilation=(16,)), "implicit", "gemm"),
     ("conv", conv_spec(4, 64, 64, (16000,), (2,), dilation=(64,)), "implicit", "gemm"),
     ("conv", conv_spec(4, 128, 128, (16001,), (2,), dilation=(64,)), "implicit", "gemm"),
+    ("conv_transpose", tconv_spec(4, 128, 128, (15936,), (2,), dilation=(64,)),
+     "winograd4", "gemm"),
     # the weight gradient of a 2-d 3x3 stride-1 layer: winograd_w with 32 to
     # 256 channels and enough tiles, 14x14 maps from 128 channels ...
     ("conv_weight", conv_spec(8, 32, 32, (56, 56), (3, 3), padding=((1, 1),) * 2),

@@ -159,27 +159,37 @@ def test_non_finite_input_poisons_only_its_tiles():
     assert np.isfinite(y[0, :, 12:, 12:]).all()
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
 @pytest.mark.parametrize("n,cin,cout,length,k,d,pad,groups", [
     (2, 16, 24, 96, 2, 8, 0, 1),       # WaveNet-style: K2, no padding
     (1, 8, 12, 120, 3, 4, 4, 2),       # K3, 'same' padding, groups
     (1, 8, 8, 60, 3, 5, 10, 1),        # padding of two rows of the view
     (1, 4, 6, 40, 5, 4, 0, 1),         # F(4, 5)
 ])
-def test_dilated_conv1d_on_its_2d_view(rng, n, cin, cout, length, k, d, pad, groups):
+def test_dilated_conv1d_on_its_2d_view(rng, transposed, n, cin, cout, length, k, d, pad,
+                                       groups):
     """A 1-d dilated conv whose length and padding are multiples of the dilation runs
-    on winograd4 as the 2-d conv of its (L/d, d) view; it matches the reference."""
+    on winograd4 as the 2-d conv of its (L/d, d) view, and so does its input
+    gradient (conv_transpose, whose one phase is such a conv); both match the
+    reference."""
     x = rng.standard_normal((n, cin, length)).astype(np.float32)
-    w = rng.standard_normal((cout, cin // groups, k)).astype(np.float32)
+    w = rng.standard_normal((cin, cout // groups, k) if transposed
+                            else (cout, cin // groups, k)).astype(np.float32)
     b = rng.standard_normal(cout).astype(np.float32)
     kw = dict(dilation=d, padding=pad, groups=groups)
-    spec = ConvSpec(False, n, cin, cout, groups, (length,), (length + 2 * pad - d * (k - 1),),
-                    (k,), (1,), ((pad, pad),), (d,))
-    assert wino.dilated_view(spec).kernel_size == (k, 1)
+    fn = pyconv.conv_transpose1d if transposed else pyconv.conv1d
+    out = (length - 1 - 2 * pad + d * (k - 1) + 1 if transposed
+           else length + 2 * pad - d * (k - 1))
+    spec = ConvSpec(transposed, n, cin, cout, groups, (length,), (out,), (k,), (1,),
+                    ((pad, pad),), (d,))
+    op = "conv_transpose" if transposed else "conv"
+    assert wino.WINOGRAD4.as_conv(op, spec).kernel_size == (k, 1)
     with cy_mod.force_paths("winograd4"):
-        assert cy_mod.plan("conv", spec, np.float32).path == "winograd4"
-        got = pyconv.conv1d(x, w, b, backend="cython", **kw)
-    want = pyconv.conv1d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
-                         backend="reference", **kw)
+        assert cy_mod.plan(op, spec, np.float32).path == "winograd4"
+        got = fn(x, w, b, backend="cython", **kw)
+    want = fn(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+              backend="reference", **kw)
+    assert got.shape == (n, cout, out)
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 

@@ -62,7 +62,8 @@ portable build is correct but slower, so BLAS runs instead.
    d, stride 1, length and padding multiples of d, K = 2 (d >= 32) or 3
    (d >= 16), at least 128 channels per group in and out: the 2-d conv
    with kernel (K, 1) on its (L/d, d) view (``paths/winograd.py``,
-   ``dilated_view``).
+   ``dilated_view``); the same for the stride-1 conv_transpose of such a
+   layer (its input gradient).
 5. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
    under the same conditions with tiles of 2, at least 100 of them, output
    rows of at least 8 and at least 96 channels per group (small images

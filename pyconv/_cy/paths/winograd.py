@@ -36,7 +36,8 @@ d is, on the ``(L / d, d)`` view of its input and output (no copy), the
 of the positions modulo d, a dense stride-1 conv (:func:`dilated_view`).
 ``winograd4`` takes such layers (WaveNet's and TCNs' dilated K2/K3 convs)
 as that 2-d conv: F(4, 2) does 5 products per 4 outputs where the direct
-sum does 8.
+sum does 8; and their input gradients (a stride-1 conv_transpose, whose
+one phase is such a conv).
 
 Rule (``chosen``): see :mod:`pyconv._cy` (the path list).  The plan does not
 fit when the transformed weights or one thread's blocks take more than a
@@ -218,9 +219,8 @@ class Winograd(Path):
     def as_conv(op, spec):
         """The stride-1 conv that computes the call (conv_transpose: its one phase;
         a 1-d dilated conv: its 2-d view)."""
-        if op == "conv":
-            return dilated_view(spec) or spec
-        return next(phase_specs(spec))[1]
+        conv = spec if op == "conv" else next(phase_specs(spec))[1]
+        return dilated_view(conv) or conv
 
     def tiles(self, spec):
         """Outputs per tile on each canonical axis: m where the kernel has taps, else 1."""
@@ -236,8 +236,8 @@ class Winograd(Path):
 
     # -- the unit -------------------------------------------------------------
     def supports(self, op, spec, tgt):
-        if op == "conv":
-            spec = dilated_view(spec) or spec
+        if spec.nd == 1 and spec.dilation[0] > 1 and spec.stride[0] == 1:
+            spec = self.as_conv(op, spec)       # the 2-d view, where there is one
         ks = spec.kernel_size
         return (all(s == 1 for s in spec.stride) and all(d == 1 for d in spec.dilation)
                 and any(k > 1 for k in ks) and all(self.m + k - 1 <= MAX_ALPHA for k in ks))
@@ -250,7 +250,7 @@ class Winograd(Path):
             return False
         cin, cout = conv.in_channels // g, conv.out_channels // g
         tiles = conv.batch * prod(-(-o // self.m) for o in conv.out_size)
-        if conv is not spec and op == "conv":       # a 1-d dilated conv's view
+        if conv.nd > spec.nd:                       # a 1-d dilated conv's view
             return (self.m == 4 and min(cin, cout) >= DILATED_MIN_CHANNELS
                     and conv.in_size[1] >= DILATED_MIN_WIDTH.get(ks[0], conv.in_size[1] + 1))
         if self.m == 4 and nd == 2 and _narrow(ks, cin, cout, tiles, conv.out_size[-1]):
