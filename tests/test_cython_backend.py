@@ -455,6 +455,15 @@ RULE_CASES = [
     ("conv_transpose", tconv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                                   padding=((1, 1),) * 2),
      "winograd4", "gemm"),
+    # F(2x2) from 256 channels takes 49 tiles (batch-1 14x14 x 256); with 128
+    # channels such a map stays on implicit, its output channels split into
+    # parts to give both threads work (and so does a batch-1 7x7 x 512 map)
+    ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2),
+     "winograd2", "gemm"),
+    ("conv", conv_spec(1, 128, 128, (14, 14), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
+    ("conv", conv_spec(1, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2),
+     "implicit", "gemm"),
     # a 1-d dilated K2/K3 conv whose length and padding are multiples of the
     # dilation, on its (L/d, d) view: winograd4 from 128 channels and rows of
     # 32 (K2) / 16 (K3); narrower rows, fewer channels or a length that is
@@ -498,7 +507,7 @@ RULE_CASES = [
     # ... too few channels, tiles, or not 3x3 / stride 1: the exact paths
     ("conv", conv_spec(8, 24, 24, (56, 56), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit", "gemm"),
-    ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), stride=(1, 1),
+    ("conv", conv_spec(1, 96, 96, (14, 14), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit",
      "gemm"),
     ("conv", conv_spec(1, 64, 64, (28, 28), (3, 3), stride=(1, 1),

@@ -65,7 +65,8 @@ portable build is correct but slower, so BLAS runs instead.
    ``dilated_view``); the same for the stride-1 conv_transpose of such a
    layer (its input gradient).
 5. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
-   under the same conditions with tiles of 2, at least 100 of them, output
+   under the same conditions with tiles of 2, at least 100 of them (49
+   with 256 channels or more per group: batch-1 14x14 x 256), output
    rows of at least 8 and at least 96 channels per group (small images
    with many channels, 14x14 x 256: rows too short for tiles of 4; batch-1
    28x28 x 96: too few tiles of 4 to pay for their weight transform).  float64 takes neither:

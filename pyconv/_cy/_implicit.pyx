@@ -9,8 +9,14 @@ axis.  It copies the input box those rows read, zero padded, into a slab
 register-blocked micro-kernels (``kernels/microkernels.h``) read the slab
 directly and no im2col is ever built.
 
-* ``conv``: item = (n, group, tile); the micro-kernel writes an output
-  block that is copied, plus bias, into ``y``.  With ``yview`` the block
+* ``conv``: item = (group, part of the output channels, n, tile), the
+  parts whole panels, ``mparts`` of them: more than one where a call has
+  fewer tiles than threads want (batch-1 7x7 maps of 512 channels; the
+  parts of one weight run one after the other, so that a thread's run of
+  items shares one part); the micro-kernel
+  writes an output block that is copied, plus bias, into ``y``.  The
+  weight is packed in a first pass, a run of panels per item (the packing
+  of a 512-channel 3x3 layer, 9 MiB, was a serial copy before every call).  With ``yview`` the block
   goes to a strided view of ``y`` instead; :func:`conv_many` runs several
   such convs (the phases of a transposed conv, the ``phases`` path) as the
   items of one parallel region.
@@ -38,10 +44,10 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from pyconv._cy._common cimport (Geo, Layout, itile, layout_add, layout_init, layout_part,
-                                 make_geo, outer_axis, pack_gy, pack_weights, packed_rows,
-                                 pc_alloc, pc_slab, pc_slab_geo, pc_slab_offsets,
-                                 pc_slab_segments, reduce_partials, run_items, slab_fill,
-                                 slab_store, wpanels)
+                                 make_geo, outer_axis, pack_gy, pack_w, pack_weights,
+                                 packed_rows, pc_alloc, pc_slab, pc_slab_geo, pc_slab_offsets,
+                                 pc_slab_segments, reduce_partials, run_items, run_passes,
+                                 slab_fill, slab_store, wpanels)
 
 
 cdef struct Task:
@@ -54,6 +60,10 @@ cdef struct Task:
     int level           # SIMD level of the micro-kernel
     Py_ssize_t A, rows, ntiles, kc, mpad, nr, slab_n, nitems, nslots
     Py_ssize_t images   # conv_weight: images per item
+    Py_ssize_t mparts, mstep    # conv: output-channel parts per tile, rows of each
+    const void *wsrc    # conv: the weight being packed into w (the first pass)
+    Py_ssize_t npack, pstep     # conv: packing items per group, rows of each
+    Py_ssize_t mr               # conv: rows of a micro-kernel panel
     Py_ssize_t yoff, yimg
     bint tapmajor       # conv_weight: every slot's partial tap-major (else slot 0 is gw)
     Py_ssize_t ys[4]    # element strides of y: channel, z, y, x
@@ -109,18 +119,35 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef floating *ybuf = <floating *> layout_part(&t.buf, buf, 1)
     cdef Py_ssize_t *off = <Py_ssize_t *> layout_part(&t.buf, buf, 2)
     cdef pc_slab *sl = <pc_slab *> layout_part(&t.buf, buf, 3)
-    cdef Py_ssize_t tt = it % t.ntiles, grp = (it // t.ntiles) % g.G
-    cdef Py_ssize_t n = it // (t.ntiles * g.G)
+    # part-major: consecutive items (one thread's run of slots) share a part
+    # of the packed weight, which stays in the L2 cache from image to image
+    cdef Py_ssize_t tt = it % t.ntiles, n = (it // t.ntiles) % g.N
+    cdef Py_ssize_t part = (it // (t.ntiles * g.N)) % t.mparts
+    cdef Py_ssize_t grp = it // (t.ntiles * g.N * t.mparts)
+    cdef Py_ssize_t m0 = part * t.mstep
     cdef Py_ssize_t ld
+    cdef Geo gp = g[0]                  # the part's output channels as the group's
+    gp.cout_g = min(t.mstep, g.cout_g - m0)
     pc_slab_geo(g, t.A, tt * t.rows, min((tt + 1) * t.rows, g.osz[t.A]), sl)
     pc_slab_offsets(g, sl, off)
     ld = (sl.ncols + t.nr - 1) // t.nr * t.nr + t.nr
     slab_fill(g, sl, <const floating *> t.x + (n * g.Cin + grp * g.cin_g) * g.Pin, slab,
               t.slab_n - g.cin_g * sl.plane)
-    itile(t.level, g, sl, t.kc, g.cout_g, <const floating *> t.w + grp * t.mpad * t.kc, slab,
-          off, ybuf, ld)
-    slab_store(g, sl, ybuf, ld, <floating *> t.y + t.yoff + n * t.yimg + grp * g.cout_g * t.ys[0],
-               t.ys, <const floating *> t.b + grp * g.cout_g if t.b != NULL else NULL)
+    itile(t.level, g, sl, t.kc, gp.cout_g,
+          <const floating *> t.w + grp * t.mpad * t.kc + m0 * t.kc, slab, off, ybuf, ld)
+    slab_store(&gp, sl, ybuf, ld,
+               <floating *> t.y + t.yoff + n * t.yimg + (grp * g.cout_g + m0) * t.ys[0],
+               t.ys, <const floating *> t.b + grp * g.cout_g + m0 if t.b != NULL else NULL)
+
+
+cdef void _pack_item(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil:
+    """The panels of rows [k * pstep, k * pstep + pstep) of group grp, it = (grp, k)."""
+    cdef const Task *t = <const Task *> task
+    cdef Py_ssize_t grp = it // t.npack, m0 = (it % t.npack) * t.pstep
+    pack_w(<const floating *> t.wsrc + (grp * t.g.cout_g + m0) * t.kc,
+           min(t.pstep, t.g.cout_g - m0), t.kc, t.mr,
+           <floating *> t.w + grp * t.mpad * t.kc + m0 * t.kc)
 
 
 cdef int _conv_task(Task *t, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
@@ -138,31 +165,42 @@ cdef int _conv_task(Task *t, tuple geo, Py_ssize_t rows, int level, Py_ssize_t m
     else:
         t.yoff, t.yimg, t.ys[0], t.ys[1], t.ys[2], t.ys[3] = yview
     t.slab_n = _conv_layout(&t.g, rows, nr, isz, &t.buf)
+    t.mparts, t.mstep = 1, t.mpad
     t.nitems = t.g.N * t.g.G * t.ntiles
     return 0
 
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
-         Py_ssize_t nr, int nthreads, tuple yview=None):
-    """Stride-1 forward conv; item = (n, group, tile of ``rows`` output rows).
+         Py_ssize_t nr, int nthreads, tuple yview=None, Py_ssize_t mparts=1):
+    """Stride-1 forward conv; item = (n, group, tile of ``rows`` output rows, part).
 
     ``b`` empty = no bias.  ``yview = (offset, image, channel, z, y, x)``
     (element strides) writes the output into a strided view of ``y``
-    instead of the contiguous output.
+    instead of the contiguous output.  ``mparts``: each tile's output
+    channels in that many items (runs of whole mr-row panels).
     """
     cdef Task t
     cdef floating *wpack
+    cdef Py_ssize_t panels
     _conv_task(&t, geo, rows, level, mr, nr, &x[0], NULL,
                &b[0] if b.shape[0] > 0 else NULL, &y[0], yview, sizeof(floating))
-    with nogil:
-        wpack = pack_weights(&w[0], &t.g, t.kc, mr)
+    panels = t.mpad // mr
+    t.mr = mr
+    t.mstep = (panels + max(1, mparts) - 1) // max(1, mparts) * mr
+    t.mparts = (t.mpad + t.mstep - 1) // t.mstep
+    t.nitems = t.g.N * t.g.G * t.ntiles * t.mparts
+    # the packing: about 8 runs of panels per group, at least 16 panels each
+    t.pstep = max(16, (panels + 7) // 8) * mr
+    t.npack = (t.mpad + t.pstep - 1) // t.pstep
+    wpack = <floating *> pc_alloc(max(1, t.g.G * t.mpad * t.kc) * sizeof(floating))
     if wpack == NULL:
         raise MemoryError()
     t.w = wpack
+    t.wsrc = &w[0]
     try:
-        run_items[floating](_conv_item[floating], &t, t.nitems, t.nitems, t.buf.nbytes,
-                            nthreads)
+        run_passes[floating](_pack_item[floating], t.g.G * t.npack, _conv_item[floating],
+                             t.nitems, &t, t.buf.nbytes, nthreads)
     finally:
         free(wpack)
 

@@ -30,6 +30,9 @@ from .. import _implicit, _planning
 from .._planning import Path, canon, finish, fits, gemm_shape, geo, outer_axis, slots, target
 from .gemm import is_pointwise
 
+#: conv: fewest micro-kernel panels of output channels per part, when a
+#: call of few tiles splits its output channels (the ``blocks`` field).
+MIN_PART_PANELS = 2
 #: conv_weight: valid output positions wanted per item (several images of
 #: small maps); each micro-kernel call runs over them, then adds its
 #: register block into the partial weight.
@@ -89,9 +92,11 @@ class Implicit(Path):
                                            or spec.batch * prod(spec.out_size)
                                            < STRIDED_MIN_POSITIONS))))
 
-    def plan(self, op, spec, tgt, n, reserved=0):
+    def plan(self, op, spec, tgt, n, reserved=0, split=True):
         """As :meth:`Path.plan`; ``reserved`` bytes held by the caller during the
-        call (the phases path's phase weight) count against the workspace."""
+        call (the phases path's phase weight) count against the workspace;
+        ``split``: a conv of fewer tiles than TARGET_ITEMS may split each
+        tile's output channels (``blocks`` parts, not for the phases path)."""
         gt = geo(spec)
         axis = outer_axis(spec)
         outs, ks, dl, st = (canon(v, 1) for v in (spec.out_size, spec.kernel_size,
@@ -134,8 +139,20 @@ class Implicit(Path):
             per, fixed = _implicit.conv_workspace(gt, rows, tgt.mr, tgt.nr, tgt.dbl)
             if not fits(per, fixed + reserved):
                 return None
-            return finish(self.name, spec.batch * spec.groups * ntiles, per, fixed + reserved,
-                          n, tile=rows, simd=tgt.level)
+            items = spec.batch * spec.groups * ntiles
+            # too few tiles to give every thread work (a batch-1 7x7 map is one
+            # tile): whole panels of each tile's output channels as items; the
+            # slab is filled once per part (a copy of the input box, small
+            # next to the part's products where this applies)
+            panels = -(-(spec.out_channels // spec.groups) // tgt.mr)
+            mparts = 1
+            if split and panels >= 2 * MIN_PART_PANELS:
+                if items < _planning.TARGET_ITEMS:
+                    mparts = -(-_planning.TARGET_ITEMS // items)
+                mparts = min(mparts, panels // MIN_PART_PANELS)
+                mparts = -(-panels // -(-panels // mparts))      # equal runs of panels
+            return finish(self.name, items * mparts, per, fixed + reserved, n, tile=rows,
+                          simd=tgt.level, blocks=mparts)
         # images per item: up to WEIGHT_POSITIONS valid positions, keeping
         # TARGET_ITEMS items and the buffers within 4 TILE_BYTES
         positions = rows * (prod(outs) // length)
@@ -158,7 +175,7 @@ class Implicit(Path):
         tgt = target(x.dtype, p.simd)
         if op == "conv":
             _implicit.conv(x, w, b, out, geo(spec), p.tile, tgt.level, tgt.mr, tgt.nr,
-                           p.omp_threads, yview)
+                           p.omp_threads, yview, p.blocks)
         else:
             _implicit.conv_weight(x, w, out, geo(spec), p.tile, p.images, p.slots, tgt.level,
                                   tgt.nrw,

@@ -136,7 +136,7 @@ class Phases(Path):
 
     def plan(self, op, spec, tgt, n):
         subs = [sub for _, sub, _ in phase_specs(spec) if sub is not None]
-        parts = tuple(IMPLICIT.plan("conv", sub, tgt, n) for sub in subs)
+        parts = tuple(IMPLICIT.plan("conv", sub, tgt, n, split=False) for sub in subs)
         if any(p is None for p in parts):
             return None
         # one region runs every phase: each thread holds the largest phase's

@@ -88,8 +88,12 @@ MIN_TILES = {4: {1: 150, 2: 96, 3: 150}, 2: {2: 100}}
 #: 49 tiles in 2 work items took 1.55 ms, F(2x2) 1.51 ms in 5 items; on two
 #: threads with a CPU-bound neighbour 1.25-1.32 against 1.53-1.58 ms, the
 #: 2 items sharing the threads evenly where the 5 do not) ...
-MIN_TILES_WIDE = {4: {2: 49}}
-WIDE_CHANNELS = 128
+#: F(2x2) from 256 channels likewise takes 49 tiles (batch-1 14x14 x 256,
+#: ResNet's third stage: two threads, 1.41 against 1.91-1.98 ms on
+#: ``implicit``; batch 2 1.90-2.12 against 3.09-3.32; with 128 channels it
+#: lost, 0.58 against 0.51 ms).
+MIN_TILES_WIDE = {4: {2: 49}, 2: {2: 49}}
+WIDE_CHANNELS = {4: 128, 2: 256}
 #: ... and narrowest output rows, per tile size (a row of tiles carries
 #: (alpha - 1) // m spare columns).
 MIN_WIDTH = {4: 20, 2: 8}
@@ -260,7 +264,7 @@ class Winograd(Path):
         if min(cin, cout) < MIN_CHANNELS[self.m][nd]:
             return False
         least = MIN_TILES[self.m][nd]
-        if min(conv.in_channels // g, conv.out_channels // g) >= WIDE_CHANNELS:
+        if min(conv.in_channels // g, conv.out_channels // g) >= WIDE_CHANNELS[self.m]:
             least = MIN_TILES_WIDE.get(self.m, {}).get(nd, least)
         return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= least
 
