@@ -658,9 +658,12 @@ def test_plan_threads_follow_items():
         p = forced_plan(path, "conv", one, nthreads=2)
         assert p.items >= cy_mod._planning.TARGET_ITEMS and p.omp_threads == 2, p
     tiny = conv_spec(1, 512, 512, (40,), (1,))
-    for path in ("implicit", "pointwise", "gemm"):
+    for path in ("pointwise", "gemm"):
         p = forced_plan(path, "conv", tiny, nthreads=2)
         assert p.items == 1 and p.omp_threads == 1, p
+    # implicit: the one tile's output channels are cut into parts instead
+    p = forced_plan("implicit", "conv", tiny, nthreads=2)
+    assert p.items == p.blocks == cy_mod._planning.TARGET_ITEMS and p.omp_threads == 2, p
     p = forced_plan("direct", "conv", conv_spec(1, 3, 3, (40,), (3,), groups=3), nthreads=64)
     assert p.items == 3 and p.omp_threads == 3
 

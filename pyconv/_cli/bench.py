@@ -359,6 +359,13 @@ _PAIRS = [
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
     _w("conv2d_28_b1", "conv2d", (1, 128, 28, 28), (128, 128, 3, 3),
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
+    # deep layers on small maps (ResNet's third and fourth stages)
+    _w("conv2d_14_b1", "conv2d", (1, 256, 14, 14), (256, 256, 3, 3),
+       dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
+    _w("conv2d_7_b1", "conv2d", (1, 512, 7, 7), (512, 512, 3, 3),
+       dict(x_shape=(1, 4, 4, 4), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
+    _w("conv2d_7", "conv2d", (8, 512, 7, 7), (512, 512, 3, 3),
+       dict(x_shape=(2, 4, 4, 4), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
     _w("conv2d_input", "conv2d_input", (8, 64, 56, 56), (64, 64, 3, 3),
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1),
     _w("conv2d_28_input", "conv2d_input", (8, 128, 28, 28), (128, 128, 3, 3),
