@@ -255,6 +255,70 @@ PC_MICROKERNEL_TABLE(PC_DEFINE_ROW)
     } while (0)
 
 /*
+ * pc_pack_w's panels of 8 float rows with AVX: 8 taps of the 8 rows loaded
+ * as 8 vectors, transposed in registers (unpack, shuffle, 128-bit permute)
+ * and stored as 64 consecutive floats; rows past the end are zero vectors,
+ * the last kc % 8 taps the scalar loop.  The scalar loop's strided reads
+ * took a third of a batch-1 7x7 x 512 call (a 9 MiB weight packed per call).
+ * Only data moves: the same values as the scalar loop.
+ */
+#if PYCONV_HAVE_CLONES
+#include <immintrin.h>
+PC_TARGET("avx") static void pc_pack_w8_avx(const float *w, ptrdiff_t rows, ptrdiff_t kc,
+                                            float *wpack)
+{
+    ptrdiff_t m0, k, m;
+    for (m0 = 0; m0 < rows; m0 += 8) {
+        float *dst = wpack + m0 * kc;
+        const ptrdiff_t nm = rows - m0 < 8 ? rows - m0 : 8;
+        for (k = 0; k + 8 <= kc; k += 8) {
+            __m256 r[8], t[8], u[8];
+            for (m = 0; m < 8; m++)
+                r[m] = m < nm ? _mm256_loadu_ps(w + (m0 + m) * kc + k) : _mm256_setzero_ps();
+            for (m = 0; m < 8; m += 2) {
+                t[m] = _mm256_unpacklo_ps(r[m], r[m + 1]);
+                t[m + 1] = _mm256_unpackhi_ps(r[m], r[m + 1]);
+            }
+            for (m = 0; m < 8; m += 4) {
+                u[m] = _mm256_shuffle_ps(t[m], t[m + 2], 0x44);
+                u[m + 1] = _mm256_shuffle_ps(t[m], t[m + 2], 0xEE);
+                u[m + 2] = _mm256_shuffle_ps(t[m + 1], t[m + 3], 0x44);
+                u[m + 3] = _mm256_shuffle_ps(t[m + 1], t[m + 3], 0xEE);
+            }
+            for (m = 0; m < 4; m++) {
+                _mm256_storeu_ps(dst + (k + m) * 8, _mm256_permute2f128_ps(u[m], u[m + 4], 0x20));
+                _mm256_storeu_ps(dst + (k + m + 4) * 8,
+                                 _mm256_permute2f128_ps(u[m], u[m + 4], 0x31));
+            }
+        }
+        for (; k < kc; k++)
+            for (m = 0; m < 8; m++)
+                dst[k * 8 + m] = m < nm ? w[(m0 + m) * kc + k] : 0.0f;
+    }
+}
+static inline int pc_pack_w_fast_f(const float *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t mr,
+                                   float *wpack)
+{
+    if (mr != 8 || !__builtin_cpu_supports("avx")) return 0;
+    pc_pack_w8_avx(w, rows, kc, wpack);
+    return 1;
+}
+#else
+static inline int pc_pack_w_fast_f(const float *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t mr,
+                                   float *wpack)
+{
+    (void)w; (void)rows; (void)kc; (void)mr; (void)wpack;
+    return 0;
+}
+#endif
+static inline int pc_pack_w_fast_d(const double *w, ptrdiff_t rows, ptrdiff_t kc,
+                                   ptrdiff_t mr, double *wpack)
+{
+    (void)w; (void)rows; (void)kc; (void)mr; (void)wpack;
+    return 0;
+}
+
+/*
  * The entry points, per dtype:
  *   pc_pack_w:   W (rows x kc, row-major) -> panels of mr rows, k-major,
  *                zero rows past the end (the conv families' weight layout);
@@ -267,6 +331,8 @@ static void pc_pack_w_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t mr
                           T *wpack)                                                  \
 {                                                                                    \
     ptrdiff_t m0, m, k;                                                              \
+    if (pc_pack_w_fast_##S(w, rows, kc, mr, wpack))                                  \
+        return;                                                                      \
     for (m0 = 0; m0 < rows; m0 += mr) {                                              \
         T *dst = wpack + (m0 / mr) * kc * mr;                                        \
         for (k = 0; k < kc; k++)                                                     \
