@@ -13,11 +13,11 @@ directly and no im2col is ever built.
   parts whole panels, ``mparts`` of them: more than one where a call has
   fewer tiles than threads want (batch-1 7x7 maps of 512 channels; the
   parts of one weight run one after the other, so that a thread's run of
-  items shares one part); the micro-kernel
-  writes an output block that is copied, plus bias, into ``y``.  The
-  weight is packed in a first pass, a run of panels per item (the packing
-  of a 512-channel 3x3 layer, 9 MiB, was a serial copy before every call).  With ``yview`` the block
-  goes to a strided view of ``y`` instead; :func:`conv_many` runs several
+  items shares one part); the micro-kernel writes an output block that
+  is copied, plus bias, into ``y``.  The weight is packed in a first pass,
+  a run of panels per item (the packing of a 512-channel 3x3 layer, 9 MiB,
+  was a serial copy before every call).  With ``yview`` the block goes to
+  a strided view of ``y`` instead; :func:`conv_many` runs several
   such convs (the phases of a transposed conv, the ``phases`` path) as the
   items of one parallel region.
 * ``conv_weight``: items = (block of ``images`` images, tile), cut into
@@ -152,8 +152,10 @@ cdef void _pack_item(const void *task, floating *buf, Py_ssize_t slot,
 
 cdef int _conv_task(Task *t, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
                     Py_ssize_t nr, const void *x, const void *w, const void *b, void *y,
-                    tuple yview, Py_ssize_t isz) except -1:
-    """Set up ``t`` for one stride-1 conv; ``t.w`` is set by the caller (packed)."""
+                    tuple yview, Py_ssize_t isz, Py_ssize_t mparts=1) except -1:
+    """Set up ``t`` for one stride-1 conv; ``t.w`` is set by the caller (packed).
+    ``mparts``: each tile's output channels in that many items (runs of whole
+    mr-row panels)."""
     t.g = make_geo(geo)
     t.A = outer_axis(&t.g)
     t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
@@ -165,15 +167,17 @@ cdef int _conv_task(Task *t, tuple geo, Py_ssize_t rows, int level, Py_ssize_t m
     else:
         t.yoff, t.yimg, t.ys[0], t.ys[1], t.ys[2], t.ys[3] = yview
     t.slab_n = _conv_layout(&t.g, rows, nr, isz, &t.buf)
-    t.mparts, t.mstep = 1, t.mpad
-    t.nitems = t.g.N * t.g.G * t.ntiles
+    t.mr = mr
+    t.mstep = (t.mpad // mr + max(1, mparts) - 1) // max(1, mparts) * mr
+    t.mparts = (t.mpad + t.mstep - 1) // t.mstep
+    t.nitems = t.g.N * t.g.G * t.ntiles * t.mparts
     return 0
 
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
          Py_ssize_t nr, int nthreads, tuple yview=None, Py_ssize_t mparts=1):
-    """Stride-1 forward conv; item = (n, group, tile of ``rows`` output rows, part).
+    """Stride-1 forward conv; item = (group, part, n, tile of ``rows`` output rows).
 
     ``b`` empty = no bias.  ``yview = (offset, image, channel, z, y, x)``
     (element strides) writes the output into a strided view of ``y``
@@ -182,16 +186,10 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     """
     cdef Task t
     cdef floating *wpack
-    cdef Py_ssize_t panels
     _conv_task(&t, geo, rows, level, mr, nr, &x[0], NULL,
-               &b[0] if b.shape[0] > 0 else NULL, &y[0], yview, sizeof(floating))
-    panels = t.mpad // mr
-    t.mr = mr
-    t.mstep = (panels + max(1, mparts) - 1) // max(1, mparts) * mr
-    t.mparts = (t.mpad + t.mstep - 1) // t.mstep
-    t.nitems = t.g.N * t.g.G * t.ntiles * t.mparts
+               &b[0] if b.shape[0] > 0 else NULL, &y[0], yview, sizeof(floating), mparts)
     # the packing: about 8 runs of panels per group, at least 16 panels each
-    t.pstep = max(16, (panels + 7) // 8) * mr
+    t.pstep = max(16, (t.mpad // mr + 7) // 8) * mr
     t.npack = (t.mpad + t.pstep - 1) // t.pstep
     wpack = <floating *> pc_alloc(max(1, t.g.G * t.mpad * t.kc) * sizeof(floating))
     if wpack == NULL:
