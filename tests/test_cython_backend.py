@@ -377,9 +377,22 @@ RULE_CASES = [
     ("conv", conv_spec(2, 16, 32, (100,), (5,), stride=(2,)), "strided1d", "gemm"),
     ("conv", conv_spec(2, 16, 32, (100,), (5,), stride=(8,)), "strided1d", "gemm"),
     ("conv", conv_spec(2, 16, 32, (1000,), (9,), stride=(9,)), "packed", "gemm"),
-    # ... but few output positions per image (a stride-2 conv onto 7x7): BLAS
+    # ... but few output positions per image (a stride-2 conv onto 7x7): with
+    # many channels, output channels as lanes; with few, BLAS
     ("conv", conv_spec(8, 256, 256, (14, 14), (3, 3), stride=(2, 2),
+                       padding=((1, 1),) * 2), "ocvec", "gemm"),
+    ("conv", conv_spec(8, 16, 16, (14, 14), (3, 3), stride=(2, 2),
                        padding=((1, 1),) * 2), "gemm", "gemm"),
+    # deep layers on small maps (rows of at most 7, or a batch-1 8x8 / 14x14
+    # map) -> ocvec; a batch-8 14x14 map fills the implicit GEMM's panels
+    ("conv", conv_spec(8, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2), "ocvec", "gemm"),
+    ("conv", conv_spec(1, 64, 64, (7, 7), (3, 3), padding=((1, 1),) * 2), "ocvec", "gemm"),
+    ("conv", conv_spec(1, 128, 128, (14, 14), (3, 3), padding=((1, 1),) * 2), "ocvec",
+     "gemm"),
+    ("conv", conv_spec(8, 128, 128, (14, 14), (3, 3), stride=(2, 2),
+                       padding=((1, 1),) * 2), "ocvec", "gemm"),
+    ("conv", conv_spec(8, 32, 32, (14, 14), (3, 3), padding=((1, 1),) * 2), "implicit",
+     "gemm"),
     # 2-d / 3-d with a stride -> packed
     ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2)), "packed", "gemm"),
     ("conv", conv_spec(1, 8, 8, (9, 9, 9), (3, 3, 3), stride=(1, 1, 2)), "packed", "gemm"),
@@ -456,14 +469,14 @@ RULE_CASES = [
                                   padding=((1, 1),) * 2),
      "winograd4", "gemm"),
     # F(2x2) from 256 channels takes 49 tiles (batch-1 14x14 x 256); with 128
-    # channels such a map stays on implicit, its output channels split into
-    # parts to give both threads work (and so does a batch-1 7x7 x 512 map)
+    # channels such a map goes to ocvec (output channels as lanes), and so
+    # does a batch-1 7x7 x 512 map
     ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2),
      "winograd2", "gemm"),
     ("conv", conv_spec(1, 128, 128, (14, 14), (3, 3), padding=((1, 1),) * 2),
-     "implicit", "gemm"),
+     "ocvec", "gemm"),
     ("conv", conv_spec(1, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2),
-     "implicit", "gemm"),
+     "ocvec", "gemm"),
     # a 1-d dilated K2/K3 conv whose length and padding are multiples of the
     # dilation, on its (L/d, d) view: winograd4 from 128 channels and rows of
     # 32 (K2) / 16 (K3); narrower rows, fewer channels or a length that is
@@ -508,7 +521,7 @@ RULE_CASES = [
     ("conv", conv_spec(8, 24, 24, (56, 56), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit", "gemm"),
     ("conv", conv_spec(1, 96, 96, (14, 14), (3, 3), stride=(1, 1),
-                       padding=((1, 1),) * 2), "implicit",
+                       padding=((1, 1),) * 2), "ocvec",
      "gemm"),
     ("conv", conv_spec(1, 64, 64, (28, 28), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit",
@@ -625,6 +638,7 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "winograd2": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3))),
         "winograd_w": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "fft": ("conv", conv_spec(2, 16, 32, (30, 30), (1, 1))),           # nothing to transform
+        "ocvec": ("conv", conv_spec(1, 8, 8, (6, 6, 6), (3, 3, 3))),     # 1-d and 2-d only
     }[path]
     if unsupported is not None:
         op, spec = unsupported

@@ -65,6 +65,7 @@ RETURNS = {
     "_build.fma_flops": "float",
     "_build.omp_max_threads": "int",
     "_depthwise.block": "tuple[int, int]",
+    "_ocvec.shape": "tuple[int, int, int]",
     "_dilated.tiles": "tuple[int, ...]",
     "_dilated.pieces": "int",
     "_dilated.positions": "int",

@@ -83,7 +83,22 @@ portable build is correct but slower, so BLAS runs instead.
    output tiles of 4x4 per call, output maps of at least 8x8, and below
    20x20 (14x14: rows of 4 tiles with a quarter of padding) at least 128
    channels.
-7. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
+7. ``ocvec`` (conv): direct convolution with output channels as vector
+   lanes, for deep layers on small maps, micro-kernel CPU: 2-d, dilation
+   1, more than one tap, at least 32 channels per group in and out, and
+   output rows of at most 7 (stride 1), of at most 14 with at most 256
+   output positions per call (stride 1: batch-1 8x8 and 14x14 maps), or
+   of at most 14 with a stride (``paths/ocvec.py`` has the measurements).
+   A register block is two vectors of output channels by a few rows of
+   consecutive outputs (1 x 14, 2 x 7 or 3 x 4, whichever wastes the
+   fewest positions on the map), so a 7x7 map fills its blocks where the
+   GEMM paths' 48-position panels are a quarter padding columns and
+   leftovers; per input channel and tap it loads two weight vectors and
+   broadcasts one input value per output.  A work item (a block of
+   images, a tile of output rows, part of the channel blocks) copies its
+   input rows, zero padded, into a slab per image; the weights are packed
+   once per call, channel-block-major.
+8. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
    dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
    and out, micro-kernel CPU (DeepLab ASPP branches); 1-d only when under
    80% of the (tap, output) pairs read the input, 2-d not with a dilation
@@ -95,7 +110,7 @@ portable build is correct but slower, so BLAS runs instead.
    taps are contiguous), copies their im2col rows without padding columns
    a chunk at a time and multiplies them on the micro-kernel; tiles are
    cut where a kernel row starts or stops reaching the input.
-8. ``implicit`` (conv, conv_weight): micro-kernel CPU; conv: every stride
+9. ``implicit`` (conv, conv_weight): micro-kernel CPU; conv: every stride
    1; conv_weight: ``min(M, K) >= MIN_GEMM`` and, with at most 9 taps, at
    least 48 channels per group in and out, thinner ones on ``gemm``, and not
    1x1 without padding: ``pointwise``; strided: more than one tap and at
@@ -104,17 +119,17 @@ portable build is correct but slower, so BLAS runs instead.
    slab (with a stride: split into the stride's phases); in the slab every
    kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
-9. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
+10. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
    Implicit GEMM on a slab that de-interleaves the tile's input by residue
    modulo the stride (row r of channel c holds every s-th input from r):
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
-10. ``packed`` (conv): micro-kernel CPU, at least ``MIN_GEMM`` output channels
+11. ``packed`` (conv): micro-kernel CPU, at least ``MIN_GEMM`` output channels
    per group and 100 output positions per image (strided 2-d and 3-d convs,
    mostly; thinner or smaller: BLAS was faster).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
-11. ``phases`` (conv_transpose): micro-kernel CPU, kernel taps that
+12. ``phases`` (conv_transpose): micro-kernel CPU, kernel taps that
    overlap (a dilated kernel extent above the stride in some dim), no
    phase thin enough for ``direct``, and either at most 64 input channels
    per group, at least twice as many output channels and 49 input
@@ -127,9 +142,9 @@ portable build is correct but slower, so BLAS runs instead.
    stride-1 conv of the input with a subset of the taps (no zero
    insertion); each phase is an implicit-path conv that writes its strided
    view of the output in place, all phases' items in one parallel region.
-12. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
+13. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
-13. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
+14. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
    images of at most ``MAX_POSITIONS`` (1024) positions whose ``C_in/g``
    channels take at most ``MAX_IMAGE_BYTES`` (2 MiB).  ``col = W^T @ x`` + col2im as on ``gemm``, but on
    register-blocked micro-kernels that read the weight in its own layout
@@ -137,7 +152,7 @@ portable build is correct but slower, so BLAS runs instead.
    the weight is packed, where BLAS packs it in every call); items are
    (block of images side by side as one GEMM's columns, group, block of
    output channels).
-14. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
+15. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
    row-major wrapper).  conv by tiled im2col + GEMM straight into the
    output; conv_transpose by ``W_g^T @ x`` + col2im, each item owning a
    slab of output rows, small images several to a GEMM; conv_weight by

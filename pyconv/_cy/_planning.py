@@ -86,7 +86,9 @@ class Plan(NamedTuple):
     simd: int = 0      # SIMD level of the micro-kernels (see pyconv._cy._build)
     parts: Tuple["Plan", ...] = ()   # phases: the plan of each phase's conv
     segments: int = 0  # winograd: segments (runs of tiles of a row) per work item
-    blocks: int = 1    # conv_transpose gemm: blocks of output channels per (n, group)
+    blocks: int = 1    # conv_transpose gemm: blocks of output channels per (n, group);
+                       # ocvec: parts of a group's channel blocks
+    shape: int = 0     # ocvec: the register block's shape index
 
 
 class Target(NamedTuple):

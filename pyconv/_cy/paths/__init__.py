@@ -27,6 +27,7 @@ from .direct import DIRECT
 from .fft import FFT
 from .gemm import GEMM, POINTWISE
 from .implicit import IMPLICIT
+from .ocvec import OCVEC
 from .packed import PACKED
 from .phases import PHASES
 from .strided1d import STRIDED1D
@@ -35,8 +36,8 @@ from .winograd import WINOGRAD2, WINOGRAD4
 from .winograd_w import WINOGRAD_W
 
 #: The planner tries the units in this order (each for the ops it computes).
-ORDER = (FFT, DEPTHWISE, DIRECT, WINOGRAD4, WINOGRAD2, WINOGRAD_W, DILATED, IMPLICIT,
-         STRIDED1D, PACKED, PHASES, POINTWISE, TGEMM, GEMM)
+ORDER = (FFT, DEPTHWISE, DIRECT, WINOGRAD4, WINOGRAD2, WINOGRAD_W, OCVEC, DILATED,
+         IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE, TGEMM, GEMM)
 
 #: The units by name.
 BY_NAME = {unit.name: unit for unit in ORDER}

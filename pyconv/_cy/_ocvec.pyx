@@ -1,0 +1,143 @@
+# cython: language_level=3
+# Compiler directives (boundscheck/wraparound off, cdivision on, ...) come from
+# setup.py so that PYCONV_CYTHON_DEBUG=1 at build time can turn the checks on.
+"""Kernels of the ``ocvec`` path: direct conv with output channels as vector lanes.
+
+Two passes, in one parallel region (:func:`run_passes`):
+
+* the weight pack: item = (group, channel block of ``OCB`` output
+  channels), ``wp[group][block][ci][tap][OCB]``;
+* the convolution: item = (block of images, group, tile of ``rows`` output
+  rows, part of the group's channel blocks).  The item copies its input
+  rows, zero padded, into a slab per image and runs register blocks of ``NV`` vectors of
+  output channels x ``RB x CB`` positions over it (``kernels/ocvec.h``).
+
+Each output is one sum in a fixed order: bitwise the same for any tiling
+and thread count.  :func:`workspace` reports the bytes the kernels
+allocate, from the same layout the kernels use; :func:`shape` the
+register block's shapes and channel block at a SIMD level.
+"""
+
+from libc.stdlib cimport free
+
+from cython cimport floating
+
+from pyconv._cy._common cimport Geo, make_geo, pc_alloc, run_passes
+
+cdef extern from "kernels/ocvec.h" nogil:
+    ctypedef struct pc_ocv:
+        Geo g
+        Py_ssize_t rb, cb, ocb, ncob, rows, ntiles, parts, imgs, lx
+        int level
+    int PC_OCV_NSHAPES
+    int pc_ocv_ocb(int dbl, int level)
+    void pc_ocv_shape(int level, int sh, Py_ssize_t *rb, Py_ssize_t *cb)
+    Py_ssize_t pc_ocv_lx(const Geo *g, Py_ssize_t cb)
+    Py_ssize_t pc_ocv_elems(const pc_ocv *o, Py_ssize_t isz)
+    void pc_ocv_pack_f(const float *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ocb,
+                       float *dst)
+    void pc_ocv_pack_d(const double *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ocb,
+                       double *dst)
+    void pc_ocv_item_f(const pc_ocv *o, int sh, Py_ssize_t it, const float *x, const float *wp,
+                       const float *b, float *y, float *buf)
+    void pc_ocv_item_d(const pc_ocv *o, int sh, Py_ssize_t it, const double *x,
+                       const double *wp, const double *b, double *y, double *buf)
+
+
+cdef struct Task:
+    pc_ocv o
+    int sh              # the register block's shape index
+    const void *x
+    const void *w       # the weights, (C_out, C_in/g, *k)
+    void *wp            # the packed weights
+    const void *b       # NULL: no bias
+    void *y
+
+
+def shape(int level, int sh, bint dbl):
+    """``(RB, CB, OCB)``: register block ``sh`` (rows x columns of outputs) and the
+    output channels of a channel block at ``level``."""
+    if not 0 <= level <= 2:
+        raise ValueError(f"SIMD level must be 0, 1 or 2, got {level}")
+    if not 0 <= sh < PC_OCV_NSHAPES:
+        raise ValueError(f"shape index must be 0 to {PC_OCV_NSHAPES - 1}, got {sh}")
+    cdef Py_ssize_t rb, cb
+    pc_ocv_shape(level, sh, &rb, &cb)
+    return rb, cb, pc_ocv_ocb(dbl, level)
+
+
+cdef int _setup(pc_ocv *o, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssize_t imgs,
+                int level, int sh, bint dbl) except -1:
+    o.g = make_geo(geo)
+    if o.g.ks[0] != 1 or o.g.osz[0] != 1 or o.g.isz[0] != 1:
+        raise ValueError("the ocvec kernels take 1-d and 2-d convs")
+    pc_ocv_shape(level, sh, &o.rb, &o.cb)
+    o.ocb = pc_ocv_ocb(dbl, level)
+    o.ncob = (o.g.cout_g + o.ocb - 1) // o.ocb
+    o.rows = max(1, min(rows, o.g.osz[1]))
+    o.ntiles = (o.g.osz[1] + o.rows - 1) // o.rows
+    o.parts = max(1, min(parts, o.ncob))
+    o.imgs = max(1, min(imgs, o.g.N))
+    o.lx = pc_ocv_lx(&o.g, o.cb)
+    o.level = level
+    return 0
+
+
+def workspace(tuple geo, Py_ssize_t rows, Py_ssize_t imgs, int level, int sh, bint dbl):
+    """(bytes per thread, fixed bytes: the packed weights) of :func:`conv` with
+    tiles of ``rows`` output rows of ``imgs`` images."""
+    cdef pc_ocv o
+    cdef Py_ssize_t isz = 8 if dbl else 4
+    _setup(&o, geo, rows, 1, imgs, level, sh, dbl)
+    return (pc_ocv_elems(&o, isz) * isz,
+            o.g.G * o.ncob * o.ocb * o.g.cin_g * o.g.Kp * isz)
+
+
+cdef void _pack_item(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil:
+    """The packed weights of channel block ``it % ncob`` of group ``it // ncob``."""
+    cdef const Task *t = <const Task *> task
+    cdef const pc_ocv *o = &t.o
+    cdef Py_ssize_t grp = it // o.ncob, c0 = (it % o.ncob) * o.ocb
+    cdef Py_ssize_t kc = o.g.cin_g * o.g.Kp
+    cdef const floating *src = <const floating *> t.w + (grp * o.g.cout_g + c0) * kc
+    cdef floating *dst = <floating *> t.wp + it * o.ocb * kc
+    if floating is float:
+        pc_ocv_pack_f(src, min(o.ocb, o.g.cout_g - c0), kc, o.ocb, dst)
+    else:
+        pc_ocv_pack_d(src, min(o.ocb, o.g.cout_g - c0), kc, o.ocb, dst)
+
+
+cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil:
+    cdef const Task *t = <const Task *> task
+    if floating is float:
+        pc_ocv_item_f(&t.o, t.sh, it, <const float *> t.x, <const float *> t.wp,
+                      <const float *> t.b, <float *> t.y, buf)
+    else:
+        pc_ocv_item_d(&t.o, t.sh, it, <const double *> t.x, <const double *> t.wp,
+                      <const double *> t.b, <double *> t.y, buf)
+
+
+def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+         floating[::1] y, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssize_t imgs,
+         int level, int sh, int nthreads):
+    """1-d or 2-d forward conv, output channels as vector lanes; item = (block
+    of ``imgs`` images, group, tile of ``rows`` output rows, part of ``parts`` of
+    the group's channel blocks); ``sh``: the register block's shape
+    (:func:`shape`).  ``b`` empty = no bias."""
+    cdef Task t
+    cdef Py_ssize_t isz = sizeof(floating), nitems
+    _setup(&t.o, geo, rows, parts, imgs, level, sh, floating is double)
+    t.sh = sh
+    t.x, t.w, t.y = &x[0], &w[0], &y[0]
+    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.wp = pc_alloc(t.o.g.G * t.o.ncob * t.o.ocb * t.o.g.cin_g * t.o.g.Kp * isz)
+    if t.wp == NULL:
+        raise MemoryError()
+    try:
+        nitems = (t.o.g.N + t.o.imgs - 1) // t.o.imgs * t.o.g.G * t.o.ntiles * t.o.parts
+        run_passes[floating](_pack_item[floating], t.o.g.G * t.o.ncob, _conv_item[floating],
+                             nitems, &t, pc_ocv_elems(&t.o, isz) * isz, nthreads)
+    finally:
+        free(t.wp)

@@ -1,0 +1,307 @@
+/*
+ * Direct convolution with output channels as vector lanes (the "ocvec" path).
+ *
+ * The GEMM paths put output positions in the vector lanes: on a small map
+ * (7x7, 14x14) a panel of 48 positions is mostly padding columns and
+ * leftovers.  Here the lanes are output channels instead, so the map's
+ * shape costs nothing: a register block holds NV vectors of VL output
+ * channels (a "channel block", OCB = NV * VL channels) for RB x CB output
+ * positions (RB rows of CB consecutive outputs along x).  For each input
+ * channel and tap, the block loads NV weight vectors and broadcasts one
+ * input value per position:
+ *
+ *   acc[v][i][j] += wp[ci][tap][v] * slab[ci][row_i + tapoff[tap] + j * sx]
+ *
+ * RB x CB is chosen per call from PC_OCV_SHAPES (about as many positions as
+ * the register file holds, NV * RB * CB accumulators) to waste the fewest
+ * positions on the map's width; positions past a row's end or the tile's
+ * last row are computed from the slab's slack and dropped.
+ *
+ * A work item is (block of images, group, tile of output rows, part of the
+ * group's channel blocks).  It copies the input rows of its tile, zero
+ * padded, into a slab per image (slab[ci][row][col], rows as wide as the
+ * padded input plus slack), then for each of its channel blocks runs the
+ * register blocks over the tile of each image and scatters them into y
+ * (plus bias).  The weights are packed once
+ * per call, wp[group][block][ci][tap][OCB] (zero past the group's
+ * channels), by the first pass.
+ *
+ * Each output is one sum in a fixed order (input channels, then taps in
+ * order, then the bias): the result does not depend on the tiling or the
+ * thread count.  1-d and 2-d convs (canonical z trivial); any stride,
+ * dilation and padding.
+ */
+#ifndef PYCONV_KERNELS_OCVEC_H
+#define PYCONV_KERNELS_OCVEC_H
+
+#include "common.h"
+#include "microkernels.h"
+#include "slab.h"
+
+/* full unrolling of the register block's loops (constant trip counts after
+   inlining, beyond what compilers unroll by themselves) */
+#if defined(__clang__) || defined(__GNUC__)
+#define PC_OCV_UNROLL _Pragma("GCC unroll 32")
+#else
+#define PC_OCV_UNROLL
+#endif
+
+/* Vectors of output channels per register block. */
+#define PC_OCV_NV 2
+/* Positions per register block at a level (32 vector registers at AVX-512:
+   28 accumulators; 16 below: 12). */
+#define PC_OCV_NP(LV) ((LV) == 2 ? 14 : 6)
+/* The block shapes (RB rows x CB columns) a level offers, index 0..2. */
+#define PC_OCV_NSHAPES 3
+static const int pc_ocv_cb[2][PC_OCV_NSHAPES] = {{6, 3, 2}, {14, 7, 4}};
+static const int pc_ocv_rb[2][PC_OCV_NSHAPES] = {{1, 2, 3}, {1, 2, 3}};
+
+/* The geometry of one call, shared by its items. */
+typedef struct {
+    pc_geo g;
+    ptrdiff_t rb, cb;      /* register block: rows x columns of outputs */
+    ptrdiff_t ocb;         /* output channels per channel block: NV * VL */
+    ptrdiff_t ncob;        /* channel blocks per group */
+    ptrdiff_t rows;        /* output rows (y) per tile */
+    ptrdiff_t ntiles;      /* tiles per image */
+    ptrdiff_t parts;       /* parts of a group's channel blocks */
+    ptrdiff_t imgs;        /* images per item (one slab each) */
+    ptrdiff_t lx;          /* slab row length (padded input row + slack) */
+    int level;
+} pc_ocv;
+
+/* Slab rows for a tile of ``rows`` output rows. */
+static inline ptrdiff_t pc_ocv_ly(const pc_geo *g, ptrdiff_t rows)
+{
+    return (rows - 1) * g->st[1] + (g->ks[1] - 1) * g->dl[1] + 1;
+}
+
+/* Slab row length: the padded input row the outputs read, plus the
+   columns a last register block reads past the row's end. */
+static inline ptrdiff_t pc_ocv_lx(const pc_geo *g, ptrdiff_t cb)
+{
+    return (g->osz[2] - 1 + cb) * g->st[2] + (g->ks[2] - 1) * g->dl[2] + 1;
+}
+
+/* Elements of one image's slab, rounded up to whole cache lines. */
+static inline ptrdiff_t pc_ocv_slab(const pc_ocv *o)
+{
+    return (o->g.cin_g * pc_ocv_ly(&o->g, o->rows) * o->lx + 15) / 16 * 16;
+}
+
+/* Elements of one thread's buffers: the slabs of ``imgs`` images, then the
+   staged block (NP positions x OCB channels), then the taps' offsets (as
+   elements). */
+static ptrdiff_t pc_ocv_elems(const pc_ocv *o, ptrdiff_t isz)
+{
+    const ptrdiff_t stage = o->rb * o->cb * o->ocb;
+    const ptrdiff_t taps = (o->g.Kp * (ptrdiff_t)sizeof(ptrdiff_t) + isz - 1) / isz;
+    return o->imgs * pc_ocv_slab(o) + (stage + 15) / 16 * 16 + taps;
+}
+
+/*
+ * The slab of output rows [oy0, oy1) of image n, group grp:
+ * slab[ci][r][c] = x[n, grp * cin_g + ci, oy0 * sy - lo_y + r, c - lo_x],
+ * 0 outside the input.
+ */
+#define PC_DEFINE_OCV_FILL(T, S)                                                     \
+static void pc_ocv_fill_##S(const pc_ocv *o, const T *restrict xg, ptrdiff_t oy0,    \
+                            ptrdiff_t oy1, T *restrict slab)                         \
+{                                                                                    \
+    const pc_geo *g = &o->g;                                                         \
+    const ptrdiff_t H = g->isz[1], W = g->isz[2], LX = o->lx;                        \
+    const ptrdiff_t ly = pc_ocv_ly(g, oy1 - oy0), iy0 = oy0 * g->st[1] - g->lo[1];   \
+    const ptrdiff_t a = g->lo[2] < LX ? g->lo[2] : LX;      /* first input column */ \
+    const ptrdiff_t n = W < LX - a ? W : LX - a;            /* input columns held */ \
+    ptrdiff_t ci, r;                                                                 \
+    for (ci = 0; ci < g->cin_g; ci++)                                                \
+        for (r = 0; r < ly; r++) {                                                   \
+            T *d = slab + (ci * ly + r) * LX;                                        \
+            const ptrdiff_t iy = iy0 + r;                                            \
+            if (iy < 0 || iy >= H || n <= 0) {                                       \
+                memset(d, 0, (size_t)LX * sizeof(T));                                \
+                continue;                                                            \
+            }                                                                        \
+            memset(d, 0, (size_t)a * sizeof(T));                                     \
+            memcpy(d + a, xg + (ci * H + iy) * W, (size_t)n * sizeof(T));            \
+            memset(d + a + n, 0, (size_t)(LX - a - n) * sizeof(T));                  \
+        }                                                                            \
+}
+PC_DEFINE_OCV_FILL(float, f)
+PC_DEFINE_OCV_FILL(double, d)
+
+/*
+ * The level-specific parts.  pc_ocv_block: one register block of RB x CB
+ * positions (compile-time after inlining, as is SX when it is 1 or 2), the
+ * sums staged as stage[i * CB + j][OCB]; pc_ocv_tile: every block of one
+ * channel block over the item's rows.
+ */
+#define PC_DEFINE_OCV(T, S, LV, ATTR, VL, MR, NRV, MRW, NRVW)                         \
+__attribute__((always_inline)) ATTR static inline void pc_ocv_block_##S##LV(         \
+    ptrdiff_t cin, ptrdiff_t cs, ptrdiff_t ntap, const ptrdiff_t *restrict tapoff,   \
+    const T *restrict s0, ptrdiff_t r1off, ptrdiff_t r2off, const T *restrict wp,    \
+    T *restrict stage, const int RB, const int CB, const ptrdiff_t SX)               \
+{                                                                                    \
+    pc_v##S##LV acc[PC_OCV_NV][PC_OCV_NP(LV)];                                       \
+    const T *r0 = s0, *r1 = s0 + r1off, *r2 = s0 + r2off;                            \
+    ptrdiff_t ci, t;                                                                 \
+    int i, j, v;                                                                     \
+    PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++)                                        \
+        PC_OCV_UNROLL for (i = 0; i < RB * CB; i++) acc[v][i] = (pc_v##S##LV){0};        \
+    for (ci = 0; ci < cin; ci++, r0 += cs, r1 += cs, r2 += cs)                       \
+        for (t = 0; t < ntap; t++, wp += PC_OCV_NV * VL) {                           \
+            const pc_v##S##LV w0 = *(const pc_v##S##LV *)wp;                         \
+            const pc_v##S##LV w1 = *(const pc_v##S##LV *)(wp + VL);                  \
+            const ptrdiff_t to = tapoff[t];                                          \
+            PC_OCV_UNROLL for (i = 0; i < RB; i++) {                                     \
+                const T *src = (i == 0 ? r0 : i == 1 ? r1 : r2) + to;                \
+                PC_OCV_UNROLL for (j = 0; j < CB; j++) {                                 \
+                    const pc_v##S##LV xv = src[j * SX] - (pc_v##S##LV){0};           \
+                    acc[0][i * CB + j] += w0 * xv;                                   \
+                    acc[1][i * CB + j] += w1 * xv;                                   \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+    PC_OCV_UNROLL for (i = 0; i < RB * CB; i++)                                          \
+        PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++)                                    \
+            *(pc_v##S##LV *)(stage + i * PC_OCV_NV * VL + v * VL) = acc[v][i];       \
+}                                                                                    \
+/* The register block at shape index SH and stride SX (1, 2 or any). */              \
+__attribute__((always_inline)) ATTR static inline void pc_ocv_shape_##S##LV(         \
+    int sh, ptrdiff_t sx, ptrdiff_t cin, ptrdiff_t cs, ptrdiff_t ntap,               \
+    const ptrdiff_t *tapoff, const T *s0, ptrdiff_t r1off, ptrdiff_t r2off,          \
+    const T *wp, T *stage)                                                           \
+{                                                                                    \
+    const int I = (LV) == 2;                                                         \
+    const int C0 = I ? 14 : 6, C1 = I ? 7 : 3, C2 = I ? 4 : 2;                       \
+    if (sx == 1) {                                                                   \
+        if (sh == 0) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 1, C0, 1); \
+        else if (sh == 1) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 2, C1, 1); \
+        else pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 3, C2, 1); \
+    } else if (sx == 2) {                                                            \
+        if (sh == 0) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 1, C0, 2); \
+        else if (sh == 1) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 2, C1, 2); \
+        else pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 3, C2, 2); \
+    } else {                                                                         \
+        if (sh == 0) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 1, C0, sx); \
+        else if (sh == 1) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 2, C1, sx); \
+        else pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 3, C2, sx); \
+    }                                                                                \
+}                                                                                    \
+ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict slab, \
+                                     const ptrdiff_t *restrict tapoff,               \
+                                     const T *restrict wpc, const T *restrict bias,  \
+                                     T *restrict stage, T *restrict yc, ptrdiff_t nl, \
+                                     ptrdiff_t oy0, ptrdiff_t oy1)                   \
+{                                                                                    \
+    const pc_geo *g = &o->g;                                                         \
+    const ptrdiff_t RB = o->rb, CB = o->cb, OX = g->osz[2], LX = o->lx;              \
+    const ptrdiff_t sy = g->st[1], sx = g->st[2];                                    \
+    const ptrdiff_t cs = pc_ocv_ly(g, oy1 - oy0) * LX;                               \
+    const ptrdiff_t OCB = PC_OCV_NV * VL;                                            \
+    ptrdiff_t y0, x0, i, j, l;                                                       \
+    for (y0 = oy0; y0 < oy1; y0 += RB) {                                             \
+        /* rows past the tile's end repeat its last row (computed, dropped) */       \
+        ptrdiff_t roff[3];                                                           \
+        for (i = 0; i < 3; i++) {                                                    \
+            ptrdiff_t y = y0 + i < oy1 ? y0 + i : oy1 - 1;                           \
+            roff[i] = (y - y0) * sy * LX;                                            \
+        }                                                                            \
+        for (x0 = 0; x0 < OX; x0 += CB) {                                            \
+            const T *s0 = slab + (y0 - oy0) * sy * LX + x0 * sx;                     \
+            pc_ocv_shape_##S##LV(sh, sx, g->cin_g, cs, g->Kp, tapoff, s0, roff[1],   \
+                                 roff[2], wpc, stage);                               \
+            for (i = 0; i < RB && y0 + i < oy1; i++)                                 \
+                for (j = 0; j < CB && x0 + j < OX; j++) {                            \
+                    const T *st = stage + (i * CB + j) * OCB;                        \
+                    T *yp = yc + (y0 + i) * OX + x0 + j;                             \
+                    if (bias)                                                        \
+                        for (l = 0; l < nl; l++) yp[l * g->Pout] = st[l] + bias[l];  \
+                    else                                                             \
+                        for (l = 0; l < nl; l++) yp[l * g->Pout] = st[l];            \
+                }                                                                    \
+        }                                                                            \
+    }                                                                                \
+}
+
+PC_MICROKERNEL_TABLE(PC_DEFINE_OCV)
+
+/* Output channels per channel block at a level. */
+#define PC_OCV_OCB_ENTRY(T, S, LV, ATTR, VL, MR, NRV, MRW, NRVW)                     \
+    [2 * (LV) + (sizeof(T) == 8)] = PC_OCV_NV * VL,
+
+static int pc_ocv_ocb(int dbl, int level)
+{
+    static const int ocb[6] = {PC_MICROKERNEL_TABLE(PC_OCV_OCB_ENTRY)};
+    return ocb[2 * level + (dbl != 0)];
+}
+
+/* The shape (rows, columns) of register block ``sh`` at a level. */
+static void pc_ocv_shape(int level, int sh, ptrdiff_t *rb, ptrdiff_t *cb)
+{
+    *rb = pc_ocv_rb[level == 2][sh];
+    *cb = pc_ocv_cb[level == 2][sh];
+}
+
+/* One work item: fill the slabs of its images, then for every channel block
+   of the part, its register blocks over each image (the block's packed
+   weights are read from beyond L2 once per item, not once per image). */
+#define PC_DEFINE_OCV_ENTRY(T, S)                                                    \
+static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,       \
+                            const T *wp, const T *b, T *y, T *buf)                   \
+{                                                                                    \
+    const pc_geo *g = &o->g;                                                         \
+    const ptrdiff_t part = it % o->parts, tile = (it / o->parts) % o->ntiles;        \
+    const ptrdiff_t grp = (it / (o->parts * o->ntiles)) % g->G;                      \
+    const ptrdiff_t n0 = it / (o->parts * o->ntiles * g->G) * o->imgs;               \
+    const ptrdiff_t n1 = n0 + o->imgs < g->N ? n0 + o->imgs : g->N;                  \
+    const ptrdiff_t oy0 = tile * o->rows;                                            \
+    const ptrdiff_t oy1 = oy0 + o->rows < g->osz[1] ? oy0 + o->rows : g->osz[1];     \
+    const ptrdiff_t b0 = part * o->ncob / o->parts, b1 = (part + 1) * o->ncob / o->parts; \
+    const ptrdiff_t OCB = o->ocb, SL = pc_ocv_slab(o);                               \
+    T *stage = buf + o->imgs * SL;                                                   \
+    ptrdiff_t *tapoff = (ptrdiff_t *)(stage + (o->rb * o->cb * OCB + 15) / 16 * 16);  \
+    ptrdiff_t ky, kx, blk, n;                                                        \
+    for (ky = 0; ky < g->ks[1]; ky++)                                                \
+        for (kx = 0; kx < g->ks[2]; kx++)                                            \
+            tapoff[ky * g->ks[2] + kx] = ky * g->dl[1] * o->lx + kx * g->dl[2];      \
+    for (n = n0; n < n1; n++)                                                        \
+        pc_ocv_fill_##S(o, x + (n * g->Cin + grp * g->cin_g) * g->Pin, oy0, oy1,     \
+                        buf + (n - n0) * SL);                                        \
+    for (blk = b0; blk < b1; blk++)                                                  \
+        for (n = n0; n < n1; n++) {                                                  \
+            const ptrdiff_t c0 = blk * OCB;                                          \
+            const ptrdiff_t nl = g->cout_g - c0 < OCB ? g->cout_g - c0 : OCB;        \
+            const T *wpc = wp + (grp * o->ncob + blk) * g->cin_g * g->Kp * OCB;      \
+            const T *bias = b ? b + grp * g->cout_g + c0 : NULL;                     \
+            T *yc = y + (n * g->Cout + grp * g->cout_g + c0) * g->Pout;              \
+            PC_AT_LEVEL(o->level, pc_ocv_tile, S, (o, sh, buf + (n - n0) * SL, tapoff, wpc, \
+                                                   bias, stage, yc, nl, oy0, oy1));  \
+        }                                                                            \
+}
+PC_DEFINE_OCV_ENTRY(float, f)
+PC_DEFINE_OCV_ENTRY(double, d)
+
+/*
+ * The weights of one channel block: dst[k][l] = w[l * kc + k] for the
+ * block's ``rows`` channels (rows of kc = C_in/g * taps), zero for l >= rows
+ * (OCB lanes).  At the AVX-512 level, float32: one 16-lane gather per k and
+ * half block (element by element, the stores land a whole row apart).
+ */
+#define PC_DEFINE_OCV_PACK(T, S, FAST)                                               \
+static void pc_ocv_pack_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t ocb, \
+                            T *restrict dst)                                         \
+{                                                                                    \
+    ptrdiff_t k, l;                                                                  \
+    if (FAST && ocb % 16 == 0 && pc_gather16_ok(kc) && pc_uk_level() == 2) {         \
+        PC_PACK_GATHER(w, rows, kc, ocb, kc, dst);                                   \
+        return;                                                                      \
+    }                                                                                \
+    for (k = 0; k < kc; k++)                                                         \
+        for (l = 0; l < ocb; l++)                                                    \
+            dst[k * ocb + l] = l < rows ? w[l * kc + k] : (T)0;                      \
+}
+PC_DEFINE_OCV_PACK(float, f, PYCONV_HAVE_CLONES)
+PC_DEFINE_OCV_PACK(double, d, 0)
+
+#endif /* PYCONV_KERNELS_OCVEC_H */
