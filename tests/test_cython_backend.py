@@ -1095,6 +1095,7 @@ def test_planned_workspace_is_bounded(case, nthreads):
 
 _RSS_SCRIPT = textwrap.dedent("""
     import resource, sys
+    from math import prod
     import numpy as np
     from pyconv import _cy
     from pyconv._spec import ConvSpec
@@ -1109,7 +1110,7 @@ _RSS_SCRIPT = textwrap.dedent("""
         # transposed: col of the whole problem would be 32*64 x 48**3 = 0.9 GB
         spec = ConvSpec(True, 1, 32, 32, 1, (48, 48, 48), (96, 96, 96), (4, 4, 4),
                         (2, 2, 2), ((1, 1),) * 3, (1, 1, 1))
-    if path == "winograd_w":     # 2-d only: 8 x 256 x 96 x 96, 256 channels
+    if path in ("winograd_w", "ocvec"):     # 2-d only: 8 x 256 x 96 x 96, 256 channels
         spec = ConvSpec(False, 8, 256, 256, 1, (96, 96), (96, 96), (3, 3), (1, 1),
                         ((1, 1),) * 2, (1, 1))
     x = np.ones(spec.input_shape, np.float32)
@@ -1120,7 +1121,7 @@ _RSS_SCRIPT = textwrap.dedent("""
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if op == "conv":
             y = cy.conv(x, w, None, spec)
-            assert float(y[0, 0, 5, 5, 5]) == 96 * 27
+            assert float(y[(0, 0) + (5,) * spec.nd]) == spec.in_channels * prod(spec.kernel_size)
         elif op == "conv_weight":
             y = cy.conv_weight(x, gy, spec)
             if path == "winograd_w":     # the centre tap: every position, rounded
@@ -1139,7 +1140,7 @@ _RSS_SCRIPT = textwrap.dedent("""
     ("implicit", "conv"), ("packed", "conv"), ("gemm", "conv"),
     ("implicit", "conv_weight"), ("gemm", "conv_weight"),
     ("phases", "conv_transpose"), ("gemm", "conv_transpose"), ("winograd4", "conv"),
-    ("winograd_w", "conv_weight"),
+    ("winograd_w", "conv_weight"), ("ocvec", "conv"),
 ])
 def test_peak_memory_bounded(path, op):
     """Extra peak RSS of a big call <= output size + 64 MiB (checked in a subprocess)."""
@@ -1335,6 +1336,7 @@ _SIGINT_SCRIPT = textwrap.dedent("""
     ("implicit", "conv"), ("gemm", "conv"), ("direct", "conv"),
     ("implicit", "conv_weight"), ("phases", "conv_transpose"),
     ("winograd4", "conv"), ("winograd2", "conv_transpose"), ("winograd_w", "conv_weight"),
+    ("ocvec", "conv"),
 ])
 def test_ctrl_c_interrupts_a_long_call(path, op):
     """SIGINT during a call of seconds: KeyboardInterrupt within 0.5 s, no leak, usable after.
