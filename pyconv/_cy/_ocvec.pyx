@@ -3,7 +3,10 @@
 # setup.py so that PYCONV_CYTHON_DEBUG=1 at build time can turn the checks on.
 """Kernels of the ``ocvec`` path: direct conv with output channels as vector lanes.
 
-Two passes, in one parallel region (:func:`run_passes`):
+Two passes, in one parallel region (:func:`run_passes`), or the second
+alone when every channel block is used by one work item (batch 1): its
+item then packs the block into its own buffer just before using it, and
+the packed weights never leave the L2 cache:
 
 * the weight pack: item = (group, channel block of ``OCB`` output
   channels), ``wp[group][block][ci][tap][OCB]``;
@@ -22,13 +25,13 @@ from libc.stdlib cimport free
 
 from cython cimport floating
 
-from pyconv._cy._common cimport Geo, make_geo, pc_alloc, run_passes
+from pyconv._cy._common cimport Geo, make_geo, pc_alloc, run_items, run_passes
 
 cdef extern from "kernels/ocvec.h" nogil:
     ctypedef struct pc_ocv:
         Geo g
         Py_ssize_t rb, cb, ocb, ncob, rows, ntiles, parts, imgs, lx
-        int level
+        int fused, level
     int PC_OCV_NSHAPES
     int pc_ocv_ocb(int dbl, int level)
     void pc_ocv_shape(int level, int sh, Py_ssize_t *rb, Py_ssize_t *cb)
@@ -38,10 +41,11 @@ cdef extern from "kernels/ocvec.h" nogil:
                        float *dst)
     void pc_ocv_pack_d(const double *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ocb,
                        double *dst)
-    void pc_ocv_item_f(const pc_ocv *o, int sh, Py_ssize_t it, const float *x, const float *wp,
-                       const float *b, float *y, float *buf)
+    void pc_ocv_item_f(const pc_ocv *o, int sh, Py_ssize_t it, const float *x, const float *w,
+                       const float *wp, const float *b, float *y, float *buf)
     void pc_ocv_item_d(const pc_ocv *o, int sh, Py_ssize_t it, const double *x,
-                       const double *wp, const double *b, double *y, double *buf)
+                       const double *w, const double *wp, const double *b, double *y,
+                       double *buf)
 
 
 cdef struct Task:
@@ -49,7 +53,7 @@ cdef struct Task:
     int sh              # the register block's shape index
     const void *x
     const void *w       # the weights, (C_out, C_in/g, *k)
-    void *wp            # the packed weights
+    void *wp            # the packed weights (NULL when the items pack their own)
     const void *b       # NULL: no bias
     void *y
 
@@ -67,7 +71,7 @@ def shape(int level, int sh, bint dbl):
 
 
 cdef int _setup(pc_ocv *o, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssize_t imgs,
-                int level, int sh, bint dbl) except -1:
+                bint fused, int level, int sh, bint dbl) except -1:
     o.g = make_geo(geo)
     if o.g.ks[0] != 1 or o.g.osz[0] != 1 or o.g.isz[0] != 1:
         raise ValueError("the ocvec kernels take 1-d and 2-d convs")
@@ -80,17 +84,20 @@ cdef int _setup(pc_ocv *o, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssiz
     o.imgs = max(1, min(imgs, o.g.N))
     o.lx = pc_ocv_lx(&o.g, o.cb)
     o.level = level
+    o.fused = fused
     return 0
 
 
-def workspace(tuple geo, Py_ssize_t rows, Py_ssize_t imgs, int level, int sh, bint dbl):
+def workspace(tuple geo, Py_ssize_t rows, Py_ssize_t imgs, bint fused, int level, int sh,
+              bint dbl):
     """(bytes per thread, fixed bytes: the packed weights) of :func:`conv` with
-    tiles of ``rows`` output rows of ``imgs`` images."""
+    tiles of ``rows`` output rows of ``imgs`` images (``fused``: each item packs
+    its channel blocks' weights into its own buffer; no fixed bytes)."""
     cdef pc_ocv o
     cdef Py_ssize_t isz = 8 if dbl else 4
-    _setup(&o, geo, rows, 1, imgs, level, sh, dbl)
+    _setup(&o, geo, rows, 1, imgs, fused, level, sh, dbl)
     return (pc_ocv_elems(&o, isz) * isz,
-            o.g.G * o.ncob * o.ocb * o.g.cin_g * o.g.Kp * isz)
+            0 if fused else o.g.G * o.ncob * o.ocb * o.g.cin_g * o.g.Kp * isz)
 
 
 cdef void _pack_item(const void *task, floating *buf, Py_ssize_t slot,
@@ -112,31 +119,38 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
                      Py_ssize_t it) noexcept nogil:
     cdef const Task *t = <const Task *> task
     if floating is float:
-        pc_ocv_item_f(&t.o, t.sh, it, <const float *> t.x, <const float *> t.wp,
-                      <const float *> t.b, <float *> t.y, buf)
+        pc_ocv_item_f(&t.o, t.sh, it, <const float *> t.x, <const float *> t.w,
+                      <const float *> t.wp, <const float *> t.b, <float *> t.y, buf)
     else:
-        pc_ocv_item_d(&t.o, t.sh, it, <const double *> t.x, <const double *> t.wp,
-                      <const double *> t.b, <double *> t.y, buf)
+        pc_ocv_item_d(&t.o, t.sh, it, <const double *> t.x, <const double *> t.w,
+                      <const double *> t.wp, <const double *> t.b, <double *> t.y, buf)
 
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssize_t imgs,
-         int level, int sh, int nthreads):
+         bint fused, int level, int sh, int nthreads):
     """1-d or 2-d forward conv, output channels as vector lanes; item = (block
     of ``imgs`` images, group, tile of ``rows`` output rows, part of ``parts`` of
     the group's channel blocks); ``sh``: the register block's shape
-    (:func:`shape`).  ``b`` empty = no bias."""
+    (:func:`shape`); ``fused``: each item packs its channel blocks' weights
+    itself (no first pass; for calls where every block has one item).  ``b``
+    empty = no bias."""
     cdef Task t
     cdef Py_ssize_t isz = sizeof(floating), nitems
-    _setup(&t.o, geo, rows, parts, imgs, level, sh, floating is double)
+    _setup(&t.o, geo, rows, parts, imgs, fused, level, sh, floating is double)
     t.sh = sh
     t.x, t.w, t.y = &x[0], &w[0], &y[0]
     t.b = &b[0] if b.shape[0] > 0 else NULL
+    nitems = (t.o.g.N + t.o.imgs - 1) // t.o.imgs * t.o.g.G * t.o.ntiles * t.o.parts
+    if fused:
+        t.wp = NULL
+        run_items[floating](_conv_item[floating], &t, nitems, nitems,
+                            pc_ocv_elems(&t.o, isz) * isz, nthreads)
+        return
     t.wp = pc_alloc(t.o.g.G * t.o.ncob * t.o.ocb * t.o.g.cin_g * t.o.g.Kp * isz)
     if t.wp == NULL:
         raise MemoryError()
     try:
-        nitems = (t.o.g.N + t.o.imgs - 1) // t.o.imgs * t.o.g.G * t.o.ntiles * t.o.parts
         run_passes[floating](_pack_item[floating], t.o.g.G * t.o.ncob, _conv_item[floating],
                              nitems, &t, pc_ocv_elems(&t.o, isz) * isz, nthreads)
     finally:

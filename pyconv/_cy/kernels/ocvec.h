@@ -67,6 +67,8 @@ typedef struct {
     ptrdiff_t parts;       /* parts of a group's channel blocks */
     ptrdiff_t imgs;        /* images per item (one slab each) */
     ptrdiff_t lx;          /* slab row length (padded input row + slack) */
+    int fused;             /* each item packs its channel blocks' weights itself,
+                              into its buffer (every block is used by one item) */
     int level;
 } pc_ocv;
 
@@ -89,14 +91,21 @@ static inline ptrdiff_t pc_ocv_slab(const pc_ocv *o)
     return (o->g.cin_g * pc_ocv_ly(&o->g, o->rows) * o->lx + 15) / 16 * 16;
 }
 
-/* Elements of one thread's buffers: the slabs of ``imgs`` images, then the
-   staged block (NP positions x OCB channels), then the taps' offsets (as
-   elements). */
+/* Elements of one channel block's packed weights. */
+static inline ptrdiff_t pc_ocv_wblock(const pc_ocv *o)
+{
+    return o->g.cin_g * o->g.Kp * o->ocb;
+}
+
+/* Elements of one thread's buffers: a channel block's packed weights (when
+   fused), the slabs of ``imgs`` images, then the staged block (NP positions
+   x OCB channels), then the taps' offsets (as elements). */
 static ptrdiff_t pc_ocv_elems(const pc_ocv *o, ptrdiff_t isz)
 {
     const ptrdiff_t stage = o->rb * o->cb * o->ocb;
     const ptrdiff_t taps = (o->g.Kp * (ptrdiff_t)sizeof(ptrdiff_t) + isz - 1) / isz;
-    return o->imgs * pc_ocv_slab(o) + (stage + 15) / 16 * 16 + taps;
+    return (o->fused ? pc_ocv_wblock(o) : 0) + o->imgs * pc_ocv_slab(o)
+        + (stage + 15) / 16 * 16 + taps;
 }
 
 /*
@@ -243,45 +252,6 @@ static void pc_ocv_shape(int level, int sh, ptrdiff_t *rb, ptrdiff_t *cb)
     *cb = pc_ocv_cb[level == 2][sh];
 }
 
-/* One work item: fill the slabs of its images, then for every channel block
-   of the part, its register blocks over each image (the block's packed
-   weights are read from beyond L2 once per item, not once per image). */
-#define PC_DEFINE_OCV_ENTRY(T, S)                                                    \
-static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,       \
-                            const T *wp, const T *b, T *y, T *buf)                   \
-{                                                                                    \
-    const pc_geo *g = &o->g;                                                         \
-    const ptrdiff_t part = it % o->parts, tile = (it / o->parts) % o->ntiles;        \
-    const ptrdiff_t grp = (it / (o->parts * o->ntiles)) % g->G;                      \
-    const ptrdiff_t n0 = it / (o->parts * o->ntiles * g->G) * o->imgs;               \
-    const ptrdiff_t n1 = n0 + o->imgs < g->N ? n0 + o->imgs : g->N;                  \
-    const ptrdiff_t oy0 = tile * o->rows;                                            \
-    const ptrdiff_t oy1 = oy0 + o->rows < g->osz[1] ? oy0 + o->rows : g->osz[1];     \
-    const ptrdiff_t b0 = part * o->ncob / o->parts, b1 = (part + 1) * o->ncob / o->parts; \
-    const ptrdiff_t OCB = o->ocb, SL = pc_ocv_slab(o);                               \
-    T *stage = buf + o->imgs * SL;                                                   \
-    ptrdiff_t *tapoff = (ptrdiff_t *)(stage + (o->rb * o->cb * OCB + 15) / 16 * 16);  \
-    ptrdiff_t ky, kx, blk, n;                                                        \
-    for (ky = 0; ky < g->ks[1]; ky++)                                                \
-        for (kx = 0; kx < g->ks[2]; kx++)                                            \
-            tapoff[ky * g->ks[2] + kx] = ky * g->dl[1] * o->lx + kx * g->dl[2];      \
-    for (n = n0; n < n1; n++)                                                        \
-        pc_ocv_fill_##S(o, x + (n * g->Cin + grp * g->cin_g) * g->Pin, oy0, oy1,     \
-                        buf + (n - n0) * SL);                                        \
-    for (blk = b0; blk < b1; blk++)                                                  \
-        for (n = n0; n < n1; n++) {                                                  \
-            const ptrdiff_t c0 = blk * OCB;                                          \
-            const ptrdiff_t nl = g->cout_g - c0 < OCB ? g->cout_g - c0 : OCB;        \
-            const T *wpc = wp + (grp * o->ncob + blk) * g->cin_g * g->Kp * OCB;      \
-            const T *bias = b ? b + grp * g->cout_g + c0 : NULL;                     \
-            T *yc = y + (n * g->Cout + grp * g->cout_g + c0) * g->Pout;              \
-            PC_AT_LEVEL(o->level, pc_ocv_tile, S, (o, sh, buf + (n - n0) * SL, tapoff, wpc, \
-                                                   bias, stage, yc, nl, oy0, oy1));  \
-        }                                                                            \
-}
-PC_DEFINE_OCV_ENTRY(float, f)
-PC_DEFINE_OCV_ENTRY(double, d)
-
 /*
  * The weights of one channel block: dst[k][l] = w[l * kc + k] for the
  * block's ``rows`` channels (rows of kc = C_in/g * taps), zero for l >= rows
@@ -303,5 +273,53 @@ static void pc_ocv_pack_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t 
 }
 PC_DEFINE_OCV_PACK(float, f, PYCONV_HAVE_CLONES)
 PC_DEFINE_OCV_PACK(double, d, 0)
+
+/* One work item: fill the slabs of its images, then for every channel block
+   of the part, its register blocks over each image (the block's packed
+   weights are read from beyond L2 once per item, not once per image).
+   Fused (o->fused): the item packs each channel block from w into its
+   buffer first, and wp is not used; else wp holds every block. */
+#define PC_DEFINE_OCV_ENTRY(T, S)                                                    \
+static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,       \
+                            const T *w, const T *wp, const T *b, T *y, T *buf)       \
+{                                                                                    \
+    const pc_geo *g = &o->g;                                                         \
+    const ptrdiff_t part = it % o->parts, tile = (it / o->parts) % o->ntiles;        \
+    const ptrdiff_t grp = (it / (o->parts * o->ntiles)) % g->G;                      \
+    const ptrdiff_t n0 = it / (o->parts * o->ntiles * g->G) * o->imgs;               \
+    const ptrdiff_t n1 = n0 + o->imgs < g->N ? n0 + o->imgs : g->N;                  \
+    const ptrdiff_t oy0 = tile * o->rows;                                            \
+    const ptrdiff_t oy1 = oy0 + o->rows < g->osz[1] ? oy0 + o->rows : g->osz[1];     \
+    const ptrdiff_t b0 = part * o->ncob / o->parts, b1 = (part + 1) * o->ncob / o->parts; \
+    const ptrdiff_t OCB = o->ocb, SL = pc_ocv_slab(o);                               \
+    T *wbuf = buf;                                                                   \
+    T *slabs = buf + (o->fused ? pc_ocv_wblock(o) : 0);                              \
+    T *stage = slabs + o->imgs * SL;                                                 \
+    ptrdiff_t *tapoff = (ptrdiff_t *)(stage + (o->rb * o->cb * OCB + 15) / 16 * 16);  \
+    ptrdiff_t ky, kx, blk, n;                                                        \
+    for (ky = 0; ky < g->ks[1]; ky++)                                                \
+        for (kx = 0; kx < g->ks[2]; kx++)                                            \
+            tapoff[ky * g->ks[2] + kx] = ky * g->dl[1] * o->lx + kx * g->dl[2];      \
+    for (n = n0; n < n1; n++)                                                        \
+        pc_ocv_fill_##S(o, x + (n * g->Cin + grp * g->cin_g) * g->Pin, oy0, oy1,     \
+                        slabs + (n - n0) * SL);                                      \
+    for (blk = b0; blk < b1; blk++) {                                                \
+        const ptrdiff_t c0 = blk * OCB;                                              \
+        const ptrdiff_t nl = g->cout_g - c0 < OCB ? g->cout_g - c0 : OCB;            \
+        const T *wpc = o->fused ? wbuf : wp + (grp * o->ncob + blk) * pc_ocv_wblock(o); \
+        if (o->fused)                                                                \
+            pc_ocv_pack_##S(w + (grp * g->cout_g + c0) * g->cin_g * g->Kp, nl,       \
+                            g->cin_g * g->Kp, OCB, wbuf);                            \
+        for (n = n0; n < n1; n++) {                                                  \
+            const T *bias = b ? b + grp * g->cout_g + c0 : NULL;                     \
+            T *yc = y + (n * g->Cout + grp * g->cout_g + c0) * g->Pout;              \
+            PC_AT_LEVEL(o->level, pc_ocv_tile, S, (o, sh, slabs + (n - n0) * SL, tapoff, \
+                                                   wpc, bias, stage, yc, nl, oy0, oy1)); \
+        }                                                                            \
+    }                                                                                \
+}
+PC_DEFINE_OCV_ENTRY(float, f)
+PC_DEFINE_OCV_ENTRY(double, d)
+
 
 #endif /* PYCONV_KERNELS_OCVEC_H */

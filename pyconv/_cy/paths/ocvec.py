@@ -56,6 +56,14 @@ def _slots(out_y, out_x, rb, cb):
     return -(-out_y // rb) * rb * -(-out_x // cb) * cb
 
 
+def _fused(spec, rows, imgs):
+    """Whether each channel block is used by one work item (one block of images,
+    one group, one tile: a batch-1 map): then the items pack their blocks'
+    weights themselves, and the packed weights never go through memory."""
+    _, oy, _ = canon(spec.out_size, 1)
+    return -(-spec.batch // imgs) * spec.groups * -(-oy // rows) == 1
+
+
 class OcVec(Path):
     name = "ocvec"
     ops = frozenset({"conv"})
@@ -84,7 +92,7 @@ class OcVec(Path):
         rb, _, ocb = shapes[sh]
 
         def per_thread(rows, imgs=1):
-            return _ocvec.workspace(gt, rows, imgs, tgt.level, sh, tgt.dbl)[0]
+            return _ocvec.workspace(gt, rows, imgs, False, tgt.level, sh, tgt.dbl)[0]
 
         # tiles of whole register blocks of rows whose slab stays within
         # TILE_BYTES (it is re-read from L2 for every channel block)
@@ -106,15 +114,16 @@ class OcVec(Path):
         # ... with parts of the channel blocks
         base = -(-spec.batch // imgs) * spec.groups * ntiles
         parts = max(1, min(ncob, -(-_planning.TARGET_ITEMS // base)))
-        per, fixed = _ocvec.workspace(gt, rows, imgs, tgt.level, sh, tgt.dbl)
+        fused = _fused(spec, rows, imgs)
+        per, fixed = _ocvec.workspace(gt, rows, imgs, fused, tgt.level, sh, tgt.dbl)
         if not fits(per, fixed):
             return None
         return finish(self.name, base * parts, per, fixed, n, tile=rows, blocks=parts,
                       images=imgs, shape=sh, simd=tgt.level)
 
     def run(self, op, p, spec, x, w, b, out):
-        _ocvec.conv(x, w, b, out, geo(spec), p.tile, p.blocks, p.images, p.simd, p.shape,
-                    p.omp_threads)
+        _ocvec.conv(x, w, b, out, geo(spec), p.tile, p.blocks, p.images,
+                    _fused(spec, p.tile, p.images), p.simd, p.shape, p.omp_threads)
 
 
 OCVEC = OcVec()
