@@ -366,6 +366,12 @@ _PAIRS = [
        dict(x_shape=(1, 4, 4, 4), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
     _w("conv2d_7", "conv2d", (8, 512, 7, 7), (512, 512, 3, 3),
        dict(x_shape=(2, 4, 4, 4), w_shape=(4, 4, 3, 3)), padding=1, dense=True),
+    # ... and the stride-2 3x3 layers that start them (ResNet-18/34: 128 -> 256
+    # channels onto 14x14, 256 -> 512 onto 7x7)
+    _w("conv2d_s2_14", "conv2d", (8, 128, 28, 28), (256, 128, 3, 3),
+       dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), stride=2, padding=1, dense=True),
+    _w("conv2d_s2_7", "conv2d", (8, 256, 14, 14), (512, 256, 3, 3),
+       dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), stride=2, padding=1, dense=True),
     _w("conv2d_input", "conv2d_input", (8, 64, 56, 56), (64, 64, 3, 3),
        dict(x_shape=(1, 4, 8, 8), w_shape=(4, 4, 3, 3)), padding=1),
     _w("conv2d_28_input", "conv2d_input", (8, 128, 28, 28), (128, 128, 3, 3),
