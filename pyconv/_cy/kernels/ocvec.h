@@ -21,8 +21,9 @@
  * group's channel blocks).  It copies the input rows of its tile, zero
  * padded, into a slab per image (slab[ci][row][col], rows as wide as the
  * padded input plus slack), then for each of its channel blocks runs the
- * register blocks over the tile of each image and scatters them into y
- * (plus bias).  The weights are packed once
+ * register blocks over the rows of all its images in turn (a block's rows
+ * may come from two images: a 7x7 map's seventh row shares its block with
+ * the next image's first) and scatters them into y (plus bias).  The weights are packed once
  * per call, wp[group][block][ci][tap][OCB] (zero past the group's
  * channels), by the first pass.
  *
@@ -197,33 +198,37 @@ __attribute__((always_inline)) ATTR static inline void pc_ocv_shape_##S##LV(    
         else pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 3, C2, sx); \
     }                                                                                \
 }                                                                                    \
-ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict slab, \
+ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict slabs, \
+                                     ptrdiff_t SL, ptrdiff_t nimg,                   \
                                      const ptrdiff_t *restrict tapoff,               \
                                      const T *restrict wpc, const T *restrict bias,  \
-                                     T *restrict stage, T *restrict yc, ptrdiff_t nl, \
-                                     ptrdiff_t oy0, ptrdiff_t oy1)                   \
+                                     T *restrict stage, T *restrict yc, ptrdiff_t yimg, \
+                                     ptrdiff_t nl, ptrdiff_t oy0, ptrdiff_t oy1)     \
 {                                                                                    \
     const pc_geo *g = &o->g;                                                         \
     const ptrdiff_t RB = o->rb, CB = o->cb, OX = g->osz[2], LX = o->lx;              \
     const ptrdiff_t sy = g->st[1], sx = g->st[2];                                    \
     const ptrdiff_t cs = pc_ocv_ly(g, oy1 - oy0) * LX;                               \
     const ptrdiff_t OCB = PC_OCV_NV * VL;                                            \
-    ptrdiff_t y0, x0, i, j, l;                                                       \
-    for (y0 = oy0; y0 < oy1; y0 += RB) {                                             \
-        /* rows past the tile's end repeat its last row (computed, dropped) */       \
-        ptrdiff_t roff[3];                                                           \
+    const ptrdiff_t TR = oy1 - oy0, NR = nimg * TR;   /* the item's rows, image-major */ \
+    ptrdiff_t q0, x0, i, j, l;                                                       \
+    for (q0 = 0; q0 < NR; q0 += RB) {                                                \
+        /* a block's rows may come from two images (their slabs have one layout);   \
+           rows past the last repeat it (computed, dropped) */                       \
+        const T *rp[3];                                                              \
+        T *yr[3];                                                                    \
         for (i = 0; i < 3; i++) {                                                    \
-            ptrdiff_t y = y0 + i < oy1 ? y0 + i : oy1 - 1;                           \
-            roff[i] = (y - y0) * sy * LX;                                            \
+            const ptrdiff_t q = q0 + i < NR ? q0 + i : NR - 1, n = q / TR, r = q % TR; \
+            rp[i] = slabs + n * SL + r * sy * LX;                                    \
+            yr[i] = yc + n * yimg + (oy0 + r) * OX;                                  \
         }                                                                            \
         for (x0 = 0; x0 < OX; x0 += CB) {                                            \
-            const T *s0 = slab + (y0 - oy0) * sy * LX + x0 * sx;                     \
-            pc_ocv_shape_##S##LV(sh, sx, g->cin_g, cs, g->Kp, tapoff, s0, roff[1],   \
-                                 roff[2], wpc, stage);                               \
-            for (i = 0; i < RB && y0 + i < oy1; i++)                                 \
+            pc_ocv_shape_##S##LV(sh, sx, g->cin_g, cs, g->Kp, tapoff, rp[0] + x0 * sx, \
+                                 rp[1] - rp[0], rp[2] - rp[0], wpc, stage);          \
+            for (i = 0; i < RB && q0 + i < NR; i++)                                  \
                 for (j = 0; j < CB && x0 + j < OX; j++) {                            \
                     const T *st = stage + (i * CB + j) * OCB;                        \
-                    T *yp = yc + (y0 + i) * OX + x0 + j;                             \
+                    T *yp = yr[i] + x0 + j;                                          \
                     if (bias)                                                        \
                         for (l = 0; l < nl; l++) yp[l * g->Pout] = st[l] + bias[l];  \
                     else                                                             \
@@ -341,12 +346,11 @@ static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,  
         if (o->fused)                                                                \
             pc_ocv_pack_##S(w + (grp * g->cout_g + c0) * g->cin_g * g->Kp, nl,       \
                             g->cin_g * g->Kp, OCB, wbuf);                            \
-        for (n = n0; n < n1; n++) {                                                  \
-            const T *bias = b ? b + grp * g->cout_g + c0 : NULL;                     \
-            T *yc = y + (n * g->Cout + grp * g->cout_g + c0) * g->Pout;              \
-            PC_AT_LEVEL(o->level, pc_ocv_tile, S, (o, sh, slabs + (n - n0) * SL, tapoff, \
-                                                   wpc, bias, stage, yc, nl, oy0, oy1)); \
-        }                                                                            \
+        PC_AT_LEVEL(o->level, pc_ocv_tile, S,                                        \
+                    (o, sh, slabs, SL, n1 - n0, tapoff, wpc,                         \
+                     b ? b + grp * g->cout_g + c0 : NULL, stage,                     \
+                     y + (n0 * g->Cout + grp * g->cout_g + c0) * g->Pout,            \
+                     g->Cout * g->Pout, nl, oy0, oy1));                              \
     }                                                                                \
 }
 PC_DEFINE_OCV_ENTRY(float, f)

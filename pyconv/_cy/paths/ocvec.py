@@ -111,6 +111,7 @@ class OcVec(Path):
                and -(-spec.batch // (imgs + 1)) * spec.groups * ntiles * ncob
                >= _planning.TARGET_ITEMS):
             imgs += 1
+        imgs = -(-spec.batch // -(-spec.batch // imgs))  # the same count, evenly (8: 4 + 4)
         # ... with parts of the channel blocks
         base = -(-spec.batch // imgs) * spec.groups * ntiles
         parts = max(1, min(ncob, -(-_planning.TARGET_ITEMS // base)))
