@@ -35,7 +35,7 @@ cdef extern from "kernels/ocvec.h" nogil:
     int PC_OCV_NSHAPES
     int pc_ocv_ocb(int dbl, int level)
     void pc_ocv_shape(int level, int sh, Py_ssize_t *rb, Py_ssize_t *cb)
-    Py_ssize_t pc_ocv_lx(const Geo *g, Py_ssize_t cb)
+    Py_ssize_t pc_ocv_lx(const Geo *g)
     Py_ssize_t pc_ocv_elems(const pc_ocv *o, Py_ssize_t isz)
     void pc_ocv_pack_f(const float *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ocb,
                        float *dst)
@@ -82,7 +82,7 @@ cdef int _setup(pc_ocv *o, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssiz
     o.ntiles = (o.g.osz[1] + o.rows - 1) // o.rows
     o.parts = max(1, min(parts, o.ncob))
     o.imgs = max(1, min(imgs, o.g.N))
-    o.lx = pc_ocv_lx(&o.g, o.cb)
+    o.lx = pc_ocv_lx(&o.g)
     o.level = level
     o.fused = fused
     return 0

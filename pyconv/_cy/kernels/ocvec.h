@@ -12,20 +12,22 @@
  *
  *   acc[v][i][j] += wp[ci][tap][v] * slab[ci][row_i + tapoff[tap] + j * sx]
  *
- * RB x CB is chosen per call from PC_OCV_SHAPES (about as many positions as
- * the register file holds, NV * RB * CB accumulators) to waste the fewest
- * positions on the map's width; positions past a row's end or the tile's
- * last row are computed from the slab's slack and dropped.
+ * RB x CB is chosen per call from pc_ocv_rb/pc_ocv_cb (about as many
+ * positions as the register file holds, NV * RB * CB accumulators) to waste
+ * the fewest positions on the map's width; positions past a row's end (read
+ * from the next row, or the slack after the slab) or past the item's last
+ * row (a repeat of it) are computed and dropped.
  *
  * A work item is (block of images, group, tile of output rows, part of the
  * group's channel blocks).  It copies the input rows of its tile, zero
  * padded, into a slab per image (slab[ci][row][col], rows as wide as the
- * padded input plus slack), then for each of its channel blocks runs the
- * register blocks over the rows of all its images in turn (a block's rows
- * may come from two images: a 7x7 map's seventh row shares its block with
- * the next image's first) and scatters them into y (plus bias).  The weights are packed once
- * per call, wp[group][block][ci][tap][OCB] (zero past the group's
- * channels), by the first pass.
+ * padded input), then for each of its channel blocks runs the register
+ * blocks over the rows of all its images in turn (a block's rows may come
+ * from two images: a 7x7 map's seventh row shares its block with the next
+ * image's first) and scatters them into y (plus bias).  The weights are
+ * packed once per call, wp[group][block][ci][tap][OCB] (zero past the
+ * group's channels), by a first pass, or by each item just before use where
+ * every channel block belongs to one item (fused).
  *
  * Each output is one sum in a fixed order (input channels, then taps in
  * order, then the bias): the result does not depend on the tiling or the
@@ -68,7 +70,7 @@ typedef struct {
     ptrdiff_t ntiles;      /* tiles per image */
     ptrdiff_t parts;       /* parts of a group's channel blocks */
     ptrdiff_t imgs;        /* images per item (one slab each) */
-    ptrdiff_t lx;          /* slab row length (padded input row + slack) */
+    ptrdiff_t lx;          /* slab row length (the padded input row read) */
     int fused;             /* each item packs its channel blocks' weights itself,
                               into its buffer (every block is used by one item) */
     int level;
@@ -80,17 +82,20 @@ static inline ptrdiff_t pc_ocv_ly(const pc_geo *g, ptrdiff_t rows)
     return (rows - 1) * g->st[1] + (g->ks[1] - 1) * g->dl[1] + 1;
 }
 
-/* Slab row length: the padded input row the outputs read, plus the
-   columns a last register block reads past the row's end. */
-static inline ptrdiff_t pc_ocv_lx(const pc_geo *g, ptrdiff_t cb)
+/* Slab row length: the padded input row the outputs read.  A register
+   block past a row's end reads on into the next row (or the slack after the
+   slab's last row): those outputs are dropped. */
+static inline ptrdiff_t pc_ocv_lx(const pc_geo *g)
 {
-    return (g->osz[2] - 1 + cb) * g->st[2] + (g->ks[2] - 1) * g->dl[2] + 1;
+    return (g->osz[2] - 1) * g->st[2] + (g->ks[2] - 1) * g->dl[2] + 1;
 }
 
-/* Elements of one image's slab, rounded up to whole cache lines. */
+/* Elements of one image's slab: its rows, the slack a last register block
+   reads past the last one, rounded up to whole cache lines. */
 static inline ptrdiff_t pc_ocv_slab(const pc_ocv *o)
 {
-    return (o->g.cin_g * pc_ocv_ly(&o->g, o->rows) * o->lx + 15) / 16 * 16;
+    return (o->g.cin_g * pc_ocv_ly(&o->g, o->rows) * o->lx + o->cb * o->g.st[2] + 15)
+        / 16 * 16;
 }
 
 /* Elements of one channel block's packed weights. */
@@ -127,9 +132,9 @@ static void pc_ocv_fill_##S(const pc_ocv *o, const T *restrict xg, ptrdiff_t oy0
     const ptrdiff_t r0 = iy0 < 0 ? -iy0 : 0;                /* rows holding input */ \
     const ptrdiff_t r1 = H - iy0 < ly ? H - iy0 : ly;                                \
     ptrdiff_t ci, r;                                                                 \
-    /* one fill of zeros (a call per row of a small map cost more than the    \
-       copies), then the input part of each row */                                   \
-    memset(slab, 0, (size_t)(g->cin_g * ly * LX) * sizeof(T));                       \
+    /* one fill of zeros, the slack included (a call per row of a small map   \
+       cost more than the copies), then the input part of each row */                \
+    memset(slab, 0, (size_t)(g->cin_g * ly * LX + o->cb * g->st[2]) * sizeof(T));   \
     if (n <= 0)                                                                      \
         return;                                                                      \
     for (ci = 0; ci < g->cin_g; ci++)                                                \
