@@ -145,6 +145,19 @@ static void pc_ocv_fill_##S(const pc_ocv *o, const T *restrict xg, ptrdiff_t oy0
 PC_DEFINE_OCV_FILL(float, f)
 PC_DEFINE_OCV_FILL(double, d)
 
+/* The block of shape index SH (a constant) at stride SX, its rows and
+   columns read from the shape table (folded to constants by the compiler,
+   so that the block's loops unroll), and the dispatch over ``sh``. */
+#define PC_OCV_BLOCK(S, LV, SH, SX)                                                  \
+    pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage,         \
+                         pc_ocv_rb[(LV) == 2][SH], pc_ocv_cb[(LV) == 2][SH], SX)
+#define PC_OCV_SHAPES(S, LV, SX)                                                     \
+    do {                                                                             \
+        if (sh == 0) PC_OCV_BLOCK(S, LV, 0, SX);                                     \
+        else if (sh == 1) PC_OCV_BLOCK(S, LV, 1, SX);                                \
+        else PC_OCV_BLOCK(S, LV, 2, SX);                                             \
+    } while (0)
+
 /*
  * The level-specific parts.  pc_ocv_block: one register block of RB x CB
  * positions (compile-time after inlining, as is SX when it is 1 or 2), the
@@ -181,27 +194,19 @@ __attribute__((always_inline)) ATTR static inline void pc_ocv_block_##S##LV(    
         PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++)                                    \
             *(pc_v##S##LV *)(stage + i * PC_OCV_NV * VL + v * VL) = acc[v][i];       \
 }                                                                                    \
-/* The register block at shape index SH and stride SX (1, 2 or any). */              \
+/* The register block of shape ``sh`` at stride ``sx``: strides 1 and 2    \
+   (the common ones) as constants. */                                                \
 __attribute__((always_inline)) ATTR static inline void pc_ocv_shape_##S##LV(         \
     int sh, ptrdiff_t sx, ptrdiff_t cin, ptrdiff_t cs, ptrdiff_t ntap,               \
     const ptrdiff_t *tapoff, const T *s0, ptrdiff_t r1off, ptrdiff_t r2off,          \
     const T *wp, T *stage)                                                           \
 {                                                                                    \
-    const int I = (LV) == 2;                                                         \
-    const int C0 = I ? 14 : 6, C1 = I ? 7 : 3, C2 = I ? 4 : 2;                       \
-    if (sx == 1) {                                                                   \
-        if (sh == 0) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 1, C0, 1); \
-        else if (sh == 1) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 2, C1, 1); \
-        else pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 3, C2, 1); \
-    } else if (sx == 2) {                                                            \
-        if (sh == 0) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 1, C0, 2); \
-        else if (sh == 1) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 2, C1, 2); \
-        else pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 3, C2, 2); \
-    } else {                                                                         \
-        if (sh == 0) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 1, C0, sx); \
-        else if (sh == 1) pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 2, C1, sx); \
-        else pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage, 3, C2, sx); \
-    }                                                                                \
+    if (sx == 1)                                                                     \
+        PC_OCV_SHAPES(S, LV, 1);                                                     \
+    else if (sx == 2)                                                                \
+        PC_OCV_SHAPES(S, LV, 2);                                                     \
+    else                                                                             \
+        PC_OCV_SHAPES(S, LV, sx);                                                    \
 }                                                                                    \
 ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict slabs, \
                                      ptrdiff_t SL, ptrdiff_t nimg,                   \

@@ -104,7 +104,8 @@ class OcVec(Path):
         while rows > rb and per_thread(rows) > _planning.TILE_BYTES:
             rows -= rb
         ntiles = -(-oy // rows)
-        rows = -(-(-(-oy // ntiles)) // rb) * rb          # equal tiles
+        per_tile = -(-oy // ntiles)                     # equal tiles ...
+        rows = -(-per_tile // rb) * rb                  # ... of whole blocks of rows
         ntiles = -(-oy // rows)
         # several images per item while their slabs take at most IMAGES_BYTES
         # (each channel block's weights come from beyond L2 once per item,
