@@ -385,9 +385,24 @@ RULE_CASES = [
                        padding=((1, 1),) * 2), "gemm", "gemm"),
     # deep layers on small maps (rows of at most 7, or a batch-1 8x8 / 14x14
     # map) -> ocvec; a batch-8 14x14 map fills the implicit GEMM's panels
-    ("conv", conv_spec(8, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2), "ocvec", "gemm"),
+    ("conv", conv_spec(1, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2), "ocvec", "gemm"),
+    ("conv", conv_spec(8, 256, 256, (7, 7), (5, 5), padding=((2, 2),) * 2), "ocvec", "gemm"),
+    # ... but 3x3 ones with 8 to 64 tiles of 4x4 (128 with 256 channels) and 96
+    # channels or more -> winograd_oc (float32; float64 keeps ocvec)
+    ("conv", conv_spec(8, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2), "winograd_oc",
+     "gemm"),
+    ("conv", conv_spec(2, 96, 96, (7, 7), (3, 3), padding=((1, 1),) * 2), "winograd_oc",
+     "gemm"),
+    ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2), "winograd_oc",
+     "gemm"),
+    ("conv", conv_spec(8, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2), "winograd_oc",
+     "gemm"),
+    ("conv", conv_spec(8, 128, 128, (14, 14), (3, 3), padding=((1, 1),) * 2), "winograd2",
+     "gemm"),
+    ("conv", conv_spec(8, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2, groups=8),
+     "ocvec", "gemm"),
     ("conv", conv_spec(1, 64, 64, (7, 7), (3, 3), padding=((1, 1),) * 2), "ocvec", "gemm"),
-    ("conv", conv_spec(1, 128, 128, (14, 14), (3, 3), padding=((1, 1),) * 2), "ocvec",
+    ("conv", conv_spec(1, 64, 64, (14, 14), (3, 3), padding=((1, 1),) * 2), "ocvec",
      "gemm"),
     ("conv", conv_spec(8, 128, 128, (14, 14), (3, 3), stride=(2, 2),
                        padding=((1, 1),) * 2), "ocvec", "gemm"),
@@ -446,7 +461,7 @@ RULE_CASES = [
                        padding=((1, 1),) * 2), "winograd4", "gemm"),
     ("conv", conv_spec(1, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "winograd4", "gemm"),
-    ("conv", conv_spec(8, 256, 256, (14, 14), (3, 3), stride=(1, 1),
+    ("conv", conv_spec(16, 256, 256, (14, 14), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "winograd2",
      "gemm"),
     ("conv", conv_spec(1, 128, 128, (28, 28), (3, 3), stride=(1, 1),
@@ -468,12 +483,12 @@ RULE_CASES = [
     ("conv_transpose", tconv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                                   padding=((1, 1),) * 2),
      "winograd4", "gemm"),
-    # F(2x2) from 256 channels takes 49 tiles (batch-1 14x14 x 256); with 128
-    # channels such a map goes to ocvec (output channels as lanes), and so
-    # does a batch-1 7x7 x 512 map
-    ("conv", conv_spec(1, 256, 256, (14, 14), (3, 3), padding=((1, 1),) * 2),
+    # F(2x2) from 256 channels takes 49 tiles (batch-1 16x16 x 256: rows too
+    # wide for winograd_oc); with 64 channels a batch-1 14x14 map goes to
+    # ocvec (output channels as lanes), and so does a batch-1 7x7 x 512 map
+    ("conv", conv_spec(1, 256, 256, (16, 16), (3, 3), padding=((1, 1),) * 2),
      "winograd2", "gemm"),
-    ("conv", conv_spec(1, 128, 128, (14, 14), (3, 3), padding=((1, 1),) * 2),
+    ("conv", conv_spec(1, 64, 64, (14, 14), (3, 3), padding=((1, 1),) * 2),
      "ocvec", "gemm"),
     ("conv", conv_spec(1, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2),
      "ocvec", "gemm"),
@@ -521,7 +536,7 @@ RULE_CASES = [
     ("conv", conv_spec(8, 24, 24, (56, 56), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit", "gemm"),
     ("conv", conv_spec(1, 96, 96, (14, 14), (3, 3), stride=(1, 1),
-                       padding=((1, 1),) * 2), "ocvec",
+                       padding=((1, 1),) * 2), "winograd_oc",
      "gemm"),
     ("conv", conv_spec(1, 64, 64, (28, 28), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "implicit",
@@ -639,12 +654,16 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "winograd_w": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "fft": ("conv", conv_spec(2, 16, 32, (30, 30), (1, 1))),           # nothing to transform
         "ocvec": ("conv", conv_spec(1, 8, 8, (6, 6, 6), (3, 3, 3))),     # 1-d and 2-d only
+        "winograd_oc": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
     }[path]
     if unsupported is not None:
         op, spec = unsupported
         assert forced_plan(path, op, spec) == cy_mod.plan(op, spec, np.float32, 2)
     # ... and a depthwise conv (direct by the rules) runs on any path that computes conv
+    # (winograd_oc takes 2-d 3x3 convs only: a 2-d one)
     spec = conv_spec(2, 8, 8, (40,), (3,), groups=8)
+    if path == "winograd_oc":
+        spec = conv_spec(2, 8, 8, (9, 9), (3, 3), groups=8)
     if "conv" in cy_mod.BY_NAME[path].ops and path not in ("pointwise",):
         assert forced_plan(path, "conv", spec).path == path
 
@@ -1110,7 +1129,7 @@ _RSS_SCRIPT = textwrap.dedent("""
         # transposed: col of the whole problem would be 32*64 x 48**3 = 0.9 GB
         spec = ConvSpec(True, 1, 32, 32, 1, (48, 48, 48), (96, 96, 96), (4, 4, 4),
                         (2, 2, 2), ((1, 1),) * 3, (1, 1, 1))
-    if path in ("winograd_w", "ocvec"):     # 2-d only: 8 x 256 x 96 x 96, 256 channels
+    if path in ("winograd_w", "ocvec", "winograd_oc"):   # 2-d only: 8 x 256 x 96 x 96
         spec = ConvSpec(False, 8, 256, 256, 1, (96, 96), (96, 96), (3, 3), (1, 1),
                         ((1, 1),) * 2, (1, 1))
     x = np.ones(spec.input_shape, np.float32)
@@ -1140,7 +1159,7 @@ _RSS_SCRIPT = textwrap.dedent("""
     ("implicit", "conv"), ("packed", "conv"), ("gemm", "conv"),
     ("implicit", "conv_weight"), ("gemm", "conv_weight"),
     ("phases", "conv_transpose"), ("gemm", "conv_transpose"), ("winograd4", "conv"),
-    ("winograd_w", "conv_weight"), ("ocvec", "conv"),
+    ("winograd_w", "conv_weight"), ("ocvec", "conv"), ("winograd_oc", "conv"),
 ])
 def test_peak_memory_bounded(path, op):
     """Extra peak RSS of a big call <= output size + 64 MiB (checked in a subprocess)."""
@@ -1336,7 +1355,7 @@ _SIGINT_SCRIPT = textwrap.dedent("""
     ("implicit", "conv"), ("gemm", "conv"), ("direct", "conv"),
     ("implicit", "conv_weight"), ("phases", "conv_transpose"),
     ("winograd4", "conv"), ("winograd2", "conv_transpose"), ("winograd_w", "conv_weight"),
-    ("ocvec", "conv"),
+    ("ocvec", "conv"), ("winograd_oc", "conv"),
 ])
 def test_ctrl_c_interrupts_a_long_call(path, op):
     """SIGINT during a call of seconds: KeyboardInterrupt within 0.5 s, no leak, usable after.

@@ -27,7 +27,7 @@ from pyconv._spec import ConvSpec  # noqa: E402
 
 #: the documented bound (docs/backends.rst): worst float32 error relative to
 #: the largest output, against a float64 GEMM, on the adversarial inputs below
-F32_BOUND = {"winograd2": 3e-6, "winograd4": 1e-5}
+F32_BOUND = {"winograd2": 3e-6, "winograd4": 1e-5, "winograd_oc": 1e-5}
 
 
 @pytest.mark.parametrize("m,r", [(2, 3), (4, 3), (6, 3), (2, 5), (4, 5), (2, 2), (3, 4)])
@@ -79,8 +79,20 @@ def _adversarial(spec, rng):
     return x, w
 
 
-@pytest.mark.parametrize("path", ["winograd4", "winograd2"])
-@pytest.mark.parametrize("spec", ADVERSARIAL)
+#: winograd_oc (2-d 3x3 only): the 2-d cases above, and deep layers on small
+#: maps (its rule's class), up to 1024 input channels
+ADVERSARIAL_OC = [p for p in ADVERSARIAL if p.id.startswith("2d")] + [
+    pytest.param(_layer(8, 512, (7, 7), cout=64), id="2d-7x7-512ch"),
+    pytest.param(_layer(2, 1024, (7, 7), cout=32), id="2d-7x7-1024ch"),
+    pytest.param(_layer(1, 256, (14, 14), cout=64), id="2d-14x14-256ch"),
+]
+
+
+@pytest.mark.parametrize("path,spec", [
+    pytest.param(path, p.values[0], id=f"{path}-{p.id}")
+    for path, cases in (("winograd4", ADVERSARIAL), ("winograd2", ADVERSARIAL),
+                        ("winograd_oc", ADVERSARIAL_OC))
+    for p in cases])
 def test_float32_error_within_the_documented_bound(path, spec, rng):
     """Worst |winograd - GEMM| / max |GEMM| (float32 inputs, float64 GEMM oracle)."""
     cy = cy_mod.load()
@@ -97,11 +109,14 @@ def test_float32_error_within_the_documented_bound(path, spec, rng):
     assert np.abs(got64 - want).max() / scale <= 1e-12
 
 
-@pytest.mark.parametrize("op, path, channels", [("conv", "winograd4", 64),
-                                                 ("conv_weight", "winograd_w", 64)])
-def test_exact_algorithms_keep_calls_off_winograd(rng, op, path, channels):
+@pytest.mark.parametrize("op, path, channels, size, exact_path", [
+    ("conv", "winograd4", 64, (56, 56), "implicit"),
+    ("conv_weight", "winograd_w", 64, (56, 56), "implicit"),
+    ("conv", "winograd_oc", 512, (7, 7), "ocvec"),
+])
+def test_exact_algorithms_keep_calls_off_winograd(rng, op, path, channels, size, exact_path):
     """A layer the rule gives to a Winograd path runs on an exact path under "exact"."""
-    spec = _layer(8, channels, (56, 56))
+    spec = _layer(8, channels, size)
     if cy_mod._build.simd_level() < 1:
         pytest.skip("no micro-kernel CPU: the rule never takes the Winograd paths")
     assert cy_mod.plan(op, spec, np.float32).path == path
@@ -116,9 +131,9 @@ def test_exact_algorithms_keep_calls_off_winograd(rng, op, path, channels):
         return pyconv.grad.conv2d_weight(x, w.shape, gy, padding=1, backend="cython")
 
     with pyconv.use_algorithms("exact"):
-        assert cy_mod.plan(op, spec, np.float32).path == "implicit"
+        assert cy_mod.plan(op, spec, np.float32).path == exact_path
         # forcing does not override the user's switch either
-        assert cy_mod.plan(op, spec, np.float32, paths=(path,)).path == "implicit"
+        assert cy_mod.plan(op, spec, np.float32, paths=(path,)).path == exact_path
         with cy_mod.force_paths(path):
             got = call()
         exact = cy_mod.plan(op, small, np.float32).path     # the small call's exact path

@@ -37,10 +37,10 @@ cdef extern from "kernels/ocvec.h" nogil:
     void pc_ocv_shape(int level, int sh, Py_ssize_t *rb, Py_ssize_t *cb)
     Py_ssize_t pc_ocv_lx(const Geo *g)
     Py_ssize_t pc_ocv_elems(const pc_ocv *o, Py_ssize_t isz)
-    void pc_ocv_pack_f(const float *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ocb,
-                       float *dst)
-    void pc_ocv_pack_d(const double *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ocb,
-                       double *dst)
+    void pc_ocv_pack_f(const float *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ld,
+                       Py_ssize_t ocb, float *dst)
+    void pc_ocv_pack_d(const double *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ld,
+                       Py_ssize_t ocb, double *dst)
     void pc_ocv_item_f(const pc_ocv *o, int sh, Py_ssize_t it, const float *x, const float *w,
                        const float *wp, const float *b, float *y, float *buf)
     void pc_ocv_item_d(const pc_ocv *o, int sh, Py_ssize_t it, const double *x,
@@ -110,9 +110,9 @@ cdef void _pack_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef const floating *src = <const floating *> t.w + (grp * o.g.cout_g + c0) * kc
     cdef floating *dst = <floating *> t.wp + it * o.ocb * kc
     if floating is float:
-        pc_ocv_pack_f(src, min(o.ocb, o.g.cout_g - c0), kc, o.ocb, dst)
+        pc_ocv_pack_f(src, min(o.ocb, o.g.cout_g - c0), kc, kc, o.ocb, dst)
     else:
-        pc_ocv_pack_d(src, min(o.ocb, o.g.cout_g - c0), kc, o.ocb, dst)
+        pc_ocv_pack_d(src, min(o.ocb, o.g.cout_g - c0), kc, kc, o.ocb, dst)
 
 
 cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,

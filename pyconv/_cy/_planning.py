@@ -88,7 +88,11 @@ class Plan(NamedTuple):
     segments: int = 0  # winograd: segments (runs of tiles of a row) per work item
     blocks: int = 1    # conv_transpose gemm: blocks of output channels per (n, group);
                        # ocvec: parts of a group's channel blocks
-    shape: int = 0     # ocvec: the register block's shape index
+    shape: int = 0     # ocvec: the register block's shape index; winograd_oc: the tile
+                       # size m (F(m x m, 3 x 3)), with tile = tiles per chunk, slabs =
+                       # tiles per round, blocks = input channels per weight-transform
+                       # run, segments = input channels per input-transform item,
+                       # images = channel blocks per item
 
 
 class Target(NamedTuple):

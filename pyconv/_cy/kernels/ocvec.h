@@ -268,8 +268,9 @@ static void pc_ocv_shape(int level, int sh, ptrdiff_t *rb, ptrdiff_t *cb)
 }
 
 /*
- * The weights of one channel block: dst[k][l] = w[l * kc + k] for the
- * block's ``rows`` channels (rows of kc = C_in/g * taps), zero for l >= rows
+ * The weights of one channel block: dst[k][l] = w[l * ld + k], k < kc, for
+ * the block's ``rows`` channels (rows ``ld`` apart: C_in/g * taps for a whole
+ * row, more for a part of one), zero for l >= rows
  * (OCB lanes).  At the AVX-512 level, float32: 16 rows x 16 taps at a time,
  * loaded as 16 vectors and transposed in registers (one 16-lane gather per
  * tap, the previous way, took a fifth of a batch-1 7x7 x 512 call).
@@ -279,8 +280,8 @@ typedef float pc_ocv_v16 __attribute__((vector_size(64)));
 typedef float pc_ocv_vu16 __attribute__((vector_size(64), aligned(4)));
 typedef int32_t pc_ocv_m16 __attribute__((vector_size(64)));
 PC_TARGET("arch=x86-64-v4") static void pc_ocv_pack_v4(const float *w, ptrdiff_t rows,
-                                                     ptrdiff_t kc, ptrdiff_t ocb,
-                                                     float *restrict dst)
+                                                     ptrdiff_t kc, ptrdiff_t ld,
+                                                     ptrdiff_t ocb, float *restrict dst)
 {
     ptrdiff_t l0, k0, l, j;
     for (l0 = 0; l0 < ocb; l0 += 16) {
@@ -288,7 +289,7 @@ PC_TARGET("arch=x86-64-v4") static void pc_ocv_pack_v4(const float *w, ptrdiff_t
         for (k0 = 0; k0 + 16 <= kc; k0 += 16) {
             pc_ocv_v16 r[16];
             for (l = 0; l < 16; l++)
-                r[l] = l < nl ? *(const pc_ocv_vu16 *)(w + (l0 + l) * kc + k0)
+                r[l] = l < nl ? *(const pc_ocv_vu16 *)(w + (l0 + l) * ld + k0)
                               : (pc_ocv_v16){0};
             PC_TRANSPOSE_16(pc_ocv_m16, r);
             for (j = 0; j < 16; j++)
@@ -296,26 +297,26 @@ PC_TARGET("arch=x86-64-v4") static void pc_ocv_pack_v4(const float *w, ptrdiff_t
         }
         for (; k0 < kc; k0++)
             for (l = 0; l < 16; l++)
-                dst[k0 * ocb + l0 + l] = l < nl ? w[(l0 + l) * kc + k0] : 0.0f;
+                dst[k0 * ocb + l0 + l] = l < nl ? w[(l0 + l) * ld + k0] : 0.0f;
     }
 }
-#define PC_OCV_PACK_FAST(w, rows, kc, ocb, dst)                                      \
-    (ocb % 16 == 0 && pc_uk_level() == 2 ? (pc_ocv_pack_v4(w, rows, kc, ocb, dst), 1) : 0)
+#define PC_OCV_PACK_FAST(w, rows, kc, ld, ocb, dst)                                  \
+    (ocb % 16 == 0 && pc_uk_level() == 2 ? (pc_ocv_pack_v4(w, rows, kc, ld, ocb, dst), 1) : 0)
 #else
-#define PC_OCV_PACK_FAST(w, rows, kc, ocb, dst) 0
+#define PC_OCV_PACK_FAST(w, rows, kc, ld, ocb, dst) 0
 #endif
-#define PC_OCV_PACK_NONE(w, rows, kc, ocb, dst) 0
+#define PC_OCV_PACK_NONE(w, rows, kc, ld, ocb, dst) 0
 
 #define PC_DEFINE_OCV_PACK(T, S, FAST)                                               \
-static void pc_ocv_pack_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t ocb, \
-                            T *restrict dst)                                         \
+static void pc_ocv_pack_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t ld,  \
+                            ptrdiff_t ocb, T *restrict dst)                          \
 {                                                                                    \
     ptrdiff_t k, l;                                                                  \
-    if (FAST(w, rows, kc, ocb, dst))                                                 \
+    if (FAST(w, rows, kc, ld, ocb, dst))                                             \
         return;                                                                      \
     for (k = 0; k < kc; k++)                                                         \
         for (l = 0; l < ocb; l++)                                                    \
-            dst[k * ocb + l] = l < rows ? w[l * kc + k] : (T)0;                      \
+            dst[k * ocb + l] = l < rows ? w[l * ld + k] : (T)0;                      \
 }
 PC_DEFINE_OCV_PACK(float, f, PC_OCV_PACK_FAST)
 PC_DEFINE_OCV_PACK(double, d, PC_OCV_PACK_NONE)
@@ -355,7 +356,7 @@ static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,  
         const T *wpc = o->fused ? wbuf : wp + (grp * o->ncob + blk) * pc_ocv_wblock(o); \
         if (o->fused)                                                                \
             pc_ocv_pack_##S(w + (grp * g->cout_g + c0) * g->cin_g * g->Kp, nl,       \
-                            g->cin_g * g->Kp, OCB, wbuf);                            \
+                            g->cin_g * g->Kp, g->cin_g * g->Kp, OCB, wbuf);          \
         PC_AT_LEVEL(o->level, pc_ocv_tile, S,                                        \
                     (o, sh, slabs, SL, n1 - n0, tapoff, wpc,                         \
                      b ? b + grp * g->cout_g + c0 : NULL, stage,                     \

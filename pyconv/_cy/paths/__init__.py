@@ -33,10 +33,11 @@ from .phases import PHASES
 from .strided1d import STRIDED1D
 from .tgemm import TGEMM
 from .winograd import WINOGRAD2, WINOGRAD4
+from .winograd_oc import WINOGRAD_OC
 from .winograd_w import WINOGRAD_W
 
 #: The planner tries the units in this order (each for the ops it computes).
-ORDER = (FFT, DEPTHWISE, DIRECT, WINOGRAD4, WINOGRAD2, WINOGRAD_W, OCVEC, DILATED,
+ORDER = (FFT, DEPTHWISE, DIRECT, WINOGRAD_OC, WINOGRAD4, WINOGRAD2, WINOGRAD_W, OCVEC, DILATED,
          IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE, TGEMM, GEMM)
 
 #: The units by name.

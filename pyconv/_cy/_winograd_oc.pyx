@@ -1,0 +1,197 @@
+# cython: language_level=3
+# Compiler directives (boundscheck/wraparound off, cdivision on, ...) come from
+# setup.py so that PYCONV_CYTHON_DEBUG=1 at build time can turn the checks on.
+"""Kernels of the ``winograd_oc`` path: Winograd F(m x m, 3 x 3) with output
+channels as vector lanes and the weight transform fused into the products.
+
+Two passes, in one parallel region (:func:`run_passes`):
+
+* the input transform: item = (group, run of ``cch`` input channels), into
+  ``V[group][p][ci][tile]``, the path's one fixed buffer;
+* the products: item = (group, chunk of ``tc`` tiles, block of ``OCB``
+  output channels).  Per run of ``cb`` input channels it packs and
+  transforms the block's weights and adds their products into ``M``; then
+  the output transform, plus bias, into y (``kernels/winograd_oc.h``).
+
+Each output is one sum in a fixed order: bitwise the same for any chunking
+and thread count.  :func:`workspace` reports the bytes the kernels
+allocate, from the same layout the kernels use; :func:`block` the register
+block's tiles and the channel block at a SIMD level.
+"""
+
+from libc.stdlib cimport free
+
+from cython cimport floating
+
+from pyconv._cy._common cimport Geo, make_geo, pc_alloc, run_passes
+
+cdef extern from "kernels/winograd_oc.h" nogil:
+    ctypedef struct pc_wnoc:
+        Geo g
+        Py_ssize_t m, alpha, P, ntx, nty, nt, R, tc, rt, tv, r0, nr, nchunks
+        Py_ssize_t cb, ncb, cch, ncch
+        Py_ssize_t ocb, ncob, kbs, nkg
+        int level
+        double bt[36]
+        double gm[18]
+        double at[24]
+    int pc_ocv_ocb(int dbl, int level)
+    int pc_wnoc_np(int level)
+    Py_ssize_t pc_wnoc_elems(const pc_wnoc *o, Py_ssize_t isz)
+    Py_ssize_t pc_wnoc_vsize(const pc_wnoc *o)
+    void pc_wnoc_input_f(const pc_wnoc *o, Py_ssize_t it, const float *x, float *V,
+                         float *buf)
+    void pc_wnoc_input_d(const pc_wnoc *o, Py_ssize_t it, const double *x, double *V,
+                         double *buf)
+    void pc_wnoc_item_f(const pc_wnoc *o, Py_ssize_t it, const float *V, const float *w,
+                        const float *b, float *y, float *buf)
+    void pc_wnoc_item_d(const pc_wnoc *o, Py_ssize_t it, const double *V, const double *w,
+                        const double *b, double *y, double *buf)
+
+
+cdef struct Task:
+    pc_wnoc o
+    const void *x
+    const void *w       # the weights, (C_out, C_in/g, 3, 3)
+    void *V             # the transformed input
+    const void *b       # NULL: no bias
+    void *y
+
+
+def block(int level, bint dbl):
+    """``(NP, OCB)``: the most tiles of a register block and the output channels of
+    a channel block at ``level``."""
+    if not 0 <= level <= 2:
+        raise ValueError(f"SIMD level must be 0, 1 or 2, got {level}")
+    return pc_wnoc_np(level), pc_ocv_ocb(dbl, level)
+
+
+cdef int _setup(pc_wnoc *o, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt,
+                Py_ssize_t cb, Py_ssize_t cch, Py_ssize_t kbs, int level, bint dbl,
+                coef) except -1:
+    """The call's geometry: tiles of ``m`` x ``m`` outputs, chunks of about ``tc``
+    tiles (equal, of whole register blocks), rounds of about ``rt`` tiles
+    (whole chunks), runs of ``cb`` input channels in the weight transform,
+    ``cch`` per input-transform item, ``kbs`` channel blocks per product item;
+    ``coef`` = (B^T, G, A^T) (flattened row-major) or None (the buffer sizes
+    do not depend on them).  Set for the first round."""
+    cdef Py_ssize_t i, nb, np_, r, nch, cpr
+    o.g = make_geo(geo)
+    if (o.g.ks[0] != 1 or o.g.ks[1] != 3 or o.g.ks[2] != 3 or o.g.osz[0] != 1
+            or o.g.st[1] != 1 or o.g.st[2] != 1 or o.g.dl[1] != 1 or o.g.dl[2] != 1):
+        raise ValueError("the winograd_oc kernels take 2-d 3x3 convs, stride 1, dilation 1")
+    if m != 2 and m != 4:
+        raise ValueError(f"tile size must be 2 or 4, got {m}")
+    o.m, o.alpha = m, m + 2
+    o.P = o.alpha * o.alpha
+    o.ntx = (o.g.osz[2] + m - 1) // m
+    o.nty = (o.g.osz[1] + m - 1) // m
+    o.nt = o.g.N * o.nty * o.ntx
+    tc = max(1, min(tc, o.nt))
+    nch = (o.nt + tc - 1) // tc
+    tc = (o.nt + nch - 1) // nch                        # equal chunks ...
+    cpr = max(1, min(nch, rt // tc))                    # ... per round
+    # ... of whole register blocks: of the block sizes from half the register
+    # file's to all of it, the one that pads V's rows (whole vectors) least,
+    # then computes the fewest tiles, then the largest
+    np_ = pc_wnoc_np(level)
+    best = None
+    for r in range(max(1, np_ // 2), np_ + 1):
+        nb = (tc + r - 1) // r
+        key = ((cpr * nb * r + 15) // 16, nb * r, -r)
+        if best is None or key < best:
+            best, o.R, o.tc = key, r, nb * r
+    o.rt = cpr * o.tc
+    o.tv = (o.rt + 15) // 16 * 16                       # whole vectors of tiles (pass 1)
+    _round(o, 0)
+    o.cb = max(1, min(cb, o.g.cin_g))
+    o.ncb = (o.g.cin_g + o.cb - 1) // o.cb
+    o.cch = max(1, min(cch, o.g.cin_g))
+    o.ncch = (o.g.cin_g + o.cch - 1) // o.cch
+    o.ocb = pc_ocv_ocb(dbl, level)
+    o.ncob = (o.g.cout_g + o.ocb - 1) // o.ocb
+    o.kbs = max(1, min(kbs, o.ncob))
+    o.nkg = (o.ncob + o.kbs - 1) // o.kbs
+    o.level = level
+    if coef is not None:
+        bt, gm, at = coef
+        for i in range(o.alpha * o.alpha):
+            o.bt[i] = bt[i]
+        for i in range(o.alpha * 3):
+            o.gm[i] = gm[i]
+        for i in range(m * o.alpha):
+            o.at[i] = at[i]
+    return 0
+
+
+cdef inline void _round(pc_wnoc *o, Py_ssize_t r0) noexcept nogil:
+    """Set the round that starts at tile ``r0``."""
+    o.r0 = r0
+    o.nr = min(o.rt, o.nt - r0)
+    o.nchunks = (o.nr + o.tc - 1) // o.tc
+
+
+def workspace(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cb,
+              Py_ssize_t kbs, int level, bint dbl):
+    """(bytes per thread, fixed bytes: a round's transformed input) of :func:`conv`."""
+    cdef pc_wnoc o
+    cdef Py_ssize_t isz = 8 if dbl else 4
+    _setup(&o, geo, m, tc, rt, cb, 1, kbs, level, dbl, None)
+    return pc_wnoc_elems(&o, isz) * isz, pc_wnoc_vsize(&o) * isz
+
+
+def items(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cch,
+          Py_ssize_t kbs, int level, bint dbl):
+    """(input-transform items, product items) of :func:`conv`'s first round."""
+    cdef pc_wnoc o
+    _setup(&o, geo, m, tc, rt, 1, cch, kbs, level, dbl, None)
+    return o.g.G * o.ncch, o.g.G * o.nchunks * o.nkg
+
+
+cdef void _input_item(const void *task, floating *buf, Py_ssize_t slot,
+                      Py_ssize_t it) noexcept nogil:
+    cdef const Task *t = <const Task *> task
+    if floating is float:
+        pc_wnoc_input_f(&t.o, it, <const float *> t.x, <float *> t.V, buf)
+    else:
+        pc_wnoc_input_d(&t.o, it, <const double *> t.x, <double *> t.V, buf)
+
+
+cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
+                     Py_ssize_t it) noexcept nogil:
+    cdef const Task *t = <const Task *> task
+    if floating is float:
+        pc_wnoc_item_f(&t.o, it, <const float *> t.V, <const float *> t.w,
+                       <const float *> t.b, <float *> t.y, buf)
+    else:
+        pc_wnoc_item_d(&t.o, it, <const double *> t.V, <const double *> t.w,
+                       <const double *> t.b, <double *> t.y, buf)
+
+
+def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
+         floating[::1] y, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt,
+         Py_ssize_t cb, Py_ssize_t cch, Py_ssize_t kbs, coef, int level, int nthreads):
+    """2-d 3x3 stride-1 forward conv by F(m x m, 3 x 3), output channels as vector
+    lanes, in rounds of ``rt`` tiles (the passes run per round, V holds
+    one round's): chunks of ``tc`` tiles, runs of ``cb`` input channels per weight
+    transform, ``cch`` input channels per input-transform item, ``kbs``
+    channel blocks per product item; ``coef`` =
+    (B^T, G, A^T) of F(m, 3), each flattened row-major.  ``b`` empty = no
+    bias."""
+    cdef Task t
+    cdef Py_ssize_t isz = sizeof(floating)
+    cdef Py_ssize_t r0
+    _setup(&t.o, geo, m, tc, rt, cb, cch, kbs, level, floating is double, coef)
+    t.x, t.w, t.y = &x[0], &w[0], &y[0]
+    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.V = pc_alloc(pc_wnoc_vsize(&t.o) * isz)
+    if t.V == NULL:
+        raise MemoryError()
+    try:
+        for r0 in range(0, t.o.nt, t.o.rt):
+            _round(&t.o, r0)
+            run_passes[floating](_input_item[floating], t.o.g.G * t.o.ncch,
+                                 _conv_item[floating], t.o.g.G * t.o.nchunks * t.o.nkg, &t,
+                                 pc_wnoc_elems(&t.o, isz) * isz, nthreads)
+    finally:
+        free(t.V)

@@ -1,0 +1,353 @@
+/*
+ * Winograd F(m x m, 3 x 3) with output channels as vector lanes (the
+ * "winograd_oc" path).
+ *
+ * The winograd paths run the products as GEMMs with tiles in the vector
+ * lanes, on transformed weights computed for the whole call first: on a
+ * small map with many channels (7x7 or 14x14 x 256-512) a call has a few
+ * dozen tiles, so the GEMM panels are mostly empty and the transformed
+ * weights (P x C_out x C_in, 9-38 MiB) go through memory.  Here the lanes are
+ * output channels (as on the ocvec path) and the weight transform is fused
+ * into the products:
+ *
+ * - pass 1, the input transform, item = (group, run of input channels):
+ *   V[grp][p][ci][t] = (B^T d B)[p] of tile t (t in (image, y, x) order),
+ *   the rows of V padded with zeros to ``tv`` tiles;
+ * - pass 2, item = (group, chunk of ``tc`` tiles, block of OCB = NV * VL
+ *   output channels).  For each run of ``cb`` input channels, the item
+ *   packs the block's weights (channels as lanes), transforms them,
+ *   Ub[p][ci][OCB] = (G g G^T)[p], while they are in the L1/L2 cache, and
+ *   adds their products into M[p][t][OCB]: a register block of R tiles x
+ *   NV vectors of channels, per input channel 2 weight loads and R
+ *   broadcasts of V (consecutive in memory) for 2 R FMAs.  Then
+ *   Y = A^T M A per tile, vectors of channels, scattered into y (plus bias).
+ *
+ * Each output is one sum in a fixed order (input channels in order, then
+ * the output transform, then the bias): the result does not depend on the
+ * chunks, channel runs or thread count.  2-d, 3x3 kernel, stride 1,
+ * dilation 1, any padding and groups; alpha = m + 2 is 4 or 6.
+ */
+#ifndef PYCONV_KERNELS_WINOGRAD_OC_H
+#define PYCONV_KERNELS_WINOGRAD_OC_H
+
+#include "common.h"
+#include "microkernels.h"
+#include "ocvec.h"          /* PC_OCV_NV, PC_OCV_NP, PC_OCV_UNROLL, pc_ocv_pack */
+
+/* The geometry of one call, shared by its items. */
+typedef struct {
+    pc_geo g;
+    ptrdiff_t m, alpha, P;      /* outputs per tile and axis; alpha = m + 2; P = alpha^2 */
+    ptrdiff_t ntx, nty, nt;     /* tiles per row, per column, per call (N * nty * ntx) */
+    ptrdiff_t R;                /* tiles per register block (at most PC_OCV_NP) */
+    ptrdiff_t tc;               /* tiles per chunk (whole register blocks) */
+    ptrdiff_t rt, tv;           /* tiles per round (whole chunks), V's rows (rt rounded up) */
+    ptrdiff_t r0, nr, nchunks;  /* this round: its first tile, its tiles, its chunks */
+    ptrdiff_t cb, ncb;          /* input channels per run of the weight transform, runs */
+    ptrdiff_t cch, ncch;        /* input channels per item of the input transform, items */
+    ptrdiff_t ocb, ncob;        /* output channels per block (NV * VL), blocks per group */
+    ptrdiff_t kbs, nkg;         /* blocks per item (they share V's reads), items per group's chunk */
+    int level;
+    double bt[36], gm[18], at[24];  /* B^T (alpha x alpha), G (alpha x 3), A^T (m x alpha) */
+} pc_wnoc;
+
+/* Elements of one thread's buffers.  Pass 1: the tiles' input offsets
+   (pc_wnoc_offsets).  Pass 2: a run's
+   packed weights, its transformed weights, the chunk's products, the
+   staged outputs of one tile. */
+static inline ptrdiff_t pc_wnoc_wp(const pc_wnoc *o) { return (o->cb * 9 * o->ocb + 15) / 16 * 16; }
+static inline ptrdiff_t pc_wnoc_ub(const pc_wnoc *o) { return o->kbs * o->P * o->cb * o->ocb; }
+static inline ptrdiff_t pc_wnoc_m(const pc_wnoc *o) { return o->kbs * o->P * o->tc * o->ocb; }
+
+static ptrdiff_t pc_wnoc_elems(const pc_wnoc *o, ptrdiff_t isz)
+{
+    const ptrdiff_t first = o->P * o->tv * (ptrdiff_t)sizeof(ptrdiff_t) / isz + 16;
+    const ptrdiff_t then = pc_wnoc_wp(o) + pc_wnoc_ub(o) + pc_wnoc_m(o) + o->m * o->m * o->ocb;
+    return first > then ? first : then;
+}
+
+/* Elements of V, the transformed input (the pass's fixed buffer). */
+static inline ptrdiff_t pc_wnoc_vsize(const pc_wnoc *o)
+{
+    return o->g.G * o->P * o->g.cin_g * o->tv;
+}
+
+/*
+ * Pass 1 starts each item with the offsets of every tile's input window:
+ * ofs[k][t] (k = i * alpha + j, t < tv) is the offset of element (i, j) of
+ * the window of the round's tile t in the input of the group's first
+ * channel (image n's channels included), -1 where it falls in the padding
+ * or past the round's last tile.  The transform then gathers a vector of tiles' elements by it.
+ */
+static void pc_wnoc_offsets(const pc_wnoc *o, ptrdiff_t *ofs)
+{
+    const pc_geo *g = &o->g;
+    const ptrdiff_t A = o->alpha, H = g->isz[1], W = g->isz[2];
+    ptrdiff_t t, i, j;
+    for (t = 0; t < o->tv; t++) {
+        const ptrdiff_t tg = o->r0 + t;
+        const ptrdiff_t n = tg / (o->ntx * o->nty), ty = tg / o->ntx % o->nty, tx = tg % o->ntx;
+        for (i = 0; i < A; i++)
+            for (j = 0; j < A; j++) {
+                const ptrdiff_t iy = ty * o->m - g->lo[1] + i, ix = tx * o->m - g->lo[2] + j;
+                ofs[(i * A + j) * o->tv + t] =
+                    t < o->nr && iy >= 0 && iy < H && ix >= 0 && ix < W
+                        ? n * g->Cin * g->Pin + iy * W + ix : -1;
+            }
+    }
+}
+
+/* One case of the register block's tile count R (constant in the block). */
+#define PC_WNOC_CASE(S, LV, r)                                                       \
+    case r:                                                                          \
+        pc_wnoc_block_##S##LV(ncb, vp, tv, up, mp, load, (r) <= PC_OCV_NP(LV) ? (r) : 1); \
+        break;
+
+/*
+ * The level-specific parts.  pc_wnoc_block: the products of R tiles x NV
+ * vectors of output channels over ncb input channels, added to mp[t][OCB]
+ * (load) or stored there; pc_wnoc_filter: the weight transform of ncb input
+ * channels, packed wk[ci][tap][OCB] -> Ub[p][ci][OCB]; pc_wnoc_output: A^T
+ * M A of one tile, staged as st[i * m + j][OCB].
+ */
+#define PC_DEFINE_WNOC(T, S, LV, ATTR, VL, MR, NRV, MRW, NRVW)                        \
+__attribute__((always_inline)) ATTR static inline void pc_wnoc_block_##S##LV(        \
+    ptrdiff_t ncb, const T *restrict vp, ptrdiff_t tv, const T *restrict up,         \
+    T *restrict mp, int load, const int R)                                           \
+{                                                                                    \
+    pc_v##S##LV acc[PC_OCV_NV][PC_OCV_NP(LV)];                                       \
+    ptrdiff_t c;                                                                     \
+    int i, v;                                                                        \
+    PC_OCV_UNROLL for (i = 0; i < R; i++)                                            \
+        PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++)                                \
+            acc[v][i] = load ? *(const pc_v##S##LV *)(mp + (i * PC_OCV_NV + v) * VL) \
+                             : (pc_v##S##LV){0};                                     \
+    for (c = 0; c < ncb; c++, vp += tv, up += PC_OCV_NV * VL) {                      \
+        const pc_v##S##LV w0 = *(const pc_v##S##LV *)up;                             \
+        const pc_v##S##LV w1 = *(const pc_v##S##LV *)(up + VL);                      \
+        PC_OCV_UNROLL for (i = 0; i < R; i++) {                                      \
+            const pc_v##S##LV xv = vp[i] - (pc_v##S##LV){0};                         \
+            acc[0][i] += w0 * xv;                                                    \
+            acc[1][i] += w1 * xv;                                                    \
+        }                                                                            \
+    }                                                                                \
+    PC_OCV_UNROLL for (i = 0; i < R; i++)                                            \
+        PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++)                                \
+            *(pc_v##S##LV *)(mp + (i * PC_OCV_NV + v) * VL) = acc[v][i];             \
+}                                                                                    \
+ATTR static void pc_wnoc_products_##S##LV(const pc_wnoc *o, const T *restrict V,     \
+                                          const T *restrict Ub, T *restrict M,       \
+                                          ptrdiff_t ncb, ptrdiff_t nkb, ptrdiff_t t0, \
+                                          int load)                                  \
+{                                                                                    \
+    const ptrdiff_t OCB = PC_OCV_NV * VL, tv = o->tv, R = o->R, P = o->P, tc = o->tc; \
+    ptrdiff_t p, tl, kb;                                                             \
+    for (p = 0; p < P; p++)                                                          \
+        for (tl = 0; tl < tc; tl += R)                                               \
+            for (kb = 0; kb < nkb; kb++) {   /* the same V block, from L1 */        \
+                const T *vp = V + p * o->g.cin_g * tv + t0 + tl;                     \
+                const T *up = Ub + (kb * P + p) * ncb * OCB;                         \
+                T *mp = M + ((kb * P + p) * tc + tl) * OCB;                          \
+                switch (R) {                                                         \
+                    PC_WNOC_CASE(S, LV, 1) PC_WNOC_CASE(S, LV, 2)                    \
+                    PC_WNOC_CASE(S, LV, 3) PC_WNOC_CASE(S, LV, 4)                    \
+                    PC_WNOC_CASE(S, LV, 5) PC_WNOC_CASE(S, LV, 6)                    \
+                    PC_WNOC_CASE(S, LV, 7) PC_WNOC_CASE(S, LV, 8)                    \
+                    PC_WNOC_CASE(S, LV, 9) PC_WNOC_CASE(S, LV, 10)                   \
+                    PC_WNOC_CASE(S, LV, 11) PC_WNOC_CASE(S, LV, 12)                  \
+                    PC_WNOC_CASE(S, LV, 13)                                          \
+                    default: PC_WNOC_CASE(S, LV, 14)                                 \
+                }                                                                    \
+            }                                                                        \
+}                                                                                    \
+__attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(        \
+    const pc_wnoc *o, const T *restrict xc, const ptrdiff_t *restrict ofs,           \
+    T *restrict Vc, const int A)                                                     \
+{                                                                                    \
+    const ptrdiff_t tv = o->tv, ps = o->g.cin_g * tv;                                \
+    T bt[36], dd[36 * VL] __attribute__((aligned(64)));                              \
+    ptrdiff_t t0;                                                                    \
+    int i, j, k, l;                                                                  \
+    for (i = 0; i < A * A; i++) bt[i] = (T)o->bt[i];                                 \
+    for (t0 = 0; t0 < tv; t0 += VL) {                                                \
+        pc_v##S##LV s[36];                                                           \
+        for (k = 0; k < A * A; k++)                                                  \
+            for (l = 0; l < VL; l++) {                                               \
+                const ptrdiff_t of = ofs[k * tv + t0 + l];                           \
+                dd[k * VL + l] = of >= 0 ? xc[of] : (T)0;                            \
+            }                                                                        \
+        PC_OCV_UNROLL for (i = 0; i < A; i++)                                        \
+            PC_OCV_UNROLL for (j = 0; j < A; j++) {                                  \
+                pc_v##S##LV acc = (pc_v##S##LV){0};                                  \
+                PC_OCV_UNROLL for (k = 0; k < A; k++)                                \
+                    acc += bt[i * A + k] * *(const pc_v##S##LV *)(dd + (k * A + j) * VL); \
+                s[i * A + j] = acc;                                                  \
+            }                                                                        \
+        PC_OCV_UNROLL for (i = 0; i < A; i++)                                        \
+            PC_OCV_UNROLL for (j = 0; j < A; j++) {                                  \
+                pc_v##S##LV acc = (pc_v##S##LV){0};                                  \
+                PC_OCV_UNROLL for (k = 0; k < A; k++) acc += s[i * A + k] * bt[j * A + k]; \
+                *(pc_v##S##LV *)(Vc + (i * A + j) * ps + t0) = acc;                  \
+            }                                                                        \
+    }                                                                                \
+}                                                                                    \
+ATTR static void pc_wnoc_input_##S##LV(const pc_wnoc *o, const T *xc,                \
+                                       const ptrdiff_t *ofs, T *Vc)                  \
+{                                                                                    \
+    if (o->alpha == 4)                                                               \
+        pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 4);                                     \
+    else                                                                             \
+        pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 6);                                     \
+}                                                                                    \
+__attribute__((always_inline)) ATTR static inline void pc_wnoc_filter_a_##S##LV(     \
+    const pc_wnoc *o, const T *restrict wk, ptrdiff_t ncb, T *restrict Ub, const int A) \
+{                                                                                    \
+    const ptrdiff_t OCB = PC_OCV_NV * VL;                                            \
+    T gm[18];                                                                        \
+    ptrdiff_t c;                                                                     \
+    int i, j, a, b, v;                                                               \
+    for (i = 0; i < A * 3; i++) gm[i] = (T)o->gm[i];                                 \
+    for (c = 0; c < ncb; c++)                                                        \
+        PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++) {                              \
+            pc_v##S##LV gg[9], tmp[6][3];                                            \
+            PC_OCV_UNROLL for (i = 0; i < 9; i++)                                    \
+                gg[i] = *(const pc_v##S##LV *)(wk + (c * 9 + i) * OCB + v * VL);     \
+            PC_OCV_UNROLL for (i = 0; i < A; i++)                                    \
+                PC_OCV_UNROLL for (b = 0; b < 3; b++) {                              \
+                    pc_v##S##LV s = gm[i * 3] * gg[b];                               \
+                    PC_OCV_UNROLL for (a = 1; a < 3; a++) s += gm[i * 3 + a] * gg[a * 3 + b]; \
+                    tmp[i][b] = s;                                                   \
+                }                                                                    \
+            PC_OCV_UNROLL for (i = 0; i < A; i++)                                    \
+                PC_OCV_UNROLL for (j = 0; j < A; j++) {                              \
+                    pc_v##S##LV s = tmp[i][0] * gm[j * 3];                           \
+                    PC_OCV_UNROLL for (b = 1; b < 3; b++) s += tmp[i][b] * gm[j * 3 + b]; \
+                    *(pc_v##S##LV *)(Ub + ((i * A + j) * ncb + c) * OCB + v * VL) = s; \
+                }                                                                    \
+        }                                                                            \
+}                                                                                    \
+ATTR static void pc_wnoc_filter_##S##LV(const pc_wnoc *o, const T *wk, ptrdiff_t ncb, \
+                                        T *Ub)                                       \
+{                                                                                    \
+    if (o->alpha == 4)                                                               \
+        pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 4);                                 \
+    else                                                                             \
+        pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 6);                                 \
+}                                                                                    \
+__attribute__((always_inline)) ATTR static inline void pc_wnoc_output_a_##S##LV(     \
+    const pc_wnoc *o, const T *restrict M, ptrdiff_t tl, T *restrict st, const int A) \
+{                                                                                    \
+    const ptrdiff_t OCB = PC_OCV_NV * VL, tc = o->tc;                                \
+    const int m = A - 2;                                                             \
+    T at[24];                                                                        \
+    int i, j, a, b, v;                                                               \
+    for (i = 0; i < m * A; i++) at[i] = (T)o->at[i];                                 \
+    PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++) {                                  \
+        pc_v##S##LV q[4][6];                                                         \
+        PC_OCV_UNROLL for (i = 0; i < m; i++)                                        \
+            PC_OCV_UNROLL for (b = 0; b < A; b++) {                                  \
+                pc_v##S##LV s = (pc_v##S##LV){0};                                    \
+                PC_OCV_UNROLL for (a = 0; a < A; a++)                                \
+                    s += at[i * A + a]                                               \
+                         * *(const pc_v##S##LV *)(M + ((a * A + b) * tc + tl) * OCB + v * VL); \
+                q[i][b] = s;                                                         \
+            }                                                                        \
+        PC_OCV_UNROLL for (i = 0; i < m; i++)                                        \
+            PC_OCV_UNROLL for (j = 0; j < m; j++) {                                  \
+                pc_v##S##LV s = (pc_v##S##LV){0};                                    \
+                PC_OCV_UNROLL for (b = 0; b < A; b++) s += q[i][b] * at[j * A + b];  \
+                *(pc_v##S##LV *)(st + (i * m + j) * OCB + v * VL) = s;               \
+            }                                                                        \
+    }                                                                                \
+}                                                                                    \
+ATTR static void pc_wnoc_output_##S##LV(const pc_wnoc *o, const T *M, ptrdiff_t tl,  \
+                                        T *st)                                       \
+{                                                                                    \
+    if (o->alpha == 4)                                                               \
+        pc_wnoc_output_a_##S##LV(o, M, tl, st, 4);                                   \
+    else                                                                             \
+        pc_wnoc_output_a_##S##LV(o, M, tl, st, 6);                                   \
+}
+
+PC_MICROKERNEL_TABLE(PC_DEFINE_WNOC)
+
+/* Tiles per register block at a level (the ocvec block's positions). */
+static int pc_wnoc_np(int level)
+{
+    return level == 2 ? PC_OCV_NP(2) : PC_OCV_NP(1);
+}
+
+/* Pass 1: item it = (group, run of cch input channels). */
+#define PC_DEFINE_WNOC_INPUT(T, S)                                                   \
+static void pc_wnoc_input_##S(const pc_wnoc *o, ptrdiff_t it, const T *x, T *V, T *buf) \
+{                                                                                    \
+    const pc_geo *g = &o->g;                                                         \
+    const ptrdiff_t grp = it / o->ncch, c0 = it % o->ncch * o->cch;                  \
+    const ptrdiff_t c1 = c0 + o->cch < g->cin_g ? c0 + o->cch : g->cin_g;            \
+    ptrdiff_t *ofs = (ptrdiff_t *)buf, ci;                                           \
+    pc_wnoc_offsets(o, ofs);                                                         \
+    for (ci = c0; ci < c1; ci++)                                                     \
+        PC_AT_LEVEL(o->level, pc_wnoc_input, S,                                      \
+                    (o, x + (grp * g->cin_g + ci) * g->Pin, ofs,                     \
+                     V + (grp * o->P * g->cin_g + ci) * o->tv));                     \
+}
+PC_DEFINE_WNOC_INPUT(float, f)
+PC_DEFINE_WNOC_INPUT(double, d)
+
+/*
+ * Pass 2: item it = (group, chunk of tiles, block of output channels).
+ * buf: wk (a run's packed weights), Ub, M, the staged tile.
+ */
+#define PC_DEFINE_WNOC_ITEM(T, S)                                                    \
+static void pc_wnoc_item_##S(const pc_wnoc *o, ptrdiff_t it, const T *V, const T *w, \
+                             const T *b, T *y, T *buf)                               \
+{                                                                                    \
+    const pc_geo *g = &o->g;                                                         \
+    const ptrdiff_t kg = it % o->nkg, q = it / o->nkg % o->nchunks;                  \
+    const ptrdiff_t grp = it / (o->nkg * o->nchunks), OCB = o->ocb;                  \
+    const ptrdiff_t kb0 = kg * o->kbs;                                               \
+    const ptrdiff_t nkb = o->ncob - kb0 < o->kbs ? o->ncob - kb0 : o->kbs;           \
+    const ptrdiff_t t0 = q * o->tc, m = o->m, OH = g->osz[1], OW = g->osz[2];        \
+    const ptrdiff_t kc = g->cin_g * 9;                                               \
+    T *wk = buf, *Ub = wk + pc_wnoc_wp(o), *M = Ub + pc_wnoc_ub(o), *st = M + pc_wnoc_m(o); \
+    const T *Vg = V + grp * o->P * g->cin_g * o->tv;                                 \
+    ptrdiff_t r, kb, tl, i, j, l;                                                    \
+    for (r = 0; r < o->ncb; r++) {                                                   \
+        const ptrdiff_t c0r = r * o->cb;                                             \
+        const ptrdiff_t ncb = g->cin_g - c0r < o->cb ? g->cin_g - c0r : o->cb;       \
+        for (kb = 0; kb < nkb; kb++) {                                               \
+            const ptrdiff_t k0 = (kb0 + kb) * OCB;                                   \
+            const ptrdiff_t nl = g->cout_g - k0 < OCB ? g->cout_g - k0 : OCB;        \
+            pc_ocv_pack_##S(w + (grp * g->cout_g + k0) * kc + c0r * 9, nl, ncb * 9, kc, \
+                            OCB, wk);                                                \
+            PC_AT_LEVEL(o->level, pc_wnoc_filter, S, (o, wk, ncb, Ub + kb * o->P * ncb * OCB)); \
+        }                                                                            \
+        PC_AT_LEVEL(o->level, pc_wnoc_products, S,                                   \
+                    (o, Vg + c0r * o->tv, Ub, M, ncb, nkb, t0, r > 0));              \
+    }                                                                                \
+    for (kb = 0; kb < nkb; kb++) {                                                   \
+        const ptrdiff_t k0 = (kb0 + kb) * OCB;                                       \
+        const ptrdiff_t nl = g->cout_g - k0 < OCB ? g->cout_g - k0 : OCB;            \
+        const T *bias = b ? b + grp * g->cout_g + k0 : NULL;                         \
+        const T *Mk = M + kb * o->P * o->tc * OCB;                                   \
+        for (tl = 0; tl < o->tc && t0 + tl < o->nr; tl++) {                          \
+            const ptrdiff_t t = o->r0 + t0 + tl, tx = t % o->ntx, ty = t / o->ntx % o->nty; \
+            const ptrdiff_t n = t / (o->ntx * o->nty);                               \
+            T *yb = y + (n * g->Cout + grp * g->cout_g + k0) * g->Pout;              \
+            PC_AT_LEVEL(o->level, pc_wnoc_output, S, (o, Mk, tl, st));               \
+            for (i = 0; i < m && ty * m + i < OH; i++)                               \
+                for (j = 0; j < m && tx * m + j < OW; j++) {                         \
+                    const T *sp = st + (i * m + j) * OCB;                            \
+                    T *yp = yb + (ty * m + i) * OW + tx * m + j;                     \
+                    if (bias)                                                        \
+                        for (l = 0; l < nl; l++) yp[l * g->Pout] = sp[l] + bias[l];  \
+                    else                                                             \
+                        for (l = 0; l < nl; l++) yp[l * g->Pout] = sp[l];            \
+                }                                                                    \
+        }                                                                            \
+    }                                                                                \
+}
+PC_DEFINE_WNOC_ITEM(float, f)
+PC_DEFINE_WNOC_ITEM(double, d)
+
+#endif /* PYCONV_KERNELS_WINOGRAD_OC_H */

@@ -1,0 +1,134 @@
+"""The ``winograd_oc`` path: Winograd F(m x m, 3 x 3) with output channels as
+vector lanes (kernels: ``_winograd_oc.pyx``, ``kernels/winograd_oc.h``).
+
+The ``winograd4``/``winograd2`` products are GEMMs with tiles in the vector
+lanes, on transformed weights made for the whole call first.  Deep layers on
+small maps (7x7 and 14x14 maps, 256-512 channels) have few tiles and many
+channel pairs: the GEMM panels run mostly empty, and the transformed weights
+(9-38 MiB) go to memory and back.  Here a register block holds two vectors
+of output channels for R tiles (as on ``ocvec``); per transformed position
+and input channel it loads two vectors of transformed weights and
+broadcasts R transformed inputs.  Each work item (a block of output
+channels, a chunk of tiles) transforms its block's weights a run of input
+channels at a time, just before their products, so they stay in the
+L1/L2 cache.  The transforms' matrices are those of
+:func:`pyconv._cy.paths.winograd.matrices`.
+
+Rule (``chosen``): see :mod:`pyconv._cy` (the path list) and the constants
+below.  The plan does not fit when the transformed input or one thread's
+buffers take more than a quarter of the workspace.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from .. import _planning, _winograd_oc
+from .._planning import Path, finish, fits, geo
+from .winograd import matrices
+
+#: One thread's products of a chunk of tiles (M, re-read from L2 for every
+#: run of input channels) take at most this many bytes ...
+M_BYTES = 1 << 20
+#: ... and a run's transformed weights this many (read for every block of tiles).
+U_BYTES = 1 << 19
+#: A round's transformed input (the passes run per round of tiles) takes at
+#: most this many bytes.
+V_BYTES = 8 << 20
+#: Most channel blocks per work item (they share the reads of V) ...
+MAX_BLOCKS = 4
+#: ... while the call keeps this many items.
+MIN_ITEMS = 4
+#: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on,
+#: two threads, float32, against the path the rest of the list takes):
+#: float32, at least MIN_CHANNELS channels per group in and out, output rows
+#: of at most MAX_WIDTH, and from MIN_TILES to MAX_TILES tiles of 4x4 per
+#: call (MAX_TILES_WIDE with WIDE_CHANNELS channels or more).  Taken: 7x7
+#: maps, batch 2 to 32, 96 to 1024 channels, against ``ocvec``: 1.07-2.79x
+#: (batch 8 x 512: 1.7x); 14x14 maps, 96 to 512 channels, against
+#: ``winograd2``, ``ocvec`` or ``implicit``: batch 1 1.09-1.67x, batch 4
+#: 1.04-1.11x, batch 8 x 256 1.15x.  Left out: 4 tiles (batch-1 7x7 and 8x8
+#: maps, 0.73-0.82x against ``ocvec``), 64 channels (batch-1 14x14: 0.87x),
+#: batch-8 14x14 x 128 (0.89x) and batch-16 x 256 (0.87x) against
+#: ``winograd2``, 28x28 maps (batch 1 0.96x, batch 2 0.87x against
+#: ``winograd4``).
+MIN_CHANNELS = 96
+MAX_WIDTH = 14
+MIN_TILES = 8
+MAX_TILES = 64
+MAX_TILES_WIDE = 128
+WIDE_CHANNELS = 256
+
+
+@functools.lru_cache(maxsize=None)
+def coefficients(m):
+    """(B^T, G, A^T) of F(m, 3), each flattened row-major, as the kernels take them."""
+    return tuple(tuple(float(v) for v in mat.ravel()) for mat in matrices(m, 3))
+
+
+def tiles(spec, m):
+    """Tiles of m x m outputs in a call."""
+    oy, ox = spec.out_size
+    return spec.batch * -(-oy // m) * -(-ox // m)
+
+
+def tile_size(spec, np_, vl):
+    """F(2x2) or F(4x4): the one with the fewer modelled operations per input and
+    output channel pair (products over whole register blocks, the weight
+    transform, the input transform's share per vector of output channels)."""
+    def cost(m):
+        t = tiles(spec, m)
+        blocks = -(-t // np_)
+        products = (m + 2) ** 2 * blocks * -(-t // blocks)
+        filt = 162 if m == 4 else 84
+        inputs = (250 if m == 4 else 80) * t * vl / max(1, spec.out_channels // spec.groups)
+        return products + filt + inputs
+    return min((4, 2), key=cost)
+
+
+class WinogradOc(Path):
+    name = "winograd_oc"
+    exact = False
+    ops = frozenset({"conv"})
+
+    def supports(self, op, spec, tgt):
+        return (spec.nd == 2 and tuple(spec.kernel_size) == (3, 3)
+                and tuple(spec.stride) == (1, 1) and tuple(spec.dilation) == (1, 1))
+
+    def chosen(self, op, spec, tgt):
+        """The measured rule (see :mod:`pyconv._cy`, the path list)."""
+        g = spec.groups
+        if tgt.level < 1 or tgt.dbl or spec.out_size[-1] > MAX_WIDTH:
+            return False
+        channels = min(spec.in_channels // g, spec.out_channels // g)
+        if channels < MIN_CHANNELS:
+            return False
+        most = MAX_TILES_WIDE if channels >= WIDE_CHANNELS else MAX_TILES
+        return MIN_TILES <= tiles(spec, 4) <= most
+
+    def plan(self, op, spec, tgt, n):
+        np_, ocb = _winograd_oc.block(tgt.level, tgt.dbl)
+        m = tile_size(spec, np_, ocb // 2)
+        P, isz = (m + 2) ** 2, tgt.itemsize
+        cin = spec.in_channels // spec.groups
+        ncob = -(-(spec.out_channels // spec.groups) // ocb)
+        kbs = max(1, min(MAX_BLOCKS, ncob * spec.groups // MIN_ITEMS))
+        tc = max(1, M_BYTES // (kbs * P * ocb * isz))
+        cb = max(1, U_BYTES // (kbs * P * ocb * isz))
+        cb = -(-cin // -(-cin // cb))                   # equal runs
+        rt = max(1, V_BYTES // (spec.in_channels * P * isz))
+        want = -(-_planning.TARGET_ITEMS * 2 // spec.groups)
+        cch = max(1, -(-cin // want))
+        per, fixed = _winograd_oc.workspace(geo(spec), m, tc, rt, cb, kbs, tgt.level, tgt.dbl)
+        if not fits(per, fixed):
+            return None
+        _, items = _winograd_oc.items(geo(spec), m, tc, rt, cch, kbs, tgt.level, tgt.dbl)
+        return finish(self.name, items, per, fixed, n, tile=tc, slabs=rt, blocks=cb,
+                      segments=cch, images=kbs, shape=m, simd=tgt.level)
+
+    def run(self, op, p, spec, x, w, b, out):
+        _winograd_oc.conv(x, w, b, out, geo(spec), p.shape, p.tile, p.slabs, p.blocks,
+                          p.segments, p.images, coefficients(p.shape), p.simd, p.omp_threads)
+
+
+WINOGRAD_OC = WinogradOc()
