@@ -47,11 +47,11 @@ portable build is correct but slower, so BLAS runs instead.
    (2**31 or more positions per image, or ``M * K`` above 2**31 - 1).
 4. ``winograd_oc`` (conv; not exact): Winograd F(4x4, 3x3) or F(2x2, 3x3)
    (the one with fewer modelled operations) with the output channels as
-   vector lanes, for deep layers on small maps: 2-d 3x3, stride 1,
-   dilation 1, float32, micro-kernel CPU, at least 96 channels per group in
-   and out, output rows of at most 14, and 8 to 64 tiles of 4x4 per call
-   (128 with 256 channels or more: 7x7 maps from batch 2, batch-1 to
-   batch-8 14x14 maps).  The input is transformed first (tiles as vector
+   vector lanes, for layers with few tiles and many channels: 2-d 3x3,
+   stride 1, dilation 1, float32, micro-kernel CPU, at least 48 channels
+   per group in and out, and 8 to 128 tiles of 4x4 per call (7x7 maps from
+   batch 2 to 32, 14x14 maps to batch 8, 28x28 maps batch 1 and 2).  The
+   input is transformed first (tiles as vector
    lanes); then each work item (a chunk of tiles, a few blocks of output
    channels) transforms its blocks' weights a run of input channels at a
    time and adds their products into its sums at once, so the transformed
@@ -62,8 +62,9 @@ portable build is correct but slower, so BLAS runs instead.
    filtering F(4, 3) on every axis (4 outputs per tile and axis), float32,
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
    (1-d: 3 or 5 taps), at least 48 channels per group in and out (3-d:
-   32), at least 96 output tiles of 4x4 per call (1-d, 3-d: 150; 2-d with
-   128 channels or more: 49) and output rows of at least 20; also 2-d 5x5
+   32), at least 96 output tiles of 4x4 per call (1-d, 3-d: 150; 2-d
+   layers up to 128 tiles: ``winograd_oc``) and output rows of at least
+   20; also 2-d 5x5
    kernels, and 3x3 ones with at least 1024 channel pairs per group, from
    16 channels per group and 196 tiles (``NARROW_*``; 5x5 with 1024 pairs
    from 49 tiles and rows of 14).
@@ -78,11 +79,10 @@ portable build is correct but slower, so BLAS runs instead.
    ``dilated_view``); the same for the stride-1 conv_transpose of such a
    layer (its input gradient).
 6. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
-   under the same conditions with tiles of 2, at least 100 of them (49
-   with 256 channels or more per group: batch-1 14x14 x 256), output
-   rows of at least 8 and at least 96 channels per group (small images
-   with many channels, 14x14 x 256: rows too short for tiles of 4; batch-1
-   28x28 x 96: too few tiles of 4 to pay for their weight transform).  float64 takes neither:
+   under the same conditions with tiles of 2, at least 100 of them, output
+   rows of at least 8 and at least 96 channels per group (batches of small
+   images with many channels, 16 x 14x14 x 256: rows too short for tiles
+   of 4).  float64 takes neither:
    its micro-kernel is half as wide and the transforms' share of the time
    doubles (measured slower).
 7. ``winograd_w`` (conv_weight; not exact): the weight gradient of a 2-d

@@ -19,6 +19,7 @@ allocate, from the same layout the kernels use; :func:`block` the register
 block's tiles and the channel block at a SIMD level.
 """
 
+from libc.stdint cimport int32_t
 from libc.stdlib cimport free
 
 from cython cimport floating
@@ -39,10 +40,11 @@ cdef extern from "kernels/winograd_oc.h" nogil:
     int pc_wnoc_np(int level)
     Py_ssize_t pc_wnoc_elems(const pc_wnoc *o, Py_ssize_t isz)
     Py_ssize_t pc_wnoc_vsize(const pc_wnoc *o)
-    void pc_wnoc_input_f(const pc_wnoc *o, Py_ssize_t it, const float *x, float *V,
-                         float *buf)
-    void pc_wnoc_input_d(const pc_wnoc *o, Py_ssize_t it, const double *x, double *V,
-                         double *buf)
+    void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
+    void pc_wnoc_input_f(const pc_wnoc *o, Py_ssize_t it, const float *x, const int32_t *ofs,
+                         float *V)
+    void pc_wnoc_input_d(const pc_wnoc *o, Py_ssize_t it, const double *x,
+                         const int32_t *ofs, double *V)
     void pc_wnoc_item_f(const pc_wnoc *o, Py_ssize_t it, const float *V, const float *w,
                         const float *b, float *y, float *buf)
     void pc_wnoc_item_d(const pc_wnoc *o, Py_ssize_t it, const double *V, const double *w,
@@ -54,6 +56,7 @@ cdef struct Task:
     const void *x
     const void *w       # the weights, (C_out, C_in/g, 3, 3)
     void *V             # the transformed input
+    int32_t *ofs        # the round's offsets of the tiles' input windows
     const void *b       # NULL: no bias
     void *y
 
@@ -133,11 +136,12 @@ cdef inline void _round(pc_wnoc *o, Py_ssize_t r0) noexcept nogil:
 
 def workspace(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cb,
               Py_ssize_t kbs, int level, bint dbl):
-    """(bytes per thread, fixed bytes: a round's transformed input) of :func:`conv`."""
+    """(bytes per thread, fixed bytes: a round's transformed input and offsets)
+    of :func:`conv`."""
     cdef pc_wnoc o
     cdef Py_ssize_t isz = 8 if dbl else 4
     _setup(&o, geo, m, tc, rt, cb, 1, kbs, level, dbl, None)
-    return pc_wnoc_elems(&o, isz) * isz, pc_wnoc_vsize(&o) * isz
+    return pc_wnoc_elems(&o, isz) * isz, pc_wnoc_vsize(&o) * isz + o.P * o.tv * 4
 
 
 def items(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cch,
@@ -152,9 +156,9 @@ cdef void _input_item(const void *task, floating *buf, Py_ssize_t slot,
                       Py_ssize_t it) noexcept nogil:
     cdef const Task *t = <const Task *> task
     if floating is float:
-        pc_wnoc_input_f(&t.o, it, <const float *> t.x, <float *> t.V, buf)
+        pc_wnoc_input_f(&t.o, it, <const float *> t.x, t.ofs, <float *> t.V)
     else:
-        pc_wnoc_input_d(&t.o, it, <const double *> t.x, <double *> t.V, buf)
+        pc_wnoc_input_d(&t.o, it, <const double *> t.x, t.ofs, <double *> t.V)
 
 
 cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
@@ -185,13 +189,16 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     t.x, t.w, t.y = &x[0], &w[0], &y[0]
     t.b = &b[0] if b.shape[0] > 0 else NULL
     t.V = pc_alloc(pc_wnoc_vsize(&t.o) * isz)
-    if t.V == NULL:
-        raise MemoryError()
+    t.ofs = <int32_t *> pc_alloc(t.o.P * t.o.tv * sizeof(int32_t))
     try:
+        if t.V == NULL or t.ofs == NULL:
+            raise MemoryError()
         for r0 in range(0, t.o.nt, t.o.rt):
             _round(&t.o, r0)
+            pc_wnoc_offsets(&t.o, t.ofs)
             run_passes[floating](_input_item[floating], t.o.g.G * t.o.ncch,
                                  _conv_item[floating], t.o.g.G * t.o.nchunks * t.o.nkg, &t,
                                  pc_wnoc_elems(&t.o, isz) * isz, nthreads)
     finally:
         free(t.V)
+        free(t.ofs)

@@ -51,8 +51,7 @@ typedef struct {
     double bt[36], gm[18], at[24];  /* B^T (alpha x alpha), G (alpha x 3), A^T (m x alpha) */
 } pc_wnoc;
 
-/* Elements of one thread's buffers.  Pass 1: the tiles' input offsets
-   (pc_wnoc_offsets).  Pass 2: a run's
+/* Elements of one thread's buffers (pass 2; pass 1 needs none): a run's
    packed weights, its transformed weights, the chunk's products, the
    staged outputs of one tile. */
 static inline ptrdiff_t pc_wnoc_wp(const pc_wnoc *o) { return (o->cb * 9 * o->ocb + 15) / 16 * 16; }
@@ -61,25 +60,26 @@ static inline ptrdiff_t pc_wnoc_m(const pc_wnoc *o) { return o->kbs * o->P * o->
 
 static ptrdiff_t pc_wnoc_elems(const pc_wnoc *o, ptrdiff_t isz)
 {
-    const ptrdiff_t first = o->P * o->tv * (ptrdiff_t)sizeof(ptrdiff_t) / isz + 16;
-    const ptrdiff_t then = pc_wnoc_wp(o) + pc_wnoc_ub(o) + pc_wnoc_m(o) + o->m * o->m * o->ocb;
-    return first > then ? first : then;
+    (void)isz;
+    return pc_wnoc_wp(o) + pc_wnoc_ub(o) + pc_wnoc_m(o) + o->m * o->m * o->ocb;
 }
 
-/* Elements of V, the transformed input (the pass's fixed buffer). */
+/* Elements of V, the transformed input (a fixed buffer, beside the table of
+   offsets: P * tv int32). */
 static inline ptrdiff_t pc_wnoc_vsize(const pc_wnoc *o)
 {
     return o->g.G * o->P * o->g.cin_g * o->tv;
 }
 
 /*
- * Pass 1 starts each item with the offsets of every tile's input window:
+ * Before the passes of a round, the offsets of every tile's input window:
  * ofs[k][t] (k = i * alpha + j, t < tv) is the offset of element (i, j) of
  * the window of the round's tile t in the input of the group's first
  * channel (image n's channels included), -1 where it falls in the padding
- * or past the round's last tile.  The transform then gathers a vector of tiles' elements by it.
+ * or past the round's last tile (32-bit: the input has fewer than 2**31
+ * elements).  The transform gathers a vector of tiles' elements by it.
  */
-static void pc_wnoc_offsets(const pc_wnoc *o, ptrdiff_t *ofs)
+static void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
 {
     const pc_geo *g = &o->g;
     const ptrdiff_t A = o->alpha, H = g->isz[1], W = g->isz[2];
@@ -92,10 +92,33 @@ static void pc_wnoc_offsets(const pc_wnoc *o, ptrdiff_t *ofs)
                 const ptrdiff_t iy = ty * o->m - g->lo[1] + i, ix = tx * o->m - g->lo[2] + j;
                 ofs[(i * A + j) * o->tv + t] =
                     t < o->nr && iy >= 0 && iy < H && ix >= 0 && ix < W
-                        ? n * g->Cin * g->Pin + iy * W + ix : -1;
+                        ? (int32_t)(n * g->Cin * g->Pin + iy * W + ix) : -1;
             }
     }
 }
+
+/* The input transform's gather of one element of VL tiles: dst[l] =
+   xc[of[l]], 0 where of[l] < 0.  float32 at the AVX-512 level: one masked
+   16-lane gather (the element-by-element loop took most of the transform). */
+#define PC_WNOC_GATHER_LOOP(T, dst, xc, of, l, VL)                                   \
+    for (l = 0; l < (VL); l++) (dst)[l] = (of)[l] >= 0 ? (xc)[(of)[l]] : (T)0
+#define PC_WNOC_GATHER_f0(dst, xc, of, l) PC_WNOC_GATHER_LOOP(float, dst, xc, of, l, 4)
+#define PC_WNOC_GATHER_f1(dst, xc, of, l) PC_WNOC_GATHER_LOOP(float, dst, xc, of, l, 8)
+#define PC_WNOC_GATHER_d0(dst, xc, of, l) PC_WNOC_GATHER_LOOP(double, dst, xc, of, l, 2)
+#define PC_WNOC_GATHER_d1(dst, xc, of, l) PC_WNOC_GATHER_LOOP(double, dst, xc, of, l, 4)
+#define PC_WNOC_GATHER_d2(dst, xc, of, l) PC_WNOC_GATHER_LOOP(double, dst, xc, of, l, 8)
+#if PYCONV_HAVE_CLONES
+#define PC_WNOC_GATHER_f2(dst, xc, of, l)                                            \
+    do {                                                                             \
+        const __m512i ix_ = _mm512_loadu_si512((const void *)(of));                  \
+        (void)l;                                                                     \
+        _mm512_store_ps((dst), _mm512_mask_i32gather_ps(                             \
+            _mm512_setzero_ps(), _mm512_cmpge_epi32_mask(ix_, _mm512_setzero_si512()), \
+            ix_, (xc), 4));                                                          \
+    } while (0)
+#else
+#define PC_WNOC_GATHER_f2(dst, xc, of, l) PC_WNOC_GATHER_LOOP(float, dst, xc, of, l, 16)
+#endif
 
 /* One case of the register block's tile count R (constant in the block). */
 #define PC_WNOC_CASE(S, LV, r)                                                       \
@@ -161,7 +184,7 @@ ATTR static void pc_wnoc_products_##S##LV(const pc_wnoc *o, const T *restrict V,
             }                                                                        \
 }                                                                                    \
 __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(        \
-    const pc_wnoc *o, const T *restrict xc, const ptrdiff_t *restrict ofs,           \
+    const pc_wnoc *o, const T *restrict xc, const int32_t *restrict ofs,             \
     T *restrict Vc, const int A)                                                     \
 {                                                                                    \
     const ptrdiff_t tv = o->tv, ps = o->g.cin_g * tv;                                \
@@ -172,10 +195,7 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(    
     for (t0 = 0; t0 < tv; t0 += VL) {                                                \
         pc_v##S##LV s[36];                                                           \
         for (k = 0; k < A * A; k++)                                                  \
-            for (l = 0; l < VL; l++) {                                               \
-                const ptrdiff_t of = ofs[k * tv + t0 + l];                           \
-                dd[k * VL + l] = of >= 0 ? xc[of] : (T)0;                            \
-            }                                                                        \
+            PC_WNOC_GATHER_##S##LV(dd + k * VL, xc, ofs + k * tv + t0, l);           \
         PC_OCV_UNROLL for (i = 0; i < A; i++)                                        \
             PC_OCV_UNROLL for (j = 0; j < A; j++) {                                  \
                 pc_v##S##LV acc = (pc_v##S##LV){0};                                  \
@@ -192,7 +212,7 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(    
     }                                                                                \
 }                                                                                    \
 ATTR static void pc_wnoc_input_##S##LV(const pc_wnoc *o, const T *xc,                \
-                                       const ptrdiff_t *ofs, T *Vc)                  \
+                                       const int32_t *ofs, T *Vc)                    \
 {                                                                                    \
     if (o->alpha == 4)                                                               \
         pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 4);                                     \
@@ -277,15 +297,16 @@ static int pc_wnoc_np(int level)
     return level == 2 ? PC_OCV_NP(2) : PC_OCV_NP(1);
 }
 
-/* Pass 1: item it = (group, run of cch input channels). */
+/* Pass 1: item it = (group, run of cch input channels); ofs: the round's
+   table (pc_wnoc_offsets). */
 #define PC_DEFINE_WNOC_INPUT(T, S)                                                   \
-static void pc_wnoc_input_##S(const pc_wnoc *o, ptrdiff_t it, const T *x, T *V, T *buf) \
+static void pc_wnoc_input_##S(const pc_wnoc *o, ptrdiff_t it, const T *x,            \
+                              const int32_t *ofs, T *V)                              \
 {                                                                                    \
     const pc_geo *g = &o->g;                                                         \
     const ptrdiff_t grp = it / o->ncch, c0 = it % o->ncch * o->cch;                  \
     const ptrdiff_t c1 = c0 + o->cch < g->cin_g ? c0 + o->cch : g->cin_g;            \
-    ptrdiff_t *ofs = (ptrdiff_t *)buf, ci;                                           \
-    pc_wnoc_offsets(o, ofs);                                                         \
+    ptrdiff_t ci;                                                                    \
     for (ci = c0; ci < c1; ci++)                                                     \
         PC_AT_LEVEL(o->level, pc_wnoc_input, S,                                      \
                     (o, x + (grp * g->cin_g + ci) * g->Pin, ofs,                     \

@@ -83,17 +83,9 @@ MIN_CHANNELS = {4: {1: 48, 2: 48, 3: 32}, 2: {2: 96}}
 #: 128 channels, 0.94x at 49, where F(2x2) on 196 of its tiles is 1.23x,
 #: on 100 1.14x and on 49 0.85x) ...
 MIN_TILES = {4: {1: 150, 2: 96, 3: 150}, 2: {2: 100}}
-#: ... or, with at least WIDE_CHANNELS channels per group in and out, this
-#: many (the products dominate: batch 1, 28x28 x 128, one thread, F(4x4) on
-#: 49 tiles in 2 work items took 1.55 ms, F(2x2) 1.51 ms in 5 items; on two
-#: threads with a CPU-bound neighbour 1.25-1.32 against 1.53-1.58 ms, the
-#: 2 items sharing the threads evenly where the 5 do not) ...
-#: F(2x2) from 256 channels likewise takes 49 tiles (batch-1 14x14 x 256,
-#: ResNet's third stage: two threads, 1.41 against 1.91-1.98 ms on
-#: ``implicit``; batch 2 1.90-2.12 against 3.09-3.32; with 128 channels it
-#: lost, 0.58 against 0.51 ms).
-MIN_TILES_WIDE = {4: {2: 49}, 2: {2: 49}}
-WIDE_CHANNELS = {4: 128, 2: 256}
+#: (Layers with fewer tiles of 4x4, up to 128, from 48 channels: ``winograd_oc``,
+#: earlier in the list; F(4x4) here had taken batch-1 28x28 x 128 from 49
+#: tiles, F(2x2) batch-1 14x14 x 256.)
 #: ... and narrowest output rows, per tile size (a row of tiles carries
 #: (alpha - 1) // m spare columns).
 MIN_WIDTH = {4: 20, 2: 8}
@@ -263,10 +255,7 @@ class Winograd(Path):
             return False
         if min(cin, cout) < MIN_CHANNELS[self.m][nd]:
             return False
-        least = MIN_TILES[self.m][nd]
-        if min(conv.in_channels // g, conv.out_channels // g) >= WIDE_CHANNELS[self.m]:
-            least = MIN_TILES_WIDE.get(self.m, {}).get(nd, least)
-        return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= least
+        return conv.out_size[-1] >= MIN_WIDTH[self.m] and tiles >= MIN_TILES[self.m][nd]
 
     def plan(self, op, spec, tgt, n):
         """Blocks of segments (runs of at most ``tile`` tiles of one row of tiles),

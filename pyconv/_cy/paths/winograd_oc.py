@@ -22,6 +22,7 @@ buffers take more than a quarter of the workspace.
 from __future__ import annotations
 
 import functools
+from math import prod
 
 from .. import _planning, _winograd_oc
 from .._planning import Path, finish, fits, geo
@@ -41,23 +42,19 @@ MAX_BLOCKS = 4
 MIN_ITEMS = 4
 #: The rule (measured on the 2-core AVX-512 Xeon the project benchmarks on,
 #: two threads, float32, against the path the rest of the list takes):
-#: float32, at least MIN_CHANNELS channels per group in and out, output rows
-#: of at most MAX_WIDTH, and from MIN_TILES to MAX_TILES tiles of 4x4 per
-#: call (MAX_TILES_WIDE with WIDE_CHANNELS channels or more).  Taken: 7x7
-#: maps, batch 2 to 32, 96 to 1024 channels, against ``ocvec``: 1.07-2.79x
-#: (batch 8 x 512: 1.7x); 14x14 maps, 96 to 512 channels, against
-#: ``winograd2``, ``ocvec`` or ``implicit``: batch 1 1.09-1.67x, batch 4
-#: 1.04-1.11x, batch 8 x 256 1.15x.  Left out: 4 tiles (batch-1 7x7 and 8x8
-#: maps, 0.73-0.82x against ``ocvec``), 64 channels (batch-1 14x14: 0.87x),
-#: batch-8 14x14 x 128 (0.89x) and batch-16 x 256 (0.87x) against
-#: ``winograd2``, 28x28 maps (batch 1 0.96x, batch 2 0.87x against
-#: ``winograd4``).
-MIN_CHANNELS = 96
-MAX_WIDTH = 14
+#: float32, at least MIN_CHANNELS channels per group in and out and from
+#: MIN_TILES to MAX_TILES tiles of 4x4 per call.  Taken: 7x7 maps, batch 2
+#: to 32, 64 to 1024 channels, against ``ocvec``: 1.07-2.79x (batch 8 x 512:
+#: 1.6-1.8x); 14x14 maps, 64 to 512 channels, batch 1 to 8, against
+#: ``winograd2``, ``ocvec`` or ``implicit``: 1.04-1.67x; 28x28 maps, batch
+#: 1 and 2, 48 to 256 channels, against ``winograd4``, ``winograd2`` or
+#: ``implicit``: 1.06-1.61x.  Left out: 4 tiles (batch-1 7x7 and 8x8 maps,
+#: 0.73-0.82x against ``ocvec``) and 196 tiles or more (batch-1 56x56,
+#: batch-4 28x28, batch-16 14x14: 0.83-0.96x against ``winograd4`` and
+#: ``winograd2``, whose panels are full there).
+MIN_CHANNELS = 48
 MIN_TILES = 8
-MAX_TILES = 64
-MAX_TILES_WIDE = 128
-WIDE_CHANNELS = 256
+MAX_TILES = 128
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,19 +89,18 @@ class WinogradOc(Path):
     ops = frozenset({"conv"})
 
     def supports(self, op, spec, tgt):
+        # the input offsets are 32-bit
         return (spec.nd == 2 and tuple(spec.kernel_size) == (3, 3)
-                and tuple(spec.stride) == (1, 1) and tuple(spec.dilation) == (1, 1))
+                and tuple(spec.stride) == (1, 1) and tuple(spec.dilation) == (1, 1)
+                and prod(spec.input_shape) < 2**31)
 
     def chosen(self, op, spec, tgt):
         """The measured rule (see :mod:`pyconv._cy`, the path list)."""
         g = spec.groups
-        if tgt.level < 1 or tgt.dbl or spec.out_size[-1] > MAX_WIDTH:
+        if tgt.level < 1 or tgt.dbl:
             return False
-        channels = min(spec.in_channels // g, spec.out_channels // g)
-        if channels < MIN_CHANNELS:
-            return False
-        most = MAX_TILES_WIDE if channels >= WIDE_CHANNELS else MAX_TILES
-        return MIN_TILES <= tiles(spec, 4) <= most
+        return (min(spec.in_channels // g, spec.out_channels // g) >= MIN_CHANNELS
+                and MIN_TILES <= tiles(spec, 4) <= MAX_TILES)
 
     def plan(self, op, spec, tgt, n):
         np_, ocb = _winograd_oc.block(tgt.level, tgt.dbl)
