@@ -339,6 +339,11 @@ def _plans(op, spec, simd=None):
 # (op, spec, path at the CPU's micro-kernel level, path without micro-kernels),
 # each from the rule the module docstring states for it
 RULE_CASES = [
+    # 2-d depthwise 3x3, stride 1, any channel multiplier: along the rows ->
+    # dwrows (AVX-512 only: below that level, depthwise)
+    ("conv", conv_spec(2, 32, 32, (14, 14), (3, 3), padding=((1, 1),) * 2, groups=32),
+     "dwrows", "direct"),
+    ("conv", conv_spec(1, 8, 16, (7, 9), (3, 3), groups=8), "dwrows", "direct"),
     # one input channel per group, 2-d or 3-d: channels as vector lanes -> depthwise
     ("conv", conv_spec(2, 32, 32, (14, 14), (7, 7), padding=((3, 3),) * 2, groups=32),
      "depthwise", "direct"),
@@ -622,6 +627,8 @@ RULE_CASES = [
     v, str) else None)
 def test_each_path_taken_where_its_rule_says(op, spec, fast, slow):
     level = cy_mod._build.simd_level()
+    if fast == "dwrows" and level < 2:      # its masked loads are AVX-512's
+        fast = "depthwise"
     assert _plans(op, spec) == (fast if level >= 1 else slow)
     assert _plans(op, spec, simd=0) == slow
 
@@ -660,15 +667,19 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "fft": ("conv", conv_spec(2, 16, 32, (30, 30), (1, 1))),           # nothing to transform
         "ocvec": ("conv", conv_spec(1, 8, 8, (6, 6, 6), (3, 3, 3))),     # 1-d and 2-d only
         "winograd_oc": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
+        "dwrows": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3))),     # not depthwise
     }[path]
     if unsupported is not None:
         op, spec = unsupported
         assert forced_plan(path, op, spec) == cy_mod.plan(op, spec, np.float32, 2)
     # ... and a depthwise conv (direct by the rules) runs on any path that computes conv
-    # (winograd_oc takes 2-d 3x3 convs only: a 2-d one)
+    # (winograd_oc and dwrows take 2-d 3x3 convs only: a 2-d one; dwrows at
+    # the AVX-512 level only)
     spec = conv_spec(2, 8, 8, (40,), (3,), groups=8)
-    if path == "winograd_oc":
+    if path in ("winograd_oc", "dwrows"):
         spec = conv_spec(2, 8, 8, (9, 9), (3, 3), groups=8)
+    if path == "dwrows" and cy_mod._build.simd_level() < 2:
+        return
     if "conv" in cy_mod.BY_NAME[path].ops and path not in ("pointwise",):
         assert forced_plan(path, "conv", spec).path == path
 

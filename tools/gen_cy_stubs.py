@@ -67,6 +67,8 @@ RETURNS = {
     "_depthwise.block": "tuple[int, int]",
     "_ocvec.shape": "tuple[int, int, int]",
     "_winograd_oc.block": "tuple[int, int]",
+    "_dwrows.available": "bool",
+    "_dwrows.items": "int",
     "_winograd_oc.items": "tuple[int, int]",
     "_winograd_oc.workspace": "tuple[int, int]",
     "_dilated.tiles": "tuple[int, ...]",

@@ -31,12 +31,19 @@ portable build is correct but slower, so BLAS runs instead.
    path's multiply-adds times its measured time per multiply-add, with a
    margin of ``MARGIN`` (1.5).  The frame length and work items are the
    ones that minimise the modelled time within the workspace.
-2. ``depthwise`` (conv): one input channel per group (depthwise, any
+2. ``dwrows`` (conv): 2-d depthwise 3x3 layers (one input channel per
+   group, any channel multiplier), stride 1, dilation 1, AVX-512: the
+   vector lanes are consecutive outputs of one row, read straight from
+   the input planes with masked loads (the masks zero the padding), a
+   register block of 4 output rows loading each input row once.  No copy
+   and no transpose, where ``depthwise`` pays two per tile (measured
+   1.1-3.2x ``depthwise`` on MobileNet's 7x7 to 112x112 maps, float32).
+3. ``depthwise`` (conv): one input channel per group (depthwise, any
    channel multiplier), 2-d or 3-d, micro-kernel CPU.  Channels are the
    vector lanes: a tile of output rows of VL channels copies its input
    box channel-interleaved, and each tap is one vector FMA per pixel, so
    no lane idles on narrow maps.
-3. ``direct`` (all ops): loops over output rows, no GEMM, when the
+4. ``direct`` (all ops): loops over output rows, no GEMM, when the
    per-group GEMM would be thin, ``min(M, K) < MIN_GEMM`` (8) with
    ``M, K = C_out/g, C_in/g * prod(kernel)`` for conv and conv_weight, and
    the loops measured faster than a GEMM with idle micro-kernel rows:
@@ -45,7 +52,7 @@ portable build is correct but slower, so BLAS runs instead.
    conv_weight (never for conv_transpose: the GEMM paths were faster even
    at one channel per group); also when BLAS's 32-bit sizes would overflow
    (2**31 or more positions per image, or ``M * K`` above 2**31 - 1).
-4. ``winograd_oc`` (conv; not exact): Winograd F(4x4, 3x3) or F(2x2, 3x3)
+5. ``winograd_oc`` (conv; not exact): Winograd F(4x4, 3x3) or F(2x2, 3x3)
    (the one with fewer modelled operations) with the output channels as
    vector lanes, for layers with few tiles and many channels: 2-d 3x3,
    stride 1, dilation 1, float32, micro-kernel CPU, at least 48 channels
@@ -58,7 +65,7 @@ portable build is correct but slower, so BLAS runs instead.
    weights stay in the cache: a register block is two vectors of output
    channels by up to 14 tiles (``paths/winograd_oc.py`` has the
    measurements).
-5. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
+6. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
    filtering F(4, 3) on every axis (4 outputs per tile and axis), float32,
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
    (1-d: 3 or 5 taps), at least 48 channels per group in and out (3-d:
@@ -78,14 +85,14 @@ portable build is correct but slower, so BLAS runs instead.
    with kernel (K, 1) on its (L/d, d) view (``paths/winograd.py``,
    ``dilated_view``); the same for the stride-1 conv_transpose of such a
    layer (its input gradient).
-6. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
+7. ``winograd2`` (conv, conv_transpose; not exact): F(2x2, 3x3), 2-d only,
    under the same conditions with tiles of 2, at least 100 of them, output
    rows of at least 8 and at least 96 channels per group (batches of small
    images with many channels, 16 x 14x14 x 256: rows too short for tiles
    of 4).  float64 takes neither:
    its micro-kernel is half as wide and the transforms' share of the time
    doubles (measured slower).
-7. ``winograd_w`` (conv_weight; not exact): the weight gradient of a 2-d
+8. ``winograd_w`` (conv_weight; not exact): the weight gradient of a 2-d
    3x3 layer, stride 1, dilation 1, by Winograd F(3x3, 4x4): the output
    gradient in tiles of 4x4 is the "kernel", the taps the 3x3 "outputs";
    the 6x6 input window of a tile is transformed as on ``winograd4``, the
@@ -96,7 +103,7 @@ portable build is correct but slower, so BLAS runs instead.
    output tiles of 4x4 per call, output maps of at least 8x8, and below
    20x20 (14x14: rows of 4 tiles with a quarter of padding) at least 128
    channels.
-8. ``ocvec`` (conv): direct convolution with output channels as vector
+9. ``ocvec`` (conv): direct convolution with output channels as vector
    lanes, for deep layers on small maps, micro-kernel CPU: 2-d, dilation
    1, more than one tap, at least 32 channels per group in and out, and
    output rows of at most 7 (stride 1), of at most 14 with at most 256
@@ -111,7 +118,7 @@ portable build is correct but slower, so BLAS runs instead.
    images, a tile of output rows, part of the channel blocks) copies its
    input rows, zero padded, into a slab per image; the weights are packed
    once per call, channel-block-major.
-9. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
+10. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
    dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
    and out, micro-kernel CPU (DeepLab ASPP branches); 1-d only when under
    80% of the (tap, output) pairs read the input, 2-d not with a dilation
@@ -123,7 +130,7 @@ portable build is correct but slower, so BLAS runs instead.
    taps are contiguous), copies their im2col rows without padding columns
    a chunk at a time and multiplies them on the micro-kernel; tiles are
    cut where a kernel row starts or stops reaching the input.
-10. ``implicit`` (conv, conv_weight): micro-kernel CPU; conv: every stride
+11. ``implicit`` (conv, conv_weight): micro-kernel CPU; conv: every stride
    1; conv_weight: ``min(M, K) >= MIN_GEMM`` and, with at most 9 taps, at
    least 48 channels per group in and out, thinner ones on ``gemm``, and not
    1x1 without padding: ``pointwise``; strided: more than one tap and at
@@ -132,17 +139,17 @@ portable build is correct but slower, so BLAS runs instead.
    slab (with a stride: split into the stride's phases); in the slab every
    kernel tap is a constant offset, so the
    micro-kernel reads the slab directly and no im2col is built.
-11. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
+12. ``strided1d`` (conv): 1-d with a stride of at most 8, micro-kernel CPU.
    Implicit GEMM on a slab that de-interleaves the tile's input by residue
    modulo the stride (row r of channel c holds every s-th input from r):
    each tap is again a constant offset, one copy of the input per tile,
    whole panels written straight into the output.
-12. ``packed`` (conv): micro-kernel CPU, at least ``MIN_GEMM`` output channels
+13. ``packed`` (conv): micro-kernel CPU, at least ``MIN_GEMM`` output channels
    per group and 100 output positions per image (strided 2-d and 3-d convs,
    mostly; thinner or smaller: BLAS was faster).
    im2col of a tile straight into the micro-kernel's panel layout (one
    copy, where BLAS would make two).
-13. ``phases`` (conv_transpose): micro-kernel CPU, kernel taps that
+14. ``phases`` (conv_transpose): micro-kernel CPU, kernel taps that
    overlap (a dilated kernel extent above the stride in some dim), no
    phase thin enough for ``direct``, and either at most 64 input channels
    per group, at least twice as many output channels and 49 input
@@ -155,9 +162,9 @@ portable build is correct but slower, so BLAS runs instead.
    stride-1 conv of the input with a subset of the taps (no zero
    insertion); each phase is an implicit-path conv that writes its strided
    view of the output in place, all phases' items in one parallel region.
-14. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
+15. ``pointwise`` (all ops): a 1x1 kernel, stride 1, no padding: BLAS GEMMs
    that read the input directly.
-15. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
+16. ``tgemm`` (conv_transpose): micro-kernel CPU, not pointwise, input
    images of at most ``MAX_POSITIONS`` (1024) positions whose ``C_in/g``
    channels take at most ``MAX_IMAGE_BYTES`` (2 MiB).  ``col = W^T @ x`` + col2im as on ``gemm``, but on
    register-blocked micro-kernels that read the weight in its own layout
@@ -165,7 +172,7 @@ portable build is correct but slower, so BLAS runs instead.
    the weight is packed, where BLAS packs it in every call); items are
    (block of images side by side as one GEMM's columns, group, block of
    output channels).
-16. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
+17. ``gemm`` (all ops): BLAS (``scipy.linalg.cython_blas`` behind a
    row-major wrapper).  conv by tiled im2col + GEMM straight into the
    output; conv_transpose by ``W_g^T @ x`` + col2im, each item owning a
    slab of output rows, small images several to a GEMM; conv_weight by

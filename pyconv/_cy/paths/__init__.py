@@ -24,6 +24,7 @@ Adding a path:
 from .depthwise import DEPTHWISE
 from .dilated import DILATED
 from .direct import DIRECT
+from .dwrows import DWROWS
 from .fft import FFT
 from .gemm import GEMM, POINTWISE
 from .implicit import IMPLICIT
@@ -37,7 +38,7 @@ from .winograd_oc import WINOGRAD_OC
 from .winograd_w import WINOGRAD_W
 
 #: The planner tries the units in this order (each for the ops it computes).
-ORDER = (FFT, DEPTHWISE, DIRECT, WINOGRAD_OC, WINOGRAD4, WINOGRAD2, WINOGRAD_W, OCVEC, DILATED,
+ORDER = (FFT, DWROWS, DEPTHWISE, DIRECT, WINOGRAD_OC, WINOGRAD4, WINOGRAD2, WINOGRAD_W, OCVEC, DILATED,
          IMPLICIT, STRIDED1D, PACKED, PHASES, POINTWISE, TGEMM, GEMM)
 
 #: The units by name.
