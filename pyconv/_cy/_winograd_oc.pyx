@@ -32,7 +32,7 @@ cdef extern from "kernels/winograd_oc.h" nogil:
         Py_ssize_t m, alpha, P, ntx, nty, nt, R, tc, rt, tv, r0, nr, nchunks
         Py_ssize_t cb, ncb, cch, ncch
         Py_ssize_t ocb, ncob, kbs, nkg
-        int level
+        int level, consts
         double bt[36]
         double gm[18]
         double at[24]
@@ -40,6 +40,7 @@ cdef extern from "kernels/winograd_oc.h" nogil:
     int pc_wnoc_np(int level)
     Py_ssize_t pc_wnoc_elems(const pc_wnoc *o, Py_ssize_t isz)
     Py_ssize_t pc_wnoc_vsize(const pc_wnoc *o)
+    int pc_wnoc_tables(const pc_wnoc *o)
     void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
     void pc_wnoc_input_f(const pc_wnoc *o, Py_ssize_t it, const float *x, const int32_t *ofs,
                          float *V)
@@ -124,6 +125,9 @@ cdef int _setup(pc_wnoc *o, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t r
             o.gm[i] = gm[i]
         for i in range(m * o.alpha):
             o.at[i] = at[i]
+        o.consts = pc_wnoc_tables(o)
+    else:
+        o.consts = 0
     return 0
 
 

@@ -617,14 +617,7 @@ PC_CLONES static void pc_wino_mat_##S##_##R##x##C(                              
  * builds above; the sums keep their order (j increasing), so the result is
  * that of the general build up to the sign of a zero.
  */
-static const double pc_wino_tab_bt43[36] = {
-    2, -3, -4, 3, 2, 0,   0, -2, 1, 5, 2, 0,   0, -2, 5, -1, -2, 0,
-    0, 2, 1, -2, -1, 0,   0, 1, -2, -1, 2, 0,  0, 2, -3, -4, 3, 2};
-static const double pc_wino_tab_at43[24] = {
-    1, 1, 1, 1, 1, 0,   0, 1, -1, 0.5, -2, 0,   0, 1, 1, 0.25, 4, 0,
-    0, 1, -1, 0.125, -8, 1};
-static const double pc_wino_tab_bt23[16] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, -1, 0, 1};
-static const double pc_wino_tab_at23[8] = {1, 1, 1, 0, 0, 1, -1, 1};
+#include "wino_tables.h"
 
 #define PC_WINO_TABLES(X, T, S)                                                      \
     X(T, S, bt43, 6, 6) X(T, S, at43, 4, 6) X(T, S, bt23, 4, 4) X(T, S, at23, 2, 4)

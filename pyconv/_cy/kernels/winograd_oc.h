@@ -33,6 +33,7 @@
 #include "common.h"
 #include "microkernels.h"
 #include "ocvec.h"          /* PC_OCV_NV, PC_OCV_NP, PC_OCV_UNROLL, pc_ocv_pack */
+#include "wino_tables.h"
 
 /* The geometry of one call, shared by its items. */
 typedef struct {
@@ -48,6 +49,7 @@ typedef struct {
     ptrdiff_t ocb, ncob;        /* output channels per block (NV * VL), blocks per group */
     ptrdiff_t kbs, nkg;         /* blocks per item (they share V's reads), items per group's chunk */
     int level;
+    int consts;                 /* the matrices equal the tables (wino_tables.h) */
     double bt[36], gm[18], at[24];  /* B^T (alpha x alpha), G (alpha x 3), A^T (m x alpha) */
 } pc_wnoc;
 
@@ -55,8 +57,15 @@ typedef struct {
    packed weights, its transformed weights, the chunk's products, the
    staged outputs of one tile. */
 static inline ptrdiff_t pc_wnoc_wp(const pc_wnoc *o) { return (o->cb * 9 * o->ocb + 15) / 16 * 16; }
-static inline ptrdiff_t pc_wnoc_ub(const pc_wnoc *o) { return o->kbs * o->P * o->cb * o->ocb; }
-static inline ptrdiff_t pc_wnoc_m(const pc_wnoc *o) { return o->kbs * o->P * o->tc * o->ocb; }
+/* The strides between transformed positions in Ub, M and V: a cache line
+   more than their rows, so that the positions of one tile or channel (read
+   or written together) do not fall in one L1 set (their rows are often
+   whole multiples of 4 KiB). */
+static inline ptrdiff_t pc_wnoc_ldu(const pc_wnoc *o) { return o->cb * o->ocb + 16; }
+static inline ptrdiff_t pc_wnoc_ldm(const pc_wnoc *o) { return o->tc * o->ocb + 16; }
+static inline ptrdiff_t pc_wnoc_ldv(const pc_wnoc *o) { return o->g.cin_g * o->tv + 16; }
+static inline ptrdiff_t pc_wnoc_ub(const pc_wnoc *o) { return o->kbs * o->P * pc_wnoc_ldu(o); }
+static inline ptrdiff_t pc_wnoc_m(const pc_wnoc *o) { return o->kbs * o->P * pc_wnoc_ldm(o); }
 
 static ptrdiff_t pc_wnoc_elems(const pc_wnoc *o, ptrdiff_t isz)
 {
@@ -64,11 +73,23 @@ static ptrdiff_t pc_wnoc_elems(const pc_wnoc *o, ptrdiff_t isz)
     return pc_wnoc_wp(o) + pc_wnoc_ub(o) + pc_wnoc_m(o) + o->m * o->m * o->ocb;
 }
 
+/* Whether the call's matrices are the tables' (pc_wnoc.consts). */
+static int pc_wnoc_tables(const pc_wnoc *o)
+{
+    if (o->alpha == 6)
+        return memcmp(o->bt, pc_wino_tab_bt43, sizeof pc_wino_tab_bt43) == 0
+               && memcmp(o->gm, pc_wino_tab_gm43, sizeof pc_wino_tab_gm43) == 0
+               && memcmp(o->at, pc_wino_tab_at43, sizeof pc_wino_tab_at43) == 0;
+    return memcmp(o->bt, pc_wino_tab_bt23, sizeof pc_wino_tab_bt23) == 0
+           && memcmp(o->gm, pc_wino_tab_gm23, sizeof pc_wino_tab_gm23) == 0
+           && memcmp(o->at, pc_wino_tab_at23, sizeof pc_wino_tab_at23) == 0;
+}
+
 /* Elements of V, the transformed input (a fixed buffer, beside the table of
    offsets: P * tv int32). */
 static inline ptrdiff_t pc_wnoc_vsize(const pc_wnoc *o)
 {
-    return o->g.G * o->P * o->g.cin_g * o->tv;
+    return o->g.G * o->P * pc_wnoc_ldv(o);
 }
 
 /*
@@ -120,6 +141,25 @@ static void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
 #define PC_WNOC_GATHER_f2(dst, xc, of, l) PC_WNOC_GATHER_LOOP(float, dst, xc, of, l, 16)
 #endif
 
+/* The coefficient i of matrix NAME (bt, gm, at) of F(A - 2, 3): with K, the
+   table's (a constant after inlining), else the call's (arr). */
+#define PC_WNOC_COEF(NAME, A, K, arr, i)                                             \
+    ((K) ? ((A) == 6 ? pc_wino_tab_##NAME##43 : pc_wino_tab_##NAME##23)[i] : (double)(arr)[i])
+/* acc = sum_k c(k) * v(k), k < n, in order, the zero coefficients skipped
+   (with constants the tests fold away; +-1 become additions). */
+#define PC_WNOC_DOT(T, VT, acc, n, k, C, V)                                          \
+    do {                                                                             \
+        int first_ = 1;                                                              \
+        acc = (VT){0};                                                               \
+        PC_OCV_UNROLL for (k = 0; k < (n); k++) {                                    \
+            const T c_ = (T)(C);                                                     \
+            if (c_ == 0)                                                             \
+                continue;                                                            \
+            acc = first_ ? c_ * (V) : acc + c_ * (V);                                \
+            first_ = 0;                                                              \
+        }                                                                            \
+    } while (0)
+
 /* One case of the register block's tile count R (constant in the block). */
 #define PC_WNOC_CASE(S, LV, r)                                                       \
     case r:                                                                          \
@@ -168,9 +208,9 @@ ATTR static void pc_wnoc_products_##S##LV(const pc_wnoc *o, const T *restrict V,
     for (p = 0; p < P; p++)                                                          \
         for (tl = 0; tl < tc; tl += R)                                               \
             for (kb = 0; kb < nkb; kb++) {   /* the same V block, from L1 */        \
-                const T *vp = V + p * o->g.cin_g * tv + t0 + tl;                     \
-                const T *up = Ub + (kb * P + p) * ncb * OCB;                         \
-                T *mp = M + ((kb * P + p) * tc + tl) * OCB;                          \
+                const T *vp = V + p * pc_wnoc_ldv(o) + t0 + tl;                      \
+                const T *up = Ub + (kb * P + p) * pc_wnoc_ldu(o);                    \
+                T *mp = M + (kb * P + p) * pc_wnoc_ldm(o) + tl * OCB;                \
                 switch (R) {                                                         \
                     PC_WNOC_CASE(S, LV, 1) PC_WNOC_CASE(S, LV, 2)                    \
                     PC_WNOC_CASE(S, LV, 3) PC_WNOC_CASE(S, LV, 4)                    \
@@ -185,9 +225,9 @@ ATTR static void pc_wnoc_products_##S##LV(const pc_wnoc *o, const T *restrict V,
 }                                                                                    \
 __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(        \
     const pc_wnoc *o, const T *restrict xc, const int32_t *restrict ofs,             \
-    T *restrict Vc, const int A)                                                     \
+    T *restrict Vc, const int A, const int K)                                        \
 {                                                                                    \
-    const ptrdiff_t tv = o->tv, ps = o->g.cin_g * tv;                                \
+    const ptrdiff_t tv = o->tv, ps = pc_wnoc_ldv(o);                                 \
     T bt[36], dd[36 * VL] __attribute__((aligned(64)));                              \
     ptrdiff_t t0;                                                                    \
     int i, j, k, l;                                                                  \
@@ -197,16 +237,15 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(    
         for (k = 0; k < A * A; k++)                                                  \
             PC_WNOC_GATHER_##S##LV(dd + k * VL, xc, ofs + k * tv + t0, l);           \
         PC_OCV_UNROLL for (i = 0; i < A; i++)                                        \
-            PC_OCV_UNROLL for (j = 0; j < A; j++) {                                  \
-                pc_v##S##LV acc = (pc_v##S##LV){0};                                  \
-                PC_OCV_UNROLL for (k = 0; k < A; k++)                                \
-                    acc += bt[i * A + k] * *(const pc_v##S##LV *)(dd + (k * A + j) * VL); \
-                s[i * A + j] = acc;                                                  \
-            }                                                                        \
+            PC_OCV_UNROLL for (j = 0; j < A; j++)                                    \
+                PC_WNOC_DOT(T, pc_v##S##LV, s[i * A + j], A, k,                      \
+                            PC_WNOC_COEF(bt, A, K, bt, i * A + k),                   \
+                            *(const pc_v##S##LV *)(dd + (k * A + j) * VL));          \
         PC_OCV_UNROLL for (i = 0; i < A; i++)                                        \
             PC_OCV_UNROLL for (j = 0; j < A; j++) {                                  \
-                pc_v##S##LV acc = (pc_v##S##LV){0};                                  \
-                PC_OCV_UNROLL for (k = 0; k < A; k++) acc += s[i * A + k] * bt[j * A + k]; \
+                pc_v##S##LV acc;                                                     \
+                PC_WNOC_DOT(T, pc_v##S##LV, acc, A, k,                               \
+                            PC_WNOC_COEF(bt, A, K, bt, j * A + k), s[i * A + k]);    \
                 *(pc_v##S##LV *)(Vc + (i * A + j) * ps + t0) = acc;                  \
             }                                                                        \
     }                                                                                \
@@ -214,15 +253,16 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(    
 ATTR static void pc_wnoc_input_##S##LV(const pc_wnoc *o, const T *xc,                \
                                        const int32_t *ofs, T *Vc)                    \
 {                                                                                    \
-    if (o->alpha == 4)                                                               \
-        pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 4);                                     \
-    else                                                                             \
-        pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 6);                                     \
+    if (o->alpha == 4 && o->consts) pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 4, 1);      \
+    else if (o->alpha == 4) pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 4, 0);              \
+    else if (o->consts) pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 6, 1);                  \
+    else pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 6, 0);                                 \
 }                                                                                    \
 __attribute__((always_inline)) ATTR static inline void pc_wnoc_filter_a_##S##LV(     \
-    const pc_wnoc *o, const T *restrict wk, ptrdiff_t ncb, T *restrict Ub, const int A) \
+    const pc_wnoc *o, const T *restrict wk, ptrdiff_t ncb, T *restrict Ub,           \
+    const int A, const int K)                                                        \
 {                                                                                    \
-    const ptrdiff_t OCB = PC_OCV_NV * VL;                                            \
+    const ptrdiff_t OCB = PC_OCV_NV * VL, ldu = pc_wnoc_ldu(o);                      \
     T gm[18];                                                                        \
     ptrdiff_t c;                                                                     \
     int i, j, a, b, v;                                                               \
@@ -233,31 +273,31 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_filter_a_##S##LV(
             PC_OCV_UNROLL for (i = 0; i < 9; i++)                                    \
                 gg[i] = *(const pc_v##S##LV *)(wk + (c * 9 + i) * OCB + v * VL);     \
             PC_OCV_UNROLL for (i = 0; i < A; i++)                                    \
-                PC_OCV_UNROLL for (b = 0; b < 3; b++) {                              \
-                    pc_v##S##LV s = gm[i * 3] * gg[b];                               \
-                    PC_OCV_UNROLL for (a = 1; a < 3; a++) s += gm[i * 3 + a] * gg[a * 3 + b]; \
-                    tmp[i][b] = s;                                                   \
-                }                                                                    \
+                PC_OCV_UNROLL for (b = 0; b < 3; b++)                                \
+                    PC_WNOC_DOT(T, pc_v##S##LV, tmp[i][b], 3, a,                     \
+                                PC_WNOC_COEF(gm, A, K, gm, i * 3 + a), gg[a * 3 + b]); \
             PC_OCV_UNROLL for (i = 0; i < A; i++)                                    \
                 PC_OCV_UNROLL for (j = 0; j < A; j++) {                              \
-                    pc_v##S##LV s = tmp[i][0] * gm[j * 3];                           \
-                    PC_OCV_UNROLL for (b = 1; b < 3; b++) s += tmp[i][b] * gm[j * 3 + b]; \
-                    *(pc_v##S##LV *)(Ub + ((i * A + j) * ncb + c) * OCB + v * VL) = s; \
+                    pc_v##S##LV acc;                                                 \
+                    PC_WNOC_DOT(T, pc_v##S##LV, acc, 3, b,                           \
+                                PC_WNOC_COEF(gm, A, K, gm, j * 3 + b), tmp[i][b]);   \
+                    *(pc_v##S##LV *)(Ub + (i * A + j) * ldu + c * OCB + v * VL) = acc; \
                 }                                                                    \
         }                                                                            \
 }                                                                                    \
 ATTR static void pc_wnoc_filter_##S##LV(const pc_wnoc *o, const T *wk, ptrdiff_t ncb, \
                                         T *Ub)                                       \
 {                                                                                    \
-    if (o->alpha == 4)                                                               \
-        pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 4);                                 \
-    else                                                                             \
-        pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 6);                                 \
+    if (o->alpha == 4 && o->consts) pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 4, 1);  \
+    else if (o->alpha == 4) pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 4, 0);          \
+    else if (o->consts) pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 6, 1);              \
+    else pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 6, 0);                             \
 }                                                                                    \
 __attribute__((always_inline)) ATTR static inline void pc_wnoc_output_a_##S##LV(     \
-    const pc_wnoc *o, const T *restrict M, ptrdiff_t tl, T *restrict st, const int A) \
+    const pc_wnoc *o, const T *restrict M, ptrdiff_t tl, T *restrict st, const int A, \
+    const int K)                                                                     \
 {                                                                                    \
-    const ptrdiff_t OCB = PC_OCV_NV * VL, tc = o->tc;                                \
+    const ptrdiff_t OCB = PC_OCV_NV * VL, ldm = pc_wnoc_ldm(o);                      \
     const int m = A - 2;                                                             \
     T at[24];                                                                        \
     int i, j, a, b, v;                                                               \
@@ -265,28 +305,26 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_output_a_##S##LV(
     PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++) {                                  \
         pc_v##S##LV q[4][6];                                                         \
         PC_OCV_UNROLL for (i = 0; i < m; i++)                                        \
-            PC_OCV_UNROLL for (b = 0; b < A; b++) {                                  \
-                pc_v##S##LV s = (pc_v##S##LV){0};                                    \
-                PC_OCV_UNROLL for (a = 0; a < A; a++)                                \
-                    s += at[i * A + a]                                               \
-                         * *(const pc_v##S##LV *)(M + ((a * A + b) * tc + tl) * OCB + v * VL); \
-                q[i][b] = s;                                                         \
-            }                                                                        \
+            PC_OCV_UNROLL for (b = 0; b < A; b++)                                    \
+                PC_WNOC_DOT(T, pc_v##S##LV, q[i][b], A, a,                           \
+                            PC_WNOC_COEF(at, A, K, at, i * A + a),                   \
+                            *(const pc_v##S##LV *)(M + (a * A + b) * ldm + tl * OCB + v * VL)); \
         PC_OCV_UNROLL for (i = 0; i < m; i++)                                        \
             PC_OCV_UNROLL for (j = 0; j < m; j++) {                                  \
-                pc_v##S##LV s = (pc_v##S##LV){0};                                    \
-                PC_OCV_UNROLL for (b = 0; b < A; b++) s += q[i][b] * at[j * A + b];  \
-                *(pc_v##S##LV *)(st + (i * m + j) * OCB + v * VL) = s;               \
+                pc_v##S##LV acc;                                                     \
+                PC_WNOC_DOT(T, pc_v##S##LV, acc, A, b,                               \
+                            PC_WNOC_COEF(at, A, K, at, j * A + b), q[i][b]);         \
+                *(pc_v##S##LV *)(st + (i * m + j) * OCB + v * VL) = acc;             \
             }                                                                        \
     }                                                                                \
 }                                                                                    \
 ATTR static void pc_wnoc_output_##S##LV(const pc_wnoc *o, const T *M, ptrdiff_t tl,  \
                                         T *st)                                       \
 {                                                                                    \
-    if (o->alpha == 4)                                                               \
-        pc_wnoc_output_a_##S##LV(o, M, tl, st, 4);                                   \
-    else                                                                             \
-        pc_wnoc_output_a_##S##LV(o, M, tl, st, 6);                                   \
+    if (o->alpha == 4 && o->consts) pc_wnoc_output_a_##S##LV(o, M, tl, st, 4, 1);    \
+    else if (o->alpha == 4) pc_wnoc_output_a_##S##LV(o, M, tl, st, 4, 0);            \
+    else if (o->consts) pc_wnoc_output_a_##S##LV(o, M, tl, st, 6, 1);                \
+    else pc_wnoc_output_a_##S##LV(o, M, tl, st, 6, 0);                               \
 }
 
 PC_MICROKERNEL_TABLE(PC_DEFINE_WNOC)
@@ -310,7 +348,7 @@ static void pc_wnoc_input_##S(const pc_wnoc *o, ptrdiff_t it, const T *x,       
     for (ci = c0; ci < c1; ci++)                                                     \
         PC_AT_LEVEL(o->level, pc_wnoc_input, S,                                      \
                     (o, x + (grp * g->cin_g + ci) * g->Pin, ofs,                     \
-                     V + (grp * o->P * g->cin_g + ci) * o->tv));                     \
+                     V + grp * o->P * pc_wnoc_ldv(o) + ci * o->tv));                 \
 }
 PC_DEFINE_WNOC_INPUT(float, f)
 PC_DEFINE_WNOC_INPUT(double, d)
@@ -331,7 +369,7 @@ static void pc_wnoc_item_##S(const pc_wnoc *o, ptrdiff_t it, const T *V, const T
     const ptrdiff_t t0 = q * o->tc, m = o->m, OH = g->osz[1], OW = g->osz[2];        \
     const ptrdiff_t kc = g->cin_g * 9;                                               \
     T *wk = buf, *Ub = wk + pc_wnoc_wp(o), *M = Ub + pc_wnoc_ub(o), *st = M + pc_wnoc_m(o); \
-    const T *Vg = V + grp * o->P * g->cin_g * o->tv;                                 \
+    const T *Vg = V + grp * o->P * pc_wnoc_ldv(o);                                   \
     ptrdiff_t r, kb, tl, i, j, l;                                                    \
     for (r = 0; r < o->ncb; r++) {                                                   \
         const ptrdiff_t c0r = r * o->cb;                                             \
@@ -341,7 +379,7 @@ static void pc_wnoc_item_##S(const pc_wnoc *o, ptrdiff_t it, const T *V, const T
             const ptrdiff_t nl = g->cout_g - k0 < OCB ? g->cout_g - k0 : OCB;        \
             pc_ocv_pack_##S(w + (grp * g->cout_g + k0) * kc + c0r * 9, nl, ncb * 9, kc, \
                             OCB, wk);                                                \
-            PC_AT_LEVEL(o->level, pc_wnoc_filter, S, (o, wk, ncb, Ub + kb * o->P * ncb * OCB)); \
+            PC_AT_LEVEL(o->level, pc_wnoc_filter, S, (o, wk, ncb, Ub + kb * o->P * pc_wnoc_ldu(o))); \
         }                                                                            \
         PC_AT_LEVEL(o->level, pc_wnoc_products, S,                                   \
                     (o, Vg + c0r * o->tv, Ub, M, ncb, nkb, t0, r > 0));              \
@@ -350,7 +388,7 @@ static void pc_wnoc_item_##S(const pc_wnoc *o, ptrdiff_t it, const T *V, const T
         const ptrdiff_t k0 = (kb0 + kb) * OCB;                                       \
         const ptrdiff_t nl = g->cout_g - k0 < OCB ? g->cout_g - k0 : OCB;            \
         const T *bias = b ? b + grp * g->cout_g + k0 : NULL;                         \
-        const T *Mk = M + kb * o->P * o->tc * OCB;                                   \
+        const T *Mk = M + kb * o->P * pc_wnoc_ldm(o);                                \
         for (tl = 0; tl < o->tc && t0 + tl < o->nr; tl++) {                          \
             const ptrdiff_t t = o->r0 + t0 + tl, tx = t % o->ntx, ty = t / o->ntx % o->nty; \
             const ptrdiff_t n = t / (o->ntx * o->nty);                               \
