@@ -145,6 +145,22 @@ static void pc_ocv_fill_##S(const pc_ocv *o, const T *restrict xg, ptrdiff_t oy0
 PC_DEFINE_OCV_FILL(float, f)
 PC_DEFINE_OCV_FILL(double, d)
 
+/* One staged position's nl channels (st[l], l < nl) into their planes, y[l *
+   plane], plus the bias (NULL: none); shared with winograd_oc.h. */
+#define PC_DEFINE_OCV_SCATTER(T, S)                                                  \
+static inline void pc_ocv_scatter_##S(T *restrict y, ptrdiff_t plane,                \
+                                      const T *restrict st, const T *restrict bias,  \
+                                      ptrdiff_t nl)                                  \
+{                                                                                    \
+    ptrdiff_t l;                                                                     \
+    if (bias)                                                                        \
+        for (l = 0; l < nl; l++) y[l * plane] = st[l] + bias[l];                     \
+    else                                                                             \
+        for (l = 0; l < nl; l++) y[l * plane] = st[l];                               \
+}
+PC_DEFINE_OCV_SCATTER(float, f)
+PC_DEFINE_OCV_SCATTER(double, d)
+
 /* The block of shape index SH (a constant) at stride SX, its rows and
    columns read from the shape table (folded to constants by the compiler,
    so that the block's loops unroll), and the dispatch over ``sh``. */
@@ -221,7 +237,7 @@ ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict 
     const ptrdiff_t cs = pc_ocv_ly(g, oy1 - oy0) * LX;                               \
     const ptrdiff_t OCB = PC_OCV_NV * VL;                                            \
     const ptrdiff_t TR = oy1 - oy0, NR = nimg * TR;   /* the item's rows, image-major */ \
-    ptrdiff_t q0, x0, i, j, l;                                                       \
+    ptrdiff_t q0, x0, i, j;                                                          \
     for (q0 = 0; q0 < NR; q0 += RB) {                                                \
         /* a block's rows may come from two images (their slabs have one layout);   \
            rows past the last repeat it (computed, dropped) */                       \
@@ -236,14 +252,9 @@ ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict 
             pc_ocv_shape_##S##LV(sh, sx, g->cin_g, cs, g->Kp, tapoff, rp[0] + x0 * sx, \
                                  rp[1] - rp[0], rp[2] - rp[0], wpc, stage);          \
             for (i = 0; i < RB && q0 + i < NR; i++)                                  \
-                for (j = 0; j < CB && x0 + j < OX; j++) {                            \
-                    const T *st = stage + (i * CB + j) * OCB;                        \
-                    T *yp = yr[i] + x0 + j;                                          \
-                    if (bias)                                                        \
-                        for (l = 0; l < nl; l++) yp[l * g->Pout] = st[l] + bias[l];  \
-                    else                                                             \
-                        for (l = 0; l < nl; l++) yp[l * g->Pout] = st[l];            \
-                }                                                                    \
+                for (j = 0; j < CB && x0 + j < OX; j++)                              \
+                    pc_ocv_scatter_##S(yr[i] + x0 + j, g->Pout, stage + (i * CB + j) * OCB, \
+                                       bias, nl);                                    \
         }                                                                            \
     }                                                                                \
 }

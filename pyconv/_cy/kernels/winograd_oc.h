@@ -370,7 +370,7 @@ static void pc_wnoc_item_##S(const pc_wnoc *o, ptrdiff_t it, const T *V, const T
     const ptrdiff_t kc = g->cin_g * 9;                                               \
     T *wk = buf, *Ub = wk + pc_wnoc_wp(o), *M = Ub + pc_wnoc_ub(o), *st = M + pc_wnoc_m(o); \
     const T *Vg = V + grp * o->P * pc_wnoc_ldv(o);                                   \
-    ptrdiff_t r, kb, tl, i, j, l;                                                    \
+    ptrdiff_t r, kb, tl, i, j;                                                       \
     for (r = 0; r < o->ncb; r++) {                                                   \
         const ptrdiff_t c0r = r * o->cb;                                             \
         const ptrdiff_t ncb = g->cin_g - c0r < o->cb ? g->cin_g - c0r : o->cb;       \
@@ -395,14 +395,9 @@ static void pc_wnoc_item_##S(const pc_wnoc *o, ptrdiff_t it, const T *V, const T
             T *yb = y + (n * g->Cout + grp * g->cout_g + k0) * g->Pout;              \
             PC_AT_LEVEL(o->level, pc_wnoc_output, S, (o, Mk, tl, st));               \
             for (i = 0; i < m && ty * m + i < OH; i++)                               \
-                for (j = 0; j < m && tx * m + j < OW; j++) {                         \
-                    const T *sp = st + (i * m + j) * OCB;                            \
-                    T *yp = yb + (ty * m + i) * OW + tx * m + j;                     \
-                    if (bias)                                                        \
-                        for (l = 0; l < nl; l++) yp[l * g->Pout] = sp[l] + bias[l];  \
-                    else                                                             \
-                        for (l = 0; l < nl; l++) yp[l * g->Pout] = sp[l];            \
-                }                                                                    \
+                for (j = 0; j < m && tx * m + j < OW; j++)                           \
+                    pc_ocv_scatter_##S(yb + (ty * m + i) * OW + tx * m + j, g->Pout,     \
+                                       st + (i * m + j) * OCB, bias, nl);            \
         }                                                                            \
     }                                                                                \
 }
