@@ -10,17 +10,26 @@
  * output channels (as on the ocvec path) and the weight transform is fused
  * into the products:
  *
+ * The tiles (t in (image, y, x) order) are taken in rounds of ``rt`` (V
+ * holds one round's); per round, two passes:
+ *
  * - pass 1, the input transform, item = (group, run of input channels):
- *   V[grp][p][ci][t] = (B^T d B)[p] of tile t (t in (image, y, x) order),
- *   the rows of V padded with zeros to ``tv`` tiles;
- * - pass 2, item = (group, chunk of ``tc`` tiles, block of OCB = NV * VL
- *   output channels).  For each run of ``cb`` input channels, the item
- *   packs the block's weights (channels as lanes), transforms them,
- *   Ub[p][ci][OCB] = (G g G^T)[p], while they are in the L1/L2 cache, and
- *   adds their products into M[p][t][OCB]: a register block of R tiles x
- *   NV vectors of channels, per input channel 2 weight loads and R
- *   broadcasts of V (consecutive in memory) for 2 R FMAs.  Then
- *   Y = A^T M A per tile, vectors of channels, scattered into y (plus bias).
+ *   V[grp][p][ci][t] = (B^T d B)[p] of tile t, the elements of VL tiles
+ *   gathered by a table of offsets (pc_wnoc_offsets; zero in the padding
+ *   and for the tiles past the round, up to ``tv``);
+ * - pass 2, item = (group, chunk of ``tc`` tiles, up to ``kbs`` blocks of
+ *   OCB = NV * VL output channels, which share the reads of V).  For each
+ *   run of ``cb`` input channels, the item packs each block's weights
+ *   (channels as lanes) and transforms them, Ub[p][ci][OCB] = (G g G^T)[p],
+ *   while they are in the L1/L2 cache, and adds their products into
+ *   M[p][t][OCB]: a register block of R tiles x NV vectors of channels, per
+ *   input channel 2 weight loads and R broadcasts of V (consecutive in
+ *   memory) for 2 R FMAs.  Then Y = A^T M A per tile, vectors of channels,
+ *   scattered into y (plus bias).
+ *
+ * The transforms of F(4x4) and F(2x2) are built with their matrices as
+ * constants (wino_tables.h) when the call's are those; the positions of
+ * V, Ub and M lie a cache line more than a row apart (pc_wnoc_ldv).
  *
  * Each output is one sum in a fixed order (input channels in order, then
  * the output transform, then the bias): the result does not depend on the
