@@ -69,7 +69,7 @@ RETURNS = {
     "_winograd_oc.block": "tuple[int, int]",
     "_dwrows.available": "bool",
     "_dwrows.items": "int",
-    "_winograd_oc.items": "tuple[int, int]",
+    "_winograd_oc.items": "int",
     "_winograd_oc.workspace": "tuple[int, int]",
     "_dilated.tiles": "tuple[int, ...]",
     "_dilated.pieces": "int",

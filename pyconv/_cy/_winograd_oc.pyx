@@ -38,7 +38,7 @@ cdef extern from "kernels/winograd_oc.h" nogil:
         double at[24]
     int pc_ocv_ocb(int dbl, int level)
     int pc_wnoc_np(int level)
-    Py_ssize_t pc_wnoc_elems(const pc_wnoc *o, Py_ssize_t isz)
+    Py_ssize_t pc_wnoc_elems(const pc_wnoc *o)
     Py_ssize_t pc_wnoc_vsize(const pc_wnoc *o)
     int pc_wnoc_tables(const pc_wnoc *o)
     void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
@@ -145,15 +145,15 @@ def workspace(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t 
     cdef pc_wnoc o
     cdef Py_ssize_t isz = 8 if dbl else 4
     _setup(&o, geo, m, tc, rt, cb, 1, kbs, level, dbl, None)
-    return pc_wnoc_elems(&o, isz) * isz, pc_wnoc_vsize(&o) * isz + o.P * o.tv * 4
+    return pc_wnoc_elems(&o) * isz, pc_wnoc_vsize(&o) * isz + o.P * o.tv * 4
 
 
-def items(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cch,
-          Py_ssize_t kbs, int level, bint dbl):
-    """(input-transform items, product items) of :func:`conv`'s first round."""
+def items(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t kbs, int level,
+          bint dbl):
+    """Product items (the second pass's) of :func:`conv`'s first round."""
     cdef pc_wnoc o
-    _setup(&o, geo, m, tc, rt, 1, cch, kbs, level, dbl, None)
-    return o.g.G * o.ncch, o.g.G * o.nchunks * o.nkg
+    _setup(&o, geo, m, tc, rt, 1, 1, kbs, level, dbl, None)
+    return o.g.G * o.nchunks * o.nkg
 
 
 cdef void _input_item(const void *task, floating *buf, Py_ssize_t slot,
@@ -202,7 +202,7 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
             pc_wnoc_offsets(&t.o, t.ofs)
             run_passes[floating](_input_item[floating], t.o.g.G * t.o.ncch,
                                  _conv_item[floating], t.o.g.G * t.o.nchunks * t.o.nkg, &t,
-                                 pc_wnoc_elems(&t.o, isz) * isz, nthreads)
+                                 pc_wnoc_elems(&t.o) * isz, nthreads)
     finally:
         free(t.V)
         free(t.ofs)

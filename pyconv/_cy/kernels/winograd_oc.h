@@ -76,9 +76,8 @@ static inline ptrdiff_t pc_wnoc_ldv(const pc_wnoc *o) { return o->g.cin_g * o->t
 static inline ptrdiff_t pc_wnoc_ub(const pc_wnoc *o) { return o->kbs * o->P * pc_wnoc_ldu(o); }
 static inline ptrdiff_t pc_wnoc_m(const pc_wnoc *o) { return o->kbs * o->P * pc_wnoc_ldm(o); }
 
-static ptrdiff_t pc_wnoc_elems(const pc_wnoc *o, ptrdiff_t isz)
+static ptrdiff_t pc_wnoc_elems(const pc_wnoc *o)
 {
-    (void)isz;
     return pc_wnoc_wp(o) + pc_wnoc_ub(o) + pc_wnoc_m(o) + o->m * o->m * o->ocb;
 }
 
@@ -167,6 +166,16 @@ static void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
             acc = first_ ? c_ * (V) : acc + c_ * (V);                                \
             first_ = 0;                                                              \
         }                                                                            \
+    } while (0)
+
+/* The build of a transform step for the call: alpha (4 or 6) and the
+   matrices (the tables' constants, or the call's) as compile-time arguments. */
+#define PC_WNOC_BUILD(o, fn, ...)                                                    \
+    do {                                                                             \
+        if ((o)->alpha == 4 && (o)->consts) fn(__VA_ARGS__, 4, 1);                   \
+        else if ((o)->alpha == 4) fn(__VA_ARGS__, 4, 0);                             \
+        else if ((o)->consts) fn(__VA_ARGS__, 6, 1);                                 \
+        else fn(__VA_ARGS__, 6, 0);                                                  \
     } while (0)
 
 /* One case of the register block's tile count R (constant in the block). */
@@ -262,10 +271,7 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(    
 ATTR static void pc_wnoc_input_##S##LV(const pc_wnoc *o, const T *xc,                \
                                        const int32_t *ofs, T *Vc)                    \
 {                                                                                    \
-    if (o->alpha == 4 && o->consts) pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 4, 1);      \
-    else if (o->alpha == 4) pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 4, 0);              \
-    else if (o->consts) pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 6, 1);                  \
-    else pc_wnoc_in_a_##S##LV(o, xc, ofs, Vc, 6, 0);                                 \
+    PC_WNOC_BUILD(o, pc_wnoc_in_a_##S##LV, o, xc, ofs, Vc);                          \
 }                                                                                    \
 __attribute__((always_inline)) ATTR static inline void pc_wnoc_filter_a_##S##LV(     \
     const pc_wnoc *o, const T *restrict wk, ptrdiff_t ncb, T *restrict Ub,           \
@@ -297,10 +303,7 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_filter_a_##S##LV(
 ATTR static void pc_wnoc_filter_##S##LV(const pc_wnoc *o, const T *wk, ptrdiff_t ncb, \
                                         T *Ub)                                       \
 {                                                                                    \
-    if (o->alpha == 4 && o->consts) pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 4, 1);  \
-    else if (o->alpha == 4) pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 4, 0);          \
-    else if (o->consts) pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 6, 1);              \
-    else pc_wnoc_filter_a_##S##LV(o, wk, ncb, Ub, 6, 0);                             \
+    PC_WNOC_BUILD(o, pc_wnoc_filter_a_##S##LV, o, wk, ncb, Ub);                      \
 }                                                                                    \
 __attribute__((always_inline)) ATTR static inline void pc_wnoc_output_a_##S##LV(     \
     const pc_wnoc *o, const T *restrict M, ptrdiff_t tl, T *restrict st, const int A, \
@@ -330,10 +333,7 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_output_a_##S##LV(
 ATTR static void pc_wnoc_output_##S##LV(const pc_wnoc *o, const T *M, ptrdiff_t tl,  \
                                         T *st)                                       \
 {                                                                                    \
-    if (o->alpha == 4 && o->consts) pc_wnoc_output_a_##S##LV(o, M, tl, st, 4, 1);    \
-    else if (o->alpha == 4) pc_wnoc_output_a_##S##LV(o, M, tl, st, 4, 0);            \
-    else if (o->consts) pc_wnoc_output_a_##S##LV(o, M, tl, st, 6, 1);                \
-    else pc_wnoc_output_a_##S##LV(o, M, tl, st, 6, 0);                               \
+    PC_WNOC_BUILD(o, pc_wnoc_output_a_##S##LV, o, M, tl, st);                        \
 }
 
 PC_MICROKERNEL_TABLE(PC_DEFINE_WNOC)

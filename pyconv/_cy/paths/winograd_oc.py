@@ -118,7 +118,7 @@ class WinogradOc(Path):
         per, fixed = _winograd_oc.workspace(geo(spec), m, tc, rt, cb, kbs, tgt.level, tgt.dbl)
         if not fits(per, fixed):
             return None
-        _, items = _winograd_oc.items(geo(spec), m, tc, rt, cch, kbs, tgt.level, tgt.dbl)
+        items = _winograd_oc.items(geo(spec), m, tc, rt, kbs, tgt.level, tgt.dbl)
         return finish(self.name, items, per, fixed, n, tile=tc, slabs=rt, blocks=cb,
                       segments=cch, images=kbs, shape=m, simd=tgt.level)
 
