@@ -122,6 +122,10 @@ CONV_GRID = [
     conv_spec(2, 48, 48, (9, 22), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1))),
     conv_spec(1, 32, 40, (6, 5, 7), (3, 3, 3), stride=(1, 1, 1), padding=((1, 1), (0, 2), (1, 1))),
     conv_spec(3, 48, 64, (37,), (5,), stride=(1,), padding=((2, 2),)),
+    # stride-2 3x3 layers (winograd_oc's 2x2 tiles of 5x5 windows): one with
+    # odd output sizes (tiles past the map) and uneven padding, one with groups
+    conv_spec(3, 16, 40, (13, 10), (3, 3), stride=(2, 2), padding=((1, 0), (0, 1))),
+    conv_spec(1, 12, 18, (14, 15), (3, 3), stride=(2, 2), padding=((1, 1), (1, 1)), groups=3),
 ]
 
 TRANSPOSED_GRID = [
@@ -238,6 +242,8 @@ MANY_TILES = [
     ("conv", conv_spec(2, 8, 16, (7, 9), (3, 3), stride=(2, 1), padding=((1, 1), (0, 2)))),
     ("conv", conv_spec(1, 8, 8, (10, 4, 5), (3, 3, 3), stride=(1, 1, 1), padding=((1, 1),) * 3)),
     ("conv", conv_spec(2, 16, 16, (7, 5), (1, 1))),
+    # batch 1, rows of 7: ocvec's tiles of 2 rows, the last one short
+    ("conv", conv_spec(1, 8, 16, (9, 7), (3, 3), padding=((1, 1),) * 2)),
     ("conv", conv_spec(2, 8, 16, (101,), (5,), stride=(2,), padding=((2, 2),))),
     ("conv", conv_spec(1, 8, 8, (90,), (4,), stride=(3,), padding=((5, 1),), dilation=(2,))),
     ("conv", conv_spec(3, 8, 8, (17, 70), (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)))),
@@ -269,6 +275,8 @@ def test_many_tiles_match_reference(case, dtype, rng, tiny_tiles):
             assert p.tile < positions or positions <= panel
         if path == "implicit":
             assert p.items > (spec.batch if op == "conv_weight" else spec.batch * spec.groups)
+        if path == "ocvec" and spec.batch == 1 and spec.nd == 2:
+            assert p.tile < spec.out_size[0] and spec.out_size[0] % p.tile
         got, want = run_all(op, spec, dtype, rng)
     assert_close(got, want, dtype, f"{path} {op} {spec}")
 
@@ -342,8 +350,8 @@ RULE_CASES = [
     # 2-d depthwise 3x3, stride 1, any channel multiplier: along the rows ->
     # dwrows (AVX-512 only: below that level, depthwise)
     ("conv", conv_spec(2, 32, 32, (14, 14), (3, 3), padding=((1, 1),) * 2, groups=32),
-     "dwrows", "direct"),
-    ("conv", conv_spec(1, 8, 16, (7, 9), (3, 3), groups=8), "dwrows", "direct"),
+     "dwrows|depthwise", "direct"),
+    ("conv", conv_spec(1, 8, 16, (7, 9), (3, 3), groups=8), "dwrows|depthwise", "direct"),
     # one input channel per group, 2-d or 3-d: channels as vector lanes -> depthwise
     ("conv", conv_spec(2, 32, 32, (14, 14), (7, 7), padding=((3, 3),) * 2, groups=32),
      "depthwise", "direct"),
@@ -418,6 +426,19 @@ RULE_CASES = [
     ("conv", conv_spec(1, 32, 32, (14, 14), (3, 3), padding=((1, 1),) * 2), "ocvec",
      "gemm"),
     ("conv", conv_spec(8, 128, 128, (14, 14), (3, 3), stride=(2, 2),
+                       padding=((1, 1),) * 2), "ocvec", "gemm"),
+    # stride-2 3x3 layers with 49 to 2048 tiles of 2x2 outputs that fit the
+    # map (even output sizes) and 48 channels or more -> winograd_oc
+    # (AVX-512; below it, ocvec or packed as before); a 7x7 map's tiles
+    # waste a quarter of their outputs (the ocvec case above), too few
+    # channels stay on ocvec
+    ("conv", conv_spec(8, 128, 256, (28, 28), (3, 3), stride=(2, 2),
+                       padding=((1, 1),) * 2), "winograd_oc|ocvec", "gemm"),
+    ("conv", conv_spec(1, 256, 256, (28, 28), (3, 3), stride=(2, 2),
+                       padding=((1, 1),) * 2), "winograd_oc|ocvec", "gemm"),
+    ("conv", conv_spec(8, 64, 128, (56, 56), (3, 3), stride=(2, 2),
+                       padding=((1, 1),) * 2), "winograd_oc|packed", "gemm"),
+    ("conv", conv_spec(1, 32, 64, (28, 28), (3, 3), stride=(2, 2),
                        padding=((1, 1),) * 2), "ocvec", "gemm"),
     ("conv", conv_spec(8, 32, 32, (14, 14), (3, 3), padding=((1, 1),) * 2), "implicit",
      "gemm"),
@@ -627,15 +648,20 @@ RULE_CASES = [
     v, str) else None)
 def test_each_path_taken_where_its_rule_says(op, spec, fast, slow):
     level = cy_mod._build.simd_level()
-    if fast == "dwrows" and level < 2:      # its masked loads are AVX-512's
-        fast = "depthwise"
+    # "a|b": a at the AVX-512 level, b at the AVX2 level (rules measured at
+    # AVX-512 only, or AVX-512's masked loads)
+    fast, _, avx2 = fast.partition("|")
+    if level < 2:
+        fast = avx2 or fast
     assert _plans(op, spec) == (fast if level >= 1 else slow)
     assert _plans(op, spec, simd=0) == slow
 
 
 def test_rules_reach_every_path():
     """The table above exercises every unit of the planner's order."""
-    reached = {case[2] for case in RULE_CASES} | {case[3] for case in RULE_CASES}
+    reached = set()
+    for case in RULE_CASES:
+        reached.update(case[2].split("|"), [case[3]])
     assert reached == set(PATHS)
 
 
@@ -666,7 +692,7 @@ def test_forced_path_that_does_not_apply_falls_back(path):
         "winograd_w": ("conv_weight", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
         "fft": ("conv", conv_spec(2, 16, 32, (30, 30), (1, 1))),           # nothing to transform
         "ocvec": ("conv", conv_spec(1, 8, 8, (6, 6, 6), (3, 3, 3))),     # 1-d and 2-d only
-        "winograd_oc": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(2, 2))),
+        "winograd_oc": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3), stride=(3, 3))),
         "dwrows": ("conv", conv_spec(2, 16, 32, (30, 30), (3, 3))),     # not depthwise
     }[path]
     if unsupported is not None:

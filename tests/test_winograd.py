@@ -81,10 +81,20 @@ def _adversarial(spec, rng):
 
 #: winograd_oc (2-d 3x3 only): the 2-d cases above, and deep layers on small
 #: maps (its rule's class), up to 1024 input channels
+def _layer_s2(n, c, size, cout):
+    """A 3x3 stride-2 layer, padding 1 (ResNet's downsampling)."""
+    out = tuple((s - 1) // 2 + 1 for s in size)
+    return ConvSpec(False, n, c, cout, 1, size, out, (3, 3), (2, 2), ((1, 1),) * 2, (1, 1))
+
+
 ADVERSARIAL_OC = [p for p in ADVERSARIAL if p.id.startswith("2d")] + [
     pytest.param(_layer(8, 512, (7, 7), cout=64), id="2d-7x7-512ch"),
     pytest.param(_layer(2, 1024, (7, 7), cout=32), id="2d-7x7-1024ch"),
     pytest.param(_layer(1, 256, (14, 14), cout=64), id="2d-14x14-256ch"),
+    # stride 2: its class (28x28 -> 14x14), a long reduction, an odd map
+    pytest.param(_layer_s2(8, 128, (28, 28), 64), id="2d-s2-28x28-128ch"),
+    pytest.param(_layer_s2(1, 1024, (28, 28), 32), id="2d-s2-28x28-1024ch"),
+    pytest.param(_layer_s2(2, 64, (29, 27), 48), id="2d-s2-29x27-64ch"),
 ]
 
 
@@ -109,16 +119,17 @@ def test_float32_error_within_the_documented_bound(path, spec, rng):
     assert np.abs(got64 - want).max() / scale <= 1e-12
 
 
-@pytest.mark.parametrize("op, path, channels, size, exact_path", [
-    ("conv", "winograd4", 64, (56, 56), "implicit"),
-    ("conv_weight", "winograd_w", 64, (56, 56), "implicit"),
-    ("conv", "winograd_oc", 512, (7, 7), "ocvec"),
-])
-def test_exact_algorithms_keep_calls_off_winograd(rng, op, path, channels, size, exact_path):
+@pytest.mark.parametrize("op, path, spec, exact_path", [
+    ("conv", "winograd4", _layer(8, 64, (56, 56)), "implicit"),
+    ("conv_weight", "winograd_w", _layer(8, 64, (56, 56)), "implicit"),
+    ("conv", "winograd_oc", _layer(8, 512, (7, 7)), "ocvec"),
+    ("conv", "winograd_oc", _layer_s2(8, 128, (28, 28), 256), "ocvec"),
+], ids=["winograd4", "winograd_w", "winograd_oc", "winograd_oc-s2"])
+def test_exact_algorithms_keep_calls_off_winograd(rng, op, path, spec, exact_path):
     """A layer the rule gives to a Winograd path runs on an exact path under "exact"."""
-    spec = _layer(8, channels, size)
-    if cy_mod._build.simd_level() < 1:
-        pytest.skip("no micro-kernel CPU: the rule never takes the Winograd paths")
+    # the micro-kernel level (AVX-512 for the stride-2 rule)
+    if cy_mod._build.simd_level() < (2 if spec.stride[0] == 2 else 1):
+        pytest.skip("this CPU's rules never take the Winograd path here")
     assert cy_mod.plan(op, spec, np.float32).path == path
     small = _layer(2, 8, (9, 9))
     x = rng.standard_normal(small.input_shape).astype(np.float32)

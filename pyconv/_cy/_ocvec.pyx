@@ -31,21 +31,25 @@ cdef extern from "kernels/ocvec.h" nogil:
     ctypedef struct pc_ocv:
         Geo g
         Py_ssize_t rb, cb, ocb, ncob, rows, ntiles, parts, imgs, lx
-        int fused, level
+        int fused, shared, level
     int PC_OCV_NSHAPES
     int pc_ocv_ocb(int dbl, int level)
     void pc_ocv_shape(int level, int sh, Py_ssize_t *rb, Py_ssize_t *cb)
     Py_ssize_t pc_ocv_lx(const Geo *g)
     Py_ssize_t pc_ocv_elems(const pc_ocv *o, Py_ssize_t isz)
+    Py_ssize_t pc_ocv_shared(const pc_ocv *o)
+    void pc_ocv_fill_shared_f(const pc_ocv *o, Py_ssize_t e, const float *x, float *xs)
+    void pc_ocv_fill_shared_d(const pc_ocv *o, Py_ssize_t e, const double *x, double *xs)
     void pc_ocv_pack_f(const float *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ld,
                        Py_ssize_t ocb, float *dst)
     void pc_ocv_pack_d(const double *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ld,
                        Py_ssize_t ocb, double *dst)
     void pc_ocv_item_f(const pc_ocv *o, int sh, Py_ssize_t it, const float *x, const float *w,
-                       const float *wp, const float *b, float *y, float *buf)
+                       const float *wp, const float *b, float *y, const float *xs,
+                       float *buf)
     void pc_ocv_item_d(const pc_ocv *o, int sh, Py_ssize_t it, const double *x,
                        const double *w, const double *wp, const double *b, double *y,
-                       double *buf)
+                       const double *xs, double *buf)
 
 
 cdef struct Task:
@@ -54,6 +58,7 @@ cdef struct Task:
     const void *x
     const void *w       # the weights, (C_out, C_in/g, *k)
     void *wp            # the packed weights (NULL when the items pack their own)
+    void *xs            # the shared slabs (NULL when the items fill their own)
     const void *b       # NULL: no bias
     void *y
 
@@ -71,7 +76,7 @@ def shape(int level, int sh, bint dbl):
 
 
 cdef int _setup(pc_ocv *o, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssize_t imgs,
-                bint fused, int level, int sh, bint dbl) except -1:
+                bint fused, bint shared, int level, int sh, bint dbl) except -1:
     o.g = make_geo(geo)
     if o.g.ks[0] != 1 or o.g.osz[0] != 1 or o.g.isz[0] != 1:
         raise ValueError("the ocvec kernels take 1-d and 2-d convs")
@@ -85,26 +90,41 @@ cdef int _setup(pc_ocv *o, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssiz
     o.lx = pc_ocv_lx(&o.g)
     o.level = level
     o.fused = fused
+    o.shared = shared
     return 0
 
 
-def workspace(tuple geo, Py_ssize_t rows, Py_ssize_t imgs, bint fused, int level, int sh,
-              bint dbl):
-    """(bytes per thread, fixed bytes: the packed weights) of :func:`conv` with
-    tiles of ``rows`` output rows of ``imgs`` images (``fused``: each item packs
-    its channel blocks' weights into its own buffer; no fixed bytes)."""
+def workspace(tuple geo, Py_ssize_t rows, Py_ssize_t imgs, bint fused, bint shared,
+              int level, int sh, bint dbl):
+    """(bytes per thread, fixed bytes: the packed weights and the shared slabs)
+    of :func:`conv` with tiles of ``rows`` output rows of ``imgs`` images
+    (``fused``: each item packs its channel blocks' weights into its own
+    buffer; ``shared``: a first pass fills every image's slab once, and the
+    items fill none)."""
     cdef pc_ocv o
     cdef Py_ssize_t isz = 8 if dbl else 4
-    _setup(&o, geo, rows, 1, imgs, fused, level, sh, dbl)
+    _setup(&o, geo, rows, 1, imgs, fused, shared, level, sh, dbl)
     return (pc_ocv_elems(&o, isz) * isz,
-            0 if fused else o.g.G * o.ncob * o.ocb * o.g.cin_g * o.g.Kp * isz)
+            (0 if fused else o.g.G * o.ncob * o.ocb * o.g.cin_g * o.g.Kp * isz)
+            + pc_ocv_shared(&o) * isz)
 
 
-cdef void _pack_item(const void *task, floating *buf, Py_ssize_t slot,
+cdef void _prep_item(const void *task, floating *buf, Py_ssize_t slot,
                      Py_ssize_t it) noexcept nogil:
-    """The packed weights of channel block ``it % ncob`` of group ``it // ncob``."""
+    """The first pass: the shared slab of image and group ``it`` (``it < N *
+    G`` when the slabs are shared), then the packed weights of channel block
+    ``e % ncob`` of group ``e // ncob`` (``e`` the item's index past the
+    slabs; none when the items pack their own)."""
     cdef const Task *t = <const Task *> task
     cdef const pc_ocv *o = &t.o
+    cdef Py_ssize_t nslab = o.g.N * o.g.G if o.shared else 0
+    if it < nslab:
+        if floating is float:
+            pc_ocv_fill_shared_f(o, it, <const float *> t.x, <float *> t.xs)
+        else:
+            pc_ocv_fill_shared_d(o, it, <const double *> t.x, <double *> t.xs)
+        return
+    it -= nslab
     cdef Py_ssize_t grp = it // o.ncob, c0 = (it % o.ncob) * o.ocb
     cdef Py_ssize_t kc = o.g.cin_g * o.g.Kp
     cdef const floating *src = <const floating *> t.w + (grp * o.g.cout_g + c0) * kc
@@ -120,38 +140,47 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
     cdef const Task *t = <const Task *> task
     if floating is float:
         pc_ocv_item_f(&t.o, t.sh, it, <const float *> t.x, <const float *> t.w,
-                      <const float *> t.wp, <const float *> t.b, <float *> t.y, buf)
+                      <const float *> t.wp, <const float *> t.b, <float *> t.y,
+                      <const float *> t.xs, buf)
     else:
         pc_ocv_item_d(&t.o, t.sh, it, <const double *> t.x, <const double *> t.w,
-                      <const double *> t.wp, <const double *> t.b, <double *> t.y, buf)
+                      <const double *> t.wp, <const double *> t.b, <double *> t.y,
+                      <const double *> t.xs, buf)
 
 
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssize_t imgs,
-         bint fused, int level, int sh, int nthreads):
+         bint fused, bint shared, int level, int sh, int nthreads):
     """1-d or 2-d forward conv, output channels as vector lanes; item = (block
     of ``imgs`` images, group, tile of ``rows`` output rows, part of ``parts`` of
     the group's channel blocks); ``sh``: the register block's shape
     (:func:`shape`); ``fused``: each item packs its channel blocks' weights
-    itself (no first pass; for calls where every block has one item).  ``b``
-    empty = no bias."""
+    itself (no packing in the first pass); ``shared``: the first pass fills
+    every image's slab once (the items fill none).  ``b`` empty = no bias."""
     cdef Task t
-    cdef Py_ssize_t isz = sizeof(floating), nitems
-    _setup(&t.o, geo, rows, parts, imgs, fused, level, sh, floating is double)
+    cdef Py_ssize_t isz = sizeof(floating), nitems, nfirst
+    _setup(&t.o, geo, rows, parts, imgs, fused, shared, level, sh, floating is double)
     t.sh = sh
     t.x, t.w, t.y = &x[0], &w[0], &y[0]
     t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.wp = t.xs = NULL
     nitems = (t.o.g.N + t.o.imgs - 1) // t.o.imgs * t.o.g.G * t.o.ntiles * t.o.parts
-    if fused:
-        t.wp = NULL
+    nfirst = (0 if fused else t.o.g.G * t.o.ncob) + (t.o.g.N * t.o.g.G if shared else 0)
+    if nfirst == 0:
         run_items[floating](_conv_item[floating], &t, nitems, nitems,
                             pc_ocv_elems(&t.o, isz) * isz, nthreads)
         return
-    t.wp = pc_alloc(t.o.g.G * t.o.ncob * t.o.ocb * t.o.g.cin_g * t.o.g.Kp * isz)
-    if t.wp == NULL:
-        raise MemoryError()
     try:
-        run_passes[floating](_pack_item[floating], t.o.g.G * t.o.ncob, _conv_item[floating],
+        if not fused:
+            t.wp = pc_alloc(t.o.g.G * t.o.ncob * t.o.ocb * t.o.g.cin_g * t.o.g.Kp * isz)
+            if t.wp == NULL:
+                raise MemoryError()
+        if shared:
+            t.xs = pc_alloc(pc_ocv_shared(&t.o) * isz)
+            if t.xs == NULL:
+                raise MemoryError()
+        run_passes[floating](_prep_item[floating], nfirst, _conv_item[floating],
                              nitems, &t, pc_ocv_elems(&t.o, isz) * isz, nthreads)
     finally:
         free(t.wp)
+        free(t.xs)

@@ -87,7 +87,8 @@ class Plan(NamedTuple):
     parts: Tuple["Plan", ...] = ()   # phases: the plan of each phase's conv
     segments: int = 0  # winograd: segments (runs of tiles of a row) per work item
     blocks: int = 1    # conv_transpose gemm: blocks of output channels per (n, group);
-                       # ocvec: parts of a group's channel blocks
+                       # ocvec: parts of a group's channel blocks (slabs = 1: the
+                       # slabs are shared, filled by a first pass)
     shape: int = 0     # ocvec: the register block's shape index; winograd_oc: the tile
                        # size m (F(m x m, 3 x 3)), with tile = tiles per chunk, slabs =
                        # tiles per round, blocks = input channels per weight-transform

@@ -29,13 +29,13 @@ from pyconv._cy._common cimport Geo, make_geo, pc_alloc, run_passes
 cdef extern from "kernels/winograd_oc.h" nogil:
     ctypedef struct pc_wnoc:
         Geo g
-        Py_ssize_t m, alpha, P, ntx, nty, nt, R, tc, rt, tv, r0, nr, nchunks
+        Py_ssize_t m, alpha, P, s, ntx, nty, nt, R, tc, rt, tv, r0, nr, nchunks
         Py_ssize_t cb, ncb, cch, ncch
         Py_ssize_t ocb, ncob, kbs, nkg
         int level, consts
-        double bt[36]
-        double gm[18]
-        double at[24]
+        double bt[81]
+        double gm[27]
+        double at[36]
     int pc_ocv_ocb(int dbl, int level)
     int pc_wnoc_np(int level)
     Py_ssize_t pc_wnoc_elems(const pc_wnoc *o)
@@ -82,11 +82,14 @@ cdef int _setup(pc_wnoc *o, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t r
     cdef Py_ssize_t i, nb, np_, r, nch, cpr
     o.g = make_geo(geo)
     if (o.g.ks[0] != 1 or o.g.ks[1] != 3 or o.g.ks[2] != 3 or o.g.osz[0] != 1
-            or o.g.st[1] != 1 or o.g.st[2] != 1 or o.g.dl[1] != 1 or o.g.dl[2] != 1):
-        raise ValueError("the winograd_oc kernels take 2-d 3x3 convs, stride 1, dilation 1")
+            or o.g.st[1] != o.g.st[2] or not 1 <= o.g.st[1] <= 2
+            or o.g.dl[1] != 1 or o.g.dl[2] != 1):
+        raise ValueError("the winograd_oc kernels take 2-d 3x3 convs, stride 1 or 2 "
+                         "(the same on both axes), dilation 1")
     if m != 2 and m != 4:
         raise ValueError(f"tile size must be 2 or 4, got {m}")
-    o.m, o.alpha = m, m + 2
+    o.m, o.s = m, o.g.st[1]
+    o.alpha = m + 2 if o.s == 1 else 2 * m + 1
     o.P = o.alpha * o.alpha
     o.ntx = (o.g.osz[2] + m - 1) // m
     o.nty = (o.g.osz[1] + m - 1) // m
@@ -126,6 +129,8 @@ cdef int _setup(pc_wnoc *o, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t r
         for i in range(m * o.alpha):
             o.at[i] = at[i]
         o.consts = pc_wnoc_tables(o)
+        if o.s == 2 and not o.consts:
+            raise ValueError("stride 2 takes the matrices of stride2_matrices(m) only")
     else:
         o.consts = 0
     return 0

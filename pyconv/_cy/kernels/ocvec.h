@@ -50,6 +50,10 @@
 #define PC_OCV_UNROLL
 #endif
 
+/* Input channels ahead that a register block prefetches its rows for. */
+#ifndef PC_OCV_PFD
+#define PC_OCV_PFD 1
+#endif
 /* Vectors of output channels per register block. */
 #define PC_OCV_NV 2
 /* Positions per register block at a level (32 vector registers at AVX-512:
@@ -73,6 +77,9 @@ typedef struct {
     ptrdiff_t lx;          /* slab row length (the padded input row read) */
     int fused;             /* each item packs its channel blocks' weights itself,
                               into its buffer (every block is used by one item) */
+    int shared;            /* the slabs of every image and group, all rows, are
+                              filled once by a first pass into one shared buffer
+                              (the items fill none of their own) */
     int level;
 } pc_ocv;
 
@@ -90,12 +97,25 @@ static inline ptrdiff_t pc_ocv_lx(const pc_geo *g)
     return (g->osz[2] - 1) * g->st[2] + (g->ks[2] - 1) * g->dl[2] + 1;
 }
 
+/* Output rows a slab holds: the tile's, or every row (shared slabs). */
+static inline ptrdiff_t pc_ocv_slab_rows(const pc_ocv *o)
+{
+    return o->shared ? o->g.osz[1] : o->rows;
+}
+
 /* Elements of one image's slab: its rows, the slack a last register block
    reads past the last one, rounded up to whole cache lines. */
 static inline ptrdiff_t pc_ocv_slab(const pc_ocv *o)
 {
-    return (o->g.cin_g * pc_ocv_ly(&o->g, o->rows) * o->lx + o->cb * o->g.st[2] + 15)
-        / 16 * 16;
+    return (o->g.cin_g * pc_ocv_ly(&o->g, pc_ocv_slab_rows(o)) * o->lx
+            + o->cb * o->g.st[2] + 15) / 16 * 16;
+}
+
+/* Elements of the shared slabs (one per image and group), 0 when the items
+   fill their own. */
+static inline ptrdiff_t pc_ocv_shared(const pc_ocv *o)
+{
+    return o->shared ? o->g.N * o->g.G * pc_ocv_slab(o) : 0;
 }
 
 /* Elements of one channel block's packed weights. */
@@ -104,14 +124,28 @@ static inline ptrdiff_t pc_ocv_wblock(const pc_ocv *o)
     return o->g.cin_g * o->g.Kp * o->ocb;
 }
 
+/* The input span of one register block row along x, in elements. */
+static inline ptrdiff_t pc_ocv_span(const pc_ocv *o)
+{
+    return (o->cb - 1) * o->g.st[2] + (o->g.ks[2] - 1) * o->g.dl[2] + 1;
+}
+
+/* Prefetch offsets of one register block row: a line of each kernel row's
+   span (and its last element). */
+static inline ptrdiff_t pc_ocv_npf(const pc_ocv *o)
+{
+    return o->g.ks[1] * ((pc_ocv_span(o) + 15) / 16 + 1);
+}
+
 /* Elements of one thread's buffers: a channel block's packed weights (when
    fused), the slabs of ``imgs`` images, then the staged block (NP positions
    x OCB channels), then the taps' offsets (as elements). */
 static ptrdiff_t pc_ocv_elems(const pc_ocv *o, ptrdiff_t isz)
 {
     const ptrdiff_t stage = o->rb * o->cb * o->ocb;
-    const ptrdiff_t taps = (o->g.Kp * (ptrdiff_t)sizeof(ptrdiff_t) + isz - 1) / isz;
-    return (o->fused ? pc_ocv_wblock(o) : 0) + o->imgs * pc_ocv_slab(o)
+    const ptrdiff_t taps = ((o->g.Kp + pc_ocv_npf(o)) * (ptrdiff_t)sizeof(ptrdiff_t) + isz - 1)
+        / isz;
+    return (o->fused ? pc_ocv_wblock(o) : 0) + (o->shared ? 0 : o->imgs * pc_ocv_slab(o))
         + (stage + 15) / 16 * 16 + taps;
 }
 
@@ -165,7 +199,7 @@ PC_DEFINE_OCV_SCATTER(double, d)
    columns read from the shape table (folded to constants by the compiler,
    so that the block's loops unroll), and the dispatch over ``sh``. */
 #define PC_OCV_BLOCK(S, LV, SH, SX)                                                  \
-    pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, s0, r1off, r2off, wp, stage,         \
+    pc_ocv_block_##S##LV(cin, cs, ntap, tapoff, npf, s0, r1off, r2off, wp, stage,    \
                          pc_ocv_rb[(LV) == 2][SH], pc_ocv_cb[(LV) == 2][SH], SX)
 #define PC_OCV_SHAPES(S, LV, SX)                                                     \
     do {                                                                             \
@@ -183,6 +217,7 @@ PC_DEFINE_OCV_SCATTER(double, d)
 #define PC_DEFINE_OCV(T, S, LV, ATTR, VL, MR, NRV, MRW, NRVW)                         \
 __attribute__((always_inline)) ATTR static inline void pc_ocv_block_##S##LV(         \
     ptrdiff_t cin, ptrdiff_t cs, ptrdiff_t ntap, const ptrdiff_t *restrict tapoff,   \
+    ptrdiff_t npf,                                                                   \
     const T *restrict s0, ptrdiff_t r1off, ptrdiff_t r2off, const T *restrict wp,    \
     T *restrict stage, const int RB, const int CB, const ptrdiff_t SX)               \
 {                                                                                    \
@@ -192,7 +227,14 @@ __attribute__((always_inline)) ATTR static inline void pc_ocv_block_##S##LV(    
     int i, j, v;                                                                     \
     PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++)                                        \
         PC_OCV_UNROLL for (i = 0; i < RB * CB; i++) acc[v][i] = (pc_v##S##LV){0};        \
-    for (ci = 0; ci < cin; ci++, r0 += cs, r1 += cs, r2 += cs)                       \
+    for (ci = 0; ci < cin; ci++, r0 += cs, r1 += cs, r2 += cs) {                     \
+        ptrdiff_t k;                                                                 \
+        if (ci + PC_OCV_PFD < cin)                                                   \
+            for (k = 0; k < npf; k++) {                                              \
+                const ptrdiff_t po = PC_OCV_PFD * cs + tapoff[ntap + k];             \
+                PC_OCV_UNROLL for (i = 0; i < RB; i++)                               \
+                    __builtin_prefetch((i == 0 ? r0 : i == 1 ? r1 : r2) + po);       \
+            }                                                                        \
         for (t = 0; t < ntap; t++, wp += PC_OCV_NV * VL) {                           \
             const pc_v##S##LV w0 = *(const pc_v##S##LV *)wp;                         \
             const pc_v##S##LV w1 = *(const pc_v##S##LV *)(wp + VL);                  \
@@ -206,6 +248,7 @@ __attribute__((always_inline)) ATTR static inline void pc_ocv_block_##S##LV(    
                 }                                                                    \
             }                                                                        \
         }                                                                            \
+    }                                                                                \
     PC_OCV_UNROLL for (i = 0; i < RB * CB; i++)                                          \
         PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++)                                    \
             *(pc_v##S##LV *)(stage + i * PC_OCV_NV * VL + v * VL) = acc[v][i];       \
@@ -214,7 +257,7 @@ __attribute__((always_inline)) ATTR static inline void pc_ocv_block_##S##LV(    
    (the common ones) as constants. */                                                \
 __attribute__((always_inline)) ATTR static inline void pc_ocv_shape_##S##LV(         \
     int sh, ptrdiff_t sx, ptrdiff_t cin, ptrdiff_t cs, ptrdiff_t ntap,               \
-    const ptrdiff_t *tapoff, const T *s0, ptrdiff_t r1off, ptrdiff_t r2off,          \
+    const ptrdiff_t *tapoff, ptrdiff_t npf, const T *s0, ptrdiff_t r1off, ptrdiff_t r2off,          \
     const T *wp, T *stage)                                                           \
 {                                                                                    \
     if (sx == 1)                                                                     \
@@ -225,7 +268,7 @@ __attribute__((always_inline)) ATTR static inline void pc_ocv_shape_##S##LV(    
         PC_OCV_SHAPES(S, LV, sx);                                                    \
 }                                                                                    \
 ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict slabs, \
-                                     ptrdiff_t SL, ptrdiff_t nimg,                   \
+                                     ptrdiff_t SL, ptrdiff_t cs, ptrdiff_t nimg,     \
                                      const ptrdiff_t *restrict tapoff,               \
                                      const T *restrict wpc, const T *restrict bias,  \
                                      T *restrict stage, T *restrict yc, ptrdiff_t yimg, \
@@ -234,7 +277,6 @@ ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict 
     const pc_geo *g = &o->g;                                                         \
     const ptrdiff_t RB = o->rb, CB = o->cb, OX = g->osz[2], LX = o->lx;              \
     const ptrdiff_t sy = g->st[1], sx = g->st[2];                                    \
-    const ptrdiff_t cs = pc_ocv_ly(g, oy1 - oy0) * LX;                               \
     const ptrdiff_t OCB = PC_OCV_NV * VL;                                            \
     const ptrdiff_t TR = oy1 - oy0, NR = nimg * TR;   /* the item's rows, image-major */ \
     ptrdiff_t q0, x0, i, j;                                                          \
@@ -249,7 +291,8 @@ ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict 
             yr[i] = yc + n * yimg + (oy0 + r) * OX;                                  \
         }                                                                            \
         for (x0 = 0; x0 < OX; x0 += CB) {                                            \
-            pc_ocv_shape_##S##LV(sh, sx, g->cin_g, cs, g->Kp, tapoff, rp[0] + x0 * sx, \
+            pc_ocv_shape_##S##LV(sh, sx, g->cin_g, cs, g->Kp, tapoff, pc_ocv_npf(o),   \
+                                 rp[0] + x0 * sx,                                    \
                                  rp[1] - rp[0], rp[2] - rp[0], wpc, stage);          \
             for (i = 0; i < RB && q0 + i < NR; i++)                                  \
                 for (j = 0; j < CB && x0 + j < OX; j++)                              \
@@ -332,14 +375,29 @@ static void pc_ocv_pack_##S(const T *w, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t 
 PC_DEFINE_OCV_PACK(float, f, PC_OCV_PACK_FAST)
 PC_DEFINE_OCV_PACK(double, d, PC_OCV_PACK_NONE)
 
-/* One work item: fill the slabs of its images, then for every channel block
-   of the part, its register blocks over each image (the block's packed
-   weights are read from beyond L2 once per item, not once per image).
-   Fused (o->fused): the item packs each channel block from w into its
-   buffer first, and wp is not used; else wp holds every block. */
+/* The shared slab of image n, group grp (every output row), filled by the
+   first pass of a shared call. */
+#define PC_DEFINE_OCV_FILL_SHARED(T, S)                                              \
+static void pc_ocv_fill_shared_##S(const pc_ocv *o, ptrdiff_t e, const T *x, T *xs)  \
+{                                                                                    \
+    const pc_geo *g = &o->g;                                                         \
+    const ptrdiff_t n = e / g->G, grp = e % g->G;                                    \
+    pc_ocv_fill_##S(o, x + (n * g->Cin + grp * g->cin_g) * g->Pin, 0, g->osz[1],     \
+                    xs + e * pc_ocv_slab(o));                                        \
+}
+PC_DEFINE_OCV_FILL_SHARED(float, f)
+PC_DEFINE_OCV_FILL_SHARED(double, d)
+
+/* One work item: fill the slabs of its images (unless the call's slabs are
+   shared: xs), then for every channel block of the part, its register
+   blocks over each image (the block's packed weights are read from beyond
+   L2 once per item, not once per image).  Fused (o->fused): the item packs
+   each channel block from w into its buffer first, and wp is not used; else
+   wp holds every block. */
 #define PC_DEFINE_OCV_ENTRY(T, S)                                                    \
 static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,       \
-                            const T *w, const T *wp, const T *b, T *y, T *buf)       \
+                            const T *w, const T *wp, const T *b, T *y, const T *xs,  \
+                            T *buf)                                                  \
 {                                                                                    \
     const pc_geo *g = &o->g;                                                         \
     const ptrdiff_t part = it % o->parts, tile = (it / o->parts) % o->ntiles;        \
@@ -350,17 +408,34 @@ static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,  
     const ptrdiff_t oy1 = oy0 + o->rows < g->osz[1] ? oy0 + o->rows : g->osz[1];     \
     const ptrdiff_t b0 = part * o->ncob / o->parts, b1 = (part + 1) * o->ncob / o->parts; \
     const ptrdiff_t OCB = o->ocb, SL = pc_ocv_slab(o);                               \
+    /* a channel's rows in the slab: the tile's (the last may be short), or all */   \
+    const ptrdiff_t cs = pc_ocv_ly(g, o->shared ? g->osz[1] : oy1 - oy0) * o->lx;    \
     T *wbuf = buf;                                                                   \
-    T *slabs = buf + (o->fused ? pc_ocv_wblock(o) : 0);                              \
-    T *stage = slabs + o->imgs * SL;                                                 \
+    T *own = buf + (o->fused ? pc_ocv_wblock(o) : 0);                                \
+    T *stage = own + (o->shared ? 0 : o->imgs * SL);                                 \
     ptrdiff_t *tapoff = (ptrdiff_t *)(stage + (o->rb * o->cb * OCB + 15) / 16 * 16);  \
-    ptrdiff_t ky, kx, blk, n;                                                        \
+    const T *slabs;                                                                  \
+    ptrdiff_t istride, ky, kx, blk, n;                                               \
     for (ky = 0; ky < g->ks[1]; ky++)                                                \
         for (kx = 0; kx < g->ks[2]; kx++)                                            \
             tapoff[ky * g->ks[2] + kx] = ky * g->dl[1] * o->lx + kx * g->dl[2];      \
-    for (n = n0; n < n1; n++)                                                        \
-        pc_ocv_fill_##S(o, x + (n * g->Cin + grp * g->cin_g) * g->Pin, oy0, oy1,     \
-                        slabs + (n - n0) * SL);                                      \
+    {                                       /* the prefetch offsets */              \
+        const ptrdiff_t span = pc_ocv_span(o), per = (span + 15) / 16 + 1;           \
+        for (ky = 0; ky < g->ks[1]; ky++)                                            \
+            for (kx = 0; kx < per; kx++)                                             \
+                tapoff[g->Kp + ky * per + kx] = ky * g->dl[1] * o->lx                \
+                    + (kx * 16 < span - 1 ? kx * 16 : span - 1);                     \
+    }                                                                                \
+    if (o->shared) {           /* the tile's first row in the image's whole slab */ \
+        slabs = xs + (n0 * g->G + grp) * SL + oy0 * g->st[1] * o->lx;                \
+        istride = g->G * SL;                                                         \
+    } else {                                                                         \
+        for (n = n0; n < n1; n++)                                                    \
+            pc_ocv_fill_##S(o, x + (n * g->Cin + grp * g->cin_g) * g->Pin, oy0, oy1, \
+                            own + (n - n0) * SL);                                    \
+        slabs = own;                                                                 \
+        istride = SL;                                                                \
+    }                                                                                \
     for (blk = b0; blk < b1; blk++) {                                                \
         const ptrdiff_t c0 = blk * OCB;                                              \
         const ptrdiff_t nl = g->cout_g - c0 < OCB ? g->cout_g - c0 : OCB;            \
@@ -369,7 +444,7 @@ static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,  
             pc_ocv_pack_##S(w + (grp * g->cout_g + c0) * g->cin_g * g->Kp, nl,       \
                             g->cin_g * g->Kp, g->cin_g * g->Kp, OCB, wbuf);          \
         PC_AT_LEVEL(o->level, pc_ocv_tile, S,                                        \
-                    (o, sh, slabs, SL, n1 - n0, tapoff, wpc,                         \
+                    (o, sh, slabs, istride, cs, n1 - n0, tapoff, wpc,                \
                      b ? b + grp * g->cout_g + c0 : NULL, stage,                     \
                      y + (n0 * g->Cout + grp * g->cout_g + c0) * g->Pout,            \
                      g->Cout * g->Pout, nl, oy0, oy1));                              \

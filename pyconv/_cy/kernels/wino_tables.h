@@ -22,4 +22,26 @@ static const double pc_wino_tab_gm43[18] = {
     16.0 / 15, 8.0 / 15, 4.0 / 15,   1.0 / 30, -1.0 / 15, 2.0 / 15,   0, 0, 1.0 / 2};
 static const double pc_wino_tab_gm23[12] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
 
+
+/* Stride 2 (winograd_oc): m outputs from the 2m + 1 inputs of a tile's
+   window, F(m, 2) on the even window positions (taps 0 and 2) and the odd
+   positions (tap 1) as they are: alpha = 2m + 1 (``stride2_matrices`` in
+   paths/winograd_oc.py). */
+static const double pc_wino_tab_bt52[25] = {
+    1, 0, -1, 0, 0,   0, 0, 1, 0, 0,   0, 0, -1, 0, 1,   0, 1, 0, 0, 0,   0, 0, 0, 1, 0};
+static const double pc_wino_tab_gm52[15] = {1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0};
+static const double pc_wino_tab_at52[10] = {1, 1, 0, 1, 0,   0, 1, 1, 0, 1};
+static const double pc_wino_tab_bt94[81] = {
+    2, 0, -1, 0, -2, 0, 1, 0, 0,   0, 0, 2, 0, 1, 0, -1, 0, 0,
+    0, 0, -2, 0, 3, 0, -1, 0, 0,   0, 0, -1, 0, 0, 0, 1, 0, 0,
+    0, 0, 2, 0, -1, 0, -2, 0, 1,   0, 1, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 1, 0, 0, 0, 0, 0,     0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 1, 0};
+static const double pc_wino_tab_gm94[27] = {
+    1.0 / 2, 0, 0,   1.0 / 2, 0, 1.0 / 2,   1.0 / 6, 0, -1.0 / 6,   1.0 / 6, 0, 1.0 / 3,
+    0, 0, 1,   0, 1, 0,   0, 1, 0,   0, 1, 0,   0, 1, 0};
+static const double pc_wino_tab_at94[36] = {
+    1, 1, 1, 1, 0, 1, 0, 0, 0,    0, 1, -1, 2, 0, 0, 1, 0, 0,
+    0, 1, 1, 4, 0, 0, 0, 1, 0,    0, 1, -1, 8, 1, 0, 0, 0, 1};
+
 #endif /* PYCONV_KERNELS_WINO_TABLES_H */

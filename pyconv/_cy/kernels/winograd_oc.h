@@ -47,7 +47,9 @@
 /* The geometry of one call, shared by its items. */
 typedef struct {
     pc_geo g;
-    ptrdiff_t m, alpha, P;      /* outputs per tile and axis; alpha = m + 2; P = alpha^2 */
+    ptrdiff_t m, alpha, P;      /* outputs per tile and axis; alpha = m + 2 (stride 1) or
+                                   2m + 1 (stride 2); P = alpha^2 */
+    ptrdiff_t s;                /* the stride (1 or 2, both axes) */
     ptrdiff_t ntx, nty, nt;     /* tiles per row, per column, per call (N * nty * ntx) */
     ptrdiff_t R;                /* tiles per register block (at most PC_OCV_NP) */
     ptrdiff_t tc;               /* tiles per chunk (whole register blocks) */
@@ -59,7 +61,7 @@ typedef struct {
     ptrdiff_t kbs, nkg;         /* blocks per item (they share V's reads), items per group's chunk */
     int level;
     int consts;                 /* the matrices equal the tables (wino_tables.h) */
-    double bt[36], gm[18], at[24];  /* B^T (alpha x alpha), G (alpha x 3), A^T (m x alpha) */
+    double bt[81], gm[27], at[36];  /* B^T (alpha x alpha), G (alpha x 3), A^T (m x alpha) */
 } pc_wnoc;
 
 /* Elements of one thread's buffers (pass 2; pass 1 needs none): a run's
@@ -84,6 +86,14 @@ static ptrdiff_t pc_wnoc_elems(const pc_wnoc *o)
 /* Whether the call's matrices are the tables' (pc_wnoc.consts). */
 static int pc_wnoc_tables(const pc_wnoc *o)
 {
+    if (o->alpha == 5)
+        return memcmp(o->bt, pc_wino_tab_bt52, sizeof pc_wino_tab_bt52) == 0
+               && memcmp(o->gm, pc_wino_tab_gm52, sizeof pc_wino_tab_gm52) == 0
+               && memcmp(o->at, pc_wino_tab_at52, sizeof pc_wino_tab_at52) == 0;
+    if (o->alpha == 9)
+        return memcmp(o->bt, pc_wino_tab_bt94, sizeof pc_wino_tab_bt94) == 0
+               && memcmp(o->gm, pc_wino_tab_gm94, sizeof pc_wino_tab_gm94) == 0
+               && memcmp(o->at, pc_wino_tab_at94, sizeof pc_wino_tab_at94) == 0;
     if (o->alpha == 6)
         return memcmp(o->bt, pc_wino_tab_bt43, sizeof pc_wino_tab_bt43) == 0
                && memcmp(o->gm, pc_wino_tab_gm43, sizeof pc_wino_tab_gm43) == 0
@@ -118,7 +128,8 @@ static void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
         const ptrdiff_t n = tg / (o->ntx * o->nty), ty = tg / o->ntx % o->nty, tx = tg % o->ntx;
         for (i = 0; i < A; i++)
             for (j = 0; j < A; j++) {
-                const ptrdiff_t iy = ty * o->m - g->lo[1] + i, ix = tx * o->m - g->lo[2] + j;
+                const ptrdiff_t iy = ty * o->m * o->s - g->lo[1] + i;
+                const ptrdiff_t ix = tx * o->m * o->s - g->lo[2] + j;
                 ofs[(i * A + j) * o->tv + t] =
                     t < o->nr && iy >= 0 && iy < H && ix >= 0 && ix < W
                         ? (int32_t)(n * g->Cin * g->Pin + iy * W + ix) : -1;
@@ -149,10 +160,15 @@ static void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
 #define PC_WNOC_GATHER_f2(dst, xc, of, l) PC_WNOC_GATHER_LOOP(float, dst, xc, of, l, 16)
 #endif
 
-/* The coefficient i of matrix NAME (bt, gm, at) of F(A - 2, 3): with K, the
+/* Outputs per tile and axis of the transforms of alpha A: F(A - 2, 3) at
+   stride 1 (A = 4, 6), (A - 1) / 2 at stride 2 (A = 5, 9). */
+#define PC_WNOC_M(A) ((A) % 2 ? ((A) - 1) / 2 : (A) - 2)
+/* The coefficient i of matrix NAME (bt, gm, at) of alpha A: with K, the
    table's (a constant after inlining), else the call's (arr). */
 #define PC_WNOC_COEF(NAME, A, K, arr, i)                                             \
-    ((K) ? ((A) == 6 ? pc_wino_tab_##NAME##43 : pc_wino_tab_##NAME##23)[i] : (double)(arr)[i])
+    ((K) ? ((A) == 6 ? pc_wino_tab_##NAME##43 : (A) == 4 ? pc_wino_tab_##NAME##23     \
+            : (A) == 5 ? pc_wino_tab_##NAME##52 : pc_wino_tab_##NAME##94)[i]          \
+         : (double)(arr)[i])
 /* acc = sum_k c(k) * v(k), k < n, in order, the zero coefficients skipped
    (with constants the tests fold away; +-1 become additions). */
 #define PC_WNOC_DOT(T, VT, acc, n, k, C, V)                                          \
@@ -168,16 +184,24 @@ static void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
         }                                                                            \
     } while (0)
 
-/* The build of a transform step for the call: alpha (4 or 6) and the
-   matrices (the tables' constants, or the call's) as compile-time arguments. */
+/* The build of a transform step for the call: alpha (4 or 6; 5 or 9 at
+   stride 2, the tables' matrices only) and the matrices (the tables'
+   constants, or the call's) as compile-time arguments. */
 #define PC_WNOC_BUILD(o, fn, ...)                                                    \
     do {                                                                             \
-        if ((o)->alpha == 4 && (o)->consts) fn(__VA_ARGS__, 4, 1);                   \
+        if ((o)->alpha == 5) fn(__VA_ARGS__, 5, 1);                                  \
+        else if ((o)->alpha == 9) fn(__VA_ARGS__, 9, 1);                             \
+        else if ((o)->alpha == 4 && (o)->consts) fn(__VA_ARGS__, 4, 1);              \
         else if ((o)->alpha == 4) fn(__VA_ARGS__, 4, 0);                             \
         else if ((o)->consts) fn(__VA_ARGS__, 6, 1);                                 \
         else fn(__VA_ARGS__, 6, 0);                                                  \
     } while (0)
 
+/* Input channels ahead that the products prefetch V's rows for (a tile
+   chunk's rows are a tile row apart, rarely in the L2 cache). */
+#ifndef PC_WNOC_PFD
+#define PC_WNOC_PFD 8
+#endif
 /* One case of the register block's tile count R (constant in the block). */
 #define PC_WNOC_CASE(S, LV, r)                                                       \
     case r:                                                                          \
@@ -204,6 +228,8 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_block_##S##LV(   
             acc[v][i] = load ? *(const pc_v##S##LV *)(mp + (i * PC_OCV_NV + v) * VL) \
                              : (pc_v##S##LV){0};                                     \
     for (c = 0; c < ncb; c++, vp += tv, up += PC_OCV_NV * VL) {                      \
+        __builtin_prefetch(vp + PC_WNOC_PFD * tv);                                   \
+        __builtin_prefetch(vp + PC_WNOC_PFD * tv + R - 1);                           \
         const pc_v##S##LV w0 = *(const pc_v##S##LV *)up;                             \
         const pc_v##S##LV w1 = *(const pc_v##S##LV *)(up + VL);                      \
         PC_OCV_UNROLL for (i = 0; i < R; i++) {                                      \
@@ -246,12 +272,12 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(    
     T *restrict Vc, const int A, const int K)                                        \
 {                                                                                    \
     const ptrdiff_t tv = o->tv, ps = pc_wnoc_ldv(o);                                 \
-    T bt[36], dd[36 * VL] __attribute__((aligned(64)));                              \
+    T bt[81], dd[81 * VL] __attribute__((aligned(64)));                              \
     ptrdiff_t t0;                                                                    \
     int i, j, k, l;                                                                  \
     for (i = 0; i < A * A; i++) bt[i] = (T)o->bt[i];                                 \
     for (t0 = 0; t0 < tv; t0 += VL) {                                                \
-        pc_v##S##LV s[36];                                                           \
+        pc_v##S##LV s[81];                                                           \
         for (k = 0; k < A * A; k++)                                                  \
             PC_WNOC_GATHER_##S##LV(dd + k * VL, xc, ofs + k * tv + t0, l);           \
         PC_OCV_UNROLL for (i = 0; i < A; i++)                                        \
@@ -278,13 +304,13 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_filter_a_##S##LV(
     const int A, const int K)                                                        \
 {                                                                                    \
     const ptrdiff_t OCB = PC_OCV_NV * VL, ldu = pc_wnoc_ldu(o);                      \
-    T gm[18];                                                                        \
+    T gm[27];                                                                        \
     ptrdiff_t c;                                                                     \
     int i, j, a, b, v;                                                               \
     for (i = 0; i < A * 3; i++) gm[i] = (T)o->gm[i];                                 \
     for (c = 0; c < ncb; c++)                                                        \
         PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++) {                              \
-            pc_v##S##LV gg[9], tmp[6][3];                                            \
+            pc_v##S##LV gg[9], tmp[9][3];                                            \
             PC_OCV_UNROLL for (i = 0; i < 9; i++)                                    \
                 gg[i] = *(const pc_v##S##LV *)(wk + (c * 9 + i) * OCB + v * VL);     \
             PC_OCV_UNROLL for (i = 0; i < A; i++)                                    \
@@ -310,12 +336,12 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_output_a_##S##LV(
     const int K)                                                                     \
 {                                                                                    \
     const ptrdiff_t OCB = PC_OCV_NV * VL, ldm = pc_wnoc_ldm(o);                      \
-    const int m = A - 2;                                                             \
-    T at[24];                                                                        \
+    const int m = PC_WNOC_M(A);                                                      \
+    T at[36];                                                                        \
     int i, j, a, b, v;                                                               \
     for (i = 0; i < m * A; i++) at[i] = (T)o->at[i];                                 \
     PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++) {                                  \
-        pc_v##S##LV q[4][6];                                                         \
+        pc_v##S##LV q[4][9];                                                         \
         PC_OCV_UNROLL for (i = 0; i < m; i++)                                        \
             PC_OCV_UNROLL for (b = 0; b < A; b++)                                    \
                 PC_WNOC_DOT(T, pc_v##S##LV, q[i][b], A, a,                           \

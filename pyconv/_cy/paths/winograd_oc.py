@@ -24,6 +24,8 @@ from __future__ import annotations
 import functools
 from math import prod
 
+import numpy as np
+
 from .. import _planning, _winograd_oc
 from .._planning import Path, finish, fits, geo
 from .winograd import matrices
@@ -55,12 +57,51 @@ MIN_ITEMS = 4
 MIN_CHANNELS = 48
 MIN_TILES = 8
 MAX_TILES = 128
+#: Stride 2 (tiles of 2x2 outputs, 25 products where the direct sum does
+#: 36, see :func:`stride2_matrices`), measured against ``ocvec`` and
+#: ``packed`` (AVX-512 only): from MIN_TILES_STRIDE2 to MAX_TILES_STRIDE2
+#: tiles, and at most MAX_WASTE_STRIDE2 times as many tile outputs as the
+#: map has (a 7x7 map's 4x4 tiles hold 64 outputs for 49: left to ``ocvec``).
+MIN_TILES_STRIDE2 = 49
+MAX_TILES_STRIDE2 = 2048
+MAX_WASTE_STRIDE2 = 1.1
+
+
+def stride2_matrices(m):
+    """(B^T, G, A^T) of m outputs of a 3-tap stride-2 correlation, alpha = 2m + 1.
+
+    Output i of a tile reads window inputs 2i, 2i + 1 and 2i + 2 (taps 0, 1,
+    2).  Taps 0 and 2 meet only the even window positions e_j = d[2j]
+    (j <= m): a 2-tap correlation of e with (g0, g2), F(m, 2) on them.  Tap
+    1 meets the odd positions d[2i + 1] once each: they are m more
+    positions, transformed as they are, with weight g1.  So y = A^T [(G g) *
+    (B^T d)] with B^T, G, A^T of F(m, 2) on the first m + 1 positions and
+    identities on the last m.
+    """
+    bo, go, ao = matrices(m, 2)
+    a = 2 * m + 1
+    bt, g, at = np.zeros((a, a)), np.zeros((a, 3)), np.zeros((m, a))
+    bt[:m + 1, 0::2] = bo
+    g[:m + 1, 0], g[:m + 1, 2] = go[:, 0], go[:, 1]
+    at[:, :m + 1] = ao
+    for i in range(m):
+        bt[m + 1 + i, 2 * i + 1] = 1
+        g[m + 1 + i, 1] = 1
+        at[i, m + 1 + i] = 1
+    return bt, g, at
 
 
 @functools.lru_cache(maxsize=None)
-def coefficients(m):
-    """(B^T, G, A^T) of F(m, 3), each flattened row-major, as the kernels take them."""
-    return tuple(tuple(float(v) for v in mat.ravel()) for mat in matrices(m, 3))
+def coefficients(m, stride=1):
+    """(B^T, G, A^T) of F(m, 3) (stride 1) or :func:`stride2_matrices`, each
+    flattened row-major, as the kernels take them."""
+    mats = matrices(m, 3) if stride == 1 else stride2_matrices(m)
+    return tuple(tuple(float(v) for v in mat.ravel()) for mat in mats)
+
+
+def alpha(m, stride):
+    """Transformed positions per axis of a tile of m outputs."""
+    return m + 2 if stride == 1 else 2 * m + 1
 
 
 def tiles(spec, m):
@@ -91,7 +132,7 @@ class WinogradOc(Path):
     def supports(self, op, spec, tgt):
         # the input offsets are 32-bit
         return (spec.nd == 2 and tuple(spec.kernel_size) == (3, 3)
-                and tuple(spec.stride) == (1, 1) and tuple(spec.dilation) == (1, 1)
+                and tuple(spec.stride) in ((1, 1), (2, 2)) and tuple(spec.dilation) == (1, 1)
                 and prod(spec.input_shape) < 2**31)
 
     def chosen(self, op, spec, tgt):
@@ -99,20 +140,32 @@ class WinogradOc(Path):
         g = spec.groups
         if tgt.level < 1 or tgt.dbl:
             return False
+        if spec.stride[0] == 2:
+            t = tiles(spec, 2)
+            oy, ox = spec.out_size
+            return (tgt.level == 2
+                    and min(spec.in_channels // g, spec.out_channels // g) >= MIN_CHANNELS
+                    and MIN_TILES_STRIDE2 <= t <= MAX_TILES_STRIDE2
+                    and 4 * t <= MAX_WASTE_STRIDE2 * spec.batch * oy * ox)
         return (min(spec.in_channels // g, spec.out_channels // g) >= MIN_CHANNELS
                 and MIN_TILES <= tiles(spec, 4) <= MAX_TILES)
 
     def plan(self, op, spec, tgt, n):
         np_, ocb = _winograd_oc.block(tgt.level, tgt.dbl)
-        m = tile_size(spec, np_, ocb // 2)
-        P, isz = (m + 2) ** 2, tgt.itemsize
+        stride = spec.stride[0]
+        m = tile_size(spec, np_, ocb // 2) if stride == 1 else 2
+        P, isz = alpha(m, stride) ** 2, tgt.itemsize
         cin = spec.in_channels // spec.groups
         ncob = -(-(spec.out_channels // spec.groups) // ocb)
-        kbs = max(1, min(MAX_BLOCKS, ncob * spec.groups // MIN_ITEMS))
+        kbs = max(1, min(MAX_BLOCKS if stride == 1 else 1, ncob * spec.groups // MIN_ITEMS))
         tc = max(1, M_BYTES // (kbs * P * ocb * isz))
         cb = max(1, U_BYTES // (kbs * P * ocb * isz))
         cb = -(-cin // -(-cin // cb))                   # equal runs
         rt = max(1, V_BYTES // (spec.in_channels * P * isz))
+        nt = tiles(spec, m)
+        if rt < nt:                                     # equal rounds of equal chunks
+            rt = -(-nt // -(-nt // rt))
+            tc = -(-rt // -(-rt // min(tc, rt)))
         want = -(-_planning.TARGET_ITEMS * 2 // spec.groups)
         cch = max(1, -(-cin // want))
         per, fixed = _winograd_oc.workspace(geo(spec), m, tc, rt, cb, kbs, tgt.level, tgt.dbl)
@@ -124,7 +177,8 @@ class WinogradOc(Path):
 
     def run(self, op, p, spec, x, w, b, out):
         _winograd_oc.conv(x, w, b, out, geo(spec), p.shape, p.tile, p.slabs, p.blocks,
-                          p.segments, p.images, coefficients(p.shape), p.simd, p.omp_threads)
+                          p.segments, p.images, coefficients(p.shape, spec.stride[0]), p.simd,
+                          p.omp_threads)
 
 
 WINOGRAD_OC = WinogradOc()
