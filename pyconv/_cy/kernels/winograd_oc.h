@@ -78,9 +78,13 @@ static inline ptrdiff_t pc_wnoc_ldv(const pc_wnoc *o) { return o->g.cin_g * o->t
 static inline ptrdiff_t pc_wnoc_ub(const pc_wnoc *o) { return o->kbs * o->P * pc_wnoc_ldu(o); }
 static inline ptrdiff_t pc_wnoc_m(const pc_wnoc *o) { return o->kbs * o->P * pc_wnoc_ldm(o); }
 
+/* Tiles of one tile row whose outputs are staged and written together: 16
+   output columns (a vector's worth). */
+static inline ptrdiff_t pc_wnoc_run(const pc_wnoc *o) { return 16 / o->m; }
+
 static ptrdiff_t pc_wnoc_elems(const pc_wnoc *o)
 {
-    return pc_wnoc_wp(o) + pc_wnoc_ub(o) + pc_wnoc_m(o) + o->m * o->m * o->ocb;
+    return pc_wnoc_wp(o) + pc_wnoc_ub(o) + pc_wnoc_m(o) + pc_wnoc_run(o) * o->m * o->m * o->ocb;
 }
 
 /* Whether the call's matrices are the tables' (pc_wnoc.consts). */
@@ -389,6 +393,64 @@ PC_DEFINE_WNOC_INPUT(float, f)
 PC_DEFINE_WNOC_INPUT(double, d)
 
 /*
+ * The outputs of a run of ``run`` tiles of one tile row, staged as
+ * st[u][i * m + j][OCB] (tile u of the run, output (i, j) of the tile), into
+ * y: yb at the run's first output (channel 0 of the block), rows OW apart,
+ * channels ``plane`` apart, ``rows`` x ``cols`` outputs (clipped to the
+ * map), plus bias (NULL: none), for the block's first nl channels.
+ * The default copies output by output (the channels of one output are a
+ * plane apart: a store per channel); at the AVX-512 level, float32, the
+ * 16 columns x 16 channels of each row are transposed in registers and
+ * stored as 16 rows (one masked store per channel).
+ */
+#define PC_DEFINE_WNOC_WRITE(T, S)                                                   \
+static void pc_wnoc_write_run_##S(const T *restrict st, ptrdiff_t m, ptrdiff_t ocb,  \
+                                  ptrdiff_t rows, ptrdiff_t cols, T *restrict yb,    \
+                                  ptrdiff_t OW, ptrdiff_t plane,                     \
+                                  const T *restrict bias, ptrdiff_t nl)              \
+{                                                                                    \
+    ptrdiff_t i, x;                                                                  \
+    for (i = 0; i < rows; i++)                                                       \
+        for (x = 0; x < cols; x++)                                                   \
+            pc_ocv_scatter_##S(yb + i * OW + x, plane,                               \
+                               st + ((x / m) * m * m + i * m + x % m) * ocb, bias, nl); \
+}
+PC_DEFINE_WNOC_WRITE(float, f)
+PC_DEFINE_WNOC_WRITE(double, d)
+
+#if PYCONV_HAVE_CLONES
+PC_TARGET("arch=x86-64-v4") static void pc_wnoc_write_run_v4(
+    const float *restrict st, ptrdiff_t m, ptrdiff_t ocb, ptrdiff_t rows, ptrdiff_t cols,
+    float *restrict yb, ptrdiff_t OW, ptrdiff_t plane, const float *restrict bias,
+    ptrdiff_t nl)
+{
+    const __mmask16 cm = (__mmask16)((1u << cols) - 1u);
+    ptrdiff_t i, x, c0, c;
+    for (i = 0; i < rows; i++)
+        for (c0 = 0; c0 < nl; c0 += 16) {
+            pc_ocv_v16 r[16];
+            for (x = 0; x < 16; x++)
+                r[x] = x < cols ? *(const pc_ocv_v16 *)(st + ((x / m) * m * m + i * m + x % m)
+                                                        * ocb + c0)
+                                : (pc_ocv_v16){0};
+            PC_TRANSPOSE_16(pc_ocv_m16, r);
+            for (c = 0; c < 16 && c0 + c < nl; c++) {
+                __m512 v = (__m512)r[c];
+                if (bias)
+                    v = _mm512_add_ps(v, _mm512_set1_ps(bias[c0 + c]));
+                _mm512_mask_storeu_ps(yb + (c0 + c) * plane + i * OW, cm, v);
+            }
+        }
+}
+#define PC_WNOC_WRITE_FAST_f(st, m, ocb, rows, cols, yb, OW, plane, bias, nl, level)  \
+    ((level) == 2 && (ocb) % 16 == 0                                                 \
+         ? (pc_wnoc_write_run_v4(st, m, ocb, rows, cols, yb, OW, plane, bias, nl), 1) : 0)
+#else
+#define PC_WNOC_WRITE_FAST_f(st, m, ocb, rows, cols, yb, OW, plane, bias, nl, level) 0
+#endif
+#define PC_WNOC_WRITE_FAST_d(st, m, ocb, rows, cols, yb, OW, plane, bias, nl, level) 0
+
+/*
  * Pass 2: item it = (group, chunk of tiles, block of output channels).
  * buf: wk (a run's packed weights), Ub, M, the staged tile.
  */
@@ -405,7 +467,7 @@ static void pc_wnoc_item_##S(const pc_wnoc *o, ptrdiff_t it, const T *V, const T
     const ptrdiff_t kc = g->cin_g * 9;                                               \
     T *wk = buf, *Ub = wk + pc_wnoc_wp(o), *M = Ub + pc_wnoc_ub(o), *st = M + pc_wnoc_m(o); \
     const T *Vg = V + grp * o->P * pc_wnoc_ldv(o);                                   \
-    ptrdiff_t r, kb, tl, i, j;                                                       \
+    ptrdiff_t r, kb, tl, j;                                                          \
     for (r = 0; r < o->ncb; r++) {                                                   \
         const ptrdiff_t c0r = r * o->cb;                                             \
         const ptrdiff_t ncb = g->cin_g - c0r < o->cb ? g->cin_g - c0r : o->cb;       \
@@ -424,15 +486,23 @@ static void pc_wnoc_item_##S(const pc_wnoc *o, ptrdiff_t it, const T *V, const T
         const ptrdiff_t nl = g->cout_g - k0 < OCB ? g->cout_g - k0 : OCB;            \
         const T *bias = b ? b + grp * g->cout_g + k0 : NULL;                         \
         const T *Mk = M + kb * o->P * pc_wnoc_ldm(o);                                \
-        for (tl = 0; tl < o->tc && t0 + tl < o->nr; tl++) {                          \
+        for (tl = 0; tl < o->tc && t0 + tl < o->nr;) {                               \
+            /* a run of tiles along one tile row, staged, then written */          \
             const ptrdiff_t t = o->r0 + t0 + tl, tx = t % o->ntx, ty = t / o->ntx % o->nty; \
             const ptrdiff_t n = t / (o->ntx * o->nty);                               \
-            T *yb = y + (n * g->Cout + grp * g->cout_g + k0) * g->Pout;              \
-            PC_AT_LEVEL(o->level, pc_wnoc_output, S, (o, Mk, tl, st));               \
-            for (i = 0; i < m && ty * m + i < OH; i++)                               \
-                for (j = 0; j < m && tx * m + j < OW; j++)                           \
-                    pc_ocv_scatter_##S(yb + (ty * m + i) * OW + tx * m + j, g->Pout,     \
-                                       st + (i * m + j) * OCB, bias, nl);            \
+            ptrdiff_t run = o->ntx - tx, rows, cols;                                 \
+            T *yb = y + (n * g->Cout + grp * g->cout_g + k0) * g->Pout + ty * m * OW + tx * m; \
+            if (run > pc_wnoc_run(o)) run = pc_wnoc_run(o);                          \
+            if (run > o->tc - tl) run = o->tc - tl;                                  \
+            if (run > o->nr - t0 - tl) run = o->nr - t0 - tl;                        \
+            for (j = 0; j < run; j++)                                                \
+                PC_AT_LEVEL(o->level, pc_wnoc_output, S, (o, Mk, tl + j, st + j * m * m * OCB)); \
+            rows = OH - ty * m < m ? OH - ty * m : m;                                \
+            cols = OW - tx * m < run * m ? OW - tx * m : run * m;                    \
+            if (!PC_WNOC_WRITE_FAST_##S(st, m, OCB, rows, cols, yb, OW, g->Pout, bias, nl, \
+                                        o->level))                                   \
+                pc_wnoc_write_run_##S(st, m, OCB, rows, cols, yb, OW, g->Pout, bias, nl); \
+            tl += run;                                                               \
         }                                                                            \
     }                                                                                \
 }
