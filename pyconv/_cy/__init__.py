@@ -64,7 +64,13 @@ portable build is correct but slower, so BLAS runs instead.
    time and adds their products into its sums at once, so the transformed
    weights stay in the cache: a register block is two vectors of output
    channels by up to 14 tiles (``paths/winograd_oc.py`` has the
-   measurements).
+   measurements).  Also 2-d 3x3 layers with stride 2 (ResNet's
+   downsampling), AVX-512 only: tiles of 2x2 outputs read 5x5 windows;
+   taps 0 and 2 of each axis meet the window's even positions only (F(2, 2)
+   there), tap 1 its odd ones: 25 products per tile where the direct sum
+   does 36.  At least 48 channels per group, 49 to 2048 tiles per call,
+   and tiles that cover at most 10% more outputs than the map has (even
+   output sizes: a 7x7 map stays on ``ocvec``).
 6. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
    filtering F(4, 3) on every axis (4 outputs per tile and axis), float32,
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
@@ -117,7 +123,10 @@ portable build is correct but slower, so BLAS runs instead.
    broadcasts one input value per output.  A work item (a block of
    images, a tile of output rows, part of the channel blocks) copies its
    input rows, zero padded, into a slab per image; the weights are packed
-   once per call, channel-block-major.
+   once per call, channel-block-major.  With more than one image on maps
+   of at most 64 positions, a first pass fills every image's slab once
+   into a buffer the items share, and each item (one channel block over
+   all images) packs its block itself.
 10. ``dilated`` (conv): every stride 1, a dilation of at least 2 in some
    dim, 1 or 2 spatial dims, at least ``MIN_GEMM`` channels per group in
    and out, micro-kernel CPU (DeepLab ASPP branches); 1-d only when under
