@@ -45,6 +45,24 @@ def test_matrices_compute_a_correlation(m, r):
     assert np.array_equal(bt, np.round(bt)) and np.abs(bt).max() <= 32
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 4])
+def test_stride2_matrices_compute_a_strided_correlation(m):
+    """winograd_oc's stride-2 transform: A^T [(G g) * (B^T d)] == sum_k g[k] d[2i + k]
+    for the 2m + 1 inputs of a window (float64); at m = 2 every coefficient of
+    B^T and A^T is 0 or +-1."""
+    from pyconv._cy.paths.winograd_oc import stride2_matrices
+    bt, g, at = stride2_matrices(m)
+    alpha = 2 * m + 1
+    assert bt.shape == (alpha, alpha) and g.shape == (alpha, 3) and at.shape == (m, alpha)
+    rng = np.random.default_rng(m)
+    for _ in range(5):
+        d, taps = rng.standard_normal(alpha), rng.standard_normal(3)
+        want = np.array([taps @ d[2 * i:2 * i + 3] for i in range(m)])
+        np.testing.assert_allclose(at @ ((g @ taps) * (bt @ d)), want, rtol=1e-13, atol=1e-13)
+    if m == 2:
+        assert set(np.unique(np.concatenate([bt.ravel(), at.ravel()]))) <= {-1.0, 0.0, 1.0}
+
+
 def _layer(n, c, size, k=3, cout=None):
     nd = len(size)
     return ConvSpec(False, n, c, c if cout is None else cout, 1, size, size, (k,) * nd,

@@ -33,9 +33,9 @@ cdef extern from "kernels/winograd_oc.h" nogil:
         Py_ssize_t cb, ncb, cch, ncch
         Py_ssize_t ocb, ncob, kbs, nkg
         int level, consts
-        double bt[81]
-        double gm[27]
-        double at[36]
+        double bt[36]
+        double gm[18]
+        double at[24]
     int pc_ocv_ocb(int dbl, int level)
     int pc_wnoc_np(int level)
     Py_ssize_t pc_wnoc_elems(const pc_wnoc *o)
@@ -88,6 +88,8 @@ cdef int _setup(pc_wnoc *o, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t r
                          "(the same on both axes), dilation 1")
     if m != 2 and m != 4:
         raise ValueError(f"tile size must be 2 or 4, got {m}")
+    if o.g.st[1] == 2 and m != 2:
+        raise ValueError(f"stride 2 takes tiles of 2, got {m}")
     o.m, o.s = m, o.g.st[1]
     o.alpha = m + 2 if o.s == 1 else 2 * m + 1
     o.P = o.alpha * o.alpha
@@ -130,7 +132,7 @@ cdef int _setup(pc_wnoc *o, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t r
             o.at[i] = at[i]
         o.consts = pc_wnoc_tables(o)
         if o.s == 2 and not o.consts:
-            raise ValueError("stride 2 takes the matrices of stride2_matrices(m) only")
+            raise ValueError("stride 2 takes the matrices of stride2_matrices(2) only")
     else:
         o.consts = 0
     return 0
@@ -184,13 +186,13 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
 def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
          floating[::1] y, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt,
          Py_ssize_t cb, Py_ssize_t cch, Py_ssize_t kbs, coef, int level, int nthreads):
-    """2-d 3x3 stride-1 forward conv by F(m x m, 3 x 3), output channels as vector
-    lanes, in rounds of ``rt`` tiles (the passes run per round, V holds
-    one round's): chunks of ``tc`` tiles, runs of ``cb`` input channels per weight
-    transform, ``cch`` input channels per input-transform item, ``kbs``
-    channel blocks per product item; ``coef`` =
-    (B^T, G, A^T) of F(m, 3), each flattened row-major.  ``b`` empty = no
-    bias."""
+    """2-d 3x3 forward conv by F(m x m, 3 x 3) (stride 1) or tiles of 2x2 over 5x5
+    windows (stride 2), output channels as vector lanes, in rounds of ``rt``
+    tiles (the passes run per round, V holds one round's): chunks of ``tc``
+    tiles, runs of ``cb`` input channels per weight transform, ``cch`` input
+    channels per input-transform item, ``kbs`` channel blocks per product
+    item; ``coef`` = (B^T, G, A^T) of F(m, 3) or ``stride2_matrices(2)``,
+    each flattened row-major.  ``b`` empty = no bias."""
     cdef Task t
     cdef Py_ssize_t isz = sizeof(floating)
     cdef Py_ssize_t r0

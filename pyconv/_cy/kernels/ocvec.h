@@ -27,7 +27,12 @@
  * image's first) and scatters them into y (plus bias).  The weights are
  * packed once per call, wp[group][block][ci][tap][OCB] (zero past the
  * group's channels), by a first pass, or by each item just before use where
- * every channel block belongs to one item (fused).
+ * every channel block belongs to one item (fused).  With shared slabs
+ * (small maps, several images), the first pass fills every image's slab,
+ * all rows, once into one buffer, and the items read their rows there
+ * instead of filling their own.  For each input channel a register block
+ * prefetches the rows it reads for the next one (a shared slab is read
+ * from L3).
  *
  * Each output is one sum in a fixed order (input channels, then taps in
  * order, then the bias): the result does not depend on the tiling or the
@@ -130,21 +135,23 @@ static inline ptrdiff_t pc_ocv_span(const pc_ocv *o)
     return (o->cb - 1) * o->g.st[2] + (o->g.ks[2] - 1) * o->g.dl[2] + 1;
 }
 
-/* Prefetch offsets of one register block row: a line of each kernel row's
-   span (and its last element). */
-static inline ptrdiff_t pc_ocv_npf(const pc_ocv *o)
+/* Prefetch offsets of one register block row, elements of ``isz`` bytes:
+   one per cache line of each kernel row's span, and its last element. */
+static inline ptrdiff_t pc_ocv_npf(const pc_ocv *o, ptrdiff_t isz)
 {
-    return o->g.ks[1] * ((pc_ocv_span(o) + 15) / 16 + 1);
+    const ptrdiff_t line = 64 / isz;
+    return o->g.ks[1] * ((pc_ocv_span(o) + line - 1) / line + 1);
 }
 
 /* Elements of one thread's buffers: a channel block's packed weights (when
-   fused), the slabs of ``imgs`` images, then the staged block (NP positions
-   x OCB channels), then the taps' offsets (as elements). */
+   fused), the slabs of ``imgs`` images (unless shared), then the staged
+   block (NP positions x OCB channels), then the taps' offsets and the
+   prefetch offsets (ptrdiff_t, counted as elements). */
 static ptrdiff_t pc_ocv_elems(const pc_ocv *o, ptrdiff_t isz)
 {
     const ptrdiff_t stage = o->rb * o->cb * o->ocb;
-    const ptrdiff_t taps = ((o->g.Kp + pc_ocv_npf(o)) * (ptrdiff_t)sizeof(ptrdiff_t) + isz - 1)
-        / isz;
+    const ptrdiff_t taps = ((o->g.Kp + pc_ocv_npf(o, isz)) * (ptrdiff_t)sizeof(ptrdiff_t)
+                            + isz - 1) / isz;
     return (o->fused ? pc_ocv_wblock(o) : 0) + (o->shared ? 0 : o->imgs * pc_ocv_slab(o))
         + (stage + 15) / 16 * 16 + taps;
 }
@@ -257,8 +264,8 @@ __attribute__((always_inline)) ATTR static inline void pc_ocv_block_##S##LV(    
    (the common ones) as constants. */                                                \
 __attribute__((always_inline)) ATTR static inline void pc_ocv_shape_##S##LV(         \
     int sh, ptrdiff_t sx, ptrdiff_t cin, ptrdiff_t cs, ptrdiff_t ntap,               \
-    const ptrdiff_t *tapoff, ptrdiff_t npf, const T *s0, ptrdiff_t r1off, ptrdiff_t r2off,          \
-    const T *wp, T *stage)                                                           \
+    const ptrdiff_t *tapoff, ptrdiff_t npf, const T *s0, ptrdiff_t r1off,            \
+    ptrdiff_t r2off, const T *wp, T *stage)                                          \
 {                                                                                    \
     if (sx == 1)                                                                     \
         PC_OCV_SHAPES(S, LV, 1);                                                     \
@@ -291,7 +298,8 @@ ATTR static void pc_ocv_tile_##S##LV(const pc_ocv *o, int sh, const T *restrict 
             yr[i] = yc + n * yimg + (oy0 + r) * OX;                                  \
         }                                                                            \
         for (x0 = 0; x0 < OX; x0 += CB) {                                            \
-            pc_ocv_shape_##S##LV(sh, sx, g->cin_g, cs, g->Kp, tapoff, pc_ocv_npf(o),   \
+            pc_ocv_shape_##S##LV(sh, sx, g->cin_g, cs, g->Kp, tapoff,                  \
+                                 pc_ocv_npf(o, sizeof(T)),                           \
                                  rp[0] + x0 * sx,                                    \
                                  rp[1] - rp[0], rp[2] - rp[0], wpc, stage);          \
             for (i = 0; i < RB && q0 + i < NR; i++)                                  \
@@ -419,12 +427,13 @@ static void pc_ocv_item_##S(const pc_ocv *o, int sh, ptrdiff_t it, const T *x,  
     for (ky = 0; ky < g->ks[1]; ky++)                                                \
         for (kx = 0; kx < g->ks[2]; kx++)                                            \
             tapoff[ky * g->ks[2] + kx] = ky * g->dl[1] * o->lx + kx * g->dl[2];      \
-    {                                       /* the prefetch offsets */              \
-        const ptrdiff_t span = pc_ocv_span(o), per = (span + 15) / 16 + 1;           \
+    {                     /* the prefetch offsets: a line apart, the last element */ \
+        const ptrdiff_t span = pc_ocv_span(o), line = 64 / (ptrdiff_t)sizeof(T);     \
+        const ptrdiff_t per = pc_ocv_npf(o, sizeof(T)) / g->ks[1];                   \
         for (ky = 0; ky < g->ks[1]; ky++)                                            \
             for (kx = 0; kx < per; kx++)                                             \
                 tapoff[g->Kp + ky * per + kx] = ky * g->dl[1] * o->lx                \
-                    + (kx * 16 < span - 1 ? kx * 16 : span - 1);                     \
+                    + (kx * line < span - 1 ? kx * line : span - 1);                 \
     }                                                                                \
     if (o->shared) {           /* the tile's first row in the image's whole slab */ \
         slabs = xs + (n0 * g->G + grp) * SL + oy0 * g->st[1] * o->lx;                \

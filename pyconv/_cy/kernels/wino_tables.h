@@ -23,25 +23,11 @@ static const double pc_wino_tab_gm43[18] = {
 static const double pc_wino_tab_gm23[12] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
 
 
-/* Stride 2 (winograd_oc): m outputs from the 2m + 1 inputs of a tile's
-   window, F(m, 2) on the even window positions (taps 0 and 2) and the odd
-   positions (tap 1) as they are: alpha = 2m + 1 (``stride2_matrices`` in
-   paths/winograd_oc.py). */
+/* Stride 2 (winograd_oc): 2 outputs from the 5 inputs of a tile's window,
+   F(2, 2) on the even window positions (taps 0 and 2) and the odd positions
+   (tap 1) as they are (``stride2_matrices(2)`` in paths/winograd_oc.py). */
 static const double pc_wino_tab_bt52[25] = {
     1, 0, -1, 0, 0,   0, 0, 1, 0, 0,   0, 0, -1, 0, 1,   0, 1, 0, 0, 0,   0, 0, 0, 1, 0};
 static const double pc_wino_tab_gm52[15] = {1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0};
 static const double pc_wino_tab_at52[10] = {1, 1, 0, 1, 0,   0, 1, 1, 0, 1};
-static const double pc_wino_tab_bt94[81] = {
-    2, 0, -1, 0, -2, 0, 1, 0, 0,   0, 0, 2, 0, 1, 0, -1, 0, 0,
-    0, 0, -2, 0, 3, 0, -1, 0, 0,   0, 0, -1, 0, 0, 0, 1, 0, 0,
-    0, 0, 2, 0, -1, 0, -2, 0, 1,   0, 1, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 1, 0, 0, 0, 0, 0,     0, 0, 0, 0, 0, 1, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 1, 0};
-static const double pc_wino_tab_gm94[27] = {
-    1.0 / 2, 0, 0,   1.0 / 2, 0, 1.0 / 2,   1.0 / 6, 0, -1.0 / 6,   1.0 / 6, 0, 1.0 / 3,
-    0, 0, 1,   0, 1, 0,   0, 1, 0,   0, 1, 0,   0, 1, 0};
-static const double pc_wino_tab_at94[36] = {
-    1, 1, 1, 1, 0, 1, 0, 0, 0,    0, 1, -1, 2, 0, 0, 1, 0, 0,
-    0, 1, 1, 4, 0, 0, 0, 1, 0,    0, 1, -1, 8, 1, 0, 0, 0, 1};
-
 #endif /* PYCONV_KERNELS_WINO_TABLES_H */

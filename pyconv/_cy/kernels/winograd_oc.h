@@ -31,10 +31,16 @@
  * constants (wino_tables.h) when the call's are those; the positions of
  * V, Ub and M lie a cache line more than a row apart (pc_wnoc_ldv).
  *
+ * Stride 2: tiles of m = 2 outputs per axis read windows of 5 inputs, 4
+ * apart; F(2, 2) on the window's even positions (taps 0 and 2), its odd
+ * ones (tap 1) as they are: alpha = 5 (paths/winograd_oc.py,
+ * stride2_matrices).
+ *
  * Each output is one sum in a fixed order (input channels in order, then
  * the output transform, then the bias): the result does not depend on the
- * chunks, channel runs or thread count.  2-d, 3x3 kernel, stride 1,
- * dilation 1, any padding and groups; alpha = m + 2 is 4 or 6.
+ * chunks, channel runs or thread count.  2-d, 3x3 kernel, stride 1 or 2,
+ * dilation 1, any padding and groups; alpha is 4 or 6 (stride 1), 5 (stride
+ * 2).
  */
 #ifndef PYCONV_KERNELS_WINOGRAD_OC_H
 #define PYCONV_KERNELS_WINOGRAD_OC_H
@@ -61,7 +67,7 @@ typedef struct {
     ptrdiff_t kbs, nkg;         /* blocks per item (they share V's reads), items per group's chunk */
     int level;
     int consts;                 /* the matrices equal the tables (wino_tables.h) */
-    double bt[81], gm[27], at[36];  /* B^T (alpha x alpha), G (alpha x 3), A^T (m x alpha) */
+    double bt[36], gm[18], at[24];  /* B^T (alpha x alpha), G (alpha x 3), A^T (m x alpha) */
 } pc_wnoc;
 
 /* Elements of one thread's buffers (pass 2; pass 1 needs none): a run's
@@ -94,10 +100,6 @@ static int pc_wnoc_tables(const pc_wnoc *o)
         return memcmp(o->bt, pc_wino_tab_bt52, sizeof pc_wino_tab_bt52) == 0
                && memcmp(o->gm, pc_wino_tab_gm52, sizeof pc_wino_tab_gm52) == 0
                && memcmp(o->at, pc_wino_tab_at52, sizeof pc_wino_tab_at52) == 0;
-    if (o->alpha == 9)
-        return memcmp(o->bt, pc_wino_tab_bt94, sizeof pc_wino_tab_bt94) == 0
-               && memcmp(o->gm, pc_wino_tab_gm94, sizeof pc_wino_tab_gm94) == 0
-               && memcmp(o->at, pc_wino_tab_at94, sizeof pc_wino_tab_at94) == 0;
     if (o->alpha == 6)
         return memcmp(o->bt, pc_wino_tab_bt43, sizeof pc_wino_tab_bt43) == 0
                && memcmp(o->gm, pc_wino_tab_gm43, sizeof pc_wino_tab_gm43) == 0
@@ -165,13 +167,13 @@ static void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
 #endif
 
 /* Outputs per tile and axis of the transforms of alpha A: F(A - 2, 3) at
-   stride 1 (A = 4, 6), (A - 1) / 2 at stride 2 (A = 5, 9). */
-#define PC_WNOC_M(A) ((A) % 2 ? ((A) - 1) / 2 : (A) - 2)
+   stride 1 (A = 4, 6), 2 at stride 2 (A = 5). */
+#define PC_WNOC_M(A) ((A) == 5 ? 2 : (A) - 2)
 /* The coefficient i of matrix NAME (bt, gm, at) of alpha A: with K, the
    table's (a constant after inlining), else the call's (arr). */
 #define PC_WNOC_COEF(NAME, A, K, arr, i)                                             \
     ((K) ? ((A) == 6 ? pc_wino_tab_##NAME##43 : (A) == 4 ? pc_wino_tab_##NAME##23     \
-            : (A) == 5 ? pc_wino_tab_##NAME##52 : pc_wino_tab_##NAME##94)[i]          \
+            : pc_wino_tab_##NAME##52)[i]                                              \
          : (double)(arr)[i])
 /* acc = sum_k c(k) * v(k), k < n, in order, the zero coefficients skipped
    (with constants the tests fold away; +-1 become additions). */
@@ -188,13 +190,12 @@ static void pc_wnoc_offsets(const pc_wnoc *o, int32_t *ofs)
         }                                                                            \
     } while (0)
 
-/* The build of a transform step for the call: alpha (4 or 6; 5 or 9 at
-   stride 2, the tables' matrices only) and the matrices (the tables'
-   constants, or the call's) as compile-time arguments. */
+/* The build of a transform step for the call: alpha (4 or 6; 5 at stride
+   2, the table's matrices only) and the matrices (the tables' constants, or
+   the call's) as compile-time arguments. */
 #define PC_WNOC_BUILD(o, fn, ...)                                                    \
     do {                                                                             \
         if ((o)->alpha == 5) fn(__VA_ARGS__, 5, 1);                                  \
-        else if ((o)->alpha == 9) fn(__VA_ARGS__, 9, 1);                             \
         else if ((o)->alpha == 4 && (o)->consts) fn(__VA_ARGS__, 4, 1);              \
         else if ((o)->alpha == 4) fn(__VA_ARGS__, 4, 0);                             \
         else if ((o)->consts) fn(__VA_ARGS__, 6, 1);                                 \
@@ -276,12 +277,12 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_in_a_##S##LV(    
     T *restrict Vc, const int A, const int K)                                        \
 {                                                                                    \
     const ptrdiff_t tv = o->tv, ps = pc_wnoc_ldv(o);                                 \
-    T bt[81], dd[81 * VL] __attribute__((aligned(64)));                              \
+    T bt[36], dd[36 * VL] __attribute__((aligned(64)));                              \
     ptrdiff_t t0;                                                                    \
     int i, j, k, l;                                                                  \
     for (i = 0; i < A * A; i++) bt[i] = (T)o->bt[i];                                 \
     for (t0 = 0; t0 < tv; t0 += VL) {                                                \
-        pc_v##S##LV s[81];                                                           \
+        pc_v##S##LV s[36];                                                           \
         for (k = 0; k < A * A; k++)                                                  \
             PC_WNOC_GATHER_##S##LV(dd + k * VL, xc, ofs + k * tv + t0, l);           \
         PC_OCV_UNROLL for (i = 0; i < A; i++)                                        \
@@ -308,13 +309,13 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_filter_a_##S##LV(
     const int A, const int K)                                                        \
 {                                                                                    \
     const ptrdiff_t OCB = PC_OCV_NV * VL, ldu = pc_wnoc_ldu(o);                      \
-    T gm[27];                                                                        \
+    T gm[18];                                                                        \
     ptrdiff_t c;                                                                     \
     int i, j, a, b, v;                                                               \
     for (i = 0; i < A * 3; i++) gm[i] = (T)o->gm[i];                                 \
     for (c = 0; c < ncb; c++)                                                        \
         PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++) {                              \
-            pc_v##S##LV gg[9], tmp[9][3];                                            \
+            pc_v##S##LV gg[9], tmp[6][3];                                            \
             PC_OCV_UNROLL for (i = 0; i < 9; i++)                                    \
                 gg[i] = *(const pc_v##S##LV *)(wk + (c * 9 + i) * OCB + v * VL);     \
             PC_OCV_UNROLL for (i = 0; i < A; i++)                                    \
@@ -341,11 +342,11 @@ __attribute__((always_inline)) ATTR static inline void pc_wnoc_output_a_##S##LV(
 {                                                                                    \
     const ptrdiff_t OCB = PC_OCV_NV * VL, ldm = pc_wnoc_ldm(o);                      \
     const int m = PC_WNOC_M(A);                                                      \
-    T at[36];                                                                        \
+    T at[24];                                                                        \
     int i, j, a, b, v;                                                               \
     for (i = 0; i < m * A; i++) at[i] = (T)o->at[i];                                 \
     PC_OCV_UNROLL for (v = 0; v < PC_OCV_NV; v++) {                                  \
-        pc_v##S##LV q[4][9];                                                         \
+        pc_v##S##LV q[4][6];                                                         \
         PC_OCV_UNROLL for (i = 0; i < m; i++)                                        \
             PC_OCV_UNROLL for (b = 0; b < A; b++)                                    \
                 PC_WNOC_DOT(T, pc_v##S##LV, q[i][b], A, a,                           \
