@@ -414,12 +414,13 @@ RULE_CASES = [
      "gemm"),
     ("conv", conv_spec(2, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2), "winograd_oc",
      "gemm"),
-    # ... not from 196 tiles (the GEMM panels of winograd2/winograd4 are full),
-    # nor below 48 channels per group
-    ("conv", conv_spec(16, 128, 128, (14, 14), (3, 3), padding=((1, 1),) * 2), "winograd2",
+    # ... up to 512 tiles (the rest of the list takes more: below), nor below
+    # 48 channels per group
+    ("conv", conv_spec(16, 128, 128, (14, 14), (3, 3), padding=((1, 1),) * 2), "winograd_oc",
      "gemm"),
-    ("conv", conv_spec(4, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2), "winograd4",
+    ("conv", conv_spec(4, 128, 128, (28, 28), (3, 3), padding=((1, 1),) * 2), "winograd_oc",
      "gemm"),
+
     ("conv", conv_spec(8, 512, 512, (7, 7), (3, 3), padding=((1, 1),) * 2, groups=16),
      "ocvec", "gemm"),
     ("conv", conv_spec(1, 64, 64, (7, 7), (3, 3), padding=((1, 1),) * 2), "ocvec", "gemm"),
@@ -488,14 +489,18 @@ RULE_CASES = [
      "gemm", "gemm"),
     # a 1x1 transposed conv (no overlap) -> pointwise
     ("conv_transpose", tconv_spec(2, 16, 16, (20, 20), (1, 1)), "pointwise", "pointwise"),
-    # Winograd (float32, stride 1, 3x3, enough channels and tiles): F(4x4) for
-    # rows of 20 outputs or more and enough tiles (fewer with 128 channels),
-    # F(2x2) for fewer tiles or narrower rows with more channels
+    # Winograd (float32, stride 1, 3x3, enough channels and tiles): up to 512
+    # tiles of 4x4 with output channels as lanes (winograd_oc); beyond, F(4x4)
+    # for rows of 20 outputs or more, F(2x2) for narrower rows with more
+    # channels
     ("conv", conv_spec(8, 64, 64, (56, 56), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "winograd4", "gemm"),
     ("conv", conv_spec(1, 64, 64, (56, 56), (3, 3), stride=(1, 1),
-                       padding=((1, 1),) * 2), "winograd4", "gemm"),
+                       padding=((1, 1),) * 2), "winograd_oc", "gemm"),
     ("conv", conv_spec(16, 256, 256, (14, 14), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "winograd_oc",
+     "gemm"),
+    ("conv", conv_spec(64, 256, 256, (14, 14), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "winograd2",
      "gemm"),
     ("conv", conv_spec(1, 128, 128, (28, 28), (3, 3), stride=(1, 1),
@@ -505,6 +510,9 @@ RULE_CASES = [
                        padding=((1, 1),) * 2), "winograd_oc",
      "gemm"),
     ("conv", conv_spec(4, 96, 96, (28, 28), (3, 3), stride=(1, 1),
+                       padding=((1, 1),) * 2), "winograd_oc",
+     "gemm"),
+    ("conv", conv_spec(16, 96, 96, (28, 28), (3, 3), stride=(1, 1),
                        padding=((1, 1),) * 2), "winograd4",
      "gemm"),
     ("conv", conv_spec(32, 64, 128, (1024,), (3,), stride=(1,),

@@ -56,8 +56,9 @@ portable build is correct but slower, so BLAS runs instead.
    (the one with fewer modelled operations) with the output channels as
    vector lanes, for layers with few tiles and many channels: 2-d 3x3,
    stride 1, dilation 1, float32, micro-kernel CPU, at least 48 channels
-   per group in and out, and 8 to 128 tiles of 4x4 per call (7x7 maps from
-   batch 2 to 32, 14x14 maps to batch 8, 28x28 maps batch 1 and 2).  The
+   per group in and out, and 8 to 512 tiles of 4x4 per call (7x7 maps from
+   batch 2 to 32, 14x14 maps to batch 32, 28x28 maps to batch 8, 56x56
+   maps batch 1 and 2).  The
    input is transformed first (tiles as vector
    lanes); then each work item (a chunk of tiles, a few blocks of output
    channels) transforms its blocks' weights a run of input channels at a
@@ -76,7 +77,7 @@ portable build is correct but slower, so BLAS runs instead.
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis
    (1-d: 3 or 5 taps), at least 48 channels per group in and out (3-d:
    32), at least 96 output tiles of 4x4 per call (1-d, 3-d: 150; 2-d
-   layers up to 128 tiles: ``winograd_oc``) and output rows of at least
+   layers up to 512 tiles: ``winograd_oc``) and output rows of at least
    20; also 2-d 5x5
    kernels, and 3x3 ones with at least 1024 channel pairs per group, from
    16 channels per group and 196 tiles (``NARROW_*``; 5x5 with 1024 pairs

@@ -83,7 +83,7 @@ MIN_CHANNELS = {4: {1: 48, 2: 48, 3: 32}, 2: {2: 96}}
 #: 128 channels, 0.94x at 49, where F(2x2) on 196 of its tiles is 1.23x,
 #: on 100 1.14x and on 49 0.85x) ...
 MIN_TILES = {4: {1: 150, 2: 96, 3: 150}, 2: {2: 100}}
-#: (Layers with fewer tiles of 4x4, up to 128, from 48 channels: ``winograd_oc``,
+#: (Layers with fewer tiles of 4x4, up to 512, from 48 channels: ``winograd_oc``,
 #: earlier in the list; F(4x4) here had taken batch-1 28x28 x 128 from 49
 #: tiles, F(2x2) batch-1 14x14 x 256.)
 #: ... and narrowest output rows, per tile size (a row of tiles carries

@@ -50,13 +50,17 @@ MIN_ITEMS = 4
 #: 1.6-1.8x); 14x14 maps, 64 to 512 channels, batch 1 to 8, against
 #: ``winograd2``, ``ocvec`` or ``implicit``: 1.04-1.67x; 28x28 maps, batch
 #: 1 and 2, 48 to 256 channels, against ``winograd4``, ``winograd2`` or
-#: ``implicit``: 1.06-1.61x.  Left out: 4 tiles (batch-1 7x7 and 8x8 maps,
-#: 0.73-0.82x against ``ocvec``) and 196 tiles or more (batch-1 56x56,
-#: batch-4 28x28, batch-16 14x14: 0.83-0.96x against ``winograd4`` and
-#: ``winograd2``, whose panels are full there).
+#: ``implicit``: 1.06-1.61x.  Since its outputs are written a run of tiles
+#: at a time, also 196 to 512 tiles, against ``winograd4`` (``winograd2``
+#: for batch-16 14x14), median of three processes: batch-1 56x56 x 64
+#: 1.09x, x 128 1.06x; batch-2 56x56 x 64 1.11x; batch-4 28x28 x 128 1.13x,
+#: batch 8 1.07x; batch-16 14x14 x 128 1.15x; batch-32 14x14 x 256 1.09x.
+#: Left out: 4 tiles (batch-1 7x7 and 8x8 maps, 0.73-0.82x against
+#: ``ocvec``) and more than 512 (batch-8 56x56 x 64, 1568 tiles: 0.88x
+#: against ``winograd4``, whose panels are full there).
 MIN_CHANNELS = 48
 MIN_TILES = 8
-MAX_TILES = 128
+MAX_TILES = 512
 #: Stride 2 (tiles of 2x2 outputs, 25 products where the direct sum does
 #: 36, see :func:`stride2_matrices`), measured against ``ocvec`` and
 #: ``packed`` (AVX-512 only): from MIN_TILES_STRIDE2 to MAX_TILES_STRIDE2
