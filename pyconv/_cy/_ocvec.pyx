@@ -38,6 +38,7 @@ cdef extern from "kernels/ocvec.h" nogil:
     Py_ssize_t pc_ocv_lx(const Geo *g)
     Py_ssize_t pc_ocv_elems(const pc_ocv *o, Py_ssize_t isz)
     Py_ssize_t pc_ocv_shared(const pc_ocv *o)
+    Py_ssize_t pc_ocv_wpack(const pc_ocv *o)
     void pc_ocv_fill_shared_f(const pc_ocv *o, Py_ssize_t e, const float *x, float *xs)
     void pc_ocv_fill_shared_d(const pc_ocv *o, Py_ssize_t e, const double *x, double *xs)
     void pc_ocv_pack_f(const float *w, Py_ssize_t rows, Py_ssize_t kc, Py_ssize_t ld,
@@ -104,9 +105,7 @@ def workspace(tuple geo, Py_ssize_t rows, Py_ssize_t imgs, bint fused, bint shar
     cdef pc_ocv o
     cdef Py_ssize_t isz = 8 if dbl else 4
     _setup(&o, geo, rows, 1, imgs, fused, shared, level, sh, dbl)
-    return (pc_ocv_elems(&o, isz) * isz,
-            (0 if fused else o.g.G * o.ncob * o.ocb * o.g.cin_g * o.g.Kp * isz)
-            + pc_ocv_shared(&o) * isz)
+    return pc_ocv_elems(&o, isz) * isz, (pc_ocv_wpack(&o) + pc_ocv_shared(&o)) * isz
 
 
 cdef void _prep_item(const void *task, floating *buf, Py_ssize_t slot,
@@ -172,7 +171,7 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
         return
     try:
         if not fused:
-            t.wp = pc_alloc(t.o.g.G * t.o.ncob * t.o.ocb * t.o.g.cin_g * t.o.g.Kp * isz)
+            t.wp = pc_alloc(pc_ocv_wpack(&t.o) * isz)
             if t.wp == NULL:
                 raise MemoryError()
         if shared:

@@ -129,6 +129,13 @@ static inline ptrdiff_t pc_ocv_wblock(const pc_ocv *o)
     return o->g.cin_g * o->g.Kp * o->ocb;
 }
 
+/* Elements of the first pass's packed weights (every group's blocks), 0
+   when the items pack their own. */
+static inline ptrdiff_t pc_ocv_wpack(const pc_ocv *o)
+{
+    return o->fused ? 0 : o->g.G * o->ncob * pc_ocv_wblock(o);
+}
+
 /* The input span of one register block row along x, in elements. */
 static inline ptrdiff_t pc_ocv_span(const pc_ocv *o)
 {
