@@ -32,6 +32,7 @@ import tempfile
 import textwrap
 import warnings
 
+import numpy
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -165,7 +166,9 @@ extensions = [
     Extension(
         "pyconv._cy." + os.path.splitext(os.path.basename(src))[0],
         sources=[src],
-        include_dirs=[CY_DIR],
+        include_dirs=[CY_DIR, numpy.get_include()],
+        # NumPy's C API (the kernels' array checks), without its deprecated names
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         depends=SHARED_SOURCES,
     )
     for src in PYX_SOURCES

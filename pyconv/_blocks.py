@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 Window = Tuple[Optional[_windows.AxisBlock], Pads]
 Index = Tuple[slice, ...]
 
-__all__ = ["BLOCK_BYTES", "needs_blocks", "run_blocked"]
+__all__ = ["BLOCK_BYTES", "converted_bytes", "needs_blocks", "run_blocked"]
 
 #: About the memory one block's converted operands and result take.
 BLOCK_BYTES = 16 << 20
@@ -73,7 +73,15 @@ def needs_blocks(call: ConvCall, x: NDArray[Any], grad_out: Optional[NDArray[Any
                  or (grad_out is not None and _converted(grad_out, compute)))
     if not converted:
         return False
-    return _sample_bytes(call.spec, np.dtype(compute), cplx) * call.spec.batch > BLOCK_BYTES
+    return converted_bytes(call.spec, compute, cplx) > BLOCK_BYTES
+
+
+def converted_bytes(spec: ConvSpec, compute: np.dtype[Any], cplx: bool) -> int:
+    """Bytes a converted copy of a call's input and its result would take.
+
+    At most :data:`BLOCK_BYTES`: the call never runs in blocks.
+    """
+    return _sample_bytes(spec, np.dtype(compute), cplx) * spec.batch
 
 
 def _sample_bytes(spec: ConvSpec, compute: np.dtype[Any], cplx: bool) -> int:

@@ -27,7 +27,7 @@ from ._typing import BackendArray
 #: ``(result, compute, is_complex)``, see :func:`plan_dtypes`.
 DtypePlan = Tuple[np.dtype[Any], np.dtype[Any], bool]
 
-__all__ = ["as_array", "plan_dtypes", "complex_bilinear"]
+__all__ = ["as_array", "plan_dtypes", "host_dtypes", "complex_bilinear"]
 
 _SUPPORTED_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _SUPPORTED_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
@@ -80,12 +80,13 @@ def plan_dtypes(*arrays: Optional[BackendArray], device: Optional[str] = None) -
     if device is not None:
         return _device_dtypes(arrays, device)
     if len(arrays) == 3 and arrays[2] is None:     # (x, w, no bias): the usual call
-        return _host_dtypes((arrays[0].dtype, arrays[1].dtype))  # type: ignore[union-attr]
-    return _host_dtypes(tuple(a.dtype for a in arrays if a is not None))
+        return host_dtypes((arrays[0].dtype, arrays[1].dtype))  # type: ignore[union-attr]
+    return host_dtypes(tuple(a.dtype for a in arrays if a is not None))
 
 
 @functools.lru_cache(maxsize=256)
-def _host_dtypes(present: Tuple[np.dtype[Any], ...]) -> DtypePlan:
+def host_dtypes(present: Tuple[np.dtype[Any], ...]) -> DtypePlan:
+    """:func:`plan_dtypes` of NumPy operands with the dtypes ``present`` (memoised)."""
     result = np.result_type(*present)
     if result.kind in "biu":
         result = np.dtype(np.float64)

@@ -276,22 +276,28 @@ def _environ(name: str) -> str:
     then pays for a ``KeyError`` raised and caught inside the mapping,
     about a microsecond per variable and call.  On CPython ``os.environ``
     keeps its values in a dict of encoded names (``_data``) that
-    ``os.environ[...] = ...`` and ``del`` update; where that is not so (a
-    replaced ``os.environ``, another Python), the public ``get`` is used.
+    ``os.environ[...] = ...`` and ``del`` update in place; while
+    ``os.environ`` is still the mapping pyconv found at import, that dict
+    is read directly.  Otherwise (a replaced ``os.environ``, another
+    Python) the public ``get`` is used.
     """
     env = os.environ
-    data = getattr(env, "_data", None)
-    if type(data) is not dict or not hasattr(env, "encodekey"):
+    if env is not _os_environ:
         return env.get(name, "")
     key = _environ_keys.get(name)
     if key is None:
         key = _environ_keys[name] = env.encodekey(name)
-    raw = data.get(key)
+    raw = env._data.get(key)  # type: ignore[attr-defined]
     return "" if raw is None else env.decodevalue(raw)
 
 
 #: The names :func:`_environ` read, encoded as ``os.environ`` stores them.
 _environ_keys: Dict[str, object] = {}
+#: ``os.environ`` at import when it is CPython's mapping over a dict (see
+#: :func:`_environ`), else None.
+_os_environ: Optional[object] = (
+    os.environ if type(getattr(os.environ, "_data", None)) is dict
+    and hasattr(os.environ, "encodekey") and hasattr(os.environ, "decodevalue") else None)
 
 
 _context: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(

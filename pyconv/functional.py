@@ -18,14 +18,16 @@ registry picks (:mod:`pyconv._registry`).
 
 from __future__ import annotations
 
+import functools
+from math import prod
 from typing import Any, Callable, NamedTuple, Optional, SupportsIndex, Tuple, cast, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _dask, _registry
-from ._blocks import needs_blocks, run_blocked
-from ._dtypes import as_array, complex_bilinear, plan_dtypes
+from . import _blocks, _dask, _registry, _spec
+from ._blocks import converted_bytes, needs_blocks, run_blocked
+from ._dtypes import DtypePlan, as_array, complex_bilinear, host_dtypes, plan_dtypes
 from ._spec import ConvCall, ConvSpec, check_output_size, conv_call, conv_transpose_call
 from ._typing import (BackendArray, DeviceArray, DeviceArrayT, IntOrSeq, Padding,
                       PaddingMode, Result, Shape)
@@ -76,6 +78,35 @@ def _bias_shape(b: Optional[BackendArray]) -> Optional[Tuple[int, ...]]:
     return None if b is None else tuple(b.shape)
 
 
+def _output_shape(p: _Primitive, call: ConvCall) -> Tuple[int, ...]:
+    """The shape of the array the caller gets (unbatched when the input was)."""
+    shape = p.output_shape(call.spec)
+    return shape[1:] if call.unbatched and p.per_sample else shape
+
+
+class _HostFront(NamedTuple):
+    """What the front layer works out for a call on NumPy operands."""
+
+    dtypes: DtypePlan           # (result, compute, is_complex)
+    out_shape: Tuple[int, ...]  # the caller's result
+    out_bytes: int
+    block_bytes: int            # a converted copy's (see _blocks.converted_bytes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_front(prim: str, call: ConvCall, dtypes: Tuple[np.dtype[Any], ...]) -> _HostFront:
+    """:class:`_HostFront` of a call whose operands have ``dtypes``.
+
+    Memoised: it depends on the call and the dtypes only, and a layer
+    applied batch after batch asks for it with the same key at every call
+    (working it out costs over a microsecond, a tenth of a small call).
+    """
+    plan = host_dtypes(dtypes)
+    shape = _output_shape(PRIMITIVES[prim], call)
+    return _HostFront(plan, shape, prod(shape) * plan[0].itemsize,
+                      converted_bytes(call.spec, plan[1], plan[2]))
+
+
 def run(prim: str, call: ConvCall, x: BackendArray, w: BackendArray,
         b: Optional[BackendArray] = None, backend: Optional[str] = None) -> Result:
     """Run primitive ``prim`` on validated operands; return the caller-facing array.
@@ -89,14 +120,21 @@ def run(prim: str, call: ConvCall, x: BackendArray, w: BackendArray,
     """
     p = PRIMITIVES[prim]
     spec = call.spec
-    host = type(x) is np.ndarray and type(w) is np.ndarray and (b is None or type(b) is np.ndarray)
-    device = None if host else _registry.device_owner(x, w, b)
-    result, compute, cplx = plan_dtypes(x, w, b, device=device)
-    out_shape = p.output_shape(spec)
-    if call.unbatched and p.per_sample:
-        out_shape = out_shape[1:]
-    if device is None:
-        check_output_size(call.op, out_shape, result)
+    if type(x) is np.ndarray and type(w) is np.ndarray and (b is None or type(b) is np.ndarray):
+        device = None
+        dtypes = (x.dtype, w.dtype) if b is None else (x.dtype, w.dtype, b.dtype)
+        (result, compute, cplx), out_shape, nbytes, block_bytes = _host_front(prim, call, dtypes)
+        limit = _spec._memory_bytes()   # (read at every call, as BLOCK_BYTES: tests lower them)
+        if limit is not None and nbytes > limit:
+            check_output_size(call.op, out_shape, result)   # raises, naming the output
+        may_block = block_bytes > _blocks.BLOCK_BYTES
+    else:
+        device = _registry.device_owner(x, w, b)
+        result, compute, cplx = plan_dtypes(x, w, b, device=device)
+        out_shape = _output_shape(p, call)
+        if device is None:
+            check_output_size(call.op, out_shape, result)
+        may_block = True
     impl = _registry.resolve(prim, spec, compute, backend, device=device)
     if call.empty or 0 in out_shape:
         return cast(Result, impl.zeros(out_shape, result, like=(x, w, b)))
@@ -105,7 +143,8 @@ def run(prim: str, call: ConvCall, x: BackendArray, w: BackendArray,
         x = x.reshape((1,) + tuple(x.shape))
         if not p.per_sample:
             w = w.reshape((1,) + tuple(w.shape))
-    if device is None and needs_blocks(call, x, None if p.per_sample else w, compute, cplx):
+    if (device is None and may_block
+            and needs_blocks(call, x, None if p.per_sample else w, compute, cplx)):
         y = run_blocked(prim, impl, call, x, w, b, compute, result, cplx, x.shape[2:])
         return cast(Result, y.reshape(out_shape))
     if call.prepad is not None:

@@ -19,6 +19,7 @@ per path: see the ``backend`` fixture in conftest.py).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -1079,6 +1080,70 @@ def test_kernels_survive_absurd_thread_counts(case, rng):
     cy_mod.BY_NAME[path].run(op, p, spec, x.reshape(-1), w.reshape(-1), b, got.reshape(-1))
     assert got.tobytes() == want.tobytes()
     assert forced_plan(path, op, spec, nthreads=100_000).omp_threads <= p.items
+
+
+#: The compiled modules whose conv/conv_transpose/conv_weight/conv_many take arrays.
+KERNEL_MODULES = [f"pyconv._cy._{name}" for name in (
+    "depthwise", "dilated", "direct", "dwrows", "gemm", "implicit", "ocvec", "packed",
+    "strided1d", "tgemm", "winograd", "winograd_oc", "winograd_w")]
+
+
+@pytest.mark.parametrize("case", [c for c in path_cases([
+    ("conv", conv_spec(2, 6, 6, (30,), (3,), groups=6)),
+    ("conv", conv_spec(2, 8, 16, (12, 10), (3, 3), stride=(2, 1), padding=((1, 1), (1, 1)))),
+    ("conv", conv_spec(2, 8, 16, (40,), (3,), stride=(2,))),
+    ("conv_weight", conv_spec(2, 8, 16, (12, 10), (3, 3), stride=(1, 1),
+                              padding=((1, 1), (1, 1)))),
+    ("conv_transpose", tconv_spec(2, 16, 8, (20, 20), (4, 4), stride=(2, 2),
+                                  padding=((1, 1),) * 2)),
+    ("conv", conv_spec(2, 16, 16, (10, 12), (3, 3), padding=((1, 1), (1, 1)), groups=16)),
+    ("conv", conv_spec(1, 64, 64, (8, 8), (3, 3), padding=((1, 1), (1, 1)))),
+]) if c[0] != "fft"], ids=_case_id)
+def test_kernels_check_their_arrays(case, rng, monkeypatch):
+    """Every kernel entry takes its arrays' data through one check: a wrong
+    dtype, a mix of dtypes, a strided view, a list or a read-only result is a
+    TypeError/ValueError naming the array, and nothing is written.
+
+    The kernels' own calls are recorded during a real call on the path and
+    made again with one array spoilt at a time.
+    """
+    path, op, spec = case
+    calls = []
+    for mod in map(importlib.import_module, KERNEL_MODULES):
+        for name in ("conv", "conv_transpose", "conv_weight", "conv_many"):
+            fn = getattr(mod, name, None)
+            if fn is not None:
+                def record(*args, _fn=fn, **kwargs):
+                    calls.append((_fn, args, kwargs))
+                    return _fn(*args, **kwargs)
+                monkeypatch.setattr(mod, name, record)
+    with cy_mod.force_paths(path):
+        getattr(CY, op)(*_inputs(op, spec, np.float32, rng), spec)
+    monkeypatch.undo()
+    assert calls, f"{path} called no kernel entry"
+    for fn, args, kwargs in calls:
+        iy = 2 if fn.__name__ == "conv_weight" else 3
+
+        def again(i, value):
+            spoilt = list(args)
+            spoilt[i] = value
+            fn(*spoilt, **kwargs)
+
+        y = args[iy]
+        y_before = y.copy()
+        with pytest.raises(TypeError, match="y must be float32 or float64"):
+            again(iy, y.astype(np.int32))
+        with pytest.raises(TypeError, match="x must have y's dtype"):
+            again(0, args[0].astype(np.float64))
+        with pytest.raises(TypeError, match="'x' has incorrect type"):
+            again(0, args[0].tolist())
+        with pytest.raises(ValueError, match="x must be C-contiguous"):
+            again(0, np.repeat(args[0], 2)[::2])
+        locked = y.copy()
+        locked.flags.writeable = False
+        with pytest.raises(ValueError, match="y must be writable"):
+            again(iy, locked)
+        np.testing.assert_array_equal(y, y_before)
 
 
 def test_blas_threads_restored_after_call(rng, restore_threads):

@@ -50,6 +50,7 @@ PARAM_TYPES = {
     "dict": "dict[str, Any]",
     "str": "str",
     "object": "Any",
+    "cnp.ndarray": "NDArray[Any]",
 }
 
 #: Return types of the functions that return something, by

@@ -11,7 +11,7 @@ in the order the call runs them:
 
 * the public call, ``backend=None`` (``auto``) and ``backend="cython"``;
 * the front layer: argument validation (``conv_call``, memoised), dtype
-  planning, the output-size check, backend resolution;
+  planning with the output-size check (memoised), backend resolution;
 * the backend: ``CythonBackend.conv`` (output allocation, plan, run),
   ``plan()`` (memoised; it reads the thread count and the algorithm
   policy at every call), and the extension's entry plus the kernel.
@@ -41,8 +41,7 @@ def best(fn, number=5000, repeat=7):
 def pyconv_pieces():
     import pyconv
     from pyconv import _cy, _registry, functional
-    from pyconv._dtypes import plan_dtypes
-    from pyconv._spec import check_output_size, conv_call
+    from pyconv._spec import conv_call
 
     x = np.random.default_rng(0).random((2, 4, 32), dtype=np.float32)
     w = np.random.default_rng(1).random((8, 4, 5), dtype=np.float32)
@@ -61,8 +60,8 @@ def pyconv_pieces():
         ("  conv_call (validation, memoised)",
          lambda: conv_call("conv1d", 1, x.shape, w.shape, None, 1, 0, 1, 1, "zeros")),
         ("  functional.run", lambda: functional.run("conv", call, x, w, None, "cython")),
-        ("    plan_dtypes", lambda: plan_dtypes(x, w, None)),
-        ("    check_output_size", lambda: check_output_size("conv1d", spec.output_shape, f32)),
+        ("    dtypes, output size (memoised)",
+         lambda: functional._host_front("conv", call, (x.dtype, w.dtype))),
         ("    resolve (auto)", lambda: _registry.resolve("conv", spec, f32)),
         ("    CythonBackend.conv", lambda: impl.conv(x, w, None, spec)),
         ("      plan (memoised)", lambda: _cy.plan("conv", spec, f32)),

@@ -405,7 +405,7 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None,
     if paths is not None:
         forced = _check_paths(paths)
     exact = get_algorithms() == "exact"
-    return _plan_cached(op, spec, np.dtype(dtype).str, n, forced, simd, exact,
+    return _plan_cached(op, spec, np.dtype(dtype), n, forced, simd, exact,
                         _planning.tuning())
 
 

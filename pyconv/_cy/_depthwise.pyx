@@ -20,10 +20,14 @@ from libc.stdlib cimport free
 
 from cython cimport floating
 
-from pyconv._cy._common cimport (Geo, Layout, layout_add, layout_init, layout_part, make_geo,
-                                 outer_axis, pc_alloc, pc_dw_box, pc_dw_elems,
-                                 pc_dw_item_d, pc_dw_item_f, pc_dw_shape, pc_dw_shape_t,
-                                 pc_dwbox, run_items)
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Layout, Operands, layout_add, layout_init, layout_part,
+                                 make_geo, operands, outer_axis, pc_alloc, pc_dw_box, pc_dw_elems,
+                                 pc_dw_item_d, pc_dw_item_f, pc_dw_shape, pc_dw_shape_t, pc_dwbox,
+                                 run_items)
+
+cnp.import_array()   # NumPy's C API, for operands()
+
 
 cdef extern from "_kernels.h" nogil:
     void pc_dw_pack_f(int level, const Geo *g, const float *w, const float *b, Py_ssize_t vl,
@@ -108,12 +112,9 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
         pc_dw_item_d(t.level, g, bx, xn, wp, bp, box, out, yn, c0, nl)
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, Py_ssize_t rows, int level, int nthreads):
-    """Depthwise forward conv (``C_in/groups == 1``); item = (n, block, tile of ``rows``).
-
-    ``b`` empty = no bias.
-    """
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               Py_ssize_t rows, int level, int nthreads) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     cdef pc_dw_shape_t shape = pc_dw_shape(floating is double, level)
     cdef floating *packed
@@ -125,18 +126,35 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     t.level, t.vl, t.r = level, shape.vl, shape.r
     t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
     t.nblocks = (t.g.Cout + t.vl - 1) // t.vl
-    t.x, t.y = &x[0], &y[0]
+    t.x, t.y = x, y
     _layout(&t.g, rows, t.vl, t.r, sizeof(floating), &t.buf)
     packed = <floating *> pc_alloc(_packed_elems(&t.g, t.vl) * sizeof(floating))
     if packed == NULL:
         raise MemoryError()
     try:
         with nogil:
-            _pack(level, &t.g, &w[0], &b[0] if b.shape[0] > 0 else NULL, t.vl, packed,
-                  packed + t.nblocks * t.g.Kp * t.vl if b.shape[0] > 0 else NULL)
+            _pack(level, &t.g, w, b, t.vl, packed,
+                  packed + t.nblocks * t.g.Kp * t.vl if b != NULL else NULL)
         t.w = packed
-        t.b = packed + t.nblocks * t.g.Kp * t.vl if b.shape[0] > 0 else NULL
+        t.b = packed + t.nblocks * t.g.Kp * t.vl if b != NULL else NULL
         nitems = t.g.N * t.nblocks * t.ntiles
         run_items[floating](_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
     finally:
         free(packed)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, Py_ssize_t rows,
+         int level, int nthreads):
+    """Depthwise forward conv (``C_in/groups == 1``); item = (n, block, tile of ``rows``).
+
+    ``b`` empty = no bias.
+    """
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, rows, level, nthreads)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo,
+              rows, level, nthreads)

@@ -22,9 +22,13 @@ from libc.stdlib cimport free
 
 from cython cimport floating
 
-from pyconv._cy._common cimport (Geo, Layout, layout_add, layout_init, layout_part, make_geo,
-                                 packed_rows, pc_alloc, pc_geo, pc_shape, pc_uk_shape,
-                                 run_items)
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Layout, Operands, layout_add, layout_init, layout_part,
+                                 make_geo, operands, packed_rows, pc_alloc, pc_geo, pc_shape,
+                                 pc_uk_shape, run_items)
+
+
+cnp.import_array()   # NumPy's C API, for operands()
 
 
 cdef extern from "kernels/dilated.h" nogil:
@@ -174,11 +178,9 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
                       <double *> layout_part(&t.buf, buf, 1))
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, Py_ssize_t rows, Py_ssize_t kc, int level,
-         int nthreads):
-    """Stride-1 forward conv of 1 or 2 spatial dims; item = (n, group, tile of
-    :func:`tiles`).  ``b`` empty = no bias."""
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               Py_ssize_t rows, Py_ssize_t kc, int level, int nthreads) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     cdef pc_uk_shape s = pc_shape(floating is double, level)
     cdef Py_ssize_t nitems, i
@@ -193,8 +195,8 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     t.kc = min(kc, t.ktot)
     t.mpad = packed_rows(t.g.cout_g, s.mr)
     t.ntiles = len(bt) // 4
-    t.x, t.y = &x[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.x, t.y = x, y
+    t.b = b
     _layout(&t.g, positions(bt), t.kc, s.nrv * s.vl, sizeof(floating), &t.buf)
     rects = <Py_ssize_t *> pc_alloc(len(bt) * sizeof(Py_ssize_t))
     packed = <floating *> pc_alloc(t.g.G * t.mpad * t.ktot * sizeof(floating))
@@ -206,12 +208,27 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
         t.rects = rects
         with nogil:
             if floating is float:
-                pc_dil_pack_f(&t.g, &w[0], s.mr, packed)
+                pc_dil_pack_f(&t.g, w, s.mr, packed)
             else:
-                pc_dil_pack_d(&t.g, &w[0], s.mr, packed)
+                pc_dil_pack_d(&t.g, w, s.mr, packed)
         t.w = packed
         nitems = t.g.N * t.g.G * t.ntiles
         run_items[floating](_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
     finally:
         free(rects)
         free(packed)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, Py_ssize_t rows,
+         Py_ssize_t kc, int level, int nthreads):
+    """Stride-1 forward conv of 1 or 2 spatial dims; item = (n, group, tile of
+    :func:`tiles`).  ``b`` empty = no bias."""
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, rows, kc, level, nthreads)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo,
+              rows, kc, level, nthreads)

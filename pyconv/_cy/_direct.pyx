@@ -22,8 +22,12 @@ from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
-from pyconv._cy._common cimport (Geo, axpy, axpy_scatter, dot, fill, make_geo, run_items,
-                                 x_ranges)
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Operands, axpy, axpy_scatter, dot, fill, make_geo, operands,
+                                 run_items, x_ranges)
+
+
+cnp.import_array()   # NumPy's C API, for operands()
 
 
 cdef struct Task:
@@ -102,13 +106,16 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
                                      yrow + a)
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, int nthreads):
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, int nthreads):
     """Forward conv; item = one ``(n, co)`` output channel.  ``b`` empty = no bias."""
     cdef Task t
-    t.x, t.w, t.y = &x[0], &w[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
-    _run[floating](_conv_item[floating], &t, geo, False, geo[0] * geo[2], nthreads)
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    t.x, t.w, t.b, t.y = o.x, o.w, o.b, o.y
+    if o.dbl:
+        _run[double](_conv_item[double], &t, geo, False, geo[0] * geo[2], nthreads)
+    else:
+        _run[float](_conv_item[float], &t, geo, False, geo[0] * geo[2], nthreads)
 
 
 # ---------------------------------------------------------------------------
@@ -158,13 +165,17 @@ cdef void _transpose_item(const void *task, floating *buf, Py_ssize_t slot,
                                              g.st[2])
 
 
-def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-                   floating[::1] y, tuple geo, int nthreads):
+def conv_transpose(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo,
+                   int nthreads):
     """Transposed conv; item = one ``(n, co)`` output channel.  ``b`` empty = no bias."""
     cdef Task t
-    t.x, t.w, t.y = &x[0], &w[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
-    _run[floating](_transpose_item[floating], &t, geo, True, geo[0] * geo[2], nthreads)
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    t.x, t.w, t.b, t.y = o.x, o.w, o.b, o.y
+    if o.dbl:
+        _run[double](_transpose_item[double], &t, geo, True, geo[0] * geo[2], nthreads)
+    else:
+        _run[float](_transpose_item[float], &t, geo, True, geo[0] * geo[2], nthreads)
 
 
 # ---------------------------------------------------------------------------
@@ -210,9 +221,13 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
                 gwp[(co * g.cin_g + c) * g.Kp + (kz * g.ks[1] + ky) * g.ks[2] + kx] = acc
 
 
-def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
-                tuple geo, int nthreads):
+def conv_weight(cnp.ndarray x, cnp.ndarray gy, cnp.ndarray gw, tuple geo, int nthreads):
     """Weight gradient; item = one ``(co, c)`` weight pair."""
     cdef Task t
-    t.x, t.w, t.y, t.b = &x[0], &gy[0], &gw[0], NULL
-    _run[floating](_weight_item[floating], &t, geo, False, geo[2] * (geo[1] // geo[3]), nthreads)
+    cdef Operands o
+    operands(&o, x, gy, None, gw)
+    t.x, t.w, t.b, t.y = o.x, o.w, NULL, o.y
+    if o.dbl:
+        _run[double](_weight_item[double], &t, geo, False, geo[2] * (geo[1] // geo[3]), nthreads)
+    else:
+        _run[float](_weight_item[float], &t, geo, False, geo[2] * (geo[1] // geo[3]), nthreads)

@@ -12,7 +12,11 @@ count.  No buffers: :func:`workspace` is 0.
 
 from cython cimport floating
 
-from pyconv._cy._common cimport Geo, make_geo, run_items
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Operands, make_geo, operands, run_items)
+
+cnp.import_array()   # NumPy's C API, for operands()
+
 
 cdef extern from "kernels/dwrows.h" nogil:
     ctypedef struct pc_dwr:
@@ -69,18 +73,32 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot,
                       <const double *> t.b, <double *> t.y)
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, Py_ssize_t cpb, int nthreads):
-    """2-d depthwise 3x3 forward conv (one input channel per group, any channel
-    multiplier), stride 1, dilation 1, along the output rows; item = (image,
-    block of ``cpb`` output channels).  ``b`` empty = no bias.  AVX-512 only
-    (:func:`available`)."""
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               Py_ssize_t cpb, int nthreads) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     cdef Py_ssize_t nitems
     if not PC_DWR_AVAILABLE:
         raise RuntimeError("the dwrows kernels were not built (no AVX-512 target attributes)")
     _setup(&t.o, geo, cpb)
-    t.x, t.w, t.y = &x[0], &w[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.x, t.w, t.y = x, w, y
+    t.b = b
     nitems = t.o.g.N * t.o.nblocks
     run_items[floating](_item[floating], &t, nitems, nitems, 0, nthreads)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, Py_ssize_t cpb,
+         int nthreads):
+    """2-d depthwise 3x3 forward conv (one input channel per group, any channel
+    multiplier), stride 1, dilation 1, along the output rows; item = (image,
+    block of ``cpb`` output channels).  ``b`` empty = no bias.  AVX-512 only
+    (:func:`available`)."""
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, cpb, nthreads)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo,
+              cpb, nthreads)

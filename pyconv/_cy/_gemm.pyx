@@ -39,10 +39,14 @@ from libc.string cimport memset
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from pyconv._cy._common cimport (Geo, Layout, col2im, fill, gather, im2col, layout_add,
-                                 layout_init, layout_part, make_geo, outer_axis,
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Layout, Operands, col2im, fill, gather, im2col, layout_add,
+                                 layout_init, layout_part, make_geo, operands, outer_axis,
                                  pc_alloc, pc_ceildiv, pc_floordiv, reduce_partials, run_items,
                                  x_ranges)
+
+
+cnp.import_array()   # NumPy's C API, for operands()
 
 
 # ---------------------------------------------------------------------------
@@ -157,20 +161,34 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
         _add_bias_rows(cmat, g.cout_g, tl, g.Pout, <const floating *> t.b + grp * g.cout_g)
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, Py_ssize_t tile, bint pointwise, int nthreads):
-    """Forward conv by tiled im2col + GEMM.  ``b`` empty = no bias."""
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               Py_ssize_t tile, bint pointwise, int nthreads) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     _start(&t, geo, False)
     try:
-        t.x, t.w, t.y = &x[0], &w[0], &y[0]
-        t.b = &b[0] if b.shape[0] > 0 else NULL
+        t.x, t.w, t.y = x, w, y
+        t.b = b
         t.tile, t.ntiles, t.pointwise = tile, _ntiles(t.g.Pout, tile), pointwise
         _conv_layout(&t.g, tile, pointwise, sizeof(floating), &t.buf)
         run_items[floating](_conv_item[floating], &t, t.g.N * t.g.G * t.ntiles,
                             t.g.N * t.g.G * t.ntiles, t.buf.nbytes, nthreads)
     finally:
         free(<void *> t.xa)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, Py_ssize_t tile,
+         bint pointwise, int nthreads):
+    """Forward conv by tiled im2col + GEMM.  ``b`` empty = no bias."""
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, tile, pointwise, nthreads)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo,
+              tile, pointwise, nthreads)
 
 
 # ---------------------------------------------------------------------------
@@ -298,25 +316,18 @@ cdef void _transpose_slab_item(const void *task, floating *buf, Py_ssize_t slot,
         q = q + tl
 
 
-def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-                   floating[::1] y, tuple geo, Py_ssize_t tile, Py_ssize_t nslabs,
-                   Py_ssize_t nb, bint pointwise, int nthreads, Py_ssize_t nchb=1):
-    """Transposed conv by GEMM + col2im.  ``b`` empty = no bias.
-
-    ``pointwise`` (1x1, stride 1, no crop): item = (n, group, tile of
-    ``tile`` positions).  ``nb > 1``: item = (block of ``nb`` images,
-    group).  Otherwise item = (n, group, one of ``nchb`` blocks of output
-    channels, one of ``nslabs`` output slabs), the input in tiles of
-    ``tile`` positions.
-    """
+cdef int _conv_transpose(const floating *x, const floating *w, const floating *b, floating *y,
+                         tuple geo, Py_ssize_t tile, Py_ssize_t nslabs, Py_ssize_t nb,
+                         bint pointwise, int nthreads, Py_ssize_t nchb=1) except -1:
+    """The body of :func:`conv_transpose`."""
     cdef Task t
     cdef Py_ssize_t nitems, ax
     _start(&t, geo, True)
     try:
         if not 1 <= nchb <= max(1, t.g.cout_g):
             raise ValueError(f"nchb must be in [1, {max(1, t.g.cout_g)}], got {nchb}")
-        t.x, t.w, t.y = &x[0], &w[0], &y[0]
-        t.b = &b[0] if b.shape[0] > 0 else NULL
+        t.x, t.w, t.y = x, w, y
+        t.b = b
         t.tile, t.nslabs, t.nchb, t.nb = tile, nslabs, nchb, nb
         _transpose_layout(&t.g, tile, nb, pointwise, sizeof(floating), &t.buf)
         if pointwise:
@@ -339,6 +350,28 @@ def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[
                                 t.buf.nbytes, nthreads)
     finally:
         free(<void *> t.xa)
+    return 0
+
+
+def conv_transpose(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo,
+                   Py_ssize_t tile, Py_ssize_t nslabs, Py_ssize_t nb, bint pointwise, int nthreads,
+                   Py_ssize_t nchb=1):
+    """Transposed conv by GEMM + col2im.  ``b`` empty = no bias.
+
+    ``pointwise`` (1x1, stride 1, no crop): item = (n, group, tile of
+    ``tile`` positions).  ``nb > 1``: item = (block of ``nb`` images,
+    group).  Otherwise item = (n, group, one of ``nchb`` blocks of output
+    channels, one of ``nslabs`` output slabs), the input in tiles of
+    ``tile`` positions.
+    """
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv_transpose(<const double *> o.x, <const double *> o.w, <const double *> o.b,
+                        <double *> o.y, geo, tile, nslabs, nb, pointwise, nthreads, nchb)
+    else:
+        _conv_transpose(<const float *> o.x, <const float *> o.w, <const float *> o.b,
+                        <float *> o.y, geo, tile, nslabs, nb, pointwise, nthreads, nchb)
 
 
 # ---------------------------------------------------------------------------
@@ -393,21 +426,16 @@ cdef void _weight_item(const void *task, floating *buf, Py_ssize_t slot,
               <int> g.Pout, bmat, ldb, 1, acc + grp * g.cout_g * kc, <int> kc)
 
 
-def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
-                tuple geo, Py_ssize_t tile, Py_ssize_t nslots, bint pointwise,
-                int nthreads):
-    """Weight gradient by im2col + GEMM with a fixed-order reduction.
-
-    ``gw`` must be zeroed; the ``nslots - 1`` other partials are allocated
-    here.
-    """
+cdef int _conv_weight(const floating *x, const floating *gy, floating *gw, tuple geo,
+                      Py_ssize_t tile, Py_ssize_t nslots, bint pointwise, int nthreads) except -1:
+    """The body of :func:`conv_weight`."""
     cdef Task t
     cdef Py_ssize_t size
     _start(&t, geo, False)
     t.part = NULL
     try:
         size = t.g.Cout * t.g.cin_g * t.g.Kp
-        t.x, t.w, t.y, t.b = &x[0], &gy[0], &gw[0], NULL
+        t.x, t.w, t.y, t.b = x, gy, gw, NULL
         t.tile, t.ntiles, t.pointwise = tile, _ntiles(t.g.Pout, tile), pointwise
         t.nitems = t.g.N * t.ntiles
         t.nslots = min(nslots, t.nitems)
@@ -419,7 +447,25 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
         run_items[floating](_weight_item[floating], &t, t.nitems, t.nslots, t.buf.nbytes,
                             nthreads)
         with nogil:
-            reduce_partials(&gw[0], <floating *> t.part, size, t.nslots - 1, nthreads)
+            reduce_partials(gw, <floating *> t.part, size, t.nslots - 1, nthreads)
     finally:
         free(<void *> t.xa)
         free(t.part)
+    return 0
+
+
+def conv_weight(cnp.ndarray x, cnp.ndarray gy, cnp.ndarray gw, tuple geo, Py_ssize_t tile,
+                Py_ssize_t nslots, bint pointwise, int nthreads):
+    """Weight gradient by im2col + GEMM with a fixed-order reduction.
+
+    ``gw`` must be zeroed; the ``nslots - 1`` other partials are allocated
+    here.
+    """
+    cdef Operands o
+    operands(&o, x, gy, None, gw)
+    if o.dbl:
+        _conv_weight(<const double *> o.x, <const double *> o.w, <double *> o.y, geo, tile, nslots,
+                     pointwise, nthreads)
+    else:
+        _conv_weight(<const float *> o.x, <const float *> o.w, <float *> o.y, geo, tile, nslots,
+                     pointwise, nthreads)

@@ -43,11 +43,15 @@ from libc.string cimport memset
 from cython cimport floating
 from cython.parallel cimport prange
 
-from pyconv._cy._common cimport (Geo, Layout, itile, layout_add, layout_init, layout_part,
-                                 make_geo, outer_axis, pack_gy, pack_w, pack_weights,
-                                 packed_rows, pc_alloc, pc_slab, pc_slab_geo, pc_slab_offsets,
-                                 pc_slab_segments, reduce_partials, run_items, run_passes,
-                                 slab_fill, slab_store, wpanels)
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Layout, Operands, itile, layout_add, layout_init,
+                                 layout_part, make_geo, operands, outer_axis, pack_gy, pack_w,
+                                 pack_weights, packed_rows, pc_alloc, pc_slab, pc_slab_geo,
+                                 pc_slab_offsets, pc_slab_segments, reduce_partials, run_items,
+                                 run_passes, slab_fill, slab_store, wpanels)
+
+
+cnp.import_array()   # NumPy's C API, for operands()
 
 
 cdef struct Task:
@@ -174,20 +178,14 @@ cdef int _conv_task(Task *t, tuple geo, Py_ssize_t rows, int level, Py_ssize_t m
     return 0
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, Py_ssize_t rows, int level, Py_ssize_t mr,
-         Py_ssize_t nr, int nthreads, tuple yview=None, Py_ssize_t mparts=1):
-    """Stride-1 forward conv; item = (group, part, n, tile of ``rows`` output rows).
-
-    ``b`` empty = no bias.  ``yview = (offset, image, channel, z, y, x)``
-    (element strides) writes the output into a strided view of ``y``
-    instead of the contiguous output.  ``mparts``: each tile's output
-    channels in that many items (runs of whole mr-row panels).
-    """
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               Py_ssize_t rows, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads,
+               tuple yview=None, Py_ssize_t mparts=1) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     cdef floating *wpack
-    _conv_task(&t, geo, rows, level, mr, nr, &x[0], NULL,
-               &b[0] if b.shape[0] > 0 else NULL, &y[0], yview, sizeof(floating), mparts)
+    _conv_task(&t, geo, rows, level, mr, nr, x, NULL,
+               b, y, yview, sizeof(floating), mparts)
     # the packing: about 8 runs of panels per group, at least 16 panels each
     t.pstep = max(16, (t.mpad // mr + 7) // 8) * mr
     t.npack = (t.mpad + t.pstep - 1) // t.pstep
@@ -195,12 +193,33 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     if wpack == NULL:
         raise MemoryError()
     t.w = wpack
-    t.wsrc = &w[0]
+    t.wsrc = w
     try:
         run_passes[floating](_pack_item[floating], t.g.G * t.npack, _conv_item[floating],
                              t.nitems, &t, t.buf.nbytes, nthreads)
     finally:
         free(wpack)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, Py_ssize_t rows,
+         int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads, tuple yview=None,
+         Py_ssize_t mparts=1):
+    """Stride-1 forward conv; item = (group, part, n, tile of ``rows`` output rows).
+
+    ``b`` empty = no bias.  ``yview = (offset, image, channel, z, y, x)``
+    (element strides) writes the output into a strided view of ``y``
+    instead of the contiguous output.  ``mparts``: each tile's output
+    channels in that many items (runs of whole mr-row panels).
+    """
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, rows, level, mr, nr, nthreads, yview, mparts)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo,
+              rows, level, mr, nr, nthreads, yview, mparts)
 
 
 cdef struct Convs:
@@ -218,19 +237,10 @@ cdef void _convs_item(const void *task, floating *buf, Py_ssize_t slot,
     _conv_item(&cs.tasks[k], buf, slot, it - cs.first[k])
 
 
-def conv_many(const floating[::1] x, weight_of, const floating[::1] b, floating[::1] y,
-              list geos, list rows, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads,
-              list yviews):
-    """Several stride-1 convs of one input into strided views of one output, in one
-    parallel region (the phases of a transposed conv).
-
-    Conv ``k`` has geometry ``geos[k]``, the weight ``weight_of(k)`` (a flat
-    array, asked for just before it is packed, so that only one unpacked
-    weight is alive at a time), tiles of ``rows[k]`` output rows, and
-    writes the view ``yviews[k]`` (as :func:`conv`'s ``yview``); its items
-    follow those of conv ``k - 1``.  The views must not overlap: no output
-    element is written twice.
-    """
+cdef int _conv_many(const floating *x, weight_of, const floating *b, floating *y, list geos,
+                    list rows, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads,
+                    list yviews) except -1:
+    """The body of :func:`conv_many`."""
     cdef Py_ssize_t n = len(geos), k, nbytes = 0
     cdef Convs cs
     cdef const floating[::1] wk
@@ -243,8 +253,8 @@ def conv_many(const floating[::1] x, weight_of, const floating[::1] b, floating[
         if cs.tasks == NULL or cs.first == NULL:
             raise MemoryError()
         for k in range(n):
-            _conv_task(&cs.tasks[k], geos[k], rows[k], level, mr, nr, &x[0], NULL,
-                       &b[0] if b.shape[0] > 0 else NULL, &y[0], yviews[k], sizeof(floating))
+            _conv_task(&cs.tasks[k], geos[k], rows[k], level, mr, nr, x, NULL,
+                       b, y, yviews[k], sizeof(floating))
             wk = weight_of(k)
             if wk.shape[0] != cs.tasks[k].g.Cout * cs.tasks[k].kc:
                 raise ValueError(f"conv_many: weight {k} has {wk.shape[0]} elements")
@@ -263,6 +273,29 @@ def conv_many(const floating[::1] x, weight_of, const floating[::1] b, floating[
                 free(<void *> cs.tasks[k].w)
         free(cs.tasks)
         free(cs.first)
+    return 0
+
+
+def conv_many(cnp.ndarray x, weight_of, cnp.ndarray b, cnp.ndarray y, list geos, list rows,
+              int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads, list yviews):
+    """Several stride-1 convs of one input into strided views of one output, in one
+    parallel region (the phases of a transposed conv).
+
+    Conv ``k`` has geometry ``geos[k]``, the weight ``weight_of(k)`` (a flat
+    array, asked for just before it is packed, so that only one unpacked
+    weight is alive at a time), tiles of ``rows[k]`` output rows, and
+    writes the view ``yviews[k]`` (as :func:`conv`'s ``yview``); its items
+    follow those of conv ``k - 1``.  The views must not overlap: no output
+    element is written twice.
+    """
+    cdef Operands o
+    operands(&o, x, None, b, y)
+    if o.dbl:
+        _conv_many(<const double *> o.x, weight_of, <const double *> o.b, <double *> o.y, geos,
+                   rows, level, mr, nr, nthreads, yviews)
+    else:
+        _conv_many(<const float *> o.x, weight_of, <const float *> o.b, <float *> o.y, geos, rows,
+                   level, mr, nr, nthreads, yviews)
 
 
 # ---------------------------------------------------------------------------
@@ -375,15 +408,10 @@ cdef void _gather(floating *gw, const floating *acc, Py_ssize_t nparts, Py_ssize
                 gw[(grp * cout_g + c0 + co) * kc + k] = tmp[(k - k0) * 16 + co]
 
 
-def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
-                tuple geo, Py_ssize_t rows, Py_ssize_t images, Py_ssize_t nslots, int level,
-                Py_ssize_t nrw, int nthreads, Py_ssize_t budget):
-    """Stride-1 weight gradient; items = (block of ``images`` images, tile of
-    ``rows`` output rows).
-
-    ``gw`` must be zeroed; the partials are allocated here (``budget``: the
-    bytes they may take, see :func:`weight_workspace`).
-    """
+cdef int _conv_weight(const floating *x, const floating *gy, floating *gw, tuple geo,
+                      Py_ssize_t rows, Py_ssize_t images, Py_ssize_t nslots, int level,
+                      Py_ssize_t nrw, int nthreads, Py_ssize_t budget) except -1:
+    """The body of :func:`conv_weight`."""
     cdef Task t
     cdef Py_ssize_t size, nparts, blk, nblk
     cdef Py_ssize_t KB = 16     # taps per block of the gather (its reads: KB rows of each partial)
@@ -392,7 +420,7 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     t.A = outer_axis(&t.g)
     t.rows, t.ntiles = rows, (t.g.osz[t.A] + rows - 1) // rows
     t.kc, t.nr, t.level = t.g.cin_g * t.g.Kp, nrw, level
-    t.x, t.w, t.y, t.b = &x[0], &gy[0], &gw[0], NULL
+    t.x, t.w, t.y, t.b = x, gy, gw, NULL
     if images < 1:
         raise ValueError("conv_weight: images must be at least 1")
     t.images = images
@@ -413,18 +441,38 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
         acc = <floating *> t.part
         with nogil:
             if not t.tapmajor:
-                reduce_partials(&gw[0], acc, size, nparts, nthreads)
+                reduce_partials(gw, acc, size, nparts, nthreads)
             else:
                 # the partials' sum, transposed into gw, in blocks of taps
                 nblk = (t.kc + KB - 1) // KB
                 if nthreads > 1 and t.g.G * nblk > 1:
                     for blk in prange(t.g.G * nblk, schedule='static',
                                       num_threads=min(nthreads, t.g.G * nblk)):
-                        _gather(&gw[0], acc, nparts, size, t.g.cout_g, t.kc, blk // nblk,
+                        _gather(gw, acc, nparts, size, t.g.cout_g, t.kc, blk // nblk,
                                 blk % nblk * KB, min(t.kc, blk % nblk * KB + KB))
                 else:
                     for blk in range(t.g.G * nblk):
-                        _gather(&gw[0], acc, nparts, size, t.g.cout_g, t.kc, blk // nblk,
+                        _gather(gw, acc, nparts, size, t.g.cout_g, t.kc, blk // nblk,
                                 blk % nblk * KB, min(t.kc, blk % nblk * KB + KB))
     finally:
         free(t.part)
+    return 0
+
+
+def conv_weight(cnp.ndarray x, cnp.ndarray gy, cnp.ndarray gw, tuple geo, Py_ssize_t rows,
+                Py_ssize_t images, Py_ssize_t nslots, int level, Py_ssize_t nrw, int nthreads,
+                Py_ssize_t budget):
+    """Stride-1 weight gradient; items = (block of ``images`` images, tile of
+    ``rows`` output rows).
+
+    ``gw`` must be zeroed; the partials are allocated here (``budget``: the
+    bytes they may take, see :func:`weight_workspace`).
+    """
+    cdef Operands o
+    operands(&o, x, gy, None, gw)
+    if o.dbl:
+        _conv_weight(<const double *> o.x, <const double *> o.w, <double *> o.y, geo, rows, images,
+                     nslots, level, nrw, nthreads, budget)
+    else:
+        _conv_weight(<const float *> o.x, <const float *> o.w, <float *> o.y, geo, rows, images,
+                     nslots, level, nrw, nthreads, budget)

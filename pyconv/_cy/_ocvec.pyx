@@ -25,7 +25,12 @@ from libc.stdlib cimport free
 
 from cython cimport floating
 
-from pyconv._cy._common cimport Geo, make_geo, pc_alloc, run_items, run_passes
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Operands, make_geo, operands, pc_alloc, run_items,
+                                 run_passes)
+
+cnp.import_array()   # NumPy's C API, for operands()
+
 
 cdef extern from "kernels/ocvec.h" nogil:
     ctypedef struct pc_ocv:
@@ -147,28 +152,23 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
                       <const double *> t.xs, buf)
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, Py_ssize_t rows, Py_ssize_t parts, Py_ssize_t imgs,
-         bint fused, bint shared, int level, int sh, int nthreads):
-    """1-d or 2-d forward conv, output channels as vector lanes; item = (block
-    of ``imgs`` images, group, tile of ``rows`` output rows, part of ``parts`` of
-    the group's channel blocks); ``sh``: the register block's shape
-    (:func:`shape`); ``fused``: each item packs its channel blocks' weights
-    itself (no packing in the first pass); ``shared``: the first pass fills
-    every image's slab once (the items fill none).  ``b`` empty = no bias."""
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               Py_ssize_t rows, Py_ssize_t parts, Py_ssize_t imgs, bint fused, bint shared,
+               int level, int sh, int nthreads) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     cdef Py_ssize_t isz = sizeof(floating), nitems, nfirst
     _setup(&t.o, geo, rows, parts, imgs, fused, shared, level, sh, floating is double)
     t.sh = sh
-    t.x, t.w, t.y = &x[0], &w[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.x, t.w, t.y = x, w, y
+    t.b = b
     t.wp = t.xs = NULL
     nitems = (t.o.g.N + t.o.imgs - 1) // t.o.imgs * t.o.g.G * t.o.ntiles * t.o.parts
     nfirst = (0 if fused else t.o.g.G * t.o.ncob) + (t.o.g.N * t.o.g.G if shared else 0)
     if nfirst == 0:
         run_items[floating](_conv_item[floating], &t, nitems, nitems,
                             pc_ocv_elems(&t.o, isz) * isz, nthreads)
-        return
+        return 0
     try:
         if not fused:
             t.wp = pc_alloc(pc_ocv_wpack(&t.o) * isz)
@@ -183,3 +183,23 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     finally:
         free(t.wp)
         free(t.xs)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, Py_ssize_t rows,
+         Py_ssize_t parts, Py_ssize_t imgs, bint fused, bint shared, int level, int sh,
+         int nthreads):
+    """1-d or 2-d forward conv, output channels as vector lanes; item = (block
+    of ``imgs`` images, group, tile of ``rows`` output rows, part of ``parts`` of
+    the group's channel blocks); ``sh``: the register block's shape
+    (:func:`shape`); ``fused``: each item packs its channel blocks' weights
+    itself (no packing in the first pass); ``shared``: the first pass fills
+    every image's slab once (the items fill none).  ``b`` empty = no bias."""
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, rows, parts, imgs, fused, shared, level, sh, nthreads)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo,
+              rows, parts, imgs, fused, shared, level, sh, nthreads)

@@ -14,9 +14,13 @@ from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
-from pyconv._cy._common cimport (Geo, Layout, im2col_packed, layout_add, layout_init,
-                                 layout_part, make_geo, pack_weights, packed_rows, panels,
-                                 run_items, x_ranges)
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Layout, Operands, im2col_packed, layout_add, layout_init,
+                                 layout_part, make_geo, operands, pack_weights, packed_rows,
+                                 panels, run_items, x_ranges)
+
+
+cnp.import_array()   # NumPy's C API, for operands()
 
 
 cdef struct Task:
@@ -63,10 +67,9 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
            <const floating *> t.b + grp * g.cout_g if t.b != NULL else NULL)
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, Py_ssize_t tile, int level, Py_ssize_t mr,
-         Py_ssize_t nr, int nthreads):
-    """Forward conv; item = (n, group, tile of ``tile`` positions).  ``b`` empty = no bias."""
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               Py_ssize_t tile, int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     cdef floating *wpack
     cdef Py_ssize_t *xa
@@ -74,12 +77,12 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     t.g = make_geo(geo)
     t.tile, t.ntiles = tile, (t.g.Pout + tile - 1) // tile
     t.kc, t.mpad, t.nr, t.level = t.g.cin_g * t.g.Kp, packed_rows(t.g.cout_g, mr), nr, level
-    t.x, t.y = &x[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.x, t.y = x, y
+    t.b = b
     _layout(&t.g, tile, nr, sizeof(floating), &t.buf)
     xa = <Py_ssize_t *> malloc(2 * t.g.ks[2] * sizeof(Py_ssize_t))
     with nogil:
-        wpack = pack_weights(&w[0], &t.g, t.kc, mr)
+        wpack = pack_weights(w, &t.g, t.kc, mr)
     try:
         if xa == NULL or wpack == NULL:
             raise MemoryError()
@@ -90,3 +93,17 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     finally:
         free(xa)
         free(wpack)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, Py_ssize_t tile,
+         int level, Py_ssize_t mr, Py_ssize_t nr, int nthreads):
+    """Forward conv; item = (n, group, tile of ``tile`` positions).  ``b`` empty = no bias."""
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, tile, level, mr, nr, nthreads)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo,
+              tile, level, mr, nr, nthreads)

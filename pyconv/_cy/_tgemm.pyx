@@ -20,9 +20,13 @@ from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
-from pyconv._cy._common cimport (Geo, Layout, col2im, fill, layout_add, layout_init,
-                                 layout_part, make_geo, pc_shape, pc_thread_num, run_items,
-                                 x_ranges)
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Layout, Operands, col2im, fill, layout_add, layout_init,
+                                 layout_part, make_geo, operands, pc_shape, pc_thread_num,
+                                 run_items, x_ranges)
+
+cnp.import_array()   # NumPy's C API, for operands()
+
 
 cdef extern from "_kernels.h" nogil:
     int pc_tg_nrv(int dbl, int level, Py_ssize_t ncols)
@@ -173,21 +177,18 @@ cdef void _item(const void *task, floating *buf, Py_ssize_t slot, Py_ssize_t it)
                rng + 6 + g.ks[2])
 
 
-def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-                   floating[::1] y, tuple geo, Py_ssize_t nb, Py_ssize_t nchb, int level,
-                   int nthreads):
-    """Transposed conv; item = (``nb`` images, group, one of ``nchb`` channel blocks).
-
-    ``b`` empty = no bias.
-    """
+cdef int _conv_transpose(const floating *x, const floating *w, const floating *b, floating *y,
+                         tuple geo, Py_ssize_t nb, Py_ssize_t nchb, int level,
+                         int nthreads) except -1:
+    """The body of :func:`conv_transpose`."""
     cdef Task t
     cdef Py_ssize_t nitems, i
     t.g = make_geo(geo)
     if not 1 <= nchb <= max(1, t.g.cout_g) or nb < 1:
         raise ValueError(f"need 1 <= nchb <= {max(1, t.g.cout_g)} and nb >= 1, "
                          f"got nchb={nchb}, nb={nb}")
-    t.x, t.w, t.y = &x[0], &w[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.x, t.w, t.y = x, w, y
+    t.b = b
     t.level, t.nb, t.nchb = level, nb, nchb
     t.vl = _vl(floating is double, level)
     t.nrv = pc_tg_nrv(floating is double, level, nb * t.g.Pin)
@@ -203,3 +204,20 @@ def conv_transpose(const floating[::1] x, const floating[::1] w, const floating[
         run_items[floating](_item[floating], &t, nitems, nitems, t.buf.nbytes, nthreads)
     finally:
         free(t.packed)
+    return 0
+
+
+def conv_transpose(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo,
+                   Py_ssize_t nb, Py_ssize_t nchb, int level, int nthreads):
+    """Transposed conv; item = (``nb`` images, group, one of ``nchb`` channel blocks).
+
+    ``b`` empty = no bias.
+    """
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv_transpose(<const double *> o.x, <const double *> o.w, <const double *> o.b,
+                        <double *> o.y, geo, nb, nchb, level, nthreads)
+    else:
+        _conv_transpose(<const float *> o.x, <const float *> o.w, <const float *> o.b,
+                        <float *> o.y, geo, nb, nchb, level, nthreads)

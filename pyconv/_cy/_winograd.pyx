@@ -30,10 +30,15 @@ from cython cimport floating
 
 import numpy as np
 
-from pyconv._cy._common cimport (Geo, Layout, ipanels, layout_add, layout_init, layout_part,
-                                 make_geo, packed_rows, pc_alloc, run_passes)
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Layout, Operands, ipanels, layout_add, layout_init,
+                                 layout_part, make_geo, operands, packed_rows, pc_alloc,
+                                 run_passes)
 from pyconv._cy._wino cimport (PC_WINO_CCH, PC_WINO_FCH, input_block, pc_wino, pc_wino_halo,
                                pc_wino_ldv, pc_wino_scratch, segments)
+
+cnp.import_array()   # NumPy's C API, for operands()
+
 
 cdef extern from "kernels/winograd.h" nogil:
     void pc_wino_filter_f(const pc_wino *wg, const float *w, int swap, Py_ssize_t grp,
@@ -208,20 +213,10 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
         c0 = c1
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, tuple tiles, const double[:, :, ::1] coef,
-         Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t mr, int nthreads,
-         bint swap=False):
-    """Stride-1, dilation-1 forward conv by Winograd's F(tiles, kernel).
-
-    ``tiles``: outputs per tile per canonical axis (1 on an axis whose
-    kernel has one tap); ``coef[axis]`` = (B^T, G, A^T) of that axis,
-    flattened row-major; work items: blocks of ``sb`` segments of ``L``
-    tiles.  ``b`` empty = no bias.  ``swap``: ``w`` is the weight of the
-    stride-1 conv_transpose that this conv computes, (C_in, C_out/g, *k):
-    the weight transform reads it with the channels of each group swapped
-    and the taps reversed (no conv weight is made for the call).
-    """
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               tuple tiles, const double[:, :, ::1] coef, Py_ssize_t L, Py_ssize_t sb, int level,
+               Py_ssize_t mr, int nthreads, bint swap=False) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     cdef Py_ssize_t nitems, ci
     cdef Py_ssize_t *off
@@ -235,9 +230,9 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     t.mr, t.level = mr, level
     t.wg.level = level
     t.mpad = packed_rows(t.wg.g.cout_g, mr)
-    t.x, t.w, t.y = &x[0], &w[0], &y[0]
+    t.x, t.w, t.y = x, w, y
     t.swap = swap
-    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.b = b
     t.ldv = _layout(&t.wg, t.L, t.sb, sizeof(floating), &t.buf)
     t.u = pc_alloc(t.wg.g.G * t.wg.P * t.mpad * t.wg.g.cin_g * sizeof(floating))
     off = <Py_ssize_t *> malloc(max(1, t.wg.g.cin_g) * sizeof(Py_ssize_t))
@@ -255,3 +250,27 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     finally:
         free(t.u)
         free(off)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, tuple tiles,
+         const double[:, :, ::1] coef, Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t mr,
+         int nthreads, bint swap=False):
+    """Stride-1, dilation-1 forward conv by Winograd's F(tiles, kernel).
+
+    ``tiles``: outputs per tile per canonical axis (1 on an axis whose
+    kernel has one tap); ``coef[axis]`` = (B^T, G, A^T) of that axis,
+    flattened row-major; work items: blocks of ``sb`` segments of ``L``
+    tiles.  ``b`` empty = no bias.  ``swap``: ``w`` is the weight of the
+    stride-1 conv_transpose that this conv computes, (C_in, C_out/g, *k):
+    the weight transform reads it with the channels of each group swapped
+    and the taps reversed (no conv weight is made for the call).
+    """
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, tiles, coef, L, sb, level, mr, nthreads, swap)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo,
+              tiles, coef, L, sb, level, mr, nthreads, swap)

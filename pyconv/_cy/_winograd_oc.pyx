@@ -24,7 +24,11 @@ from libc.stdlib cimport free
 
 from cython cimport floating
 
-from pyconv._cy._common cimport Geo, make_geo, pc_alloc, run_passes
+cimport numpy as cnp
+from pyconv._cy._common cimport (Geo, Operands, make_geo, operands, pc_alloc, run_passes)
+
+cnp.import_array()   # NumPy's C API, for operands()
+
 
 cdef extern from "kernels/winograd_oc.h" nogil:
     ctypedef struct pc_wnoc:
@@ -183,22 +187,16 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
                        <const double *> t.b, <double *> t.y, buf)
 
 
-def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
-         floating[::1] y, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt,
-         Py_ssize_t cb, Py_ssize_t cch, Py_ssize_t kbs, coef, int level, int nthreads):
-    """2-d 3x3 forward conv by F(m x m, 3 x 3) (stride 1) or tiles of 2x2 over 5x5
-    windows (stride 2), output channels as vector lanes, in rounds of ``rt``
-    tiles (the passes run per round, V holds one round's): chunks of ``tc``
-    tiles, runs of ``cb`` input channels per weight transform, ``cch`` input
-    channels per input-transform item, ``kbs`` channel blocks per product
-    item; ``coef`` = (B^T, G, A^T) of F(m, 3) or ``stride2_matrices(2)``,
-    each flattened row-major.  ``b`` empty = no bias."""
+cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
+               Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cb, Py_ssize_t cch,
+               Py_ssize_t kbs, coef, int level, int nthreads) except -1:
+    """The body of :func:`conv`."""
     cdef Task t
     cdef Py_ssize_t isz = sizeof(floating)
     cdef Py_ssize_t r0
     _setup(&t.o, geo, m, tc, rt, cb, cch, kbs, level, floating is double, coef)
-    t.x, t.w, t.y = &x[0], &w[0], &y[0]
-    t.b = &b[0] if b.shape[0] > 0 else NULL
+    t.x, t.w, t.y = x, w, y
+    t.b = b
     t.V = pc_alloc(pc_wnoc_vsize(&t.o) * isz)
     t.ofs = <int32_t *> pc_alloc(t.o.P * t.o.tv * sizeof(int32_t))
     try:
@@ -213,3 +211,24 @@ def conv(const floating[::1] x, const floating[::1] w, const floating[::1] b,
     finally:
         free(t.V)
         free(t.ofs)
+    return 0
+
+
+def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, Py_ssize_t m,
+         Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cb, Py_ssize_t cch, Py_ssize_t kbs, coef,
+         int level, int nthreads):
+    """2-d 3x3 forward conv by F(m x m, 3 x 3) (stride 1) or tiles of 2x2 over 5x5
+    windows (stride 2), output channels as vector lanes, in rounds of ``rt``
+    tiles (the passes run per round, V holds one round's): chunks of ``tc``
+    tiles, runs of ``cb`` input channels per weight transform, ``cch`` input
+    channels per input-transform item, ``kbs`` channel blocks per product
+    item; ``coef`` = (B^T, G, A^T) of F(m, 3) or ``stride2_matrices(2)``,
+    each flattened row-major.  ``b`` empty = no bias."""
+    cdef Operands o
+    operands(&o, x, w, b, y)
+    if o.dbl:
+        _conv(<const double *> o.x, <const double *> o.w, <const double *> o.b, <double *> o.y,
+              geo, m, tc, rt, cb, cch, kbs, coef, level, nthreads)
+    else:
+        _conv(<const float *> o.x, <const float *> o.w, <const float *> o.b, <float *> o.y, geo, m,
+              tc, rt, cb, cch, kbs, coef, level, nthreads)

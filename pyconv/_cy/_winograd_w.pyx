@@ -45,12 +45,16 @@ import numpy as np
 
 from cython.parallel cimport parallel
 
-from pyconv._cy._common cimport (PC_POLL_SECONDS, PyErr_Restore, PyObject, Layout, _in_main_thread,
-                                 layout_add, layout_init, layout_part, make_geo, pc_ctl, pc_geo,
-                                 pc_now, pc_team_bar, pc_team_size, pc_team_wait,
-                                 pc_thread_num, stop_requested, wpanels)
+cimport numpy as cnp
+from pyconv._cy._common cimport (Layout, Operands, PC_POLL_SECONDS, PyErr_Restore, PyObject,
+                                 _in_main_thread, layout_add, layout_init, layout_part, make_geo,
+                                 operands, pc_ctl, pc_geo, pc_now, pc_team_bar, pc_team_size,
+                                 pc_team_wait, pc_thread_num, stop_requested, wpanels)
 from pyconv._cy._wino cimport (input_block, pc_wino, pc_wino_halo, pc_wino_ldv, pc_wino_scratch,
                                segments)
+
+cnp.import_array()   # NumPy's C API, for operands()
+
 
 cdef extern from "kernels/winograd_w.h" nogil:
     enum: PC_WGW_CCH
@@ -351,17 +355,11 @@ cdef void _passes(Task *t, Py_ssize_t tid, pc_ctl *ctl, floating *unused) noexce
         _finish_item(t, buf, 0, it, unused)
 
 
-def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw, tuple geo,
-                const double[::1] bt, const double[::1] gmat, const double[::1] at,
-                Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t nrw, int nthreads):
-    """The weight gradient ``gw`` of a 2-d 3x3 stride-1, dilation-1 conv.
-
-    ``bt`` (6 x 6): B^T, ``gmat`` (6 x 4): G, ``at`` (3 x 6): A^T of
-    F(3, 4), each flattened row-major; rounds of ``sb`` segments of ``L``
-    tiles, each two passes (transforms, then one product per transformed
-    position); then one item per (group, input channel) transforms the sums
-    back (in double).
-    """
+cdef int _conv_weight(const floating *x, const floating *gy, floating *gw, tuple geo,
+                      const double[::1] bt, const double[::1] gmat, const double[::1] at,
+                      Py_ssize_t L, Py_ssize_t sb, int level, Py_ssize_t nrw,
+                      int nthreads) except -1:
+    """The body of :func:`conv_weight`."""
     cdef Task t
     cdef Layout shared
     cdef Py_ssize_t i
@@ -384,8 +382,8 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
     t.npan = (t.wg.g.cout_g + nrw - 1) // nrw
     t.nin = (t.wg.g.cin_g + PC_WGW_CCH - 1) // PC_WGW_CCH
     t.nout = (t.wg.g.cout_g + t.step - 1) // t.step
-    t.x, t.gy = &x[0], &gy[0]
-    t.dw = &gw[0]
+    t.x, t.gy = x, gy
+    t.dw = gw
     t.ldv = _layout(&t.wg, t.L, t.sb, nrw, sizeof(floating), &shared, &t.buf)
     t.nrounds = (t.nseg + t.sb - 1) // t.sb
     t.xsize = t.wg.g.G * t.wg.P * t.wg.g.cin_g * t.ldv
@@ -411,6 +409,28 @@ def conv_weight(const floating[::1] x, const floating[::1] gy, floating[::1] gw,
         _run(&t, <int> t.nblk, <floating *> NULL)
     finally:
         _release(&own)
+    return 0
+
+
+def conv_weight(cnp.ndarray x, cnp.ndarray gy, cnp.ndarray gw, tuple geo, const double[::1] bt,
+                const double[::1] gmat, const double[::1] at, Py_ssize_t L, Py_ssize_t sb,
+                int level, Py_ssize_t nrw, int nthreads):
+    """The weight gradient ``gw`` of a 2-d 3x3 stride-1, dilation-1 conv.
+
+    ``bt`` (6 x 6): B^T, ``gmat`` (6 x 4): G, ``at`` (3 x 6): A^T of
+    F(3, 4), each flattened row-major; rounds of ``sb`` segments of ``L``
+    tiles, each two passes (transforms, then one product per transformed
+    position); then one item per (group, input channel) transforms the sums
+    back (in double).
+    """
+    cdef Operands o
+    operands(&o, x, gy, None, gw)
+    if o.dbl:
+        _conv_weight(<const double *> o.x, <const double *> o.w, <double *> o.y, geo, bt, gmat, at,
+                     L, sb, level, nrw, nthreads)
+    else:
+        _conv_weight(<const float *> o.x, <const float *> o.w, <float *> o.y, geo, bt, gmat, at, L,
+                     sb, level, nrw, nthreads)
 
 
 cdef int _run(Task *t, int nthreads, floating *unused) except -1:
