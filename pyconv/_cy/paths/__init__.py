@@ -9,7 +9,9 @@ Adding a path:
 
 1. its kernels: ``pyconv/_cy/_<name>.pyx`` (``setup.py`` builds every
    ``.pyx`` there), a ``Task`` struct, one fused item function run by
-   ``run_items`` (``_common.pxd``) and a ``*workspace`` function that
+   ``run_items`` (``_common.pxd``), an entry that takes its arrays through
+   ``operands`` (``_common.pxd``: checked, their data pointers, float32 or
+   float64) and calls its fused body, and a ``*workspace`` function that
    reports the bytes its buffers take, from the layout the kernel
    allocates; C loops, if any, in ``kernels/<name>.h``; its type stub
    ``_<name>.pyi`` by ``python tools/gen_cy_stubs.py``;
