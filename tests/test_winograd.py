@@ -109,6 +109,7 @@ ADVERSARIAL_OC = [p for p in ADVERSARIAL if p.id.startswith("2d")] + [
     pytest.param(_layer(8, 512, (7, 7), cout=64), id="2d-7x7-512ch"),
     pytest.param(_layer(2, 1024, (7, 7), cout=32), id="2d-7x7-1024ch"),
     pytest.param(_layer(1, 256, (14, 14), cout=64), id="2d-14x14-256ch"),
+    pytest.param(_layer(2, 256, (28, 28), cout=64), id="2d-28x28-256ch-local"),  # local rounds
     # stride 2: its class (28x28 -> 14x14), a long reduction, an odd map
     pytest.param(_layer_s2(8, 128, (28, 28), 64), id="2d-s2-28x28-128ch"),
     pytest.param(_layer_s2(1, 1024, (28, 28), 32), id="2d-s2-28x28-1024ch"),
@@ -135,6 +136,47 @@ def test_float32_error_within_the_documented_bound(path, spec, rng):
     scale = np.abs(want).max()
     assert np.abs(got - want).max() / scale <= F32_BOUND[path]
     assert np.abs(got64 - want).max() / scale <= 1e-12
+
+
+@pytest.mark.parametrize("spec", [
+    _layer(2, 64, (28, 28)),                      # 98 tiles: two rounds of 49
+    _layer(3, 96, (30, 26), cout=48),             # 168 tiles, 7x8 per image, rounds of 84
+    ConvSpec(False, 2, 192, 96, 2, (28, 28), (28, 28), (3, 3), (1, 1), ((1, 1),) * 2,
+             (1, 1)),                             # two groups of 96 -> 48
+    _layer(4, 256, (14, 14), cout=64),            # 4 rounds of 16 tiles
+    _layer(5, 64, (20, 20)),                      # 125 tiles: rounds of 63 and 62
+], ids=["98-tiles", "168-tiles", "groups", "four-rounds", "short-round"])
+def test_local_rounds_match_the_two_passes(spec, rng):
+    """winograd_oc's local rounds (each item transforms its round's input
+    itself) give bitwise the results of its two passes over the same rounds,
+    and of the two passes in their own rounds; both close to a float64 sum."""
+    if cy_mod._build.simd_level() < 2:
+        pytest.skip("local rounds are taken at AVX-512 only")
+    from pyconv._cy import _winograd_oc
+    from pyconv._cy._planning import geo
+    from pyconv._cy.paths.winograd_oc import coefficients
+
+    cy = cy_mod.load()
+    p = cy_mod.plan("conv", spec, np.float32, paths=["winograd_oc"])
+    assert p.path == "winograd_oc" and p.segments == 0      # local rounds taken
+    assert p.items >= 2 * spec.groups
+    x = rng.standard_normal(spec.input_shape).astype(np.float32)
+    w = rng.standard_normal(spec.weight_shape).astype(np.float32)
+    b = rng.standard_normal(spec.out_channels).astype(np.float32)
+    with cy_mod.force_paths("winograd_oc"):
+        got = cy.conv(x, w, b, spec)
+
+    def two_passes(tc, rt, kbs):
+        y = np.zeros(spec.output_shape, np.float32)
+        _winograd_oc.conv(x, w, b, y, geo(spec), p.shape, tc, rt, p.blocks, 4, kbs,
+                          coefficients(p.shape, 1), p.simd, 2)
+        return y
+
+    np.testing.assert_array_equal(got, two_passes(p.tile, p.slabs, 1))
+    np.testing.assert_array_equal(got, two_passes(227, 1 << 20, 2))
+    with cy_mod.force_paths("implicit"):
+        want = cy.conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), spec)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
 @pytest.mark.parametrize("op, path, spec, exact_path", [

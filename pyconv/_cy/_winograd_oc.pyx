@@ -13,8 +13,13 @@ Two passes, in one parallel region (:func:`run_passes`):
   transforms the block's weights and adds their products into ``M``; then
   the output transform, plus bias, into y (``kernels/winograd_oc.h``).
 
-Each output is one sum in a fixed order: bitwise the same for any chunking
-and thread count.  :func:`workspace` reports the bytes the kernels
+Local rounds (``cch`` 0, see ``paths/winograd_oc.py`` for when): one work
+item per round of ``rt`` tiles, which transforms the round's input into its
+own thread's buffer and then runs all of the round's product items on it,
+in one pass (:func:`run_items`).
+
+Each output is one sum in a fixed order: bitwise the same for any chunking,
+rounds and thread count.  :func:`workspace` reports the bytes the kernels
 allocate, from the same layout the kernels use; :func:`block` the register
 block's tiles and the channel block at a SIMD level.
 """
@@ -25,7 +30,8 @@ from libc.stdlib cimport free
 from cython cimport floating
 
 cimport numpy as cnp
-from pyconv._cy._common cimport (Geo, Operands, make_geo, operands, pc_alloc, run_passes)
+from pyconv._cy._common cimport (Geo, Operands, make_geo, operands, pc_alloc, run_items,
+                                 run_passes)
 
 cnp.import_array()   # NumPy's C API, for operands()
 
@@ -119,7 +125,7 @@ cdef int _setup(pc_wnoc *o, tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t r
     _round(o, 0)
     o.cb = max(1, min(cb, o.g.cin_g))
     o.ncb = (o.g.cin_g + o.cb - 1) // o.cb
-    o.cch = max(1, min(cch, o.g.cin_g))
+    o.cch = o.g.cin_g if cch == 0 else max(1, min(cch, o.g.cin_g))
     o.ncch = (o.g.cin_g + o.cch - 1) // o.cch
     o.ocb = pc_ocv_ocb(dbl, level)
     o.ncob = (o.g.cout_g + o.ocb - 1) // o.ocb
@@ -150,20 +156,26 @@ cdef inline void _round(pc_wnoc *o, Py_ssize_t r0) noexcept nogil:
 
 
 def workspace(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cb,
-              Py_ssize_t kbs, int level, bint dbl):
+              Py_ssize_t kbs, int level, bint dbl, bint local=False):
     """(bytes per thread, fixed bytes: a round's transformed input and offsets)
-    of :func:`conv`."""
+    of :func:`conv`; ``local``: of its local rounds (``cch`` 0), where each
+    thread holds a round's transformed input and offsets."""
     cdef pc_wnoc o
     cdef Py_ssize_t isz = 8 if dbl else 4
     _setup(&o, geo, m, tc, rt, cb, 1, kbs, level, dbl, None)
+    if local:
+        return _local_bytes(&o, isz), 0
     return pc_wnoc_elems(&o) * isz, pc_wnoc_vsize(&o) * isz + o.P * o.tv * 4
 
 
 def items(tuple geo, Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t kbs, int level,
-          bint dbl):
-    """Product items (the second pass's) of :func:`conv`'s first round."""
+          bint dbl, bint local=False):
+    """Product items (the second pass's) of :func:`conv`'s first round; ``local``:
+    the items of its local rounds (one per group and round)."""
     cdef pc_wnoc o
     _setup(&o, geo, m, tc, rt, 1, 1, kbs, level, dbl, None)
+    if local:
+        return o.g.G * ((o.nt + o.rt - 1) // o.rt)
     return o.g.G * o.nchunks * o.nkg
 
 
@@ -187,6 +199,41 @@ cdef void _conv_item(const void *task, floating *buf, Py_ssize_t slot,
                        <const double *> t.b, <double *> t.y, buf)
 
 
+cdef inline Py_ssize_t _local_bytes(const pc_wnoc *o, Py_ssize_t isz) noexcept nogil:
+    """One thread's buffer in local rounds: the products' buffers, then a
+    round's transformed input and offsets."""
+    return (pc_wnoc_elems(o) + pc_wnoc_vsize(o)) * isz + o.P * o.tv * sizeof(int32_t)
+
+
+cdef void _local_item(const void *task, floating *buf, Py_ssize_t slot,
+                      Py_ssize_t it) noexcept nogil:
+    """Local rounds: item = (group, round).  The thread transforms the round's
+    input into its own buffer and runs every product item of the round on it:
+    the transformed input is written and read by one core (with two passes,
+    each product item read V from the cores of every input-transform item)."""
+    cdef const Task *t = <const Task *> task
+    cdef pc_wnoc o = t.o
+    cdef Py_ssize_t nrounds = (o.nt + o.rt - 1) // o.rt
+    cdef Py_ssize_t grp = it // nrounds, k, nprod
+    cdef floating *V = buf + pc_wnoc_elems(&o)
+    cdef int32_t *ofs = <int32_t *> (V + pc_wnoc_vsize(&o))
+    _round(&o, it % nrounds * o.rt)
+    pc_wnoc_offsets(&o, ofs)
+    for k in range(o.ncch):
+        if floating is float:
+            pc_wnoc_input_f(&o, grp * o.ncch + k, <const float *> t.x, ofs, V)
+        else:
+            pc_wnoc_input_d(&o, grp * o.ncch + k, <const double *> t.x, ofs, V)
+    nprod = o.nchunks * o.nkg
+    for k in range(nprod):
+        if floating is float:
+            pc_wnoc_item_f(&o, grp * nprod + k, V, <const float *> t.w, <const float *> t.b,
+                           <float *> t.y, buf)
+        else:
+            pc_wnoc_item_d(&o, grp * nprod + k, V, <const double *> t.w,
+                           <const double *> t.b, <double *> t.y, buf)
+
+
 cdef int _conv(const floating *x, const floating *w, const floating *b, floating *y, tuple geo,
                Py_ssize_t m, Py_ssize_t tc, Py_ssize_t rt, Py_ssize_t cb, Py_ssize_t cch,
                Py_ssize_t kbs, coef, int level, int nthreads) except -1:
@@ -194,9 +241,15 @@ cdef int _conv(const floating *x, const floating *w, const floating *b, floating
     cdef Task t
     cdef Py_ssize_t isz = sizeof(floating)
     cdef Py_ssize_t r0
+    cdef Py_ssize_t nrounds
     _setup(&t.o, geo, m, tc, rt, cb, cch, kbs, level, floating is double, coef)
     t.x, t.w, t.y = x, w, y
     t.b = b
+    if cch == 0:                        # local rounds
+        nrounds = (t.o.nt + t.o.rt - 1) // t.o.rt
+        run_items[floating](_local_item[floating], &t, t.o.g.G * nrounds, t.o.g.G * nrounds,
+                            _local_bytes(&t.o, isz), nthreads)
+        return 0
     t.V = pc_alloc(pc_wnoc_vsize(&t.o) * isz)
     t.ofs = <int32_t *> pc_alloc(t.o.P * t.o.tv * sizeof(int32_t))
     try:
@@ -221,9 +274,10 @@ def conv(cnp.ndarray x, cnp.ndarray w, cnp.ndarray b, cnp.ndarray y, tuple geo, 
     windows (stride 2), output channels as vector lanes, in rounds of ``rt``
     tiles (the passes run per round, V holds one round's): chunks of ``tc``
     tiles, runs of ``cb`` input channels per weight transform, ``cch`` input
-    channels per input-transform item, ``kbs`` channel blocks per product
-    item; ``coef`` = (B^T, G, A^T) of F(m, 3) or ``stride2_matrices(2)``,
-    each flattened row-major.  ``b`` empty = no bias."""
+    channels per input-transform item (0: local rounds, one item per
+    round, see ``_local_item``), ``kbs`` channel blocks per product item;
+    ``coef`` = (B^T, G, A^T) of F(m, 3) or ``stride2_matrices(2)``, each
+    flattened row-major.  ``b`` empty = no bias."""
     cdef Operands o
     operands(&o, x, w, b, y)
     if o.dbl:
