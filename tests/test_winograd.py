@@ -145,7 +145,9 @@ def test_float32_error_within_the_documented_bound(path, spec, rng):
              (1, 1)),                             # two groups of 96 -> 48
     _layer(4, 256, (14, 14), cout=64),            # 4 rounds of 16 tiles
     _layer(5, 64, (20, 20)),                      # 125 tiles: rounds of 63 and 62
-], ids=["98-tiles", "168-tiles", "groups", "four-rounds", "short-round"])
+    _layer_s2(1, 64, (56, 56), 128),              # stride 2: 196 tiles of 2x2
+    _layer_s2(5, 96, (30, 26), 128),              # stride 2, 280 tiles, 15x13 outputs
+], ids=["98-tiles", "168-tiles", "groups", "four-rounds", "short-round", "s2", "s2-odd"])
 def test_local_rounds_match_the_two_passes(spec, rng):
     """winograd_oc's local rounds (each item transforms its round's input
     itself) give bitwise the results of its two passes over the same rounds,
@@ -169,7 +171,7 @@ def test_local_rounds_match_the_two_passes(spec, rng):
     def two_passes(tc, rt, kbs):
         y = np.zeros(spec.output_shape, np.float32)
         _winograd_oc.conv(x, w, b, y, geo(spec), p.shape, tc, rt, p.blocks, 4, kbs,
-                          coefficients(p.shape, 1), p.simd, 2)
+                          coefficients(p.shape, spec.stride[0]), p.simd, 2)
         return y
 
     np.testing.assert_array_equal(got, two_passes(p.tile, p.slabs, 1))

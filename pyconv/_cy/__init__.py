@@ -65,11 +65,11 @@ portable build is correct but slower, so BLAS runs instead.
    time and adds their products into its sums at once, so the transformed
    weights stay in the cache: a register block is two vectors of output
    channels by up to 14 tiles (``paths/winograd_oc.py`` has the
-   measurements).  At stride 1 on AVX-512, from 96 tiles (or 48 with at
-   most 128 output channels per group), the work is cut into rounds of at
-   least 24 tiles instead, one item each, which transforms its round's input into
-   its own thread's buffer and runs all of the round's products on it
-   (local rounds).  Also 2-d 3x3 layers with stride 2 (ResNet's
+   measurements).  On AVX-512, from 1536 outputs in tiles (96 tiles of
+   4x4; 768 with at most 128 output channels per group), the work is cut
+   into rounds of at least 384 outputs instead, one item each, which
+   transforms its round's input into its own thread's buffer and runs all
+   of the round's products on it (local rounds).  Also 2-d 3x3 layers with stride 2 (ResNet's
    downsampling), AVX-512 only: tiles of 2x2 outputs read 5x5 windows;
    taps 0 and 2 of each axis meet the window's even positions only (F(2, 2)
    there), tap 1 its odd ones: 25 products per tile where the direct sum

@@ -69,29 +69,34 @@ MAX_TILES = 512
 MIN_TILES_STRIDE2 = 49
 MAX_TILES_STRIDE2 = 2048
 MAX_WASTE_STRIDE2 = 1.1
-#: Local rounds (stride 1, AVX-512): one work item per round of tiles, which
+#: Local rounds (AVX-512): one work item per round of tiles, which
 #: transforms the round's input into its thread's buffer and runs all of the
 #: round's products on it, instead of an input-transform pass whose items
 #: (runs of input channels) each product item then reads from the cores
-#: that wrote them.  Two threads on one layer ran only 1.1-1.25x faster than
-#: one with the two passes (batch-8 14x14 x 64: 0.64 and 0.58 ms; batch-1
-#: 56x56 x 64: 0.79 and 0.63 ms), against 1.7-1.9x on ``ocvec`` and
-#: ``winograd2``.  Measured against the two passes (two threads, best of 20
-#: interleaved calls, bitwise the same results), with rounds of at most
-#: LOCAL_V_BYTES: 1.07-1.37x from 49 to 512 tiles (14x14 to 56x56 maps,
-#: batch 1 to 32, 64 to 256 channels), batch-8 14x14 x 256 0.98-1.04x
-#: (rounds of 1 MiB: 0.98x); 0.47-1.00x on 7x7 maps with 256-512 channels
-#: (16-64 tiles: every round transforms all the weights).  Taken from
-#: LOCAL_MIN_TILES tiles, or LOCAL_FEW_TILES with at most LOCAL_FEW_CHANNELS
-#: output channels per group; an even number of rounds (pairs for the two
-#: cores measured; the cutting never depends on the thread count), of at
-#: least LOCAL_MIN_ROUND tiles (batch-8 14x14 x 1024, rounds of 13 tiles:
-#: 0.80x; x 512, of 22: 1.00x; batch-16 x 512, of 26: 1.10x).
-LOCAL_MIN_TILES = 96
-LOCAL_FEW_TILES = 48
+#: that wrote them, after a barrier.  Two threads on one layer ran only
+#: 1.1-1.25x faster than one with the two passes (batch-8 14x14 x 64: 0.64
+#: and 0.58 ms; batch-1 56x56 x 64: 0.79 and 0.63 ms), against 1.7-1.9x on
+#: ``ocvec`` and ``winograd2``; and with CPU-bound neighbours the barrier
+#: waits for a descheduled partner (batch-8 28x28 -> 14x14 x 128 -> 256,
+#: best of 15: 7.3 ms against 3.2 ms on an idle machine).  Measured against
+#: the two passes (two threads, best of 20 interleaved calls, bitwise the
+#: same results), with rounds of at most LOCAL_V_BYTES: stride 1, 1.07-1.37x
+#: from 49 to 512 tiles (14x14 to 56x56 maps, batch 1 to 32, 64 to 256
+#: channels), batch-8 14x14 x 256 0.98-1.04x, 0.47-1.00x on 7x7 maps with
+#: 256-512 channels (16-64 tiles: every round transforms all the weights);
+#: stride 2, 1.03-1.41x from 392 tiles of 2x2 (and 1.21x at 196 with 128
+#: output channels), 0.77-1.04x below.  Thresholds in outputs (16 per tile
+#: at stride 1, 4 at stride 2): from LOCAL_MIN_OUTPUTS, or LOCAL_FEW_OUTPUTS
+#: with at most LOCAL_FEW_CHANNELS output channels per group; an even number
+#: of rounds (pairs for the two cores measured; the cutting never depends on
+#: the thread count) of at least LOCAL_MIN_ROUND outputs (batch-8 14x14 x
+#: 1024, rounds of 13 tiles of 4x4: 0.80x; x 512, of 22: 1.00x; batch-16 x
+#: 512, of 26: 1.10x).
+LOCAL_MIN_OUTPUTS = 96 * 16
+LOCAL_FEW_OUTPUTS = 48 * 16
 LOCAL_FEW_CHANNELS = 128
 LOCAL_V_BYTES = 2 << 20
-LOCAL_MIN_ROUND = 24
+LOCAL_MIN_ROUND = 24 * 16
 
 
 def stride2_matrices(m):
@@ -195,12 +200,14 @@ class WinogradOc(Path):
             tc = -(-rt // -(-rt // min(tc, rt)))
         want = -(-_planning.TARGET_ITEMS * 2 // spec.groups)
         cch = max(1, -(-cin // want))
-        local = stride == 1 and tgt.level == 2 and (
-            nt >= LOCAL_MIN_TILES
-            or (nt >= LOCAL_FEW_TILES and spec.out_channels // spec.groups <= LOCAL_FEW_CHANNELS))
+        outs = m * m        # outputs per tile
+        local = tgt.level == 2 and (
+            nt * outs >= LOCAL_MIN_OUTPUTS
+            or (nt * outs >= LOCAL_FEW_OUTPUTS
+                and spec.out_channels // spec.groups <= LOCAL_FEW_CHANNELS))
         if local:
             rounds = 2 * -(-(nt * spec.in_channels * P * isz) // (2 * LOCAL_V_BYTES))
-            local = -(-nt // rounds) >= LOCAL_MIN_ROUND
+            local = -(-nt // rounds) * outs >= LOCAL_MIN_ROUND
         if local:
             rt = -(-nt // rounds)
             tc = -(-rt // -(-rt // min(tc, rt)))
