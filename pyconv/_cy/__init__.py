@@ -69,11 +69,11 @@ portable build is correct but slower, so BLAS runs instead.
    4x4; 768 with at most 128 output channels per group), the work is cut
    into rounds of at least 384 outputs instead, one item each, which
    transforms its round's input into its own thread's buffer and runs all
-   of the round's products on it (local rounds).  Also 2-d 3x3 layers with stride 2 (ResNet's
-   downsampling), AVX-512 only: tiles of 2x2 outputs read 5x5 windows;
-   taps 0 and 2 of each axis meet the window's even positions only (F(2, 2)
-   there), tap 1 its odd ones: 25 products per tile where the direct sum
-   does 36.  At least 48 channels per group, 49 to 2048 tiles per call,
+   of the round's products on it (local rounds).  Also 2-d 3x3 layers
+   with stride 2 (ResNet's downsampling), AVX-512 only: tiles of 2x2
+   outputs read 5x5 windows; taps 0 and 2 of each axis meet the window's
+   even positions only (F(2, 2) there), tap 1 its odd ones: 25 products
+   per tile where the direct sum does 36.  At least 48 channels per group, 49 to 2048 tiles per call,
    and tiles that cover at most 10% more outputs than the map has (even
    output sizes: a 7x7 map stays on ``ocvec``).
 6. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
