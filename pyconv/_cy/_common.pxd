@@ -519,17 +519,18 @@ cdef inline int _itemsize(object a, str name, bint written) except -1:
     C-contiguous (any shape: the kernels see its elements in order) and,
     when ``written``, writable.  Anything else is a TypeError or ValueError,
     never a kernel reading the wrong memory."""
+    cdef cnp.ndarray arr
     cdef int t
     if not cnp.PyArray_Check(a):
         raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-    t = cnp.PyArray_TYPE(<cnp.ndarray> a)
-    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not cnp.PyArray_ISNOTSWAPPED(
-            <cnp.ndarray> a):
+    arr = <cnp.ndarray> a
+    t = cnp.PyArray_TYPE(arr)
+    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{name} must be float32 or float64 (native byte order), got "
-                        f"{a.dtype}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a):
+                        f"{arr.dtype}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
         raise ValueError(f"{name} must be C-contiguous")
-    if written and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> a):
+    if written and not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} must be writable")
     return 8 if t == cnp.NPY_FLOAT64 else 4
 

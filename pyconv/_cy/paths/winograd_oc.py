@@ -156,6 +156,23 @@ def tile_size(spec, np_, vl):
     return min((4, 2), key=cost)
 
 
+def local_round(spec, tgt, m, nt, vbytes):
+    """Tiles per local round (see LOCAL_MIN_OUTPUTS), or None: the two passes.
+
+    ``nt`` tiles of ``m`` x ``m`` outputs, ``vbytes`` bytes of transformed
+    input per tile and input channel.
+    """
+    outs = nt * m * m
+    if tgt.level != 2 or not (
+            outs >= LOCAL_MIN_OUTPUTS
+            or (outs >= LOCAL_FEW_OUTPUTS
+                and spec.out_channels // spec.groups <= LOCAL_FEW_CHANNELS)):
+        return None
+    rounds = 2 * -(-(nt * spec.in_channels * vbytes) // (2 * LOCAL_V_BYTES))
+    rt = -(-nt // rounds)
+    return rt if rt * m * m >= LOCAL_MIN_ROUND else None
+
+
 class WinogradOc(Path):
     name = "winograd_oc"
     exact = False
@@ -200,16 +217,10 @@ class WinogradOc(Path):
             tc = -(-rt // -(-rt // min(tc, rt)))
         want = -(-_planning.TARGET_ITEMS * 2 // spec.groups)
         cch = max(1, -(-cin // want))
-        outs = m * m        # outputs per tile
-        local = tgt.level == 2 and (
-            nt * outs >= LOCAL_MIN_OUTPUTS
-            or (nt * outs >= LOCAL_FEW_OUTPUTS
-                and spec.out_channels // spec.groups <= LOCAL_FEW_CHANNELS))
+        local_rt = local_round(spec, tgt, m, nt, P * isz)
+        local = local_rt is not None
         if local:
-            rounds = 2 * -(-(nt * spec.in_channels * P * isz) // (2 * LOCAL_V_BYTES))
-            local = -(-nt // rounds) * outs >= LOCAL_MIN_ROUND
-        if local:
-            rt = -(-nt // rounds)
+            rt = local_rt
             tc = -(-rt // -(-rt // min(tc, rt)))
             kbs, cch = 1, 0
         per, fixed = _winograd_oc.workspace(geo(spec), m, tc, rt, cb, kbs, tgt.level, tgt.dbl,
