@@ -127,9 +127,9 @@ class Backend(abc.ABC):
     def thread_limit(self) -> Optional[int]:
         """A cap on :func:`get_num_threads` set outside pyconv, or None.
 
-        Asked at every :func:`get_num_threads` of a loaded backend; the
-        ``cython`` backend returns its OpenMP runtime's limit when something
-        (``threadpoolctl.threadpool_limits``) lowered it.
+        Asked at every :func:`get_num_threads` of a loaded backend that
+        defines it; the ``cython`` backend returns its OpenMP runtime's
+        limit when something (``threadpoolctl.threadpool_limits``) lowered it.
         """
         return None
 
@@ -184,6 +184,16 @@ _failed: Dict[str, str] = {}
 #: auto already warned about falling back past them
 _not_built: Dict[str, str] = {}
 _warned_not_built = False
+#: the loaded backends whose :meth:`Backend.thread_limit` is their own (a
+#: tuple, so :func:`get_num_threads` iterates it safely while another
+#: thread loads a backend; rebuilt by :func:`_load` and after a fork)
+_thread_capping: Tuple[Backend, ...] = ()
+
+
+def _note_capping() -> None:
+    global _thread_capping
+    _thread_capping = tuple(backend for backend in list(_loaded.values())
+                            if type(backend).thread_limit is not Backend.thread_limit)
 
 
 def _load(name: str) -> Tuple[Optional[Backend], Optional[str]]:
@@ -205,10 +215,13 @@ def _load(name: str) -> Tuple[Optional[Backend], Optional[str]]:
                 _not_built[name] = str(exc)
             return None, reason
         _loaded[name] = backend
+        _note_capping()
         return backend, None
 
 
 def _check_name(name: str) -> str:
+    if name in _VALID and type(name) is str:   # already a canonical name (most calls)
+        return name
     if not isinstance(name, str):
         raise TypeError(f"backend must be a str, got {type(name).__name__}")
     key = name.strip().lower()
@@ -259,6 +272,10 @@ def load_backend(name: str) -> Backend:
     key = _check_name(name)
     if key == "auto":
         raise ValueError("load_backend() needs a concrete backend name, not 'auto'")
+    return _load_or_raise(key)
+
+
+def _load_or_raise(key: str) -> Backend:
     backend, reason = _load(key)
     if backend is None:
         raise BackendUnavailableError(f"backend {key!r} is unavailable: {reason}")
@@ -560,7 +577,7 @@ def resolve(op: str, spec: ConvSpec, dtype: np.dtype[Any], backend: Optional[str
                              f"backend, but backend {name!r} was selected")
         name = device
     if name != "auto":
-        impl = load_backend(name)
+        impl = _load_or_raise(name)
         reason = impl.supports(op, spec, dtype)
         if reason is not None:
             raise BackendUnavailableError(f"backend {name!r} cannot run this call: {reason}")
@@ -614,8 +631,8 @@ def context_threads(n: int) -> Iterator[int]:
 
 def _env_threads() -> Optional[int]:
     for var in ("PYCONV_NUM_THREADS", "OMP_NUM_THREADS"):
-        raw = _environ(var).strip()
-        if not raw:
+        raw = _environ(var)
+        if not raw or not (raw := raw.strip()):
             continue
         try:
             value = int(raw.split(",")[0])
@@ -728,7 +745,7 @@ def get_num_threads() -> int:
         n = _env_threads()
     if n is None:
         n = _cpus()
-    for backend in list(_loaded.values()):   # a cap set outside pyconv (threadpoolctl)
+    for backend in _thread_capping:   # a cap set outside pyconv (threadpoolctl)
         limit = backend.thread_limit()
         if limit is not None and limit < n:
             n = max(1, limit)
@@ -778,6 +795,7 @@ def _after_fork_in_child() -> None:
             _failed[name] = (f"it was initialised in the parent of this process, which was "
                              f"then forked; {backend.name} cannot be used after a fork (start "
                              "worker processes with the 'spawn' or 'forkserver' method)")
+    _note_capping()
 
 
 if hasattr(os, "register_at_fork"):

@@ -409,8 +409,8 @@ def plan(op: str, spec, dtype, nthreads: Optional[int] = None,
     if paths is not None:
         forced = _check_paths(paths)
     exact = get_algorithms() == "exact"
-    return _plan_cached(op, spec, np.dtype(dtype), n, forced, simd, exact,
-                        _planning.tuning())
+    return _plan_cached(op, spec, dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
+                        n, forced, simd, exact, _planning.tuning())
 
 
 @functools.lru_cache(maxsize=512)
@@ -440,7 +440,7 @@ class CythonBackend(Backend):
     name = "cython"
 
     def supports(self, op, spec, dtype):
-        if np.dtype(dtype) not in _EMPTY:
+        if dtype not in _EMPTY and np.dtype(dtype) not in _EMPTY:
             return f"dtype {np.dtype(dtype)} is not float32/float64"
         if not 1 <= spec.nd <= 3:
             return f"{spec.nd}-d convolutions are not built (1, 2 or 3 spatial dims)"
@@ -490,9 +490,9 @@ class CythonBackend(Backend):
 
     @staticmethod
     def _run(op, spec, x, w, b, out):
-        """Plan the call and run it on its path (flat views of the arrays)."""
+        """Plan the call and run it on its path (the arrays as they are: C-contiguous)."""
         p = plan(op, spec, x.dtype)
-        BY_NAME[p.path].run(op, p, spec, x.reshape(-1), w.reshape(-1), b, out.reshape(-1))
+        BY_NAME[p.path].run(op, p, spec, x, w, b, out)
 
     @staticmethod
     def _bias_only(y, b, spec):

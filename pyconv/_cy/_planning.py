@@ -167,7 +167,7 @@ class Path:
         raise NotImplementedError
 
     def run(self, op: str, p: Plan, spec, x, w, b, out) -> None:
-        """Compute the call into ``out`` (all C-contiguous, of one dtype).
+        """Compute the call into ``out`` (all C-contiguous, of one dtype, any shape).
 
         ``b`` is the bias or an empty array; for conv_weight ``w`` is the
         output gradient and ``out`` the zeroed weight gradient.

@@ -547,6 +547,7 @@ class Fft(Path):
 
     def run(self, op, p, spec, x, w, b, out):
         geo = geometry(op, spec, x.dtype.str)
+        x, w, out = x.reshape(-1), w.reshape(-1), out.reshape(-1)   # (slices of flat views)
         if op == "conv_weight":
             _conv_weight(p, spec, geo, x, w, out)
         else:
