@@ -252,6 +252,14 @@ class ConvCall:
     #: input before the backend runs a zero-padding-free conv.
     prepad: Optional[Tuple[str, Pads]] = None
 
+    def __hash__(self) -> int:
+        # computed once, as ConvSpec's: a call is the key of the front layer's memo
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.op, self.spec, self.unbatched, self.prepad))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     @property
     def empty(self) -> bool:
         """No work to do: empty batch, or a zero-channel input/output."""
@@ -521,7 +529,8 @@ def _conv_transpose_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTup
 # memoised.  Only arguments whose type, not just value, is unambiguous are
 # keys (``True == 1`` but ``stride=True`` is an error): plain ints, strings,
 # None and tuples of plain ints; other forms (lists, NumPy integers, arrays)
-# are validated afresh each time.  Errors are never cached.
+# are validated afresh each time.  (The shapes are arrays' shapes, tuples of
+# ints: only the caller's arguments are checked.)  Errors are never cached.
 
 def _plain(args: Tuple[object, ...]) -> bool:
     """Whether every argument is a plain int, str, None or tuple of plain ints."""
@@ -546,10 +555,11 @@ def conv_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTuple,
               b_shape: Optional[IntTuple], stride: IntOrSeq, padding: Padding,
               dilation: IntOrSeq, groups: object, padding_mode: str = "zeros") -> ConvCall:
     """Validate a conv{nd_op}d call and return its batched geometry (memoised)."""
-    args = (x_shape, w_shape, b_shape, stride, padding, dilation, groups, padding_mode)
-    if _plain(args):
-        return _conv_call_cached(op, nd_op, *args)
-    return _conv_call(op, nd_op, *args)
+    if _plain((stride, padding, dilation, groups, padding_mode)):
+        return _conv_call_cached(op, nd_op, x_shape, w_shape, b_shape, stride, padding,
+                                 dilation, groups, padding_mode)
+    return _conv_call(op, nd_op, x_shape, w_shape, b_shape, stride, padding, dilation, groups,
+                      padding_mode)
 
 
 def conv_transpose_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTuple,
@@ -557,8 +567,9 @@ def conv_transpose_call(op: str, nd_op: int, x_shape: IntTuple, w_shape: IntTupl
                         output_padding: IntOrSeq, groups: object, dilation: IntOrSeq,
                         output_size: Optional[Shape] = None) -> ConvCall:
     """Validate a conv_transpose{nd_op}d call and return its batched geometry (memoised)."""
-    args = (x_shape, w_shape, b_shape, stride, padding, output_padding, groups, dilation,
-            output_size)
-    if _plain(args):
-        return _conv_transpose_call_cached(op, nd_op, *args)
-    return _conv_transpose_call(op, nd_op, *args)
+    if _plain((stride, padding, output_padding, groups, dilation, output_size)):
+        return _conv_transpose_call_cached(op, nd_op, x_shape, w_shape, b_shape, stride,
+                                           padding, output_padding, groups, dilation,
+                                           output_size)
+    return _conv_transpose_call(op, nd_op, x_shape, w_shape, b_shape, stride, padding,
+                                output_padding, groups, dilation, output_size)
