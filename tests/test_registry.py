@@ -326,6 +326,33 @@ def test_environment_reads_follow_os_environ(monkeypatch):
     assert pyconv.get_num_threads() == 4
 
 
+def test_a_loaded_backend_with_a_thread_limit_caps_the_thread_count(restore_threads,
+                                                                     monkeypatch):
+    """get_num_threads asks every backend _load loaded that defines thread_limit."""
+    import types
+
+    class Capped(ReferenceBackend):
+        name = "capped"
+
+        def thread_limit(self):
+            return 1
+
+    module = types.ModuleType("pyconv_test_capped")
+    module.load = Capped                           # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pyconv_test_capped", module)
+    monkeypatch.setitem(_registry._MODULES, "capped", "pyconv_test_capped")
+    pyconv.set_num_threads(3)
+    assert pyconv.get_num_threads() == 3
+    try:
+        backend, reason = _registry._load("capped")
+        assert reason is None and isinstance(backend, Capped)
+        assert pyconv.get_num_threads() == 1
+    finally:
+        _registry._loaded.pop("capped", None)
+        _registry._note_capping()
+    assert pyconv.get_num_threads() == 3
+
+
 def test_cpu_count_read_again_after_set_num_threads(restore_threads, monkeypatch):
     monkeypatch.delenv("PYCONV_NUM_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
