@@ -22,6 +22,7 @@ from typing import Any, Callable, List, Optional, Tuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._registry import device_owner
 from ._typing import BackendArray
 
 #: ``(result, compute, is_complex)``, see :func:`plan_dtypes`.
@@ -44,8 +45,6 @@ def as_array(value: object, name: str) -> BackendArray:
     """
     if type(value) is np.ndarray and value.dtype in _ACCEPTED:  # the common case, quickly
         return value
-    from ._registry import device_owner
-
     if value is None:
         raise TypeError(f"{name} must be an array, got None")
     arr: BackendArray
@@ -104,8 +103,6 @@ def host_dtypes(present: Tuple[np.dtype[Any], ...]) -> DtypePlan:
 
 def _device_dtypes(arrays: Tuple[Optional[BackendArray], ...], device: str) -> DtypePlan:
     """The dtypes of a call with device arrays: theirs, unconverted."""
-    from ._registry import device_owner
-
     on_dev: List[BackendArray] = []
     on_host: List[BackendArray] = []
     for a in arrays:

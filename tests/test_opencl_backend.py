@@ -412,6 +412,28 @@ def test_launch_validates_sizes(be):
         ocl_programs.launch(be.queue, knl, (0,), (1,), ())
 
 
+def test_launch_sizes_are_checked_once_and_errors_every_time(be, monkeypatch):
+    """Accepted sizes are remembered per kernel (a layer launches the same
+    ones at every call); refused ones are refused again; clear_cache forgets."""
+    knl = be.programs.kernel(be.context, "util", "sum_splits", (("PRECISION", 32),))
+    checks = []
+    real = ocl_programs._check_sizes
+    monkeypatch.setattr(ocl_programs, "_check_sizes",
+                        lambda *a: checks.append(a[2:]) or real(*a))
+    monkeypatch.setattr(ocl_programs.cl, "enqueue_nd_range_kernel", lambda *a, **k: None)
+    for method in ("set_args", "set_scalar_arg_dtypes"):   # nothing runs
+        monkeypatch.setattr(knl, method, lambda *a: None, raising=False)
+    be.clear_cache()
+    for _ in range(3):
+        ocl_programs.launch(be.queue, knl, (128,), (64,), ())
+        with pytest.raises(ocl_programs.LaunchError, match="not a multiple"):
+            ocl_programs.launch(be.queue, knl, (100,), (64,), ())
+    assert checks == [((128,), (64,))] + [((100,), (64,))] * 3
+    be.clear_cache()
+    ocl_programs.launch(be.queue, knl, (128,), (64,), ())
+    assert checks[-1] == ((128,), (64,)) and len(checks) == 5
+
+
 def test_tiles_fall_back_when_too_big(be, monkeypatch):
     """A device with 64 work-items and 4 KiB of local memory gets smaller tiles."""
     monkeypatch.setattr(be, "programs", ocl_programs.ProgramCache())

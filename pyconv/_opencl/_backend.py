@@ -43,8 +43,8 @@ import pyopencl.tools as cl_tools
 from .._registry import Backend, BackendUnavailableError
 from ._device import describe_device, device_has_fp64, enumerate_devices, select_device
 from ._programs import (PIECE_FLOPS, PLAN_LAYOUTS, TILE_CLASSES, ProgramCache,
-                        device_kind, elementwise_local_size, index_type, launch, launch_in_pieces,
-                        scalar_index)
+                        device_kind, elementwise_local_size, forget_launches, index_type, launch,
+                        launch_in_pieces, scalar_index)
 
 __all__ = ["OpenCLBackend", "PREFER_MIN_FLOPS"]
 
@@ -321,6 +321,7 @@ class OpenCLBackend(Backend):
         with self._plan_lock:
             self._plans.clear()
         self._templates.clear()
+        forget_launches()
         for _, pool in list(self._pools.values()):
             if pool:
                 pool.free_held()

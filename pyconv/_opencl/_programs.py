@@ -344,24 +344,15 @@ def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Seque
     ``offset`` is the global work offset (for :func:`launch_in_pieces`).
     """
     device = queue.device
-    gsize = tuple(int(g) for g in global_size)
-    name = kernel.function_name
-    if any(g <= 0 for g in gsize):
-        raise LaunchError(f"{name}: empty global size {gsize}")
-    if local_size is not None:
-        lsize = tuple(int(v) for v in local_size)
-        limit, items = _work_group_limits(kernel, device)
-        if len(lsize) != len(gsize):
-            raise LaunchError(f"{name}: global size {gsize} and local size {lsize} differ in rank")
-        if any(g % v for g, v in zip(gsize, lsize)):
-            raise LaunchError(
-                f"{name}: global size {gsize} is not a multiple of local size {lsize}")
-        if prod(lsize) > limit or any(v > m for v, m in zip(lsize, items)):
-            raise LaunchError(
-                f"{name}: local size {lsize} ({prod(lsize)} work-items) exceeds the limit of "
-                f"{limit} (max_work_item_sizes {items}) on {device.name.strip()!r}")
-    else:
-        lsize = None
+    key = (kernel, device, tuple(global_size),
+           None if local_size is None else tuple(local_size))
+    sizes = _checked.get(key)
+    if sizes is None:
+        sizes = _check_sizes(kernel, device, global_size, local_size)
+        if len(_checked) > 4096:
+            _checked.clear()
+        _checked[key] = sizes
+    gsize, lsize = sizes
     with _launch_lock:  # kernel objects hold their arguments: one launch at a time
         if kernel not in _typed_kernels:
             # declared scalar types let PyOpenCL pack the arguments directly:
@@ -375,6 +366,41 @@ def launch(queue, kernel, global_size: Sequence[int], local_size: Optional[Seque
         kernel.set_args(*args)
         return cl.enqueue_nd_range_kernel(queue, kernel, gsize, lsize,
                                           None if offset is None else tuple(offset))
+
+
+#: The sizes :func:`launch` accepted, by (kernel, device, global size, local
+#: size): a layer launches the same sizes call after call.
+_checked: Dict[Tuple[Any, ...], Tuple[Tuple[int, ...], Optional[Tuple[int, ...]]]] = {}
+
+
+def forget_launches() -> None:
+    """Drop the launch memos (:data:`_checked`, the typed kernels): they hold kernels."""
+    with _launch_lock:
+        _checked.clear()
+        _typed_kernels.clear()
+
+
+def _check_sizes(kernel, device, global_size: Sequence[int], local_size: Optional[Sequence[int]]
+                 ) -> Tuple[Tuple[int, ...], Optional[Tuple[int, ...]]]:
+    """The sizes of a launch as ints, or :class:`LaunchError` (see :func:`launch`)."""
+    gsize = tuple(int(g) for g in global_size)
+    name = kernel.function_name
+    if any(g <= 0 for g in gsize):
+        raise LaunchError(f"{name}: empty global size {gsize}")
+    if local_size is None:
+        return gsize, None
+    lsize = tuple(int(v) for v in local_size)
+    limit, items = _work_group_limits(kernel, device)
+    if len(lsize) != len(gsize):
+        raise LaunchError(f"{name}: global size {gsize} and local size {lsize} differ in rank")
+    if any(g % v for g, v in zip(gsize, lsize)):
+        raise LaunchError(
+            f"{name}: global size {gsize} is not a multiple of local size {lsize}")
+    if prod(lsize) > limit or any(v > m for v, m in zip(lsize, items)):
+        raise LaunchError(
+            f"{name}: local size {lsize} ({prod(lsize)} work-items) exceeds the limit of "
+            f"{limit} (max_work_item_sizes {items}) on {device.name.strip()!r}")
+    return gsize, lsize
 
 
 #: Floating-point operations one enqueued piece of a long launch should do, by
