@@ -36,7 +36,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import TYPE_CHECKING, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -259,6 +259,10 @@ class ConvCall:
             h = hash((self.op, self.spec, self.unbatched, self.prepad))
             object.__setattr__(self, "_hash", h)
         return h
+
+    def __getstate__(self) -> Dict[str, object]:
+        # not the kept hash: a string's hash differs from process to process
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
     @property
     def empty(self) -> bool:

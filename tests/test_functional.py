@@ -349,6 +349,21 @@ def test_huge_parameters_are_rejected_before_any_backend(name, front_layer):
                                 output_padding=10**20, backend=front_layer)
 
 
+def test_a_pickled_call_leaves_its_kept_hash_behind():
+    """A call keeps its hash (a memo key), which holds string hashes: those
+    differ between processes, so a pickled call (a Dask task) must not carry it."""
+    import pickle
+
+    from pyconv._spec import conv_call
+
+    call = conv_call("conv1d", 1, (2, 4, 32), (8, 4, 5), None, 1, "same", 1, 1, "reflect")
+    hash(call)
+    assert "_hash" in call.__dict__
+    clone = pickle.loads(pickle.dumps(call))
+    assert "_hash" not in clone.__dict__
+    assert clone == call and hash(clone) == hash(call)
+
+
 def test_memoised_validation_keeps_types_apart(front_layer, monkeypatch):
     """The validated geometry is memoised, but ``True`` is still not the stride 1."""
     monkeypatch.setattr(pyconv._registry, "resolve",
