@@ -28,6 +28,7 @@ command queue (see :data:`POOL_HOLD_BYTES`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections import OrderedDict
@@ -166,6 +167,7 @@ def _phase_residues(spec):
                                        spec.stride, spec.out_size)]
 
 
+@functools.lru_cache(maxsize=1024)
 def _canonical(spec):
     """``spec`` with the strides and dilations that cannot change the result set to 1.
 
@@ -173,6 +175,7 @@ def _canonical(spec):
     (conv: ``o*s``) or input position (conv_transpose: ``i*s``), a dilation
     only along a kernel of more than one tap.  Huge values there (a stride
     of 2**39 with one output) would needlessly overflow the 32-bit plans.
+    Memoised: every call asks.
     """
     steps = spec.in_size if spec.transposed else spec.out_size
     stride = tuple(s if n > 1 else 1 for s, n in zip(spec.stride, steps))

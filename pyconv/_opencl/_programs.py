@@ -423,9 +423,12 @@ def launch_in_pieces(queue, kernel, global_size: Sequence[int], local_size: Sequ
     stays usable.  The kernel must add ``get_global_offset(a) /
     get_local_size(a)`` to its group id along each of ``axes``.
     """
-    gsize, lsize = list(global_size), list(local_size)
     is_cpu = device_kind(queue.device)[0]
     wanted = int(flops // PIECE_FLOPS["cpu" if is_cpu else "gpu"]) + 1
+    if wanted == 1:   # one piece (most calls): nothing to cut
+        launch(queue, kernel, global_size, local_size, args)
+        return
+    gsize, lsize = list(global_size), list(local_size)
     cuts = []  # per axis: (axis, groups per piece)
     for axis in axes:
         groups = gsize[axis] // lsize[axis]
