@@ -73,9 +73,10 @@ portable build is correct but slower, so BLAS runs instead.
    with stride 2 (ResNet's downsampling), AVX-512 only: tiles of 2x2
    outputs read 5x5 windows; taps 0 and 2 of each axis meet the window's
    even positions only (F(2, 2) there), tap 1 its odd ones: 25 products
-   per tile where the direct sum does 36.  At least 48 channels per group, 49 to 2048 tiles per call,
-   and tiles that cover at most 10% more outputs than the map has (even
-   output sizes: a 7x7 map stays on ``ocvec``).
+   per tile where the direct sum does 36.  At least 48 channels per
+   group, 49 to 2048 tiles per call, and tiles that cover at most 10% more
+   outputs than the map has (even output sizes: a 7x7 map stays on
+   ``ocvec``).
 6. ``winograd4`` (conv, conv_transpose; not exact): Winograd minimal
    filtering F(4, 3) on every axis (4 outputs per tile and axis), float32,
    micro-kernel CPU, stride 1, dilation 1, a 3-tap kernel on every axis

@@ -181,6 +181,12 @@ class Path:
 # --------------------------------------------------------------------------
 # geometry
 
+def equal_runs(total, most):
+    """The length of runs that cut ``total`` into the fewest runs of at most
+    ``most``, all of one length but the last (which may be shorter)."""
+    return -(-total // -(-total // most))
+
+
 def canon(sizes, fill):
     """Pad a per-dim tuple to 3 dims (z, y, x) with ``fill`` in front."""
     sizes = tuple(int(v) for v in sizes)
@@ -253,7 +259,7 @@ def tile_columns(rows, positions, row_len, itemsize, groups_of_work=1):
         # whole rows, spread evenly over the fewest tiles
         nrows = -(-positions // row_len)
         per = t // row_len
-        per = -(-nrows // -(-nrows // per))
+        per = equal_runs(nrows, per)
         return per * row_len
     # parts of one long row: equal tiles, a multiple of 16 columns
     ntiles = -(-positions // t)

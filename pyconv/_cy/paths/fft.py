@@ -80,7 +80,7 @@ import numpy as np
 import scipy.fft
 
 from .. import _fft, _planning
-from .._planning import Path, canon, finish
+from .._planning import Path, canon, equal_runs, finish
 
 # --------------------------------------------------------------------------
 # the cost model (seconds, one thread; measured by tools/calibrate_fft.py)
@@ -304,7 +304,7 @@ def fft_seconds(op, spec, dtype, n, axes=None):
             if op == "conv_weight":
                 slots = max(1, min(chunks, _planning.MAX_SLOTS,
                                    (SPECTRUM_BYTES - lag_bytes) // (g * group_spectrum)))
-                slots = -(-chunks // -(-chunks // slots))
+                slots = equal_runs(chunks, slots)
             items = slots or ranges * chunks
             features = (g * frames * per_frame + fixed
                         + np.array([0, 0, ranges * chunks * group_items * group_spectrum,

@@ -27,7 +27,8 @@ from __future__ import annotations
 from math import prod
 
 from .. import _implicit, _planning
-from .._planning import Path, canon, finish, fits, gemm_shape, geo, outer_axis, slots, target
+from .._planning import (Path, canon, equal_runs, finish, fits, gemm_shape, geo, outer_axis,
+                         slots, target)
 from .gemm import is_pointwise
 
 #: conv: fewest micro-kernel panels of output channels per part, when a
@@ -150,7 +151,7 @@ class Implicit(Path):
                 if items < _planning.TARGET_ITEMS:
                     mparts = -(-_planning.TARGET_ITEMS // items)
                 mparts = min(mparts, panels // MIN_PART_PANELS)
-                mparts = -(-panels // -(-panels // mparts))      # equal runs of panels
+                mparts = equal_runs(panels, mparts)
             return finish(self.name, items * mparts, per, fixed + reserved, n, tile=rows,
                           simd=tgt.level, blocks=mparts)
         # images per item: up to WEIGHT_POSITIONS valid positions, keeping

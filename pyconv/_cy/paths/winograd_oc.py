@@ -27,7 +27,7 @@ from math import prod
 import numpy as np
 
 from .. import _planning, _winograd_oc
-from .._planning import Path, finish, fits, geo
+from .._planning import Path, equal_runs, finish, fits, geo
 from .winograd import matrices
 
 #: One thread's products of a chunk of tiles (M, re-read from L2 for every
@@ -209,19 +209,19 @@ class WinogradOc(Path):
         kbs = max(1, min(MAX_BLOCKS if stride == 1 else 1, ncob * spec.groups // MIN_ITEMS))
         tc = max(1, M_BYTES // (kbs * P * ocb * isz))
         cb = max(1, U_BYTES // (kbs * P * ocb * isz))
-        cb = -(-cin // -(-cin // cb))                   # equal runs
+        cb = equal_runs(cin, cb)
         rt = max(1, V_BYTES // (spec.in_channels * P * isz))
         nt = tiles(spec, m)
         if rt < nt:                                     # equal rounds of equal chunks
-            rt = -(-nt // -(-nt // rt))
-            tc = -(-rt // -(-rt // min(tc, rt)))
+            rt = equal_runs(nt, rt)
+            tc = equal_runs(rt, min(tc, rt))
         want = -(-_planning.TARGET_ITEMS * 2 // spec.groups)
         cch = max(1, -(-cin // want))
         local_rt = local_round(spec, tgt, m, nt, P * isz)
         local = local_rt is not None
         if local:
             rt = local_rt
-            tc = -(-rt // -(-rt // min(tc, rt)))
+            tc = equal_runs(rt, min(tc, rt))
             kbs, cch = 1, 0
         per, fixed = _winograd_oc.workspace(geo(spec), m, tc, rt, cb, kbs, tgt.level, tgt.dbl,
                                             local)
